@@ -1,0 +1,1 @@
+//! Admin web (later issue). Not yet built.

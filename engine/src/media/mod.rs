@@ -1,0 +1,1 @@
+//! Media: see the crate docs.

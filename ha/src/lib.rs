@@ -1,0 +1,1 @@
+//! HA (issue 5): openraft replicated state. Not yet built.

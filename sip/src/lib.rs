@@ -1,0 +1,3 @@
+//! svi's SIP core.
+pub mod auth;
+pub mod sdp;

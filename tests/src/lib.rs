@@ -1,0 +1,1 @@
+//! svi end-to-end test harness.
