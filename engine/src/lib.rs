@@ -1,4 +1,27 @@
 //! svi's call engine.
 //!
-//! - `media`: RTP endpoints, G.711, DTMF (RFC 4733, in-band), prompts, media workers.
+//! - `config`: the configuration model and its validation;
+//! - `runtime`: `Engine::start` / `shutdown` and the `EngineHandle` for the CLI and admin;
+//! - `dispatch`: routes SIP events to calls and trunks; answers what no call owns;
+//! - `uas`: the UAS core's request screening (RFC 3261 §8.2) as a pure function;
+//! - `call`: one actor per call driving the flow interpreter, SIP dialog and media;
+//! - `collect`: digit collection (barge-in, timeouts, terminator) as a sans-IO machine;
+//! - `flows`: loading, checking and hot-reloading call flows;
+//! - `trunk`: registration of the engine's SIP user with an IPBX;
+//! - `media`: RTP endpoints, G.711, DTMF (RFC 4733, in-band), prompts, media workers;
+//! - `storage`: SQLite (the only module that names sqlx): call records;
+//! - `acl`, `pii`: network allow-lists; personal data kept out of logs.
+pub mod acl;
+pub mod call;
+pub mod collect;
+pub mod config;
+pub mod dispatch;
+pub mod flows;
 pub mod media;
+pub mod pii;
+pub mod runtime;
+pub mod storage;
+pub mod trunk;
+pub mod uas;
+
+pub use runtime::{Engine, EngineError, EngineHandle};

@@ -2,7 +2,17 @@
 //!
 //! - `message`: the codec (parse, validate, serialise) for requests and responses;
 //! - `sdp`: session descriptions and offer/answer for G.711 + telephone-event;
-//! - `auth`: digest authentication (MD5, SHA-256, qop=auth), client and server.
+//! - `auth`: digest authentication (MD5, SHA-256, qop=auth), client and server;
+//! - `transaction`: the four RFC 3261 transaction state machines, timers as data;
+//! - `endpoint`: the transaction layer the engine drives (matching, automatic answers);
+//! - `dialog`: RFC 3261 §12 dialogs (route sets, CSeq, target refresh);
+//! - `register`: the registration client (RFC 3261 §10 with digest);
+//! - `transport`: the tokio driver (UDP, TCP) around the endpoint; the only I/O here.
 pub mod auth;
+pub mod dialog;
+pub mod endpoint;
 pub mod message;
+pub mod register;
 pub mod sdp;
+pub mod transaction;
+pub mod transport;

@@ -27,10 +27,22 @@ fn manifest(dir: &str) -> Vec<(String, String)> {
 /// Invalid messages that are answered by the UAS core or tolerated as the RFC allows,
 /// rather than refused by the parser. Each is checked on the wire by the engine test.
 const PARSER_ACCEPTS: &[(&str, &str)] = &[
-    ("escruri.dat", "the escaped Route header in the Request-URI is ignored, never applied"),
-    ("baddate.dat", "the Date header is not used, so its form does not matter (RFC 4475 allows it)"),
-    ("mismatch02.dat", "answered 501: the unknown method is refused before the CSeq check"),
-    ("bcast.dat", "a response: dropped by the transaction layer as stray"),
+    (
+        "escruri.dat",
+        "the escaped Route header in the Request-URI is ignored, never applied",
+    ),
+    (
+        "baddate.dat",
+        "the Date header is not used, so its form does not matter (RFC 4475 allows it)",
+    ),
+    (
+        "mismatch02.dat",
+        "answered 501: the unknown method is refused before the CSeq check",
+    ),
+    (
+        "bcast.dat",
+        "a response: dropped by the transaction layer as stray",
+    ),
 ];
 
 #[test]
@@ -42,7 +54,10 @@ fn rfc4475_verdicts_match_the_manifest() {
         match class.as_str() {
             "invalid" if !tolerated => {
                 // Responses with absurd values are refused by the parser too (then dropped).
-                assert!(parsed.is_err(), "{file} should be refused, parsed as {parsed:?}");
+                assert!(
+                    parsed.is_err(),
+                    "{file} should be refused, parsed as {parsed:?}"
+                );
             }
             "valid" | "transaction" | "compat" => {
                 assert!(parsed.is_ok(), "{file} should parse: {:?}", parsed.err());
@@ -58,26 +73,57 @@ fn specific_rfc4475_errors() {
         let bytes = std::fs::read(corpus("rfc4475").join(file)).expect("read");
         let e = parse_datagram(&bytes).expect_err(file);
         assert_eq!(e.status(), status, "{file}: {e}");
-        assert!(e.request_headers.is_some(), "{file}: headers kept for the answer");
+        assert!(
+            e.request_headers.is_some(),
+            "{file}: headers kept for the answer"
+        );
     };
     check("badvers.dat", 505);
-    for f in ["clerr.dat", "ncl.dat", "scalar02.dat", "quotbal.dat", "ltgtruri.dat", "lwsruri.dat", "lwsstart.dat", "trws.dat", "badaspec.dat", "baddn.dat", "mismatch01.dat", "insuf.dat", "multi01.dat", "mcl01.dat", "badinv01.dat"] {
+    for f in [
+        "clerr.dat",
+        "ncl.dat",
+        "scalar02.dat",
+        "quotbal.dat",
+        "ltgtruri.dat",
+        "lwsruri.dat",
+        "lwsstart.dat",
+        "trws.dat",
+        "badaspec.dat",
+        "baddn.dat",
+        "mismatch01.dat",
+        "insuf.dat",
+        "multi01.dat",
+        "mcl01.dat",
+        "badinv01.dat",
+    ] {
         check(f, 400);
     }
 }
 
 #[test]
 fn valid_messages_read_as_expected() {
-    let read = |f: &str| parse_datagram(&std::fs::read(corpus("rfc4475").join(f)).expect("read")).expect(f);
-    let SipMessage::Request(r) = read("wsinv.dat") else { panic!("request") };
+    let read = |f: &str| {
+        parse_datagram(&std::fs::read(corpus("rfc4475").join(f)).expect("read")).expect(f)
+    };
+    let SipMessage::Request(r) = read("wsinv.dat") else {
+        panic!("request")
+    };
     assert_eq!(r.headers.max_forwards().expect("mf"), Some(68));
     assert_eq!(r.headers.cseq().expect("cseq").seq, 9);
     assert_eq!(r.headers.vias().expect("vias").len(), 3);
-    assert_eq!(r.headers.get(&sip::message::HeaderName::Other("NewFangledHeader".into())), Some("newfangled value continued newfangled value"));
+    assert_eq!(
+        r.headers
+            .get(&sip::message::HeaderName::Other("NewFangledHeader".into())),
+        Some("newfangled value continued newfangled value")
+    );
     assert_eq!(r.body.len(), 150);
-    let SipMessage::Request(r) = read("dblreq.dat") else { panic!("request") };
+    let SipMessage::Request(r) = read("dblreq.dat") else {
+        panic!("request")
+    };
     assert_eq!(r.method, sip::message::Method::Register);
-    let SipMessage::Request(r) = read("intmeth.dat") else { panic!("request") };
+    let SipMessage::Request(r) = read("intmeth.dat") else {
+        panic!("request")
+    };
     assert!(matches!(r.method, sip::message::Method::Extension(_)));
     assert!(matches!(read("noreason.dat"), SipMessage::Response(_)));
 }

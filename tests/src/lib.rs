@@ -1,1 +1,27 @@
-//! svi end-to-end test harness.
+//! svi's end-to-end test harness: real `svi` processes on loopback, real peers (sipp), and
+//! helpers that wait on events with deadlines (never a bare sleep).
+//!
+//! - `proc`: start, probe, stop and inspect an engine process in a temporary data directory;
+//! - `sipp`: build sipp scenarios (caller, registrar) and run sipp against the engine;
+//! - `pcap`: write pcap files of RTP streams (e.g. in-band DTMF tones) for sipp to play;
+//! - `probe`: raw SIP over UDP (OPTIONS pings, sending torture messages, reading answers).
+
+pub mod pcap;
+pub mod ports;
+pub mod probe;
+pub mod proc;
+pub mod sipp;
+
+use std::path::PathBuf;
+
+/// The repository root (parent of this crate).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The shared folder beside the repository (`SVI_SHARED` overrides).
+pub fn shared_dir() -> PathBuf {
+    std::env::var("SVI_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join("../shared"))
+}

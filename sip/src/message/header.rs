@@ -117,7 +117,10 @@ impl Headers {
     }
 
     pub fn push(&mut self, name: HeaderName, value: impl Into<String>) {
-        self.0.push(Header { name, value: value.into() });
+        self.0.push(Header {
+            name,
+            value: value.into(),
+        });
     }
 
     /// Replaces every value of `name` with one value, at the place of the first.
@@ -145,11 +148,17 @@ impl Headers {
     }
 
     pub fn get(&self, name: &HeaderName) -> Option<&str> {
-        self.0.iter().find(|h| &h.name == name).map(|h| h.value.as_str())
+        self.0
+            .iter()
+            .find(|h| &h.name == name)
+            .map(|h| h.value.as_str())
     }
 
     pub fn get_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a str> + 'a {
-        self.0.iter().filter(move |h| &h.name == name).map(|h| h.value.as_str())
+        self.0
+            .iter()
+            .filter(move |h| &h.name == name)
+            .map(|h| h.value.as_str())
     }
 
     pub fn count(&self, name: &HeaderName) -> usize {
@@ -177,7 +186,10 @@ mod tests {
         assert_eq!(HeaderName::parse("i"), HeaderName::CallId);
         assert_eq!(HeaderName::parse("MaX-fOrWaRdS"), HeaderName::MaxForwards);
         assert_eq!(HeaderName::parse("l"), HeaderName::ContentLength);
-        assert_eq!(HeaderName::parse("NewFangledHeader").as_str(), "NewFangledHeader");
+        assert_eq!(
+            HeaderName::parse("NewFangledHeader").as_str(),
+            "NewFangledHeader"
+        );
     }
 
     #[test]

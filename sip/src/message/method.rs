@@ -85,8 +85,14 @@ mod tests {
     fn known_and_extension() {
         assert_eq!(Method::parse("INVITE"), Some(Method::Invite));
         let weird = "!interesting-Method0123456789_*+`.%indeed'~";
-        assert_eq!(Method::parse(weird).map(|m| m.to_string()), Some(weird.to_string()));
-        assert_eq!(Method::parse("invite"), Some(Method::Extension("invite".into())));
+        assert_eq!(
+            Method::parse(weird).map(|m| m.to_string()),
+            Some(weird.to_string())
+        );
+        assert_eq!(
+            Method::parse("invite"),
+            Some(Method::Extension("invite".into()))
+        );
         assert_eq!(Method::parse("IN VITE"), None);
         assert_eq!(Method::parse(""), None);
     }

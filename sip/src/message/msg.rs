@@ -105,7 +105,12 @@ fn write_headers(out: &mut String, headers: &Headers, body_len: usize) {
 
 impl Request {
     pub fn new(method: Method, uri: Uri) -> Self {
-        Request { method, uri, headers: Headers::new(), body: Bytes::new() }
+        Request {
+            method,
+            uri,
+            headers: Headers::new(),
+            body: Bytes::new(),
+        }
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -137,7 +142,13 @@ impl Response {
     /// The same from a request's raw headers (used for 400s to requests that failed parsing).
     pub fn for_headers(headers: &Headers, status: u16) -> Self {
         let mut r = Response::new(status);
-        for name in [HeaderName::Via, HeaderName::From, HeaderName::To, HeaderName::CallId, HeaderName::CSeq] {
+        for name in [
+            HeaderName::Via,
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+            HeaderName::CSeq,
+        ] {
             r.headers.copy_from(headers, &name);
         }
         r

@@ -65,7 +65,10 @@ pub struct ParseError {
 
 impl ParseError {
     fn bare(kind: ParseErrorKind) -> Self {
-        ParseError { kind, request_headers: None }
+        ParseError {
+            kind,
+            request_headers: None,
+        }
     }
 
     /// The status code a UAS answers with (505 for a version, 400 for anything else).
@@ -85,8 +88,14 @@ struct Head<'a> {
 
 fn find_head_end(buf: &[u8]) -> Option<(usize, usize)> {
     // CRLF CRLF, or (leniently) LF LF.
-    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, i + 4));
-    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| (i, i + 2));
+    let crlf = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, i + 4));
+    let lf = buf
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map(|i| (i, i + 2));
     match (crlf, lf) {
         (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
         (a, b) => a.or(b),
@@ -94,17 +103,24 @@ fn find_head_end(buf: &[u8]) -> Option<(usize, usize)> {
 }
 
 fn skip_leading_crlf(buf: &[u8]) -> usize {
-    buf.iter().take_while(|b| **b == b'\r' || **b == b'\n').count()
+    buf.iter()
+        .take_while(|b| **b == b'\r' || **b == b'\n')
+        .count()
 }
 
 fn parse_head(buf: &[u8]) -> Result<Head<'_>, ParseError> {
     let (head_end, body_offset) = find_head_end(buf).ok_or_else(|| {
-        ParseError::bare(if buf.len() > MAX_HEAD { ParseErrorKind::HeadTooLarge } else { ParseErrorKind::Unterminated })
+        ParseError::bare(if buf.len() > MAX_HEAD {
+            ParseErrorKind::HeadTooLarge
+        } else {
+            ParseErrorKind::Unterminated
+        })
     })?;
     if head_end > MAX_HEAD {
         return Err(ParseError::bare(ParseErrorKind::HeadTooLarge));
     }
-    let text = std::str::from_utf8(&buf[..head_end]).map_err(|_| ParseError::bare(ParseErrorKind::NotUtf8))?;
+    let text = std::str::from_utf8(&buf[..head_end])
+        .map_err(|_| ParseError::bare(ParseErrorKind::NotUtf8))?;
     let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let start = lines.next().unwrap_or("");
     let mut headers = Headers::new();
@@ -138,11 +154,21 @@ fn parse_head(buf: &[u8]) -> Result<Head<'_>, ParseError> {
         headers.push(HeaderName::parse(&n), v.trim().to_string());
     }
     if let Some((line, text)) = bad_line {
-        let kind = ParseErrorKind::BadHeaderLine { line, text: text.chars().take(120).collect() };
+        let kind = ParseErrorKind::BadHeaderLine {
+            line,
+            text: text.chars().take(120).collect(),
+        };
         let is_request = !start.starts_with("SIP/");
-        return Err(ParseError { kind, request_headers: is_request.then_some(headers) });
+        return Err(ParseError {
+            kind,
+            request_headers: is_request.then_some(headers),
+        });
     }
-    Ok(Head { start, headers, body_offset })
+    Ok(Head {
+        start,
+        headers,
+        body_offset,
+    })
 }
 
 fn check_version(v: &str) -> Result<(), ParseErrorKind> {
@@ -154,7 +180,10 @@ fn check_version(v: &str) -> Result<(), ParseErrorKind> {
         .strip_prefix("SIP/")
         .and_then(|r| r.split_once('.'))
         .is_some_and(|(a, b)| {
-            !a.is_empty() && !b.is_empty() && a.chars().all(|c| c.is_ascii_digit()) && b.chars().all(|c| c.is_ascii_digit())
+            !a.is_empty()
+                && !b.is_empty()
+                && a.chars().all(|c| c.is_ascii_digit())
+                && b.chars().all(|c| c.is_ascii_digit())
         });
     Err(if looks_like_version {
         ParseErrorKind::BadVersion(v.to_string())
@@ -169,7 +198,9 @@ fn check_common(headers: &Headers) -> Result<CSeq, ParseErrorKind> {
             return Err(ParseErrorKind::DuplicateHeader(h.name.to_string()));
         }
     }
-    let call_id = headers.call_id().ok_or(ParseErrorKind::MissingHeader("Call-ID"))?;
+    let call_id = headers
+        .call_id()
+        .ok_or(ParseErrorKind::MissingHeader("Call-ID"))?;
     if call_id.is_empty() || call_id.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(ParseErrorKind::BadCallId(call_id.to_string()));
     }
@@ -203,29 +234,55 @@ fn body_of(buf: &[u8], body_offset: usize, headers: &Headers) -> Result<Bytes, P
     let available = buf.len().saturating_sub(body_offset);
     let declared = headers.content_length()?.unwrap_or(available);
     if declared > available {
-        return Err(ParseErrorKind::BodyTooShort { declared, available });
+        return Err(ParseErrorKind::BodyTooShort {
+            declared,
+            available,
+        });
     }
     // Octets past Content-Length are ignored (RFC 4475 §3.1.1.8).
-    Ok(Bytes::copy_from_slice(&buf[body_offset..body_offset + declared]))
+    Ok(Bytes::copy_from_slice(
+        &buf[body_offset..body_offset + declared],
+    ))
 }
 
-fn build_request(start: &str, headers: Headers, buf: &[u8], body_offset: usize) -> Result<Request, ParseErrorKind> {
+fn build_request(
+    start: &str,
+    headers: Headers,
+    buf: &[u8],
+    body_offset: usize,
+) -> Result<Request, ParseErrorKind> {
     let parts: Vec<&str> = start.split(' ').collect();
     let [method, uri, version] = parts.as_slice() else {
-        return Err(ParseErrorKind::BadRequestLine(start.chars().take(120).collect()));
+        return Err(ParseErrorKind::BadRequestLine(
+            start.chars().take(120).collect(),
+        ));
     };
     check_version(version)?;
-    let method = Method::parse(method).ok_or_else(|| ParseErrorKind::BadMethod(method.to_string()))?;
+    let method =
+        Method::parse(method).ok_or_else(|| ParseErrorKind::BadMethod(method.to_string()))?;
     let uri = Uri::parse(uri)?;
     let cseq = check_common(&headers)?;
     if cseq.method != method {
-        return Err(ParseErrorKind::CSeqMismatch { method: method.to_string(), cseq: cseq.method.to_string() });
+        return Err(ParseErrorKind::CSeqMismatch {
+            method: method.to_string(),
+            cseq: cseq.method.to_string(),
+        });
     }
     let body = body_of(buf, body_offset, &headers)?;
-    Ok(Request { method, uri, headers, body })
+    Ok(Request {
+        method,
+        uri,
+        headers,
+        body,
+    })
 }
 
-fn build_response(start: &str, headers: Headers, buf: &[u8], body_offset: usize) -> Result<Response, ParseErrorKind> {
+fn build_response(
+    start: &str,
+    headers: Headers,
+    buf: &[u8],
+    body_offset: usize,
+) -> Result<Response, ParseErrorKind> {
     let bad = || ParseErrorKind::BadStatusLine(start.chars().take(120).collect());
     let mut parts = start.splitn(3, ' ');
     let version = parts.next().unwrap_or("");
@@ -241,7 +298,12 @@ fn build_response(start: &str, headers: Headers, buf: &[u8], body_offset: usize)
     let reason = parts.next().unwrap_or("").to_string();
     check_common(&headers)?;
     let body = body_of(buf, body_offset, &headers)?;
-    Ok(Response { status, reason, headers, body })
+    Ok(Response {
+        status,
+        reason,
+        headers,
+        body,
+    })
 }
 
 /// Parses one message from a UDP datagram. Without Content-Length, the rest of the datagram
@@ -261,7 +323,10 @@ pub fn parse_datagram(buf: &[u8]) -> Result<SipMessage, ParseError> {
         let headers = head.headers.clone();
         build_request(start, head.headers, buf, head.body_offset)
             .map(SipMessage::Request)
-            .map_err(|kind| ParseError { kind, request_headers: Some(headers) })
+            .map_err(|kind| ParseError {
+                kind,
+                request_headers: Some(headers),
+            })
     }
 }
 
@@ -275,10 +340,18 @@ pub fn stream_frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
         return Ok(None);
     }
     let Some((_, body_offset)) = find_head_end(rest) else {
-        return if rest.len() > MAX_HEAD { Err(ParseError::bare(ParseErrorKind::HeadTooLarge)) } else { Ok(None) };
+        return if rest.len() > MAX_HEAD {
+            Err(ParseError::bare(ParseErrorKind::HeadTooLarge))
+        } else {
+            Ok(None)
+        };
     };
     let head = parse_head(rest)?;
-    let len = head.headers.content_length().map_err(|e| ParseError::bare(e.into()))?.unwrap_or(0);
+    let len = head
+        .headers
+        .content_length()
+        .map_err(|e| ParseError::bare(e.into()))?
+        .unwrap_or(0);
     let total = skip + body_offset + len;
     Ok((buf.len() >= total).then_some(total))
 }

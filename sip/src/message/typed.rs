@@ -20,13 +20,19 @@ pub struct HeaderError {
 }
 
 fn herr(header: &HeaderName, reason: impl Into<String>) -> HeaderError {
-    HeaderError { header: header.to_string(), reason: reason.into() }
+    HeaderError {
+        header: header.to_string(),
+        reason: reason.into(),
+    }
 }
 
 pub type Params = Vec<(String, Option<String>)>;
 
 fn find_param<'a>(params: &'a Params, name: &str) -> Option<Option<&'a str>> {
-    params.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_deref())
+    params
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_deref())
 }
 
 fn write_params(f: &mut fmt::Formatter<'_>, params: &Params) -> fmt::Result {
@@ -63,7 +69,11 @@ impl Via {
     }
 
     pub fn set_param(&mut self, name: &str, value: Option<String>) {
-        match self.params.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        match self
+            .params
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             Some(p) => p.1 = value,
             None => self.params.push((name.to_string(), value)),
         }
@@ -75,17 +85,24 @@ impl Via {
         let mut out = Vec::new();
         for part in split_commas(value) {
             let mut s = Scanner::new(part);
-            let proto = s.token().ok_or_else(|| herr(&name, "missing protocol name"))?;
+            let proto = s
+                .token()
+                .ok_or_else(|| herr(&name, "missing protocol name"))?;
             if !s.eat_sep('/') {
                 return Err(herr(&name, "missing '/' after protocol name"));
             }
-            let version = s.token().ok_or_else(|| herr(&name, "missing protocol version"))?;
+            let version = s
+                .token()
+                .ok_or_else(|| herr(&name, "missing protocol version"))?;
             if !s.eat_sep('/') {
                 return Err(herr(&name, "missing '/' before transport"));
             }
             let transport = s.token().ok_or_else(|| herr(&name, "missing transport"))?;
             if !proto.eq_ignore_ascii_case("SIP") || version != "2.0" {
-                return Err(herr(&name, format!("unsupported protocol {proto}/{version}")));
+                return Err(herr(
+                    &name,
+                    format!("unsupported protocol {proto}/{version}"),
+                ));
             }
             if !s.skip_ws() {
                 return Err(herr(&name, "missing whitespace before sent-by"));
@@ -130,7 +147,11 @@ pub struct NameAddr {
 
 impl NameAddr {
     pub fn new(uri: Uri) -> Self {
-        NameAddr { display: None, uri, params: Vec::new() }
+        NameAddr {
+            display: None,
+            uri,
+            params: Vec::new(),
+        }
     }
 
     pub fn tag(&self) -> Option<&str> {
@@ -150,7 +171,9 @@ impl NameAddr {
     pub fn parse(header: &HeaderName, value: &str) -> Result<NameAddr, HeaderError> {
         let mut s = Scanner::new(value.trim());
         let display = if s.peek() == Some('"') {
-            let q = s.quoted().ok_or_else(|| herr(header, "unbalanced quotes in display name"))?;
+            let q = s
+                .quoted()
+                .ok_or_else(|| herr(header, "unbalanced quotes in display name"))?;
             s.skip_ws();
             Some(format!("\"{q}\""))
         } else {
@@ -159,7 +182,10 @@ impl NameAddr {
             match look.find('<') {
                 Some(i) => {
                     let dn = look[..i].trim();
-                    if !dn.chars().all(|c| super::scan::is_token_char(c) || c == ' ' || c == '\t') {
+                    if !dn
+                        .chars()
+                        .all(|c| super::scan::is_token_char(c) || c == ' ' || c == '\t')
+                    {
                         return Err(herr(header, format!("display name `{dn}` must be quoted")));
                     }
                     s.take_while(|c| c != '<');
@@ -185,12 +211,19 @@ impl NameAddr {
         if !s.is_empty() {
             return Err(herr(header, format!("unexpected `{}`", s.rest())));
         }
-        Ok(NameAddr { display, uri, params })
+        Ok(NameAddr {
+            display,
+            uri,
+            params,
+        })
     }
 
     /// Parses a comma-separated list (Contact, Route, Record-Route).
     pub fn parse_list(header: &HeaderName, value: &str) -> Result<Vec<NameAddr>, HeaderError> {
-        split_commas(value).into_iter().map(|v| NameAddr::parse(header, v)).collect()
+        split_commas(value)
+            .into_iter()
+            .map(|v| NameAddr::parse(header, v))
+            .collect()
     }
 }
 
@@ -220,7 +253,12 @@ impl CSeq {
             .parse::<u64>()
             .ok()
             .filter(|n| *n < (1 << 31))
-            .ok_or_else(|| herr(&name, format!("sequence number `{digits}` is not below 2^31")))?;
+            .ok_or_else(|| {
+                herr(
+                    &name,
+                    format!("sequence number `{digits}` is not below 2^31"),
+                )
+            })?;
         if !s.skip_ws() {
             return Err(herr(&name, "missing method"));
         }
@@ -232,7 +270,10 @@ impl CSeq {
         if !s.is_empty() {
             return Err(herr(&name, "trailing characters"));
         }
-        Ok(CSeq { seq: seq as u32, method })
+        Ok(CSeq {
+            seq: seq as u32,
+            method,
+        })
     }
 }
 
@@ -264,7 +305,10 @@ impl Headers {
     }
 
     pub fn cseq(&self) -> Result<CSeq, HeaderError> {
-        CSeq::parse(self.single(&HeaderName::CSeq).ok_or_else(|| herr(&HeaderName::CSeq, "missing"))?)
+        CSeq::parse(
+            self.single(&HeaderName::CSeq)
+                .ok_or_else(|| herr(&HeaderName::CSeq, "missing"))?,
+        )
     }
 
     pub fn from_addr(&self) -> Result<NameAddr, HeaderError> {
@@ -287,7 +331,10 @@ impl Headers {
     }
 
     pub fn top_via(&self) -> Result<Via, HeaderError> {
-        self.vias()?.into_iter().next().ok_or_else(|| herr(&HeaderName::Via, "missing"))
+        self.vias()?
+            .into_iter()
+            .next()
+            .ok_or_else(|| herr(&HeaderName::Via, "missing"))
     }
 
     pub fn name_addrs(&self, name: &HeaderName) -> Result<Vec<NameAddr>, HeaderError> {
@@ -307,23 +354,34 @@ impl Headers {
 
     pub fn max_forwards(&self) -> Result<Option<u8>, HeaderError> {
         let n = HeaderName::MaxForwards;
-        self.single(&n).map(|v| parse_number(&n, v, 255).map(|x| x as u8)).transpose()
+        self.single(&n)
+            .map(|v| parse_number(&n, v, 255).map(|x| x as u8))
+            .transpose()
     }
 
     pub fn expires(&self) -> Result<Option<u32>, HeaderError> {
         let n = HeaderName::Expires;
-        self.single(&n).map(|v| parse_number(&n, v, u32::MAX as u64).map(|x| x as u32)).transpose()
+        self.single(&n)
+            .map(|v| parse_number(&n, v, u32::MAX as u64).map(|x| x as u32))
+            .transpose()
     }
 
     pub fn content_length(&self) -> Result<Option<usize>, HeaderError> {
         let n = HeaderName::ContentLength;
-        self.single(&n).map(|v| parse_number(&n, v, u32::MAX as u64).map(|x| x as usize)).transpose()
+        self.single(&n)
+            .map(|v| parse_number(&n, v, u32::MAX as u64).map(|x| x as usize))
+            .transpose()
     }
 
     /// Media type, lower-cased, without parameters (`application/sdp`).
     pub fn content_type(&self) -> Option<String> {
-        self.single(&HeaderName::ContentType)
-            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        self.single(&HeaderName::ContentType).map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
     }
 
     /// Tokens of a comma-list header such as Require, Supported, Allow, Accept.
@@ -353,7 +411,10 @@ mod tests {
     #[test]
     fn via_rejects_empty_params_and_ipv6_received() {
         assert!(Via::parse_list("SIP/2.0/UDP 192.0.2.15;;,;,,").is_err());
-        let v = Via::parse_list("SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z9hG4bKas3").expect("via");
+        let v = Via::parse_list(
+            "SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z9hG4bKas3",
+        )
+        .expect("via");
         assert_eq!(v[0].received(), Some("2001:db8::9:255"));
         assert_eq!(v[0].port, None);
     }
@@ -361,9 +422,17 @@ mod tests {
     #[test]
     fn name_addr_forms() {
         let n = HeaderName::From;
-        let a = NameAddr::parse(&n, r#""J Rosenberg \\\""       <sip:jdrosen@example.com>  ;  tag = 98asjd8"#).expect("from");
+        let a = NameAddr::parse(
+            &n,
+            r#""J Rosenberg \\\""       <sip:jdrosen@example.com>  ;  tag = 98asjd8"#,
+        )
+        .expect("from");
         assert_eq!(a.tag(), Some("98asjd8"));
-        let a = NameAddr::parse(&n, "sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").expect("addr-spec");
+        let a = NameAddr::parse(
+            &n,
+            "sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n",
+        )
+        .expect("addr-spec");
         assert_eq!(a.tag(), Some("1918181833n"));
         let a = NameAddr::parse(&n, "Joe User <sip:joe@example.org>;tag=1").expect("tokens");
         assert_eq!(a.display.as_deref(), Some("Joe User"));

@@ -12,7 +12,10 @@ pub enum Uri {
     /// `tel:` number with its parameters, as written after the colon.
     Tel(String),
     /// Any other absolute URI: scheme (lower-cased) and the rest as written.
-    Other { scheme: String, rest: String },
+    Other {
+        scheme: String,
+        rest: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +40,10 @@ pub struct UriError {
 }
 
 fn err(uri: &str, reason: &'static str) -> UriError {
-    UriError { uri: uri.chars().take(200).collect(), reason }
+    UriError {
+        uri: uri.chars().take(200).collect(),
+        reason,
+    }
 }
 
 fn is_user_char(c: char) -> bool {
@@ -59,12 +65,16 @@ fn is_header_char(c: char) -> bool {
 /// Validates a host: a domain name, an IPv4 address, or a bracketed IPv6 reference.
 pub fn valid_host(host: &str) -> bool {
     if let Some(inner) = host.strip_prefix('[') {
-        let Some(inner) = inner.strip_suffix(']') else { return false };
+        let Some(inner) = inner.strip_suffix(']') else {
+            return false;
+        };
         return inner.parse::<std::net::Ipv6Addr>().is_ok();
     }
     !host.is_empty()
         && host.len() <= 255
-        && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
         && !host.starts_with('-')
         && !host.starts_with('.')
 }
@@ -104,18 +114,30 @@ impl Uri {
         let rest = &s[colon + 1..];
         if scheme.is_empty()
             || !scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-            || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            || !scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
         {
             return Err(err(s, "bad scheme"));
         }
-        if rest.is_empty() || rest.chars().any(|c| c.is_whitespace() || c.is_control() || "<>\"".contains(c)) {
-            return Err(err(s, "empty, or contains whitespace, quotes or angle brackets"));
+        if rest.is_empty()
+            || rest
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "<>\"".contains(c))
+        {
+            return Err(err(
+                s,
+                "empty, or contains whitespace, quotes or angle brackets",
+            ));
         }
         match scheme.to_ascii_lowercase().as_str() {
             "sip" => SipUri::parse_rest(s, rest, false).map(Uri::Sip),
             "sips" => SipUri::parse_rest(s, rest, true).map(Uri::Sip),
             "tel" => Ok(Uri::Tel(rest.to_string())),
-            other => Ok(Uri::Other { scheme: other.to_string(), rest: rest.to_string() }),
+            other => Ok(Uri::Other {
+                scheme: other.to_string(),
+                rest: rest.to_string(),
+            }),
         }
     }
 
@@ -166,7 +188,8 @@ impl SipUri {
             Some(i) => (&hostpart[..i], &hostpart[i..]),
             None => (hostpart, ""),
         };
-        let (host, port) = split_host_port(hostport).ok_or_else(|| err(whole, "bad host or port"))?;
+        let (host, port) =
+            split_host_port(hostport).ok_or_else(|| err(whole, "bad host or port"))?;
         let (param_str, headers) = match tail.find('?') {
             Some(i) => (&tail[..i], Some(&tail[i + 1..])),
             None => (tail, None),
@@ -212,7 +235,9 @@ impl SipUri {
 
     /// The `transport` parameter, lower-cased.
     pub fn transport(&self) -> Option<String> {
-        self.param("transport").flatten().map(|t| t.to_ascii_lowercase())
+        self.param("transport")
+            .flatten()
+            .map(|t| t.to_ascii_lowercase())
     }
 
     /// Host without IPv6 brackets, for socket-address resolution.
@@ -310,7 +335,10 @@ mod tests {
 
     #[test]
     fn other_schemes_are_kept() {
-        assert!(matches!(Uri::parse("tel:+358-555-1234567;postd=pp22"), Ok(Uri::Tel(_))));
+        assert!(matches!(
+            Uri::parse("tel:+358-555-1234567;postd=pp22"),
+            Ok(Uri::Tel(_))
+        ));
         let u = Uri::parse("nobodyknowsthisscheme:totallyopaquecontent").expect("opaque");
         assert!(matches!(u, Uri::Other { .. }));
         assert!(Uri::parse("<sip:user@example.com>").is_err());

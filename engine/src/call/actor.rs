@@ -1,0 +1,784 @@
+//! The call actor's loop. See the module docs of `call`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ivr_scripts::{
+    CallInfo, Effect, EffectKind, Input, Interpreter, PromptRef, QueueOutcome, TransferOutcome,
+};
+use sip::dialog::Dialog;
+use sip::endpoint::{new_tag, Peer, ServerTxId};
+use sip::message::{HeaderName, Method, Request, Response};
+use sip::sdp::{Direction, LocalMedia, Negotiated, SdpSession, SessionDescription};
+use sip::transport::SipEvent;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::signalling::{contact, finish_request, next_hop};
+use super::{dtmf_from_info, CallContext, CallInput};
+use crate::collect::{CollectSpec, Collected, DigitCollector};
+use crate::flows::LoadedFlow;
+use crate::media::{Codec, MediaEvent, MediaHandle, MediaParams, Prompt};
+use crate::pii::Pii;
+use crate::storage::{CallRecord, EndReason};
+
+/// How long the actor waits for the answer to its BYE before closing the call anyway (the
+/// transaction keeps retransmitting on its own).
+const BYE_WAIT: Duration = Duration::from_secs(2);
+/// RTP silence tolerated while the caller holds the call.
+const HOLD_RTP_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// What the actor waits for after performing an effect.
+enum Waiting {
+    Nothing,
+    Play {
+        id: u64,
+        barge_in: bool,
+    },
+    Collect {
+        id: Option<u64>,
+        collector: DigitCollector,
+    },
+}
+
+/// The next move of the loop.
+enum Next {
+    Wait,
+    Resume(Input),
+    End(EndReason),
+}
+
+pub(super) struct Call {
+    ctx: CallContext,
+    tx: ServerTxId,
+    invite: Request,
+    from: Peer,
+    id: String,
+    started_at: DateTime<Utc>,
+    answered_at: Option<DateTime<Utc>>,
+    caller: Pii<String>,
+    called: Pii<String>,
+    flow: Option<Arc<LoadedFlow>>,
+    interp: Option<Interpreter>,
+    dialog: Option<Dialog>,
+    sdp: Option<SdpSession>,
+    /// The INVITE had no offer: ours went in the 200, the answer comes in the ACK.
+    late_offer: bool,
+    /// Our SDP answer to the INVITE's offer, sent in the 200.
+    answer_sdp: Option<SessionDescription>,
+    media: Option<(MediaHandle, mpsc::Receiver<MediaEvent>)>,
+    params: MediaParams,
+    codec: Option<Codec>,
+    waiting: Waiting,
+}
+
+fn media_codec(c: sip::sdp::Codec) -> Codec {
+    match c {
+        sip::sdp::Codec::Pcma => Codec::Pcma,
+        sip::sdp::Codec::Pcmu => Codec::Pcmu,
+    }
+}
+
+impl Call {
+    pub(super) fn new(ctx: CallContext, tx: ServerTxId, invite: Request, from: Peer) -> Self {
+        let caller = invite
+            .headers
+            .from_addr()
+            .ok()
+            .and_then(|f| f.uri.user().map(str::to_string))
+            .unwrap_or_default();
+        let called = invite
+            .uri
+            .user()
+            .map(str::to_string)
+            .or_else(|| {
+                invite
+                    .headers
+                    .to_addr()
+                    .ok()
+                    .and_then(|t| t.uri.user().map(str::to_string))
+            })
+            .unwrap_or_default();
+        let params = MediaParams {
+            rtp_timeout: ctx.config.rtp.timeout,
+            ..MediaParams::default()
+        };
+        Call {
+            id: format!("{:016x}", rand::random::<u64>()),
+            ctx,
+            tx,
+            invite,
+            from,
+            started_at: Utc::now(),
+            answered_at: None,
+            caller: Pii::new(caller),
+            called: Pii::new(called),
+            flow: None,
+            interp: None,
+            dialog: None,
+            sdp: None,
+            late_offer: false,
+            answer_sdp: None,
+            media: None,
+            params,
+            codec: None,
+            waiting: Waiting::Nothing,
+        }
+    }
+
+    pub(super) async fn run(
+        mut self,
+        mut inputs: mpsc::UnboundedReceiver<CallInput>,
+    ) -> CallRecord {
+        let reason = self.drive(&mut inputs).await;
+        if self.answered_at.is_some() && !matches!(reason, EndReason::CallerHangup) {
+            self.send_bye(&mut inputs).await;
+        }
+        if let (Some(interp), true) = (self.interp.as_mut(), reason == EndReason::CallerHangup) {
+            interp.resume(Utc::now(), Input::CallerHangup);
+        }
+        self.record(reason)
+    }
+
+    fn record(&mut self, reason: EndReason) -> CallRecord {
+        let path = self
+            .interp
+            .as_ref()
+            .map(|i| i.path().to_vec())
+            .unwrap_or_default();
+        CallRecord {
+            id: self.id.clone(),
+            sip_call_id: self
+                .invite
+                .headers
+                .call_id()
+                .unwrap_or_default()
+                .to_string(),
+            started_at: self.started_at,
+            answered_at: self.answered_at,
+            ended_at: Utc::now(),
+            caller: self.caller.reveal().clone(),
+            called: self.called.reveal().clone(),
+            flow: self.flow.as_ref().map(|f| f.flow.name().to_string()),
+            flow_version: self.flow.as_ref().map(|f| f.version.clone()),
+            path,
+            end_reason: reason,
+            codec: self.codec.map(|c| c.to_string()),
+            node: self.ctx.config.node_name.clone(),
+            rtp_sent: self
+                .media
+                .as_ref()
+                .map(|m| m.0.stats().packets_sent)
+                .unwrap_or(0),
+            rtp_received: self
+                .media
+                .as_ref()
+                .map(|m| m.0.stats().packets_received)
+                .unwrap_or(0),
+        }
+    }
+
+    /// Final answer other than 2xx to the INVITE.
+    fn reject(&self, status: u16, warning: Option<String>) {
+        let mut r = Response::for_request(&self.invite, status);
+        if let Ok(to) = r.headers.to_addr() {
+            r.headers
+                .set(HeaderName::To, to.with_tag(&new_tag()).to_string());
+        }
+        if let Some(w) = warning {
+            r.headers.push(
+                HeaderName::Warning,
+                format!("399 svi \"{}\"", w.replace('"', "'")),
+            );
+        }
+        self.ctx.sip.send_response(self.tx, r);
+    }
+
+    /// Offer/answer, ports, flow. Returns the first effect or the reason the call ends.
+    async fn setup(&mut self) -> Result<Effect, EndReason> {
+        let flow_name = self.ctx.config.flow_for(self.called.reveal()).to_string();
+        let Some(flow) = self.ctx.flows.borrow().get(&flow_name) else {
+            tracing::error!(call = %self.id, flow = %flow_name, "no such flow loaded; answering 480");
+            self.reject(480, Some(format!("flow {flow_name} is not loaded")));
+            return Err(EndReason::Rejected);
+        };
+        self.flow = Some(flow.clone());
+
+        let offer = if self.invite.body.is_empty() {
+            None
+        } else {
+            match SessionDescription::parse_bytes(&self.invite.body) {
+                Ok(sdp) => Some(sdp),
+                Err(e) => {
+                    tracing::warn!(call = %self.id, error = %e, "unreadable SDP offer; answering 488");
+                    self.reject(488, Some(format!("bad SDP: {e}")));
+                    return Err(EndReason::Rejected);
+                }
+            }
+        };
+        let allocation = match self.ctx.ports.allocate().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(call = %self.id, error = %e, "no RTP port; answering 503");
+                self.reject(503, Some("no media port available".into()));
+                return Err(EndReason::Rejected);
+            }
+        };
+        let rtp_ip = match self.ctx.config.rtp.ip {
+            ip if ip.is_unspecified() => self.ctx.local_sip.ip(),
+            ip => ip,
+        };
+        let local = LocalMedia::new(rtp_ip, allocation.port(), rand::random::<u32>() as u64);
+        let mut session = SdpSession::new(local);
+        match offer {
+            Some(offer) => match session.answer(&offer) {
+                Ok(answer) => {
+                    self.apply_negotiated(&answer.negotiated);
+                    self.answer_sdp = Some(answer.sdp);
+                }
+                Err(e) => {
+                    tracing::info!(call = %self.id, error = %e, "offer not acceptable; answering 488");
+                    let mut r = Response::for_request(&self.invite, 488);
+                    r.headers.set(
+                        HeaderName::To,
+                        format!(
+                            "{};tag={}",
+                            self.invite.headers.get(&HeaderName::To).unwrap_or(""),
+                            new_tag()
+                        ),
+                    );
+                    r.headers
+                        .push(HeaderName::Warning, format!("305 svi \"{e}\""));
+                    self.ctx.sip.send_response(self.tx, r);
+                    return Err(EndReason::Rejected);
+                }
+            },
+            None => self.late_offer = true,
+        }
+        self.sdp = Some(session);
+        match self.ctx.media.open(self.params.clone(), allocation) {
+            Ok(m) => self.media = Some(m),
+            Err(e) => {
+                tracing::error!(call = %self.id, error = %e, "media stream failed to open; answering 503");
+                self.reject(503, Some("media unavailable".into()));
+                return Err(EndReason::Rejected);
+            }
+        }
+        let info = CallInfo {
+            caller: self.caller.reveal().clone(),
+            called: self.called.reveal().clone(),
+            call_id: self.id.clone(),
+            language: None,
+        };
+        let mut interp = Interpreter::new(flow.flow.clone(), info);
+        let first = interp.resume(Utc::now(), Input::Start);
+        self.interp = Some(interp);
+        tracing::info!(call = %self.id, caller = %self.caller, called = %self.called, flow = %flow_name, version = %flow.version, "call started");
+        Ok(first)
+    }
+
+    fn apply_negotiated(&mut self, n: &Negotiated) {
+        self.codec = Some(media_codec(n.codec.codec));
+        self.params.codec = media_codec(n.codec.codec);
+        self.params.telephone_event_pt = n.telephone_event;
+        let allowed = |a: &std::net::SocketAddr| self.ctx.config.sip.allowed.allows(a.ip());
+        // Send where the SDP says only if that address is allowed; otherwise wait for the
+        // peer's RTP and answer its source (latching), so the engine reflects to no one.
+        self.params.remote = n.remote_rtp.filter(|a| n.direction.sends() && allowed(a));
+        self.params.rtp_timeout = if n.direction.receives() {
+            self.ctx.config.rtp.timeout
+        } else {
+            HOLD_RTP_TIMEOUT
+        };
+    }
+
+    /// Answers the INVITE with 200 and our SDP, creating the dialog.
+    fn answer(&mut self) {
+        if self.answered_at.is_some() {
+            return;
+        }
+        let local_contact = contact(self.ctx.local_sip, self.from.transport);
+        let dialog = match Dialog::new_uas(&self.invite, &new_tag(), local_contact) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(call = %self.id, error = %e, "cannot create a dialog from this INVITE");
+                self.reject(400, Some(e.to_string()));
+                return;
+            }
+        };
+        let mut r = Response::for_request(&self.invite, 200);
+        dialog.prepare_response(&mut r);
+        r.headers.push(HeaderName::Allow, crate::uas::ALLOW);
+        if let Some(session) = self.sdp.as_mut() {
+            let sdp = if self.late_offer {
+                Some(session.offer(Direction::SendRecv))
+            } else {
+                self.answer_sdp.clone()
+            };
+            if let Some(sdp) = sdp {
+                r.headers.push(HeaderName::ContentType, "application/sdp");
+                r.body = sdp.to_string().into_bytes().into();
+            }
+        }
+        self.ctx.sip.send_response(self.tx, r);
+        self.dialog = Some(dialog);
+        self.answered_at = Some(Utc::now());
+    }
+
+    fn prompts(&self, refs: &[PromptRef]) -> Vec<Prompt> {
+        refs.iter()
+            .filter_map(|p| {
+                let found = self.ctx.prompts.get(&p.language, &p.name);
+                if found.is_none() {
+                    tracing::warn!(call = %self.id, prompt = %p, "prompt not found; skipped");
+                }
+                found
+            })
+            .collect()
+    }
+
+    fn play(&mut self, refs: &[PromptRef]) -> Option<u64> {
+        let prompts = self.prompts(refs);
+        if prompts.is_empty() {
+            return None;
+        }
+        self.media.as_ref().and_then(|(m, _)| m.play(prompts).ok())
+    }
+
+    fn stop_playback(&self) {
+        if let Some((m, _)) = &self.media {
+            let _ = m.stop_playback();
+        }
+    }
+
+    /// Performs one effect of the interpreter.
+    fn perform(&mut self, effect: Effect) -> Next {
+        tracing::debug!(call = %self.id, step = %effect.step, "effect");
+        if self.answered_at.is_none()
+            && !matches!(
+                effect.kind,
+                EffectKind::Answer | EffectKind::Hangup { .. } | EffectKind::Finished { .. }
+            )
+        {
+            // A flow that plays before answering gets an implicit answer (no early media).
+            self.answer();
+        }
+        let now = Instant::now().into_std();
+        match effect.kind {
+            EffectKind::Answer => {
+                self.answer();
+                if self.answered_at.is_some() {
+                    Next::Resume(Input::Answered)
+                } else {
+                    Next::End(EndReason::Error)
+                }
+            }
+            EffectKind::Play { prompts, barge_in } => match self.play(&prompts) {
+                Some(id) => {
+                    self.waiting = Waiting::Play { id, barge_in };
+                    Next::Wait
+                }
+                None => Next::Resume(Input::PlaybackDone),
+            },
+            EffectKind::PlayAndCollect {
+                prompts,
+                min_digits,
+                max_digits,
+                terminator,
+                first_digit_timeout,
+                inter_digit_timeout,
+                barge_in,
+            } => {
+                let spec = CollectSpec {
+                    min_digits: min_digits as usize,
+                    max_digits: max_digits.max(1) as usize,
+                    terminator,
+                    first_digit_timeout,
+                    inter_digit_timeout,
+                    barge_in,
+                };
+                let mut collector = DigitCollector::new(spec);
+                let id = self.play(&prompts);
+                if id.is_none() {
+                    collector.prompts_finished(now);
+                }
+                self.waiting = Waiting::Collect { id, collector };
+                Next::Wait
+            }
+            EffectKind::Lookup { source, .. } => Next::Resume(Input::LookupResult(Err(format!(
+                "no data source `{source}` is configured on this engine"
+            )))),
+            EffectKind::Action { action, .. } => Next::Resume(Input::ActionResult(Err(format!(
+                "no action `{action}` is configured on this engine"
+            )))),
+            EffectKind::Queue { queue, .. } => {
+                tracing::info!(call = %self.id, %queue, "no agent can take the call yet (no ACD); queue overflow");
+                Next::Resume(Input::QueueResult(QueueOutcome::Overflow))
+            }
+            EffectKind::Transfer { .. } => Next::Resume(Input::TransferResult(
+                TransferOutcome::Failed("transfer is not available on this engine yet".into()),
+            )),
+            EffectKind::Record { .. } => {
+                tracing::warn!(call = %self.id, "message recording is not available yet; step skipped");
+                Next::Resume(Input::RecordDone {
+                    path: String::new(),
+                    duration: Duration::ZERO,
+                })
+            }
+            EffectKind::Hangup { .. } => {
+                if self.answered_at.is_none() {
+                    self.reject(480, None);
+                    Next::End(EndReason::Rejected)
+                } else {
+                    Next::End(EndReason::EngineHangup)
+                }
+            }
+            EffectKind::Finished { .. } => Next::End(if self.answered_at.is_some() {
+                EndReason::EngineHangup
+            } else {
+                EndReason::Rejected
+            }),
+        }
+    }
+
+    async fn drive(&mut self, inputs: &mut mpsc::UnboundedReceiver<CallInput>) -> EndReason {
+        let first = match self.setup().await {
+            Ok(e) => e,
+            Err(reason) => return reason,
+        };
+        let mut next = self.perform(first);
+        loop {
+            match next {
+                Next::End(reason) => return reason,
+                Next::Resume(input) => {
+                    let Some(interp) = self.interp.as_mut() else {
+                        return EndReason::Error;
+                    };
+                    let effect = interp.resume(Utc::now(), input);
+                    for e in interp.take_errors() {
+                        tracing::warn!(call = %self.id, "{e}");
+                    }
+                    self.waiting = Waiting::Nothing;
+                    next = self.perform(effect);
+                    continue;
+                }
+                Next::Wait => {}
+            }
+            let deadline = match &self.waiting {
+                Waiting::Collect { collector, .. } => collector.deadline().map(Instant::from_std),
+                _ => None,
+            };
+            let media_event = async {
+                match self.media.as_mut() {
+                    Some((_, events)) => events.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let timer = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            next = tokio::select! {
+                input = inputs.recv() => match input {
+                    Some(CallInput::Sip(ev)) => self.sip_event(ev),
+                    Some(CallInput::Shutdown) | None => {
+                        if self.answered_at.is_none() {
+                            self.reject(503, Some("shutting down".into()));
+                        }
+                        Next::End(EndReason::Shutdown)
+                    }
+                },
+                Some(ev) = media_event => self.media_event(ev),
+                _ = timer => self.collect_timeout(),
+            };
+        }
+    }
+
+    fn collect_timeout(&mut self) -> Next {
+        let now = Instant::now().into_std();
+        if let Waiting::Collect { collector, .. } = &mut self.waiting {
+            if let Some(done) = collector.timeout(now) {
+                return Next::Resume(collected_input(done));
+            }
+        }
+        Next::Wait
+    }
+
+    fn digit(&mut self, d: char) -> Next {
+        let now = Instant::now().into_std();
+        match &mut self.waiting {
+            Waiting::Play { barge_in: true, .. } => {
+                self.stop_playback();
+                Next::Resume(Input::Digits {
+                    digits: d.to_string(),
+                })
+            }
+            Waiting::Collect { collector, .. } => {
+                let out = collector.digit(now, d);
+                if out.stop_playback {
+                    self.stop_playback();
+                }
+                match out.result {
+                    Some(done) => Next::Resume(collected_input(done)),
+                    None => Next::Wait,
+                }
+            }
+            _ => Next::Wait,
+        }
+    }
+
+    fn media_event(&mut self, ev: MediaEvent) -> Next {
+        match ev {
+            MediaEvent::Dtmf { digit, source } => {
+                tracing::debug!(call = %self.id, ?source, "digit received");
+                self.digit(digit.to_char())
+            }
+            MediaEvent::PlaybackFinished { id } => match &mut self.waiting {
+                Waiting::Play { id: playing, .. } if *playing == id => {
+                    Next::Resume(Input::PlaybackDone)
+                }
+                Waiting::Collect {
+                    id: Some(playing),
+                    collector,
+                } if *playing == id => {
+                    collector.prompts_finished(Instant::now().into_std());
+                    Next::Wait
+                }
+                _ => Next::Wait,
+            },
+            MediaEvent::PlaybackStopped { .. } => Next::Wait,
+            MediaEvent::FirstPacket { from } => {
+                tracing::debug!(call = %self.id, %from, "first RTP packet");
+                Next::Wait
+            }
+            MediaEvent::RtpTimeout => {
+                tracing::info!(call = %self.id, "no RTP for {:?}; ending the call", self.params.rtp_timeout);
+                Next::End(EndReason::RtpTimeout)
+            }
+        }
+    }
+
+    fn respond(&self, tx: Option<ServerTxId>, req: &Request, status: u16) {
+        if let Some(tx) = tx {
+            let mut r = Response::for_request(req, status);
+            if let Some(d) = &self.dialog {
+                if let Ok(to) = r.headers.to_addr() {
+                    if to.tag().is_none() {
+                        r.headers
+                            .set(HeaderName::To, to.with_tag(&d.id.local_tag).to_string());
+                    }
+                }
+            }
+            self.ctx.sip.send_response(tx, r);
+        }
+    }
+
+    fn sip_event(&mut self, ev: SipEvent) -> Next {
+        match ev {
+            SipEvent::Request { tx, request, .. } => self.request(tx, request),
+            SipEvent::Cancelled { .. } => {
+                if self.answered_at.is_none() {
+                    self.reject(487, None);
+                    Next::End(EndReason::Cancelled)
+                } else {
+                    Next::Wait
+                }
+            }
+            SipEvent::AckTimeout { .. } => {
+                tracing::warn!(call = %self.id, "our 200 OK was never acknowledged; ending the call");
+                Next::End(EndReason::AckTimeout)
+            }
+            SipEvent::Response { .. } | SipEvent::Timeout { .. } => Next::Wait,
+        }
+    }
+
+    fn request(&mut self, tx: Option<ServerTxId>, req: Request) -> Next {
+        if req.method == Method::Ack {
+            if self.late_offer {
+                self.late_offer = false;
+                let answer = SessionDescription::parse_bytes(&req.body).ok();
+                let negotiated =
+                    answer.and_then(|a| self.sdp.as_mut().and_then(|s| s.process_answer(&a).ok()));
+                match negotiated {
+                    Some(n) => {
+                        self.apply_negotiated(&n);
+                        self.push_params();
+                    }
+                    None => {
+                        tracing::warn!(call = %self.id, "the ACK carried no usable SDP answer to our offer; ending the call");
+                        return Next::End(EndReason::Error);
+                    }
+                }
+            }
+            return Next::Wait;
+        }
+        if let Some(d) = self.dialog.as_mut() {
+            if let Err(e) = d.handle_request(&req) {
+                tracing::debug!(call = %self.id, error = %e, "in-dialog request refused");
+                self.respond(tx, &req, 500);
+                return Next::Wait;
+            }
+        } else if req.method != Method::Invite {
+            // Before our 2xx there is no dialog for the peer to use.
+            self.respond(tx, &req, 481);
+            return Next::Wait;
+        }
+        match req.method {
+            Method::Bye => {
+                self.respond(tx, &req, 200);
+                Next::End(EndReason::CallerHangup)
+            }
+            Method::Info => {
+                let digit = dtmf_from_info(req.headers.content_type().as_deref(), &req.body);
+                self.respond(
+                    tx,
+                    &req,
+                    if digit.is_some() || req.body.is_empty() {
+                        200
+                    } else {
+                        415
+                    },
+                );
+                match digit {
+                    Some(d) => self.digit(d),
+                    None => Next::Wait,
+                }
+            }
+            Method::Invite | Method::Update => {
+                self.reoffer(tx, &req);
+                Next::Wait
+            }
+            Method::Options | Method::Notify => {
+                self.respond(tx, &req, 200);
+                Next::Wait
+            }
+            _ => {
+                self.respond(tx, &req, 405);
+                Next::Wait
+            }
+        }
+    }
+
+    /// A re-INVITE or UPDATE: hold, resume, new address or codec.
+    fn reoffer(&mut self, tx: Option<ServerTxId>, req: &Request) {
+        let Some(tx) = tx else { return };
+        let Some(session) = self.sdp.as_mut() else {
+            return self.respond(Some(tx), req, 488);
+        };
+        let body = if req.body.is_empty() {
+            // No offer: ours goes in the 200 (RFC 3264 §8.4 allows either side to offer).
+            Ok((None, session.offer(Direction::SendRecv)))
+        } else {
+            SessionDescription::parse_bytes(&req.body)
+                .map_err(|e| e.to_string())
+                .and_then(|offer| session.answer(&offer).map_err(|e| e.to_string()))
+                .map(|a| (Some(a.negotiated), a.sdp))
+        };
+        match body {
+            Ok((negotiated, sdp)) => {
+                if let Some(n) = negotiated {
+                    tracing::info!(call = %self.id, direction = ?n.direction, "media renegotiated");
+                    self.apply_negotiated(&n);
+                    self.push_params();
+                }
+                let mut r = Response::for_request(req, 200);
+                if let Some(d) = &self.dialog {
+                    d.prepare_response(&mut r);
+                    r.headers.remove(&HeaderName::RecordRoute);
+                }
+                r.headers.push(HeaderName::ContentType, "application/sdp");
+                r.body = sdp.to_string().into_bytes().into();
+                self.ctx.sip.send_response(tx, r);
+            }
+            Err(e) => {
+                let mut r = Response::for_request(req, 488);
+                r.headers.push(
+                    HeaderName::Warning,
+                    format!("305 svi \"{}\"", e.replace('"', "'")),
+                );
+                if let Some(d) = &self.dialog {
+                    if let Ok(to) = r.headers.to_addr() {
+                        r.headers
+                            .set(HeaderName::To, to.with_tag(&d.id.local_tag).to_string());
+                    }
+                }
+                self.ctx.sip.send_response(tx, r);
+            }
+        }
+    }
+
+    fn push_params(&self) {
+        if let Some((m, _)) = &self.media {
+            let _ = m.set_params(self.params.clone());
+        }
+    }
+
+    /// Sends BYE and waits briefly for its answer (answering what crosses it).
+    async fn send_bye(&mut self, inputs: &mut mpsc::UnboundedReceiver<CallInput>) {
+        let Some(dialog) = self.dialog.as_mut() else {
+            return;
+        };
+        let mut bye = dialog.create_request(Method::Bye);
+        let hop = dialog.target_addr();
+        let peer = next_hop(hop, self.from, &self.ctx.config.sip.allowed);
+        finish_request(
+            &mut bye,
+            self.ctx.local_sip,
+            self.from.transport,
+            &self.ctx.config.sip.user_agent,
+        );
+        bye.headers.push(
+            HeaderName::Reason,
+            "SIP;cause=200;text=\"Call completed by the IVR\"",
+        );
+        self.stop_playback();
+        let Ok(bye_tx) = self.ctx.sip.send_request(bye, peer).await else {
+            return;
+        };
+        let deadline = Instant::now() + BYE_WAIT;
+        loop {
+            let input = tokio::select! {
+                i = inputs.recv() => i,
+                _ = tokio::time::sleep_until(deadline) => return,
+            };
+            match input {
+                Some(CallInput::Sip(SipEvent::Response { tx, response }))
+                    if tx == bye_tx && response.status >= 200 =>
+                {
+                    return
+                }
+                Some(CallInput::Sip(SipEvent::Timeout { tx, .. })) if tx == bye_tx => return,
+                Some(CallInput::Sip(SipEvent::Request { tx, request, .. })) => {
+                    // A BYE crossing ours, a late INFO...: answer and keep waiting.
+                    let status = if request.method == Method::Ack {
+                        continue;
+                    } else {
+                        200
+                    };
+                    self.respond(tx, &request, status);
+                }
+                Some(_) => {}
+                None => return,
+            }
+        }
+    }
+}
+
+fn collected_input(c: Collected) -> Input {
+    match c {
+        Collected::Digits(digits) => Input::Digits { digits },
+        Collected::Timeout(_) => Input::Timeout,
+    }
+}
+
+impl std::fmt::Display for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Codec::Pcma => "PCMA",
+            Codec::Pcmu => "PCMU",
+        })
+    }
+}

@@ -1,0 +1,76 @@
+//! One task per call (STYLE.md §5): the call actor owns the call's dialog, SDP session,
+//! media stream and flow interpreter, and is reached through a channel.
+//!
+//! The actor is a driver: the decisions live in sans-IO cores (the flow interpreter, the
+//! digit collector, SDP offer/answer, the dialog); the actor performs the effect the
+//! interpreter asks for, waits on SIP, media and one deadline, and feeds the outcome back.
+//! When the call ends, its record is written, and the dispatcher is told.
+
+mod actor;
+mod info;
+mod signalling;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use sip::endpoint::{Peer, ServerTxId};
+use sip::message::Request;
+use sip::transport::{SipEvent, SipHandle};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::EngineConfig;
+use crate::flows::FlowSet;
+use crate::media::{MediaWorkers, PortAllocator, PromptStore};
+use crate::storage::Storage;
+
+pub use info::dtmf_from_info;
+pub use signalling::via;
+
+/// What every call needs from the engine; cheap to clone.
+#[derive(Clone)]
+pub struct CallContext {
+    pub config: Arc<EngineConfig>,
+    pub sip: SipHandle,
+    pub media: Arc<MediaWorkers>,
+    pub ports: Arc<PortAllocator>,
+    pub prompts: Arc<PromptStore>,
+    pub flows: watch::Receiver<Arc<FlowSet>>,
+    pub storage: Storage,
+    /// Our SIP address as written in Via and Contact (public IP, bound port).
+    pub local_sip: SocketAddr,
+}
+
+#[derive(Debug)]
+pub enum CallInput {
+    Sip(SipEvent),
+    /// The engine is stopping: end the call (BYE if answered, 503 otherwise).
+    Shutdown,
+}
+
+/// Starts the actor for a new INVITE; returns its input channel.
+pub fn spawn(
+    ctx: CallContext,
+    tx: ServerTxId,
+    invite: Request,
+    from: Peer,
+    call_id: String,
+    ended: mpsc::UnboundedSender<String>,
+) -> mpsc::UnboundedSender<CallInput> {
+    let (input_tx, input_rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let storage = ctx.storage.clone();
+        let record = actor::Call::new(ctx, tx, invite, from).run(input_rx).await;
+        if let Err(e) = storage.insert_call(&record).await {
+            tracing::error!(call = %record.id, error = %e, "could not write the call record");
+        }
+        tracing::info!(
+            call = %record.id,
+            flow = record.flow.as_deref().unwrap_or("-"),
+            reason = record.end_reason.as_str(),
+            steps = record.path.len(),
+            "call ended"
+        );
+        let _ = ended.send(call_id);
+    });
+    input_tx
+}

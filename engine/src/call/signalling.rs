@@ -1,0 +1,127 @@
+//! SIP plumbing of a call: our Via and Contact, where in-dialog requests go, building the
+//! final answer to the INVITE.
+
+use std::net::{IpAddr, SocketAddr};
+
+use sip::endpoint::{new_branch, NextHop, Peer, Transport};
+use sip::message::{HeaderName, Request, SipUri, Uri};
+
+use crate::acl::Acl;
+
+/// A `Via` for a request we send from `local` over `transport`.
+pub fn via(local: SocketAddr, transport: Transport) -> String {
+    format!(
+        "SIP/2.0/{} {};branch={};rport",
+        transport.via_token(),
+        host_port(local),
+        new_branch()
+    )
+}
+
+fn host_port(a: SocketAddr) -> String {
+    match a.ip() {
+        IpAddr::V6(v6) => format!("[{v6}]:{}", a.port()),
+        IpAddr::V4(v4) => format!("{v4}:{}", a.port()),
+    }
+}
+
+/// Our Contact URI for dialogs over `transport`.
+pub fn contact(local: SocketAddr, transport: Transport) -> Uri {
+    let host = match local.ip() {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        IpAddr::V4(v4) => v4.to_string(),
+    };
+    let params = match transport {
+        Transport::Tcp => vec![("transport".to_string(), Some("tcp".to_string()))],
+        Transport::Udp => Vec::new(),
+    };
+    Uri::Sip(SipUri {
+        secure: false,
+        user: Some("svi".into()),
+        password: None,
+        host,
+        port: Some(local.port()),
+        params,
+        headers: None,
+    })
+}
+
+/// Where an in-dialog request goes: the dialog's next hop when it is an allowed IP literal,
+/// else back where the INVITE came from (NAT-friendly; and no DNS for names a peer wrote).
+pub fn next_hop(hop: Option<NextHop>, invite_from: Peer, acl: &Acl) -> Peer {
+    if let Some(h) = hop {
+        if let Ok(ip) = h.host.parse::<IpAddr>() {
+            if acl.allows(ip) && !h.secure {
+                let port = h.port.unwrap_or(5060);
+                return Peer {
+                    transport: h.transport,
+                    addr: SocketAddr::new(ip, port),
+                };
+            }
+        }
+    }
+    invite_from
+}
+
+/// Adds Via and Max-Forwards to an in-dialog request built by the dialog.
+pub fn finish_request(
+    req: &mut Request,
+    local: SocketAddr,
+    transport: Transport,
+    user_agent: &str,
+) {
+    req.headers.set(HeaderName::Via, via(local, transport));
+    if req.headers.get(&HeaderName::MaxForwards).is_none() {
+        req.headers.push(HeaderName::MaxForwards, "70");
+    }
+    if !user_agent.is_empty() && req.headers.get(&HeaderName::UserAgent).is_none() {
+        req.headers.push(HeaderName::UserAgent, user_agent);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acl::Network;
+
+    fn peer(s: &str) -> Peer {
+        Peer {
+            transport: Transport::Udp,
+            addr: s.parse().expect("addr"),
+        }
+    }
+
+    #[test]
+    fn next_hop_prefers_allowed_literals() {
+        let acl = Acl::new(vec![Network::parse("127.0.0.0/8").expect("net")]);
+        let from = peer("127.0.0.1:5070");
+        let hop = |h: &str, p| {
+            Some(NextHop {
+                host: h.into(),
+                port: p,
+                transport: Transport::Udp,
+                secure: false,
+            })
+        };
+        assert_eq!(
+            next_hop(hop("127.0.0.2", Some(5080)), from, &acl),
+            peer("127.0.0.2:5080")
+        );
+        assert_eq!(next_hop(hop("192.0.2.9", Some(5080)), from, &acl), from);
+        assert_eq!(next_hop(hop("pbx.example.com", None), from, &acl), from);
+        assert_eq!(next_hop(None, from, &acl), from);
+    }
+
+    #[test]
+    fn via_and_contact_forms() {
+        let v = via("127.0.0.1:5060".parse().expect("a"), Transport::Tcp);
+        assert!(
+            v.starts_with("SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bK") && v.ends_with(";rport"),
+            "{v}"
+        );
+        assert_eq!(
+            contact("[::1]:5070".parse().expect("a"), Transport::Udp).to_string(),
+            "sip:svi@[::1]:5070"
+        );
+    }
+}

@@ -1,0 +1,195 @@
+//! The SIP dispatcher: one task that receives every `SipEvent` from the transport driver,
+//! answers what no call owns (OPTIONS, screening errors, 481 for unknown dialogs, 403 for
+//! peers outside the allow-list, 503 while shutting down), starts a call actor for each new
+//! INVITE, and routes everything else to its owner by Call-ID (calls and trunk
+//! registrations alike).
+
+use std::collections::HashMap;
+
+use sip::endpoint::ServerTxId;
+use sip::message::{HeaderName, Method, Request, Response};
+use sip::transport::{SipEvent, SipHandle};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::call::{self, CallContext, CallInput};
+use crate::uas;
+
+/// Who owns a Call-ID.
+pub enum Owner {
+    Call(mpsc::UnboundedSender<CallInput>),
+    Trunk(mpsc::UnboundedSender<SipEvent>),
+}
+
+pub enum Control {
+    /// Register a trunk's Call-ID so its responses reach it.
+    Trunk {
+        call_id: String,
+        events: mpsc::UnboundedSender<SipEvent>,
+    },
+    /// Refuse new calls and hang up those in progress; reply when none is left.
+    Drain { done: oneshot::Sender<()> },
+}
+
+pub struct Dispatcher {
+    sip: SipHandle,
+    ctx: CallContext,
+    owners: HashMap<String, Owner>,
+    ended_tx: mpsc::UnboundedSender<String>,
+    ended_rx: mpsc::UnboundedReceiver<String>,
+    active: watch::Sender<usize>,
+    draining: Option<Vec<oneshot::Sender<()>>>,
+}
+
+impl Dispatcher {
+    pub fn new(sip: SipHandle, ctx: CallContext, active: watch::Sender<usize>) -> Self {
+        let (ended_tx, ended_rx) = mpsc::unbounded_channel();
+        Dispatcher {
+            sip,
+            ctx,
+            owners: HashMap::new(),
+            ended_tx,
+            ended_rx,
+            active,
+            draining: None,
+        }
+    }
+
+    pub async fn run(
+        mut self,
+        mut events: mpsc::UnboundedReceiver<SipEvent>,
+        mut control: mpsc::UnboundedReceiver<Control>,
+    ) {
+        loop {
+            tokio::select! {
+                ev = events.recv() => match ev {
+                    Some(ev) => self.event(ev),
+                    None => break,
+                },
+                Some(call_id) = self.ended_rx.recv() => {
+                    if matches!(self.owners.get(&call_id), Some(Owner::Call(_))) {
+                        self.owners.remove(&call_id);
+                    }
+                    self.publish_active();
+                }
+                c = control.recv() => match c {
+                    Some(Control::Trunk { call_id, events }) => { self.owners.insert(call_id, Owner::Trunk(events)); }
+                    Some(Control::Drain { done }) => {
+                        self.draining.get_or_insert_with(Vec::new).push(done);
+                        for owner in self.owners.values() {
+                            if let Owner::Call(tx) = owner {
+                                let _ = tx.send(CallInput::Shutdown);
+                            }
+                        }
+                        self.publish_active();
+                    }
+                    None => break,
+                },
+            }
+        }
+    }
+
+    fn calls(&self) -> usize {
+        self.owners
+            .values()
+            .filter(|o| matches!(o, Owner::Call(_)))
+            .count()
+    }
+
+    fn publish_active(&mut self) {
+        let n = self.calls();
+        self.active.send_replace(n);
+        if n == 0 {
+            if let Some(waiters) = self.draining.as_mut() {
+                for w in waiters.drain(..) {
+                    let _ = w.send(());
+                }
+            }
+        }
+    }
+
+    fn reply(&self, tx: Option<ServerTxId>, r: Response) {
+        if let Some(tx) = tx {
+            self.sip.send_response(tx, r);
+        }
+    }
+
+    fn event(&mut self, ev: SipEvent) {
+        let call_id = match &ev {
+            SipEvent::Request { request, .. } => request.headers.call_id().map(str::to_string),
+            SipEvent::Response { response, .. } => response.headers.call_id().map(str::to_string),
+            SipEvent::Timeout { call_id, .. }
+            | SipEvent::Cancelled { call_id, .. }
+            | SipEvent::AckTimeout { call_id, .. } => call_id.clone(),
+        };
+        let Some(call_id) = call_id else { return };
+        if let SipEvent::Request { tx, request, from } = ev {
+            return self.request(call_id, tx, request, from);
+        }
+        match self.owners.get(&call_id) {
+            Some(Owner::Call(c)) => {
+                let _ = c.send(CallInput::Sip(ev));
+            }
+            Some(Owner::Trunk(t)) => {
+                let _ = t.send(ev);
+            }
+            None => tracing::debug!("SIP event for no owner (late or stray)"),
+        }
+    }
+
+    fn request(
+        &mut self,
+        call_id: String,
+        tx: Option<ServerTxId>,
+        request: Request,
+        from: sip::endpoint::Peer,
+    ) {
+        if !self.ctx.config.sip.allowed.allows(from.addr.ip()) {
+            tracing::warn!(peer = %from.addr, method = %request.method, "request from a peer outside sip.allowed_networks refused");
+            return self.reply(tx, Response::for_request(&request, 403));
+        }
+        if let Some(r) = uas::screen(&request) {
+            return self.reply(tx, r);
+        }
+        let in_dialog = request
+            .headers
+            .to_addr()
+            .ok()
+            .and_then(|t| t.tag().map(str::to_string))
+            .is_some();
+        match (&request.method, self.owners.get(&call_id)) {
+            (Method::Options, _) if !in_dialog || !self.owners.contains_key(&call_id) => {
+                self.reply(
+                    tx,
+                    uas::options_answer(&request, &self.ctx.config.sip.user_agent),
+                );
+            }
+            (_, Some(Owner::Call(c))) => {
+                if !in_dialog && request.method == Method::Invite {
+                    // Same Call-ID, no To tag, new transaction: a merged request (RFC 3261 §8.2.2.2).
+                    return self.reply(tx, Response::for_request(&request, 482));
+                }
+                let _ = c.send(CallInput::Sip(SipEvent::Request { tx, request, from }));
+            }
+            (Method::Invite, None) if !in_dialog => {
+                if self.draining.is_some() {
+                    let mut r = Response::for_request(&request, 503);
+                    r.headers.push(HeaderName::RetryAfter, "30");
+                    return self.reply(tx, r);
+                }
+                let Some(tx) = tx else { return };
+                let input = call::spawn(
+                    self.ctx.clone(),
+                    tx,
+                    request,
+                    from,
+                    call_id.clone(),
+                    self.ended_tx.clone(),
+                );
+                self.owners.insert(call_id, Owner::Call(input));
+                self.publish_active();
+            }
+            (Method::Ack, _) => {} // ACK for a call that is gone: nothing to do.
+            _ => self.reply(tx, Response::for_request(&request, 481)),
+        }
+    }
+}

@@ -1,0 +1,487 @@
+//! `MediaStream`: one call leg's media, as a sans-IO state machine.
+//!
+//! The stream owns no socket and reads no clock. Its driver (a media worker) feeds it
+//! datagrams, commands and a tick every 20 ms, each with the current time, and drains what
+//! it produced: datagrams to send ([`MediaStream::poll_transmit`]) and events for the call
+//! actor ([`MediaStream::poll_event`]). Every behaviour is therefore tested in virtual time
+//! with fabricated packets (see `tests.rs`).
+//!
+//! Sending is paced by the stream itself: it keeps a 20 ms schedule and, on each tick, sends
+//! the frames that are due, catching up at most [`MAX_CATCH_UP`] frames after a late tick and
+//! skipping the rest (the timestamp jumps, the far end conceals the gap). In each slot it
+//! sends, in order of priority: an RFC 4733 event packet (audio pauses during an event), the
+//! next prompt frame, or a frame of silence. Sending silence when idle is deliberate: it keeps
+//! NAT bindings open and satisfies the RTP timeouts of PBXs and SBCs, as most IVRs do.
+//!
+//! Receiving: RTCP is recognised and counted; RTP from the latched source ([`latch`]) goes
+//! through sequence tracking ([`RtpReceiver`]), then audio is decoded (kept in [`inbound`]
+//! and fed to the in-band DTMF detector) and telephone events become digits. Once the remote
+//! has sent any RFC 4733 event, in-band detection stops for good, so a PBX that sends both
+//! never produces double digits.
+
+pub mod inbound;
+pub mod latch;
+pub mod playback;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rtp_rs::RtpReader;
+
+use self::inbound::{InboundAudio, InboundFrame};
+use self::latch::Latch;
+use self::playback::Playback;
+use super::codec::{Codec, FRAME_DURATION, SAMPLES_PER_FRAME, SAMPLE_RATE};
+use super::dtmf::goertzel::InBandDetector;
+use super::dtmf::rfc4733::{Rfc4733Receiver, Rfc4733Sender};
+use super::dtmf::{self, DtmfDigit, DtmfSource};
+use super::prompt::Prompt;
+use super::rtp::{rtcp, Arrival, RtpReceiver, RtpSender};
+
+/// Frames sent at most in one tick to catch up with a late tick.
+pub const MAX_CATCH_UP: u32 = 5;
+/// Default duration of a DTMF digit we send.
+pub const DEFAULT_DTMF_DURATION: Duration = Duration::from_millis(100);
+/// Audio frames between two digits we send, so the far end sees separate key presses.
+const INTER_DIGIT_FRAMES: u8 = 2;
+/// Peak amplitude of each tone of in-band DTMF we generate: about -10 dBm0.
+const INBAND_DTMF_AMPLITUDE: f64 = 7000.0;
+/// RFC 3389 comfort noise, which we accept and ignore.
+const COMFORT_NOISE_PT: u8 = 13;
+
+/// Media parameters negotiated by SDP, set by the call actor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaParams {
+    /// The audio codec.
+    pub codec: Codec,
+    /// Where the SDP says to send media; replaced by the latched source once media arrives.
+    pub remote: Option<SocketAddr>,
+    /// Negotiated `telephone-event` payload type; without it digits are sent in-band.
+    pub telephone_event_pt: Option<u8>,
+    /// Silence from the remote after which [`MediaEvent::RtpTimeout`] is raised. A call put
+    /// on hold (`sendonly`/`inactive`) should get a longer value, or `Duration::MAX`.
+    pub rtp_timeout: Duration,
+}
+
+impl Default for MediaParams {
+    fn default() -> Self {
+        MediaParams {
+            codec: Codec::Pcma,
+            remote: None,
+            telephone_event_pt: Some(101),
+            rtp_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Orders from the call actor.
+#[derive(Debug, Clone)]
+pub enum MediaCommand {
+    /// Queue prompts, played back to back; `id` comes back in the playback events.
+    Play {
+        /// Prompts in order.
+        prompts: Vec<Prompt>,
+        /// Caller-chosen id.
+        id: u64,
+    },
+    /// Clear the playback queue.
+    StopPlayback,
+    /// Send a digit (RFC 4733 if negotiated, else in-band tones); digits queue up.
+    SendDtmf {
+        /// The digit.
+        digit: DtmfDigit,
+        /// How long the key is held.
+        duration: Duration,
+    },
+    /// New negotiated parameters (re-INVITE, late SDP).
+    SetParams(MediaParams),
+}
+
+/// What the call actor hears from its media.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// The first RTP packet arrived.
+    FirstPacket {
+        /// Its source.
+        from: SocketAddr,
+    },
+    /// A digit from the remote.
+    Dtmf {
+        /// The digit.
+        digit: DtmfDigit,
+        /// How it arrived.
+        source: DtmfSource,
+    },
+    /// A play request sent its last frame.
+    PlaybackFinished {
+        /// The request.
+        id: u64,
+    },
+    /// A play request was cleared before its end.
+    PlaybackStopped {
+        /// The request.
+        id: u64,
+    },
+    /// No RTP for `rtp_timeout`. Raised once, and again only after media resumed and
+    /// stopped anew.
+    RtpTimeout,
+}
+
+/// A datagram to send from the RTP socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Destination.
+    pub to: SocketAddr,
+    /// The RTP packet.
+    pub payload: Vec<u8>,
+}
+
+/// A snapshot of the stream's counters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MediaStats {
+    /// RTP packets produced for sending.
+    pub packets_sent: u64,
+    /// Payload octets produced for sending.
+    pub octets_sent: u64,
+    /// Packets the driver could not send (socket buffer full, send error).
+    pub send_dropped: u64,
+    /// Distinct RTP packets received from the latched source.
+    pub packets_received: u64,
+    /// RTP packets expected but not received.
+    pub packets_lost: u64,
+    /// RTP packets received twice.
+    pub packets_duplicate: u64,
+    /// Interarrival jitter (RFC 3550). The worker reads sockets every 20 ms, so this
+    /// includes up to 20 ms of polling delay.
+    pub jitter: Duration,
+    /// RTCP packets received.
+    pub rtcp_received: u64,
+    /// Datagrams that were neither RTCP nor usable RTP (bad header, unknown payload type,
+    /// unconfirmed sequence jump, source not latched).
+    pub packets_ignored: u64,
+    /// 20 ms slots skipped because ticks came too late to catch up.
+    pub frames_skipped: u64,
+    /// Where media is sent.
+    pub remote: Option<SocketAddr>,
+}
+
+enum OutgoingDtmf {
+    Rfc4733(Rfc4733Sender),
+    InBand {
+        digit: DtmfDigit,
+        sent: usize,
+        total: usize,
+    },
+}
+
+/// One call leg's media state.
+pub struct MediaStream {
+    params: MediaParams,
+    sender: RtpSender,
+    receiver: RtpReceiver,
+    latch: Latch,
+    playback: Playback,
+    dtmf_queue: VecDeque<(DtmfDigit, Duration)>,
+    dtmf_out: Option<OutgoingDtmf>,
+    gap_frames: u8,
+    rfc4733: Rfc4733Receiver,
+    inband: Option<InBandDetector>,
+    inbound: InboundAudio,
+    next_frame_at: Instant,
+    last_packet_at: Instant,
+    timed_out: bool,
+    first_packet_seen: bool,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<MediaEvent>,
+    rtcp_received: u64,
+    packets_ignored: u64,
+    send_dropped: u64,
+    frames_skipped: u64,
+}
+
+impl MediaStream {
+    /// A stream created at `now`: the first frame is due at once, the RTP timeout counts
+    /// from now.
+    pub fn new(now: Instant, params: MediaParams) -> Self {
+        Self::with_sender(now, params, RtpSender::new())
+    }
+
+    /// A stream with a chosen RTP sender (fixed SSRC, sequence and timestamp), for tests
+    /// and reproducible traces.
+    pub fn with_sender(now: Instant, params: MediaParams, sender: RtpSender) -> Self {
+        MediaStream {
+            params,
+            sender,
+            receiver: RtpReceiver::new(SAMPLE_RATE),
+            latch: Latch::default(),
+            playback: Playback::default(),
+            dtmf_queue: VecDeque::new(),
+            dtmf_out: None,
+            gap_frames: 0,
+            rfc4733: Rfc4733Receiver::new(),
+            inband: Some(InBandDetector::new()),
+            inbound: InboundAudio::default(),
+            next_frame_at: now,
+            last_packet_at: now,
+            timed_out: false,
+            first_packet_seen: false,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            rtcp_received: 0,
+            packets_ignored: 0,
+            send_dropped: 0,
+            frames_skipped: 0,
+        }
+    }
+
+    /// The current parameters.
+    pub fn params(&self) -> &MediaParams {
+        &self.params
+    }
+
+    /// Applies a command from the call actor.
+    pub fn handle_command(&mut self, _now: Instant, command: MediaCommand) {
+        match command {
+            MediaCommand::Play { prompts, id } => self.playback.enqueue(id, prompts),
+            MediaCommand::StopPlayback => {
+                for id in self.playback.stop() {
+                    self.events.push_back(MediaEvent::PlaybackStopped { id });
+                }
+            }
+            MediaCommand::SendDtmf { digit, duration } => {
+                self.dtmf_queue.push_back((digit, duration))
+            }
+            MediaCommand::SetParams(params) => {
+                if params.remote != self.params.remote {
+                    self.latch.reset();
+                }
+                self.params = params;
+            }
+        }
+    }
+
+    /// Accounts for a datagram received on the RTP or the RTCP socket.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        if rtcp::is_rtcp(datagram) {
+            self.rtcp_received += 1;
+            let summary = rtcp::parse(datagram);
+            tracing::trace!(%from, packets = summary.packets.len(), truncated = summary.truncated, "rtcp");
+            return;
+        }
+        let Ok(packet) = RtpReader::new(datagram) else {
+            self.packets_ignored += 1;
+            return;
+        };
+        let payload_type = packet.payload_type();
+        let audio_codec = Codec::from_payload_type(payload_type);
+        let is_event = self.params.telephone_event_pt == Some(payload_type);
+        if audio_codec.is_none() && !is_event && payload_type != COMFORT_NOISE_PT {
+            self.packets_ignored += 1;
+            return;
+        }
+        if let Some(address) = self.latch.on_packet(now, from) {
+            tracing::debug!(%address, "media source latched");
+        }
+        if !self.latch.accepts(from) {
+            self.packets_ignored += 1;
+            return;
+        }
+        self.last_packet_at = now;
+        self.timed_out = false;
+        if !self.first_packet_seen {
+            self.first_packet_seen = true;
+            self.events.push_back(MediaEvent::FirstPacket { from });
+        }
+        let arrival = self.receiver.on_packet(
+            now,
+            packet.ssrc(),
+            u16::from(packet.sequence_number()),
+            packet.timestamp(),
+            audio_codec.is_some(),
+        );
+        let extended_seq = match arrival {
+            Arrival::Accepted { extended_seq, .. } => extended_seq,
+            Arrival::Duplicate => return,
+            Arrival::Discarded => {
+                self.packets_ignored += 1;
+                return;
+            }
+        };
+        if is_event {
+            if self.inband.take().is_some() {
+                tracing::debug!("remote sends RFC 4733 events: in-band detection off");
+            }
+            if let Some(digit) = self.rfc4733.on_packet(packet.timestamp(), packet.payload()) {
+                self.events.push_back(MediaEvent::Dtmf {
+                    digit,
+                    source: DtmfSource::Rfc4733,
+                });
+            }
+        } else if let Some(codec) = audio_codec {
+            let pcm = self.inbound.push(extended_seq, packet.timestamp());
+            codec.decode_into(packet.payload(), pcm);
+            if let Some(detector) = self.inband.as_mut() {
+                detector.process(pcm);
+                while let Some(digit) = detector.poll_digit() {
+                    self.events.push_back(MediaEvent::Dtmf {
+                        digit,
+                        source: DtmfSource::InBand,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Advances time: raises the RTP timeout and sends the frames that are due.
+    pub fn tick(&mut self, now: Instant) {
+        if !self.timed_out
+            && now.saturating_duration_since(self.last_packet_at) >= self.params.rtp_timeout
+        {
+            self.timed_out = true;
+            self.events.push_back(MediaEvent::RtpTimeout);
+        }
+        let mut sent = 0;
+        while self.next_frame_at <= now {
+            if sent == MAX_CATCH_UP {
+                let behind = now.saturating_duration_since(self.next_frame_at);
+                let missed = (behind.as_micros() / FRAME_DURATION.as_micros()) as u32 + 1;
+                self.sender
+                    .advance(missed.wrapping_mul(SAMPLES_PER_FRAME as u32));
+                self.next_frame_at += FRAME_DURATION * missed;
+                self.frames_skipped += u64::from(missed);
+                self.sender.start_talk_spurt();
+                break;
+            }
+            self.send_slot();
+            self.sender.advance(SAMPLES_PER_FRAME as u32);
+            self.next_frame_at += FRAME_DURATION;
+            sent += 1;
+        }
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the call actor.
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    /// The oldest decoded inbound frame not yet taken (see [`inbound`]).
+    pub fn poll_inbound_audio(&mut self) -> Option<InboundFrame> {
+        self.inbound.pop()
+    }
+
+    /// The last half second of decoded inbound audio, without taking it.
+    pub fn recent_inbound_audio(&self) -> impl Iterator<Item = &InboundFrame> {
+        self.inbound.recent()
+    }
+
+    /// The driver failed to send a datagram we produced.
+    pub fn record_send_dropped(&mut self) {
+        self.send_dropped += 1;
+    }
+
+    /// Where media goes now.
+    pub fn remote(&self) -> Option<SocketAddr> {
+        self.latch.target(self.params.remote)
+    }
+
+    /// Counters snapshot.
+    pub fn stats(&self) -> MediaStats {
+        let rx = self.receiver.stats();
+        MediaStats {
+            packets_sent: self.sender.packets_sent(),
+            octets_sent: self.sender.octets_sent(),
+            send_dropped: self.send_dropped,
+            packets_received: rx.packets_received,
+            packets_lost: rx.packets_lost,
+            packets_duplicate: rx.duplicates,
+            jitter: rx.jitter,
+            rtcp_received: self.rtcp_received,
+            packets_ignored: self.packets_ignored,
+            frames_skipped: self.frames_skipped,
+            remote: self.remote(),
+        }
+    }
+
+    /// Produces the packet of one 20 ms slot (if there is somewhere to send it).
+    fn send_slot(&mut self) {
+        if self.dtmf_out.is_none() && self.gap_frames == 0 {
+            self.start_next_digit();
+        }
+        let codec = self.params.codec;
+        let to = self.remote();
+        let payload = match self.dtmf_out.as_mut() {
+            Some(OutgoingDtmf::Rfc4733(event)) => {
+                let packet = event.next_packet();
+                let done = event.is_done();
+                if done {
+                    self.finish_digit();
+                }
+                if let (Some(p), Some(pt), Some(to)) = (packet, self.params.telephone_event_pt, to)
+                {
+                    let bytes = self.sender.packet(pt, p.marker, p.timestamp, &p.payload);
+                    self.transmits.push_back(Transmit { to, payload: bytes });
+                }
+                return;
+            }
+            Some(OutgoingDtmf::InBand { digit, sent, total }) => {
+                let pcm = dtmf::synthesize(*digit, *sent, SAMPLES_PER_FRAME, INBAND_DTMF_AMPLITUDE);
+                *sent += SAMPLES_PER_FRAME;
+                if *sent >= *total {
+                    self.finish_digit();
+                }
+                codec
+                    .encode_frames(&pcm)
+                    .pop()
+                    .unwrap_or(codec.silence_frame())
+            }
+            None => {
+                self.gap_frames = self.gap_frames.saturating_sub(1);
+                let events = &mut self.events;
+                self.playback
+                    .next_frame(codec, |id| {
+                        events.push_back(MediaEvent::PlaybackFinished { id })
+                    })
+                    .unwrap_or(codec.silence_frame())
+            }
+        };
+        if let Some(to) = to {
+            let bytes = self.sender.audio(codec.payload_type(), &payload);
+            self.transmits.push_back(Transmit { to, payload: bytes });
+        }
+    }
+
+    fn start_next_digit(&mut self) {
+        let Some((digit, duration)) = self.dtmf_queue.pop_front() else {
+            return;
+        };
+        self.dtmf_out = Some(if self.params.telephone_event_pt.is_some() {
+            OutgoingDtmf::Rfc4733(Rfc4733Sender::new(digit, duration, self.sender.clock()))
+        } else {
+            let frames = duration
+                .as_millis()
+                .div_ceil(FRAME_DURATION.as_millis())
+                .max(2) as usize;
+            OutgoingDtmf::InBand {
+                digit,
+                sent: 0,
+                total: frames * SAMPLES_PER_FRAME,
+            }
+        });
+    }
+
+    fn finish_digit(&mut self) {
+        if matches!(self.dtmf_out.take(), Some(OutgoingDtmf::Rfc4733(_))) {
+            // Audio after an event starts a new talk spurt (RFC 4733 section 2.5.1.5).
+            self.sender.start_talk_spurt();
+        }
+        self.gap_frames = INTER_DIGIT_FRAMES;
+    }
+}

@@ -1,0 +1,222 @@
+//! Starting and stopping the engine, in order.
+//!
+//! Start: storage, prompts, flows (any invalid flow refuses the start), media workers, SIP
+//! transport, dispatcher, trunk registrations, flow hot reload. Stop (the reverse): refuse
+//! new calls and end those in progress (BYE), unregister trunks, stop SIP, media, storage.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sip::endpoint::EndpointConfig;
+use sip::transport::{self, DriverConfig, SipHandle};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::call::CallContext;
+use crate::config::{EngineConfig, SipTransport};
+use crate::dispatch::{Control, Dispatcher};
+use crate::flows::{self, FlowLoadError};
+use crate::media::{MediaError, MediaWorkers, PortAllocator, PromptError, PromptStore};
+use crate::storage::{Storage, StorageError};
+use crate::trunk;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("prompts in {dir}: {source}")]
+    Prompts { dir: String, source: PromptError },
+    #[error(transparent)]
+    Flows(#[from] FlowLoadError),
+    #[error("RTP ports: {0}")]
+    Media(#[from] MediaError),
+    #[error(transparent)]
+    Sip(#[from] transport::DriverError),
+}
+
+/// A running engine. Dropping it without `shutdown` leaves tasks to die with the runtime.
+pub struct Engine {
+    handle: EngineHandle,
+    control: mpsc::UnboundedSender<Control>,
+    trunks: Vec<trunk::TrunkHandle>,
+    tasks: Vec<JoinHandle<()>>,
+    media: Arc<MediaWorkers>,
+    storage: Storage,
+}
+
+/// Read-only views and controls for the admin web and the CLI (cheap to clone).
+#[derive(Clone)]
+pub struct EngineHandle {
+    config: Arc<EngineConfig>,
+    sip: SipHandle,
+    active_calls: watch::Receiver<usize>,
+    flows: watch::Receiver<Arc<flows::FlowSet>>,
+}
+
+impl EngineHandle {
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The bound SIP address (UDP and TCP).
+    pub fn sip_addr(&self) -> SocketAddr {
+        self.sip.local_addr()
+    }
+
+    pub fn active_calls(&self) -> usize {
+        *self.active_calls.borrow()
+    }
+
+    pub fn watch_active_calls(&self) -> watch::Receiver<usize> {
+        self.active_calls.clone()
+    }
+
+    pub fn flow_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.flows.borrow().names().map(str::to_string).collect();
+        v.sort();
+        v
+    }
+}
+
+impl Engine {
+    pub async fn start(config: EngineConfig) -> Result<Engine, EngineError> {
+        let config = Arc::new(config);
+        let storage = Storage::open(&config.data_dir).await?;
+
+        let dir = config.prompts_dir.clone();
+        let loaded = tokio::task::spawn_blocking(move || PromptStore::load_dir(&dir))
+            .await
+            .map_err(|e| EngineError::Prompts {
+                dir: config.prompts_dir.display().to_string(),
+                source: PromptError::Unreadable {
+                    path: config.prompts_dir.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                },
+            })?;
+        let (prompts, bad) = loaded.map_err(|source| EngineError::Prompts {
+            dir: config.prompts_dir.display().to_string(),
+            source,
+        })?;
+        for e in &bad {
+            tracing::warn!("prompt skipped: {e}");
+        }
+        let prompts = Arc::new(prompts.with_fallback_language(config.default_language.clone()));
+        let check = flows::check_context(&prompts, &config);
+        let flow_set = flows::load_all(&config.flows_dir, &check)?;
+        for name in config
+            .routes
+            .iter()
+            .map(|r| &r.flow)
+            .chain(std::iter::once(&config.default_flow))
+        {
+            if flow_set.get(name).is_none() {
+                return Err(FlowLoadError::Missing(name.clone()).into());
+            }
+        }
+        let (flows_tx, flows_rx) = watch::channel(Arc::new(flow_set));
+
+        let ports = Arc::new(PortAllocator::new(
+            config.rtp.ip,
+            config.rtp.port_low,
+            config.rtp.port_high,
+        )?);
+        let workers = match config.rtp.workers {
+            0 => MediaWorkers::with_default_size(),
+            n => MediaWorkers::new(n),
+        };
+        let media = Arc::new(workers);
+
+        let driver = DriverConfig {
+            listen: config.sip.listen,
+            udp: config.sip.transports.contains(&SipTransport::Udp),
+            tcp: config.sip.transports.contains(&SipTransport::Tcp),
+            endpoint: EndpointConfig {
+                t1: config.sip.t1,
+                user_agent: config.sip.user_agent.clone(),
+                force_rport: config.sip.force_rport,
+                ..EndpointConfig::default()
+            },
+        };
+        let (sip, events, sip_task) = transport::start(driver).await?;
+        let local_sip = SocketAddr::new(config.sip.public_ip, sip.local_addr().port());
+
+        let ctx = CallContext {
+            config: config.clone(),
+            sip: sip.clone(),
+            media: media.clone(),
+            ports,
+            prompts,
+            flows: flows_rx.clone(),
+            storage: storage.clone(),
+            local_sip,
+        };
+        let (active_tx, active_rx) = watch::channel(0usize);
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let dispatcher = Dispatcher::new(sip.clone(), ctx, active_tx);
+        let mut tasks = vec![sip_task, tokio::spawn(dispatcher.run(events, control_rx))];
+        tasks.push(tokio::spawn(flows::watch_dir(
+            config.flows_dir.clone(),
+            check,
+            flows_tx,
+            Duration::from_secs(2),
+        )));
+
+        let mut trunks = Vec::new();
+        for t in config.trunks.iter().filter(|t| t.register) {
+            trunks.push(trunk::start(
+                t.clone(),
+                sip.clone(),
+                local_sip,
+                control.clone(),
+            ));
+        }
+        tracing::info!(
+            sip = %sip.local_addr(),
+            rtp = %format!("{}:{}-{}", config.rtp.ip, config.rtp.port_low, config.rtp.port_high),
+            flows = %flows_rx.borrow().names().collect::<Vec<_>>().join(","),
+            data = %config.data_dir.display(),
+            "svi ready"
+        );
+        let handle = EngineHandle {
+            config,
+            sip,
+            active_calls: active_rx,
+            flows: flows_rx,
+        };
+        Ok(Engine {
+            handle,
+            control,
+            trunks,
+            tasks,
+            media,
+            storage,
+        })
+    }
+
+    pub fn handle(&self) -> EngineHandle {
+        self.handle.clone()
+    }
+
+    /// Ordered shutdown; each step bounded so that a stuck peer cannot hold the process.
+    pub async fn shutdown(self) {
+        let (done_tx, done_rx) = oneshot::channel();
+        let _ = self.control.send(Control::Drain { done: done_tx });
+        if tokio::time::timeout(Duration::from_secs(5), done_rx)
+            .await
+            .is_err()
+        {
+            tracing::warn!("calls still up after 5 s; stopping anyway");
+        }
+        for t in self.trunks {
+            t.unregister(Duration::from_secs(4)).await;
+        }
+        self.handle.sip.shutdown();
+        for t in self.tasks {
+            t.abort();
+        }
+        self.media.shutdown().await;
+        self.storage.close().await;
+        tracing::info!("svi stopped");
+    }
+}

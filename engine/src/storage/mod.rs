@@ -1,0 +1,168 @@
+//! The one place that talks SQL (STYLE.md §9: only the storage module names sqlx).
+//!
+//! SQLite in WAL mode, so `svi calls` can read while the engine writes. The schema is
+//! versioned with `PRAGMA user_version`; each migration is one step in `MIGRATIONS`.
+//! When the replicated-state work lands, these writes become commands applied by the raft
+//! state machine to this same database; the record types stay.
+
+mod records;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::Row;
+
+pub use records::{CallRecord, EndReason};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database {path}: {source}")]
+    Open { path: PathBuf, source: sqlx::Error },
+    #[error("database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Schema steps; index + 1 is the `user_version` after applying it.
+const MIGRATIONS: &[&str] = &["CREATE TABLE calls (
+        id TEXT PRIMARY KEY,
+        sip_call_id TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        answered_at TEXT,
+        ended_at TEXT NOT NULL,
+        caller TEXT NOT NULL,
+        called TEXT NOT NULL,
+        flow TEXT,
+        flow_version TEXT,
+        path TEXT NOT NULL,
+        end_reason TEXT NOT NULL,
+        codec TEXT,
+        node TEXT NOT NULL,
+        rtp_sent INTEGER NOT NULL DEFAULT 0,
+        rtp_received INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX calls_ended ON calls(ended_at);"];
+
+#[derive(Clone, Debug)]
+pub struct Storage {
+    pool: SqlitePool,
+}
+
+impl Storage {
+    /// Opens (creating if needed) `DATA_DIR/svi.db` and brings its schema up to date.
+    pub async fn open(data_dir: &Path) -> Result<Storage, StorageError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StorageError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let path = data_dir.join("svi.db");
+        let open_err = |source| StorageError::Open {
+            path: path.clone(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(open_err)?
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode: a committed write survives a process crash; only an OS
+            // crash may lose the last transactions. The raft log will carry durability.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        let storage = Storage { pool };
+        storage.migrate().await?;
+        Ok(storage)
+    }
+
+    /// Opens an existing database for reading only (for `svi calls` beside a running engine).
+    pub async fn open_read_only(data_dir: &Path) -> Result<Storage, StorageError> {
+        let path = data_dir.join("svi.db");
+        let open_err = |source| StorageError::Open {
+            path: path.clone(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(open_err)?
+            .filename(&path)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        Ok(Storage { pool })
+    }
+
+    async fn migrate(&self) -> Result<(), StorageError> {
+        let version: i64 = sqlx::query("PRAGMA user_version")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        for (i, step) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            let mut tx = self.pool.begin().await?;
+            sqlx::raw_sql(step).execute(&mut *tx).await?;
+            sqlx::raw_sql(&format!("PRAGMA user_version = {}", i + 1))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    pub async fn insert_call(&self, r: &CallRecord) -> Result<(), StorageError> {
+        let path =
+            serde_json::to_string(&r.path).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT OR REPLACE INTO calls (id, sip_call_id, started_at, answered_at, ended_at, caller, called,
+             flow, flow_version, path, end_reason, codec, node, rtp_sent, rtp_received)
+             VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        )
+        .bind(&r.id)
+        .bind(&r.sip_call_id)
+        .bind(r.started_at.to_rfc3339())
+        .bind(r.answered_at.map(|t| t.to_rfc3339()))
+        .bind(r.ended_at.to_rfc3339())
+        .bind(&r.caller)
+        .bind(&r.called)
+        .bind(&r.flow)
+        .bind(&r.flow_version)
+        .bind(path)
+        .bind(r.end_reason.as_str())
+        .bind(&r.codec)
+        .bind(&r.node)
+        .bind(r.rtp_sent as i64)
+        .bind(r.rtp_received as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The latest `limit` calls, newest first.
+    pub async fn latest_calls(&self, limit: u32) -> Result<Vec<CallRecord>, StorageError> {
+        let rows = sqlx::query("SELECT * FROM calls ORDER BY ended_at DESC, rowid DESC LIMIT ?")
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(records::from_row).collect()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

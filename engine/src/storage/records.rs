@@ -1,0 +1,156 @@
+//! Call detail records as stored and as printed by `svi calls --json`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::StorageError;
+
+/// Why a call ended. Stored as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// The caller sent BYE.
+    CallerHangup,
+    /// The flow ended the call and the engine sent BYE.
+    EngineHangup,
+    /// The caller cancelled before the answer.
+    Cancelled,
+    /// The offer could not be served (488) or the call was refused before the answer.
+    Rejected,
+    /// No RTP arrived for the configured time.
+    RtpTimeout,
+    /// Our 2xx was never acknowledged.
+    AckTimeout,
+    /// The engine was shut down while the call was up.
+    Shutdown,
+    /// The engine process died while the call was up (found at the next start).
+    EngineFailure,
+    /// The call failed inside the engine (the record's path says where).
+    Error,
+}
+
+impl EndReason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EndReason::CallerHangup => "caller_hangup",
+            EndReason::EngineHangup => "engine_hangup",
+            EndReason::Cancelled => "cancelled",
+            EndReason::Rejected => "rejected",
+            EndReason::RtpTimeout => "rtp_timeout",
+            EndReason::AckTimeout => "ack_timeout",
+            EndReason::Shutdown => "shutdown",
+            EndReason::EngineFailure => "engine_failure",
+            EndReason::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EndReason> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRecord {
+    pub id: String,
+    pub sip_call_id: String,
+    pub started_at: DateTime<Utc>,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub ended_at: DateTime<Utc>,
+    /// Caller and called numbers: personal data, printed by `svi calls` for the operator but
+    /// never written to logs (see `Pii`).
+    pub caller: String,
+    pub called: String,
+    pub flow: Option<String>,
+    pub flow_version: Option<String>,
+    /// Flow steps taken, in order.
+    pub path: Vec<String>,
+    pub end_reason: EndReason,
+    pub codec: Option<String>,
+    pub node: String,
+    /// RTP packets the engine sent and received on this call.
+    pub rtp_sent: u64,
+    pub rtp_received: u64,
+}
+
+fn time(row: &SqliteRow, col: &str) -> Result<Option<DateTime<Utc>>, StorageError> {
+    let v: Option<String> = row.try_get(col)?;
+    v.map(|s| {
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| StorageError::Corrupt(format!("{col} `{s}`: {e}")))
+    })
+    .transpose()
+}
+
+pub(super) fn from_row(row: &SqliteRow) -> Result<CallRecord, StorageError> {
+    let path: String = row.try_get("path")?;
+    let reason: String = row.try_get("end_reason")?;
+    Ok(CallRecord {
+        id: row.try_get("id")?,
+        sip_call_id: row.try_get("sip_call_id")?,
+        started_at: time(row, "started_at")?
+            .ok_or_else(|| StorageError::Corrupt("started_at".into()))?,
+        answered_at: time(row, "answered_at")?,
+        ended_at: time(row, "ended_at")?.ok_or_else(|| StorageError::Corrupt("ended_at".into()))?,
+        caller: row.try_get("caller")?,
+        called: row.try_get("called")?,
+        flow: row.try_get("flow")?,
+        flow_version: row.try_get("flow_version")?,
+        path: serde_json::from_str(&path)
+            .map_err(|e| StorageError::Corrupt(format!("path: {e}")))?,
+        end_reason: EndReason::parse(&reason)
+            .ok_or_else(|| StorageError::Corrupt(format!("end_reason `{reason}`")))?,
+        codec: row.try_get("codec")?,
+        node: row.try_get("node")?,
+        rtp_sent: row.try_get::<i64, _>("rtp_sent")? as u64,
+        rtp_received: row.try_get::<i64, _>("rtp_received")? as u64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Storage;
+
+    #[tokio::test]
+    async fn insert_and_read_back_newest_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(dir.path()).await.expect("open");
+        let t0 = DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z")
+            .expect("t")
+            .with_timezone(&Utc);
+        for i in 0..3 {
+            let r = CallRecord {
+                id: format!("c{i}"),
+                sip_call_id: format!("sip{i}"),
+                started_at: t0,
+                answered_at: Some(t0),
+                ended_at: t0 + chrono::Duration::seconds(i),
+                caller: "1000".into(),
+                called: "2000".into(),
+                flow: Some("demo".into()),
+                flow_version: None,
+                path: vec!["welcome".into(), "main_menu".into()],
+                end_reason: EndReason::EngineHangup,
+                codec: Some("PCMA".into()),
+                node: "a".into(),
+                rtp_sent: 10,
+                rtp_received: 9,
+            };
+            storage.insert_call(&r).await.expect("insert");
+        }
+        let reader = Storage::open_read_only(dir.path()).await.expect("ro");
+        let got = reader.latest_calls(2).await.expect("latest");
+        assert_eq!(
+            got.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            vec!["c2", "c1"]
+        );
+        assert_eq!(got[0].path, vec!["welcome", "main_menu"]);
+        // Reopening keeps the data and does not re-run migrations.
+        drop(storage);
+        let again = Storage::open(dir.path()).await.expect("reopen");
+        assert_eq!(again.latest_calls(10).await.expect("all").len(), 3);
+    }
+}

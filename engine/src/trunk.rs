@@ -1,0 +1,174 @@
+//! Registration of the engine's SIP user with an IPBX: a thin driver around the sans-IO
+//! `RegistrationClient`. The IPBX then sends calls to our Contact. Unregistering on
+//! shutdown (and, with HA, when this node stops being the active one) is what keeps two
+//! nodes from being registered at once.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use sip::endpoint::Peer;
+use sip::message::{HeaderName, Uri};
+use sip::register::{RegistrationClient, RegistrationConfig, RegistrationEvent};
+use sip::transport::{SipEvent, SipHandle};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::config::TrunkConfig;
+use crate::dispatch::Control;
+
+enum Command {
+    Unregister(oneshot::Sender<()>),
+}
+
+pub struct TrunkHandle {
+    name: String,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl TrunkHandle {
+    /// Removes the binding (Expires: 0) and waits for the registrar, at most `timeout`.
+    pub async fn unregister(self, timeout: Duration) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Unregister(tx)).is_ok()
+            && tokio::time::timeout(timeout, rx).await.is_err()
+        {
+            tracing::warn!(trunk = %self.name, "registrar did not confirm the unregistration in time");
+        }
+    }
+}
+
+fn uri(s: &str) -> Option<Uri> {
+    Uri::parse(s).ok()
+}
+
+/// Resolves the registrar's host (IP literal or DNS name).
+async fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Some(SocketAddr::new(ip, port));
+    }
+    tokio::net::lookup_host((host, port)).await.ok()?.next()
+}
+
+pub fn start(
+    cfg: TrunkConfig,
+    sip: SipHandle,
+    local: SocketAddr,
+    control: mpsc::UnboundedSender<Control>,
+) -> TrunkHandle {
+    let (commands, rx) = mpsc::unbounded_channel();
+    let name = cfg.name.clone();
+    tokio::spawn(run(cfg, sip, local, control, rx));
+    TrunkHandle { name, commands }
+}
+
+async fn run(
+    cfg: TrunkConfig,
+    sip: SipHandle,
+    local: SocketAddr,
+    control: mpsc::UnboundedSender<Control>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+) {
+    let host = match local.ip() {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        IpAddr::V4(v4) => v4.to_string(),
+    };
+    let (Some(registrar), Some(aor), Some(contact)) = (
+        uri(&cfg.registrar),
+        uri(&format!("sip:{}@{}", cfg.username, cfg.domain)),
+        uri(&format!("sip:{}@{}:{}", cfg.username, host, local.port())),
+    ) else {
+        tracing::error!(trunk = %cfg.name, registrar = %cfg.registrar, "cannot build the registration URIs; not registering");
+        return;
+    };
+    let mut rc =
+        RegistrationConfig::new(registrar, aor, contact, &cfg.auth_username, &cfg.password);
+    rc.expires = cfg.expires;
+    let mut client = RegistrationClient::new(rc);
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let _ = control.send(Control::Trunk {
+        call_id: client.call_id().to_string(),
+        events: events_tx,
+    });
+    client.register(Instant::now().into_std());
+    let mut waiting_unregister: Option<oneshot::Sender<()>> = None;
+    loop {
+        while let Some(mut req) = client.poll_request() {
+            let Some(hop) = client.next_hop() else { break };
+            let Some(addr) = resolve(&hop.host, hop.port.unwrap_or(5060)).await else {
+                tracing::warn!(trunk = %cfg.name, host = %hop.host, "cannot resolve the registrar");
+                client.handle_transaction_timeout(Instant::now().into_std());
+                continue;
+            };
+            req.headers
+                .set(HeaderName::Via, crate::call::via(local, hop.transport));
+            if req.headers.get(&HeaderName::UserAgent).is_none() {
+                req.headers.push(HeaderName::UserAgent, sip_user_agent());
+            }
+            if sip
+                .send_request(
+                    req,
+                    Peer {
+                        transport: hop.transport,
+                        addr,
+                    },
+                )
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        while let Some(ev) = client.poll_event() {
+            match ev {
+                RegistrationEvent::Registered {
+                    expires, refreshed, ..
+                } => {
+                    tracing::info!(trunk = %cfg.name, expires, refreshed, "registered with the IPBX");
+                }
+                RegistrationEvent::Failed {
+                    status,
+                    error,
+                    retry_at,
+                } => {
+                    let retry = retry_at.saturating_duration_since(Instant::now().into_std());
+                    tracing::warn!(trunk = %cfg.name, status, %error, retry_in = ?retry, "registration failed");
+                }
+                RegistrationEvent::Unregistered { clean } => {
+                    tracing::info!(trunk = %cfg.name, clean, "unregistered from the IPBX");
+                    if let Some(w) = waiting_unregister.take() {
+                        let _ = w.send(());
+                        return;
+                    }
+                }
+            }
+        }
+        let timer = async {
+            match client.poll_timeout() {
+                Some(t) => tokio::time::sleep_until(Instant::from_std(t)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(SipEvent::Response { response, .. }) if response.status >= 200 => {
+                    client.handle_response(Instant::now().into_std(), &response);
+                }
+                Some(SipEvent::Timeout { .. }) => client.handle_transaction_timeout(Instant::now().into_std()),
+                Some(_) => {}
+                None => return,
+            },
+            cmd = commands.recv() => match cmd {
+                Some(Command::Unregister(done)) => {
+                    waiting_unregister = Some(done);
+                    client.unregister(Instant::now().into_std());
+                }
+                None => return,
+            },
+            _ = timer => client.handle_timeout(Instant::now().into_std()),
+        }
+    }
+}
+
+fn sip_user_agent() -> String {
+    format!("svi/{}", env!("CARGO_PKG_VERSION"))
+}

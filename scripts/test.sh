@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every test of the project: formatting, lints, unit, conformance, scenario and
+# end-to-end tests (real svi processes against sipp on loopback).
+# Installs what the tests need when it is missing (sipp from Debian's sip-tester).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+install_debian() {
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+  fi
+}
+
+missing=()
+command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "test.sh: installing ${missing[*]}"
+  install_debian "${missing[@]}"
+fi
+
+# The shared conformance corpus sits beside the repository; tests find it there.
+export SVI_SHARED="${SVI_SHARED:-$(cd .. && pwd)/shared}"
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo build --bin svi --quiet
+cargo test --workspace

@@ -1,1 +1,0 @@
-//! Digest authentication.

@@ -1,0 +1,209 @@
+//! Command-line interface: one subcommand per operator task.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use engine::config::{parse_port_range, EngineConfig};
+use engine::storage::Storage;
+
+#[derive(Parser, Debug)]
+#[command(name = "svi", version, about = "SIP/RTP IVR and contact-center engine")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Where {
+    /// Configuration file (default: the embedded sample configuration).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (default: the configured one; ./svi-data for the embedded default).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the engine.
+    Run {
+        #[command(flatten)]
+        at: Where,
+        /// SIP listen address for UDP and TCP, overriding the configuration.
+        #[arg(long, value_name = "ADDR:PORT")]
+        sip_listen: Option<SocketAddr>,
+        /// RTP port range, overriding the configuration.
+        #[arg(long, value_name = "LOW-HIGH")]
+        rtp_ports: Option<String>,
+        /// Log as JSON lines instead of human-readable text.
+        #[arg(long)]
+        log_json: bool,
+        /// Log filter (tracing EnvFilter syntax), default `info` or $RUST_LOG.
+        #[arg(long, value_name = "FILTER")]
+        log: Option<String>,
+    },
+    /// Print the latest call records.
+    Calls {
+        #[command(flatten)]
+        at: Where,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run {
+            at,
+            sip_listen,
+            rtp_ports,
+            log_json,
+            log,
+        } => {
+            init_logging(log_json, log.as_deref());
+            let mut config = load_config(&at)?;
+            if let Some(addr) = sip_listen {
+                config.sip.listen = addr;
+                config.sip.public_ip = addr.ip();
+                config.rtp.ip = addr.ip();
+            }
+            if let Some(r) = rtp_ports {
+                let (low, high) = parse_port_range(&r).with_context(|| {
+                    format!("--rtp-ports: `{r}` is not LOW-HIGH with 1024 <= LOW < HIGH <= 65535")
+                })?;
+                config.rtp.port_low = low;
+                config.rtp.port_high = high;
+            }
+            runtime()?.block_on(run_engine(config))
+        }
+        Command::Calls { at, limit, json } => {
+            let data_dir = data_dir_of(&at)?;
+            runtime()?.block_on(print_calls(&data_dir, limit, json))
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn init_logging(json: bool, filter: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match filter {
+        Some(f) => EnvFilter::new(f),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// The configuration named by `--config`, or the embedded default written under the data
+/// directory; `--data-dir` overrides the configured directory either way.
+fn load_config(at: &Where) -> anyhow::Result<EngineConfig> {
+    let mut config = match &at.config {
+        Some(file) => EngineConfig::load(file)?,
+        None => {
+            let data_dir = at
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("svi-data"));
+            let file = crate::embedded::materialise(&data_dir)?;
+            let mut c = EngineConfig::load(&file)?;
+            c.data_dir = data_dir;
+            c
+        }
+    };
+    if let Some(d) = &at.data_dir {
+        config.data_dir = d.clone();
+    }
+    Ok(config)
+}
+
+/// The data directory alone, without writing the embedded samples out.
+fn data_dir_of(at: &Where) -> anyhow::Result<PathBuf> {
+    if let Some(d) = &at.data_dir {
+        return Ok(d.clone());
+    }
+    match &at.config {
+        Some(file) => Ok(EngineConfig::load(file)?.data_dir),
+        None => Ok(PathBuf::from("svi-data")),
+    }
+}
+
+async fn run_engine(config: EngineConfig) -> anyhow::Result<ExitCode> {
+    let engine = engine::Engine::start(config).await?;
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    engine.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn print_calls(data_dir: &Path, limit: u32, json: bool) -> anyhow::Result<ExitCode> {
+    if !data_dir.join("svi.db").exists() {
+        anyhow::bail!(
+            "no call records in {} (no svi.db there yet)",
+            data_dir.display()
+        );
+    }
+    let storage = Storage::open_read_only(data_dir).await?;
+    let calls = storage.latest_calls(limit).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&calls)?);
+    } else {
+        println!(
+            "{:<25} {:<16} {:<16} {:<10} {:>6} {:<15} PATH",
+            "ENDED", "FROM", "TO", "FLOW", "SECS", "END"
+        );
+        for c in &calls {
+            let secs = (c.ended_at - c.started_at).num_milliseconds() as f64 / 1000.0;
+            println!(
+                "{:<25} {:<16} {:<16} {:<10} {:>6.1} {:<15} {}",
+                c.ended_at.format("%Y-%m-%d %H:%M:%S%.3f"),
+                c.caller,
+                c.called,
+                c.flow.as_deref().unwrap_or("-"),
+                secs,
+                c.end_reason.as_str(),
+                c.path.join(" > ")
+            );
+        }
+    }
+    storage.close().await;
+    Ok(ExitCode::SUCCESS)
+}
