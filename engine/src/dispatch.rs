@@ -70,6 +70,7 @@ impl Dispatcher {
                         self.owners.remove(&call_id);
                     }
                     self.publish_active();
+                    tracing::info!(active_calls = self.calls(), "call closed");
                 }
                 c = control.recv() => match c {
                     Some(Control::Trunk { call_id, events }) => { self.owners.insert(call_id, Owner::Trunk(events)); }
@@ -107,7 +108,16 @@ impl Dispatcher {
         }
     }
 
-    fn reply(&self, tx: Option<ServerTxId>, r: Response) {
+    /// Sends a final answer of the UAS core, with the To tag RFC 3261 §8.2.6.2 requires.
+    fn reply(&self, tx: Option<ServerTxId>, mut r: Response) {
+        if let Ok(to) = r.headers.to_addr() {
+            if to.tag().is_none() && r.status > 100 {
+                r.headers.set(
+                    HeaderName::To,
+                    to.with_tag(&sip::endpoint::new_tag()).to_string(),
+                );
+            }
+        }
         if let Some(tx) = tx {
             self.sip.send_response(tx, r);
         }

@@ -15,6 +15,7 @@ pub mod acl;
 pub mod call;
 pub mod collect;
 pub mod config;
+pub mod connectors;
 pub mod dispatch;
 pub mod flows;
 pub mod media;

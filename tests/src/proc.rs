@@ -145,6 +145,23 @@ impl EngineProc {
         }
     }
 
+    /// Waits until `needle` appears on at least `n` lines; returns the last such line.
+    pub fn wait_log_count(&self, needle: &str, n: usize, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(l) = self.log.lock() {
+                let hits: Vec<&String> = l.iter().filter(|x| x.contains(needle)).collect();
+                if hits.len() >= n {
+                    return hits.last().map(|s| s.to_string());
+                }
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let (m, cv) = &*self.log_signal;
+            let guard = m.lock().ok()?;
+            let _ = cv.wait_timeout(guard, left.min(Duration::from_millis(200)));
+        }
+    }
+
     /// `svi calls --json` against this engine's data directory.
     pub fn calls(&self, limit: u32) -> serde_json::Value {
         let out = Command::new(svi_bin())

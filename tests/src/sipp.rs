@@ -196,21 +196,44 @@ Content-Length: 0
     }
 }
 
-/// A registrar that challenges every REGISTER without valid credentials (digest, MD5,
-/// verified by sipp's `verifyauth`), grants `expires` seconds, and ends after an
-/// unregistration (Expires: 0).
+/// A registrar (the IPBX side) for one client: challenges the first REGISTER (digest, MD5),
+/// checks the credentials of the next ones with sipp's `verifyauth` (a failed check fails
+/// the scenario), grants `expires` seconds, accepts one refresh, then the unregistration.
 pub fn registrar_xml(username: &str, password: &str, expires: u32) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="svi registrar">
-  <label id="loop"/>
-  <recv request="REGISTER">
+    let ok = |exp: u32| {
+        format!(
+            r#"  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=reg[pid]
+[last_Call-ID:]
+[last_CSeq:]
+[last_Contact:]
+Expires: {exp}
+Content-Length: 0
+
+]]></send>
+"#
+        )
+    };
+    let checked = |what: &str| {
+        format!(
+            r#"  <recv request="REGISTER">
     <action>
-      <ereg regexp="(Expires: *0[^0-9]|expires=0[^0-9])" search_in="msg" check_it="false" assign_to="unreg"/>
       <verifyauth assign_to="authvalid" username="{username}" password="{password}"/>
     </action>
   </recv>
-  <nop hide="true" test="authvalid" next="ok"/>
+  <nop hide="true" test="authvalid" next="{what}_ok"/>
+  <nop hide="true" next="bad"/>
+  <label id="{what}_ok"/>
+"#
+        )
+    };
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="svi registrar">
+  <recv request="REGISTER"/>
   <send><![CDATA[
 SIP/2.0 401 Unauthorized
 [last_Via:]
@@ -222,36 +245,28 @@ WWW-Authenticate: Digest realm="test.example", nonce="[pid]n[clock_tick]", algor
 Content-Length: 0
 
 ]]></send>
-  <nop hide="true" next="loop"/>
-  <label id="ok"/>
-  <nop hide="true" test="unreg" next="unreg"/>
+{first}{ok_first}{refresh}{ok_refresh}{unreg}{ok_unreg}  <nop hide="true" next="end"/>
+  <label id="bad"/>
   <send><![CDATA[
-SIP/2.0 200 OK
+SIP/2.0 403 Forbidden
 [last_Via:]
 [last_From:]
 [last_To:];tag=reg[pid]
 [last_Call-ID:]
 [last_CSeq:]
-[last_Contact:]
-Expires: {expires}
 Content-Length: 0
 
 ]]></send>
-  <nop hide="true" next="loop"/>
-  <label id="unreg"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=reg[pid]
-[last_Call-ID:]
-[last_CSeq:]
-Expires: 0
-Content-Length: 0
-
-]]></send>
+  <nop><action><exec int_cmd="stop_now"/></action></nop>
+  <label id="end"/>
 </scenario>
-"#
+"#,
+        first = checked("first"),
+        ok_first = ok(expires),
+        refresh = checked("refresh"),
+        ok_refresh = ok(expires),
+        unreg = checked("unreg"),
+        ok_unreg = ok(0),
     )
 }
 

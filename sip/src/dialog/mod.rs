@@ -153,6 +153,14 @@ impl Dialog {
         let h = &request.headers;
         let from = h.from_addr()?;
         let call_id = h.call_id().ok_or(DialogError::MissingCallId)?.to_string();
+        // An RFC 2543 peer may send no Contact: its From URI is the best target left (the
+        // engine sends in-dialog requests back to the request's source anyway when the
+        // target is not a usable address).
+        let remote_target = match first_contact(h, "request") {
+            Ok(uri) => uri,
+            Err(DialogError::MissingContact(_)) => from.uri.clone(),
+            Err(e) => return Err(e),
+        };
         Ok(Dialog {
             id: DialogId {
                 call_id,
@@ -162,7 +170,7 @@ impl Dialog {
             local_uri: without_tag(h.to_addr()?),
             remote_uri: without_tag(from),
             local_contact,
-            remote_target: first_contact(h, "request")?,
+            remote_target,
             route_set: h.name_addrs(&HeaderName::RecordRoute)?,
             // §8.1.1.5: any start below 2^31; below 2^30 leaves room to never wrap.
             local_cseq: rand::thread_rng().gen_range(1..(1u32 << 30)),
