@@ -54,6 +54,57 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check call flows against the configuration (prompts, queues, connectors).
+    Check {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a flow without telephony, in virtual time, printing each effect.
+    Simulate {
+        file: PathBuf,
+        /// Digits keyed at each menu or collect: "1 2 #"; `-` or nothing means no input.
+        #[arg(long, default_value = "")]
+        input: String,
+        /// Virtual start time (RFC 3339), default now.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        #[arg(long, default_value = "+33100000000")]
+        caller: String,
+        #[arg(long, default_value = "100")]
+        called: String,
+        #[arg(long)]
+        language: Option<String>,
+        /// YAML/JSON file of canned lookup, action, queue and transfer outcomes.
+        #[arg(long, value_name = "FILE")]
+        stubs: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the test cases of flow test files (`*.test.yaml`).
+    TestFlow {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Draw a flow as Graphviz DOT or Mermaid.
+    Graph {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = GraphFormatArg::Dot)]
+        format: GraphFormatArg,
+    },
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+enum GraphFormatArg {
+    Dot,
+    Mermaid,
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -85,6 +136,63 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let data_dir = data_dir_of(&at)?;
             runtime()?.block_on(print_calls(&data_dir, limit, json))
         }
+        Command::Check { files, config, json } => {
+            let ctx = check_context(config.as_deref())?;
+            Ok(exit(ivr_scripts::cli::check(&files, &ctx, json, &mut std::io::stdout())))
+        }
+        Command::Simulate { file, input, at, caller, called, language, stubs, config, json } => {
+            let at = at
+                .map(|t| chrono::DateTime::parse_from_rfc3339(&t).with_context(|| format!("--at: `{t}` is not an RFC 3339 time (e.g. 2026-12-25T10:00:00+01:00)")))
+                .transpose()?;
+            let ctx = check_context(config.as_deref())?;
+            let opts = ivr_scripts::cli::SimulateOptions { file, inputs: input, at, caller, called, language, stubs, json };
+            Ok(exit(ivr_scripts::cli::simulate(&opts, &ctx, &mut std::io::stdout())))
+        }
+        Command::TestFlow { files, config } => {
+            let ctx = check_context(config.as_deref())?;
+            let mut worst = 0;
+            for f in &files {
+                worst = worst.max(ivr_scripts::cli::test_flow(f, &ctx, &mut std::io::stdout()));
+            }
+            Ok(exit(worst))
+        }
+        Command::Graph { file, format } => {
+            let format = match format {
+                GraphFormatArg::Dot => ivr_scripts::cli::GraphFormat::Dot,
+                GraphFormatArg::Mermaid => ivr_scripts::cli::GraphFormat::Mermaid,
+            };
+            Ok(exit(ivr_scripts::cli::graph(&file, format, &mut std::io::stdout())))
+        }
+    }
+}
+
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(2))
+}
+
+/// What flows are checked against: the prompts, queues and connectors of `--config`, or of
+/// the embedded default (written to a temporary directory, which is removed after).
+fn check_context(config: Option<&Path>) -> anyhow::Result<ivr_scripts::CheckContext> {
+    let (config, _tmp) = match config {
+        Some(file) => (EngineConfig::load(file)?, None),
+        None => {
+            let tmp = std::env::temp_dir().join(format!("svi-check-{}", std::process::id()));
+            let file = crate::embedded::materialise(&tmp)?;
+            let config = EngineConfig::load(&file);
+            (config?, Some(TempDir(tmp)))
+        }
+    };
+    let names = ivr_scripts::cli::scan_prompts(&config.prompts_dir)
+        .with_context(|| format!("reading prompts in {}", config.prompts_dir.display()))?;
+    Ok(engine::flows::check_context(&names, &config))
+}
+
+/// Removes a directory when dropped.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

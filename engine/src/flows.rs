@@ -6,7 +6,7 @@
 //! the current `Arc<LoadedFlow>` when it starts and keeps it to its end, so a reload changes
 //! new calls only. An invalid new version is refused and the old one stays live.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -60,16 +60,22 @@ pub enum FlowLoadError {
     Missing(String),
 }
 
+/// Prompt names per language, as the checker wants them.
+pub type PromptNames = BTreeMap<String, BTreeSet<String>>;
+
+/// The names of the prompts a store holds.
+pub fn prompt_names(prompts: &PromptStore) -> PromptNames {
+    prompts
+        .languages()
+        .map(|l| (l.to_string(), prompts.names(l).map(str::to_string).collect()))
+        .collect()
+}
+
 /// The check context of this engine: prompts on disk, configured queues and connectors.
-pub fn check_context(prompts: &PromptStore, config: &crate::config::EngineConfig) -> CheckContext {
-    let default_language = config.default_language.as_str();
-    let mut b = CheckContext::builder(default_language);
-    let languages: Vec<String> = prompts.languages().map(str::to_string).collect();
-    for lang in &languages {
-        b = b.language(lang.clone()).prompts(
-            lang,
-            prompts.names(lang).map(str::to_string).collect::<Vec<_>>(),
-        );
+pub fn check_context(prompts: &PromptNames, config: &crate::config::EngineConfig) -> CheckContext {
+    let mut b = CheckContext::builder(config.default_language.as_str());
+    for (lang, names) in prompts {
+        b = b.language(lang.clone()).prompts(lang, names.iter().cloned().collect::<Vec<_>>());
     }
     for q in &config.queues {
         b = b.queue(q.clone());

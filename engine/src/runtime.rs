@@ -102,7 +102,7 @@ impl Engine {
             tracing::warn!("prompt skipped: {e}");
         }
         let prompts = Arc::new(prompts.with_fallback_language(config.default_language.clone()));
-        let check = flows::check_context(&prompts, &config);
+        let check = flows::check_context(&flows::prompt_names(&prompts), &config);
         let flow_set = flows::load_all(&config.flows_dir, &check)?;
         for name in config
             .routes
