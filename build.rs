@@ -13,6 +13,12 @@ fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
     for p in entries {
         if p.is_dir() {
             walk(&p, root, out);
+        } else if p
+            .extension()
+            .is_some_and(|e| e == "db" || e == "db-wal" || e == "db-shm")
+        {
+            // Databases created by running the samples in place are not samples.
+            continue;
         } else if let Ok(rel) = p.strip_prefix(root) {
             out.push(rel.to_string_lossy().replace('\\', "/"));
         }

@@ -62,6 +62,9 @@ enum Command {
         config: Option<PathBuf>,
         #[arg(long)]
         json: bool,
+        /// Exit 0 even when there are warnings (unreachable steps...).
+        #[arg(long)]
+        allow_warnings: bool,
     },
     /// Run a flow without telephony, in virtual time, printing each effect.
     Simulate {
@@ -136,17 +139,57 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let data_dir = data_dir_of(&at)?;
             runtime()?.block_on(print_calls(&data_dir, limit, json))
         }
-        Command::Check { files, config, json } => {
+        Command::Check {
+            files,
+            config,
+            json,
+            allow_warnings,
+        } => {
             let ctx = check_context(config.as_deref())?;
-            Ok(exit(ivr_scripts::cli::check(&files, &ctx, json, &mut std::io::stdout())))
+            Ok(exit(ivr_scripts::cli::check_with(
+                &files,
+                &ctx,
+                json,
+                allow_warnings,
+                &mut std::io::stdout(),
+            )))
         }
-        Command::Simulate { file, input, at, caller, called, language, stubs, config, json } => {
+        Command::Simulate {
+            file,
+            input,
+            at,
+            caller,
+            called,
+            language,
+            stubs,
+            config,
+            json,
+        } => {
             let at = at
-                .map(|t| chrono::DateTime::parse_from_rfc3339(&t).with_context(|| format!("--at: `{t}` is not an RFC 3339 time (e.g. 2026-12-25T10:00:00+01:00)")))
+                .map(|t| {
+                    chrono::DateTime::parse_from_rfc3339(&t).with_context(|| {
+                        format!(
+                            "--at: `{t}` is not an RFC 3339 time (e.g. 2026-12-25T10:00:00+01:00)"
+                        )
+                    })
+                })
                 .transpose()?;
             let ctx = check_context(config.as_deref())?;
-            let opts = ivr_scripts::cli::SimulateOptions { file, inputs: input, at, caller, called, language, stubs, json };
-            Ok(exit(ivr_scripts::cli::simulate(&opts, &ctx, &mut std::io::stdout())))
+            let opts = ivr_scripts::cli::SimulateOptions {
+                file,
+                inputs: input,
+                at,
+                caller,
+                called,
+                language,
+                stubs,
+                json,
+            };
+            Ok(exit(ivr_scripts::cli::simulate(
+                &opts,
+                &ctx,
+                &mut std::io::stdout(),
+            )))
         }
         Command::TestFlow { files, config } => {
             let ctx = check_context(config.as_deref())?;
@@ -161,7 +204,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 GraphFormatArg::Dot => ivr_scripts::cli::GraphFormat::Dot,
                 GraphFormatArg::Mermaid => ivr_scripts::cli::GraphFormat::Mermaid,
             };
-            Ok(exit(ivr_scripts::cli::graph(&file, format, &mut std::io::stdout())))
+            Ok(exit(ivr_scripts::cli::graph(
+                &file,
+                format,
+                &mut std::io::stdout(),
+            )))
         }
     }
 }

@@ -137,7 +137,7 @@ impl Dispatcher {
         }
         match self.owners.get(&call_id) {
             Some(Owner::Call(c)) => {
-                let _ = c.send(CallInput::Sip(ev));
+                let _ = c.send(CallInput::Sip(Box::new(ev)));
             }
             Some(Owner::Trunk(t)) => {
                 let _ = t.send(ev);
@@ -178,7 +178,11 @@ impl Dispatcher {
                     // Same Call-ID, no To tag, new transaction: a merged request (RFC 3261 §8.2.2.2).
                     return self.reply(tx, Response::for_request(&request, 482));
                 }
-                let _ = c.send(CallInput::Sip(SipEvent::Request { tx, request, from }));
+                let _ = c.send(CallInput::Sip(Box::new(SipEvent::Request {
+                    tx,
+                    request,
+                    from,
+                })));
             }
             (Method::Invite, None) if !in_dialog => {
                 if self.draining.is_some() {

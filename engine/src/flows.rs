@@ -67,7 +67,12 @@ pub type PromptNames = BTreeMap<String, BTreeSet<String>>;
 pub fn prompt_names(prompts: &PromptStore) -> PromptNames {
     prompts
         .languages()
-        .map(|l| (l.to_string(), prompts.names(l).map(str::to_string).collect()))
+        .map(|l| {
+            (
+                l.to_string(),
+                prompts.names(l).map(str::to_string).collect(),
+            )
+        })
         .collect()
 }
 
@@ -75,7 +80,9 @@ pub fn prompt_names(prompts: &PromptStore) -> PromptNames {
 pub fn check_context(prompts: &PromptNames, config: &crate::config::EngineConfig) -> CheckContext {
     let mut b = CheckContext::builder(config.default_language.as_str());
     for (lang, names) in prompts {
-        b = b.language(lang.clone()).prompts(lang, names.iter().cloned().collect::<Vec<_>>());
+        b = b
+            .language(lang.clone())
+            .prompts(lang, names.iter().cloned().collect::<Vec<_>>());
     }
     for q in &config.queues {
         b = b.queue(q.clone());

@@ -33,6 +33,11 @@ pub enum EngineError {
     Media(#[from] MediaError),
     #[error(transparent)]
     Sip(#[from] transport::DriverError),
+    #[error("{file}: {source}")]
+    Connectors {
+        file: String,
+        source: crate::connectors::ConnectorError,
+    },
 }
 
 /// A running engine. Dropping it without `shutdown` leaves tasks to die with the runtime.
@@ -116,6 +121,13 @@ impl Engine {
         }
         let (flows_tx, flows_rx) = watch::channel(Arc::new(flow_set));
 
+        let connectors = crate::connectors::Connectors::build(&config)
+            .await
+            .map_err(|source| EngineError::Connectors {
+                file: config.file.display().to_string(),
+                source,
+            })?;
+
         let ports = Arc::new(PortAllocator::new(
             config.rtp.ip,
             config.rtp.port_low,
@@ -149,6 +161,7 @@ impl Engine {
             prompts,
             flows: flows_rx.clone(),
             storage: storage.clone(),
+            connectors,
             local_sip,
         };
         let (active_tx, active_rx) = watch::channel(0usize);

@@ -17,7 +17,7 @@ pub fn alaw(sample: i16) -> u8 {
         let exp = 31 - (s as u32).leading_zeros() as i32 - 4;
         (exp, (s >> exp) & 0x0F)
     };
-    (((sign | (exp << 4) | mant) as u8) ^ 0x55) as u8
+    ((sign | (exp << 4) | mant) as u8) ^ 0x55
 }
 
 /// G.711 µ-law encoding of one sample.

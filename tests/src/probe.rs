@@ -30,23 +30,13 @@ impl Probe {
     /// Receives one datagram before `deadline`, or `None`.
     pub fn recv_until(&self, deadline: Instant) -> Option<String> {
         let mut buf = vec![0u8; 65_535];
-        loop {
-            let left = deadline.checked_duration_since(Instant::now())?;
-            self.socket
-                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-                .ok()?;
-            match self.socket.recv_from(&mut buf) {
-                Ok((n, _)) => return Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return None
-                }
-                Err(_) => return None,
-            }
+        let left = deadline.checked_duration_since(Instant::now())?;
+        self.socket
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .ok()?;
+        match self.socket.recv_from(&mut buf) {
+            Ok((n, _)) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(_) => None,
         }
     }
 

@@ -37,21 +37,12 @@ pub struct EngineProc {
     log_signal: Arc<(Mutex<()>, std::sync::Condvar)>,
 }
 
+#[derive(Default)]
 pub struct EngineOptions {
     /// A configuration file to pass with --config (None: the embedded default).
     pub config: Option<PathBuf>,
     pub sip_port: Option<u16>,
     pub extra: Vec<String>,
-}
-
-impl Default for EngineOptions {
-    fn default() -> Self {
-        EngineOptions {
-            config: None,
-            sip_port: None,
-            extra: Vec::new(),
-        }
-    }
 }
 
 impl EngineProc {

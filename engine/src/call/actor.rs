@@ -32,6 +32,11 @@ const HOLD_RTP_TIMEOUT: Duration = Duration::from_secs(3600);
 /// What the actor waits for after performing an effect.
 enum Waiting {
     Nothing,
+    /// A lookup or action runs in its own task; the call stays responsive meanwhile.
+    Connector {
+        action: bool,
+        result: tokio::sync::oneshot::Receiver<ivr_scripts::ConnectorResult>,
+    },
     Play {
         id: u64,
         barge_in: bool,
@@ -406,12 +411,16 @@ impl Call {
                 self.waiting = Waiting::Collect { id, collector };
                 Next::Wait
             }
-            EffectKind::Lookup { source, .. } => Next::Resume(Input::LookupResult(Err(format!(
-                "no data source `{source}` is configured on this engine"
-            )))),
-            EffectKind::Action { action, .. } => Next::Resume(Input::ActionResult(Err(format!(
-                "no action `{action}` is configured on this engine"
-            )))),
+            EffectKind::Lookup {
+                source,
+                params,
+                timeout,
+            } => self.connector(false, source, params, timeout),
+            EffectKind::Action {
+                action,
+                params,
+                timeout,
+            } => self.connector(true, action, params, timeout),
             EffectKind::Queue { queue, .. } => {
                 tracing::info!(call = %self.id, %queue, "no agent can take the call yet (no ACD); queue overflow");
                 Next::Resume(Input::QueueResult(QueueOutcome::Overflow))
@@ -440,6 +449,28 @@ impl Call {
                 EndReason::Rejected
             }),
         }
+    }
+
+    /// Starts a connector call; its (bounded) result comes back through `Waiting::Connector`.
+    fn connector(
+        &mut self,
+        action: bool,
+        name: String,
+        params: serde_json::Map<String, serde_json::Value>,
+        timeout: Duration,
+    ) -> Next {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let connectors = self.ctx.connectors.clone();
+        tokio::spawn(async move {
+            let r = if action {
+                connectors.action(&name, &params, timeout).await
+            } else {
+                connectors.lookup(&name, &params, timeout).await
+            };
+            let _ = tx.send(r);
+        });
+        self.waiting = Waiting::Connector { action, result: rx };
+        Next::Wait
     }
 
     async fn drive(&mut self, inputs: &mut mpsc::UnboundedReceiver<CallInput>) -> EndReason {
@@ -481,9 +512,24 @@ impl Call {
                     None => std::future::pending().await,
                 }
             };
+            let connector = async {
+                match &mut self.waiting {
+                    Waiting::Connector { action, result } => {
+                        let r = result
+                            .await
+                            .unwrap_or_else(|_| Err("the connector task ended".into()));
+                        if *action {
+                            Input::ActionResult(r)
+                        } else {
+                            Input::LookupResult(r)
+                        }
+                    }
+                    _ => std::future::pending().await,
+                }
+            };
             next = tokio::select! {
                 input = inputs.recv() => match input {
-                    Some(CallInput::Sip(ev)) => self.sip_event(ev),
+                    Some(CallInput::Sip(ev)) => self.sip_event(*ev),
                     Some(CallInput::Shutdown) | None => {
                         if self.answered_at.is_none() {
                             self.reject(503, Some("shutting down".into()));
@@ -493,6 +539,7 @@ impl Call {
                 },
                 Some(ev) = media_event => self.media_event(ev),
                 _ = timer => self.collect_timeout(),
+                input = connector => Next::Resume(input),
             };
         }
     }
@@ -744,24 +791,21 @@ impl Call {
                 i = inputs.recv() => i,
                 _ = tokio::time::sleep_until(deadline) => return,
             };
-            match input {
-                Some(CallInput::Sip(SipEvent::Response { tx, response }))
-                    if tx == bye_tx && response.status >= 200 =>
-                {
+            let ev = match input {
+                Some(CallInput::Sip(ev)) => *ev,
+                Some(CallInput::Shutdown) => continue,
+                None => return,
+            };
+            match ev {
+                SipEvent::Response { tx, response } if tx == bye_tx && response.status >= 200 => {
                     return
                 }
-                Some(CallInput::Sip(SipEvent::Timeout { tx, .. })) if tx == bye_tx => return,
-                Some(CallInput::Sip(SipEvent::Request { tx, request, .. })) => {
-                    // A BYE crossing ours, a late INFO...: answer and keep waiting.
-                    let status = if request.method == Method::Ack {
-                        continue;
-                    } else {
-                        200
-                    };
-                    self.respond(tx, &request, status);
+                SipEvent::Timeout { tx, .. } if tx == bye_tx => return,
+                // A BYE crossing ours, a late INFO...: answer and keep waiting.
+                SipEvent::Request { tx, request, .. } if request.method != Method::Ack => {
+                    self.respond(tx, &request, 200)
                 }
-                Some(_) => {}
-                None => return,
+                _ => {}
             }
         }
     }

@@ -36,13 +36,14 @@ pub struct CallContext {
     pub prompts: Arc<PromptStore>,
     pub flows: watch::Receiver<Arc<FlowSet>>,
     pub storage: Storage,
+    pub connectors: crate::connectors::Connectors,
     /// Our SIP address as written in Via and Contact (public IP, bound port).
     pub local_sip: SocketAddr,
 }
 
 #[derive(Debug)]
 pub enum CallInput {
-    Sip(SipEvent),
+    Sip(Box<SipEvent>),
     /// The engine is stopping: end the call (BYE if answered, 503 otherwise).
     Shutdown,
 }

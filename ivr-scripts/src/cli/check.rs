@@ -11,7 +11,20 @@ use crate::diagnostic::Diagnostic;
 /// hint, then a summary; with `json`, one JSON array of all diagnostics. Exit 0 when every
 /// file loads (warnings allowed), 1 otherwise.
 pub fn check(files: &[PathBuf], ctx: &CheckContext, json: bool, out: &mut dyn Write) -> i32 {
-    let result = run(files, ctx, json, out);
+    check_with(files, ctx, json, true, out)
+}
+
+/// Like [`check`]; with `allow_warnings` false (what `svi check` does unless told
+/// otherwise), a warning (an unreachable step, an expression without error branch) fails the
+/// check too: a flow about to go live should have none.
+pub fn check_with(
+    files: &[PathBuf],
+    ctx: &CheckContext,
+    json: bool,
+    allow_warnings: bool,
+    out: &mut dyn Write,
+) -> i32 {
+    let result = run(files, ctx, json, allow_warnings, out);
     finish(result, out)
 }
 
@@ -19,6 +32,7 @@ fn run(
     files: &[PathBuf],
     ctx: &CheckContext,
     json: bool,
+    allow_warnings: bool,
     out: &mut dyn Write,
 ) -> Result<i32, CliError> {
     let mut all: Vec<Diagnostic> = Vec::new();
@@ -65,5 +79,10 @@ fn run(
             warnings
         )?;
     }
-    Ok(if failed == 0 { EXIT_OK } else { EXIT_FAILED })
+    let warned = all.iter().any(|d| !d.is_error());
+    Ok(if failed == 0 && (allow_warnings || !warned) {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    })
 }

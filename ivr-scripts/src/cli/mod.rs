@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-pub use check::check;
+pub use check::{check, check_with};
 pub use graph::{graph, GraphFormat};
 pub use sim::{parse_inputs, MAX_EFFECTS};
 pub use simulate::{simulate, SimulateOptions};
