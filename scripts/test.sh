@@ -26,4 +26,4 @@ export SVI_SHARED="${SVI_SHARED:-$(cd .. && pwd)/shared}"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo build --bin svi --quiet
-cargo test --workspace
+cargo test --workspace --no-fail-fast

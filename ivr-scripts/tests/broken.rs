@@ -7,7 +7,7 @@ use std::path::Path;
 use ivr_scripts::{compile, say, CheckContext, Diagnostic};
 
 fn context() -> CheckContext {
-    let prompts = ["welcome", "info", "main_menu", "goodbye"];
+    let prompts = ["welcome", "info", "option1_info", "main_menu", "goodbye"];
     let mut builder = CheckContext::builder("en")
         .prompts("en", prompts)
         .prompts("fr", prompts)

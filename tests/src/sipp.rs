@@ -55,6 +55,8 @@ pub struct Caller {
     pub bye_timeout: Duration,
     /// Hang up ourselves after this pause instead of waiting for the engine's BYE.
     pub hangup_after: Option<Duration>,
+    /// Raw scenario elements played after the digits (e.g. answering a REFER).
+    pub raw: Vec<String>,
 }
 
 impl Caller {
@@ -65,6 +67,7 @@ impl Caller {
             steps: Vec::new(),
             bye_timeout: Duration::from_secs(40),
             hangup_after: None,
+            raw: Vec::new(),
         }
     }
 
@@ -153,6 +156,9 @@ Duration=160
                     cseq = 2 + i
                 )),
             }
+        }
+        for r in &self.raw {
+            x.push_str(r);
         }
         match self.hangup_after {
             Some(p) => x.push_str(&format!(

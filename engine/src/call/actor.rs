@@ -5,17 +5,20 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ivr_scripts::{
-    CallInfo, Effect, EffectKind, Input, Interpreter, PromptRef, QueueOutcome, TransferOutcome,
+    CallInfo, Effect, EffectKind, Input, Interpreter, PromptRef, QueueOutcome, TransferMode,
+    TransferOutcome,
 };
 use sip::dialog::Dialog;
-use sip::endpoint::{new_tag, Peer, ServerTxId};
+use sip::endpoint::{new_tag, ClientTxId, Peer, ServerTxId};
 use sip::message::{HeaderName, Method, Request, Response};
 use sip::sdp::{Direction, LocalMedia, Negotiated, SdpSession, SessionDescription};
 use sip::transport::SipEvent;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::record::{synthetic_beep, Recording, TAP_CAPACITY};
 use super::signalling::{contact, finish_request, next_hop};
+use super::transfer::{refer_target, sipfrag_status};
 use super::{dtmf_from_info, CallContext, CallInput};
 use crate::collect::{CollectSpec, Collected, DigitCollector};
 use crate::flows::LoadedFlow;
@@ -32,6 +35,13 @@ const HOLD_RTP_TIMEOUT: Duration = Duration::from_secs(3600);
 /// What the actor waits for after performing an effect.
 enum Waiting {
     Nothing,
+    /// The `record` step: prompts, then the caller's audio until terminator/limit.
+    Record(Box<Recording>),
+    /// A blind transfer: our REFER is out; NOTIFYs report the outcome.
+    Transfer {
+        tx: ClientTxId,
+        deadline: Instant,
+    },
     /// A lookup or action runs in its own task; the call stays responsive meanwhile.
     Connector {
         action: bool,
@@ -45,6 +55,12 @@ enum Waiting {
         id: Option<u64>,
         collector: DigitCollector,
     },
+}
+
+/// Output of the current wait's own I/O.
+enum WaitIo {
+    Connector(Input),
+    Frame(Option<Vec<i16>>),
 }
 
 /// The next move of the loop.
@@ -358,7 +374,7 @@ impl Call {
     }
 
     /// Performs one effect of the interpreter.
-    fn perform(&mut self, effect: Effect) -> Next {
+    async fn perform(&mut self, effect: Effect) -> Next {
         tracing::debug!(call = %self.id, step = %effect.step, "effect");
         if self.answered_at.is_none()
             && !matches!(
@@ -425,15 +441,43 @@ impl Call {
                 tracing::info!(call = %self.id, %queue, "no agent can take the call yet (no ACD); queue overflow");
                 Next::Resume(Input::QueueResult(QueueOutcome::Overflow))
             }
-            EffectKind::Transfer { .. } => Next::Resume(Input::TransferResult(
-                TransferOutcome::Failed("transfer is not available on this engine yet".into()),
-            )),
-            EffectKind::Record { .. } => {
-                tracing::warn!(call = %self.id, "message recording is not available yet; step skipped");
-                Next::Resume(Input::RecordDone {
-                    path: String::new(),
-                    duration: Duration::ZERO,
-                })
+            EffectKind::Transfer {
+                target,
+                mode,
+                timeout,
+            } => self.transfer(target, mode, timeout).await,
+            EffectKind::Record {
+                prompts,
+                beep,
+                max_length,
+                terminator,
+            } => {
+                let path = self.ctx.config.data_dir.join("messages").join(format!(
+                    "{}-{}.wav",
+                    self.id,
+                    effect.step.replace('/', "_")
+                ));
+                let mut rec = Recording::new(path, max_length, terminator);
+                let mut list = self.prompts(&prompts);
+                if beep {
+                    let lang = prompts
+                        .first()
+                        .map(|p| p.language.clone())
+                        .unwrap_or_else(|| self.ctx.config.default_language.clone());
+                    list.push(
+                        self.ctx
+                            .prompts
+                            .get(&lang, "beep")
+                            .unwrap_or_else(synthetic_beep),
+                    );
+                }
+                rec.prompt_id = self.media.as_ref().and_then(|(m, _)| m.play(list).ok());
+                self.waiting = Waiting::Record(Box::new(rec));
+                if self.recording_prompts_done() {
+                    Next::Wait
+                } else {
+                    Next::End(EndReason::Error)
+                }
             }
             EffectKind::Hangup { .. } => {
                 if self.answered_at.is_none() {
@@ -448,6 +492,109 @@ impl Call {
             } else {
                 EndReason::Rejected
             }),
+        }
+    }
+
+    /// Starts capturing the caller once the record step's prompts are over.
+    fn recording_prompts_done(&mut self) -> bool {
+        let Waiting::Record(rec) = &mut self.waiting else {
+            return true;
+        };
+        if rec.prompt_id.is_some() {
+            return true;
+        }
+        let (tx, rx) = mpsc::channel(TAP_CAPACITY);
+        let Some((m, _)) = &self.media else {
+            return false;
+        };
+        if m.tap_inbound(Some(tx)).is_err() {
+            return false;
+        }
+        rec.frames = Some(rx);
+        rec.started = Some(Instant::now());
+        true
+    }
+
+    /// Ends the record step (terminator, limit or hangup) and writes the file.
+    async fn finish_recording(&mut self) -> Option<Input> {
+        let Waiting::Record(rec) = std::mem::replace(&mut self.waiting, Waiting::Nothing) else {
+            return None;
+        };
+        let mut rec = *rec;
+        if let Some((m, _)) = &self.media {
+            let _ = m.tap_inbound(None);
+        }
+        if let Some(mut frames) = rec.frames.take() {
+            while let Ok(f) = frames.try_recv() {
+                rec.push(&f);
+            }
+        }
+        rec.pad_to(Instant::now(), Duration::from_millis(20));
+        if rec.started.is_none() {
+            return Some(Input::RecordDone {
+                path: String::new(),
+                duration: Duration::ZERO,
+            });
+        }
+        match rec.save().await {
+            Ok((path, duration)) => {
+                tracing::info!(call = %self.id, file = %path.display(), ?duration, "message recorded");
+                Some(Input::RecordDone {
+                    path: path.display().to_string(),
+                    duration,
+                })
+            }
+            Err(e) => {
+                tracing::error!(call = %self.id, error = %e, "could not write the recorded message");
+                Some(Input::RecordDone {
+                    path: String::new(),
+                    duration: Duration::ZERO,
+                })
+            }
+        }
+    }
+
+    /// A blind transfer with REFER; the result comes from the REFER's answer and NOTIFYs.
+    async fn transfer(&mut self, target: String, mode: TransferMode, timeout: Duration) -> Next {
+        if !matches!(mode, TransferMode::Blind) {
+            return Next::Resume(Input::TransferResult(TransferOutcome::Failed(
+                "bridged transfers need the ACD relay, not available yet".into(),
+            )));
+        }
+        let Some(dialog) = self.dialog.as_mut() else {
+            return Next::Resume(Input::TransferResult(TransferOutcome::Failed(
+                "the call is not answered".into(),
+            )));
+        };
+        let refer_to = refer_target(&target, dialog);
+        let mut refer = dialog.create_request(Method::Refer);
+        let hop = dialog.target_addr();
+        let local_uri = dialog.local_uri.uri.to_string();
+        let peer = next_hop(hop, self.from, &self.ctx.config.sip.allowed);
+        finish_request(
+            &mut refer,
+            self.ctx.local_sip,
+            self.from.transport,
+            &self.ctx.config.sip.user_agent,
+        );
+        refer
+            .headers
+            .push(HeaderName::ReferTo, format!("<{refer_to}>"));
+        refer
+            .headers
+            .push(HeaderName::ReferredBy, format!("<{local_uri}>"));
+        match self.ctx.sip.send_request(refer, peer).await {
+            Ok(tx) => {
+                tracing::info!(call = %self.id, "blind transfer requested (REFER)");
+                self.waiting = Waiting::Transfer {
+                    tx,
+                    deadline: Instant::now() + timeout,
+                };
+                Next::Wait
+            }
+            Err(e) => Next::Resume(Input::TransferResult(TransferOutcome::Failed(
+                e.to_string(),
+            ))),
         }
     }
 
@@ -478,7 +625,7 @@ impl Call {
             Ok(e) => e,
             Err(reason) => return reason,
         };
-        let mut next = self.perform(first);
+        let mut next = self.perform(first).await;
         loop {
             match next {
                 Next::End(reason) => return reason,
@@ -491,13 +638,15 @@ impl Call {
                         tracing::warn!(call = %self.id, "{e}");
                     }
                     self.waiting = Waiting::Nothing;
-                    next = self.perform(effect);
+                    next = self.perform(effect).await;
                     continue;
                 }
                 Next::Wait => {}
             }
             let deadline = match &self.waiting {
                 Waiting::Collect { collector, .. } => collector.deadline().map(Instant::from_std),
+                Waiting::Record(rec) => rec.deadline(),
+                Waiting::Transfer { deadline, .. } => Some(*deadline),
                 _ => None,
             };
             let media_event = async {
@@ -512,18 +661,23 @@ impl Call {
                     None => std::future::pending().await,
                 }
             };
-            let connector = async {
+            // What the current wait itself produces: a connector result or recorded audio.
+            let waiting_io = async {
                 match &mut self.waiting {
                     Waiting::Connector { action, result } => {
                         let r = result
                             .await
                             .unwrap_or_else(|_| Err("the connector task ended".into()));
-                        if *action {
+                        WaitIo::Connector(if *action {
                             Input::ActionResult(r)
                         } else {
                             Input::LookupResult(r)
-                        }
+                        })
                     }
+                    Waiting::Record(rec) => match rec.frames.as_mut() {
+                        Some(rx) => WaitIo::Frame(rx.recv().await),
+                        None => std::future::pending().await,
+                    },
                     _ => std::future::pending().await,
                 }
             };
@@ -539,24 +693,59 @@ impl Call {
                 },
                 Some(ev) = media_event => self.media_event(ev),
                 _ = timer => self.collect_timeout(),
-                input = connector => Next::Resume(input),
+                io = waiting_io => match (io, &mut self.waiting) {
+                    (WaitIo::Connector(input), _) => Next::Resume(input),
+                    (WaitIo::Frame(Some(f)), Waiting::Record(rec)) => {
+                        // Frames arrive every 20 ms from the worker; more than two missing
+                        // is a gap in the caller's RTP, kept as silence.
+                        rec.pad_to(Instant::now(), Duration::from_millis(60));
+                        rec.push(&f);
+                        Next::Wait
+                    }
+                    (WaitIo::Frame(None), Waiting::Record(rec)) => {
+                        rec.frames = None;
+                        Next::Wait
+                    }
+                    _ => Next::Wait,
+                },
             };
+            if let Next::End(EndReason::CallerHangup) = next {
+                // A message left before hanging up is kept (voicemail behaviour).
+                if matches!(self.waiting, Waiting::Record(_)) {
+                    let _ = self.finish_recording().await;
+                }
+            }
+            if let Next::Resume(Input::RecordDone { .. }) = next {
+                if let Some(input) = self.finish_recording().await {
+                    next = Next::Resume(input);
+                }
+            }
         }
     }
 
     fn collect_timeout(&mut self) -> Next {
-        let now = Instant::now().into_std();
-        if let Waiting::Collect { collector, .. } = &mut self.waiting {
-            if let Some(done) = collector.timeout(now) {
-                return Next::Resume(collected_input(done));
+        let now = Instant::now();
+        match &mut self.waiting {
+            Waiting::Collect { collector, .. } => match collector.timeout(now.into_std()) {
+                Some(done) => Next::Resume(collected_input(done)),
+                None => Next::Wait,
+            },
+            Waiting::Record(rec) if rec.deadline().is_some_and(|d| now >= d) => {
+                Next::Resume(record_done())
             }
+            Waiting::Transfer { deadline, .. } if now >= *deadline => Next::Resume(
+                Input::TransferResult(TransferOutcome::Failed("the transfer timed out".into())),
+            ),
+            _ => Next::Wait,
         }
-        Next::Wait
     }
 
     fn digit(&mut self, d: char) -> Next {
         let now = Instant::now().into_std();
         match &mut self.waiting {
+            Waiting::Record(rec) if rec.started.is_some() && rec.terminator == Some(d) => {
+                Next::Resume(record_done())
+            }
             Waiting::Play { barge_in: true, .. } => {
                 self.stop_playback();
                 Next::Resume(Input::Digits {
@@ -584,6 +773,14 @@ impl Call {
                 self.digit(digit.to_char())
             }
             MediaEvent::PlaybackFinished { id } => match &mut self.waiting {
+                Waiting::Record(rec) if rec.prompt_id == Some(id) => {
+                    rec.prompt_id = None;
+                    if self.recording_prompts_done() {
+                        Next::Wait
+                    } else {
+                        Next::Resume(record_done())
+                    }
+                }
                 Waiting::Play { id: playing, .. } if *playing == id => {
                     Next::Resume(Input::PlaybackDone)
                 }
@@ -638,7 +835,21 @@ impl Call {
                 tracing::warn!(call = %self.id, "our 200 OK was never acknowledged; ending the call");
                 Next::End(EndReason::AckTimeout)
             }
-            SipEvent::Response { .. } | SipEvent::Timeout { .. } => Next::Wait,
+            SipEvent::Response { tx, response } => match &self.waiting {
+                Waiting::Transfer { tx: refer, .. } if *refer == tx && response.status >= 300 => {
+                    Next::Resume(Input::TransferResult(TransferOutcome::Failed(format!(
+                        "REFER refused: {} {}",
+                        response.status, response.reason
+                    ))))
+                }
+                _ => Next::Wait,
+            },
+            SipEvent::Timeout { tx, .. } => match &self.waiting {
+                Waiting::Transfer { tx: refer, .. } if *refer == tx => Next::Resume(
+                    Input::TransferResult(TransferOutcome::Failed("no answer to the REFER".into())),
+                ),
+                _ => Next::Wait,
+            },
         }
     }
 
@@ -698,7 +909,23 @@ impl Call {
                 self.reoffer(tx, &req);
                 Next::Wait
             }
-            Method::Options | Method::Notify => {
+            Method::Notify => {
+                self.respond(tx, &req, 200);
+                let status = sipfrag_status(&req.body);
+                match (&self.waiting, status) {
+                    (Waiting::Transfer { .. }, Some(200..=299)) => {
+                        tracing::info!(call = %self.id, "transfer completed");
+                        Next::Resume(Input::TransferResult(TransferOutcome::Completed))
+                    }
+                    (Waiting::Transfer { .. }, Some(s)) if s >= 300 => {
+                        Next::Resume(Input::TransferResult(TransferOutcome::Failed(format!(
+                            "the target answered {s}"
+                        ))))
+                    }
+                    _ => Next::Wait,
+                }
+            }
+            Method::Options => {
                 self.respond(tx, &req, 200);
                 Next::Wait
             }
@@ -808,6 +1035,14 @@ impl Call {
                 _ => {}
             }
         }
+    }
+}
+
+/// Placeholder the loop replaces with the saved recording's `RecordDone`.
+fn record_done() -> Input {
+    Input::RecordDone {
+        path: String::new(),
+        duration: Duration::ZERO,
     }
 }
 

@@ -8,7 +8,9 @@
 
 mod actor;
 mod info;
+mod record;
 mod signalling;
+mod transfer;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

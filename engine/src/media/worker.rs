@@ -65,7 +65,11 @@ enum WorkerMessage {
     Shutdown,
 }
 
+/// Where a stream's decoded inbound audio goes while someone records it.
+pub type AudioTap = mpsc::Sender<Vec<i16>>;
+
 struct NewStream {
+    taps: mpsc::UnboundedReceiver<Option<AudioTap>>,
     params: MediaParams,
     allocation: RtpAllocation,
     commands: mpsc::UnboundedReceiver<MediaCommand>,
@@ -130,6 +134,7 @@ impl MediaWorkers {
             .local_addr()
             .map_err(|source| MediaError::Socket { source })?;
         let (command_tx, command_rx) = mpsc::unbounded_channel();
+        let (tap_tx, tap_rx) = mpsc::unbounded_channel();
         let (event_tx, event_rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
         let initial = MediaStats {
             remote: params.remote,
@@ -139,6 +144,7 @@ impl MediaWorkers {
         let worker = self.pick_worker();
         worker.streams.fetch_add(1, Ordering::Relaxed);
         let message = WorkerMessage::Open(Box::new(NewStream {
+            taps: tap_rx,
             params,
             allocation,
             commands: command_rx,
@@ -150,6 +156,7 @@ impl MediaWorkers {
             return Err(MediaError::WorkerGone);
         }
         let handle = MediaHandle {
+            taps: tap_tx,
             commands: command_tx,
             local_addr,
             stats: stats_rx,
@@ -188,6 +195,7 @@ impl MediaWorkers {
 /// The call actor's side of a media stream. Dropping it ends the stream and frees its ports.
 #[derive(Debug)]
 pub struct MediaHandle {
+    taps: mpsc::UnboundedSender<Option<AudioTap>>,
     commands: mpsc::UnboundedSender<MediaCommand>,
     local_addr: SocketAddr,
     stats: watch::Receiver<MediaStats>,
@@ -232,6 +240,13 @@ impl MediaHandle {
         self.stats.borrow().clone()
     }
 
+    /// Sends every decoded inbound 20 ms frame to `tap` from now on (`None` stops). Frames
+    /// that do not fit in the channel are dropped and counted by the worker: a slow reader
+    /// never stalls the media of other calls.
+    pub fn tap_inbound(&self, tap: Option<AudioTap>) -> Result<(), MediaError> {
+        self.taps.send(tap).map_err(|_| MediaError::WorkerGone)
+    }
+
     /// A receiver notified at every stats snapshot.
     pub fn watch_stats(&self) -> watch::Receiver<MediaStats> {
         self.stats.clone()
@@ -255,6 +270,9 @@ struct Slot {
     stats: watch::Sender<MediaStats>,
     events_dropped: u64,
     ticks: u32,
+    taps: mpsc::UnboundedReceiver<Option<AudioTap>>,
+    tap: Option<AudioTap>,
+    tap_dropped: u64,
 }
 
 impl Slot {
@@ -267,6 +285,35 @@ impl Slot {
             stats: new.stats,
             events_dropped: 0,
             ticks: 0,
+            taps: new.taps,
+            tap: None,
+            tap_dropped: 0,
+        }
+    }
+
+    /// Hands the decoded inbound audio to the tap, if any; otherwise the stream's bounded
+    /// buffer keeps only the last half second.
+    fn drain_inbound(&mut self) {
+        while let Ok(tap) = self.taps.try_recv() {
+            if tap.is_some() {
+                // Recording starts now: older buffered audio is not part of it.
+                while self.stream.poll_inbound_audio().is_some() {}
+            }
+            self.tap = tap;
+        }
+        let Some(tap) = &self.tap else { return };
+        while let Some(frame) = self.stream.poll_inbound_audio() {
+            match tap.try_send(frame.pcm) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    self.tap_dropped += 1;
+                    tracing::debug!(dropped = self.tap_dropped, "audio tap full: frame dropped");
+                }
+                Err(TrySendError::Closed(_)) => {
+                    self.tap = None;
+                    break;
+                }
+            }
         }
     }
 
@@ -293,6 +340,7 @@ impl Slot {
             }
         }
         self.stream.tick(now);
+        self.drain_inbound();
         while let Some(transmit) = self.stream.poll_transmit() {
             if let Err(error) = self
                 .allocation

@@ -1,0 +1,148 @@
+//! The `record` step: after its prompts (and a beep), the caller's audio is collected from
+//! the media stream's inbound tap until the terminator key, the maximum length, or hangup,
+//! then written as an 8 kHz 16-bit mono WAV file. A message is bounded by `max_length`, so
+//! it is kept in memory and written once, off the async threads.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::media::Prompt;
+
+/// Frames buffered between the media worker and the call (5 s).
+pub const TAP_CAPACITY: usize = 250;
+
+pub struct Recording {
+    /// The prompts (and beep) still playing; recording starts when they end.
+    pub prompt_id: Option<u64>,
+    pub started: Option<Instant>,
+    pub max_length: Duration,
+    pub terminator: Option<char>,
+    pub frames: Option<mpsc::Receiver<Vec<i16>>>,
+    pub path: PathBuf,
+    pcm: Vec<i16>,
+}
+
+impl Recording {
+    pub fn new(path: PathBuf, max_length: Duration, terminator: Option<char>) -> Self {
+        Recording {
+            prompt_id: None,
+            started: None,
+            max_length,
+            terminator,
+            frames: None,
+            path,
+            pcm: Vec::new(),
+        }
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        self.started.map(|s| s + self.max_length)
+    }
+
+    fn max_samples(&self) -> usize {
+        (self.max_length.as_millis() as usize).saturating_mul(8)
+    }
+
+    pub fn push(&mut self, frame: &[i16]) {
+        let room = self.max_samples().saturating_sub(self.pcm.len());
+        self.pcm.extend_from_slice(&frame[..frame.len().min(room)]);
+    }
+
+    /// Pads with silence up to the time elapsed since the start at `now`, less `slack`: a
+    /// phone that stops sending (silence suppression, a lost burst) still yields a message
+    /// as long as the caller spoke.
+    pub fn pad_to(&mut self, now: Instant, slack: Duration) {
+        let Some(start) = self.started else { return };
+        let elapsed = now.saturating_duration_since(start).saturating_sub(slack);
+        let target = ((elapsed.as_millis() as usize).saturating_mul(8)).min(self.max_samples());
+        if target > self.pcm.len() {
+            self.pcm.resize(target, 0);
+        }
+    }
+
+    pub fn duration(&self) -> Duration {
+        Duration::from_millis(self.pcm.len() as u64 / 8)
+    }
+
+    /// Writes the WAV file; returns its path and length.
+    pub async fn save(self) -> Result<(PathBuf, Duration), String> {
+        let duration = self.duration();
+        let path = self.path.clone();
+        let pcm = self.pcm;
+        tokio::task::spawn_blocking(move || -> Result<(), String> {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            let spec = hound::WavSpec {
+                channels: 1,
+                sample_rate: 8000,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            };
+            let mut w = hound::WavWriter::create(&path, spec)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            for s in pcm {
+                w.write_sample(s)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            w.finalize().map_err(|e| format!("{}: {e}", path.display()))
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        Ok((self.path, duration))
+    }
+}
+
+/// A 400 ms 1 kHz beep, for prompt sets without a `beep` recording.
+pub fn synthetic_beep() -> Prompt {
+    let pcm = (0..3200)
+        .map(|n| ((n as f64 * 2.0 * std::f64::consts::PI * 1000.0 / 8000.0).sin() * 8000.0) as i16)
+        .collect();
+    Prompt::from_pcm("beep", pcm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bounded_and_written_as_wav() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut r = Recording::new(
+            dir.path().join("m/1.wav"),
+            Duration::from_millis(100),
+            Some('#'),
+        );
+        for _ in 0..10 {
+            r.push(&[1000; 160]);
+        }
+        assert_eq!(
+            r.duration(),
+            Duration::from_millis(100),
+            "capped at max_length"
+        );
+        let (path, d) = r.save().await.expect("save");
+        let wav = hound::WavReader::open(&path).expect("wav");
+        assert_eq!(
+            (wav.spec().sample_rate, wav.spec().channels, wav.duration()),
+            (8000, 1, 800)
+        );
+        assert_eq!(d, Duration::from_millis(100));
+        assert_eq!(synthetic_beep().duration(), Duration::from_millis(400));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gaps_in_the_callers_audio_become_silence() {
+        let mut r = Recording::new(PathBuf::from("unused.wav"), Duration::from_secs(10), None);
+        let t0 = Instant::now();
+        r.started = Some(t0);
+        r.push(&[500; 160]);
+        r.pad_to(t0 + Duration::from_millis(1000), Duration::from_millis(40));
+        assert_eq!(r.duration(), Duration::from_millis(960));
+        r.push(&[500; 160]);
+        assert_eq!(r.duration(), Duration::from_millis(980));
+    }
+}
