@@ -273,3 +273,35 @@ fn fifty_calls_at_ten_per_second_leave_nothing_behind() {
         "resident memory {after} KiB after the calls, {idle} KiB idle"
     );
 }
+
+#[test]
+fn a_call_over_tcp() {
+    let engine = EngineProc::start(EngineOptions::default());
+    let caller = Caller::new(Codec::Pcma).dtmf(in_menu(), Dtmf::Info('1'));
+    let media_port = svi_tests::ports::free_sip_port();
+    let run = Sipp::new(caller.xml())
+        .arg("-t")
+        .arg("t1")
+        .arg("-m")
+        .arg("1")
+        .arg("-i")
+        .arg("127.0.0.1")
+        .arg("-mi")
+        .arg("127.0.0.1")
+        .arg("-mp")
+        .arg(media_port.to_string())
+        .run(engine.dir.path(), Some(engine.sip));
+    assert!(
+        run.success(),
+        "{}\nengine log:\n{}",
+        run.report(),
+        engine.log_text()
+    );
+    let call = last_call(&engine, 1);
+    assert_eq!(
+        path_of(&call),
+        ["welcome", "main_menu", "option1", "end"],
+        "{call:#}"
+    );
+    assert_eq!(call["end_reason"], "engine_hangup");
+}

@@ -49,6 +49,11 @@ pub fn contact(local: SocketAddr, transport: Transport) -> Uri {
 /// Where an in-dialog request goes: the dialog's next hop when it is an allowed IP literal,
 /// else back where the INVITE came from (NAT-friendly; and no DNS for names a peer wrote).
 pub fn next_hop(hop: Option<NextHop>, invite_from: Peer, acl: &Acl) -> Peer {
+    // A peer that called over TCP keeps its connection for the whole dialog (its Contact
+    // often names a port where nothing listens, e.g. behind NAT): reuse it (RFC 5923 spirit).
+    if invite_from.transport == Transport::Tcp {
+        return invite_from;
+    }
     if let Some(h) = hop {
         if let Ok(ip) = h.host.parse::<IpAddr>() {
             if acl.allows(ip) && !h.secure {
@@ -110,6 +115,15 @@ mod tests {
         assert_eq!(next_hop(hop("192.0.2.9", Some(5080)), from, &acl), from);
         assert_eq!(next_hop(hop("pbx.example.com", None), from, &acl), from);
         assert_eq!(next_hop(None, from, &acl), from);
+        let tcp = Peer {
+            transport: Transport::Tcp,
+            addr: "127.0.0.1:40000".parse().expect("addr"),
+        };
+        assert_eq!(
+            next_hop(hop("127.0.0.2", Some(5080)), tcp, &acl),
+            tcp,
+            "TCP callers keep their connection"
+        );
     }
 
     #[test]

@@ -1,0 +1,240 @@
+//! Dialog behaviour seen from a raw SIP peer on UDP: 488 for an offer without G.711,
+//! re-INVITE hold and resume, caller BYE, 481 for an unknown dialog; and the process's own
+//! refusals of a bad configuration or flow at start.
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use sip::message::{parse_datagram, HeaderName, Response, SipMessage};
+use sip::sdp::{Direction, SessionDescription};
+use svi_tests::probe::Probe;
+use svi_tests::proc::{svi_bin, EngineOptions, EngineProc};
+
+struct Peer {
+    probe: Probe,
+    local: SocketAddr,
+    call_id: String,
+    cseq: u32,
+    to_tag: Option<String>,
+    branch: u32,
+}
+
+impl Peer {
+    fn new(engine: SocketAddr, call_id: &str) -> Peer {
+        let probe = Probe::new(engine);
+        let local = probe.local_addr();
+        Peer {
+            probe,
+            local,
+            call_id: call_id.into(),
+            cseq: 0,
+            to_tag: None,
+            branch: 0,
+        }
+    }
+
+    fn send(&mut self, method: &str, body: Option<&str>, new_cseq: bool) {
+        if new_cseq {
+            self.cseq += 1;
+        }
+        self.branch += 1;
+        let to_tag = self
+            .to_tag
+            .as_ref()
+            .map(|t| format!(";tag={t}"))
+            .unwrap_or_default();
+        let cseq_method = method;
+        let (ctype, body) = match body {
+            Some(b) => ("Content-Type: application/sdp\r\n", b.replace('\n', "\r\n")),
+            None => ("", String::new()),
+        };
+        let msg = format!(
+            "{method} sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {l};branch=z9hG4bKraw{c}x{b};rport\r\nMax-Forwards: 70\r\nFrom: <sip:raw@{l}>;tag=raw1\r\nTo: <sip:100@127.0.0.1>{to_tag}\r\nCall-ID: {id}\r\nCSeq: {n} {cseq_method}\r\nContact: <sip:raw@{l}>\r\n{ctype}Content-Length: {len}\r\n\r\n{body}",
+            l = self.local,
+            c = self.cseq,
+            b = self.branch,
+            id = self.call_id,
+            n = self.cseq,
+            len = body.len(),
+        );
+        self.probe.send_raw(msg.as_bytes());
+    }
+
+    /// The next final response (or the given status), skipping provisional ones.
+    fn final_response(&mut self) -> Response {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Some(text) = self.probe.recv_until(deadline) {
+            if let Ok(SipMessage::Response(r)) = parse_datagram(text.as_bytes()) {
+                if r.status >= 200 && r.headers.call_id() == Some(self.call_id.as_str()) {
+                    if let Some(tag) = r
+                        .headers
+                        .to_addr()
+                        .ok()
+                        .and_then(|t| t.tag().map(str::to_string))
+                    {
+                        self.to_tag.get_or_insert(tag);
+                    }
+                    return r;
+                }
+            }
+        }
+        panic!("no final response for {}", self.call_id);
+    }
+
+    fn ack(&mut self) {
+        self.send("ACK", None, false);
+    }
+}
+
+fn offer(formats: &str, extra: &str, direction: &str) -> String {
+    format!(
+        "v=0\no=raw 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 49170 RTP/AVP {formats}\n{extra}a={direction}\n"
+    )
+}
+
+fn answer_direction(r: &Response) -> Direction {
+    let sdp = SessionDescription::parse_bytes(&r.body).expect("SDP answer");
+    sdp.direction_of(&sdp.media[0])
+}
+
+#[test]
+fn offer_without_g711_gets_488_and_the_engine_stays_up() {
+    let engine = EngineProc::start(EngineOptions::default());
+    let mut peer = Peer::new(engine.sip, "no-g711@test");
+    peer.send(
+        "INVITE",
+        Some(&offer("18", "a=rtpmap:18 G729/8000\n", "sendrecv")),
+        true,
+    );
+    let r = peer.final_response();
+    assert_eq!(r.status, 488);
+    assert!(
+        r.headers
+            .get(&HeaderName::Warning)
+            .is_some_and(|w| w.starts_with("305")),
+        "{r:?}"
+    );
+    peer.ack();
+    let calls = engine.wait_calls(1, Duration::from_secs(10));
+    assert_eq!(calls[0]["end_reason"], "rejected");
+    assert!(Probe::new(engine.sip).wait_ready(Duration::from_secs(5)));
+}
+
+#[test]
+fn hold_resume_then_caller_bye() {
+    let engine = EngineProc::start(EngineOptions::default());
+    let mut peer = Peer::new(engine.sip, "hold@test");
+    peer.send(
+        "INVITE",
+        Some(&offer(
+            "8 101",
+            "a=rtpmap:101 telephone-event/8000\n",
+            "sendrecv",
+        )),
+        true,
+    );
+    let r = peer.final_response();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(answer_direction(&r), Direction::SendRecv);
+    peer.ack();
+    peer.send(
+        "INVITE",
+        Some(&offer(
+            "8 101",
+            "a=rtpmap:101 telephone-event/8000\n",
+            "sendonly",
+        )),
+        true,
+    );
+    let r = peer.final_response();
+    assert_eq!(
+        (r.status, answer_direction(&r)),
+        (200, Direction::RecvOnly),
+        "hold is mirrored"
+    );
+    peer.ack();
+    peer.send(
+        "INVITE",
+        Some(&offer(
+            "8 101",
+            "a=rtpmap:101 telephone-event/8000\n",
+            "sendrecv",
+        )),
+        true,
+    );
+    let r = peer.final_response();
+    assert_eq!(
+        (r.status, answer_direction(&r)),
+        (200, Direction::SendRecv),
+        "resume"
+    );
+    peer.ack();
+    peer.send("BYE", None, true);
+    assert_eq!(peer.final_response().status, 200);
+    let calls = engine.wait_calls(1, Duration::from_secs(10));
+    assert_eq!(calls[0]["end_reason"], "caller_hangup");
+
+    // The dialog is gone: a second BYE is answered 481.
+    peer.send("BYE", None, true);
+    assert_eq!(peer.final_response().status, 481);
+}
+
+fn svi(args: &[&str]) -> (i32, String) {
+    let out = Command::new(svi_bin())
+        .args(args)
+        .output()
+        .expect("run svi");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_bad_configuration_value_is_refused_with_file_and_key() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[rtp]\nports = \"20000-10\"\n").expect("write");
+    let (code, err) = svi(&[
+        "run",
+        "--config",
+        &file.to_string_lossy(),
+        "--data-dir",
+        &dir.path().join("d").to_string_lossy(),
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("bad.toml: rtp.ports: `20000-10`"), "{err}");
+}
+
+#[test]
+fn an_invalid_flow_refuses_the_start_with_its_position() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let flows = dir.path().join("flows");
+    std::fs::create_dir_all(&flows).expect("dir");
+    std::fs::write(
+        flows.join("demo.yaml"),
+        "flow: demo\nstart: a\nsteps:\n  a:\n    play: welcome\n    next: nowhere\n",
+    )
+    .expect("flow");
+    let config = dir.path().join("svi.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[prompts]\ndir = \"{}\"\n[flows]\ndir = \"{}\"\n",
+            svi_tests::repo_root().join("samples/prompts").display(),
+            flows.display()
+        ),
+    )
+    .expect("config");
+    let (code, err) = svi(&[
+        "run",
+        "--config",
+        &config.to_string_lossy(),
+        "--sip-listen",
+        "127.0.0.1:0",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("demo.yaml:6:11"), "{err}");
+    assert!(err.contains("nowhere"), "{err}");
+}
