@@ -238,3 +238,38 @@ fn an_invalid_flow_refuses_the_start_with_its_position() {
     assert!(err.contains("demo.yaml:6:11"), "{err}");
     assert!(err.contains("nowhere"), "{err}");
 }
+
+#[test]
+fn caller_numbers_and_digits_stay_out_of_the_log() {
+    let engine = EngineProc::start(EngineOptions {
+        extra: vec!["--log".into(), "debug".into()],
+        ..EngineOptions::default()
+    });
+    let probe = Probe::new(engine.sip);
+    let local = probe.local_addr();
+    let sdp =
+        offer("8 101", "a=rtpmap:101 telephone-event/8000\n", "sendrecv").replace('\n', "\r\n");
+    let invite = format!(
+        "INVITE sip:+33987654321@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKpii1;rport\r\nMax-Forwards: 70\r\nFrom: \"Ada\" <sip:+33612345678@{local}>;tag=pii\r\nTo: <sip:+33987654321@127.0.0.1>\r\nCall-ID: pii@test\r\nCSeq: 1 INVITE\r\nContact: <sip:x@{local}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    probe.send_raw(invite.as_bytes());
+    assert!(
+        engine
+            .wait_log("call started", Duration::from_secs(10))
+            .is_some(),
+        "{}",
+        engine.log_text()
+    );
+    let calls = {
+        let (_status, log) = engine.terminate(Duration::from_secs(15));
+        log
+    };
+    assert!(calls.contains("call ended"), "{calls}");
+    for secret in ["612345678", "987654321"] {
+        assert!(
+            !calls.contains(secret),
+            "personal data `{secret}` in the log:\n{calls}"
+        );
+    }
+}
