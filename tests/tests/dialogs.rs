@@ -273,3 +273,32 @@ fn caller_numbers_and_digits_stay_out_of_the_log() {
         );
     }
 }
+
+#[test]
+fn a_silent_peer_is_hung_up_after_the_rtp_timeout() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = svi_tests::config::write(
+        dir.path(),
+        &[("demo", &svi_tests::config::sample_flow("demo"))],
+        "[rtp]\ntimeout_secs = 2\n",
+    );
+    let engine = EngineProc::start(EngineOptions {
+        config: Some(config),
+        ..EngineOptions::default()
+    });
+    let mut peer = Peer::new(engine.sip, "silent@test");
+    peer.send("INVITE", Some(&offer("8", "", "sendrecv")), true);
+    assert_eq!(peer.final_response().status, 200);
+    peer.ack();
+    // The peer never sends RTP: the engine ends the call with a BYE of its own.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let bye =
+        std::iter::from_fn(|| peer.probe.recv_until(deadline)).find(|m| m.starts_with("BYE "));
+    assert!(
+        bye.is_some(),
+        "no BYE after the RTP timeout:\n{}",
+        engine.log_text()
+    );
+    let calls = engine.wait_calls(1, Duration::from_secs(10));
+    assert_eq!(calls[0]["end_reason"], "rtp_timeout", "{:#}", calls[0]);
+}

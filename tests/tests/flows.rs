@@ -130,11 +130,7 @@ fn simulate_service_desk_closed_on_sunday_and_vip_on_tuesday() {
     assert_eq!(last["effect"]["queue"], "vip", "{last:#}");
 }
 
-fn prompt_len(name: &str) -> Duration {
-    let r = hound::WavReader::open(samples().join("prompts/en").join(format!("{name}.wav")))
-        .expect("wav");
-    Duration::from_secs_f64(r.duration() as f64 / r.spec().sample_rate as f64)
-}
+use svi_tests::config::prompt_len;
 
 #[test]
 fn a_live_call_follows_the_simulated_path() {
@@ -166,21 +162,6 @@ fn a_live_call_follows_the_simulated_path() {
     );
 }
 
-/// A configuration on the sample prompts with its own flows directory holding `demo.yaml`.
-fn config_with_flows(dir: &Path, demo: &str) -> PathBuf {
-    let flows = dir.join("flows");
-    std::fs::create_dir_all(&flows).expect("flows dir");
-    std::fs::write(flows.join("demo.yaml"), demo).expect("demo");
-    let config = dir.join("svi.toml");
-    let text = format!(
-        "[sip]\nallowed_networks = [\"127.0.0.0/8\"]\n[prompts]\ndir = \"{}\"\n[flows]\ndir = \"{}\"\n[[queues]]\nid = \"support\"\n",
-        samples().join("prompts").display(),
-        flows.display()
-    );
-    std::fs::write(&config, text).expect("config");
-    config
-}
-
 fn ids(call: &Value) -> Vec<String> {
     call["path"]
         .as_array()
@@ -201,7 +182,7 @@ fn hot_reload_keeps_calls_in_progress_on_their_version() {
         .replace("\"1\": option1", "\"1\": option_one")
         .replace("  option1:\n", "  option_one:\n");
     assert_ne!(v1, v2);
-    let config = config_with_flows(dir.path(), &v1);
+    let config = svi_tests::config::write(dir.path(), &[("demo", &v1)], "");
     let demo_file = dir.path().join("flows/demo.yaml");
     let engine = EngineProc::start(EngineOptions {
         config: Some(config),

@@ -7,37 +7,6 @@ use svi_tests::ports::free_sip_port;
 use svi_tests::proc::{EngineOptions, EngineProc};
 use svi_tests::sipp::{registrar_xml, Sipp};
 
-/// A configuration using the repository's sample prompts and demo flow, with one trunk.
-fn config_with_trunk(dir: &std::path::Path, registrar_port: u16) -> std::path::PathBuf {
-    let samples = svi_tests::repo_root().join("samples");
-    let flows = dir.join("flows");
-    std::fs::create_dir_all(&flows).expect("flows dir");
-    std::fs::copy(samples.join("flows/demo.yaml"), flows.join("demo.yaml")).expect("copy demo");
-    let config = dir.join("svi.toml");
-    let text = format!(
-        r#"[sip]
-allowed_networks = ["127.0.0.0/8"]
-[prompts]
-dir = "{prompts}"
-[flows]
-dir = "{flows}"
-[[queues]]
-id = "support"
-[[trunks]]
-name = "ipbx"
-registrar = "sip:127.0.0.1:{registrar_port}"
-username = "svi"
-password = "s3cret"
-domain = "test.example"
-expires = 60
-"#,
-        prompts = samples.join("prompts").display(),
-        flows = flows.display(),
-    );
-    std::fs::write(&config, text).expect("write config");
-    config
-}
-
 #[test]
 fn registers_with_digest_refreshes_and_unregisters() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -57,7 +26,14 @@ fn registers_with_digest_refreshes_and_unregisters() {
             s.run(&dir, None)
         }
     });
-    let config = config_with_trunk(dir.path(), registrar_port);
+    let trunk = format!(
+        "[[trunks]]\nname = \"ipbx\"\nregistrar = \"sip:127.0.0.1:{registrar_port}\"\nusername = \"svi\"\npassword = \"s3cret\"\ndomain = \"test.example\"\nexpires = 60\n"
+    );
+    let config = svi_tests::config::write(
+        dir.path(),
+        &[("demo", &svi_tests::config::sample_flow("demo"))],
+        &trunk,
+    );
     let engine = EngineProc::start(EngineOptions {
         config: Some(config),
         ..EngineOptions::default()

@@ -10,14 +10,7 @@ use svi_tests::pcap::{dtmf_pcm, write_rtp_pcap};
 use svi_tests::proc::{EngineOptions, EngineProc};
 use svi_tests::sipp::{sipp_dtmf_pcap, Caller, Codec, Dtmf, Sipp};
 
-/// Length of a sample prompt, to send a digit while the menu is playing.
-fn prompt_len(name: &str) -> Duration {
-    let path = svi_tests::repo_root()
-        .join("samples/prompts/en")
-        .join(format!("{name}.wav"));
-    let r = hound::WavReader::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    Duration::from_secs_f64(r.duration() as f64 / r.spec().sample_rate as f64)
-}
+use svi_tests::config::prompt_len;
 
 /// A moment inside the main menu prompt: after the welcome, one second into the menu.
 fn in_menu() -> Duration {

@@ -1,7 +1,6 @@
 //! Flow steps that need more than prompts and digits, end to end: `record` (a message left
 //! after the beep, ended by `#`) and blind `transfer` (REFER answered by the PBX's NOTIFYs).
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -9,30 +8,7 @@ use svi_tests::pcap::{dtmf_pcm, write_rtp_pcap};
 use svi_tests::proc::{EngineOptions, EngineProc};
 use svi_tests::sipp::{Caller, Codec, Dtmf, Sipp};
 
-fn samples() -> PathBuf {
-    svi_tests::repo_root().join("samples")
-}
-
-/// A configuration whose only flow is `flow` (YAML), used for every number.
-fn config_with_flow(dir: &Path, name: &str, flow: &str) -> PathBuf {
-    let flows = dir.join("flows");
-    std::fs::create_dir_all(&flows).expect("flows dir");
-    std::fs::write(flows.join(format!("{name}.yaml")), flow).expect("flow");
-    let config = dir.join("svi.toml");
-    let text = format!(
-        "[sip]\nallowed_networks = [\"127.0.0.0/8\"]\n[prompts]\ndir = \"{}\"\n[flows]\ndir = \"{}\"\ndefault = \"{name}\"\n",
-        samples().join("prompts").display(),
-        flows.display()
-    );
-    std::fs::write(&config, text).expect("config");
-    config
-}
-
-fn prompt_len(name: &str) -> Duration {
-    let r = hound::WavReader::open(samples().join("prompts/en").join(format!("{name}.wav")))
-        .expect("wav");
-    Duration::from_secs_f64(r.duration() as f64 / r.spec().sample_rate as f64)
-}
+use svi_tests::config::prompt_len;
 
 fn path_of(call: &Value) -> Vec<String> {
     call["path"]
@@ -64,7 +40,7 @@ steps:
 #[test]
 fn record_step_keeps_the_callers_message() {
     let dir = tempfile::tempdir().expect("tmp");
-    let config = config_with_flow(dir.path(), "message", RECORD_FLOW);
+    let config = svi_tests::config::write(dir.path(), &[("message", RECORD_FLOW)], "");
     let engine = EngineProc::start(EngineOptions {
         config: Some(config),
         ..EngineOptions::default()
@@ -176,7 +152,7 @@ SIP/2.0 {status}
 
 fn transfer_call(status: &str) -> (Value, String) {
     let dir = tempfile::tempdir().expect("tmp");
-    let config = config_with_flow(dir.path(), "xfer", TRANSFER_FLOW);
+    let config = svi_tests::config::write(dir.path(), &[("xfer", TRANSFER_FLOW)], "");
     let engine = EngineProc::start(EngineOptions {
         config: Some(config),
         ..EngineOptions::default()

@@ -1,0 +1,40 @@
+//! Configuration files for tests: the repository's sample prompts, a flows directory of the
+//! test's own, and whatever extra TOML the test needs (trunks, timeouts...).
+
+use std::path::{Path, PathBuf};
+
+/// The sample flow `name` (`samples/flows/<name>.yaml`).
+pub fn sample_flow(name: &str) -> String {
+    let path = crate::repo_root()
+        .join("samples/flows")
+        .join(format!("{name}.yaml"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Writes `DIR/flows/<name>.yaml` for each flow and `DIR/svi.toml`; the first flow is the
+/// default. Loopback is the only allowed network and queue `support` exists.
+pub fn write(dir: &Path, flows: &[(&str, &str)], extra: &str) -> PathBuf {
+    let flows_dir = dir.join("flows");
+    std::fs::create_dir_all(&flows_dir).expect("flows dir");
+    for (name, text) in flows {
+        std::fs::write(flows_dir.join(format!("{name}.yaml")), text).expect("write flow");
+    }
+    let default = flows.first().map(|f| f.0).unwrap_or("demo");
+    let text = format!(
+        "[sip]\nallowed_networks = [\"127.0.0.0/8\"]\n[prompts]\ndir = \"{prompts}\"\n[flows]\ndir = \"{flows}\"\ndefault = \"{default}\"\n[[queues]]\nid = \"support\"\n{extra}",
+        prompts = crate::repo_root().join("samples/prompts").display(),
+        flows = flows_dir.display(),
+    );
+    let config = dir.join("svi.toml");
+    std::fs::write(&config, text).expect("write config");
+    config
+}
+
+/// The length of a sample prompt (English).
+pub fn prompt_len(name: &str) -> std::time::Duration {
+    let path = crate::repo_root()
+        .join("samples/prompts/en")
+        .join(format!("{name}.wav"));
+    let r = hound::WavReader::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    std::time::Duration::from_secs_f64(r.duration() as f64 / r.spec().sample_rate as f64)
+}
