@@ -7,12 +7,14 @@
 //! - `endpoint`: the transaction layer the engine drives (matching, automatic answers);
 //! - `dialog`: RFC 3261 §12 dialogs (route sets, CSeq, target refresh);
 //! - `register`: the registration client (RFC 3261 §10 with digest);
+//! - `registrar`: the registrar for the engine's own users' phones (agents);
 //! - `transport`: the tokio driver (UDP, TCP) around the endpoint; the only I/O here.
 pub mod auth;
 pub mod dialog;
 pub mod endpoint;
 pub mod message;
 pub mod register;
+pub mod registrar;
 pub mod sdp;
 pub mod transaction;
 pub mod transport;
