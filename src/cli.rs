@@ -96,6 +96,21 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Check the engine for a monitoring system (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
+    Health {
+        /// Configuration whose SIP address is probed (default: the embedded default's).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Address to probe instead of the configured one.
+        #[arg(long, value_name = "ADDR:PORT")]
+        sip: Option<SocketAddr>,
+        /// Answer time above which the check warns, in milliseconds.
+        #[arg(long, default_value_t = 500)]
+        warn_ms: u64,
+        /// Answer time after which the check is critical, in milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
     /// Draw a flow as Graphviz DOT or Mermaid.
     Graph {
         file: PathBuf,
@@ -198,6 +213,31 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 worst = worst.max(ivr_scripts::cli::test_flow(f, &ctx, &mut std::io::stdout()));
             }
             Ok(exit(worst))
+        }
+        Command::Health {
+            config,
+            sip,
+            warn_ms,
+            timeout_ms,
+        } => {
+            let target = match (sip, config) {
+                (Some(a), _) => a,
+                (None, Some(file)) => match EngineConfig::load(&file) {
+                    Ok(c) => c.sip.listen,
+                    Err(e) => {
+                        println!("SVI UNKNOWN - {e}");
+                        return Ok(ExitCode::from(crate::health::UNKNOWN));
+                    }
+                },
+                (None, None) => "127.0.0.1:5060".parse().expect("literal address"),
+            };
+            let (code, line) = runtime()?.block_on(crate::health::check(
+                target,
+                std::time::Duration::from_millis(warn_ms),
+                std::time::Duration::from_millis(timeout_ms),
+            ));
+            println!("{line}");
+            Ok(ExitCode::from(code))
         }
         Command::Graph { file, format } => {
             let format = match format {
