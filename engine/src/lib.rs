@@ -4,6 +4,7 @@
 //! - `runtime`: `Engine::start` / `shutdown` and the `EngineHandle` for the CLI and admin;
 //! - `dispatch`: routes SIP events to calls and trunks; answers what no call owns;
 //! - `uas`: the UAS core's request screening (RFC 3261 §8.2) as a pure function;
+//! - `acd`: the ACD's sans-IO routing core (queues, agents, skills, overflow, statistics);
 //! - `call`: one actor per call driving the flow interpreter, SIP dialog and media;
 //! - `collect`: digit collection (barge-in, timeouts, terminator) as a sans-IO machine;
 //! - `flows`: loading, checking and hot-reloading call flows;
@@ -11,6 +12,7 @@
 //! - `media`: RTP endpoints, G.711, DTMF (RFC 4733, in-band), prompts, media workers;
 //! - `storage`: SQLite (the only module that names sqlx): call records;
 //! - `acl`, `pii`: network allow-lists; personal data kept out of logs.
+pub mod acd;
 pub mod acl;
 pub mod call;
 pub mod collect;
