@@ -27,3 +27,15 @@ pub fn shared_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|_| repo_root().join("../shared"))
 }
+
+/// The flow steps of a call record (`svi calls --json`).
+pub fn path_of(call: &serde_json::Value) -> Vec<String> {
+    call["path"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}

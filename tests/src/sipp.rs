@@ -342,6 +342,20 @@ impl Sipp {
         self
     }
 
+    /// `N` calls (`-m N`) from loopback (`-i 127.0.0.1`).
+    pub fn calls(self, n: u32) -> Sipp {
+        self.arg("-m").arg(n.to_string()).arg("-i").arg("127.0.0.1")
+    }
+
+    /// RTP on loopback from a free port (`-mi`, `-mp`).
+    pub fn with_media(self) -> Sipp {
+        let port = crate::ports::free_sip_port();
+        self.arg("-mi")
+            .arg("127.0.0.1")
+            .arg("-mp")
+            .arg(port.to_string())
+    }
+
     /// Runs sipp as a caller towards `target` (or as a server with `-sf` only when target is
     /// None), in `dir`, with message tracing; waits at most `timeout`.
     pub fn run(self, dir: &Path, target: Option<SocketAddr>) -> SippRun {

@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
+use svi_tests::path_of;
 use svi_tests::proc::{svi_bin, EngineOptions, EngineProc};
 use svi_tests::sipp::{Caller, Codec, Dtmf, Sipp};
 
@@ -148,10 +149,7 @@ fn a_live_call_follows_the_simulated_path() {
             Dtmf::Info('1'),
         );
     let run = Sipp::new(caller.xml())
-        .arg("-m")
-        .arg("1")
-        .arg("-i")
-        .arg("127.0.0.1")
+        .calls(1)
         .run(engine.dir.path(), Some(engine.sip));
     assert!(run.success(), "{}\n{}", run.report(), engine.log_text());
     let calls = engine.wait_calls(1, Duration::from_secs(10));
@@ -160,17 +158,6 @@ fn a_live_call_follows_the_simulated_path() {
         "live record {:#} vs simulated {expected}",
         calls[0]
     );
-}
-
-fn ids(call: &Value) -> Vec<String> {
-    call["path"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[test]
@@ -228,7 +215,7 @@ fn hot_reload_keeps_calls_in_progress_on_their_version() {
     let old_version = first[0]["flow_version"].clone();
     for c in &first {
         assert_eq!(
-            ids(c),
+            path_of(c),
             ["welcome", "main_menu", "option1", "end"],
             "calls in progress finish on the old version: {c:#}"
         );
@@ -254,16 +241,13 @@ fn hot_reload_keeps_calls_in_progress_on_their_version() {
             .dtmf(in_menu, Dtmf::Info('1'))
             .xml(),
     )
-    .arg("-m")
-    .arg("1")
-    .arg("-i")
-    .arg("127.0.0.1")
+    .calls(1)
     .run(dir.path(), Some(engine.sip));
     assert!(run.success(), "{}\n{}", run.report(), engine.log_text());
     let calls = engine.wait_calls(21, Duration::from_secs(10));
     let newest = &calls[0];
     assert_eq!(
-        ids(newest),
+        path_of(newest),
         ["welcome", "main_menu", "option_one", "end"],
         "new calls take the new version: {newest:#}"
     );

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
+use svi_tests::path_of;
 use svi_tests::pcap::{dtmf_pcm, write_rtp_pcap};
 use svi_tests::proc::{EngineOptions, EngineProc};
 use svi_tests::sipp::{sipp_dtmf_pcap, Caller, Codec, Dtmf, Sipp};
@@ -20,16 +21,7 @@ fn in_menu() -> Duration {
 /// One sipp call. With `echo`, sipp sends back every RTP packet it gets from the engine,
 /// which proves the caller received the engine's audio (counted in the call record).
 fn run_caller(engine: &EngineProc, caller: Caller, echo: bool) -> svi_tests::sipp::SippRun {
-    let media_port = svi_tests::ports::free_sip_port();
-    let mut sipp = Sipp::new(caller.xml())
-        .arg("-m")
-        .arg("1")
-        .arg("-i")
-        .arg("127.0.0.1")
-        .arg("-mi")
-        .arg("127.0.0.1")
-        .arg("-mp")
-        .arg(media_port.to_string());
+    let mut sipp = Sipp::new(caller.xml()).calls(1).with_media();
     if echo {
         sipp = sipp.arg("-rtp_echo");
     }
@@ -43,17 +35,6 @@ fn last_call(engine: &EngineProc, n: usize) -> Value {
         .and_then(|a| a.first())
         .cloned()
         .unwrap_or(Value::Null)
-}
-
-fn path_of(call: &Value) -> Vec<String> {
-    call["path"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn assert_option1(call: &Value, codec: &str, echo: bool) {
@@ -219,7 +200,6 @@ fn fifty_calls_at_ten_per_second_leave_nothing_behind() {
     assert!(warm.success(), "{}", warm.report());
     engine.wait_calls(1, Duration::from_secs(10));
     let idle = engine.rss_kib();
-    let media_port = svi_tests::ports::free_sip_port();
     let caller = Caller::new(Codec::Pcma).dtmf(in_menu(), Dtmf::Info('1'));
     let run = Sipp::new(caller.xml())
         .arg("-m")
@@ -230,10 +210,7 @@ fn fifty_calls_at_ten_per_second_leave_nothing_behind() {
         .arg("100")
         .arg("-i")
         .arg("127.0.0.1")
-        .arg("-mi")
-        .arg("127.0.0.1")
-        .arg("-mp")
-        .arg(media_port.to_string())
+        .with_media()
         .run(engine.dir.path(), Some(engine.sip));
     assert!(
         run.success(),
@@ -271,18 +248,11 @@ fn fifty_calls_at_ten_per_second_leave_nothing_behind() {
 fn a_call_over_tcp() {
     let engine = EngineProc::start(EngineOptions::default());
     let caller = Caller::new(Codec::Pcma).dtmf(in_menu(), Dtmf::Info('1'));
-    let media_port = svi_tests::ports::free_sip_port();
     let run = Sipp::new(caller.xml())
         .arg("-t")
         .arg("t1")
-        .arg("-m")
-        .arg("1")
-        .arg("-i")
-        .arg("127.0.0.1")
-        .arg("-mi")
-        .arg("127.0.0.1")
-        .arg("-mp")
-        .arg(media_port.to_string())
+        .calls(1)
+        .with_media()
         .run(engine.dir.path(), Some(engine.sip));
     assert!(
         run.success(),

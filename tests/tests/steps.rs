@@ -4,22 +4,12 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use svi_tests::path_of;
 use svi_tests::pcap::{dtmf_pcm, write_rtp_pcap};
 use svi_tests::proc::{EngineOptions, EngineProc};
 use svi_tests::sipp::{Caller, Codec, Dtmf, Sipp};
 
 use svi_tests::config::prompt_len;
-
-fn path_of(call: &Value) -> Vec<String> {
-    call["path"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 const RECORD_FLOW: &str = "flow: message
 language: en
@@ -53,12 +43,8 @@ fn record_step_keeps_the_callers_message() {
         .dtmf(after_beep, Dtmf::InbandPcap(pcap))
         .dtmf(Duration::from_millis(1200), Dtmf::Info('#'));
     let run = Sipp::new(caller.xml())
-        .arg("-m")
-        .arg("1")
-        .arg("-i")
-        .arg("127.0.0.1")
-        .arg("-mi")
-        .arg("127.0.0.1")
+        .calls(1)
+        .with_media()
         .run(dir.path(), Some(engine.sip));
     assert!(run.success(), "{}\n{}", run.report(), engine.log_text());
     let calls = engine.wait_calls(1, Duration::from_secs(10));
@@ -160,10 +146,7 @@ fn transfer_call(status: &str) -> (Value, String) {
     let mut caller = Caller::new(Codec::Pcma);
     caller.raw.push(answer_refer(status));
     let run = Sipp::new(caller.xml())
-        .arg("-m")
-        .arg("1")
-        .arg("-i")
-        .arg("127.0.0.1")
+        .calls(1)
         .run(dir.path(), Some(engine.sip));
     assert!(run.success(), "{}\n{}", run.report(), engine.log_text());
     let calls = engine.wait_calls(1, Duration::from_secs(10));
