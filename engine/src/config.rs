@@ -49,6 +49,8 @@ struct RawConfig {
     #[serde(default)]
     queues: Vec<RawQueue>,
     #[serde(default)]
+    agents: Vec<RawAgent>,
+    #[serde(default)]
     data_sources: Vec<RawConnector>,
     #[serde(default)]
     actions: Vec<RawConnector>,
@@ -62,11 +64,22 @@ struct RawConnector {
     settings: toml::Table,
 }
 
+/// A queue as written: `id` checked here, the ACD settings by `acd::QueueConfig`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawQueue {
     id: String,
-    name: Option<String>,
+    #[serde(flatten)]
+    rest: toml::Table,
+}
+
+/// An agent as written: the registrar's password here, the ACD settings by
+/// `acd::AgentConfig` (`contact` defaults to the phone registered with the engine).
+#[derive(Debug, Deserialize)]
+struct RawAgent {
+    id: String,
+    password: Option<String>,
+    #[serde(flatten)]
+    rest: toml::Table,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -206,6 +219,10 @@ pub struct EngineConfig {
     pub trunks: Vec<TrunkConfig>,
     /// Queue ids flows may name (the ACD serves them).
     pub queues: Vec<String>,
+    /// Queues and agents for the ACD.
+    pub acd: crate::acd::AcdConfig,
+    /// Digest passwords of agents whose phones register with the engine.
+    pub agent_passwords: std::collections::BTreeMap<String, String>,
     /// Connectors for `lookup` and `action` steps.
     pub data_sources: Vec<ConnectorConfig>,
     pub actions: Vec<ConnectorConfig>,
@@ -405,6 +422,7 @@ impl EngineConfig {
         }
 
         let mut queues = Vec::new();
+        let mut acd = crate::acd::AcdConfig::default();
         for (i, q) in raw.queues.into_iter().enumerate() {
             if q.id.is_empty()
                 || !q
@@ -423,8 +441,33 @@ impl EngineConfig {
                     format!("`{}` is defined twice", q.id),
                 ));
             }
-            let _ = q.name;
+            let mut table = q.rest;
+            table.insert("id".into(), toml::Value::String(q.id.clone()));
+            table.entry("name").or_insert_with(|| toml::Value::String(q.id.clone()));
+            let queue: crate::acd::QueueConfig = toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| cx.err(&format!("queues[{i}]"), e.message().to_string()))?;
+            acd.queues.push(queue);
             queues.push(q.id);
+        }
+        let mut agent_passwords = std::collections::BTreeMap::new();
+        for (i, a) in raw.agents.into_iter().enumerate() {
+            let mut table = a.rest;
+            table.insert("id".into(), toml::Value::String(a.id.clone()));
+            table.entry("name").or_insert_with(|| toml::Value::String(a.id.clone()));
+            table.entry("contact").or_insert_with(|| toml::Value::String(REGISTERED.into()));
+            let agent: crate::acd::AgentConfig = toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| cx.err(&format!("agents[{i}]"), e.message().to_string()))?;
+            if let Some(p) = a.password {
+                if p.len() < 4 {
+                    return Err(cx.err(&format!("agents[{i}].password"), "is shorter than 4 characters"));
+                }
+                agent_passwords.insert(a.id.clone(), p);
+            } else if agent.contact == REGISTERED {
+                return Err(cx.err(&format!("agents[{i}].password"), "is needed for a phone that registers with the engine (or give a `contact`)"));
+            }
+            acd.agents.push(agent);
         }
 
         Ok(EngineConfig {
@@ -457,6 +500,8 @@ impl EngineConfig {
             default_flow,
             trunks,
             queues,
+            acd,
+            agent_passwords,
             data_sources: connectors(&cx, "data_sources", raw.data_sources)?,
             actions: connectors(&cx, "actions", raw.actions)?,
         })
@@ -520,6 +565,9 @@ fn connectors(
     }
     Ok(out)
 }
+
+/// The `contact` of an agent whose phone registers with the engine (the default).
+pub const REGISTERED: &str = "registered";
 
 /// `LOW-HIGH`, both within 1024..=65535, with room for at least two RTP/RTCP pairs.
 pub fn parse_port_range(s: &str) -> Option<(u16, u16)> {

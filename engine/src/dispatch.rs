@@ -11,12 +11,15 @@ use sip::message::{HeaderName, Method, Request, Response};
 use sip::transport::{SipEvent, SipHandle};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::agents::AgentPhones;
 use crate::call::{self, CallContext, CallInput};
 use crate::uas;
 
 /// Who owns a Call-ID.
 pub enum Owner {
     Call(mpsc::UnboundedSender<CallInput>),
+    /// A leg the call placed itself (not counted as a call).
+    Leg(mpsc::UnboundedSender<CallInput>),
     Trunk(mpsc::UnboundedSender<SipEvent>),
 }
 
@@ -26,6 +29,10 @@ pub enum Control {
         call_id: String,
         events: mpsc::UnboundedSender<SipEvent>,
     },
+    /// Another leg of a call (an agent leg): its SIP events go to the call's actor.
+    Leg { call_id: String, call: mpsc::UnboundedSender<CallInput> },
+    /// A leg is over.
+    LegEnded { call_id: String },
     /// Refuse new calls and hang up those in progress; reply when none is left.
     Drain { done: oneshot::Sender<()> },
 }
@@ -38,12 +45,14 @@ pub struct Dispatcher {
     ended_rx: mpsc::UnboundedReceiver<String>,
     active: watch::Sender<usize>,
     draining: Option<Vec<oneshot::Sender<()>>>,
+    agents: AgentPhones,
 }
 
 impl Dispatcher {
-    pub fn new(sip: SipHandle, ctx: CallContext, active: watch::Sender<usize>) -> Self {
+    pub fn new(sip: SipHandle, ctx: CallContext, active: watch::Sender<usize>, agents: AgentPhones) -> Self {
         let (ended_tx, ended_rx) = mpsc::unbounded_channel();
         Dispatcher {
+            agents,
             sip,
             ctx,
             owners: HashMap::new(),
@@ -72,8 +81,11 @@ impl Dispatcher {
                     self.publish_active();
                     tracing::info!(active_calls = self.calls(), "call closed");
                 }
+                _ = registrations_expire(self.agents.poll_timeout()) => self.agents.expire(std::time::Instant::now()),
                 c = control.recv() => match c {
                     Some(Control::Trunk { call_id, events }) => { self.owners.insert(call_id, Owner::Trunk(events)); }
+                    Some(Control::Leg { call_id, call }) => { self.owners.insert(call_id, Owner::Leg(call)); }
+                    Some(Control::LegEnded { call_id }) => { self.owners.remove(&call_id); }
                     Some(Control::Drain { done }) => {
                         self.draining.get_or_insert_with(Vec::new).push(done);
                         for owner in self.owners.values() {
@@ -136,7 +148,7 @@ impl Dispatcher {
             return self.request(call_id, tx, request, from);
         }
         match self.owners.get(&call_id) {
-            Some(Owner::Call(c)) => {
+            Some(Owner::Call(c) | Owner::Leg(c)) => {
                 let _ = c.send(CallInput::Sip(Box::new(ev)));
             }
             Some(Owner::Trunk(t)) => {
@@ -157,6 +169,10 @@ impl Dispatcher {
             tracing::warn!(peer = %from.addr, method = %request.method, "request from a peer outside sip.allowed_networks refused");
             return self.reply(tx, Response::for_request(&request, 403));
         }
+        if request.method == Method::Register && self.agents.enabled() {
+            let r = self.agents.handle(std::time::Instant::now(), &request);
+            return self.reply(tx, r);
+        }
         if let Some(r) = uas::screen(&request) {
             return self.reply(tx, r);
         }
@@ -172,6 +188,9 @@ impl Dispatcher {
                     tx,
                     uas::options_answer(&request, &self.ctx.config.sip.user_agent),
                 );
+            }
+            (_, Some(Owner::Leg(c))) if in_dialog => {
+                let _ = c.send(CallInput::Sip(Box::new(SipEvent::Request { tx, request, from })));
             }
             (_, Some(Owner::Call(c))) => {
                 if !in_dialog && request.method == Method::Invite {
@@ -205,5 +224,13 @@ impl Dispatcher {
             (Method::Ack, _) => {} // ACK for a call that is gone: nothing to do.
             _ => self.reply(tx, Response::for_request(&request, 481)),
         }
+    }
+}
+
+/// Sleeps until the next registration expiry, if any.
+async fn registrations_expire(at: Option<std::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+        None => std::future::pending().await,
     }
 }

@@ -6,17 +6,21 @@
 //! - `uas`: the UAS core's request screening (RFC 3261 §8.2) as a pure function;
 //! - `acd`: the ACD's sans-IO routing core (queues, agents, skills, overflow, statistics);
 //! - `call`: one actor per call driving the flow interpreter, SIP dialog and media;
+//! - `contact_center`: the task that drives the ACD core and routes its actions to calls;
 //! - `collect`: digit collection (barge-in, timeouts, terminator) as a sans-IO machine;
 //! - `flows`: loading, checking and hot-reloading call flows;
 //! - `trunk`: registration of the engine's SIP user with an IPBX;
 //! - `media`: RTP endpoints, G.711, DTMF (RFC 4733, in-band), prompts, media workers;
 //! - `storage`: SQLite (the only module that names sqlx): call records;
+//! - `agents`: agent phones registering with the engine (registrar -> ACD login/ready);
 //! - `acl`, `pii`: network allow-lists; personal data kept out of logs.
 pub mod acd;
 pub mod acl;
+pub mod agents;
 pub mod call;
 pub mod collect;
 pub mod config;
+pub mod contact_center;
 pub mod connectors;
 pub mod dispatch;
 pub mod flows;

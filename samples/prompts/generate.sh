@@ -24,4 +24,12 @@ done
 for lang in $(cut -f1 prompts.txt | sort -u); do
   sox -n -r 8000 -c 1 -b 16 "$lang/beep.wav" synth 0.4 sine 1000 gain -n -6
 done
+# Music on hold: a quiet, slow arpeggio (8 s, loops cleanly).
+for lang in $(cut -f1 prompts.txt | sort -u); do
+  sox -n -r 8000 -c 1 -b 16 "$tmp/n1.wav" synth 2 sine 440 fade 0.1 2 0.5 gain -18
+  sox -n -r 8000 -c 1 -b 16 "$tmp/n2.wav" synth 2 sine 554 fade 0.1 2 0.5 gain -18
+  sox -n -r 8000 -c 1 -b 16 "$tmp/n3.wav" synth 2 sine 659 fade 0.1 2 0.5 gain -18
+  sox -n -r 8000 -c 1 -b 16 "$tmp/n4.wav" synth 2 sine 554 fade 0.1 2 0.5 gain -18
+  sox "$tmp/n1.wav" "$tmp/n2.wav" "$tmp/n3.wav" "$tmp/n4.wav" "$lang/music_on_hold.wav"
+done
 echo "prompts generated"

@@ -61,10 +61,11 @@ impl Registrar {
     /// `realm` names the protection domain in challenges; `key` signs nonces (keep it
     /// secret, share it between the nodes of a pair so either can check the other's nonces).
     pub fn new(realm: &str, key: &[u8]) -> Self {
-        Registrar {
-            auth: DigestServer::new(realm, key.to_vec()),
-            bindings: HashMap::new(),
-        }
+        // MD5 first: many desk phones (and sipp) answer only the first challenge and know
+        // only MD5; clients that support SHA-256 (RFC 8760) pick it from the second.
+        let auth = DigestServer::new(realm, key.to_vec())
+            .with_algorithms(vec![Algorithm::Md5, Algorithm::Sha256]);
+        Registrar { auth, bindings: HashMap::new() }
     }
 
     /// Handles one REGISTER. `secret` gives the password of a known user (None: unknown).

@@ -1,11 +1,13 @@
 //! The call actor's loop. See the module docs of `call`.
 
+mod queue;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ivr_scripts::{
-    CallInfo, Effect, EffectKind, Input, Interpreter, PromptRef, QueueOutcome, TransferMode,
+    CallInfo, Effect, EffectKind, Input, Interpreter, PromptRef, TransferMode,
     TransferOutcome,
 };
 use sip::dialog::Dialog;
@@ -35,6 +37,8 @@ const HOLD_RTP_TIMEOUT: Duration = Duration::from_secs(3600);
 /// What the actor waits for after performing an effect.
 enum Waiting {
     Nothing,
+    /// In an ACD queue, then bridged to an agent.
+    Queue(Box<queue::Queued>),
     /// The `record` step: prompts, then the caller's audio until terminator/limit.
     Record(Box<Recording>),
     /// A blind transfer: our REFER is out; NOTIFYs report the outcome.
@@ -60,6 +64,7 @@ enum Waiting {
 /// Output of the current wait's own I/O.
 enum WaitIo {
     Connector(Input),
+    Acd(Option<crate::acd::Action>),
     Frame(Option<Vec<i16>>),
 }
 
@@ -92,6 +97,9 @@ pub(super) struct Call {
     params: MediaParams,
     codec: Option<Codec>,
     waiting: Waiting,
+    /// This actor's own input channel (agent legs register it for their SIP events).
+    me: mpsc::UnboundedSender<CallInput>,
+    queue_record: queue::QueueRecord,
 }
 
 fn media_codec(c: sip::sdp::Codec) -> Codec {
@@ -102,7 +110,13 @@ fn media_codec(c: sip::sdp::Codec) -> Codec {
 }
 
 impl Call {
-    pub(super) fn new(ctx: CallContext, tx: ServerTxId, invite: Request, from: Peer) -> Self {
+    pub(super) fn new(
+        ctx: CallContext,
+        tx: ServerTxId,
+        invite: Request,
+        from: Peer,
+        me: mpsc::UnboundedSender<CallInput>,
+    ) -> Self {
         let caller = invite
             .headers
             .from_addr()
@@ -145,6 +159,8 @@ impl Call {
             params,
             codec: None,
             waiting: Waiting::Nothing,
+            me,
+            queue_record: queue::QueueRecord::default(),
         }
     }
 
@@ -153,6 +169,7 @@ impl Call {
         mut inputs: mpsc::UnboundedReceiver<CallInput>,
     ) -> CallRecord {
         let reason = self.drive(&mut inputs).await;
+        self.leave_queue();
         if self.answered_at.is_some() && !matches!(reason, EndReason::CallerHangup) {
             self.send_bye(&mut inputs).await;
         }
@@ -197,6 +214,10 @@ impl Call {
                 .as_ref()
                 .map(|m| m.0.stats().packets_received)
                 .unwrap_or(0),
+            queue: self.queue_record.queue.clone(),
+            agent: self.queue_record.agent.clone(),
+            queued_at: self.queue_record.queued_at,
+            agent_answered_at: self.queue_record.agent_answered_at,
         }
     }
 
@@ -437,10 +458,7 @@ impl Call {
                 params,
                 timeout,
             } => self.connector(true, action, params, timeout),
-            EffectKind::Queue { queue, .. } => {
-                tracing::info!(call = %self.id, %queue, "no agent can take the call yet (no ACD); queue overflow");
-                Next::Resume(Input::QueueResult(QueueOutcome::Overflow))
-            }
+            EffectKind::Queue { queue, priority, max_wait } => self.enter_queue(queue, priority, max_wait),
             EffectKind::Transfer {
                 target,
                 mode,
@@ -487,6 +505,8 @@ impl Call {
                     Next::End(EndReason::EngineHangup)
                 }
             }
+            // Answered by an agent: the flow is done, the bridge goes on until a hangup.
+            EffectKind::Finished { .. } if matches!(&self.waiting, Waiting::Queue(q) if q.bridged) => Next::Wait,
             EffectKind::Finished { .. } => Next::End(if self.answered_at.is_some() {
                 EndReason::EngineHangup
             } else {
@@ -637,7 +657,9 @@ impl Call {
                     for e in interp.take_errors() {
                         tracing::warn!(call = %self.id, "{e}");
                     }
-                    self.waiting = Waiting::Nothing;
+                    if !matches!(&self.waiting, Waiting::Queue(q) if q.bridged) {
+                        self.waiting = Waiting::Nothing;
+                    }
                     next = self.perform(effect).await;
                     continue;
                 }
@@ -678,6 +700,7 @@ impl Call {
                         Some(rx) => WaitIo::Frame(rx.recv().await),
                         None => std::future::pending().await,
                     },
+                    Waiting::Queue(q) => WaitIo::Acd(q.actions.recv().await),
                     _ => std::future::pending().await,
                 }
             };
@@ -695,6 +718,11 @@ impl Call {
                 _ = timer => self.collect_timeout(),
                 io = waiting_io => match (io, &mut self.waiting) {
                     (WaitIo::Connector(input), _) => Next::Resume(input),
+                    (WaitIo::Acd(Some(action)), _) => self.acd_action(action).await,
+                    (WaitIo::Acd(None), _) => {
+                        tracing::error!(call = %self.id, "the ACD stopped");
+                        Next::End(EndReason::Error)
+                    }
                     (WaitIo::Frame(Some(f)), Waiting::Record(rec)) => {
                         // Frames arrive every 20 ms from the worker; more than two missing
                         // is a gap in the caller's RTP, kept as silence.
@@ -772,6 +800,7 @@ impl Call {
                 tracing::debug!(call = %self.id, ?source, "digit received");
                 self.digit(digit.to_char())
             }
+            MediaEvent::PlaybackFinished { id } if self.music_finished(id) => Next::Wait,
             MediaEvent::PlaybackFinished { id } => match &mut self.waiting {
                 Waiting::Record(rec) if rec.prompt_id == Some(id) => {
                     rec.prompt_id = None;
@@ -822,6 +851,9 @@ impl Call {
 
     fn sip_event(&mut self, ev: SipEvent) -> Next {
         match ev {
+            SipEvent::Request { tx, request, .. } if self.is_leg_request(&request) => {
+                self.leg_request(tx, request)
+            }
             SipEvent::Request { tx, request, .. } => self.request(tx, request),
             SipEvent::Cancelled { .. } => {
                 if self.answered_at.is_none() {
@@ -835,6 +867,8 @@ impl Call {
                 tracing::warn!(call = %self.id, "our 200 OK was never acknowledged; ending the call");
                 Next::End(EndReason::AckTimeout)
             }
+            SipEvent::Response { tx, response } if self.is_leg_tx(tx) => self.leg_response(tx, response),
+            SipEvent::Timeout { tx, .. } if self.is_leg_tx(tx) => self.leg_timeout(tx),
             SipEvent::Response { tx, response } => match &self.waiting {
                 Waiting::Transfer { tx: refer, .. } if *refer == tx && response.status >= 300 => {
                     Next::Resume(Input::TransferResult(TransferOutcome::Failed(format!(

@@ -39,6 +39,11 @@ pub struct CallContext {
     pub flows: watch::Receiver<Arc<FlowSet>>,
     pub storage: Storage,
     pub connectors: crate::connectors::Connectors,
+    pub acd: crate::contact_center::AcdHandle,
+    /// Where registered agent phones are.
+    pub agent_contacts: watch::Receiver<crate::agents::Contacts>,
+    /// To register the Call-IDs of the legs a call places (agent legs).
+    pub control: mpsc::UnboundedSender<crate::dispatch::Control>,
     /// Our SIP address as written in Via and Contact (public IP, bound port).
     pub local_sip: SocketAddr,
 }
@@ -60,9 +65,10 @@ pub fn spawn(
     ended: mpsc::UnboundedSender<String>,
 ) -> mpsc::UnboundedSender<CallInput> {
     let (input_tx, input_rx) = mpsc::unbounded_channel();
+    let me = input_tx.clone();
     tokio::spawn(async move {
         let storage = ctx.storage.clone();
-        let record = actor::Call::new(ctx, tx, invite, from).run(input_rx).await;
+        let record = actor::Call::new(ctx, tx, invite, from, me).run(input_rx).await;
         if let Err(e) = storage.insert_call(&record).await {
             tracing::error!(call = %record.id, error = %e, "could not write the call record");
         }

@@ -36,7 +36,7 @@ pub use dtmf::{DtmfDigit, DtmfSource};
 pub use ports::{PortAllocator, RtpAllocation};
 pub use prompt::{Prompt, PromptError, PromptStore};
 pub use stream::{MediaCommand, MediaEvent, MediaParams, MediaStats, MediaStream, Transmit};
-pub use worker::{AudioTap, MediaHandle, MediaWorkers};
+pub use worker::{AudioFeed, AudioTap, MediaHandle, MediaWorkers};
 
 /// Errors of the media runtime (ports, sockets, workers). Prompt files have their own
 /// [`PromptError`], reported at load time.

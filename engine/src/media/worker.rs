@@ -68,8 +68,12 @@ enum WorkerMessage {
 /// Where a stream's decoded inbound audio goes while someone records it.
 pub type AudioTap = mpsc::Sender<Vec<i16>>;
 
+/// Relayed audio a stream sends (the other leg's tap).
+pub type AudioFeed = mpsc::Receiver<Vec<i16>>;
+
 struct NewStream {
     taps: mpsc::UnboundedReceiver<Option<AudioTap>>,
+    feeds: mpsc::UnboundedReceiver<Option<AudioFeed>>,
     params: MediaParams,
     allocation: RtpAllocation,
     commands: mpsc::UnboundedReceiver<MediaCommand>,
@@ -135,6 +139,7 @@ impl MediaWorkers {
             .map_err(|source| MediaError::Socket { source })?;
         let (command_tx, command_rx) = mpsc::unbounded_channel();
         let (tap_tx, tap_rx) = mpsc::unbounded_channel();
+        let (feed_tx, feed_rx) = mpsc::unbounded_channel();
         let (event_tx, event_rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
         let initial = MediaStats {
             remote: params.remote,
@@ -145,6 +150,7 @@ impl MediaWorkers {
         worker.streams.fetch_add(1, Ordering::Relaxed);
         let message = WorkerMessage::Open(Box::new(NewStream {
             taps: tap_rx,
+            feeds: feed_rx,
             params,
             allocation,
             commands: command_rx,
@@ -157,6 +163,7 @@ impl MediaWorkers {
         }
         let handle = MediaHandle {
             taps: tap_tx,
+            feeds: feed_tx,
             commands: command_tx,
             local_addr,
             stats: stats_rx,
@@ -196,6 +203,7 @@ impl MediaWorkers {
 #[derive(Debug)]
 pub struct MediaHandle {
     taps: mpsc::UnboundedSender<Option<AudioTap>>,
+    feeds: mpsc::UnboundedSender<Option<AudioFeed>>,
     commands: mpsc::UnboundedSender<MediaCommand>,
     local_addr: SocketAddr,
     stats: watch::Receiver<MediaStats>,
@@ -247,6 +255,12 @@ impl MediaHandle {
         self.taps.send(tap).map_err(|_| MediaError::WorkerGone)
     }
 
+    /// Sends the frames of `feed` (another leg's tap) when no prompt plays: the relay of a
+    /// bridged call. `None` stops.
+    pub fn feed_live(&self, feed: Option<AudioFeed>) -> Result<(), MediaError> {
+        self.feeds.send(feed).map_err(|_| MediaError::WorkerGone)
+    }
+
     /// A receiver notified at every stats snapshot.
     pub fn watch_stats(&self) -> watch::Receiver<MediaStats> {
         self.stats.clone()
@@ -273,6 +287,8 @@ struct Slot {
     taps: mpsc::UnboundedReceiver<Option<AudioTap>>,
     tap: Option<AudioTap>,
     tap_dropped: u64,
+    feeds: mpsc::UnboundedReceiver<Option<AudioFeed>>,
+    feed: Option<AudioFeed>,
 }
 
 impl Slot {
@@ -288,6 +304,26 @@ impl Slot {
             taps: new.taps,
             tap: None,
             tap_dropped: 0,
+            feeds: new.feeds,
+            feed: None,
+        }
+    }
+
+    /// Moves relayed frames from the other leg into the stream before it sends.
+    fn take_feed(&mut self) {
+        while let Ok(feed) = self.feeds.try_recv() {
+            self.feed = feed;
+        }
+        let Some(feed) = self.feed.as_mut() else { return };
+        loop {
+            match feed.try_recv() {
+                Ok(pcm) => self.stream.push_live(pcm),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    self.feed = None;
+                    break;
+                }
+            }
         }
     }
 
@@ -339,6 +375,7 @@ impl Slot {
                 }
             }
         }
+        self.take_feed();
         self.stream.tick(now);
         self.drain_inbound();
         while let Some(transmit) = self.stream.poll_transmit() {

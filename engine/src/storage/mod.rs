@@ -51,7 +51,11 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE calls (
         rtp_sent INTEGER NOT NULL DEFAULT 0,
         rtp_received INTEGER NOT NULL DEFAULT 0
     );
-    CREATE INDEX calls_ended ON calls(ended_at);"];
+    CREATE INDEX calls_ended ON calls(ended_at);",
+    "ALTER TABLE calls ADD COLUMN queue TEXT;
+    ALTER TABLE calls ADD COLUMN agent TEXT;
+    ALTER TABLE calls ADD COLUMN queued_at TEXT;
+    ALTER TABLE calls ADD COLUMN agent_answered_at TEXT;"];
 
 #[derive(Clone, Debug)]
 pub struct Storage {
@@ -130,8 +134,9 @@ impl Storage {
             serde_json::to_string(&r.path).map_err(|e| StorageError::Corrupt(e.to_string()))?;
         sqlx::query(
             "INSERT OR REPLACE INTO calls (id, sip_call_id, started_at, answered_at, ended_at, caller, called,
-             flow, flow_version, path, end_reason, codec, node, rtp_sent, rtp_received)
-             VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+             flow, flow_version, path, end_reason, codec, node, rtp_sent, rtp_received,
+             queue, agent, queued_at, agent_answered_at)
+             VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         )
         .bind(&r.id)
         .bind(&r.sip_call_id)
@@ -148,6 +153,10 @@ impl Storage {
         .bind(&r.node)
         .bind(r.rtp_sent as i64)
         .bind(r.rtp_received as i64)
+        .bind(&r.queue)
+        .bind(&r.agent)
+        .bind(r.queued_at.map(|t| t.to_rfc3339()))
+        .bind(r.agent_answered_at.map(|t| t.to_rfc3339()))
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -27,6 +27,8 @@ pub enum EndReason {
     Shutdown,
     /// The engine process died while the call was up (found at the next start).
     EngineFailure,
+    /// The agent hung up a bridged call.
+    AgentHangup,
     /// The call failed inside the engine (the record's path says where).
     Error,
 }
@@ -42,6 +44,7 @@ impl EndReason {
             EndReason::AckTimeout => "ack_timeout",
             EndReason::Shutdown => "shutdown",
             EndReason::EngineFailure => "engine_failure",
+            EndReason::AgentHangup => "agent_hangup",
             EndReason::Error => "error",
         }
     }
@@ -72,6 +75,16 @@ pub struct CallRecord {
     /// RTP packets the engine sent and received on this call.
     pub rtp_sent: u64,
     pub rtp_received: u64,
+    /// The queue the call waited in, the agent who answered, and when (wait time =
+    /// agent_answered_at - queued_at, talk time = ended_at - agent_answered_at).
+    #[serde(default)]
+    pub queue: Option<String>,
+    #[serde(default)]
+    pub agent: Option<String>,
+    #[serde(default)]
+    pub queued_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub agent_answered_at: Option<DateTime<Utc>>,
 }
 
 fn time(row: &SqliteRow, col: &str) -> Result<Option<DateTime<Utc>>, StorageError> {
@@ -106,6 +119,10 @@ pub(super) fn from_row(row: &SqliteRow) -> Result<CallRecord, StorageError> {
         node: row.try_get("node")?,
         rtp_sent: row.try_get::<i64, _>("rtp_sent")? as u64,
         rtp_received: row.try_get::<i64, _>("rtp_received")? as u64,
+        queue: row.try_get("queue")?,
+        agent: row.try_get("agent")?,
+        queued_at: time(row, "queued_at")?,
+        agent_answered_at: time(row, "agent_answered_at")?,
     })
 }
 
@@ -138,6 +155,10 @@ mod tests {
                 node: "a".into(),
                 rtp_sent: 10,
                 rtp_received: 9,
+                queue: Some("support".into()),
+                agent: None,
+                queued_at: Some(t0),
+                agent_answered_at: None,
             };
             storage.insert_call(&r).await.expect("insert");
         }

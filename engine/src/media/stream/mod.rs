@@ -43,6 +43,8 @@ use super::rtp::{rtcp, Arrival, RtpReceiver, RtpSender};
 
 /// Frames sent at most in one tick to catch up with a late tick.
 pub const MAX_CATCH_UP: u32 = 5;
+/// Relayed frames buffered at most (60 ms): the relay's added delay bound.
+pub const MAX_LIVE_FRAMES: usize = 3;
 /// Default duration of a DTMF digit we send.
 pub const DEFAULT_DTMF_DURATION: Duration = Duration::from_millis(100);
 /// Audio frames between two digits we send, so the far end sees separate key presses.
@@ -200,6 +202,8 @@ pub struct MediaStream {
     packets_ignored: u64,
     send_dropped: u64,
     frames_skipped: u64,
+    /// Decoded audio relayed from another leg (a bridged call), sent when no prompt plays.
+    live: VecDeque<Vec<i16>>,
 }
 
 impl MediaStream {
@@ -234,7 +238,18 @@ impl MediaStream {
             packets_ignored: 0,
             send_dropped: 0,
             frames_skipped: 0,
+            live: VecDeque::new(),
         }
+    }
+
+    /// Queues a 20 ms frame of relayed audio (a bridged call's other leg). At most
+    /// [`MAX_LIVE_FRAMES`] wait: older ones are dropped, so relay delay stays bounded
+    /// whatever the two legs' clocks do.
+    pub fn push_live(&mut self, pcm: Vec<i16>) {
+        if self.live.len() >= MAX_LIVE_FRAMES {
+            self.live.pop_front();
+        }
+        self.live.push_back(pcm);
     }
 
     /// The current parameters.
@@ -445,10 +460,13 @@ impl MediaStream {
             None => {
                 self.gap_frames = self.gap_frames.saturating_sub(1);
                 let events = &mut self.events;
+                let live = &mut self.live;
+                // A prompt (announcement, whisper) takes precedence over relayed audio.
                 self.playback
                     .next_frame(codec, |id| {
                         events.push_back(MediaEvent::PlaybackFinished { id })
                     })
+                    .or_else(|| live.pop_front().and_then(|pcm| codec.encode_frames(&pcm).pop()))
                     .unwrap_or(codec.silence_frame())
             }
         };

@@ -1,0 +1,120 @@
+//! The ACD driver: one task owns the sans-IO `acd::Acd`, feeds it inputs (from call actors,
+//! the agent registrar and the CLI) and the time, and routes each action to the call actor
+//! it concerns. ACD events are logged (and will be persisted with the call records).
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::acd::{Acd, AcdConfig, AcdError, Action, AgentSnapshot, CallId, Input, QueueSnapshot};
+
+pub enum AcdCommand {
+    Input(Input),
+    /// A call enters a queue; the ACD's actions for it come back on `actions`.
+    Join { input: Input, call: CallId, actions: mpsc::UnboundedSender<Action> },
+    /// The call actor is gone (after its last input).
+    Leave { call: CallId },
+    Snapshot { reply: oneshot::Sender<(Vec<QueueSnapshot>, Vec<AgentSnapshot>)> },
+}
+
+/// Cheap to clone: every call actor and the dispatcher hold one.
+#[derive(Clone, Debug)]
+pub struct AcdHandle {
+    tx: mpsc::UnboundedSender<AcdCommand>,
+}
+
+impl AcdHandle {
+    pub fn input(&self, input: Input) {
+        let _ = self.tx.send(AcdCommand::Input(input));
+    }
+
+    pub fn join(&self, call: CallId, input: Input) -> mpsc::UnboundedReceiver<Action> {
+        let (actions, rx) = mpsc::unbounded_channel();
+        let _ = self.tx.send(AcdCommand::Join { input, call, actions });
+        rx
+    }
+
+    pub fn leave(&self, call: CallId) {
+        let _ = self.tx.send(AcdCommand::Leave { call });
+    }
+
+    pub async fn snapshot(&self) -> Option<(Vec<QueueSnapshot>, Vec<AgentSnapshot>)> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(AcdCommand::Snapshot { reply }).ok()?;
+        rx.await.ok()
+    }
+}
+
+fn call_of(a: &Action) -> &CallId {
+    match a {
+        Action::Hold { call, .. }
+        | Action::Announce { call, .. }
+        | Action::RingAgent { call, .. }
+        | Action::CancelRing { call, .. }
+        | Action::Bridge { call, .. }
+        | Action::Moved { call, .. }
+        | Action::Overflow { call, .. }
+        | Action::CallbackAccepted { call }
+        | Action::CallbackCall { call, .. } => call,
+    }
+}
+
+/// Builds the ACD from the configuration (refusing an invalid one) and starts its task.
+pub fn start(config: AcdConfig) -> Result<AcdHandle, AcdError> {
+    let acd = Acd::new(Instant::now().into_std(), SystemTime::now(), config)?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(run(acd, rx));
+    Ok(AcdHandle { tx })
+}
+
+async fn run(mut acd: Acd, mut commands: mpsc::UnboundedReceiver<AcdCommand>) {
+    let mut calls: HashMap<CallId, mpsc::UnboundedSender<Action>> = HashMap::new();
+    loop {
+        let timer = async {
+            match acd.poll_timeout() {
+                Some(t) => tokio::time::sleep_until(Instant::from_std(t)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            cmd = commands.recv() => {
+                let now = Instant::now().into_std();
+                let input = match cmd {
+                    None => return,
+                    Some(AcdCommand::Input(i)) => Some(i),
+                    Some(AcdCommand::Join { input, call, actions }) => {
+                        calls.insert(call, actions);
+                        Some(input)
+                    }
+                    Some(AcdCommand::Leave { call }) => {
+                        calls.remove(&call);
+                        None
+                    }
+                    Some(AcdCommand::Snapshot { reply }) => {
+                        let _ = reply.send((acd.queues(now), acd.agents()));
+                        None
+                    }
+                };
+                if let Some(input) = input {
+                    if let Err(e) = acd.handle_input(now, input) {
+                        tracing::warn!(error = %e, "ACD input refused");
+                    }
+                }
+            }
+            _ = timer => acd.handle_timeout(Instant::now().into_std()),
+        }
+        while let Some(action) = acd.poll_action() {
+            match calls.get(call_of(&action)) {
+                Some(tx) => {
+                    let _ = tx.send(action);
+                }
+                None => tracing::debug!(?action, "ACD action for a call that is gone"),
+            }
+        }
+        while let Some(ev) = acd.poll_event() {
+            tracing::info!(event = ?ev.kind, "acd");
+        }
+    }
+}

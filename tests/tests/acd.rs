@@ -1,0 +1,80 @@
+//! The ACD end to end: an agent's phone registers with the engine (digest), a caller keys 2
+//! in the demo flow, the engine rings the agent, bridges both legs through itself, and when
+//! the caller hangs up, sends BYE to the agent. The call record names queue and agent.
+
+use std::time::Duration;
+
+use chrono::DateTime;
+use svi_tests::config::prompt_len;
+use svi_tests::ports::free_sip_port;
+use svi_tests::proc::{EngineOptions, EngineProc};
+use svi_tests::sipp::{agent_phone_xml, agent_register_xml, Caller, Codec, Dtmf, Sipp};
+
+fn ms_between(a: &serde_json::Value, b: &serde_json::Value) -> i64 {
+    let t = |v: &serde_json::Value| {
+        DateTime::parse_from_rfc3339(v.as_str().unwrap_or_default()).expect("time")
+    };
+    (t(b) - t(a)).num_milliseconds()
+}
+
+#[test]
+fn a_queued_call_is_bridged_to_a_registered_agent() {
+    let engine = EngineProc::start(EngineOptions::default());
+    let phone_port = free_sip_port();
+    let dir = engine.dir.path().to_path_buf();
+    let phone = std::thread::spawn(move || {
+        Sipp::new(agent_phone_xml("1001"))
+            .arg("-p")
+            .arg(phone_port.to_string())
+            .calls(1)
+            .with_media()
+            .arg("-rtp_echo")
+            .run(&dir, None)
+    });
+    let reg = Sipp::new(agent_register_xml("1001", "demo-1001", phone_port))
+        .calls(1)
+        .run(engine.dir.path(), Some(engine.sip));
+    assert!(reg.success(), "{}\n{}", reg.report(), engine.log_text());
+    assert!(
+        engine
+            .wait_log("agent phone registered", Duration::from_secs(5))
+            .is_some(),
+        "{}",
+        engine.log_text()
+    );
+
+    let talk = Duration::from_secs(5);
+    let mut caller = Caller::new(Codec::Pcma).dtmf(
+        prompt_len("welcome") + Duration::from_secs(1),
+        Dtmf::Info('2'),
+    );
+    caller.hangup_after = Some(talk);
+    let run = Sipp::new(caller.xml())
+        .calls(1)
+        .with_media()
+        .run(engine.dir.path(), Some(engine.sip));
+    assert!(run.success(), "{}\n{}", run.report(), engine.log_text());
+    let phone = phone.join().expect("phone thread");
+    assert!(
+        phone.success(),
+        "the agent's phone rang, answered and got the engine's BYE:\n{}\n{}",
+        phone.report(),
+        engine.log_text()
+    );
+
+    let calls = engine.wait_calls(1, Duration::from_secs(10));
+    let call = &calls[0];
+    assert_eq!(call["queue"], "support", "{call:#}");
+    assert_eq!(call["agent"], "1001", "{call:#}");
+    assert_eq!(call["end_reason"], "caller_hangup", "{call:#}");
+    let wait = ms_between(&call["queued_at"], &call["agent_answered_at"]);
+    let talked = ms_between(&call["agent_answered_at"], &call["ended_at"]);
+    assert!((0..3000).contains(&wait), "wait {wait} ms");
+    assert!(
+        (talk.as_millis() as i64 - 1500..talk.as_millis() as i64 + 1500).contains(&talked),
+        "talk {talked} ms"
+    );
+    assert!(engine
+        .wait_log("caller and agent bridged", Duration::from_secs(1))
+        .is_some());
+}
