@@ -96,6 +96,16 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Queues of the running engine.
+    Queue {
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
+    /// Agents of the running engine: list, or change an agent's state.
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
     /// Check the engine for a monitoring system (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
     Health {
         /// Configuration whose SIP address is probed (default: the embedded default's).
@@ -116,6 +126,51 @@ enum Command {
         file: PathBuf,
         #[arg(long, value_enum, default_value_t = GraphFormatArg::Dot)]
         format: GraphFormatArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum QueueCommand {
+    /// Waiting calls, longest wait and agents per queue.
+    List {
+        #[command(flatten)]
+        at: Where,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AgentCommand {
+    /// Every agent with its state.
+    List {
+        #[command(flatten)]
+        at: Where,
+        #[arg(long)]
+        json: bool,
+    },
+    Login {
+        agent: String,
+        #[command(flatten)]
+        at: Where,
+    },
+    Ready {
+        agent: String,
+        #[command(flatten)]
+        at: Where,
+    },
+    /// Not ready, with a reason code.
+    Pause {
+        agent: String,
+        #[arg(long, default_value = "pause")]
+        reason: String,
+        #[command(flatten)]
+        at: Where,
+    },
+    Logout {
+        agent: String,
+        #[command(flatten)]
+        at: Where,
     },
 }
 
@@ -214,6 +269,83 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(exit(worst))
         }
+        Command::Queue {
+            command: QueueCommand::List { at, json },
+        } => {
+            let data_dir = data_dir_of(&at)?;
+            let v =
+                runtime()?.block_on(control_call(&data_dir, &engine::control::Request::Queues))?;
+            print_table(
+                &v["queues"],
+                json,
+                &[
+                    "id",
+                    "waiting",
+                    "offered",
+                    "talking",
+                    "longest_wait",
+                    "agents_logged_in",
+                    "agents_available",
+                    "agents_busy",
+                ],
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Agent { command } => {
+            use engine::control::{AgentAction, Request};
+            let (at, req, json) = match command {
+                AgentCommand::List { at, json } => (at, Request::Agents, json),
+                AgentCommand::Login { agent, at } => (
+                    at,
+                    Request::Agent {
+                        agent,
+                        action: AgentAction::Login,
+                        reason: None,
+                    },
+                    false,
+                ),
+                AgentCommand::Ready { agent, at } => (
+                    at,
+                    Request::Agent {
+                        agent,
+                        action: AgentAction::Ready,
+                        reason: None,
+                    },
+                    false,
+                ),
+                AgentCommand::Pause { agent, reason, at } => (
+                    at,
+                    Request::Agent {
+                        agent,
+                        action: AgentAction::Pause,
+                        reason: Some(reason),
+                    },
+                    false,
+                ),
+                AgentCommand::Logout { agent, at } => (
+                    at,
+                    Request::Agent {
+                        agent,
+                        action: AgentAction::Logout,
+                        reason: None,
+                    },
+                    false,
+                ),
+            };
+            let data_dir = data_dir_of(&at)?;
+            let listing = matches!(req, Request::Agents);
+            let v = runtime()?.block_on(control_call(&data_dir, &req))?;
+            if listing {
+                print_table(
+                    &v["agents"],
+                    json,
+                    &["id", "name", "state", "since", "call", "queues"],
+                );
+            } else {
+                println!("ok");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Health {
             config,
             sip,
@@ -249,6 +381,76 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 format,
                 &mut std::io::stdout(),
             )))
+        }
+    }
+}
+
+#[cfg(unix)]
+async fn control_call(
+    data_dir: &Path,
+    req: &engine::control::Request,
+) -> anyhow::Result<serde_json::Value> {
+    engine::control::call(data_dir, req)
+        .await
+        .map_err(anyhow::Error::msg)
+}
+
+#[cfg(not(unix))]
+async fn control_call(_: &Path, _: &engine::control::Request) -> anyhow::Result<serde_json::Value> {
+    anyhow::bail!("the control socket needs a Unix system")
+}
+
+/// Prints an array of objects as JSON or as a table of the given columns. Write errors
+/// (a closed pipe, as with `| head`) end the output quietly.
+fn print_table(rows: &serde_json::Value, json: bool, columns: &[&str]) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(rows).unwrap_or_default()
+        );
+        return;
+    }
+    let cell = |column: &str, v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".into(),
+        // Agent states are tagged objects: `not_ready (lunch)`.
+        serde_json::Value::Object(o) if o.contains_key("state") => {
+            match o.get("reason").and_then(|r| r.as_str()) {
+                Some(r) => format!("{} ({r})", o["state"].as_str().unwrap_or("?")),
+                None => o["state"].as_str().unwrap_or("?").to_string(),
+            }
+        }
+        serde_json::Value::Number(n) if column == "since" => n
+            .as_i64()
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_else(|| n.to_string()),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .filter_map(|x| x.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        other => other.to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "{}",
+        columns
+            .iter()
+            .map(|c| format!("{c:<20}"))
+            .collect::<String>()
+            .trim_end()
+    );
+    for r in rows.as_array().into_iter().flatten() {
+        let line: String = columns
+            .iter()
+            .map(|c| format!("{:<20}", cell(c, &r[*c])))
+            .collect();
+        if writeln!(out, "{}", line.trim_end()).is_err() {
+            return;
         }
     }
 }

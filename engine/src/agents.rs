@@ -25,12 +25,25 @@ pub struct AgentPhones {
 }
 
 impl AgentPhones {
-    pub fn new(realm: &str, passwords: BTreeMap<String, String>, acd: AcdHandle) -> (Self, watch::Receiver<Contacts>) {
+    pub fn new(
+        realm: &str,
+        passwords: BTreeMap<String, String>,
+        acd: AcdHandle,
+    ) -> (Self, watch::Receiver<Contacts>) {
         // Nonces are signed with a per-process key: they only need to outlive a REGISTER
         // round trip on this node.
         let key: [u8; 32] = rand::random();
         let (contacts, rx) = watch::channel(Contacts::new());
-        (AgentPhones { registrar: Registrar::new(realm, &key), passwords, registered: BTreeSet::new(), acd, contacts }, rx)
+        (
+            AgentPhones {
+                registrar: Registrar::new(realm, &key),
+                passwords,
+                registered: BTreeSet::new(),
+                acd,
+                contacts,
+            },
+            rx,
+        )
     }
 
     pub fn enabled(&self) -> bool {
@@ -38,14 +51,23 @@ impl AgentPhones {
     }
 
     pub fn handle(&mut self, now: Instant, req: &Request) -> Response {
-        let unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let passwords = &self.passwords;
-        let (response, change) = self.registrar.handle(now, unix, req, |u| passwords.get(u).cloned());
+        let (response, change) = self
+            .registrar
+            .handle(now, unix, req, |u| passwords.get(u).cloned());
         match change {
             BindingChange::Registered { user } if self.registered.insert(user.clone()) => {
                 tracing::info!(agent = %user, "agent phone registered: agent ready");
-                self.acd.input(Input::AgentLogin { agent: AgentId::from(user.as_str()) });
-                self.acd.input(Input::AgentReady { agent: AgentId::from(user.as_str()) });
+                self.acd.input(Input::AgentLogin {
+                    agent: AgentId::from(user.as_str()),
+                });
+                self.acd.input(Input::AgentReady {
+                    agent: AgentId::from(user.as_str()),
+                });
             }
             BindingChange::Unregistered { user } => self.gone(&user),
             _ => {}
@@ -57,7 +79,9 @@ impl AgentPhones {
     fn gone(&mut self, user: &str) {
         if self.registered.remove(user) {
             tracing::info!(agent = %user, "agent phone unregistered: agent logged out");
-            self.acd.input(Input::AgentLogout { agent: AgentId::from(user) });
+            self.acd.input(Input::AgentLogout {
+                agent: AgentId::from(user),
+            });
         }
     }
 
@@ -74,7 +98,11 @@ impl AgentPhones {
     }
 
     fn publish(&self, now: Instant) {
-        let map = self.registered.iter().map(|u| (u.clone(), self.registrar.contacts(u, now))).collect();
+        let map = self
+            .registered
+            .iter()
+            .map(|u| (u.clone(), self.registrar.contacts(u, now)))
+            .collect();
         self.contacts.send_replace(map);
     }
 }

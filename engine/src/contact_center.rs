@@ -12,11 +12,24 @@ use crate::acd::{Acd, AcdConfig, AcdError, Action, AgentSnapshot, CallId, Input,
 
 pub enum AcdCommand {
     Input(Input),
+    /// An input whose refusal is reported back (operator commands).
+    Checked {
+        input: Input,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     /// A call enters a queue; the ACD's actions for it come back on `actions`.
-    Join { input: Input, call: CallId, actions: mpsc::UnboundedSender<Action> },
+    Join {
+        input: Input,
+        call: CallId,
+        actions: mpsc::UnboundedSender<Action>,
+    },
     /// The call actor is gone (after its last input).
-    Leave { call: CallId },
-    Snapshot { reply: oneshot::Sender<(Vec<QueueSnapshot>, Vec<AgentSnapshot>)> },
+    Leave {
+        call: CallId,
+    },
+    Snapshot {
+        reply: oneshot::Sender<(Vec<QueueSnapshot>, Vec<AgentSnapshot>)>,
+    },
 }
 
 /// Cheap to clone: every call actor and the dispatcher hold one.
@@ -30,9 +43,22 @@ impl AcdHandle {
         let _ = self.tx.send(AcdCommand::Input(input));
     }
 
+    /// An input from an operator: the ACD's refusal comes back as a message.
+    pub async fn input_checked(&self, input: Input) -> Result<(), String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(AcdCommand::Checked { input, reply })
+            .map_err(|_| "the ACD is not running".to_string())?;
+        rx.await.map_err(|_| "the ACD is not running".to_string())?
+    }
+
     pub fn join(&self, call: CallId, input: Input) -> mpsc::UnboundedReceiver<Action> {
         let (actions, rx) = mpsc::unbounded_channel();
-        let _ = self.tx.send(AcdCommand::Join { input, call, actions });
+        let _ = self.tx.send(AcdCommand::Join {
+            input,
+            call,
+            actions,
+        });
         rx
     }
 
@@ -84,6 +110,10 @@ async fn run(mut acd: Acd, mut commands: mpsc::UnboundedReceiver<AcdCommand>) {
                 let input = match cmd {
                     None => return,
                     Some(AcdCommand::Input(i)) => Some(i),
+                    Some(AcdCommand::Checked { input, reply }) => {
+                        let _ = reply.send(acd.handle_input(now, input).map_err(|e| e.to_string()));
+                        None
+                    }
                     Some(AcdCommand::Join { input, call, actions }) => {
                         calls.insert(call, actions);
                         Some(input)

@@ -7,6 +7,7 @@
 //! - `acd`: the ACD's sans-IO routing core (queues, agents, skills, overflow, statistics);
 //! - `call`: one actor per call driving the flow interpreter, SIP dialog and media;
 //! - `contact_center`: the task that drives the ACD core and routes its actions to calls;
+//! - `control`: the local control socket used by `svi agent` and `svi queue`;
 //! - `collect`: digit collection (barge-in, timeouts, terminator) as a sans-IO machine;
 //! - `flows`: loading, checking and hot-reloading call flows;
 //! - `trunk`: registration of the engine's SIP user with an IPBX;
@@ -20,8 +21,9 @@ pub mod agents;
 pub mod call;
 pub mod collect;
 pub mod config;
-pub mod contact_center;
 pub mod connectors;
+pub mod contact_center;
+pub mod control;
 pub mod dispatch;
 pub mod flows;
 pub mod media;

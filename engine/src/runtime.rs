@@ -34,7 +34,10 @@ pub enum EngineError {
     #[error(transparent)]
     Sip(#[from] transport::DriverError),
     #[error("{file}: queues and agents: {source}")]
-    Acd { file: String, source: crate::acd::AcdError },
+    Acd {
+        file: String,
+        source: crate::acd::AcdError,
+    },
     #[error("{file}: {source}")]
     Connectors {
         file: String,
@@ -130,8 +133,12 @@ impl Engine {
                 source,
             })?;
 
-        let acd = crate::contact_center::start(config.acd.clone())
-            .map_err(|source| EngineError::Acd { file: config.file.display().to_string(), source })?;
+        let acd = crate::contact_center::start(config.acd.clone()).map_err(|source| {
+            EngineError::Acd {
+                file: config.file.display().to_string(),
+                source,
+            }
+        })?;
 
         let ports = Arc::new(PortAllocator::new(
             config.rtp.ip,
@@ -158,7 +165,11 @@ impl Engine {
         let (sip, events, sip_task) = transport::start(driver).await?;
         let local_sip = SocketAddr::new(config.sip.public_ip, sip.local_addr().port());
 
-        let (agents, agent_contacts) = crate::agents::AgentPhones::new(&config.node_name, config.agent_passwords.clone(), acd.clone());
+        let (agents, agent_contacts) = crate::agents::AgentPhones::new(
+            &config.node_name,
+            config.agent_passwords.clone(),
+            acd.clone(),
+        );
         let (control, control_rx) = mpsc::unbounded_channel();
         let ctx = CallContext {
             acd: acd.clone(),
@@ -177,6 +188,10 @@ impl Engine {
         let (active_tx, active_rx) = watch::channel(0usize);
         let dispatcher = Dispatcher::new(sip.clone(), ctx, active_tx, agents);
         let mut tasks = vec![sip_task, tokio::spawn(dispatcher.run(events, control_rx))];
+        tasks.push(tokio::spawn(crate::control::serve(
+            config.data_dir.clone(),
+            acd.clone(),
+        )));
         tasks.push(tokio::spawn(flows::watch_dir(
             config.flows_dir.clone(),
             check,

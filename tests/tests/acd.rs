@@ -78,3 +78,62 @@ fn a_queued_call_is_bridged_to_a_registered_agent() {
         .wait_log("caller and agent bridged", Duration::from_secs(1))
         .is_some());
 }
+
+fn svi(engine: &EngineProc, args: &[&str]) -> (i32, String) {
+    let data = engine.data_dir();
+    let out = std::process::Command::new(svi_tests::proc::svi_bin())
+        .args(args)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .expect("svi");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn agent_and_queue_commands_reach_the_running_engine() {
+    let engine = EngineProc::start(EngineOptions::default());
+    assert_eq!(svi(&engine, &["agent", "login", "1002"]).0, 0);
+    assert_eq!(
+        svi(&engine, &["agent", "pause", "1002", "--reason", "lunch"]).0,
+        0
+    );
+    let (code, text) = svi(&engine, &["agent", "list", "--json"]);
+    assert_eq!(code, 0, "{text}");
+    let agents: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let a1002 = agents
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["id"] == "1002"))
+        .expect("1002");
+    assert_eq!(a1002["state"]["state"], "not_ready", "{a1002:#}");
+    assert_eq!(a1002["state"]["reason"], "lunch", "{a1002:#}");
+    let (code, text) = svi(&engine, &["queue", "list", "--json"]);
+    assert_eq!(code, 0, "{text}");
+    let queues: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let support = queues
+        .as_array()
+        .and_then(|a| a.iter().find(|q| q["id"] == "support"))
+        .expect("support");
+    assert_eq!(
+        (
+            support["agents_logged_in"].as_u64(),
+            support["agents_available"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "{support:#}"
+    );
+    // A refused change says why and fails.
+    let (code, text) = svi(&engine, &["agent", "ready", "1001"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("1001") && text.contains("logged_out"),
+        "{text}"
+    );
+}

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ivr_scripts::{
-    CallInfo, Effect, EffectKind, Input, Interpreter, PromptRef, TransferMode,
-    TransferOutcome,
+    CallInfo, Effect, EffectKind, Input, Interpreter, PromptRef, TransferMode, TransferOutcome,
 };
 use sip::dialog::Dialog;
 use sip::endpoint::{new_tag, ClientTxId, Peer, ServerTxId};
@@ -458,7 +457,11 @@ impl Call {
                 params,
                 timeout,
             } => self.connector(true, action, params, timeout),
-            EffectKind::Queue { queue, priority, max_wait } => self.enter_queue(queue, priority, max_wait),
+            EffectKind::Queue {
+                queue,
+                priority,
+                max_wait,
+            } => self.enter_queue(queue, priority, max_wait),
             EffectKind::Transfer {
                 target,
                 mode,
@@ -506,7 +509,9 @@ impl Call {
                 }
             }
             // Answered by an agent: the flow is done, the bridge goes on until a hangup.
-            EffectKind::Finished { .. } if matches!(&self.waiting, Waiting::Queue(q) if q.bridged) => Next::Wait,
+            EffectKind::Finished { .. } if matches!(&self.waiting, Waiting::Queue(q) if q.bridged) => {
+                Next::Wait
+            }
             EffectKind::Finished { .. } => Next::End(if self.answered_at.is_some() {
                 EndReason::EngineHangup
             } else {
@@ -867,7 +872,9 @@ impl Call {
                 tracing::warn!(call = %self.id, "our 200 OK was never acknowledged; ending the call");
                 Next::End(EndReason::AckTimeout)
             }
-            SipEvent::Response { tx, response } if self.is_leg_tx(tx) => self.leg_response(tx, response),
+            SipEvent::Response { tx, response } if self.is_leg_tx(tx) => {
+                self.leg_response(tx, response)
+            }
             SipEvent::Timeout { tx, .. } if self.is_leg_tx(tx) => self.leg_timeout(tx),
             SipEvent::Response { tx, response } => match &self.waiting {
                 Waiting::Transfer { tx: refer, .. } if *refer == tx && response.status >= 300 => {

@@ -68,7 +68,9 @@ pub fn spawn(
     let me = input_tx.clone();
     tokio::spawn(async move {
         let storage = ctx.storage.clone();
-        let record = actor::Call::new(ctx, tx, invite, from, me).run(input_rx).await;
+        let record = actor::Call::new(ctx, tx, invite, from, me)
+            .run(input_rx)
+            .await;
         if let Err(e) = storage.insert_call(&record).await {
             tracing::error!(call = %record.id, error = %e, "could not write the call record");
         }

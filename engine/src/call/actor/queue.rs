@@ -54,14 +54,29 @@ impl Call {
         CallId::from(self.id.as_str())
     }
 
-    pub(super) fn enter_queue(&mut self, queue: String, priority: ivr_scripts::Priority, max_wait: Option<std::time::Duration>) -> Next {
+    pub(super) fn enter_queue(
+        &mut self,
+        queue: String,
+        priority: ivr_scripts::Priority,
+        max_wait: Option<std::time::Duration>,
+    ) -> Next {
         let call = self.call_key();
-        let input = acd::Input::CallArrived { call: call.clone(), queue: QueueId::from(queue.as_str()), priority, max_wait };
+        let input = acd::Input::CallArrived {
+            call: call.clone(),
+            queue: QueueId::from(queue.as_str()),
+            priority,
+            max_wait,
+        };
         let actions = self.ctx.acd.join(call, input);
         tracing::info!(call = %self.id, %queue, "call queued");
         self.queue_record.queue = Some(queue);
         self.queue_record.queued_at = Some(Utc::now());
-        self.waiting = Waiting::Queue(Box::new(Queued { actions, moh: None, leg: None, bridged: false }));
+        self.waiting = Waiting::Queue(Box::new(Queued {
+            actions,
+            moh: None,
+            leg: None,
+            bridged: false,
+        }));
         Next::Wait
     }
 
@@ -77,7 +92,11 @@ impl Call {
     /// The end of a music round: play it again while waiting.
     pub(super) fn music_finished(&mut self, id: u64) -> bool {
         match &self.waiting {
-            Waiting::Queue(q) if q.moh == Some(id) && !q.bridged && q.leg.as_ref().and_then(|l| l.dialog.as_ref()).is_none() => {
+            Waiting::Queue(q)
+                if q.moh == Some(id)
+                    && !q.bridged
+                    && q.leg.as_ref().and_then(|l| l.dialog.as_ref()).is_none() =>
+            {
                 self.music();
                 true
             }
@@ -95,14 +114,22 @@ impl Call {
                 }
                 Next::Wait
             }
-            acd::Action::Announce { position, expected_wait, .. } => {
+            acd::Action::Announce {
+                position,
+                expected_wait,
+                ..
+            } => {
                 tracing::debug!(call = %self.id, position, ?expected_wait, "queue position");
                 Next::Wait
             }
             acd::Action::RingAgent { agent, contact, .. } => {
                 if let Err(reason) = self.ring_agent(agent.clone(), &contact).await {
                     tracing::warn!(call = %self.id, %agent, %reason, "cannot ring the agent");
-                    self.ctx.acd.input(acd::Input::RingFailed { call: self.call_key(), agent, failure: RingFailure::Failed(reason) });
+                    self.ctx.acd.input(acd::Input::RingFailed {
+                        call: self.call_key(),
+                        agent,
+                        failure: RingFailure::Failed(reason),
+                    });
                 }
                 Next::Wait
             }
@@ -128,17 +155,33 @@ impl Call {
     fn agent_target(&self, agent: &AgentId, contact: &str) -> Result<(Uri, Peer), String> {
         let uri = if contact == REGISTERED {
             let contacts = self.ctx.agent_contacts.borrow();
-            contacts.get(agent.as_str()).and_then(|c| c.first().cloned()).ok_or("the agent's phone is not registered")?
+            contacts
+                .get(agent.as_str())
+                .and_then(|c| c.first().cloned())
+                .ok_or("the agent's phone is not registered")?
         } else {
             Uri::parse(contact).map_err(|e| format!("contact: {e}"))?
         };
         let sip = uri.as_sip().ok_or("the agent contact is not a SIP URI")?;
-        let ip: std::net::IpAddr = sip.host_unbracketed().parse().map_err(|_| "the agent contact is not an IP address (no DNS for contacts)")?;
+        let ip: std::net::IpAddr = sip
+            .host_unbracketed()
+            .parse()
+            .map_err(|_| "the agent contact is not an IP address (no DNS for contacts)")?;
         if !self.ctx.config.sip.allowed.allows(ip) {
             return Err("the agent contact is outside sip.allowed_networks".into());
         }
-        let transport = if sip.transport().as_deref() == Some("tcp") { Transport::Tcp } else { Transport::Udp };
-        Ok((uri.clone(), Peer { transport, addr: std::net::SocketAddr::new(ip, sip.port.unwrap_or(5060)) }))
+        let transport = if sip.transport().as_deref() == Some("tcp") {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        };
+        Ok((
+            uri.clone(),
+            Peer {
+                transport,
+                addr: std::net::SocketAddr::new(ip, sip.port.unwrap_or(5060)),
+            },
+        ))
     }
 
     async fn ring_agent(&mut self, agent: AgentId, contact: &str) -> Result<(), String> {
@@ -148,40 +191,90 @@ impl Call {
             ip if ip.is_unspecified() => self.ctx.local_sip.ip(),
             ip => ip,
         };
-        let mut sdp = SdpSession::new(LocalMedia::new(local_ip, allocation.port(), rand::random::<u32>() as u64));
+        let mut sdp = SdpSession::new(LocalMedia::new(
+            local_ip,
+            allocation.port(),
+            rand::random::<u32>() as u64,
+        ));
         let offer = sdp.offer(Direction::SendRecv);
-        let params = MediaParams { rtp_timeout: self.ctx.config.rtp.timeout, ..MediaParams::default() };
-        let (media, events) = self.ctx.media.open(params, allocation).map_err(|e| e.to_string())?;
+        let params = MediaParams {
+            rtp_timeout: self.ctx.config.rtp.timeout,
+            ..MediaParams::default()
+        };
+        let (media, events) = self
+            .ctx
+            .media
+            .open(params, allocation)
+            .map_err(|e| e.to_string())?;
         let call_id = new_call_id();
         let mut invite = Request::new(Method::Invite, uri.clone());
-        invite.headers.push(HeaderName::Via, via(self.ctx.local_sip, peer.transport));
+        invite
+            .headers
+            .push(HeaderName::Via, via(self.ctx.local_sip, peer.transport));
         invite.headers.push(HeaderName::MaxForwards, "70");
         // The agent's phone shows the caller's number (personal data, sent on purpose).
-        let from = format!("<sip:{}@{}>;tag={}", self.caller.reveal(), self.ctx.local_sip, new_tag());
+        let from = format!(
+            "<sip:{}@{}>;tag={}",
+            self.caller.reveal(),
+            self.ctx.local_sip,
+            new_tag()
+        );
         invite.headers.push(HeaderName::From, from);
-        invite.headers.push(HeaderName::To, NameAddr::new(uri).to_string());
+        invite
+            .headers
+            .push(HeaderName::To, NameAddr::new(uri).to_string());
         invite.headers.push(HeaderName::CallId, call_id.clone());
         invite.headers.push(HeaderName::CSeq, "1 INVITE");
-        invite.headers.push(HeaderName::Contact, NameAddr::new(contact_uri(self, peer.transport)).to_string());
-        invite.headers.push(HeaderName::ContentType, "application/sdp");
+        invite.headers.push(
+            HeaderName::Contact,
+            NameAddr::new(contact_uri(self, peer.transport)).to_string(),
+        );
+        invite
+            .headers
+            .push(HeaderName::ContentType, "application/sdp");
         invite.body = offer.to_string().into_bytes().into();
-        let _ = self.ctx.control.send(Control::Leg { call_id: call_id.clone(), call: self.me.clone() });
-        let tx = self.ctx.sip.send_request(invite.clone(), peer).await.map_err(|e| e.to_string())?;
+        let _ = self.ctx.control.send(Control::Leg {
+            call_id: call_id.clone(),
+            call: self.me.clone(),
+        });
+        let tx = self
+            .ctx
+            .sip
+            .send_request(invite.clone(), peer)
+            .await
+            .map_err(|e| e.to_string())?;
         tracing::info!(call = %self.id, %agent, "ringing the agent");
         if let Waiting::Queue(q) = &mut self.waiting {
-            q.leg = Some(AgentLeg { agent, call_id, invite, tx, peer, dialog: None, sdp, media, _events: events });
+            q.leg = Some(AgentLeg {
+                agent,
+                call_id,
+                invite,
+                tx,
+                peer,
+                dialog: None,
+                sdp,
+                media,
+                _events: events,
+            });
         }
         Ok(())
     }
 
     /// Ends the agent leg: BYE when answered, CANCEL while ringing.
     pub(super) fn drop_leg(&mut self, answered_only: bool) {
-        let Waiting::Queue(q) = &mut self.waiting else { return };
+        let Waiting::Queue(q) = &mut self.waiting else {
+            return;
+        };
         let Some(mut leg) = q.leg.take() else { return };
         match leg.dialog.as_mut() {
             Some(d) => {
                 let mut bye = d.create_request(Method::Bye);
-                finish_request(&mut bye, self.ctx.local_sip, leg.peer.transport, &self.ctx.config.sip.user_agent);
+                finish_request(
+                    &mut bye,
+                    self.ctx.local_sip,
+                    leg.peer.transport,
+                    &self.ctx.config.sip.user_agent,
+                );
                 let sip = self.ctx.sip.clone();
                 let peer = leg.peer;
                 tokio::spawn(async move {
@@ -192,13 +285,19 @@ impl Call {
             None => {}
         }
         let _ = leg.media.tap_inbound(None);
-        let _ = self.ctx.control.send(Control::LegEnded { call_id: leg.call_id });
+        let _ = self.ctx.control.send(Control::LegEnded {
+            call_id: leg.call_id,
+        });
     }
 
     /// A response to our INVITE to the agent.
     pub(super) fn leg_response(&mut self, tx: ClientTxId, response: Response) -> Next {
-        let Waiting::Queue(q) = &mut self.waiting else { return Next::Wait };
-        let Some(leg) = q.leg.as_mut().filter(|l| l.tx == tx) else { return Next::Wait };
+        let Waiting::Queue(q) = &mut self.waiting else {
+            return Next::Wait;
+        };
+        let Some(leg) = q.leg.as_mut().filter(|l| l.tx == tx) else {
+            return Next::Wait;
+        };
         let call = CallId::from(self.id.as_str());
         let agent = leg.agent.clone();
         match response.status {
@@ -206,30 +305,45 @@ impl Call {
             100..=199 => {}
             200..=299 => {
                 if leg.dialog.is_none() {
-                    let Ok(dialog) = Dialog::new_uac(&leg.invite, &response) else { return Next::Wait };
+                    let Ok(dialog) = Dialog::new_uac(&leg.invite, &response) else {
+                        return Next::Wait;
+                    };
                     let answer = SessionDescription::parse_bytes(&response.body).ok();
                     match answer.and_then(|a| leg.sdp.process_answer(&a).ok()) {
                         Some(n) => {
                             let params = MediaParams {
                                 codec: media_codec(n.codec.codec),
-                                remote: n.remote_rtp.filter(|a| self.ctx.config.sip.allowed.allows(a.ip())),
+                                remote: n
+                                    .remote_rtp
+                                    .filter(|a| self.ctx.config.sip.allowed.allows(a.ip())),
                                 telephone_event_pt: n.telephone_event,
                                 rtp_timeout: self.ctx.config.rtp.timeout,
                             };
                             let _ = leg.media.set_params(params);
                         }
-                        None => tracing::warn!(call = %self.id, "the agent's answer has no usable SDP"),
+                        None => {
+                            tracing::warn!(call = %self.id, "the agent's answer has no usable SDP")
+                        }
                     }
                     leg.dialog = Some(dialog);
                     self.queue_record.agent = Some(agent.as_str().to_string());
                     self.queue_record.agent_answered_at = Some(Utc::now());
-                    self.ctx.acd.input(acd::Input::AgentAnswered { call, agent });
+                    self.ctx
+                        .acd
+                        .input(acd::Input::AgentAnswered { call, agent });
                 }
                 // ACK every 2xx (retransmissions included: our ACK may have been lost).
                 if let Some(d) = leg.dialog.as_ref() {
                     let mut ack = d.create_ack(&response);
-                    finish_request(&mut ack, self.ctx.local_sip, leg.peer.transport, &self.ctx.config.sip.user_agent);
-                    self.ctx.sip.send_stateless(SipMessage::Request(ack), leg.peer);
+                    finish_request(
+                        &mut ack,
+                        self.ctx.local_sip,
+                        leg.peer.transport,
+                        &self.ctx.config.sip.user_agent,
+                    );
+                    self.ctx
+                        .sip
+                        .send_stateless(SipMessage::Request(ack), leg.peer);
                 }
             }
             status => {
@@ -244,7 +358,11 @@ impl Call {
                 q.leg = None;
                 let _ = self.ctx.control.send(Control::LegEnded { call_id });
                 if status != 487 {
-                    self.ctx.acd.input(acd::Input::RingFailed { call, agent, failure });
+                    self.ctx.acd.input(acd::Input::RingFailed {
+                        call,
+                        agent,
+                        failure,
+                    });
                 }
             }
         }
@@ -252,11 +370,22 @@ impl Call {
     }
 
     pub(super) fn leg_timeout(&mut self, tx: ClientTxId) -> Next {
-        let Waiting::Queue(q) = &mut self.waiting else { return Next::Wait };
-        if q.leg.as_ref().is_some_and(|l| l.tx == tx && l.dialog.is_none()) {
+        let Waiting::Queue(q) = &mut self.waiting else {
+            return Next::Wait;
+        };
+        if q.leg
+            .as_ref()
+            .is_some_and(|l| l.tx == tx && l.dialog.is_none())
+        {
             if let Some(leg) = q.leg.take() {
-                let _ = self.ctx.control.send(Control::LegEnded { call_id: leg.call_id });
-                self.ctx.acd.input(acd::Input::RingFailed { call: CallId::from(self.id.as_str()), agent: leg.agent, failure: RingFailure::NoAnswer });
+                let _ = self.ctx.control.send(Control::LegEnded {
+                    call_id: leg.call_id,
+                });
+                self.ctx.acd.input(acd::Input::RingFailed {
+                    call: CallId::from(self.id.as_str()),
+                    agent: leg.agent,
+                    failure: RingFailure::NoAnswer,
+                });
             }
         }
         Next::Wait
@@ -265,9 +394,15 @@ impl Call {
     /// Connects caller and agent: each leg's inbound audio is the other's outbound audio.
     fn bridge(&mut self, agent: AgentId) -> Next {
         self.stop_playback();
-        let Some((caller_media, _)) = self.media.as_ref() else { return Next::Wait };
-        let Waiting::Queue(q) = &mut self.waiting else { return Next::Wait };
-        let Some(leg) = q.leg.as_ref() else { return Next::Wait };
+        let Some((caller_media, _)) = self.media.as_ref() else {
+            return Next::Wait;
+        };
+        let Waiting::Queue(q) = &mut self.waiting else {
+            return Next::Wait;
+        };
+        let Some(leg) = q.leg.as_ref() else {
+            return Next::Wait;
+        };
         let (to_agent, from_caller) = mpsc::channel(RELAY_CAPACITY);
         let (to_caller, from_agent) = mpsc::channel(RELAY_CAPACITY);
         let ok = caller_media.tap_inbound(Some(to_agent)).is_ok()
@@ -283,16 +418,25 @@ impl Call {
     /// Whether this request belongs to the agent leg (its Call-ID).
     pub(super) fn is_leg_request(&self, req: &Request) -> bool {
         match &self.waiting {
-            Waiting::Queue(q) => q.leg.as_ref().is_some_and(|l| req.headers.call_id() == Some(l.call_id.as_str())),
+            Waiting::Queue(q) => q
+                .leg
+                .as_ref()
+                .is_some_and(|l| req.headers.call_id() == Some(l.call_id.as_str())),
             _ => false,
         }
     }
 
     /// A request from the agent in its leg's dialog: BYE ends the call, the rest is answered.
-    pub(super) fn leg_request(&mut self, tx: Option<sip::endpoint::ServerTxId>, req: Request) -> Next {
+    pub(super) fn leg_request(
+        &mut self,
+        tx: Option<sip::endpoint::ServerTxId>,
+        req: Request,
+    ) -> Next {
         let answer = |status| {
             if let Some(tx) = tx {
-                self.ctx.sip.send_response(tx, Response::for_request(&req, status));
+                self.ctx
+                    .sip
+                    .send_response(tx, Response::for_request(&req, status));
             }
         };
         match req.method {
@@ -301,7 +445,9 @@ impl Call {
                 answer(200);
                 if let Waiting::Queue(q) = &mut self.waiting {
                     if let Some(leg) = q.leg.take() {
-                        let _ = self.ctx.control.send(Control::LegEnded { call_id: leg.call_id });
+                        let _ = self.ctx.control.send(Control::LegEnded {
+                            call_id: leg.call_id,
+                        });
                     }
                 }
                 tracing::info!(call = %self.id, "the agent hung up");
@@ -309,13 +455,24 @@ impl Call {
             }
             Method::Invite | Method::Update => {
                 // Hold/resume from the agent's phone: answer from the leg's SDP session.
-                let Waiting::Queue(q) = &mut self.waiting else { return Next::Wait };
-                let Some(leg) = q.leg.as_mut() else { return Next::Wait };
-                let reply = SessionDescription::parse_bytes(&req.body).ok().and_then(|o| leg.sdp.answer(&o).ok());
+                let Waiting::Queue(q) = &mut self.waiting else {
+                    return Next::Wait;
+                };
+                let Some(leg) = q.leg.as_mut() else {
+                    return Next::Wait;
+                };
+                let reply = SessionDescription::parse_bytes(&req.body)
+                    .ok()
+                    .and_then(|o| leg.sdp.answer(&o).ok());
                 if let Some(tx) = tx {
-                    let mut r = Response::for_request(&req, if reply.is_some() { 200 } else { 488 });
+                    let mut r =
+                        Response::for_request(&req, if reply.is_some() { 200 } else { 488 });
                     if let Some(a) = reply {
-                        r.headers.push(HeaderName::Contact, NameAddr::new(contact(self.ctx.local_sip, leg.peer.transport)).to_string());
+                        r.headers.push(
+                            HeaderName::Contact,
+                            NameAddr::new(contact(self.ctx.local_sip, leg.peer.transport))
+                                .to_string(),
+                        );
                         r.headers.push(HeaderName::ContentType, "application/sdp");
                         r.body = a.sdp.to_string().into_bytes().into();
                     }
@@ -336,9 +493,15 @@ impl Call {
 
     /// The caller's side is over: tell the ACD and release the agent leg.
     pub(super) fn leave_queue(&mut self) {
-        let Waiting::Queue(q) = &self.waiting else { return };
+        let Waiting::Queue(q) = &self.waiting else {
+            return;
+        };
         let call = self.call_key();
-        let input = if q.bridged { acd::Input::CallEnded { call: call.clone() } } else { acd::Input::CallAbandoned { call: call.clone() } };
+        let input = if q.bridged {
+            acd::Input::CallEnded { call: call.clone() }
+        } else {
+            acd::Input::CallAbandoned { call: call.clone() }
+        };
         self.ctx.acd.input(input);
         self.drop_leg(false);
         self.ctx.acd.leave(call);
