@@ -443,10 +443,15 @@ impl EngineConfig {
             }
             let mut table = q.rest;
             table.insert("id".into(), toml::Value::String(q.id.clone()));
-            table.entry("name").or_insert_with(|| toml::Value::String(q.id.clone()));
-            let queue: crate::acd::QueueConfig = toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| cx.err(&format!("queues[{i}]"), e.message().to_string()))?;
+            table
+                .entry("name")
+                .or_insert_with(|| toml::Value::String(q.id.clone()));
+            let queue: crate::acd::QueueConfig =
+                toml::Value::Table(table)
+                    .try_into()
+                    .map_err(|e: toml::de::Error| {
+                        cx.err(&format!("queues[{i}]"), e.message().to_string())
+                    })?;
             acd.queues.push(queue);
             queues.push(q.id);
         }
@@ -454,18 +459,31 @@ impl EngineConfig {
         for (i, a) in raw.agents.into_iter().enumerate() {
             let mut table = a.rest;
             table.insert("id".into(), toml::Value::String(a.id.clone()));
-            table.entry("name").or_insert_with(|| toml::Value::String(a.id.clone()));
-            table.entry("contact").or_insert_with(|| toml::Value::String(REGISTERED.into()));
-            let agent: crate::acd::AgentConfig = toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| cx.err(&format!("agents[{i}]"), e.message().to_string()))?;
+            table
+                .entry("name")
+                .or_insert_with(|| toml::Value::String(a.id.clone()));
+            table
+                .entry("contact")
+                .or_insert_with(|| toml::Value::String(REGISTERED.into()));
+            let agent: crate::acd::AgentConfig =
+                toml::Value::Table(table)
+                    .try_into()
+                    .map_err(|e: toml::de::Error| {
+                        cx.err(&format!("agents[{i}]"), e.message().to_string())
+                    })?;
             if let Some(p) = a.password {
                 if p.len() < 4 {
-                    return Err(cx.err(&format!("agents[{i}].password"), "is shorter than 4 characters"));
+                    return Err(cx.err(
+                        &format!("agents[{i}].password"),
+                        "is shorter than 4 characters",
+                    ));
                 }
                 agent_passwords.insert(a.id.clone(), p);
             } else if agent.contact == REGISTERED {
-                return Err(cx.err(&format!("agents[{i}].password"), "is needed for a phone that registers with the engine (or give a `contact`)"));
+                return Err(cx.err(
+                    &format!("agents[{i}].password"),
+                    "is needed for a phone that registers with the engine (or give a `contact`)",
+                ));
             }
             acd.agents.push(agent);
         }

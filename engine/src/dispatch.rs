@@ -30,7 +30,10 @@ pub enum Control {
         events: mpsc::UnboundedSender<SipEvent>,
     },
     /// Another leg of a call (an agent leg): its SIP events go to the call's actor.
-    Leg { call_id: String, call: mpsc::UnboundedSender<CallInput> },
+    Leg {
+        call_id: String,
+        call: mpsc::UnboundedSender<CallInput>,
+    },
     /// A leg is over.
     LegEnded { call_id: String },
     /// Refuse new calls and hang up those in progress; reply when none is left.
@@ -49,7 +52,12 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(sip: SipHandle, ctx: CallContext, active: watch::Sender<usize>, agents: AgentPhones) -> Self {
+    pub fn new(
+        sip: SipHandle,
+        ctx: CallContext,
+        active: watch::Sender<usize>,
+        agents: AgentPhones,
+    ) -> Self {
         let (ended_tx, ended_rx) = mpsc::unbounded_channel();
         Dispatcher {
             agents,
@@ -190,7 +198,11 @@ impl Dispatcher {
                 );
             }
             (_, Some(Owner::Leg(c))) if in_dialog => {
-                let _ = c.send(CallInput::Sip(Box::new(SipEvent::Request { tx, request, from })));
+                let _ = c.send(CallInput::Sip(Box::new(SipEvent::Request {
+                    tx,
+                    request,
+                    from,
+                })));
             }
             (_, Some(Owner::Call(c))) => {
                 if !in_dialog && request.method == Method::Invite {

@@ -1,1 +1,37 @@
-//! HA (issue 5): openraft replicated state. Not yet built.
+//! svi's replicated state: two full nodes mirror every durable write through openraft 0.9
+//! (storage-v2), a small witness breaks ties, and the raft leader holding a valid lease is the
+//! one **active** node (registers the SIP user, takes calls). Only this crate names openraft.
+//!
+//! Map, read top-down:
+//! - `types`: node ids and infos, `Command`/`Response`, `Role`, openraft's type config;
+//! - `config`: `HaConfig` (members, secret, timings) and why the timings must satisfy
+//!   `lease + heartbeat <= election_timeout_min`;
+//! - `log_store`: the raft log in SQLite (`raft-log.db`, fsync per commit), checked by
+//!   openraft's storage suite;
+//! - `state_machine`, `snapshot`: commands applied to the engine database (`svi.db`)
+//!   atomically with `last_applied`; snapshots are database copies;
+//! - `network`: authenticated TCP transport (shared-secret handshake, MAC per frame);
+//! - `role`: from raft's metrics and a lease clock to `Active`/`Standby`/`Fenced`/...;
+//! - `control`: first-start bootstrap, witness duty, re-adding members;
+//! - `promote`: planned switch (`promote`) and forced single-voter recovery (`--force`);
+//! - `node`: `HaNode`, the API the binary uses.
+//!
+//! Operators' view: `docs/ha.md`.
+
+pub mod config;
+mod control;
+pub mod log_store;
+mod network;
+pub mod node;
+mod promote;
+mod role;
+pub mod snapshot;
+pub mod state_machine;
+pub mod types;
+
+pub use config::{ConfigError, HaConfig, LogRetention, Secret, Timings};
+pub use node::{HaError, HaNode, HaStatus, MemberStatus};
+pub use types::{Command, MemberKind, NodeId, NodeInfo, Outcome, Response, Role, RoleEvent};
+
+#[cfg(test)]
+mod tests;

@@ -314,7 +314,9 @@ impl Slot {
         while let Ok(feed) = self.feeds.try_recv() {
             self.feed = feed;
         }
-        let Some(feed) = self.feed.as_mut() else { return };
+        let Some(feed) = self.feed.as_mut() else {
+            return;
+        };
         loop {
             match feed.try_recv() {
                 Ok(pcm) => self.stream.push_live(pcm),

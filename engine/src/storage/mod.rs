@@ -5,6 +5,7 @@
 //! When the replicated-state work lands, these writes become commands applied by the raft
 //! state machine to this same database; the record types stay.
 
+pub mod raft;
 mod records;
 
 use std::path::{Path, PathBuf};
@@ -34,7 +35,8 @@ pub enum StorageError {
 }
 
 /// Schema steps; index + 1 is the `user_version` after applying it.
-const MIGRATIONS: &[&str] = &["CREATE TABLE calls (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE calls (
         id TEXT PRIMARY KEY,
         sip_call_id TEXT NOT NULL,
         started_at TEXT NOT NULL,
@@ -55,7 +57,8 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE calls (
     "ALTER TABLE calls ADD COLUMN queue TEXT;
     ALTER TABLE calls ADD COLUMN agent TEXT;
     ALTER TABLE calls ADD COLUMN queued_at TEXT;
-    ALTER TABLE calls ADD COLUMN agent_answered_at TEXT;"];
+    ALTER TABLE calls ADD COLUMN agent_answered_at TEXT;",
+];
 
 #[derive(Clone, Debug)]
 pub struct Storage {

@@ -466,7 +466,10 @@ impl MediaStream {
                     .next_frame(codec, |id| {
                         events.push_back(MediaEvent::PlaybackFinished { id })
                     })
-                    .or_else(|| live.pop_front().and_then(|pcm| codec.encode_frames(&pcm).pop()))
+                    .or_else(|| {
+                        live.pop_front()
+                            .and_then(|pcm| codec.encode_frames(&pcm).pop())
+                    })
                     .unwrap_or(codec.silence_frame())
             }
         };

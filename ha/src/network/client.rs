@@ -1,0 +1,209 @@
+//! Calling another member: a lazily (re)connected authenticated channel per client, and
+//! openraft's `RaftNetwork` on top of it.
+//!
+//! openraft creates one client per replication stream and per election, and calls it with
+//! `&mut self`, so a client owns its connection and needs no lock: one request in flight.
+//! Every call runs under a deadline (openraft's TTL for raft RPCs, the caller's for svi
+//! messages) that covers connect, handshake, request and reply; any failure drops the
+//! connection so that the next call starts clean.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{Backoff, RPCOption};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{RaftNetwork, RaftNetworkFactory};
+use tokio::net::TcpStream;
+
+use super::wire::{self, Channel, WireError};
+use super::{NetState, Reply, Request};
+use crate::config::Secret;
+use crate::types::{NodeId, NodeInfo, TypeConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("node {0} unreachable: {1}")]
+    Unreachable(NodeId, String),
+    #[error("node {0}: {1}")]
+    Failed(NodeId, String),
+    #[error("node {0} did not answer within {1:?}")]
+    Timeout(NodeId, Duration),
+    #[error("node {0} sent an unexpected reply")]
+    Unexpected(NodeId),
+}
+
+/// Builds clients; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Network {
+    pub(crate) me: NodeId,
+    pub(crate) secret: Secret,
+    pub(crate) state: Arc<NetState>,
+    /// Pause before retrying an unreachable node.
+    pub(crate) retry: Duration,
+}
+
+impl Network {
+    pub(crate) fn client(&self, target: NodeId, addr: &str) -> PeerClient {
+        PeerClient {
+            net: self.clone(),
+            target,
+            addr: addr.to_string(),
+            conn: None,
+        }
+    }
+}
+
+pub(crate) struct PeerClient {
+    net: Network,
+    target: NodeId,
+    addr: String,
+    conn: Option<Channel<TcpStream>>,
+}
+
+impl PeerClient {
+    /// One request/reply under `ttl`.
+    pub(crate) async fn call(
+        &mut self,
+        req: &Request,
+        attachment: &[u8],
+        ttl: Duration,
+    ) -> Result<(Reply, Vec<u8>), CallError> {
+        if self.net.state.isolated() {
+            return Err(CallError::Unreachable(
+                self.target,
+                "isolated (test hook)".into(),
+            ));
+        }
+        let res = tokio::time::timeout(ttl, self.call_inner(req, attachment)).await;
+        match res {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => {
+                self.conn = None;
+                Err(e)
+            }
+            Err(_) => {
+                self.conn = None;
+                Err(CallError::Timeout(self.target, ttl))
+            }
+        }
+    }
+
+    async fn call_inner(
+        &mut self,
+        req: &Request,
+        attachment: &[u8],
+    ) -> Result<(Reply, Vec<u8>), CallError> {
+        let target = self.target;
+        let failed = |e: WireError| CallError::Failed(target, e.to_string());
+        if self.conn.is_none() {
+            let stream = TcpStream::connect(&self.addr)
+                .await
+                .map_err(|e| CallError::Unreachable(target, e.to_string()))?;
+            let _ = stream.set_nodelay(true);
+            let ch = wire::client(stream, &self.net.secret, self.net.me, target)
+                .await
+                .map_err(|e| {
+                    if matches!(e, WireError::BadProof) {
+                        self.net.state.count_auth_failure();
+                        tracing::warn!(
+                            peer = target,
+                            "cluster peer failed authentication (shared secret differs?)"
+                        );
+                    }
+                    failed(e)
+                })?;
+            self.conn = Some(ch);
+        }
+        let Some(ch) = self.conn.as_mut() else {
+            return Err(CallError::Unreachable(target, "no connection".into()));
+        };
+        let json = serde_json::to_vec(req).map_err(|e| CallError::Failed(target, e.to_string()))?;
+        ch.send(&json, attachment).await.map_err(failed)?;
+        let (json, bin) = ch.recv().await.map_err(failed)?;
+        let reply: Reply =
+            serde_json::from_slice(&json).map_err(|e| CallError::Failed(target, e.to_string()))?;
+        Ok((reply, bin))
+    }
+
+    fn rpc_err<E: std::error::Error>(&self, e: CallError) -> RPCError<NodeId, NodeInfo, E> {
+        match e {
+            CallError::Unreachable(..) => RPCError::Unreachable(Unreachable::new(&e)),
+            _ => RPCError::Network(NetworkError::new(&e)),
+        }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> PeerClient {
+        self.client(target, &node.cluster_addr)
+    }
+}
+
+type RpcResult<T, E = openraft::error::Infallible> =
+    Result<T, RPCError<NodeId, NodeInfo, RaftError<NodeId, E>>>;
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>> {
+        let (reply, _) = self
+            .call(&Request::AppendEntries(rpc), &[], option.hard_ttl())
+            .await
+            .map_err(|e| self.rpc_err(e))?;
+        match reply {
+            Reply::AppendEntries(r) => {
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            _ => Err(self.rpc_err(CallError::Unexpected(self.target))),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        mut rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
+        let data = std::mem::take(&mut rpc.data);
+        let (reply, _) = self
+            .call(&Request::InstallSnapshot(rpc), &data, option.hard_ttl())
+            .await
+            .map_err(|e| self.rpc_err(e))?;
+        match reply {
+            Reply::InstallSnapshot(r) => {
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            _ => Err(self.rpc_err(CallError::Unexpected(self.target))),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>> {
+        let (reply, _) = self
+            .call(&Request::Vote(rpc), &[], option.hard_ttl())
+            .await
+            .map_err(|e| self.rpc_err(e))?;
+        match reply {
+            Reply::Vote(r) => {
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            _ => Err(self.rpc_err(CallError::Unexpected(self.target))),
+        }
+    }
+
+    fn backoff(&self) -> Backoff {
+        Backoff::new(std::iter::repeat(self.net.retry))
+    }
+}

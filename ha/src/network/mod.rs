@@ -1,0 +1,118 @@
+//! The cluster network: raft RPCs (append-entries, vote, snapshot chunks) and a few svi
+//! messages (hello, yield) between members, over TCP on the cluster port.
+//!
+//! - `wire`: the authenticated channel (shared-secret handshake, MAC on every frame);
+//! - `client`: one connection per openraft client, every call under a deadline;
+//! - `server`: the listener, which hands raft RPCs to openraft and svi messages to the node.
+//!
+//! A lean framed protocol rather than HTTP: raft needs request/response on a long-lived
+//! connection and nothing else, so axum/reqwest would add two stacks for no feature. The
+//! messages are JSON (the same serde types openraft defines), snapshot bytes ride as a raw
+//! attachment.
+
+pub(crate) mod client;
+pub(crate) mod server;
+pub(crate) mod wire;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::types::{NodeId, TypeConfig};
+
+/// A request from one member to another.
+#[derive(Serialize, Deserialize)]
+pub(crate) enum Request {
+    /// Who are you, are you initialised, is your configuration the same as mine?
+    Hello,
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<NodeId>),
+    /// The chunk's bytes travel as the frame's attachment (`data` is empty here).
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// Sent to the leader by a node being promoted: stop being active and let me win.
+    Yield,
+    /// Sent by a witness that had to lead: please promote yourself (`witness` handover).
+    TakeOver,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(crate) enum Reply {
+    Hello(PeerInfo),
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    InstallSnapshot(
+        Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
+    ),
+    /// The yielding leader's last log index (the promoted node waits to have it).
+    Yield(Result<Option<u64>, String>),
+    /// Whether the node started promoting itself.
+    TakeOver(bool),
+    /// The request could not be handled (e.g. raft is shutting down).
+    Refused(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PeerInfo {
+    pub node: NodeId,
+    /// Has a vote or log entries: part of a formed cluster.
+    pub initialized: bool,
+    /// `HaConfig::digest`: members and timings must match across the cluster.
+    pub digest: String,
+}
+
+/// State shared by the client side, the server and the node: counters, the time of the last
+/// message from a leader, and the partition hook used by tests.
+#[derive(Debug)]
+pub(crate) struct NetState {
+    isolated: AtomicBool,
+    auth_failures: tokio::sync::watch::Sender<u64>,
+    // A std mutex around a plain value: held for one read or write, never across an await.
+    last_leader_contact: Mutex<Option<Instant>>,
+}
+
+impl NetState {
+    pub(crate) fn new() -> NetState {
+        NetState {
+            isolated: AtomicBool::new(false),
+            auth_failures: tokio::sync::watch::channel(0).0,
+            last_leader_contact: Mutex::new(None),
+        }
+    }
+
+    /// Drops all traffic to and from this node while set (simulated partition).
+    #[cfg(test)]
+    pub(crate) fn set_isolated(&self, on: bool) {
+        self.isolated.store(on, Ordering::SeqCst);
+    }
+
+    pub(crate) fn isolated(&self) -> bool {
+        self.isolated.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn count_auth_failure(&self) {
+        self.auth_failures.send_modify(|n| *n += 1);
+    }
+
+    /// Connections refused (or peers rejected) for a bad secret or an unknown id, so far.
+    pub(crate) fn auth_failures(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.auth_failures.subscribe()
+    }
+
+    pub(crate) fn leader_contact(&self) {
+        if let Ok(mut t) = self.last_leader_contact.lock() {
+            *t = Some(Instant::now());
+        }
+    }
+
+    /// When a leader last sent entries, a heartbeat or a snapshot chunk to this node.
+    pub(crate) fn last_leader_contact(&self) -> Option<Instant> {
+        self.last_leader_contact.lock().ok().and_then(|t| *t)
+    }
+}

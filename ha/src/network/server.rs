@@ -1,0 +1,154 @@
+//! The cluster port: accepts members, authenticates them, and answers their requests.
+//!
+//! Raft RPCs go to openraft; `Hello` and `Yield` go to the node (`NodeHooks`). Before a vote
+//! request reaches openraft, the node may refuse it: an active node never grants a vote (see
+//! `role.rs`: this is what makes "fenced before anyone else is elected" hold even when the
+//! candidate can reach the active node). Outsiders are bounded: a connection must finish the
+//! handshake within a deadline, at most `MAX_HANDSHAKES` run at once, and authenticated
+//! sessions have their own budget (`MAX_SESSIONS`), so a flood of unauthenticated
+//! connections cannot crowd out the members' replication.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::raft::VoteResponse;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+use super::wire::{self, Channel, WireError};
+use super::{NetState, PeerInfo, Reply, Request};
+use crate::config::Secret;
+use crate::types::{NodeId, Raft};
+
+const MAX_HANDSHAKES: usize = 16;
+const MAX_SESSIONS: usize = 64;
+
+/// What the server asks of the node for svi's own messages.
+pub(crate) trait NodeHooks: Send + Sync + 'static {
+    fn hello(&self) -> impl Future<Output = PeerInfo> + Send;
+    /// `Some(answer)` refuses a vote request with that answer.
+    fn refuse_vote(&self) -> Option<VoteResponse<NodeId>>;
+    fn yield_leadership(
+        &self,
+        to: NodeId,
+    ) -> impl Future<Output = Result<Option<u64>, String>> + Send;
+    fn take_over(&self) -> impl Future<Output = bool> + Send;
+}
+
+pub(crate) struct Server<H> {
+    pub(crate) me: NodeId,
+    pub(crate) secret: Secret,
+    pub(crate) members: BTreeSet<NodeId>,
+    pub(crate) raft: Raft,
+    pub(crate) state: Arc<NetState>,
+    pub(crate) hooks: Arc<H>,
+    pub(crate) handshake_timeout: Duration,
+}
+
+impl<H: NodeHooks> Server<H> {
+    /// Serves until the task is aborted (aborting drops the connection tasks too).
+    pub(crate) async fn run(self: Arc<Self>, listener: TcpListener) {
+        let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+        let sessions = Arc::new(Semaphore::new(MAX_SESSIONS));
+        let mut conns = JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(x) => x,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cluster port accept failed");
+                            continue;
+                        }
+                    };
+                    let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                        tracing::warn!(%peer, "too many cluster handshakes in progress; closing");
+                        continue;
+                    };
+                    let me = self.clone();
+                    let sessions = sessions.clone();
+                    conns.spawn(async move {
+                        me.connection(stream, peer, permit, sessions).await;
+                    });
+                }
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            }
+        }
+    }
+
+    async fn connection(
+        &self,
+        stream: TcpStream,
+        peer: std::net::SocketAddr,
+        handshake: OwnedSemaphorePermit,
+        sessions: Arc<Semaphore>,
+    ) {
+        let _ = stream.set_nodelay(true);
+        let members = &self.members;
+        let hs = wire::server(stream, &self.secret, self.me, |id| {
+            members.contains(&id) && id != self.me
+        });
+        let (mut ch, from) = match tokio::time::timeout(self.handshake_timeout, hs).await {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => {
+                if !matches!(e, WireError::Io(_)) {
+                    self.state.count_auth_failure();
+                    tracing::warn!(%peer, error = %e, "refused a cluster connection");
+                }
+                return;
+            }
+            Err(_) => return,
+        };
+        drop(handshake);
+        let Ok(_session) = sessions.try_acquire_owned() else {
+            tracing::warn!(%peer, "too many cluster sessions; closing");
+            return;
+        };
+        while let Ok((json, bin)) = ch.recv().await {
+            if self.state.isolated() {
+                return;
+            }
+            let reply = match serde_json::from_slice::<Request>(&json) {
+                Ok(req) => self.handle(req, bin, from).await,
+                Err(e) => Reply::Refused(format!("bad request: {e}")),
+            };
+            if self.state.isolated() || send(&mut ch, &reply).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn handle(&self, req: Request, attachment: Vec<u8>, from: NodeId) -> Reply {
+        match req {
+            Request::Hello => Reply::Hello(self.hooks.hello().await),
+            Request::AppendEntries(rpc) => {
+                if rpc.vote.is_committed() {
+                    self.state.leader_contact();
+                }
+                Reply::AppendEntries(self.raft.append_entries(rpc).await)
+            }
+            Request::Vote(rpc) => match self.hooks.refuse_vote() {
+                Some(answer) => {
+                    tracing::info!(candidate = from, "vote refused: this node is active");
+                    Reply::Vote(Ok(answer))
+                }
+                None => Reply::Vote(self.raft.vote(rpc).await),
+            },
+            Request::InstallSnapshot(mut rpc) => {
+                self.state.leader_contact();
+                rpc.data = attachment;
+                Reply::InstallSnapshot(self.raft.install_snapshot(rpc).await)
+            }
+            Request::Yield => Reply::Yield(self.hooks.yield_leadership(from).await),
+            Request::TakeOver => Reply::TakeOver(self.hooks.take_over().await),
+        }
+    }
+}
+
+async fn send(ch: &mut Channel<TcpStream>, reply: &Reply) -> Result<(), WireError> {
+    let json = serde_json::to_vec(reply).map_err(|e| WireError::Io(std::io::Error::other(e)))?;
+    ch.send(&json, &[]).await
+}

@@ -1,0 +1,426 @@
+//! `HaNode`: the handle the binary uses. Start it, watch its role, propose writes on the
+//! active node, read its status, promote it, shut it down.
+//!
+//! A node is an *incarnation* (the raft instance and its tasks: cluster server, role
+//! monitor, bootstrap, maintenance) around state that outlives it (configuration, the engine
+//! database, the log file, the role channel the engine watches). Only a forced promotion
+//! replaces the incarnation: it stops raft, rewrites the membership in the log and starts
+//! again, while the engine keeps the same role receiver.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use engine::storage::Storage;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::raft::VoteResponse;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch, RwLock};
+use tokio::task::JoinHandle;
+
+use crate::config::{ConfigError, HaConfig};
+use crate::log_store::LogStore;
+use crate::network::client::Network;
+use crate::network::server::{NodeHooks, Server};
+use crate::network::{NetState, PeerInfo};
+use crate::role::{self, Publisher};
+use crate::state_machine::{StateMachine, StateMachineError};
+use crate::types::{Command, MemberKind, NodeId, Raft, Response, Role, RoleEvent};
+use crate::{control, promote};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HaError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Storage(#[from] engine::storage::StorageError),
+    #[error(transparent)]
+    StateMachine(#[from] StateMachineError),
+    #[error("raft log: {0}")]
+    Log(String),
+    #[error("cluster port {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("this node is {role}, not active (leader: {leader:?})")]
+    NotActive { role: Role, leader: Option<NodeId> },
+    #[error(
+        "not committed within {0:?}; the write may still be applied (commands are idempotent)"
+    )]
+    Timeout(Duration),
+    #[error("{0}")]
+    NotAllowed(String),
+    #[error("promotion failed: {0}")]
+    Promote(String),
+}
+
+/// `svi ha status`, as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HaStatus {
+    pub node: NodeId,
+    pub role: Role,
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    pub commit_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    pub members: Vec<MemberStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    pub id: NodeId,
+    pub kind: MemberKind,
+    /// Votes in the current membership (false: learner, or configured but not a member).
+    pub voter: bool,
+    pub cluster_addr: String,
+    pub sip_addr: Option<String>,
+    /// Last log index known replicated to it (reported by the leader only).
+    pub matched_index: Option<u64>,
+}
+
+/// What outlives an incarnation.
+pub(crate) struct Shared {
+    pub cfg: HaConfig,
+    pub storage: Storage,
+    pub log: LogStore,
+    pub net: Arc<NetState>,
+    pub network: Network,
+    pub publisher: Arc<Publisher>,
+    pub yielding: watch::Sender<bool>,
+    pub yield_gen: AtomicU64,
+    pub promoting: AtomicBool,
+    pub started: Instant,
+}
+
+impl Shared {
+    pub(crate) fn role(&self) -> Role {
+        *self.publisher.tx.borrow()
+    }
+
+    pub(crate) fn me(&self) -> NodeId {
+        self.cfg.node_id
+    }
+}
+
+pub(crate) struct Incarnation {
+    pub raft: Raft,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Incarnation {
+    /// Stops the tasks (server, role monitor, control), then raft. `between` runs after the
+    /// monitor is gone and before raft stops: the place to publish the final role.
+    pub(crate) async fn stop(self, between: impl FnOnce()) {
+        let _ = self.stop.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        between();
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft did not stop cleanly");
+        }
+    }
+}
+
+/// A running member of the cluster.
+pub struct HaNode {
+    shared: Arc<Shared>,
+    inc: RwLock<Option<Incarnation>>,
+}
+
+impl HaNode {
+    /// Opens `DATA_DIR/svi.db` and starts. (The returned future is not `Send` because
+    /// `Storage::open`'s is not; use `start_with_storage` from a spawned task.)
+    pub async fn start(cfg: HaConfig) -> Result<HaNode, HaError> {
+        cfg.validate()?;
+        let storage = Storage::open(&cfg.data_dir).await?;
+        HaNode::start_with_storage(cfg, storage).await
+    }
+
+    /// Starts on an engine database the caller opened (the engine and this node then share
+    /// one pool).
+    pub async fn start_with_storage(cfg: HaConfig, storage: Storage) -> Result<HaNode, HaError> {
+        cfg.validate()?;
+        let log = LogStore::open(&cfg.data_dir.join("raft-log.db")).await?;
+        let net = Arc::new(NetState::new());
+        let network = Network {
+            me: cfg.node_id,
+            secret: cfg.secret.clone(),
+            state: net.clone(),
+            // openraft logs every failed retry; half an election timeout keeps a dead peer quiet
+            // enough and a returning one is contacted within that.
+            retry: cfg.timings.election_timeout_min / 2,
+        };
+        let initial = if cfg.is_witness() {
+            Role::Witness
+        } else {
+            Role::Joining
+        };
+        let (tx, _) = watch::channel(initial);
+        let (events, _) = broadcast::channel(64);
+        let shared = Arc::new(Shared {
+            publisher: Arc::new(Publisher {
+                me: cfg.node_id,
+                tx,
+                events,
+            }),
+            cfg,
+            storage,
+            log,
+            net,
+            network,
+            yielding: watch::channel(false).0,
+            yield_gen: AtomicU64::new(0),
+            promoting: AtomicBool::new(false),
+            started: Instant::now(),
+        });
+        let inc = incarnate(&shared).await?;
+        Ok(HaNode {
+            shared,
+            inc: RwLock::new(Some(inc)),
+        })
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.shared.me()
+    }
+
+    /// The role, as it changes. The engine registers and takes calls only while `Active`.
+    pub fn role(&self) -> watch::Receiver<Role> {
+        self.shared.publisher.tx.subscribe()
+    }
+
+    /// Every role change (also logged at warn), for alarms.
+    pub fn events(&self) -> broadcast::Receiver<RoleEvent> {
+        self.shared.publisher.events.subscribe()
+    }
+
+    /// The engine database this node applies to (share it with the engine).
+    pub fn storage(&self) -> Storage {
+        self.shared.storage.clone()
+    }
+
+    /// Cluster connections refused for a bad secret or an unknown node id, counted since
+    /// start (an alarm source: someone without the secret is knocking).
+    pub fn auth_failures(&self) -> watch::Receiver<u64> {
+        self.shared.net.auth_failures()
+    }
+
+    pub(crate) async fn raft(&self) -> Result<Raft, HaError> {
+        match self.inc.read().await.as_ref() {
+            Some(i) => Ok(i.raft.clone()),
+            None => Err(HaError::Raft("node is shut down".into())),
+        }
+    }
+
+    /// Replicates a command and applies it everywhere; returns once a quorum has it and
+    /// this node applied it. Only on the active node, within `election_timeout_max`.
+    pub async fn propose(&self, cmd: Command) -> Result<Response, HaError> {
+        let role = self.shared.role();
+        let raft = self.raft().await?;
+        if role != Role::Active {
+            let leader = raft.metrics().borrow().current_leader;
+            return Err(HaError::NotActive { role, leader });
+        }
+        let ttl = self.shared.cfg.propose_timeout();
+        match tokio::time::timeout(ttl, raft.client_write(cmd)).await {
+            Err(_) => Err(HaError::Timeout(ttl)),
+            Ok(Ok(r)) => Ok(r.data),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Err(HaError::NotActive {
+                    role: self.shared.role(),
+                    leader: f.leader_id,
+                })
+            }
+            Ok(Err(e)) => Err(HaError::Raft(e.to_string())),
+        }
+    }
+
+    pub async fn status(&self) -> Result<HaStatus, HaError> {
+        let raft = self.raft().await?;
+        let m = raft.metrics().borrow().clone();
+        let commit_index = raft
+            .with_raft_state(|st| st.committed.map(|l| l.index))
+            .await
+            .map_err(|e| HaError::Raft(e.to_string()))?;
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let mut ids: BTreeSet<NodeId> = self.shared.cfg.members.keys().copied().collect();
+        ids.extend(membership.nodes().map(|(id, _)| *id));
+        let members = ids
+            .into_iter()
+            .map(|id| {
+                let info = membership
+                    .get_node(&id)
+                    .or_else(|| self.shared.cfg.members.get(&id))
+                    .cloned()
+                    .unwrap_or_default();
+                MemberStatus {
+                    id,
+                    kind: info.kind,
+                    voter: voters.contains(&id),
+                    cluster_addr: info.cluster_addr,
+                    sip_addr: info.sip_addr,
+                    matched_index: m
+                        .replication
+                        .as_ref()
+                        .and_then(|r| r.get(&id).cloned().flatten())
+                        .map(|l| l.index),
+                }
+            })
+            .collect();
+        Ok(HaStatus {
+            node: self.id(),
+            role: self.shared.role(),
+            leader: m.current_leader,
+            term: m.current_term,
+            commit_index,
+            applied_index: m.last_applied.map(|l| l.index),
+            members,
+        })
+    }
+
+    /// Makes this node active. Without `force`: asks the active node to step aside (it
+    /// stops being active before answering), then wins an election. With `force`, in a
+    /// two-node pair without witness whose other node is gone: makes this node the single
+    /// voter (the operator's decision; see `docs/ha.md`).
+    pub async fn promote(&self, force: bool) -> Result<(), HaError> {
+        if !force {
+            let raft = self.raft().await?;
+            return promote::promote(&self.shared, &raft).await;
+        }
+        let mut guard = self.inc.write().await;
+        let Some(inc) = guard.as_ref() else {
+            return Err(HaError::Raft("node is shut down".into()));
+        };
+        if self.shared.role() == Role::Active {
+            return Ok(());
+        }
+        promote::check_force(&self.shared, &inc.raft)?;
+        if let Some(inc) = guard.take() {
+            inc.stop(|| {}).await;
+        }
+        promote::rewrite_single_voter(&self.shared).await?;
+        *guard = Some(incarnate(&self.shared).await?);
+        drop(guard);
+        promote::wait_active(
+            &self.shared,
+            self.shared.cfg.timings.election_timeout_max * 2,
+        )
+        .await
+    }
+
+    /// Stops raft and the cluster port. Not a handover: the others fail over as if this
+    /// node died (run `promote` on the standby first for a planned switch).
+    pub async fn shutdown(&self) {
+        if let Some(inc) = self.inc.write().await.take() {
+            // Leave the active role before raft stops (the engine unregisters first).
+            let last = if self.shared.cfg.is_witness() {
+                Role::Witness
+            } else {
+                Role::Standby
+            };
+            inc.stop(|| self.shared.publisher.publish(last, 0, None))
+                .await;
+        }
+    }
+
+    /// Test hook: drop all cluster traffic to and from this node.
+    #[cfg(test)]
+    pub(crate) fn set_isolated(&self, on: bool) {
+        self.shared.net.set_isolated(on);
+    }
+}
+
+/// Starts raft and the tasks around it.
+async fn incarnate(shared: &Arc<Shared>) -> Result<Incarnation, HaError> {
+    let cfg = &shared.cfg;
+    let sm = StateMachine::open(shared.storage.clone(), &cfg.data_dir).await?;
+    let raft = Raft::new(
+        cfg.node_id,
+        Arc::new(cfg.raft_config()?),
+        shared.network.clone(),
+        shared.log.clone(),
+        sm,
+    )
+    .await
+    .map_err(|e| HaError::Raft(e.to_string()))?;
+    let (stop, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    if let Some(addr) = cfg.listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| HaError::Listen { addr, source })?;
+        let server = Arc::new(Server {
+            me: cfg.node_id,
+            secret: cfg.secret.clone(),
+            members: cfg.members.keys().copied().collect(),
+            raft: raft.clone(),
+            state: shared.net.clone(),
+            hooks: Arc::new(Hooks {
+                shared: shared.clone(),
+                raft: raft.clone(),
+            }),
+            handshake_timeout: cfg.timings.election_timeout_max,
+        });
+        tasks.push(tokio::spawn(server.run(listener)));
+    }
+    tasks.push(tokio::spawn(role::monitor(
+        raft.clone(),
+        shared.publisher.clone(),
+        cfg.is_witness(),
+        cfg.timings.lease,
+        shared.yielding.subscribe(),
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(control::bootstrap(
+        shared.clone(),
+        raft.clone(),
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(control::maintain(
+        shared.clone(),
+        raft.clone(),
+        stop_rx,
+    )));
+    Ok(Incarnation { raft, stop, tasks })
+}
+
+/// The node's answers to svi's own cluster messages.
+struct Hooks {
+    shared: Arc<Shared>,
+    raft: Raft,
+}
+
+impl NodeHooks for Hooks {
+    async fn hello(&self) -> PeerInfo {
+        PeerInfo {
+            node: self.shared.me(),
+            initialized: self.raft.is_initialized().await.unwrap_or(false),
+            digest: self.shared.cfg.digest(),
+        }
+    }
+
+    fn refuse_vote(&self) -> Option<VoteResponse<NodeId>> {
+        (self.shared.role() == Role::Active)
+            .then(|| VoteResponse::new(self.raft.metrics().borrow().vote, None, false))
+    }
+
+    async fn yield_leadership(&self, to: NodeId) -> Result<Option<u64>, String> {
+        promote::yield_to(&self.shared, &self.raft, to).await
+    }
+
+    async fn take_over(&self) -> bool {
+        promote::take_over(&self.shared, &self.raft)
+    }
+}

@@ -1,0 +1,276 @@
+//! Which role this node publishes: a pure decision (`decide`) from what raft reports, and the
+//! task that watches raft's metrics and the lease clock to re-decide and publish.
+//!
+//! ## The lease
+//! openraft's metrics give the leader `millis_since_quorum_ack`: the age of the newest
+//! heartbeat *send time* that a quorum has acknowledged, computed when the metrics were
+//! published. The monitor adds the time since it received them, so its estimate never runs
+//! ahead of the truth by more than its own wake-up latency (a few ms), and it sets a timer
+//! for the exact instant the lease would run out, so a leader that stops hearing from its
+//! quorum is fenced on time even if raft publishes nothing more.
+//!
+//! ## Why an old active node is fenced before another can be active
+//! Let `t` be the send time of the last heartbeat a quorum `Q` acknowledged. The active
+//! node drops `Active` at `t + lease` (+ wake-up latency). A new leader needs votes from a
+//! quorum, which shares a member with `Q`:
+//! - the old active node itself refuses every vote while it is active (`server.rs`), so if
+//!   it votes, it already is not active;
+//! - a follower in `Q` received that heartbeat after `t` and refuses votes until at least
+//!   `t + election_timeout_max` (openraft's follower-side lease).
+//!
+//! So nobody can be elected before `t + election_timeout_max`, and `HaConfig::validate`
+//! requires `lease + heartbeat <= election_timeout_min`: with the defaults the old active node
+//! is fenced at `t + 0.5 s`, at least 1.5 s before any election can succeed. (Monotonic clocks
+//! of two hosts drift by well under 0.1% over these seconds.) A newly elected leader becomes
+//! active only once it has applied an entry of its own term, i.e. after a quorum accepted it.
+
+use std::time::{Duration, Instant};
+
+use openraft::ServerState;
+use tokio::sync::{broadcast, watch};
+
+use crate::types::{NodeId, Raft, Role, RoleEvent};
+
+/// What the decision needs to know, extracted from raft's metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Observation {
+    pub running: bool,
+    pub witness: bool,
+    /// This node is a voter in the effective membership.
+    pub voter: bool,
+    /// This node is raft leader.
+    pub leader: bool,
+    pub known_leader: Option<NodeId>,
+    /// Age of the last quorum acknowledgement (leader only).
+    pub lease_age: Option<Duration>,
+    /// The leader has applied an entry of its own term (its election is committed).
+    pub own_term_applied: bool,
+    /// This node is handing leadership over (`promote` on another node).
+    pub yielding: bool,
+}
+
+/// The role for an observation; `prev` is the role published so far.
+pub(crate) fn decide(o: &Observation, lease: Duration, prev: Role) -> Role {
+    if o.witness {
+        return Role::Witness;
+    }
+    let was_active = matches!(prev, Role::Active | Role::Fenced);
+    if !o.running {
+        return if was_active {
+            Role::Fenced
+        } else {
+            Role::Standby
+        };
+    }
+    if !o.voter {
+        return Role::Joining;
+    }
+    if o.leader {
+        let lease_ok = o.lease_age.is_some_and(|a| a < lease);
+        return match (o.yielding, lease_ok, o.own_term_applied) {
+            (true, _, _) => Role::Standby,
+            (false, true, true) => Role::Active,
+            // Elected, not yet confirmed by a quorum: not active yet.
+            (false, true, false) => Role::Standby,
+            (false, false, _) if was_active => Role::Fenced,
+            (false, false, _) => Role::Standby,
+        };
+    }
+    // Not leader: an ex-active node stays fenced until it sees another leader.
+    match o.known_leader {
+        Some(_) => Role::Standby,
+        None if was_active => Role::Fenced,
+        None => Role::Standby,
+    }
+}
+
+/// Reads the observation out of raft's metrics, received at `seen`.
+pub(crate) fn observe(
+    m: &openraft::RaftMetrics<NodeId, crate::types::NodeInfo>,
+    me: NodeId,
+    witness: bool,
+    yielding: bool,
+    seen: Instant,
+) -> Observation {
+    let leader = m.state == ServerState::Leader;
+    let lease_age = m
+        .millis_since_quorum_ack
+        .filter(|_| leader)
+        .map(|ms| Duration::from_millis(ms) + seen.elapsed());
+    Observation {
+        running: m.running_state.is_ok(),
+        witness,
+        voter: m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == me),
+        leader,
+        known_leader: m.current_leader.filter(|l| *l != me || leader),
+        lease_age,
+        own_term_applied: m
+            .last_applied
+            .is_some_and(|l| l.leader_id.term == m.current_term && l.leader_id.node_id == me),
+        yielding,
+    }
+}
+
+/// Publishes role changes: watch value, warn log, event for alarms.
+pub(crate) struct Publisher {
+    pub me: NodeId,
+    pub tx: watch::Sender<Role>,
+    pub events: broadcast::Sender<RoleEvent>,
+}
+
+impl Publisher {
+    pub(crate) fn publish(&self, role: Role, term: u64, leader: Option<NodeId>) {
+        let old = *self.tx.borrow();
+        if old == role {
+            return;
+        }
+        self.tx.send_replace(role);
+        tracing::warn!(node = self.me, from = %old, to = %role, term, leader = ?leader, "ha role changed");
+        let _ = self.events.send(RoleEvent {
+            node: self.me,
+            from: old,
+            to: role,
+            term,
+            leader,
+        });
+    }
+}
+
+/// Watches raft and the lease clock until `stop` changes or raft is gone.
+pub(crate) async fn monitor(
+    raft: Raft,
+    publisher: std::sync::Arc<Publisher>,
+    witness: bool,
+    lease: Duration,
+    mut yielding: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let me = publisher.me;
+    let mut metrics = raft.metrics();
+    let mut seen = Instant::now();
+    loop {
+        // A raft that has not reported yet shows empty metrics: keep the published role
+        // (a restarted incarnation must not flash `Joining`).
+        let blank = {
+            let m = metrics.borrow_and_update();
+            m.last_log_index.is_none() && m.vote == Default::default()
+        };
+        if blank && *publisher.tx.borrow() != Role::Joining {
+            tokio::select! {
+                r = metrics.changed() => if r.is_err() { break },
+                _ = stop.changed() => break,
+            }
+            seen = Instant::now();
+            continue;
+        }
+        let (obs, term, leader, ack_ms) = {
+            let m = metrics.borrow();
+            let obs = observe(&m, me, witness, *yielding.borrow_and_update(), seen);
+            (
+                obs,
+                m.current_term,
+                m.current_leader,
+                m.millis_since_quorum_ack,
+            )
+        };
+        let prev = *publisher.tx.borrow();
+        let role = decide(&obs, lease, prev);
+        publisher.publish(role, term, leader);
+        // While active, wake exactly when the lease would run out without news.
+        let expiry = match (role, ack_ms) {
+            (Role::Active, Some(ms)) => {
+                Some(seen + lease.saturating_sub(Duration::from_millis(ms)))
+            }
+            _ => None,
+        };
+        tokio::select! {
+            r = metrics.changed() => {
+                if r.is_err() {
+                    break;
+                }
+                seen = Instant::now();
+            }
+            r = yielding.changed() => if r.is_err() { break },
+            _ = tokio::time::sleep_until(expiry.unwrap_or_else(Instant::now).into()), if expiry.is_some() => {}
+            _ = stop.changed() => break,
+        }
+    }
+    // Raft stopped or the node is shutting down: this incarnation is no longer active.
+    if *publisher.tx.borrow() == Role::Active {
+        publisher.publish(Role::Standby, 0, None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEASE: Duration = Duration::from_millis(500);
+
+    fn leader(age_ms: u64) -> Observation {
+        Observation {
+            running: true,
+            witness: false,
+            voter: true,
+            leader: true,
+            known_leader: Some(1),
+            lease_age: Some(Duration::from_millis(age_ms)),
+            own_term_applied: true,
+            yielding: false,
+        }
+    }
+
+    #[test]
+    fn leader_with_fresh_lease_is_active_then_fenced_when_it_expires() {
+        assert_eq!(decide(&leader(100), LEASE, Role::Standby), Role::Active);
+        assert_eq!(decide(&leader(500), LEASE, Role::Active), Role::Fenced);
+        // Stays fenced while it keeps thinking it leads without a quorum.
+        assert_eq!(decide(&leader(5000), LEASE, Role::Fenced), Role::Fenced);
+        // Quorum back: active again.
+        assert_eq!(decide(&leader(50), LEASE, Role::Fenced), Role::Active);
+    }
+
+    #[test]
+    fn new_leader_waits_for_its_own_entry_and_a_quorum() {
+        let mut o = leader(10);
+        o.own_term_applied = false;
+        assert_eq!(decide(&o, LEASE, Role::Standby), Role::Standby);
+        o.own_term_applied = true;
+        o.lease_age = None;
+        assert_eq!(decide(&o, LEASE, Role::Standby), Role::Standby);
+    }
+
+    #[test]
+    fn ex_active_follower_is_fenced_until_it_sees_a_leader() {
+        let mut o = leader(0);
+        o.leader = false;
+        o.lease_age = None;
+        o.known_leader = None;
+        assert_eq!(decide(&o, LEASE, Role::Active), Role::Fenced);
+        assert_eq!(decide(&o, LEASE, Role::Fenced), Role::Fenced);
+        o.known_leader = Some(2);
+        assert_eq!(decide(&o, LEASE, Role::Fenced), Role::Standby);
+        assert_eq!(decide(&o, LEASE, Role::Standby), Role::Standby);
+    }
+
+    #[test]
+    fn witness_yielding_learner_and_stopped() {
+        let mut o = leader(0);
+        o.witness = true;
+        assert_eq!(decide(&o, LEASE, Role::Joining), Role::Witness);
+        let mut o = leader(0);
+        o.yielding = true;
+        assert_eq!(decide(&o, LEASE, Role::Active), Role::Standby);
+        let mut o = leader(0);
+        o.voter = false;
+        o.leader = false;
+        assert_eq!(decide(&o, LEASE, Role::Joining), Role::Joining);
+        let mut o = leader(0);
+        o.running = false;
+        assert_eq!(decide(&o, LEASE, Role::Active), Role::Fenced);
+    }
+}

@@ -1,0 +1,157 @@
+//! The replicated vocabulary: node ids and infos, the commands every durable write becomes,
+//! their responses, the roles a node publishes, and openraft's type configuration.
+//!
+//! Commands are stored in the raft log as JSON. JSON is self-describing, so a record type
+//! that gains an optional field (`#[serde(default)]`) still reads entries written by an older
+//! version, which a positional binary format would not. An older node that meets a command
+//! kind it does not know fails loudly instead of skipping it (skipping would make its
+//! database silently diverge): upgrade every node before proposing a new kind.
+
+use std::fmt;
+
+use engine::storage::CallRecord;
+use serde::{Deserialize, Serialize};
+
+use crate::snapshot::SnapshotFile;
+
+/// A node's identity in the cluster (configured, stable across restarts).
+pub type NodeId = u64;
+
+/// What a member is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberKind {
+    /// A full node: telephony, database, may become active.
+    #[default]
+    Full,
+    /// A tie-breaking voter without telephony; never active.
+    Witness,
+}
+
+/// What the cluster knows about a member (stored in membership log entries).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// `host:port` of the cluster (raft) port.
+    pub cluster_addr: String,
+    /// SIP address, for status pages only.
+    #[serde(default)]
+    pub sip_addr: Option<String>,
+    #[serde(default)]
+    pub kind: MemberKind,
+}
+
+/// A durable change of the engine's state. Every write goes through the raft log.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    /// A finished call's record (idempotent: keyed by the call id). Boxed: a record is
+    /// several times larger than the other variants.
+    InsertCall(Box<CallRecord>),
+    /// Generic, forward-compatible form for the kinds that have no typed command yet
+    /// (configuration, agents, queues, recording index, audit log, live ACD state): upsert
+    /// a JSON document in a named collection.
+    Put {
+        collection: String,
+        key: String,
+        value: serde_json::Value,
+    },
+    /// Removes a document written with `Put`.
+    Delete { collection: String, key: String },
+}
+
+impl fmt::Debug for Command {
+    /// Only the kind and the key: call records hold personal data (STYLE.md §12).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::InsertCall(r) => write!(f, "InsertCall({})", r.id),
+            Command::Put {
+                collection, key, ..
+            } => write!(f, "Put({collection}/{key})"),
+            Command::Delete { collection, key } => write!(f, "Delete({collection}/{key})"),
+        }
+    }
+}
+
+/// What applying a command did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Applied,
+    Deleted {
+        existed: bool,
+    },
+    /// Blank and membership entries.
+    Internal,
+}
+
+/// The state machine's answer to one log entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    /// The entry's log index.
+    pub index: u64,
+    pub outcome: Outcome,
+}
+
+/// The role a node publishes to the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Raft leader with a valid lease: registers the SIP user, takes calls, accepts writes.
+    Active,
+    /// A full member following the active node: answers INVITE with 503, stays unregistered.
+    Standby,
+    /// Was active and lost its lease or quorum: stop calls, unregister, until it sees a leader.
+    Fenced,
+    /// The tie-breaking voter (never takes calls).
+    Witness,
+    /// Not (yet) a voting member: first start, or catching up before becoming one.
+    Joining,
+}
+
+impl Role {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Active => "active",
+            Role::Standby => "standby",
+            Role::Fenced => "fenced",
+            Role::Witness => "witness",
+            Role::Joining => "joining",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A role change, for alarms (logged at warn as well).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleEvent {
+    pub node: NodeId,
+    pub from: Role,
+    pub to: Role,
+    pub term: u64,
+    pub leader: Option<NodeId>,
+}
+
+openraft::declare_raft_types!(
+    /// openraft's type configuration for svi.
+    pub TypeConfig:
+        D = Command,
+        R = Response,
+        NodeId = NodeId,
+        Node = NodeInfo,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = SnapshotFile,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+pub(crate) type Entry = openraft::Entry<TypeConfig>;
+pub(crate) type LogId = openraft::LogId<NodeId>;
+pub(crate) type Vote = openraft::Vote<NodeId>;
+pub(crate) type StoredMembership = openraft::StoredMembership<NodeId, NodeInfo>;
+pub(crate) type SnapshotMeta = openraft::SnapshotMeta<NodeId, NodeInfo>;
+pub(crate) type StorageError = openraft::StorageError<NodeId>;
+pub(crate) type Raft = openraft::Raft<TypeConfig>;
