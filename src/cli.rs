@@ -45,6 +45,20 @@ enum Command {
         #[arg(long, value_name = "FILTER")]
         log: Option<String>,
     },
+    /// Run the HA witness: a tie-breaking voter without telephony.
+    Witness {
+        #[command(flatten)]
+        at: Where,
+        #[arg(long)]
+        log_json: bool,
+        #[arg(long, value_name = "FILTER")]
+        log: Option<String>,
+    },
+    /// The HA pair: status, or make this node the active one.
+    Ha {
+        #[command(subcommand)]
+        command: HaCommand,
+    },
     /// Print the latest call records.
     Calls {
         #[command(flatten)]
@@ -126,6 +140,25 @@ enum Command {
         file: PathBuf,
         #[arg(long, value_enum, default_value_t = GraphFormatArg::Dot)]
         format: GraphFormatArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum HaCommand {
+    /// Role, leader, term, indexes and members, as seen by this node.
+    Status {
+        #[command(flatten)]
+        at: Where,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make this node the active one (manual fail-back). With --force, in a pair without a
+    /// witness whose other node is gone: continue alone (the operator's decision).
+    Promote {
+        #[command(flatten)]
+        at: Where,
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -268,6 +301,55 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 worst = worst.max(ivr_scripts::cli::test_flow(f, &ctx, &mut std::io::stdout()));
             }
             Ok(exit(worst))
+        }
+        Command::Witness { at, log_json, log } => {
+            init_logging(log_json, log.as_deref());
+            let config = load_config(&at)?;
+            runtime()?.block_on(run_witness(config))
+        }
+        Command::Ha { command } => {
+            let (at, req, json) = match command {
+                HaCommand::Status { at, json } => (at, engine::control::Request::HaStatus, json),
+                HaCommand::Promote { at, force } => {
+                    (at, engine::control::Request::HaPromote { force }, false)
+                }
+            };
+            let data_dir = data_dir_of(&at)?;
+            let status = matches!(req, engine::control::Request::HaStatus);
+            let v = runtime()?.block_on(control_call(&data_dir, &req))?;
+            if json || !status {
+                println!(
+                    "{}",
+                    if status {
+                        serde_json::to_string_pretty(&v)?
+                    } else {
+                        "ok".into()
+                    }
+                );
+            } else {
+                println!(
+                    "node {}  role {}  leader {}  term {}  commit {}  applied {}",
+                    v["node"],
+                    v["role"].as_str().unwrap_or("?"),
+                    v["leader"],
+                    v["term"],
+                    v["commit_index"],
+                    v["applied_index"]
+                );
+                print_table(
+                    &v["members"],
+                    false,
+                    &[
+                        "id",
+                        "kind",
+                        "voter",
+                        "cluster_addr",
+                        "sip_addr",
+                        "matched_index",
+                    ],
+                );
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Queue {
             command: QueueCommand::List { at, json },
@@ -544,10 +626,28 @@ fn data_dir_of(at: &Where) -> anyhow::Result<PathBuf> {
 }
 
 async fn run_engine(config: EngineConfig) -> anyhow::Result<ExitCode> {
-    let engine = engine::Engine::start(config).await?;
+    let cluster = crate::ha::ha_config(&config)?;
+    if cluster.is_witness() {
+        anyhow::bail!(
+            "{}: this node is the witness: run it with `svi witness`",
+            config.file.display()
+        );
+    }
+    let storage = Storage::open(&config.data_dir).await?;
+    let (node, replication) = crate::ha::start(cluster, storage.clone()).await?;
+    let engine = engine::Engine::start_with(config, storage, replication).await?;
     wait_for_signal().await;
     tracing::info!("shutting down");
     engine.shutdown().await;
+    node.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_witness(config: EngineConfig) -> anyhow::Result<ExitCode> {
+    let node = crate::ha::witness(crate::ha::ha_config(&config)?).await?;
+    tracing::info!("witness ready");
+    wait_for_signal().await;
+    node.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 

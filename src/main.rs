@@ -3,6 +3,7 @@
 
 mod cli;
 mod embedded;
+mod ha;
 mod health;
 
 use std::process::ExitCode;

@@ -50,6 +50,8 @@ struct RawConfig {
     queues: Vec<RawQueue>,
     #[serde(default)]
     agents: Vec<RawAgent>,
+    /// The HA pair: read by the binary (the engine does not know the `ha` crate).
+    ha: Option<toml::Table>,
     #[serde(default)]
     data_sources: Vec<RawConnector>,
     #[serde(default)]
@@ -223,6 +225,8 @@ pub struct EngineConfig {
     pub acd: crate::acd::AcdConfig,
     /// Digest passwords of agents whose phones register with the engine.
     pub agent_passwords: std::collections::BTreeMap<String, String>,
+    /// The `[ha]` section as written (validated by the binary with the `ha` crate).
+    pub ha: Option<toml::Table>,
     /// Connectors for `lookup` and `action` steps.
     pub data_sources: Vec<ConnectorConfig>,
     pub actions: Vec<ConnectorConfig>,
@@ -520,6 +524,7 @@ impl EngineConfig {
             queues,
             acd,
             agent_passwords,
+            ha: raw.ha,
             data_sources: connectors(&cx, "data_sources", raw.data_sources)?,
             actions: connectors(&cx, "actions", raw.actions)?,
         })

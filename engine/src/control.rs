@@ -10,12 +10,18 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::acd::{AgentId, Input};
 use crate::contact_center::AcdHandle;
+use crate::replication::HaControl;
+use std::sync::Arc;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     Queues,
     Agents,
+    HaStatus,
+    HaPromote {
+        force: bool,
+    },
     Agent {
         agent: String,
         action: AgentAction,
@@ -38,7 +44,7 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 
 /// Serves the socket until the task is aborted.
 #[cfg(unix)]
-pub async fn serve(data_dir: PathBuf, acd: AcdHandle) {
+pub async fn serve(data_dir: PathBuf, acd: Option<AcdHandle>, ha: Option<Arc<dyn HaControl>>) {
     use std::os::unix::fs::PermissionsExt;
     let path = socket_path(&data_dir);
     let _ = std::fs::remove_file(&path);
@@ -55,6 +61,7 @@ pub async fn serve(data_dir: PathBuf, acd: AcdHandle) {
             continue;
         };
         let acd = acd.clone();
+        let ha = ha.clone();
         tokio::spawn(async move {
             let (rd, mut wr) = stream.into_split();
             let mut line = String::new();
@@ -64,7 +71,7 @@ pub async fn serve(data_dir: PathBuf, acd: AcdHandle) {
                 return;
             }
             let answer = match serde_json::from_str::<Request>(&line) {
-                Ok(req) => handle(req, &acd).await,
+                Ok(req) => handle(req, acd.as_ref(), ha.as_deref()).await,
                 Err(e) => serde_json::json!({ "error": format!("bad request: {e}") }),
             };
             let _ = wr.write_all(format!("{answer}\n").as_bytes()).await;
@@ -73,10 +80,42 @@ pub async fn serve(data_dir: PathBuf, acd: AcdHandle) {
 }
 
 #[cfg(not(unix))]
-pub async fn serve(_data_dir: PathBuf, _acd: AcdHandle) {}
+pub async fn serve(_data_dir: PathBuf, _acd: Option<AcdHandle>, _ha: Option<Arc<dyn HaControl>>) {}
 
-async fn handle(req: Request, acd: &AcdHandle) -> serde_json::Value {
+async fn handle(
+    req: Request,
+    acd: Option<&AcdHandle>,
+    ha: Option<&dyn HaControl>,
+) -> serde_json::Value {
+    let no_acd = || serde_json::json!({ "error": "this node has no ACD (a witness)" });
+    let no_ha = || serde_json::json!({ "error": "this node is not part of an HA cluster" });
     match req {
+        Request::HaStatus => match ha {
+            Some(h) => h
+                .status()
+                .await
+                .unwrap_or_else(|e| serde_json::json!({ "error": e })),
+            None => no_ha(),
+        },
+        Request::HaPromote { force } => match ha {
+            Some(h) => match h.promote(force).await {
+                Ok(()) => serde_json::json!({ "ok": true }),
+                Err(e) => serde_json::json!({ "error": e }),
+            },
+            None => no_ha(),
+        },
+        req => match acd {
+            Some(acd) => handle_acd(req, acd).await,
+            None => no_acd(),
+        },
+    }
+}
+
+async fn handle_acd(req: Request, acd: &AcdHandle) -> serde_json::Value {
+    match req {
+        Request::HaStatus | Request::HaPromote { .. } => {
+            serde_json::json!({ "error": "not an ACD request" })
+        }
         Request::Queues | Request::Agents => match acd.snapshot().await {
             Some((queues, agents)) => match req {
                 Request::Queues => serde_json::json!({ "queues": queues }),

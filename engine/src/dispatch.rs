@@ -49,6 +49,8 @@ pub struct Dispatcher {
     active: watch::Sender<usize>,
     draining: Option<Vec<oneshot::Sender<()>>>,
     agents: AgentPhones,
+    /// Whether this node is the active one (HA); a standby refuses calls with 503.
+    serving: watch::Receiver<bool>,
 }
 
 impl Dispatcher {
@@ -57,9 +59,11 @@ impl Dispatcher {
         ctx: CallContext,
         active: watch::Sender<usize>,
         agents: AgentPhones,
+        serving: watch::Receiver<bool>,
     ) -> Self {
         let (ended_tx, ended_rx) = mpsc::unbounded_channel();
         Dispatcher {
+            serving,
             agents,
             sip,
             ctx,
@@ -90,6 +94,18 @@ impl Dispatcher {
                     tracing::info!(active_calls = self.calls(), "call closed");
                 }
                 _ = registrations_expire(self.agents.poll_timeout()) => self.agents.expire(std::time::Instant::now()),
+                Ok(()) = self.serving.changed() => {
+                    if !*self.serving.borrow_and_update() {
+                        // No longer the active node: end the calls here cleanly (BYE) so the
+                        // PBX retries on the node that takes over.
+                        tracing::warn!(calls = self.calls(), "this node is no longer active: ending its calls");
+                        for owner in self.owners.values() {
+                            if let Owner::Call(tx) = owner {
+                                let _ = tx.send(CallInput::Shutdown);
+                            }
+                        }
+                    }
+                }
                 c = control.recv() => match c {
                     Some(Control::Trunk { call_id, events }) => { self.owners.insert(call_id, Owner::Trunk(events)); }
                     Some(Control::Leg { call_id, call }) => { self.owners.insert(call_id, Owner::Leg(call)); }
@@ -177,6 +193,18 @@ impl Dispatcher {
             tracing::warn!(peer = %from.addr, method = %request.method, "request from a peer outside sip.allowed_networks refused");
             return self.reply(tx, Response::for_request(&request, 403));
         }
+        if !*self.serving.borrow()
+            && matches!(request.method, Method::Invite | Method::Register)
+            && !in_dialog_request(&request)
+        {
+            // A standby keeps the PBX on the active node ("dissuasion"); OPTIONS still
+            // answer, so the PBX sees the standby alive.
+            let mut r = Response::for_request(&request, 503);
+            r.headers.push(HeaderName::RetryAfter, "30");
+            r.headers
+                .push(HeaderName::Warning, "399 svi \"standby node\"");
+            return self.reply(tx, r);
+        }
         if request.method == Method::Register && self.agents.enabled() {
             let r = self.agents.handle(std::time::Instant::now(), &request);
             return self.reply(tx, r);
@@ -245,4 +273,8 @@ async fn registrations_expire(at: Option<std::time::Instant>) {
         Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
         None => std::future::pending().await,
     }
+}
+
+fn in_dialog_request(r: &Request) -> bool {
+    r.headers.to_addr().ok().is_some_and(|t| t.tag().is_some())
 }

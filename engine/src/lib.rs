@@ -12,6 +12,7 @@
 //! - `flows`: loading, checking and hot-reloading call flows;
 //! - `trunk`: registration of the engine's SIP user with an IPBX;
 //! - `media`: RTP endpoints, G.711, DTMF (RFC 4733, in-band), prompts, media workers;
+//! - `replication`: durable writes and the active/standby role, as the engine sees them;
 //! - `storage`: SQLite (the only module that names sqlx): call records;
 //! - `agents`: agent phones registering with the engine (registrar -> ACD login/ready);
 //! - `acl`, `pii`: network allow-lists; personal data kept out of logs.
@@ -28,6 +29,7 @@ pub mod dispatch;
 pub mod flows;
 pub mod media;
 pub mod pii;
+pub mod replication;
 pub mod runtime;
 pub mod storage;
 pub mod trunk;

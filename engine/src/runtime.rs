@@ -90,9 +90,21 @@ impl EngineHandle {
 }
 
 impl Engine {
+    /// A node on its own: local database, always active.
     pub async fn start(config: EngineConfig) -> Result<Engine, EngineError> {
-        let config = Arc::new(config);
         let storage = Storage::open(&config.data_dir).await?;
+        let replication = crate::replication::Replication::local(storage.clone());
+        Engine::start_with(config, storage, replication).await
+    }
+
+    /// Starts on a database the caller opened, writing and serving as `replication` says
+    /// (the binary passes the HA pair's writer and role here).
+    pub async fn start_with(
+        config: EngineConfig,
+        storage: Storage,
+        replication: crate::replication::Replication,
+    ) -> Result<Engine, EngineError> {
+        let config = Arc::new(config);
 
         let dir = config.prompts_dir.clone();
         let loaded = tokio::task::spawn_blocking(move || PromptStore::load_dir(&dir))
@@ -182,15 +194,23 @@ impl Engine {
             prompts,
             flows: flows_rx.clone(),
             storage: storage.clone(),
+            writer: replication.writer.clone(),
             connectors,
             local_sip,
         };
         let (active_tx, active_rx) = watch::channel(0usize);
-        let dispatcher = Dispatcher::new(sip.clone(), ctx, active_tx, agents);
+        let dispatcher = Dispatcher::new(
+            sip.clone(),
+            ctx,
+            active_tx,
+            agents,
+            replication.active.clone(),
+        );
         let mut tasks = vec![sip_task, tokio::spawn(dispatcher.run(events, control_rx))];
         tasks.push(tokio::spawn(crate::control::serve(
             config.data_dir.clone(),
-            acd.clone(),
+            Some(acd.clone()),
+            replication.control.clone(),
         )));
         tasks.push(tokio::spawn(flows::watch_dir(
             config.flows_dir.clone(),
@@ -206,6 +226,7 @@ impl Engine {
                 sip.clone(),
                 local_sip,
                 control.clone(),
+                replication.active.clone(),
             ));
         }
         tracing::info!(

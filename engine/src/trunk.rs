@@ -10,7 +10,7 @@ use sip::endpoint::Peer;
 use sip::message::{HeaderName, Uri};
 use sip::register::{RegistrationClient, RegistrationConfig, RegistrationEvent};
 use sip::transport::{SipEvent, SipHandle};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::config::TrunkConfig;
@@ -54,10 +54,11 @@ pub fn start(
     sip: SipHandle,
     local: SocketAddr,
     control: mpsc::UnboundedSender<Control>,
+    active: watch::Receiver<bool>,
 ) -> TrunkHandle {
     let (commands, rx) = mpsc::unbounded_channel();
     let name = cfg.name.clone();
-    tokio::spawn(run(cfg, sip, local, control, rx));
+    tokio::spawn(run(cfg, sip, local, control, rx, active));
     TrunkHandle { name, commands }
 }
 
@@ -67,6 +68,7 @@ async fn run(
     local: SocketAddr,
     control: mpsc::UnboundedSender<Control>,
     mut commands: mpsc::UnboundedReceiver<Command>,
+    mut active: watch::Receiver<bool>,
 ) {
     let host = match local.ip() {
         IpAddr::V6(v6) => format!("[{v6}]"),
@@ -89,7 +91,12 @@ async fn run(
         call_id: client.call_id().to_string(),
         events: events_tx,
     });
-    client.register(Instant::now().into_std());
+    // Only the active node is registered with the IPBX: both nodes of a pair must never be
+    // registered at the same time (the standby registers when it becomes active).
+    let mut registered = *active.borrow_and_update();
+    if registered {
+        client.register(Instant::now().into_std());
+    }
     let mut waiting_unregister: Option<oneshot::Sender<()>> = None;
     loop {
         while let Some(mut req) = client.poll_request() {
@@ -158,12 +165,27 @@ async fn run(
                 None => return,
             },
             cmd = commands.recv() => match cmd {
+                Some(Command::Unregister(done)) if !registered => {
+                    let _ = done.send(());
+                    return;
+                }
                 Some(Command::Unregister(done)) => {
                     waiting_unregister = Some(done);
                     client.unregister(Instant::now().into_std());
                 }
                 None => return,
             },
+            Ok(()) = active.changed() => {
+                let now_active = *active.borrow_and_update();
+                if now_active && !registered {
+                    tracing::warn!(trunk = %cfg.name, "this node is active: registering with the IPBX");
+                    client.register(Instant::now().into_std());
+                } else if !now_active && registered {
+                    tracing::warn!(trunk = %cfg.name, "this node is no longer active: unregistering from the IPBX");
+                    client.unregister(Instant::now().into_std());
+                }
+                registered = now_active;
+            }
             _ = timer => client.handle_timeout(Instant::now().into_std()),
         }
     }

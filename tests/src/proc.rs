@@ -32,6 +32,7 @@ pub struct EngineProc {
     pub dir: tempfile::TempDir,
     pub sip: SocketAddr,
     pub rtp: (u16, u16),
+    data: PathBuf,
     /// Every log line the process wrote so far (stderr), shared with the reader thread.
     log: Arc<Mutex<Vec<String>>>,
     log_signal: Arc<(Mutex<()>, std::sync::Condvar)>,
@@ -42,6 +43,8 @@ pub struct EngineOptions {
     /// A configuration file to pass with --config (None: the embedded default).
     pub config: Option<PathBuf>,
     pub sip_port: Option<u16>,
+    /// Data directory (default: a fresh temporary one); to restart a node on its data.
+    pub data_dir: Option<PathBuf>,
     pub extra: Vec<String>,
 }
 
@@ -53,9 +56,11 @@ impl EngineProc {
         let sip: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
         let rtp = rtp_range(200);
         let mut cmd = Command::new(svi_bin());
-        cmd.arg("run")
-            .arg("--data-dir")
-            .arg(dir.path().join("data"));
+        let data = opts
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("data"));
+        cmd.arg("run").arg("--data-dir").arg(&data);
         if let Some(c) = &opts.config {
             cmd.arg("--config").arg(c);
         }
@@ -96,6 +101,7 @@ impl EngineProc {
             dir,
             sip,
             rtp,
+            data,
             log,
             log_signal,
         };
@@ -111,7 +117,7 @@ impl EngineProc {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data.clone()
     }
 
     pub fn log_text(&self) -> String {

@@ -38,6 +38,8 @@ pub struct CallContext {
     pub prompts: Arc<PromptStore>,
     pub flows: watch::Receiver<Arc<FlowSet>>,
     pub storage: Storage,
+    /// Durable writes (through the replicated log when HA is on).
+    pub writer: std::sync::Arc<dyn crate::replication::RecordWriter>,
     pub connectors: crate::connectors::Connectors,
     pub acd: crate::contact_center::AcdHandle,
     /// Where registered agent phones are.
@@ -67,20 +69,16 @@ pub fn spawn(
     let (input_tx, input_rx) = mpsc::unbounded_channel();
     let me = input_tx.clone();
     tokio::spawn(async move {
-        let storage = ctx.storage.clone();
+        let writer = ctx.writer.clone();
         let record = actor::Call::new(ctx, tx, invite, from, me)
             .run(input_rx)
             .await;
-        if let Err(e) = storage.insert_call(&record).await {
-            tracing::error!(call = %record.id, error = %e, "could not write the call record");
+        let id = record.id.clone();
+        let (flow, reason, steps) = (record.flow.clone(), record.end_reason, record.path.len());
+        if let Err(e) = writer.write_call(record).await {
+            tracing::error!(call = %id, error = %e, "could not write the call record");
         }
-        tracing::info!(
-            call = %record.id,
-            flow = record.flow.as_deref().unwrap_or("-"),
-            reason = record.end_reason.as_str(),
-            steps = record.path.len(),
-            "call ended"
-        );
+        tracing::info!(call = %id, flow = flow.as_deref().unwrap_or("-"), reason = reason.as_str(), steps, "call ended");
         let _ = ended.send(call_id);
     });
     input_tx

@@ -1,0 +1,208 @@
+//! Wiring of the HA pair (the `ha` crate) into the engine: the `[ha]` section of the
+//! configuration, the replicated record writer, the active/standby role as the engine sees
+//! it, and the control-socket commands `svi ha status|promote`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use engine::config::EngineConfig;
+use engine::replication::{BoxFuture, HaControl, RecordWriter, Replication};
+use engine::storage::CallRecord;
+use ha::{Command, HaConfig, HaNode, MemberKind, NodeInfo, Role, Secret, Timings};
+use serde::Deserialize;
+use tokio::sync::{mpsc, watch};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHa {
+    node_id: u64,
+    listen: Option<SocketAddr>,
+    secret: Option<String>,
+    /// Name of an environment variable holding the secret (keeps it out of the file).
+    secret_env: Option<String>,
+    heartbeat_ms: Option<u64>,
+    election_timeout_min_ms: Option<u64>,
+    election_timeout_max_ms: Option<u64>,
+    lease_ms: Option<u64>,
+    #[serde(default)]
+    members: Vec<RawMember>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMember {
+    id: u64,
+    cluster: String,
+    sip: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+/// The cluster configuration: `[ha]` when present, else a one-voter cluster (same path).
+pub fn ha_config(config: &EngineConfig) -> anyhow::Result<HaConfig> {
+    let file = config.file.display().to_string();
+    let Some(table) = &config.ha else {
+        return Ok(HaConfig::single(1, config.data_dir.clone()));
+    };
+    let raw: RawHa = toml::Value::Table(table.clone())
+        .try_into()
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("{file}: ha: {}", e.message()))?;
+    let secret = match (&raw.secret, &raw.secret_env) {
+        (Some(s), None) => s.clone(),
+        (None, Some(var)) => std::env::var(var).with_context(|| {
+            format!("{file}: ha.secret_env: environment variable `{var}` is not set")
+        })?,
+        _ => bail!("{file}: ha: give exactly one of `secret` and `secret_env`"),
+    };
+    if secret.len() < 16 {
+        bail!("{file}: ha.secret: use at least 16 characters (it authenticates the cluster)");
+    }
+    let mut members = BTreeMap::new();
+    for (i, m) in raw.members.iter().enumerate() {
+        let kind = match m.kind.as_deref().unwrap_or("full") {
+            "full" => MemberKind::Full,
+            "witness" => MemberKind::Witness,
+            other => bail!("{file}: ha.members[{i}].kind: `{other}` is not `full` or `witness`"),
+        };
+        members.insert(
+            m.id,
+            NodeInfo {
+                cluster_addr: m.cluster.clone(),
+                sip_addr: m.sip.clone(),
+                kind,
+            },
+        );
+    }
+    let d = Timings::default();
+    let ms = |v: Option<u64>, default: Duration| v.map(Duration::from_millis).unwrap_or(default);
+    let timings = Timings {
+        heartbeat: ms(raw.heartbeat_ms, d.heartbeat),
+        election_timeout_min: ms(raw.election_timeout_min_ms, d.election_timeout_min),
+        election_timeout_max: ms(raw.election_timeout_max_ms, d.election_timeout_max),
+        lease: ms(raw.lease_ms, d.lease),
+    };
+    let cfg = HaConfig {
+        node_id: raw.node_id,
+        data_dir: config.data_dir.clone(),
+        listen: raw.listen,
+        members,
+        secret: Secret::new(secret),
+        timings,
+        retention: Default::default(),
+    };
+    cfg.validate()
+        .map_err(|e| anyhow::anyhow!("{file}: ha: {e}"))?;
+    Ok(cfg)
+}
+
+/// Call records go through the replicated log. A record whose call ended while this node
+/// was not active (or during a leader change) is kept and retried, so it is not lost.
+struct HaWriter {
+    queue: mpsc::UnboundedSender<CallRecord>,
+}
+
+impl RecordWriter for HaWriter {
+    fn write_call(&self, record: CallRecord) -> BoxFuture<'_, Result<(), String>> {
+        let r = self
+            .queue
+            .send(record)
+            .map_err(|_| "the replicated writer stopped".to_string());
+        Box::pin(async move { r })
+    }
+}
+
+/// Proposes records in order; retries each for up to ten minutes (a failover is seconds).
+async fn write_records(node: Arc<HaNode>, mut queue: mpsc::UnboundedReceiver<CallRecord>) {
+    while let Some(record) = queue.recv().await {
+        let id = record.id.clone();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match node
+                .propose(Command::InsertCall(Box::new(record.clone())))
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(call = %id, error = %e, "call record not replicated yet; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    tracing::error!(call = %id, error = %e, "call record could not be replicated; dropped");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+struct Control(Arc<HaNode>);
+
+impl HaControl for Control {
+    fn status(&self) -> BoxFuture<'_, Result<serde_json::Value, String>> {
+        Box::pin(async move {
+            let s = self.0.status().await.map_err(|e| e.to_string())?;
+            serde_json::to_value(s).map_err(|e| e.to_string())
+        })
+    }
+
+    fn promote(&self, force: bool) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move { self.0.promote(force).await.map_err(|e| e.to_string()) })
+    }
+}
+
+/// The engine's view of the node's role: `true` only while Active. Role changes are the
+/// HA alarms: logged at warn (by the `ha` crate) with old and new role.
+fn serving(node: &HaNode) -> watch::Receiver<bool> {
+    let mut roles = node.role();
+    let (tx, rx) = watch::channel(*roles.borrow() == Role::Active);
+    tokio::spawn(async move {
+        while roles.changed().await.is_ok() {
+            let active = *roles.borrow_and_update() == Role::Active;
+            tx.send_replace(active);
+        }
+    });
+    rx
+}
+
+/// Starts the node's raft member on the engine database and returns what the engine needs.
+pub async fn start(
+    cfg: HaConfig,
+    storage: engine::storage::Storage,
+) -> anyhow::Result<(Arc<HaNode>, Replication)> {
+    let node = Arc::new(
+        HaNode::start_with_storage(cfg, storage)
+            .await
+            .context("starting the replicated state")?,
+    );
+    let (queue, rx) = mpsc::unbounded_channel();
+    tokio::spawn(write_records(node.clone(), rx));
+    let replication = Replication {
+        writer: Arc::new(HaWriter { queue }),
+        active: serving(&node),
+        control: Some(Arc::new(Control(node.clone()))),
+    };
+    Ok((node, replication))
+}
+
+/// The witness: a voter with no telephony, only the control socket for `svi ha status`.
+pub async fn witness(cfg: HaConfig) -> anyhow::Result<Arc<HaNode>> {
+    if !cfg.is_witness() {
+        bail!(
+            "ha.node_id {} is not a `witness` member in ha.members",
+            cfg.node_id
+        );
+    }
+    let data_dir = cfg.data_dir.clone();
+    let node = Arc::new(HaNode::start(cfg).await.context("starting the witness")?);
+    tokio::spawn(engine::control::serve(
+        data_dir,
+        None,
+        Some(Arc::new(Control(node.clone()))),
+    ));
+    Ok(node)
+}
