@@ -30,7 +30,6 @@ impl Rng {
     }
 }
 
-
 fn at() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-03-10T10:00:00+01:00")
         .expect("time")

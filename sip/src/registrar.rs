@@ -65,7 +65,10 @@ impl Registrar {
         // only MD5; clients that support SHA-256 (RFC 8760) pick it from the second.
         let auth = DigestServer::new(realm, key.to_vec())
             .with_algorithms(vec![Algorithm::Md5, Algorithm::Sha256]);
-        Registrar { auth, bindings: HashMap::new() }
+        Registrar {
+            auth,
+            bindings: HashMap::new(),
+        }
     }
 
     /// Handles one REGISTER. `secret` gives the password of a known user (None: unknown).
