@@ -143,17 +143,23 @@ fn pair_with_witness_forms_fails_over_and_fails_back() {
     );
 
     // Calls through the active node, then kill -9 of it.
-    for _ in 0..5 {
-        assert!(one_call(a.sip, work.path()), "{}", a.log_text());
-    }
-    let before = a.wait_calls(5, Duration::from_secs(10));
+    let caller = Caller::new(Codec::Pcma).dtmf(Duration::from_millis(300), Dtmf::Info('1'));
+    let mut twenty = caller;
+    twenty.hangup_after = Some(Duration::from_millis(200));
+    let run = Sipp::new(twenty.xml())
+        .calls(20)
+        .arg("-r")
+        .arg("10")
+        .run(work.path(), Some(a.sip));
+    assert!(run.success(), "{}\n{}", run.report(), a.log_text());
+    let before = a.wait_calls(20, Duration::from_secs(10));
     let ids: Vec<String> = before
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|c| c["id"].as_str().map(str::to_string))
         .collect();
-    assert_eq!(ids.len(), 5);
+    assert_eq!(ids.len(), 20);
     a.kill9();
     assert!(
         wait_role(&b.data_dir(), "active", Duration::from_secs(15)),
