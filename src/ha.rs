@@ -114,29 +114,42 @@ impl RecordWriter for HaWriter {
     }
 }
 
-/// Proposes records in order; retries each for up to ten minutes (a failover is seconds).
+/// Records proposed at once: the raft core batches concurrent proposals into one log
+/// append (one fsync), which a sequential writer would pay per record (~400/s measured).
+const IN_FLIGHT: usize = 64;
+
+/// Proposes records, up to `IN_FLIGHT` at a time; retries each for up to ten minutes (a
+/// failover takes seconds).
 async fn write_records(node: Arc<HaNode>, mut queue: mpsc::UnboundedReceiver<CallRecord>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     while let Some(record) = queue.recv().await {
-        let id = record.id.clone();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
-        let mut delay = Duration::from_millis(100);
-        loop {
-            match node
-                .propose(Command::InsertCall(Box::new(record.clone())))
-                .await
-            {
-                Ok(_) => break,
-                Err(e) if tokio::time::Instant::now() < deadline => {
-                    tracing::debug!(call = %id, error = %e, "call record not replicated yet; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-                Err(e) => {
-                    tracing::error!(call = %id, error = %e, "call record could not be replicated; dropped");
-                    break;
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let node = node.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let id = record.id.clone();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+            let mut delay = Duration::from_millis(100);
+            loop {
+                match node
+                    .propose(Command::InsertCall(Box::new(record.clone())))
+                    .await
+                {
+                    Ok(_) => break,
+                    Err(e) if tokio::time::Instant::now() < deadline => {
+                        tracing::debug!(call = %id, error = %e, "call record not replicated yet; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                    }
+                    Err(e) => {
+                        tracing::error!(call = %id, error = %e, "call record could not be replicated; dropped");
+                        break;
+                    }
                 }
             }
-        }
+        });
     }
 }
 
