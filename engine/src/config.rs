@@ -101,6 +101,7 @@ struct RawSip {
     t1_ms: Option<u64>,
     allowed_networks: Option<Vec<String>>,
     force_rport: Option<bool>,
+    max_calls: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -164,6 +165,8 @@ pub struct SipConfig {
     pub allowed: Acl,
     /// Answer UDP requests to their source port even without `;rport` (NAT-friendly).
     pub force_rport: bool,
+    /// Calls in progress beyond which new INVITEs get 503 (overload protection).
+    pub max_calls: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -507,6 +510,7 @@ impl EngineConfig {
                 t1: Duration::from_millis(t1_ms),
                 allowed: Acl::new(networks),
                 force_rport: raw.sip.force_rport.unwrap_or(true),
+                max_calls: raw.sip.max_calls.unwrap_or(1000),
             },
             rtp: RtpConfig {
                 ip: rtp_ip,

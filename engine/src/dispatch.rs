@@ -244,6 +244,19 @@ impl Dispatcher {
                 })));
             }
             (Method::Invite, None) if !in_dialog => {
+                if self.calls() >= self.ctx.config.sip.max_calls {
+                    // Overload protection: the PBX retries elsewhere or later instead of the
+                    // engine degrading every call in progress.
+                    tracing::warn!(
+                        calls = self.calls(),
+                        "sip.max_calls reached: new call refused with 503"
+                    );
+                    let mut r = Response::for_request(&request, 503);
+                    r.headers.push(HeaderName::RetryAfter, "5");
+                    r.headers
+                        .push(HeaderName::Warning, "399 svi \"overloaded\"");
+                    return self.reply(tx, r);
+                }
                 if self.draining.is_some() {
                     let mut r = Response::for_request(&request, 503);
                     r.headers.push(HeaderName::RetryAfter, "30");

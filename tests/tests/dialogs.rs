@@ -302,3 +302,41 @@ fn a_silent_peer_is_hung_up_after_the_rtp_timeout() {
     let calls = engine.wait_calls(1, Duration::from_secs(10));
     assert_eq!(calls[0]["end_reason"], "rtp_timeout", "{:#}", calls[0]);
 }
+
+#[test]
+fn calls_beyond_max_calls_are_refused_with_503() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let flows = dir.path().join("flows");
+    std::fs::create_dir_all(&flows).expect("flows");
+    std::fs::write(
+        flows.join("demo.yaml"),
+        svi_tests::config::sample_flow("demo"),
+    )
+    .expect("demo");
+    let config = dir.path().join("svi.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sip]\nallowed_networks = [\"127.0.0.0/8\"]\nmax_calls = 1\n[prompts]\ndir = \"{}\"\n[flows]\ndir = \"{}\"\n[[queues]]\nid = \"support\"\n",
+            svi_tests::repo_root().join("samples/prompts").display(),
+            flows.display()
+        ),
+    )
+    .expect("config");
+    let engine = EngineProc::start(EngineOptions {
+        config: Some(config),
+        ..EngineOptions::default()
+    });
+    let mut first = Peer::new(engine.sip, "first@test");
+    first.send("INVITE", Some(&offer("8", "", "sendrecv")), true);
+    assert_eq!(first.final_response().status, 200);
+    first.ack();
+    let mut second = Peer::new(engine.sip, "second@test");
+    second.send("INVITE", Some(&offer("8", "", "sendrecv")), true);
+    let r = second.final_response();
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.headers.get(&HeaderName::RetryAfter), Some("5"));
+    second.ack();
+    first.send("BYE", None, true);
+    assert_eq!(first.final_response().status, 200);
+}
