@@ -132,36 +132,11 @@ impl Storage {
         Ok(())
     }
 
+    /// Writes one record directly (an engine without replication; the raft state machine
+    /// applies the same statement inside its batch transaction).
     pub async fn insert_call(&self, r: &CallRecord) -> Result<(), StorageError> {
-        let path =
-            serde_json::to_string(&r.path).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-        sqlx::query(
-            "INSERT OR REPLACE INTO calls (id, sip_call_id, started_at, answered_at, ended_at, caller, called,
-             flow, flow_version, path, end_reason, codec, node, rtp_sent, rtp_received,
-             queue, agent, queued_at, agent_answered_at)
-             VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        )
-        .bind(&r.id)
-        .bind(&r.sip_call_id)
-        .bind(r.started_at.to_rfc3339())
-        .bind(r.answered_at.map(|t| t.to_rfc3339()))
-        .bind(r.ended_at.to_rfc3339())
-        .bind(&r.caller)
-        .bind(&r.called)
-        .bind(&r.flow)
-        .bind(&r.flow_version)
-        .bind(path)
-        .bind(r.end_reason.as_str())
-        .bind(&r.codec)
-        .bind(&r.node)
-        .bind(r.rtp_sent as i64)
-        .bind(r.rtp_received as i64)
-        .bind(&r.queue)
-        .bind(&r.agent)
-        .bind(r.queued_at.map(|t| t.to_rfc3339()))
-        .bind(r.agent_answered_at.map(|t| t.to_rfc3339()))
-        .execute(&self.pool)
-        .await?;
+        let mut conn = self.pool.acquire().await?;
+        raft::insert_call_on(&mut conn, r).await?;
         Ok(())
     }
 

@@ -269,8 +269,8 @@ async fn put_meta(db: &mut SqliteConnection, key: &str, value: &[u8]) -> Result<
     Ok(())
 }
 
-/// Same statement as `Storage::insert_call`, on a transaction. Keep the two in step (the
-/// test below fails if they drift); the lead may make `insert_call` call this instead.
+/// Inserts a call record on a connection or transaction (`Storage::insert_call` and the
+/// state machine's batch both use it).
 pub(super) async fn insert_call_on(
     db: &mut SqliteConnection,
     r: &CallRecord,
