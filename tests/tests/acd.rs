@@ -137,3 +137,56 @@ fn agent_and_queue_commands_reach_the_running_engine() {
         "{text}"
     );
 }
+
+#[test]
+fn the_best_skill_level_gets_the_call_first() {
+    let engine = EngineProc::start(EngineOptions::default());
+    let dir = engine.dir.path().to_path_buf();
+    // Both agents register; 1001 (support level 5) must ring, not 1002 (level 3).
+    let mut phones = Vec::new();
+    for (agent, password) in [("1002", "demo-1002"), ("1001", "demo-1001")] {
+        let port = free_sip_port();
+        let d = dir.clone();
+        let a = agent.to_string();
+        phones.push((
+            agent,
+            std::thread::spawn(move || {
+                let mut s = Sipp::new(agent_phone_xml(&a))
+                    .arg("-p")
+                    .arg(port.to_string())
+                    .calls(1)
+                    .with_media();
+                s.timeout = Duration::from_secs(12);
+                s.run(&d, None)
+            }),
+        ));
+        let reg = Sipp::new(agent_register_xml(agent, password, port))
+            .calls(1)
+            .run(&dir, Some(engine.sip));
+        assert!(reg.success(), "{}", reg.report());
+    }
+    assert!(
+        engine
+            .wait_log_count("agent phone registered", 2, Duration::from_secs(5))
+            .is_some(),
+        "{}",
+        engine.log_text()
+    );
+    let mut caller = Caller::new(Codec::Pcma).dtmf(
+        prompt_len("welcome") + Duration::from_secs(1),
+        Dtmf::Info('2'),
+    );
+    caller.hangup_after = Some(Duration::from_secs(1));
+    let run = Sipp::new(caller.xml())
+        .calls(1)
+        .with_media()
+        .run(&dir, Some(engine.sip));
+    assert!(run.success(), "{}\n{}", run.report(), engine.log_text());
+    let calls = engine.wait_calls(1, Duration::from_secs(10));
+    assert_eq!(calls[0]["agent"], "1001", "{:#}", calls[0]);
+    for (agent, phone) in phones {
+        let run = phone.join().expect("phone");
+        // 1001's phone took the call; 1002's never rang (its sipp times out waiting).
+        assert_eq!(run.success(), agent == "1001", "{agent}: {}", run.report());
+    }
+}
