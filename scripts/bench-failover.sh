@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Failover benchmark (issue 5): time from kill -9 of the active node to the standby answering
+# an INVITE with 200, over N runs (default 20) of the three sample processes on loopback.
+# Writes bench/results/failover-<stamp>.md and prints median and worst.
+# Needs: a built svi (release by default: BIN=target/release/svi) and sipp.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS="${RUNS:-20}"
+BIN="${BIN:-target/release/svi}"
+[ -x "$BIN" ] || cargo build --release --bin svi --quiet
+command -v sipp >/dev/null || { echo "sipp is needed (apt-get install sip-tester)"; exit 1; }
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+role() { "$BIN" ha status --json --data-dir "$1" 2>/dev/null | sed -n 's/.*"role": *"\([a-z]*\)".*/\1/p' | head -1; }
+wait_role() { # dir role seconds
+  local end=$((SECONDS + $3))
+  while [ $SECONDS -lt $end ]; do [ "$(role "$1")" = "$2" ] && return 0; done
+  return 1
+}
+now_ms() { date +%s%3N; }
+
+times=()
+for run in $(seq 1 "$RUNS"); do
+  rm -rf "$work"/*; pids=()
+  "$BIN" witness --config samples/ha/witness.toml --data-dir "$work/w" >"$work/w.log" 2>&1 & pids+=($!)
+  "$BIN" run --config samples/ha/node-a.toml --data-dir "$work/a" >"$work/a.log" 2>&1 & a=$!; pids+=($a)
+  "$BIN" run --config samples/ha/node-b.toml --data-dir "$work/b" >"$work/b.log" 2>&1 & pids+=($!)
+  wait_role "$work/a" active 30 || { echo "run $run: no active node"; exit 1; }
+  wait_role "$work/b" standby 30 || { echo "run $run: no standby"; exit 1; }
+  start=$(now_ms)
+  kill -9 "$a"
+  # An INVITE every attempt until one is answered 200 (sipp's built-in uac, a short call).
+  until sipp 127.0.0.1:5062 -sn uac -m 1 -i 127.0.0.1 -nostdin -timeout 1s -timeout_error \
+        -d 10 >/dev/null 2>&1; do
+    [ $(( $(now_ms) - start )) -gt 30000 ] && { echo "run $run: no takeover in 30 s"; exit 1; }
+  done
+  ms=$(( $(now_ms) - start ))
+  times+=("$ms"); echo "run $run: $ms ms"
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+done
+sorted=$(printf '%s\n' "${times[@]}" | sort -n)
+median=$(printf '%s\n' "$sorted" | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else print int((a[NR/2]+a[NR/2+1])/2) }')
+worst=$(printf '%s\n' "$sorted" | tail -1)
+best=$(printf '%s\n' "$sorted" | head -1)
+stamp=$(date -u +%Y-%m-%dT%H-%M-%SZ)
+mkdir -p bench/results
+{
+  echo "# Failover benchmark, $stamp"
+  echo
+  echo "kill -9 of the active node to the standby answering INVITE with 200 (sipp uac, loopback),"
+  echo "samples/ha timings (heartbeat 100 ms, election timeout 1-2 s, lease 0.5 s), $RUNS runs, $(nproc) CPUs,"
+  echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)."
+  echo
+  echo "| runs | best ms | median ms | worst ms |"
+  echo "|---|---|---|---|"
+  echo "| $RUNS | $best | $median | $worst |"
+  echo
+  echo "Each run, ms: ${times[*]}"
+} > "bench/results/failover-$stamp.md"
+echo "median ${median} ms, worst ${worst} ms (bench/results/failover-$stamp.md)"
