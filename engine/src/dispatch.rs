@@ -145,15 +145,8 @@ impl Dispatcher {
     }
 
     /// Sends a final answer of the UAS core, with the To tag RFC 3261 §8.2.6.2 requires.
-    fn reply(&self, tx: Option<ServerTxId>, mut r: Response) {
-        if let Ok(to) = r.headers.to_addr() {
-            if to.tag().is_none() && r.status > 100 {
-                r.headers.set(
-                    HeaderName::To,
-                    to.with_tag(&sip::endpoint::new_tag()).to_string(),
-                );
-            }
-        }
+    fn reply(&self, tx: Option<ServerTxId>, r: Response) {
+        let r = r.with_to_tag(&sip::endpoint::new_tag());
         if let Some(tx) = tx {
             self.sip.send_response(tx, r);
         }
@@ -212,12 +205,7 @@ impl Dispatcher {
         if let Some(r) = uas::screen(&request) {
             return self.reply(tx, r);
         }
-        let in_dialog = request
-            .headers
-            .to_addr()
-            .ok()
-            .and_then(|t| t.tag().map(str::to_string))
-            .is_some();
+        let in_dialog = in_dialog_request(&request);
         match (&request.method, self.owners.get(&call_id)) {
             (Method::Options, _) if !in_dialog || !self.owners.contains_key(&call_id) => {
                 self.reply(

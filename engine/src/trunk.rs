@@ -70,10 +70,7 @@ async fn run(
     mut commands: mpsc::UnboundedReceiver<Command>,
     mut active: watch::Receiver<bool>,
 ) {
-    let host = match local.ip() {
-        IpAddr::V6(v6) => format!("[{v6}]"),
-        IpAddr::V4(v4) => v4.to_string(),
-    };
+    let host = crate::call::host(local.ip());
     let (Some(registrar), Some(aor), Some(contact)) = (
         uri(&cfg.registrar),
         uri(&format!("sip:{}@{}", cfg.username, cfg.domain)),

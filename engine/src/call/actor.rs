@@ -220,17 +220,17 @@ impl Call {
         }
     }
 
-    /// Final answer other than 2xx to the INVITE.
+    /// Final answer other than 2xx to the INVITE (Warning code 399, miscellaneous).
     fn reject(&self, status: u16, warning: Option<String>) {
-        let mut r = Response::for_request(&self.invite, status);
-        if let Ok(to) = r.headers.to_addr() {
-            r.headers
-                .set(HeaderName::To, to.with_tag(&new_tag()).to_string());
-        }
-        if let Some(w) = warning {
+        self.reject_with(status, warning.map(|w| (399, w)));
+    }
+
+    fn reject_with(&self, status: u16, warning: Option<(u16, String)>) {
+        let mut r = Response::for_request(&self.invite, status).with_to_tag(&new_tag());
+        if let Some((code, w)) = warning {
             r.headers.push(
                 HeaderName::Warning,
-                format!("399 svi \"{}\"", w.replace('"', "'")),
+                format!("{code} svi \"{}\"", w.replace('"', "'")),
             );
         }
         self.ctx.sip.send_response(self.tx, r);
@@ -280,18 +280,8 @@ impl Call {
                 }
                 Err(e) => {
                     tracing::info!(call = %self.id, error = %e, "offer not acceptable; answering 488");
-                    let mut r = Response::for_request(&self.invite, 488);
-                    r.headers.set(
-                        HeaderName::To,
-                        format!(
-                            "{};tag={}",
-                            self.invite.headers.get(&HeaderName::To).unwrap_or(""),
-                            new_tag()
-                        ),
-                    );
-                    r.headers
-                        .push(HeaderName::Warning, format!("305 svi \"{e}\""));
-                    self.ctx.sip.send_response(self.tx, r);
+                    // 305: incompatible media format (RFC 3261 §20.43).
+                    self.reject_with(488, Some((305, e.to_string())));
                     return Err(EndReason::Rejected);
                 }
             },
@@ -843,12 +833,7 @@ impl Call {
         if let Some(tx) = tx {
             let mut r = Response::for_request(req, status);
             if let Some(d) = &self.dialog {
-                if let Ok(to) = r.headers.to_addr() {
-                    if to.tag().is_none() {
-                        r.headers
-                            .set(HeaderName::To, to.with_tag(&d.id.local_tag).to_string());
-                    }
-                }
+                r = r.with_to_tag(&d.id.local_tag);
             }
             self.ctx.sip.send_response(tx, r);
         }
@@ -1015,10 +1000,7 @@ impl Call {
                     format!("305 svi \"{}\"", e.replace('"', "'")),
                 );
                 if let Some(d) = &self.dialog {
-                    if let Ok(to) = r.headers.to_addr() {
-                        r.headers
-                            .set(HeaderName::To, to.with_tag(&d.id.local_tag).to_string());
-                    }
+                    r = r.with_to_tag(&d.id.local_tag);
                 }
                 self.ctx.sip.send_response(tx, r);
             }

@@ -26,7 +26,7 @@ use crate::media::{MediaWorkers, PortAllocator, PromptStore};
 use crate::storage::Storage;
 
 pub use info::dtmf_from_info;
-pub use signalling::via;
+pub use signalling::{host, via};
 
 /// What every call needs from the engine; cheap to clone.
 #[derive(Clone)]

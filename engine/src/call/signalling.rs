@@ -19,18 +19,20 @@ pub fn via(local: SocketAddr, transport: Transport) -> String {
 }
 
 fn host_port(a: SocketAddr) -> String {
-    match a.ip() {
-        IpAddr::V6(v6) => format!("[{v6}]:{}", a.port()),
-        IpAddr::V4(v4) => format!("{v4}:{}", a.port()),
+    format!("{}:{}", host(a.ip()), a.port())
+}
+
+/// An IP as a SIP host: IPv6 addresses in brackets (RFC 3261 §25.1, RFC 5118).
+pub fn host(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        IpAddr::V4(v4) => v4.to_string(),
     }
 }
 
 /// Our Contact URI for dialogs over `transport`.
 pub fn contact(local: SocketAddr, transport: Transport) -> Uri {
-    let host = match local.ip() {
-        IpAddr::V6(v6) => format!("[{v6}]"),
-        IpAddr::V4(v4) => v4.to_string(),
-    };
+    let host = host(local.ip());
     let params = match transport {
         Transport::Tcp => vec![("transport".to_string(), Some("tcp".to_string()))],
         Transport::Udp => Vec::new(),

@@ -154,6 +154,18 @@ impl Response {
         r
     }
 
+    /// Adds `tag` to the To header unless it has one: every final answer of a UAS to a
+    /// request outside a dialog carries our tag (RFC 3261 §8.2.6.2).
+    pub fn with_to_tag(mut self, tag: &str) -> Self {
+        if let Ok(to) = self.headers.to_addr() {
+            if to.tag().is_none() {
+                self.headers
+                    .set(HeaderName::To, to.with_tag(tag).to_string());
+            }
+        }
+        self
+    }
+
     pub fn is_provisional(&self) -> bool {
         self.status < 200
     }

@@ -227,7 +227,11 @@ impl Call {
         invite.headers.push(HeaderName::CSeq, "1 INVITE");
         invite.headers.push(
             HeaderName::Contact,
-            NameAddr::new(contact_uri(self, peer.transport)).to_string(),
+            NameAddr::new(crate::call::signalling::contact(
+                self.ctx.local_sip,
+                peer.transport,
+            ))
+            .to_string(),
         );
         invite
             .headers
@@ -506,8 +510,4 @@ impl Call {
         self.drop_leg(false);
         self.ctx.acd.leave(call);
     }
-}
-
-fn contact_uri(call: &Call, transport: Transport) -> Uri {
-    contact(call.ctx.local_sip, transport)
 }
