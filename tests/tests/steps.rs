@@ -1,13 +1,15 @@
 //! Flow steps that need more than prompts and digits, end to end: `record` (a message left
-//! after the beep, ended by `#`) and blind `transfer` (REFER answered by the PBX's NOTIFYs).
+//! after the beep, ended by `#`), blind `transfer` (REFER answered by the PBX's NOTIFYs) and
+//! bridged `transfer` (the engine calls the target and relays the audio).
 
 use std::time::Duration;
 
 use serde_json::Value;
 use svi_tests::path_of;
 use svi_tests::pcap::{dtmf_pcm, write_rtp_pcap};
+use svi_tests::ports::free_sip_port;
 use svi_tests::proc::{EngineOptions, EngineProc};
-use svi_tests::sipp::{Caller, Codec, Dtmf, Sipp};
+use svi_tests::sipp::{agent_phone_xml, Caller, Codec, Dtmf, Sipp};
 
 use svi_tests::config::prompt_len;
 
@@ -164,4 +166,105 @@ fn blind_transfer_completes_when_the_target_answers() {
 fn blind_transfer_failure_takes_the_failed_branch() {
     let (call, _) = transfer_call("486 Busy Here");
     assert_eq!(path_of(&call), ["go", "sorry", "end"], "{call:#}");
+}
+
+fn bridged_flow(target_port: u16) -> String {
+    format!(
+        "flow: bridged
+language: en
+start: go
+steps:
+  go:
+    transfer: '\"sip:desk@127.0.0.1:{target_port}\"'
+    mode: bridged
+    timeout: 10s
+    failed: sorry
+  sorry:
+    play: no_agent_available
+    next: end
+  end:
+    hangup:
+"
+    )
+}
+
+/// A phone that refuses every call with 486 Busy Here.
+fn busy_phone_xml() -> String {
+    r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="busy phone">
+  <recv request="INVITE"/>
+  <send><![CDATA[
+SIP/2.0 486 Busy Here
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]busy[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <recv request="ACK"/>
+</scenario>
+"#
+    .to_string()
+}
+
+fn bridged_call(target_xml: String, caller: Caller) -> (Value, String, bool) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let port = free_sip_port();
+    let flow = bridged_flow(port);
+    let config = svi_tests::config::write(dir.path(), &[("bridged", flow.as_str())], "");
+    let engine = EngineProc::start(EngineOptions {
+        config: Some(config),
+        ..EngineOptions::default()
+    });
+    let target_dir = dir.path().to_path_buf();
+    let target = std::thread::spawn(move || {
+        Sipp::new(target_xml)
+            .arg("-p")
+            .arg(port.to_string())
+            .calls(1)
+            .with_media()
+            .arg("-rtp_echo")
+            .run(&target_dir, None)
+    });
+    let run = Sipp::new(caller.xml())
+        .calls(1)
+        .with_media()
+        .run(dir.path(), Some(engine.sip));
+    assert!(run.success(), "{}\n{}", run.report(), engine.log_text());
+    let target = target.join().expect("target thread");
+    assert!(
+        target.success(),
+        "the target's phone: {}\n{}",
+        target.report(),
+        engine.log_text()
+    );
+    let calls = engine.wait_calls(1, Duration::from_secs(10));
+    let log = engine.log_text();
+    (calls[0].clone(), log, target.success())
+}
+
+#[test]
+fn bridged_transfer_relays_audio_until_the_caller_hangs_up() {
+    let mut caller = Caller::new(Codec::Pcma);
+    caller.hangup_after = Some(Duration::from_secs(4));
+    let (call, log, _) = bridged_call(agent_phone_xml("desk"), caller);
+    assert_eq!(path_of(&call), ["go"], "{call:#}");
+    assert_eq!(call["end_reason"], "caller_hangup", "{call:#}");
+    assert!(
+        log.contains("bridged transfer answered"),
+        "the engine bridged the call: {log}"
+    );
+    assert!(
+        log.contains("caller and second leg bridged") && log.contains("ok=true"),
+        "the relay was set up: {log}"
+    );
+}
+
+#[test]
+fn bridged_transfer_to_a_busy_target_takes_the_failed_branch() {
+    let (call, log, _) = bridged_call(busy_phone_xml(), Caller::new(Codec::Pcma));
+    assert_eq!(path_of(&call), ["go", "sorry", "end"], "{call:#}");
+    assert!(log.contains("486"), "the failure names the status: {log}");
 }

@@ -1,5 +1,6 @@
 //! The call actor's loop. See the module docs of `call`.
 
+mod leg;
 mod queue;
 
 use std::sync::Arc;
@@ -40,6 +41,11 @@ enum Waiting {
     Queue(Box<queue::Queued>),
     /// The `record` step: prompts, then the caller's audio until terminator/limit.
     Record(Box<Recording>),
+    /// A bridged transfer: the target's phone rings (the caller hears ringback).
+    Bridging {
+        deadline: Instant,
+        ringback: Option<u64>,
+    },
     /// A blind transfer: our REFER is out; NOTIFYs report the outcome.
     Transfer {
         tx: ClientTxId,
@@ -99,6 +105,9 @@ pub(super) struct Call {
     /// This actor's own input channel (agent legs register it for their SIP events).
     me: mpsc::UnboundedSender<CallInput>,
     queue_record: queue::QueueRecord,
+    /// The second leg (agent or bridged-transfer target), and whether it is bridged.
+    leg: Option<leg::Leg>,
+    bridged: bool,
 }
 
 fn media_codec(c: sip::sdp::Codec) -> Codec {
@@ -160,6 +169,8 @@ impl Call {
             waiting: Waiting::Nothing,
             me,
             queue_record: queue::QueueRecord::default(),
+            leg: None,
+            bridged: false,
         }
     }
 
@@ -169,6 +180,7 @@ impl Call {
     ) -> CallRecord {
         let reason = self.drive(&mut inputs).await;
         self.leave_queue();
+        self.drop_leg(false);
         if self.answered_at.is_some() && !matches!(reason, EndReason::CallerHangup) {
             self.send_bye(&mut inputs).await;
         }
@@ -499,9 +511,7 @@ impl Call {
                 }
             }
             // Answered by an agent: the flow is done, the bridge goes on until a hangup.
-            EffectKind::Finished { .. } if matches!(&self.waiting, Waiting::Queue(q) if q.bridged) => {
-                Next::Wait
-            }
+            EffectKind::Finished { .. } if self.bridged => Next::Wait,
             EffectKind::Finished { .. } => Next::End(if self.answered_at.is_some() {
                 EndReason::EngineHangup
             } else {
@@ -571,10 +581,8 @@ impl Call {
 
     /// A blind transfer with REFER; the result comes from the REFER's answer and NOTIFYs.
     async fn transfer(&mut self, target: String, mode: TransferMode, timeout: Duration) -> Next {
-        if !matches!(mode, TransferMode::Blind) {
-            return Next::Resume(Input::TransferResult(TransferOutcome::Failed(
-                "bridged transfers need the ACD relay, not available yet".into(),
-            )));
+        if matches!(mode, TransferMode::Bridged) {
+            return self.bridged_transfer(target, timeout).await;
         }
         let Some(dialog) = self.dialog.as_mut() else {
             return Next::Resume(Input::TransferResult(TransferOutcome::Failed(
@@ -652,7 +660,7 @@ impl Call {
                     for e in interp.take_errors() {
                         tracing::warn!(call = %self.id, "{e}");
                     }
-                    if !matches!(&self.waiting, Waiting::Queue(q) if q.bridged) {
+                    if !self.bridged {
                         self.waiting = Waiting::Nothing;
                     }
                     next = self.perform(effect).await;
@@ -663,7 +671,9 @@ impl Call {
             let deadline = match &self.waiting {
                 Waiting::Collect { collector, .. } => collector.deadline().map(Instant::from_std),
                 Waiting::Record(rec) => rec.deadline(),
-                Waiting::Transfer { deadline, .. } => Some(*deadline),
+                Waiting::Transfer { deadline, .. } | Waiting::Bridging { deadline, .. } => {
+                    Some(*deadline)
+                }
                 _ => None,
             };
             let media_event = async {
@@ -748,6 +758,13 @@ impl Call {
 
     fn collect_timeout(&mut self) -> Next {
         let now = Instant::now();
+        if let Waiting::Bridging { deadline, .. } = self.waiting {
+            return if now >= deadline {
+                self.bridging_timeout()
+            } else {
+                Next::Wait
+            };
+        }
         match &mut self.waiting {
             Waiting::Collect { collector, .. } => match collector.timeout(now.into_std()) {
                 Some(done) => Next::Resume(collected_input(done)),
@@ -796,6 +813,7 @@ impl Call {
                 self.digit(digit.to_char())
             }
             MediaEvent::PlaybackFinished { id } if self.music_finished(id) => Next::Wait,
+            MediaEvent::PlaybackFinished { id } if self.ringback_finished(id) => Next::Wait,
             MediaEvent::PlaybackFinished { id } => match &mut self.waiting {
                 Waiting::Record(rec) if rec.prompt_id == Some(id) => {
                     rec.prompt_id = None;
@@ -968,15 +986,7 @@ impl Call {
         let Some(session) = self.sdp.as_mut() else {
             return self.respond(Some(tx), req, 488);
         };
-        let body = if req.body.is_empty() {
-            // No offer: ours goes in the 200 (RFC 3264 §8.4 allows either side to offer).
-            Ok((None, session.offer(Direction::SendRecv)))
-        } else {
-            SessionDescription::parse_bytes(&req.body)
-                .map_err(|e| e.to_string())
-                .and_then(|offer| session.answer(&offer).map_err(|e| e.to_string()))
-                .map(|a| (Some(a.negotiated), a.sdp))
-        };
+        let body = leg::answer_reoffer(session, req);
         match body {
             Ok((negotiated, sdp)) => {
                 if let Some(n) = negotiated {

@@ -29,6 +29,8 @@ pub enum EndReason {
     EngineFailure,
     /// The agent hung up a bridged call.
     AgentHangup,
+    /// The target of a bridged transfer hung up.
+    TargetHangup,
     /// The call failed inside the engine (the record's path says where).
     Error,
 }
@@ -45,6 +47,7 @@ impl EndReason {
             EndReason::Shutdown => "shutdown",
             EndReason::EngineFailure => "engine_failure",
             EndReason::AgentHangup => "agent_hangup",
+            EndReason::TargetHangup => "target_hangup",
             EndReason::Error => "error",
         }
     }

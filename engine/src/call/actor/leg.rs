@@ -1,0 +1,612 @@
+//! The outbound leg of a call: the engine, as a B2BUA, calls a second party (an agent the
+//! ACD picked, or the target of a bridged transfer) and, once it answers, bridges the two
+//! media streams through itself (each leg's inbound audio is the other's outbound audio,
+//! relayed by the media workers' taps and feeds).
+//!
+//! One leg at a time per call. Its SIP events reach the call actor through the dispatcher
+//! (`Control::Leg` registers the leg's Call-ID); what an answer or a failure means depends
+//! on the leg's [`LegPurpose`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use chrono::Utc;
+use sip::dialog::Dialog;
+use sip::endpoint::{new_call_id, new_tag, ClientTxId, Peer, ServerTxId, Transport};
+use sip::message::{HeaderName, Method, NameAddr, Request, Response, SipMessage, Uri};
+use sip::sdp::{Direction, LocalMedia, Negotiated, SdpSession, SessionDescription};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::{media_codec, Call, Next, Waiting};
+use crate::acd::{self, AgentId, CallId, RingFailure};
+use crate::call::signalling::{contact, finish_request, via};
+use crate::dispatch::Control;
+use crate::media::{MediaEvent, MediaHandle, MediaParams, Prompt};
+use crate::storage::EndReason;
+use ivr_scripts::{Input, TransferOutcome};
+
+/// Frames buffered in each direction of a bridge (100 ms); the media worker keeps at most
+/// 60 ms of it queued for sending.
+const RELAY_CAPACITY: usize = 5;
+
+/// Why the engine placed the leg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(in crate::call) enum LegPurpose {
+    /// The ACD rings this agent for a queued call.
+    Agent(AgentId),
+    /// A `transfer` step in `bridged` mode.
+    Transfer,
+}
+
+pub(in crate::call) struct Leg {
+    pub purpose: LegPurpose,
+    pub call_id: String,
+    invite: Request,
+    tx: ClientTxId,
+    pub peer: Peer,
+    pub dialog: Option<Dialog>,
+    sdp: SdpSession,
+    pub media: MediaHandle,
+    _events: mpsc::Receiver<MediaEvent>,
+}
+
+/// Answers a re-INVITE or UPDATE from `session`: our SDP answer (and what it negotiated), or
+/// our offer when the request had none (RFC 3264 §8.4 lets either side offer).
+pub(super) fn answer_reoffer(
+    session: &mut SdpSession,
+    req: &Request,
+) -> Result<(Option<Negotiated>, SessionDescription), String> {
+    if req.body.is_empty() {
+        return Ok((None, session.offer(Direction::SendRecv)));
+    }
+    SessionDescription::parse_bytes(&req.body)
+        .map_err(|e| e.to_string())
+        .and_then(|offer| session.answer(&offer).map_err(|e| e.to_string()))
+        .map(|a| (Some(a.negotiated), a.sdp))
+}
+
+/// Ringback while a bridged transfer rings: 425 Hz, 1.5 s on, 3.5 s off (the ETSI tone
+/// used in France), when the prompt set has no `ringback` recording.
+fn synthetic_ringback() -> Prompt {
+    let on = 12_000;
+    let pcm = (0..40_000)
+        .map(|n| {
+            if n < on {
+                ((n as f64 * 2.0 * std::f64::consts::PI * 425.0 / 8000.0).sin() * 6000.0) as i16
+            } else {
+                0
+            }
+        })
+        .collect();
+    Prompt::from_pcm("ringback", pcm)
+}
+
+impl Call {
+    /// A `transfer` step in `bridged` mode: the engine calls the target itself and bridges
+    /// the caller to it on answer; the caller hears ringback meanwhile.
+    pub(super) async fn bridged_transfer(&mut self, target: String, timeout: Duration) -> Next {
+        let failed = |m: String| Next::Resume(Input::TransferResult(TransferOutcome::Failed(m)));
+        if self.leg.is_some() {
+            return failed("the call already has a second leg".into());
+        }
+        let (uri, peer) = match self.transfer_target(&target) {
+            Ok(t) => t,
+            Err(e) => return failed(format!("transfer target `{target}`: {e}")),
+        };
+        if let Err(e) = self.place_leg(uri, peer, LegPurpose::Transfer).await {
+            return failed(e);
+        }
+        let ringback = self.play_ringback();
+        self.waiting = Waiting::Bridging {
+            deadline: Instant::now() + timeout,
+            ringback,
+        };
+        Next::Wait
+    }
+
+    /// The URI and next hop of a transfer target: a SIP URI as given; an agent's extension
+    /// at its registered phone; any other number through the PBX the call came from.
+    fn transfer_target(&self, target: &str) -> Result<(Uri, Peer), String> {
+        if target.starts_with("sip:") || target.starts_with("sips:") {
+            let uri = Uri::parse(target).map_err(|e| e.to_string())?;
+            let peer = self.leg_peer(&uri)?;
+            return Ok((uri, peer));
+        }
+        if target.starts_with("tel:") {
+            return Err("tel: URIs need a SIP URI or a number to route through the PBX".into());
+        }
+        if target.is_empty()
+            || !target
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+*#-._".contains(c))
+        {
+            return Err("not a number, an extension or a SIP URI".into());
+        }
+        let registered = self
+            .ctx
+            .agent_contacts
+            .borrow()
+            .get(target)
+            .and_then(|c| c.first().cloned());
+        if let Some(uri) = registered {
+            let peer = self.leg_peer(&uri)?;
+            return Ok((uri, peer));
+        }
+        let pbx = self.from.addr;
+        let uri = Uri::parse(&format!(
+            "sip:{target}@{}:{}",
+            crate::call::signalling::host(pbx.ip()),
+            pbx.port()
+        ))
+        .map_err(|e| e.to_string())?;
+        Ok((uri, self.from))
+    }
+
+    fn play_ringback(&mut self) -> Option<u64> {
+        let lang = self.ctx.config.default_language.clone();
+        let tone = self
+            .ctx
+            .prompts
+            .get(&lang, "ringback")
+            .unwrap_or_else(synthetic_ringback);
+        self.media
+            .as_ref()
+            .and_then(|(m, _)| m.play(vec![tone]).ok())
+    }
+
+    /// The end of a ringback round: ring again while the target has not answered.
+    pub(super) fn ringback_finished(&mut self, id: u64) -> bool {
+        let Waiting::Bridging { ringback, .. } = &self.waiting else {
+            return false;
+        };
+        if *ringback != Some(id) {
+            return false;
+        }
+        let next = self.play_ringback();
+        if let Waiting::Bridging { ringback, .. } = &mut self.waiting {
+            *ringback = next;
+        }
+        true
+    }
+
+    /// The target did not answer within the step's timeout: CANCEL, `failed` branch.
+    pub(super) fn bridging_timeout(&mut self) -> Next {
+        tracing::info!(call = %self.id, "bridged transfer: no answer in time");
+        self.drop_leg(false);
+        self.stop_playback();
+        self.waiting = Waiting::Nothing;
+        Next::Resume(Input::TransferResult(TransferOutcome::Failed(
+            "no answer from the target".into(),
+        )))
+    }
+
+    /// Where a SIP URI given as contact or target is sent: its host must be an IP literal (no
+    /// DNS for contacts) inside `sip.allowed_networks`.
+    pub(super) fn leg_peer(&self, uri: &Uri) -> Result<Peer, String> {
+        let sip = uri.as_sip().ok_or("not a SIP URI")?;
+        let ip: IpAddr = sip
+            .host_unbracketed()
+            .parse()
+            .map_err(|_| format!("`{}` is not an IP address (no DNS for targets)", sip.host))?;
+        if !self.ctx.config.sip.allowed.allows(ip) {
+            return Err(format!("{ip} is outside sip.allowed_networks"));
+        }
+        let transport = if sip.transport().as_deref() == Some("tcp") {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        };
+        Ok(Peer {
+            transport,
+            addr: SocketAddr::new(ip, sip.port.unwrap_or(5060)),
+        })
+    }
+
+    /// Media parameters of a leg from what its answer negotiated.
+    fn leg_params(&self, n: &Negotiated) -> MediaParams {
+        MediaParams {
+            codec: media_codec(n.codec.codec),
+            remote: n
+                .remote_rtp
+                .filter(|a| self.ctx.config.sip.allowed.allows(a.ip())),
+            telephone_event_pt: n.telephone_event,
+            rtp_timeout: self.ctx.config.rtp.timeout,
+        }
+    }
+
+    /// Places the leg: RTP ports, an SDP offer, the INVITE. The response arrives as a SIP
+    /// event of this call (see [`Call::leg_response`]).
+    pub(super) async fn place_leg(
+        &mut self,
+        uri: Uri,
+        peer: Peer,
+        purpose: LegPurpose,
+    ) -> Result<(), String> {
+        let allocation = self.ctx.ports.allocate().await.map_err(|e| e.to_string())?;
+        let local_ip = match self.ctx.config.rtp.ip {
+            ip if ip.is_unspecified() => self.ctx.local_sip.ip(),
+            ip => ip,
+        };
+        let mut sdp = SdpSession::new(LocalMedia::new(
+            local_ip,
+            allocation.port(),
+            rand::random::<u32>() as u64,
+        ));
+        let offer = sdp.offer(Direction::SendRecv);
+        let params = MediaParams {
+            rtp_timeout: self.ctx.config.rtp.timeout,
+            ..MediaParams::default()
+        };
+        let (media, events) = self
+            .ctx
+            .media
+            .open(params, allocation)
+            .map_err(|e| e.to_string())?;
+        let call_id = new_call_id();
+        let mut invite = Request::new(Method::Invite, uri.clone());
+        invite
+            .headers
+            .push(HeaderName::Via, via(self.ctx.local_sip, peer.transport));
+        invite.headers.push(HeaderName::MaxForwards, "70");
+        // The called party sees the caller's number (personal data, sent on purpose).
+        let from = format!(
+            "<sip:{}@{}>;tag={}",
+            self.caller.reveal(),
+            self.ctx.local_sip,
+            new_tag()
+        );
+        invite.headers.push(HeaderName::From, from);
+        invite
+            .headers
+            .push(HeaderName::To, NameAddr::new(uri).to_string());
+        invite.headers.push(HeaderName::CallId, call_id.clone());
+        invite.headers.push(HeaderName::CSeq, "1 INVITE");
+        invite.headers.push(
+            HeaderName::Contact,
+            NameAddr::new(contact(self.ctx.local_sip, peer.transport)).to_string(),
+        );
+        invite.headers.push(
+            HeaderName::UserAgent,
+            self.ctx.config.sip.user_agent.clone(),
+        );
+        invite
+            .headers
+            .push(HeaderName::ContentType, "application/sdp");
+        invite.body = offer.to_string().into_bytes().into();
+        let _ = self.ctx.control.send(Control::Leg {
+            call_id: call_id.clone(),
+            call: self.me.clone(),
+        });
+        let tx = match self.ctx.sip.send_request(invite.clone(), peer).await {
+            Ok(tx) => tx,
+            Err(e) => {
+                let _ = self.ctx.control.send(Control::LegEnded { call_id });
+                return Err(e.to_string());
+            }
+        };
+        tracing::info!(call = %self.id, ?purpose, "second leg placed");
+        self.leg = Some(Leg {
+            purpose,
+            call_id,
+            invite,
+            tx,
+            peer,
+            dialog: None,
+            sdp,
+            media,
+            _events: events,
+        });
+        Ok(())
+    }
+
+    /// Ends the leg: BYE when answered, CANCEL while ringing (unless `answered_only`).
+    pub(super) fn drop_leg(&mut self, answered_only: bool) {
+        if answered_only && self.leg.as_ref().is_some_and(|l| l.dialog.is_none()) {
+            return;
+        }
+        let Some(mut leg) = self.leg.take() else {
+            return;
+        };
+        match leg.dialog.as_mut() {
+            Some(d) => {
+                let mut bye = d.create_request(Method::Bye);
+                finish_request(
+                    &mut bye,
+                    self.ctx.local_sip,
+                    leg.peer.transport,
+                    &self.ctx.config.sip.user_agent,
+                );
+                let sip = self.ctx.sip.clone();
+                let peer = leg.peer;
+                tokio::spawn(async move {
+                    let _ = sip.send_request(bye, peer).await;
+                });
+            }
+            None => self.ctx.sip.cancel(leg.tx),
+        }
+        self.unbridge(&leg);
+        let _ = self.ctx.control.send(Control::LegEnded {
+            call_id: leg.call_id,
+        });
+    }
+
+    /// Stops the relay between the caller and `leg`.
+    fn unbridge(&mut self, leg: &Leg) {
+        let _ = leg.media.tap_inbound(None);
+        let _ = leg.media.feed_live(None);
+        if self.bridged {
+            if let Some((m, _)) = &self.media {
+                let _ = m.tap_inbound(None);
+                let _ = m.feed_live(None);
+            }
+            self.bridged = false;
+        }
+    }
+
+    /// Connects the caller and the leg: each one's inbound audio is the other's outbound.
+    pub(super) fn bridge_leg(&mut self) -> bool {
+        self.stop_playback();
+        let (Some((caller_media, _)), Some(leg)) = (self.media.as_ref(), self.leg.as_ref()) else {
+            return false;
+        };
+        let (to_leg, from_caller) = mpsc::channel(RELAY_CAPACITY);
+        let (to_caller, from_leg) = mpsc::channel(RELAY_CAPACITY);
+        self.bridged = caller_media.tap_inbound(Some(to_leg)).is_ok()
+            && leg.media.feed_live(Some(from_caller)).is_ok()
+            && leg.media.tap_inbound(Some(to_caller)).is_ok()
+            && caller_media.feed_live(Some(from_leg)).is_ok();
+        tracing::info!(call = %self.id, purpose = ?leg.purpose, ok = self.bridged, "caller and second leg bridged");
+        self.bridged
+    }
+
+    /// A response to the leg's INVITE.
+    pub(super) fn leg_response(&mut self, tx: ClientTxId, response: Response) -> Next {
+        let Some(leg) = self.leg.as_mut().filter(|l| l.tx == tx) else {
+            return Next::Wait;
+        };
+        let purpose = leg.purpose.clone();
+        match response.status {
+            100..=199 => {
+                if let (180 | 183, LegPurpose::Agent(agent)) = (response.status, &purpose) {
+                    self.ctx.acd.input(acd::Input::AgentRinging {
+                        call: CallId::from(self.id.as_str()),
+                        agent: agent.clone(),
+                    });
+                }
+                Next::Wait
+            }
+            200..=299 => {
+                let first = leg.dialog.is_none();
+                if first {
+                    let Ok(dialog) = Dialog::new_uac(&leg.invite, &response) else {
+                        return Next::Wait;
+                    };
+                    leg.dialog = Some(dialog);
+                }
+                // ACK every 2xx (retransmissions included: our ACK may have been lost).
+                if let Some(d) = leg.dialog.as_ref() {
+                    let mut ack = d.create_ack(&response);
+                    finish_request(
+                        &mut ack,
+                        self.ctx.local_sip,
+                        leg.peer.transport,
+                        &self.ctx.config.sip.user_agent,
+                    );
+                    self.ctx
+                        .sip
+                        .send_stateless(SipMessage::Request(ack), leg.peer);
+                }
+                if !first {
+                    return Next::Wait;
+                }
+                let answer = SessionDescription::parse_bytes(&response.body).ok();
+                let negotiated = answer.and_then(|a| leg.sdp.process_answer(&a).ok());
+                let Some(n) = negotiated else {
+                    // No common codec or no SDP: the leg cannot carry audio. Hang it up
+                    // rather than bridge the caller to silence.
+                    tracing::warn!(call = %self.id, ?purpose, "the second leg answered without a usable SDP answer");
+                    self.drop_leg(false);
+                    return self.leg_failed(
+                        purpose,
+                        "the called party answered without a usable codec".into(),
+                    );
+                };
+                let params = self.leg_params(&n);
+                if let Some(leg) = self.leg.as_ref() {
+                    let _ = leg.media.set_params(params);
+                }
+                match purpose {
+                    LegPurpose::Agent(agent) => {
+                        self.queue_record.agent = Some(agent.as_str().to_string());
+                        self.queue_record.agent_answered_at = Some(Utc::now());
+                        self.ctx.acd.input(acd::Input::AgentAnswered {
+                            call: CallId::from(self.id.as_str()),
+                            agent,
+                        });
+                        Next::Wait
+                    }
+                    LegPurpose::Transfer => {
+                        self.waiting = Waiting::Nothing;
+                        if self.bridge_leg() {
+                            tracing::info!(call = %self.id, "bridged transfer answered");
+                            Next::Resume(Input::TransferResult(TransferOutcome::Completed))
+                        } else {
+                            self.drop_leg(false);
+                            Next::Resume(Input::TransferResult(TransferOutcome::Failed(
+                                "the media bridge could not be set up".into(),
+                            )))
+                        }
+                    }
+                }
+            }
+            status => {
+                tracing::info!(call = %self.id, ?purpose, status, "second leg failed");
+                if let Some(leg) = self.leg.take() {
+                    self.unbridge(&leg);
+                    let _ = self.ctx.control.send(Control::LegEnded {
+                        call_id: leg.call_id,
+                    });
+                }
+                let reason = format!("the called party answered {status} {}", response.reason);
+                match (&purpose, status) {
+                    // 487 answers our own CANCEL: whoever cancelled already moved on.
+                    (_, 487) => Next::Wait,
+                    (LegPurpose::Agent(agent), _) => {
+                        let failure = match status {
+                            486 | 600 | 603 => RingFailure::Rejected,
+                            408 | 480 => RingFailure::NoAnswer,
+                            _ => RingFailure::Failed(reason),
+                        };
+                        self.ctx.acd.input(acd::Input::RingFailed {
+                            call: CallId::from(self.id.as_str()),
+                            agent: agent.clone(),
+                            failure,
+                        });
+                        Next::Wait
+                    }
+                    (LegPurpose::Transfer, _) => self.leg_failed(purpose, reason),
+                }
+            }
+        }
+    }
+
+    /// What a failed leg means for the call: the ACD rings someone else; a bridged transfer
+    /// takes its `failed` branch.
+    fn leg_failed(&mut self, purpose: LegPurpose, reason: String) -> Next {
+        match purpose {
+            LegPurpose::Agent(agent) => {
+                self.ctx.acd.input(acd::Input::RingFailed {
+                    call: CallId::from(self.id.as_str()),
+                    agent,
+                    failure: RingFailure::Failed(reason),
+                });
+                Next::Wait
+            }
+            LegPurpose::Transfer => {
+                self.stop_playback();
+                self.waiting = Waiting::Nothing;
+                Next::Resume(Input::TransferResult(TransferOutcome::Failed(reason)))
+            }
+        }
+    }
+
+    /// The leg's INVITE got no final answer (transaction timeout).
+    pub(super) fn leg_timeout(&mut self, tx: ClientTxId) -> Next {
+        if !self
+            .leg
+            .as_ref()
+            .is_some_and(|l| l.tx == tx && l.dialog.is_none())
+        {
+            return Next::Wait;
+        }
+        let Some(leg) = self.leg.take() else {
+            return Next::Wait;
+        };
+        let _ = self.ctx.control.send(Control::LegEnded {
+            call_id: leg.call_id,
+        });
+        match leg.purpose {
+            LegPurpose::Agent(agent) => {
+                self.ctx.acd.input(acd::Input::RingFailed {
+                    call: CallId::from(self.id.as_str()),
+                    agent,
+                    failure: RingFailure::NoAnswer,
+                });
+                Next::Wait
+            }
+            purpose => self.leg_failed(purpose, "no answer from the called party".into()),
+        }
+    }
+
+    /// Whether this request belongs to the leg (its Call-ID).
+    pub(super) fn is_leg_request(&self, req: &Request) -> bool {
+        self.leg
+            .as_ref()
+            .is_some_and(|l| req.headers.call_id() == Some(l.call_id.as_str()))
+    }
+
+    pub(super) fn is_leg_tx(&self, tx: ClientTxId) -> bool {
+        self.leg.as_ref().is_some_and(|l| l.tx == tx)
+    }
+
+    /// A request from the second party in the leg's dialog: BYE ends the call, re-INVITEs
+    /// (hold/resume) are answered from the leg's SDP session, the rest gets 200.
+    pub(super) fn leg_request(&mut self, tx: Option<ServerTxId>, req: Request) -> Next {
+        let Some(leg) = self.leg.as_mut() else {
+            return Next::Wait;
+        };
+        let local_tag = leg.dialog.as_ref().map(|d| d.id.local_tag.clone());
+        let respond = |sip: &sip::transport::SipHandle, status: u16| {
+            if let Some(tx) = tx {
+                let mut r = Response::for_request(&req, status);
+                if let Some(tag) = &local_tag {
+                    r = r.with_to_tag(tag);
+                }
+                sip.send_response(tx, r);
+            }
+        };
+        if req.method == Method::Ack {
+            return Next::Wait;
+        }
+        if let Some(d) = leg.dialog.as_mut() {
+            if d.handle_request(&req).is_err() {
+                respond(&self.ctx.sip, 500);
+                return Next::Wait;
+            }
+        }
+        match req.method {
+            Method::Bye => {
+                respond(&self.ctx.sip, 200);
+                let purpose = leg.purpose.clone();
+                if let Some(leg) = self.leg.take() {
+                    self.unbridge(&leg);
+                    let _ = self.ctx.control.send(Control::LegEnded {
+                        call_id: leg.call_id,
+                    });
+                }
+                tracing::info!(call = %self.id, ?purpose, "the second party hung up");
+                Next::End(match purpose {
+                    LegPurpose::Agent(_) => EndReason::AgentHangup,
+                    LegPurpose::Transfer => EndReason::TargetHangup,
+                })
+            }
+            Method::Invite | Method::Update => {
+                let Some(tx) = tx else { return Next::Wait };
+                let reply = answer_reoffer(&mut leg.sdp, &req);
+                let mut r = Response::for_request(&req, if reply.is_ok() { 200 } else { 488 });
+                if let Some(d) = &leg.dialog {
+                    d.prepare_response(&mut r);
+                    r.headers.remove(&HeaderName::RecordRoute);
+                }
+                match reply {
+                    Ok((negotiated, sdp)) => {
+                        r.headers.push(
+                            HeaderName::Contact,
+                            NameAddr::new(contact(self.ctx.local_sip, leg.peer.transport))
+                                .to_string(),
+                        );
+                        r.headers.push(HeaderName::ContentType, "application/sdp");
+                        r.body = sdp.to_string().into_bytes().into();
+                        if let Some(n) = negotiated {
+                            let params = self.leg_params(&n);
+                            if let Some(leg) = self.leg.as_ref() {
+                                let _ = leg.media.set_params(params);
+                            }
+                        }
+                    }
+                    Err(e) => r.headers.push(
+                        HeaderName::Warning,
+                        format!("305 svi \"{}\"", e.replace('"', "'")),
+                    ),
+                }
+                self.ctx.sip.send_response(tx, r);
+                Next::Wait
+            }
+            _ => {
+                respond(&self.ctx.sip, 200);
+                Next::Wait
+            }
+        }
+    }
+}
