@@ -99,7 +99,7 @@ pub(crate) fn fragments_needed(language: &str, how: SayAs) -> Vec<String> {
 }
 
 /// Turns a value into fragment names, or says why it cannot be spoken.
-pub(crate) fn compose(language: &str, how: SayAs, value: &Value) -> Result<Vec<String>, String> {
+pub fn compose(language: &str, how: SayAs, value: &Value) -> Result<Vec<String>, String> {
     let lang = lang(language).ok_or_else(|| format!("`say` cannot speak language `{language}`"))?;
     match how {
         SayAs::Digits => digits(value),

@@ -10,7 +10,7 @@ use super::leg::LegPurpose;
 use super::{Call, Next, Waiting};
 use crate::acd::{self, AgentId, CallId, QueueId, RingFailure};
 use crate::config::REGISTERED;
-use ivr_scripts::{Input, QueueOutcome};
+use ivr_scripts::{Input, QueueOutcome, SayAs};
 
 pub(in crate::call) struct Queued {
     pub actions: mpsc::UnboundedReceiver<acd::Action>,
@@ -52,8 +52,63 @@ impl Call {
         Next::Wait
     }
 
+    /// The call's current language (the flow's `language` steps included).
+    fn language(&self) -> String {
+        self.interp
+            .as_ref()
+            .map(|i| i.state().language().to_string())
+            .unwrap_or_else(|| self.ctx.config.default_language.clone())
+    }
+
+    /// Speaks the caller's position (and the expected wait) over the music, which resumes
+    /// after: "You are caller number 3. Your expected wait is about 4 minutes."
+    fn announce(&mut self, position: u32, expected_wait: Option<std::time::Duration>) {
+        if self.leg.as_ref().is_some_and(|l| l.dialog.is_some()) {
+            return;
+        }
+        let lang = self.language();
+        let mut names = vec!["queue_position".to_string()];
+        let say = |n: u64| {
+            ivr_scripts::say::compose(&lang, SayAs::Number, &serde_json::json!(n))
+                .unwrap_or_default()
+        };
+        names.extend(say(u64::from(position)));
+        match expected_wait.map(|w| w.as_secs().div_ceil(60)) {
+            Some(0 | 1) => names.push("queue_wait_under_minute".into()),
+            Some(minutes) => {
+                names.push("queue_wait".into());
+                names.extend(say(minutes));
+                names.push("queue_minutes".into());
+            }
+            None => {}
+        }
+        let prompts: Vec<_> = names
+            .iter()
+            .filter_map(|n| {
+                let p = self.ctx.prompts.get(&lang, n);
+                if p.is_none() {
+                    tracing::debug!(call = %self.id, prompt = %n, %lang, "announcement prompt missing");
+                }
+                p
+            })
+            .collect();
+        if prompts.len() < names.len() {
+            // A partial sentence is worse than none: keep the music.
+            return;
+        }
+        let Some((media, _)) = self.media.as_ref() else {
+            return;
+        };
+        tracing::info!(call = %self.id, position, ?expected_wait, "position announced");
+        let _ = media.stop_playback();
+        let id = media.play(prompts).ok();
+        if let Waiting::Queue(q) = &mut self.waiting {
+            q.moh = id;
+        }
+    }
+
     fn music(&mut self) {
-        let lang = self.ctx.config.default_language.clone();
+        let lang = self.language();
         let prompt = self.ctx.prompts.get(&lang, "music_on_hold");
         let id = prompt.and_then(|p| self.media.as_ref().and_then(|(m, _)| m.play(vec![p]).ok()));
         if let Waiting::Queue(q) = &mut self.waiting {
@@ -91,7 +146,7 @@ impl Call {
                 expected_wait,
                 ..
             } => {
-                tracing::debug!(call = %self.id, position, ?expected_wait, "queue position");
+                self.announce(position, expected_wait);
                 Next::Wait
             }
             acd::Action::RingAgent { agent, contact, .. } => {
