@@ -67,6 +67,7 @@ fn a_queued_call_is_bridged_to_a_registered_agent() {
     assert_eq!(call["queue"], "support", "{call:#}");
     assert_eq!(call["agent"], "1001", "{call:#}");
     assert_eq!(call["end_reason"], "caller_hangup", "{call:#}");
+    assert_eq!(call["queue_outcome"], "answered", "{call:#}");
     let wait = ms_between(&call["queued_at"], &call["agent_answered_at"]);
     let talked = ms_between(&call["agent_answered_at"], &call["ended_at"]);
     assert!((0..3000).contains(&wait), "wait {wait} ms");
@@ -314,4 +315,5 @@ fn past_its_max_wait_a_call_overflows_to_the_flow() {
         "waited {waited} ms, expected at least {floor}"
     );
     assert!(engine.log_text().contains("queue overflow"));
+    assert_eq!(call["queue_outcome"], "overflow", "{call:#}");
 }

@@ -179,7 +179,7 @@ impl Call {
         mut inputs: mpsc::UnboundedReceiver<CallInput>,
     ) -> CallRecord {
         let reason = self.drive(&mut inputs).await;
-        self.leave_queue();
+        self.leave_queue(reason);
         self.drop_leg(false);
         if self.answered_at.is_some() && !matches!(reason, EndReason::CallerHangup) {
             self.send_bye(&mut inputs).await;
@@ -229,6 +229,10 @@ impl Call {
             agent: self.queue_record.agent.clone(),
             queued_at: self.queue_record.queued_at,
             agent_answered_at: self.queue_record.agent_answered_at,
+            queue_outcome: self.queue_record.outcome,
+            recording: None,
+            recording_sha256: None,
+            recording_ms: None,
         }
     }
 
@@ -682,6 +686,12 @@ impl Call {
                     None => std::future::pending().await,
                 }
             };
+            let leg_event = async {
+                match self.leg.as_mut() {
+                    Some(leg) => leg.events.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             let timer = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d).await,
@@ -720,6 +730,7 @@ impl Call {
                     }
                 },
                 Some(ev) = media_event => self.media_event(ev),
+                Some(ev) = leg_event => self.leg_media_event(ev),
                 _ = timer => self.collect_timeout(),
                 io = waiting_io => match (io, &mut self.waiting) {
                     (WaitIo::Connector(input), _) => Next::Resume(input),
@@ -781,6 +792,9 @@ impl Call {
     }
 
     fn digit(&mut self, d: char) -> Next {
+        if self.relay_digit(d) {
+            return Next::Wait;
+        }
         let now = Instant::now().into_std();
         match &mut self.waiting {
             Waiting::Record(rec) if rec.started.is_some() && rec.terminator == Some(d) => {

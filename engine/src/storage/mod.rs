@@ -17,7 +17,7 @@ use sqlx::sqlite::{
 };
 use sqlx::Row;
 
-pub use records::{CallRecord, EndReason};
+pub use records::{CallRecord, EndReason, QueueOutcome};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -58,6 +58,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE calls ADD COLUMN agent TEXT;
     ALTER TABLE calls ADD COLUMN queued_at TEXT;
     ALTER TABLE calls ADD COLUMN agent_answered_at TEXT;",
+    "ALTER TABLE calls ADD COLUMN queue_outcome TEXT;
+    ALTER TABLE calls ADD COLUMN recording TEXT;
+    ALTER TABLE calls ADD COLUMN recording_sha256 TEXT;
+    ALTER TABLE calls ADD COLUMN recording_ms INTEGER;
+    CREATE INDEX calls_queue ON calls(queue, ended_at);",
 ];
 
 #[derive(Clone, Debug)]

@@ -279,8 +279,9 @@ pub(super) async fn insert_call_on(
     let done = sqlx::query(
         "INSERT OR REPLACE INTO calls (id, sip_call_id, started_at, answered_at, ended_at, caller, called,
          flow, flow_version, path, end_reason, codec, node, rtp_sent, rtp_received,
-         queue, agent, queued_at, agent_answered_at)
-         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+         queue, agent, queued_at, agent_answered_at, queue_outcome, recording, recording_sha256,
+         recording_ms)
+         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     )
     .bind(&r.id)
     .bind(&r.sip_call_id)
@@ -301,6 +302,10 @@ pub(super) async fn insert_call_on(
     .bind(&r.agent)
     .bind(r.queued_at.map(|t| t.to_rfc3339()))
     .bind(r.agent_answered_at.map(|t| t.to_rfc3339()))
+    .bind(r.queue_outcome.map(|o| o.as_str()))
+    .bind(&r.recording)
+    .bind(&r.recording_sha256)
+    .bind(r.recording_ms.map(|ms| ms as i64))
     .execute(&mut *db)
     .await?;
     Ok(done.rows_affected())
@@ -328,11 +333,15 @@ mod tests {
             for (k, val) in all {
                 if val.is_null() {
                     let filler = if k.ends_with("_at") {
-                        "2026-11-21T10:00:30Z"
+                        serde_json::json!("2026-11-21T10:00:30Z")
+                    } else if k.ends_with("_ms") {
+                        serde_json::json!(1234)
+                    } else if k == "queue_outcome" {
+                        serde_json::json!("answered")
                     } else {
-                        "x"
+                        serde_json::json!("x")
                     };
-                    obj.insert(k.clone(), serde_json::Value::String(filler.into()));
+                    obj.insert(k.clone(), filler);
                 }
             }
         }

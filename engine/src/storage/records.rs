@@ -88,6 +88,46 @@ pub struct CallRecord {
     pub queued_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub agent_answered_at: Option<DateTime<Utc>>,
+    /// How the queue wait ended (None when the call never queued).
+    #[serde(default)]
+    pub queue_outcome: Option<QueueOutcome>,
+    /// The call's recording (a stereo WAV: caller left, agent right), its SHA-256 (hex) and
+    /// length.
+    #[serde(default)]
+    pub recording: Option<String>,
+    #[serde(default)]
+    pub recording_sha256: Option<String>,
+    #[serde(default)]
+    pub recording_ms: Option<u64>,
+}
+
+/// How a call's wait in a queue ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueOutcome {
+    /// An agent answered.
+    Answered,
+    /// The caller hung up while waiting (or while an agent's phone rang).
+    Abandoned,
+    /// Max wait, max length or no agents: the call went to its overflow target.
+    Overflow,
+    /// The call left the queue for another reason (a failure, the engine stopping).
+    Failed,
+}
+
+impl QueueOutcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            QueueOutcome::Answered => "answered",
+            QueueOutcome::Abandoned => "abandoned",
+            QueueOutcome::Overflow => "overflow",
+            QueueOutcome::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<QueueOutcome> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
 }
 
 fn time(row: &SqliteRow, col: &str) -> Result<Option<DateTime<Utc>>, StorageError> {
@@ -126,6 +166,14 @@ pub(super) fn from_row(row: &SqliteRow) -> Result<CallRecord, StorageError> {
         agent: row.try_get("agent")?,
         queued_at: time(row, "queued_at")?,
         agent_answered_at: time(row, "agent_answered_at")?,
+        queue_outcome: row
+            .try_get::<Option<String>, _>("queue_outcome")?
+            .and_then(|s| QueueOutcome::parse(&s)),
+        recording: row.try_get("recording")?,
+        recording_sha256: row.try_get("recording_sha256")?,
+        recording_ms: row
+            .try_get::<Option<i64>, _>("recording_ms")?
+            .map(|ms| ms.max(0) as u64),
     })
 }
 
@@ -162,6 +210,10 @@ mod tests {
                 agent: None,
                 queued_at: Some(t0),
                 agent_answered_at: None,
+                queue_outcome: Some(QueueOutcome::Abandoned),
+                recording: None,
+                recording_sha256: None,
+                recording_ms: None,
             };
             storage.insert_call(&r).await.expect("insert");
         }

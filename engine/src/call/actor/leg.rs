@@ -48,7 +48,7 @@ pub(in crate::call) struct Leg {
     pub dialog: Option<Dialog>,
     sdp: SdpSession,
     pub media: MediaHandle,
-    _events: mpsc::Receiver<MediaEvent>,
+    pub events: mpsc::Receiver<MediaEvent>,
 }
 
 /// Answers a re-INVITE or UPDATE from `session`: our SDP answer (and what it negotiated), or
@@ -295,7 +295,7 @@ impl Call {
             dialog: None,
             sdp,
             media,
-            _events: events,
+            events,
         });
         Ok(())
     }
@@ -358,6 +358,36 @@ impl Call {
             && caller_media.feed_live(Some(from_leg)).is_ok();
         tracing::info!(call = %self.id, purpose = ?leg.purpose, ok = self.bridged, "caller and second leg bridged");
         self.bridged
+    }
+
+    /// An event of the leg's media stream: its digits go to the caller (RFC 4733 both ways
+    /// through the bridge); silence past the RTP timeout means the phone vanished.
+    pub(super) fn leg_media_event(&mut self, ev: MediaEvent) -> Next {
+        match ev {
+            MediaEvent::Dtmf { digit, .. } if self.bridged => {
+                if let Some((m, _)) = &self.media {
+                    let _ = m.send_dtmf(digit);
+                }
+                Next::Wait
+            }
+            MediaEvent::RtpTimeout if self.leg.as_ref().is_some_and(|l| l.dialog.is_some()) => {
+                tracing::warn!(call = %self.id, "no RTP from the second leg; ending the call");
+                self.drop_leg(false);
+                Next::End(EndReason::RtpTimeout)
+            }
+            _ => Next::Wait,
+        }
+    }
+
+    /// A caller's digit during the bridge goes on to the second party.
+    pub(super) fn relay_digit(&self, digit: char) -> bool {
+        let Some(leg) = self.leg.as_ref().filter(|_| self.bridged) else {
+            return false;
+        };
+        if let Some(d) = crate::media::DtmfDigit::from_char(digit) {
+            let _ = leg.media.send_dtmf(d);
+        }
+        true
     }
 
     /// A response to the leg's INVITE.

@@ -10,6 +10,7 @@ use super::leg::LegPurpose;
 use super::{Call, Next, Waiting};
 use crate::acd::{self, AgentId, CallId, QueueId, RingFailure};
 use crate::config::REGISTERED;
+use crate::storage::{EndReason, QueueOutcome as StoredOutcome};
 use ivr_scripts::{Input, QueueOutcome, SayAs};
 
 pub(in crate::call) struct Queued {
@@ -24,6 +25,7 @@ pub(in crate::call) struct QueueRecord {
     pub agent: Option<String>,
     pub queued_at: Option<DateTime<Utc>>,
     pub agent_answered_at: Option<DateTime<Utc>>,
+    pub outcome: Option<crate::storage::QueueOutcome>,
 }
 
 impl Call {
@@ -167,6 +169,7 @@ impl Call {
             acd::Action::Bridge { agent, .. } => self.bridge(agent),
             acd::Action::Overflow { reason, .. } => {
                 tracing::info!(call = %self.id, ?reason, "queue overflow");
+                self.queue_record.outcome = Some(StoredOutcome::Overflow);
                 self.ctx.acd.leave(self.call_key());
                 self.stop_playback();
                 Next::Resume(Input::QueueResult(QueueOutcome::Overflow))
@@ -207,6 +210,7 @@ impl Call {
             q.moh = None;
         }
         if self.bridge_leg() {
+            self.queue_record.outcome = Some(StoredOutcome::Answered);
             tracing::info!(call = %self.id, %agent, "caller and agent bridged");
             return Next::Resume(Input::QueueResult(QueueOutcome::Answered));
         }
@@ -219,15 +223,22 @@ impl Call {
             .input(acd::Input::CallEnded { call: call.clone() });
         self.ctx.acd.leave(call);
         self.waiting = Waiting::Nothing;
+        self.queue_record.outcome = Some(StoredOutcome::Failed);
         Next::Resume(Input::QueueResult(QueueOutcome::Failed(
             "the media bridge to the agent failed".into(),
         )))
     }
 
     /// The caller's side is over: tell the ACD and release the agent leg.
-    pub(super) fn leave_queue(&mut self) {
+    pub(super) fn leave_queue(&mut self, reason: EndReason) {
         if !matches!(self.waiting, Waiting::Queue(_)) {
             return;
+        }
+        if self.queue_record.outcome.is_none() {
+            self.queue_record.outcome = Some(match reason {
+                EndReason::CallerHangup | EndReason::Cancelled => StoredOutcome::Abandoned,
+                _ => StoredOutcome::Failed,
+            });
         }
         let call = self.call_key();
         // Answered by an agent (whoever hung up first) or abandoned while waiting.
