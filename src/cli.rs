@@ -120,6 +120,29 @@ enum Command {
         #[command(subcommand)]
         command: AgentCommand,
     },
+    /// Queue statistics per interval (offered, answered, abandoned, service level, ASA,
+    /// AHT, longest wait), computed from the persisted ACD events.
+    Stats {
+        #[command(flatten)]
+        at: Where,
+        /// One queue (default: every queue with calls in the period).
+        #[arg(long)]
+        queue: Option<String>,
+        /// Start: RFC 3339, or a span back from now (15m, 24h, 7d).
+        #[arg(long, default_value = "24h")]
+        since: String,
+        /// End (default: now), same forms as --since.
+        #[arg(long)]
+        until: Option<String>,
+        /// Cut the period in intervals of this length (15m, 1h, 1d; default: one interval).
+        #[arg(long)]
+        interval: Option<String>,
+        /// Service-level threshold (default: each queue's `service_level`, else 20s).
+        #[arg(long)]
+        threshold: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Check the engine for a monitoring system (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
     Health {
         /// Configuration whose SIP address is probed (default: the embedded default's).
@@ -336,6 +359,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     v["commit_index"],
                     v["applied_index"]
                 );
+                println!(
+                    "role since {}  role changes {}",
+                    v["role_since"].as_str().unwrap_or("?"),
+                    v["role_changes"]
+                );
                 print_table(
                     &v["members"],
                     false,
@@ -350,6 +378,43 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Stats {
+            at,
+            queue,
+            since,
+            until,
+            interval,
+            threshold,
+            json,
+        } => {
+            let now = chrono::Utc::now();
+            let span = |flag: &str,
+                        v: Option<String>|
+             -> anyhow::Result<Option<std::time::Duration>> {
+                v.map(|s| {
+                    crate::stats::parse_span(&s)
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| {
+                            anyhow::anyhow!("{flag}: `{s}` is not a duration (90s, 15m, 1h, 1d)")
+                        })
+                })
+                .transpose()
+            };
+            let query = crate::stats::StatsQuery {
+                queue,
+                since: crate::stats::parse_time(&since, now).context("--since")?,
+                until: match until {
+                    Some(u) => crate::stats::parse_time(&u, now).context("--until")?,
+                    None => now,
+                },
+                interval: span("--interval", interval)?,
+                threshold: span("--threshold", threshold)?,
+                thresholds: stats_thresholds(&at),
+                json,
+            };
+            let data_dir = data_dir_of(&at)?;
+            runtime()?.block_on(crate::stats::print_stats(&data_dir, query))
         }
         Command::Queue {
             command: QueueCommand::List { at, json },
@@ -614,6 +679,25 @@ fn load_config(at: &Where) -> anyhow::Result<EngineConfig> {
     Ok(config)
 }
 
+/// Each configured queue's service-level threshold: from `--config`, else from the
+/// embedded default written in the data directory, else none.
+fn stats_thresholds(at: &Where) -> std::collections::HashMap<String, std::time::Duration> {
+    let file = match (&at.config, &at.data_dir) {
+        (Some(f), _) => Some(f.clone()),
+        (None, Some(d)) => Some(d.join("default/svi.toml")).filter(|f| f.exists()),
+        (None, None) => None,
+    };
+    file.and_then(|f| EngineConfig::load(&f).ok())
+        .map(|c| {
+            c.acd
+                .queues
+                .iter()
+                .map(|q| (q.id.as_str().to_string(), q.service_level))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The data directory alone, without writing the embedded samples out.
 fn data_dir_of(at: &Where) -> anyhow::Result<PathBuf> {
     if let Some(d) = &at.data_dir {
@@ -627,6 +711,7 @@ fn data_dir_of(at: &Where) -> anyhow::Result<PathBuf> {
 
 async fn run_engine(config: EngineConfig) -> anyhow::Result<ExitCode> {
     let cluster = crate::ha::ha_config(&config)?;
+    let alarms = crate::ha::alarm_webhook(&config)?;
     if cluster.is_witness() {
         anyhow::bail!(
             "{}: this node is the witness: run it with `svi witness`",
@@ -634,7 +719,7 @@ async fn run_engine(config: EngineConfig) -> anyhow::Result<ExitCode> {
         );
     }
     let storage = Storage::open(&config.data_dir).await?;
-    let (node, replication) = crate::ha::start(cluster, storage.clone()).await?;
+    let (node, replication) = crate::ha::start(cluster, storage.clone(), alarms).await?;
     let engine = engine::Engine::start_with(config, storage, replication).await?;
     wait_for_signal().await;
     tracing::info!("shutting down");
@@ -644,7 +729,8 @@ async fn run_engine(config: EngineConfig) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_witness(config: EngineConfig) -> anyhow::Result<ExitCode> {
-    let node = crate::ha::witness(crate::ha::ha_config(&config)?).await?;
+    let cluster = crate::ha::ha_config(&config)?;
+    let node = crate::ha::witness(cluster, crate::ha::alarm_webhook(&config)?).await?;
     tracing::info!("witness ready");
     wait_for_signal().await;
     node.shutdown().await;

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use engine::config::EngineConfig;
-use engine::replication::{BoxFuture, HaControl, RecordWriter, Replication};
+use engine::alarm::Webhook;
+use engine::replication::{BoxFuture, HaControl, RecordWriter, Replication, ServingLease};
 use engine::storage::CallRecord;
-use ha::{Command, HaConfig, HaNode, MemberKind, NodeInfo, Role, Secret, Timings};
+use ha::{Command, HaConfig, HaNode, Lease, MemberKind, NodeInfo, Role, Secret, Timings};
 use serde::Deserialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +28,8 @@ struct RawHa {
     election_timeout_min_ms: Option<u64>,
     election_timeout_max_ms: Option<u64>,
     lease_ms: Option<u64>,
+    /// URL to POST a JSON event to on every role change (alarms).
+    alarm_webhook: Option<String>,
     #[serde(default)]
     members: Vec<RawMember>,
 }
@@ -41,15 +44,68 @@ struct RawMember {
     kind: Option<String>,
 }
 
+fn raw_ha(config: &EngineConfig, table: &toml::Table) -> anyhow::Result<RawHa> {
+    let file = config.file.display();
+    toml::Value::Table(table.clone())
+        .try_into()
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("{file}: ha: {}", e.message()))
+}
+
+/// `ha.alarm_webhook`, checked: an http(s) URL (an error names the key).
+pub fn alarm_webhook(config: &EngineConfig) -> anyhow::Result<Option<Webhook>> {
+    let Some(table) = &config.ha else {
+        return Ok(None);
+    };
+    let Some(url) = raw_ha(config, table)?.alarm_webhook else {
+        return Ok(None);
+    };
+    Webhook::new(&url)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("{}: ha.alarm_webhook: {e}", config.file.display()))
+}
+
+/// Raises every role change of `node` as an alarm: the `ha` crate already logs it at warn;
+/// this posts it to the webhook, if any. The webhook sends from its own task, so a slow
+/// receiver never holds a role change (the role watch is updated before the event is sent).
+fn forward_alarms(node: &HaNode, webhook: Option<Webhook>) {
+    let Some(webhook) = webhook else { return };
+    let mut events = node.events();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(ev) => webhook.send(serde_json::json!({
+                    "node": ev.node,
+                    "from": ev.from,
+                    "to": ev.to,
+                    "term": ev.term,
+                    "leader": ev.leader,
+                    "at": ev.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                })),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "alarm webhook: role events were dropped");
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+}
+
+/// The lease as the engine's decision-time check sees it.
+struct LeaseCheck(Arc<Lease>);
+
+impl ServingLease for LeaseCheck {
+    fn valid_now(&self) -> bool {
+        self.0.valid_now()
+    }
+}
+
 /// The cluster configuration: `[ha]` when present, else a one-voter cluster (same path).
 pub fn ha_config(config: &EngineConfig) -> anyhow::Result<HaConfig> {
     let file = config.file.display().to_string();
     let Some(table) = &config.ha else {
         return Ok(HaConfig::single(1, config.data_dir.clone()));
     };
-    let raw: RawHa = toml::Value::Table(table.clone())
-        .try_into()
-        .map_err(|e: toml::de::Error| anyhow::anyhow!("{file}: ha: {}", e.message()))?;
+    let raw = raw_ha(config, table)?;
     let secret = match (&raw.secret, &raw.secret_env) {
         (Some(s), None) => s.clone(),
         (None, Some(var)) => std::env::var(var).with_context(|| {
@@ -98,53 +154,71 @@ pub fn ha_config(config: &EngineConfig) -> anyhow::Result<HaConfig> {
     Ok(cfg)
 }
 
-/// Call records go through the replicated log. A record whose call ended while this node
-/// was not active (or during a leader change) is kept and retried, so it is not lost.
+/// Call records and documents (ACD events...) go through the replicated log. A write made
+/// while this node was not active (or during a leader change) is kept and retried, so it
+/// is not lost.
 struct HaWriter {
-    queue: mpsc::UnboundedSender<CallRecord>,
+    queue: mpsc::UnboundedSender<Command>,
 }
 
-impl RecordWriter for HaWriter {
-    fn write_call(&self, record: CallRecord) -> BoxFuture<'_, Result<(), String>> {
+impl HaWriter {
+    fn send(&self, command: Command) -> BoxFuture<'_, Result<(), String>> {
         let r = self
             .queue
-            .send(record)
+            .send(command)
             .map_err(|_| "the replicated writer stopped".to_string());
         Box::pin(async move { r })
     }
 }
 
-/// Records proposed at once: the raft core batches concurrent proposals into one log
+impl RecordWriter for HaWriter {
+    fn write_call(&self, record: CallRecord) -> BoxFuture<'_, Result<(), String>> {
+        self.send(Command::InsertCall(Box::new(record)))
+    }
+
+    fn put_doc(
+        &self,
+        collection: String,
+        key: String,
+        value: serde_json::Value,
+    ) -> BoxFuture<'_, Result<(), String>> {
+        self.send(Command::Put {
+            collection,
+            key,
+            value,
+        })
+    }
+}
+
+/// Commands proposed at once: the raft core batches concurrent proposals into one log
 /// append (one fsync), which a sequential writer would pay per record (~400/s measured).
 const IN_FLIGHT: usize = 64;
 
-/// Proposes records, up to `IN_FLIGHT` at a time; retries each for up to ten minutes (a
+/// Proposes commands, up to `IN_FLIGHT` at a time; retries each for up to ten minutes (a
 /// failover takes seconds).
-async fn write_records(node: Arc<HaNode>, mut queue: mpsc::UnboundedReceiver<CallRecord>) {
+async fn write_records(node: Arc<HaNode>, mut queue: mpsc::UnboundedReceiver<Command>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
-    while let Some(record) = queue.recv().await {
+    while let Some(command) = queue.recv().await {
         let Ok(permit) = slots.clone().acquire_owned().await else {
             return;
         };
         let node = node.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let id = record.id.clone();
+            // The Debug form names the kind and key only (records hold personal data).
+            let what = format!("{command:?}");
             let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
             let mut delay = Duration::from_millis(100);
             loop {
-                match node
-                    .propose(Command::InsertCall(Box::new(record.clone())))
-                    .await
-                {
+                match node.propose(command.clone()).await {
                     Ok(_) => break,
                     Err(e) if tokio::time::Instant::now() < deadline => {
-                        tracing::debug!(call = %id, error = %e, "call record not replicated yet; retrying");
+                        tracing::debug!(%what, error = %e, "write not replicated yet; retrying");
                         tokio::time::sleep(delay).await;
                         delay = (delay * 2).min(Duration::from_secs(5));
                     }
                     Err(e) => {
-                        tracing::error!(call = %id, error = %e, "call record could not be replicated; dropped");
+                        tracing::error!(%what, error = %e, "write could not be replicated; dropped");
                         break;
                     }
                 }
@@ -186,24 +260,27 @@ fn serving(node: &HaNode) -> watch::Receiver<bool> {
 pub async fn start(
     cfg: HaConfig,
     storage: engine::storage::Storage,
+    alarms: Option<Webhook>,
 ) -> anyhow::Result<(Arc<HaNode>, Replication)> {
     let node = Arc::new(
         HaNode::start_with_storage(cfg, storage)
             .await
             .context("starting the replicated state")?,
     );
+    forward_alarms(&node, alarms);
     let (queue, rx) = mpsc::unbounded_channel();
     tokio::spawn(write_records(node.clone(), rx));
     let replication = Replication {
         writer: Arc::new(HaWriter { queue }),
         active: serving(&node),
+        lease: Some(Arc::new(LeaseCheck(node.lease()))),
         control: Some(Arc::new(Control(node.clone()))),
     };
     Ok((node, replication))
 }
 
 /// The witness: a voter with no telephony, only the control socket for `svi ha status`.
-pub async fn witness(cfg: HaConfig) -> anyhow::Result<Arc<HaNode>> {
+pub async fn witness(cfg: HaConfig, alarms: Option<Webhook>) -> anyhow::Result<Arc<HaNode>> {
     if !cfg.is_witness() {
         bail!(
             "ha.node_id {} is not a `witness` member in ha.members",
@@ -212,6 +289,7 @@ pub async fn witness(cfg: HaConfig) -> anyhow::Result<Arc<HaNode>> {
     }
     let data_dir = cfg.data_dir.clone();
     let node = Arc::new(HaNode::start(cfg).await.context("starting the witness")?);
+    forward_alarms(&node, alarms);
     tokio::spawn(engine::control::serve(
         data_dir,
         None,

@@ -5,6 +5,7 @@ mod cli;
 mod embedded;
 mod ha;
 mod health;
+mod stats;
 
 use std::process::ExitCode;
 

@@ -1,14 +1,20 @@
 //! The ACD driver: one task owns the sans-IO `acd::Acd`, feeds it inputs (from call actors,
 //! the agent registrar and the CLI) and the time, and routes each action to the call actor
-//! it concerns. ACD events are logged (and will be persisted with the call records).
+//! it concerns. ACD events are logged and persisted through the replicated writer, in
+//! batches, as documents of the `acd_events` collection: `svi stats` computes the queue
+//! statistics from them.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::acd::{Acd, AcdConfig, AcdError, Action, AgentSnapshot, CallId, Input, QueueSnapshot};
+use crate::acd::{
+    Acd, AcdConfig, AcdError, AcdEvent, Action, AgentSnapshot, CallId, Input, QueueSnapshot,
+};
+use crate::replication::RecordWriter;
 
 pub enum AcdCommand {
     Input(Input),
@@ -88,14 +94,71 @@ fn call_of(a: &Action) -> &CallId {
 }
 
 /// Builds the ACD from the configuration (refusing an invalid one) and starts its task.
-pub fn start(config: AcdConfig) -> Result<AcdHandle, AcdError> {
+/// The collection of the persisted ACD events; keys sort by time
+/// (`<first event's unix ms, 13 digits>-<node>-<batch number>`).
+pub const EVENTS_COLLECTION: &str = "acd_events";
+
+/// How long events gather before their batch is written, and the most in one batch.
+const EVENT_BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(250);
+const EVENT_BATCH_MAX: usize = 500;
+
+pub fn start(
+    config: AcdConfig,
+    writer: Arc<dyn RecordWriter>,
+    node: String,
+) -> Result<AcdHandle, AcdError> {
     let acd = Acd::new(Instant::now().into_std(), SystemTime::now(), config)?;
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(acd, rx));
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    tokio::spawn(persist_events(writer, node, events_rx));
+    tokio::spawn(run(acd, rx, events_tx));
     Ok(AcdHandle { tx })
 }
 
-async fn run(mut acd: Acd, mut commands: mpsc::UnboundedReceiver<AcdCommand>) {
+/// Writes the ACD's events in batches (one replicated write per batch).
+async fn persist_events(
+    writer: Arc<dyn RecordWriter>,
+    node: String,
+    mut events: mpsc::UnboundedReceiver<AcdEvent>,
+) {
+    let mut batch_no: u64 = 0;
+    while let Some(first) = events.recv().await {
+        let mut batch = vec![first];
+        let window = tokio::time::sleep(EVENT_BATCH_WINDOW);
+        tokio::pin!(window);
+        while batch.len() < EVENT_BATCH_MAX {
+            tokio::select! {
+                ev = events.recv() => match ev {
+                    Some(ev) => batch.push(ev),
+                    None => break,
+                },
+                _ = &mut window => break,
+            }
+        }
+        batch_no += 1;
+        let key = format!(
+            "{:013}-{node}-{batch_no:08}",
+            batch[0].at.as_unix_ms()
+        );
+        match serde_json::to_value(&batch) {
+            Ok(value) => {
+                if let Err(e) = writer
+                    .put_doc(EVENTS_COLLECTION.to_string(), key, value)
+                    .await
+                {
+                    tracing::error!(error = %e, events = batch.len(), "ACD events not persisted");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "ACD events not serialisable"),
+        }
+    }
+}
+
+async fn run(
+    mut acd: Acd,
+    mut commands: mpsc::UnboundedReceiver<AcdCommand>,
+    persist: mpsc::UnboundedSender<AcdEvent>,
+) {
     let mut calls: HashMap<CallId, mpsc::UnboundedSender<Action>> = HashMap::new();
     loop {
         let timer = async {
@@ -145,6 +208,7 @@ async fn run(mut acd: Acd, mut commands: mpsc::UnboundedReceiver<AcdCommand>) {
         }
         while let Some(ev) = acd.poll_event() {
             tracing::info!(event = ?ev.kind, "acd");
+            let _ = persist.send(ev);
         }
     }
 }

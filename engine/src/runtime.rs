@@ -145,7 +145,12 @@ impl Engine {
                 source,
             })?;
 
-        let acd = crate::contact_center::start(config.acd.clone()).map_err(|source| {
+        let acd = crate::contact_center::start(
+            config.acd.clone(),
+            replication.writer.clone(),
+            config.node_name.clone(),
+        )
+        .map_err(|source| {
             EngineError::Acd {
                 file: config.file.display().to_string(),
                 source,
@@ -204,7 +209,7 @@ impl Engine {
             ctx,
             active_tx,
             agents,
-            replication.active.clone(),
+            replication.serving(),
         );
         let mut tasks = vec![sip_task, tokio::spawn(dispatcher.run(events, control_rx))];
         tasks.push(tokio::spawn(crate::control::serve(

@@ -305,7 +305,7 @@ pub(crate) fn count(
 }
 
 /// Parses `500ms`, `5s`, `2m`, `1h` or a bare number of seconds.
-pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
+pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (number, unit) = s.split_at(split);

@@ -42,6 +42,7 @@ pub mod say;
 mod yaml;
 
 pub use compile::compile;
+pub use decode::parse_duration;
 pub use context::{Catalog, CheckContext, CheckContextBuilder};
 pub use diagnostic::{Code, Diagnostic, Pos, Severity};
 pub use expr::{

@@ -78,6 +78,49 @@ fn a_queued_call_is_bridged_to_a_registered_agent() {
     assert!(engine
         .wait_log("caller and agent bridged", Duration::from_secs(1))
         .is_some());
+
+    // The statistics come from the persisted ACD events (written in batches).
+    let stats = wait_stats(&engine, "support", |s| s["handled"] == 1);
+    assert_eq!(
+        (&stats["offered"], &stats["answered"], &stats["abandoned"]),
+        (&1.into(), &1.into(), &0.into()),
+        "{stats:#}"
+    );
+    let asa = stats["average_speed_of_answer"].as_u64().expect("ASA");
+    assert!(
+        (asa as i64 - wait).abs() < 1000,
+        "ASA {asa} ms, wait {wait} ms"
+    );
+    let aht = stats["average_handle_time"].as_u64().expect("AHT");
+    assert!(
+        aht as i64 >= talked - 1000,
+        "AHT {aht} ms, talk {talked} ms"
+    );
+}
+
+/// `svi stats --queue Q --since 1h --json` once `done` holds for its single interval.
+fn wait_stats(
+    engine: &EngineProc,
+    queue: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, text) = svi(
+            engine,
+            &["stats", "--queue", queue, "--since", "1h", "--json"],
+        );
+        assert_eq!(code, 0, "{text}");
+        let rows: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        let row = rows[0].clone();
+        if done(&row) {
+            return row;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "statistics never matched: {row:#}"
+        );
+    }
 }
 
 fn svi(engine: &EngineProc, args: &[&str]) -> (i32, String) {
@@ -316,4 +359,14 @@ fn past_its_max_wait_a_call_overflows_to_the_flow() {
     );
     assert!(engine.log_text().contains("queue overflow"));
     assert_eq!(call["queue_outcome"], "overflow", "{call:#}");
+    let stats = wait_stats(&engine, "support", |s| s["overflowed"] == 1);
+    assert_eq!(
+        (&stats["offered"], &stats["answered"]),
+        (&1.into(), &0.into()),
+        "{stats:#}"
+    );
+    assert!(
+        stats["longest_wait"].as_u64().unwrap_or(0) >= 2000,
+        "{stats:#}"
+    );
 }

@@ -63,6 +63,7 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE calls ADD COLUMN recording_sha256 TEXT;
     ALTER TABLE calls ADD COLUMN recording_ms INTEGER;
     CREATE INDEX calls_queue ON calls(queue, ended_at);",
+    raft::RAFT_SCHEMA,
 ];
 
 #[derive(Clone, Debug)]

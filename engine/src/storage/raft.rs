@@ -27,8 +27,9 @@ use sqlx::{Connection, Row};
 
 use super::{CallRecord, Storage, StorageError};
 
-/// Created on first use; the lead may fold it into `MIGRATIONS` (it uses IF NOT EXISTS).
-const RAFT_SCHEMA: &str = "
+/// Part of the schema `MIGRATIONS` (step 4), and created again on first use by databases
+/// opened only as a state machine (IF NOT EXISTS).
+pub(super) const RAFT_SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS raft_sm_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
     CREATE TABLE IF NOT EXISTS replicated_docs (
         collection TEXT NOT NULL,
@@ -102,15 +103,7 @@ impl Storage {
                     collection,
                     key,
                     value,
-                }) => sqlx::query(
-                    "INSERT OR REPLACE INTO replicated_docs (collection, key, value) VALUES (?,?,?)",
-                )
-                .bind(collection)
-                .bind(key)
-                .bind(value)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected(),
+                }) => put_doc_on(&mut tx, collection, key, value).await?,
                 Some(RaftOp::DeleteDoc { collection, key }) => {
                     sqlx::query("DELETE FROM replicated_docs WHERE collection = ? AND key = ?")
                         .bind(collection)
@@ -131,6 +124,48 @@ impl Storage {
         }
         tx.commit().await?;
         Ok(changed)
+    }
+
+    /// Writes one document directly (an engine without replication).
+    pub async fn put_doc(
+        &self,
+        collection: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), StorageError> {
+        let mut conn = self.pool.acquire().await?;
+        put_doc_on(&mut conn, collection, key, value).await?;
+        Ok(())
+    }
+
+    /// The documents of `collection` whose keys are in `[from, to)`, in key order. An
+    /// empty list when nothing was ever written there.
+    pub async fn docs_in_range(
+        &self,
+        collection: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<(String, String)>, StorageError> {
+        let exists: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'replicated_docs'",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        if exists.is_none() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT key, value FROM replicated_docs WHERE collection = ? AND key >= ? AND key < ?
+             ORDER BY key",
+        )
+        .bind(collection)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
+            .collect()
     }
 
     /// A replicated document (JSON text), if present.
@@ -267,6 +302,25 @@ async fn put_meta(db: &mut SqliteConnection, key: &str, value: &[u8]) -> Result<
         .execute(&mut *db)
         .await?;
     Ok(())
+}
+
+/// Upserts a document (JSON text) on a connection or transaction (`Storage::put_doc` and
+/// the state machine's batch both use it).
+pub(super) async fn put_doc_on(
+    db: &mut SqliteConnection,
+    collection: &str,
+    key: &str,
+    value: &str,
+) -> Result<u64, StorageError> {
+    let done = sqlx::query(
+        "INSERT OR REPLACE INTO replicated_docs (collection, key, value) VALUES (?,?,?)",
+    )
+    .bind(collection)
+    .bind(key)
+    .bind(value)
+    .execute(&mut *db)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// Inserts a call record on a connection or transaction (`Storage::insert_call` and the
