@@ -370,3 +370,133 @@ fn past_its_max_wait_a_call_overflows_to_the_flow() {
         "{stats:#}"
     );
 }
+
+/// The IPBX: challenges the engine's INVITE (401, digest; sipp checks only `Authorization`), checks the credentials of the
+/// trunk, then the agent's extension answers; BYE at the end.
+fn pbx_extension_xml(username: &str, password: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="pbx extension">
+  <recv request="INVITE"/>
+  <send><![CDATA[
+SIP/2.0 401 Unauthorized
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]pbx[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+WWW-Authenticate: Digest realm="pbx.test", nonce="4f8a2c1d9e7b", algorithm=MD5
+Content-Length: 0
+
+]]></send>
+  <recv request="ACK"/>
+  <recv request="INVITE">
+    <action>
+      <verifyauth assign_to="authvalid" username="{username}" password="{password}"/>
+    </action>
+  </recv>
+  <nop hide="true" test="authvalid" next="good"/>
+  <send><![CDATA[
+SIP/2.0 403 Forbidden
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]pbx2[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <recv request="ACK" next="end"/>
+  <label id="good"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]pbx2[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:2001@[local_ip]:[local_port]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=pbx 1 1 IN IP4 [local_ip]
+s=-
+c=IN IP4 [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 8
+a=rtpmap:8 PCMA/8000
+]]></send>
+  <recv request="ACK"/>
+  <recv request="BYE" timeout="30000"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <label id="end"/>
+</scenario>
+"#
+    )
+}
+
+#[test]
+fn an_agent_behind_the_ipbx_is_rung_through_the_trunk_with_its_credentials() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let pbx_port = free_sip_port();
+    let extra = format!(
+        "[[trunks]]\nname = \"ipbx\"\nregistrar = \"sip:127.0.0.1:{pbx_port}\"\n\
+         username = \"svi\"\npassword = \"trunk-secret\"\nregister = false\n\
+         [[agents]]\nid = \"2001\"\nname = \"Desk 2001\"\ncontact = \"2001\"\n"
+    );
+    let config = svi_tests::config::write(
+        dir.path(),
+        &[("demo", svi_tests::config::sample_flow("demo").as_str())],
+        &extra,
+    );
+    let engine = EngineProc::start(EngineOptions {
+        config: Some(config),
+        ..EngineOptions::default()
+    });
+    let pbx_dir = dir.path().to_path_buf();
+    let pbx = std::thread::spawn(move || {
+        let mut s = Sipp::new(pbx_extension_xml("svi", "trunk-secret"))
+            .arg("-p")
+            .arg(pbx_port.to_string())
+            .calls(1)
+            .with_media();
+        s.timeout = Duration::from_secs(30);
+        s.run(&pbx_dir, None)
+    });
+    assert_eq!(svi(&engine, &["agent", "login", "2001"]).0, 0);
+    let mut caller = Caller::new(Codec::Pcma).dtmf(
+        prompt_len("welcome") + Duration::from_secs(1),
+        Dtmf::Info('2'),
+    );
+    caller.hangup_after = Some(Duration::from_secs(3));
+    let run = Sipp::new(caller.xml())
+        .calls(1)
+        .with_media()
+        .run(dir.path(), Some(engine.sip));
+    assert!(run.success(), "{}\n{}", run.report(), engine.log_text());
+    let pbx = pbx.join().expect("pbx");
+    assert!(pbx.success(), "{}\n{}", pbx.report(), engine.log_text());
+    let calls = engine.wait_calls(1, Duration::from_secs(10));
+    let call = &calls[0];
+    assert_eq!(call["agent"], "2001", "{call:#}\n{}", pbx.messages());
+    assert_eq!(call["queue_outcome"], "answered", "{call:#}");
+    let messages = pbx.messages();
+    assert!(
+        messages.contains("INVITE sip:2001@127.0.0.1"),
+        "the agent's extension at the PBX: {messages}"
+    );
+    assert!(
+        messages.contains("Authorization: Digest") && !messages.contains("403 Forbidden"),
+        "the PBX accepted the trunk's credentials: {messages}"
+    );
+}

@@ -721,7 +721,7 @@ impl Call {
             };
             next = tokio::select! {
                 input = inputs.recv() => match input {
-                    Some(CallInput::Sip(ev)) => self.sip_event(*ev),
+                    Some(CallInput::Sip(ev)) => self.sip_event(*ev).await,
                     Some(CallInput::Shutdown) | None => {
                         if self.answered_at.is_none() {
                             self.reject(503, Some("shutting down".into()));
@@ -871,7 +871,7 @@ impl Call {
         }
     }
 
-    fn sip_event(&mut self, ev: SipEvent) -> Next {
+    async fn sip_event(&mut self, ev: SipEvent) -> Next {
         match ev {
             SipEvent::Request { tx, request, .. } if self.is_leg_request(&request) => {
                 self.leg_request(tx, request)
@@ -890,7 +890,7 @@ impl Call {
                 Next::End(EndReason::AckTimeout)
             }
             SipEvent::Response { tx, response } if self.is_leg_tx(tx) => {
-                self.leg_response(tx, response)
+                self.leg_response(tx, response).await
             }
             SipEvent::Timeout { tx, .. } if self.is_leg_tx(tx) => self.leg_timeout(tx),
             SipEvent::Response { tx, response } => match &self.waiting {

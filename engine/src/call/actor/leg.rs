@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use chrono::Utc;
+use sip::auth::{parse_challenges, random_cnonce, ChallengeKind, DigestClient, DigestRequest};
 use sip::dialog::Dialog;
 use sip::endpoint::{new_call_id, new_tag, ClientTxId, Peer, ServerTxId, Transport};
 use sip::message::{HeaderName, Method, NameAddr, Request, Response, SipMessage, Uri};
@@ -49,7 +50,22 @@ pub(in crate::call) struct Leg {
     sdp: SdpSession,
     pub media: MediaHandle,
     pub events: mpsc::Receiver<MediaEvent>,
+    /// Credentials of the trunk the leg goes through (the PBX may challenge the INVITE).
+    digest: Option<DigestClient>,
+    challenges: u8,
 }
+
+/// Where a leg goes: the request URI, the next hop, and the trunk's credentials when the
+/// call goes through the PBX.
+pub(super) struct LegTarget {
+    pub uri: Uri,
+    pub peer: Peer,
+    pub digest: Option<DigestClient>,
+}
+
+/// Challenges answered per leg before giving up (a second one for the same realm means the
+/// password is wrong).
+const MAX_CHALLENGES: u8 = 2;
 
 /// Answers a re-INVITE or UPDATE from `session`: our SDP answer (and what it negotiated), or
 /// our offer when the request had none (RFC 3264 §8.4 lets either side offer).
@@ -90,11 +106,11 @@ impl Call {
         if self.leg.is_some() {
             return failed("the call already has a second leg".into());
         }
-        let (uri, peer) = match self.transfer_target(&target) {
+        let to = match self.transfer_target(&target) {
             Ok(t) => t,
             Err(e) => return failed(format!("transfer target `{target}`: {e}")),
         };
-        if let Err(e) = self.place_leg(uri, peer, LegPurpose::Transfer).await {
+        if let Err(e) = self.place_leg(to, LegPurpose::Transfer).await {
             return failed(e);
         }
         let ringback = self.play_ringback();
@@ -106,22 +122,19 @@ impl Call {
     }
 
     /// The URI and next hop of a transfer target: a SIP URI as given; an agent's extension
-    /// at its registered phone; any other number through the PBX the call came from.
-    fn transfer_target(&self, target: &str) -> Result<(Uri, Peer), String> {
+    /// at its registered phone; any other number through the PBX.
+    fn transfer_target(&self, target: &str) -> Result<LegTarget, String> {
         if target.starts_with("sip:") || target.starts_with("sips:") {
             let uri = Uri::parse(target).map_err(|e| e.to_string())?;
             let peer = self.leg_peer(&uri)?;
-            return Ok((uri, peer));
+            return Ok(LegTarget {
+                uri,
+                peer,
+                digest: None,
+            });
         }
         if target.starts_with("tel:") {
             return Err("tel: URIs need a SIP URI or a number to route through the PBX".into());
-        }
-        if target.is_empty()
-            || !target
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+*#-._".contains(c))
-        {
-            return Err("not a number, an extension or a SIP URI".into());
         }
         let registered = self
             .ctx
@@ -131,16 +144,13 @@ impl Call {
             .and_then(|c| c.first().cloned());
         if let Some(uri) = registered {
             let peer = self.leg_peer(&uri)?;
-            return Ok((uri, peer));
+            return Ok(LegTarget {
+                uri,
+                peer,
+                digest: None,
+            });
         }
-        let pbx = self.from.addr;
-        let uri = Uri::parse(&format!(
-            "sip:{target}@{}:{}",
-            crate::call::signalling::host(pbx.ip()),
-            pbx.port()
-        ))
-        .map_err(|e| e.to_string())?;
-        Ok((uri, self.from))
+        self.via_pbx(target)
     }
 
     fn play_ringback(&mut self) -> Option<u64> {
@@ -181,6 +191,128 @@ impl Call {
         )))
     }
 
+    /// A number dialled through the PBX: `sip:<number>@<first trunk's registrar>` with that
+    /// trunk's credentials; without a trunk, back to the PBX the call came from.
+    pub(super) fn via_pbx(&self, number: &str) -> Result<LegTarget, String> {
+        if number.is_empty()
+            || !number
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+*#-._".contains(c))
+        {
+            return Err(format!(
+                "`{number}` is not a number, an extension or a SIP URI"
+            ));
+        }
+        let Some(trunk) = self.ctx.config.trunks.first() else {
+            let pbx = self.from.addr;
+            let uri = Uri::parse(&format!(
+                "sip:{number}@{}:{}",
+                crate::call::signalling::host(pbx.ip()),
+                pbx.port()
+            ))
+            .map_err(|e| e.to_string())?;
+            return Ok(LegTarget {
+                uri,
+                peer: self.from,
+                digest: None,
+            });
+        };
+        let registrar = Uri::parse(&trunk.registrar)
+            .map_err(|e| format!("trunk `{}` registrar: {e}", trunk.name))?;
+        let peer = self
+            .leg_peer(&registrar)
+            .map_err(|e| format!("trunk `{}`: {e}", trunk.name))?;
+        let host = registrar
+            .as_sip()
+            .map(|u| u.host.clone())
+            .unwrap_or_default();
+        let uri = Uri::parse(&format!("sip:{number}@{host}:{}", peer.addr.port()))
+            .map_err(|e| e.to_string())?;
+        Ok(LegTarget {
+            uri,
+            peer,
+            digest: Some(DigestClient::new(
+                trunk.auth_username.clone(),
+                trunk.password.clone(),
+            )),
+        })
+    }
+
+    /// The PBX challenged the leg's INVITE (401/407): the same INVITE again, with
+    /// credentials, in a new transaction. False when there is nothing (more) to answer with.
+    async fn answer_leg_challenge(&mut self, response: &Response) -> bool {
+        let Some(leg) = self.leg.as_mut() else {
+            return false;
+        };
+        let Some(digest) = leg.digest.as_mut() else {
+            return false;
+        };
+        leg.challenges += 1;
+        if leg.challenges > MAX_CHALLENGES {
+            return false;
+        }
+        let (kind, header) = if response.status == 407 {
+            (ChallengeKind::Proxy, HeaderName::ProxyAuthenticate)
+        } else {
+            (ChallengeKind::Www, HeaderName::WwwAuthenticate)
+        };
+        let challenges: Vec<_> = response
+            .headers
+            .get_all(&header)
+            .filter_map(|v| parse_challenges(v).ok())
+            .flatten()
+            .collect();
+        if let Err(e) = digest.on_challenge(kind, &challenges) {
+            tracing::warn!(call = %self.id, error = %e, "the PBX's challenge cannot be answered");
+            return false;
+        }
+        let mut invite = leg.invite.clone();
+        let seq = invite.headers.cseq().map(|c| c.seq + 1).unwrap_or(2);
+        invite
+            .headers
+            .set(HeaderName::CSeq, format!("{seq} INVITE"));
+        invite.headers.remove(&HeaderName::Via);
+        invite.headers.remove(&HeaderName::Authorization);
+        invite.headers.remove(&HeaderName::ProxyAuthorization);
+        invite
+            .headers
+            .push(HeaderName::Via, via(self.ctx.local_sip, leg.peer.transport));
+        let uri = invite.uri.to_string();
+        let request = DigestRequest {
+            method: "INVITE",
+            uri: &uri,
+            body: Some(&invite.body),
+        };
+        match digest.authorize(&request, &random_cnonce()) {
+            Ok(auths) => {
+                for a in auths {
+                    invite.headers.push(
+                        match a.kind {
+                            ChallengeKind::Www => HeaderName::Authorization,
+                            ChallengeKind::Proxy => HeaderName::ProxyAuthorization,
+                        },
+                        a.header_value(),
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(call = %self.id, error = %e, "cannot compute digest credentials");
+                return false;
+            }
+        }
+        match self.ctx.sip.send_request(invite.clone(), leg.peer).await {
+            Ok(tx) => {
+                leg.tx = tx;
+                leg.invite = invite;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(call = %self.id, error = %e, "cannot resend the INVITE");
+                false
+            }
+        }
+    }
+
     /// Where a SIP URI given as contact or target is sent: its host must be an IP literal (no
     /// DNS for contacts) inside `sip.allowed_networks`.
     pub(super) fn leg_peer(&self, uri: &Uri) -> Result<Peer, String> {
@@ -219,10 +351,10 @@ impl Call {
     /// event of this call (see [`Call::leg_response`]).
     pub(super) async fn place_leg(
         &mut self,
-        uri: Uri,
-        peer: Peer,
+        target: LegTarget,
         purpose: LegPurpose,
     ) -> Result<(), String> {
+        let (uri, peer) = (target.uri.clone(), target.peer);
         let allocation = self.ctx.ports.allocate().await.map_err(|e| e.to_string())?;
         let local_ip = match self.ctx.config.rtp.ip {
             ip if ip.is_unspecified() => self.ctx.local_sip.ip(),
@@ -296,6 +428,8 @@ impl Call {
             sdp,
             media,
             events,
+            digest: target.digest,
+            challenges: 0,
         });
         Ok(())
     }
@@ -391,8 +525,14 @@ impl Call {
     }
 
     /// A response to the leg's INVITE.
-    pub(super) fn leg_response(&mut self, tx: ClientTxId, response: Response) -> Next {
-        let Some(leg) = self.leg.as_mut().filter(|l| l.tx == tx) else {
+    pub(super) async fn leg_response(&mut self, tx: ClientTxId, response: Response) -> Next {
+        if !self.leg.as_ref().is_some_and(|l| l.tx == tx) {
+            return Next::Wait;
+        }
+        if matches!(response.status, 401 | 407) && self.answer_leg_challenge(&response).await {
+            return Next::Wait;
+        }
+        let Some(leg) = self.leg.as_mut() else {
             return Next::Wait;
         };
         let purpose = leg.purpose.clone();

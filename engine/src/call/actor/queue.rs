@@ -2,11 +2,10 @@
 //! the ACD picks an agent (see `leg`), bridged on answer.
 
 use chrono::{DateTime, Utc};
-use sip::endpoint::Peer;
 use sip::message::Uri;
 use tokio::sync::mpsc;
 
-use super::leg::LegPurpose;
+use super::leg::{LegPurpose, LegTarget};
 use super::{Call, Next, Waiting};
 use crate::acd::{self, AgentId, CallId, QueueId, RingFailure};
 use crate::config::REGISTERED;
@@ -181,27 +180,45 @@ impl Call {
         }
     }
 
-    /// Where to ring an agent: its registered phone, or the SIP URI configured as contact.
-    fn agent_target(&self, agent: &AgentId, contact: &str) -> Result<(Uri, Peer), String> {
-        let uri = if contact == REGISTERED {
-            let contacts = self.ctx.agent_contacts.borrow();
-            contacts
+    /// Where to ring an agent: its registered phone, its SIP URI, or its extension on the
+    /// PBX (a bare number: through the first trunk, with its credentials).
+    fn agent_target(&self, agent: &AgentId, contact: &str) -> Result<LegTarget, String> {
+        if contact == REGISTERED {
+            let uri = self
+                .ctx
+                .agent_contacts
+                .borrow()
                 .get(agent.as_str())
                 .and_then(|c| c.first().cloned())
-                .ok_or("the agent's phone is not registered")?
-        } else {
-            Uri::parse(contact).map_err(|e| format!("contact: {e}"))?
-        };
-        let peer = self
-            .leg_peer(&uri)
-            .map_err(|e| format!("agent contact: {e}"))?;
-        Ok((uri, peer))
+                .ok_or("the agent's phone is not registered")?;
+            let peer = self
+                .leg_peer(&uri)
+                .map_err(|e| format!("agent contact: {e}"))?;
+            return Ok(LegTarget {
+                uri,
+                peer,
+                digest: None,
+            });
+        }
+        if contact.starts_with("sip:") || contact.starts_with("sips:") {
+            let uri = Uri::parse(contact).map_err(|e| format!("contact: {e}"))?;
+            let peer = self
+                .leg_peer(&uri)
+                .map_err(|e| format!("agent contact: {e}"))?;
+            return Ok(LegTarget {
+                uri,
+                peer,
+                digest: None,
+            });
+        }
+        self.via_pbx(contact)
+            .map_err(|e| format!("agent contact: {e}"))
     }
 
     async fn ring_agent(&mut self, agent: AgentId, contact: &str) -> Result<(), String> {
-        let (uri, peer) = self.agent_target(&agent, contact)?;
+        let target = self.agent_target(&agent, contact)?;
         tracing::info!(call = %self.id, %agent, "ringing the agent");
-        self.place_leg(uri, peer, LegPurpose::Agent(agent)).await
+        self.place_leg(target, LegPurpose::Agent(agent)).await
     }
 
     /// Connects caller and agent.
