@@ -15,10 +15,12 @@
 //! - `replication`: durable writes and the active/standby role, as the engine sees them;
 //! - `storage`: SQLite (the only module that names sqlx): call records;
 //! - `agents`: agent phones registering with the engine (registrar -> ACD login/ready);
-//! - `acl`, `pii`: network allow-lists; personal data kept out of logs.
+//! - `acl`, `pii`: network allow-lists; personal data kept out of logs;
+//! - `alarm`: the alarm webhook (JSON POST, short timeout, retries, never blocking).
 pub mod acd;
 pub mod acl;
 pub mod agents;
+pub mod alarm;
 pub mod call;
 pub mod collect;
 pub mod config;
@@ -29,6 +31,7 @@ pub mod dispatch;
 pub mod flows;
 pub mod media;
 pub mod pii;
+pub mod recording;
 pub mod replication;
 pub mod runtime;
 pub mod storage;

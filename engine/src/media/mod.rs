@@ -19,6 +19,9 @@
 //! The call actor's view: allocate a port pair, `MediaWorkers::open` it with the negotiated
 //! [`MediaParams`], then drive it through the returned [`MediaHandle`] and listen to the
 //! [`MediaEvent`] receiver.
+//! Legs exchange decoded audio through taps and feeds named by a [`Link`]
+//! ([`MediaHandle::add_tap`], [`MediaHandle::add_feed`]): the bridge, call recording and
+//! supervision each use their own key, so they come and go independently.
 
 pub mod codec;
 pub mod dtmf;
@@ -35,7 +38,7 @@ pub use codec::Codec;
 pub use dtmf::{DtmfDigit, DtmfSource};
 pub use ports::{PortAllocator, RtpAllocation};
 pub use prompt::{Prompt, PromptError, PromptStore};
-pub use stream::{MediaCommand, MediaEvent, MediaParams, MediaStats, MediaStream, Transmit};
+pub use stream::{Link, MediaCommand, MediaEvent, MediaParams, MediaStats, MediaStream, Transmit};
 pub use worker::{AudioFeed, AudioTap, MediaHandle, MediaWorkers};
 
 /// Errors of the media runtime (ports, sockets, workers). Prompt files have their own

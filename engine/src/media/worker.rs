@@ -14,6 +14,12 @@
 //!
 //! A call actor holds a [`MediaHandle`]; dropping it closes the command channel, and the
 //! worker then removes the stream and drops its sockets, which frees the port pair.
+//!
+//! Audio links between legs (bridge, recording, supervision) are channels of decoded 20 ms
+//! frames, each named by a [`Link`]: a stream copies every inbound frame to each of its taps
+//! and sends the mix of its feeds ([`super::stream::mix`]). Taps are bounded channels read
+//! with `try_send`: a full one loses the frame (counted in [`MediaStats::tap_dropped`]),
+//! never the worker's time.
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
@@ -31,7 +37,7 @@ use super::dtmf::DtmfDigit;
 use super::ports::RtpAllocation;
 use super::prompt::Prompt;
 use super::stream::{
-    MediaCommand, MediaEvent, MediaParams, MediaStats, MediaStream, DEFAULT_DTMF_DURATION,
+    Link, MediaCommand, MediaEvent, MediaParams, MediaStats, MediaStream, DEFAULT_DTMF_DURATION,
 };
 use super::MediaError;
 
@@ -71,9 +77,17 @@ pub type AudioTap = mpsc::Sender<Vec<i16>>;
 /// Relayed audio a stream sends (the other leg's tap).
 pub type AudioFeed = mpsc::Receiver<Vec<i16>>;
 
+/// Changes to a stream's taps and feeds, applied by the worker at the next tick.
+#[derive(Debug)]
+enum LinkChange {
+    AddTap(Link, AudioTap),
+    RemoveTap(Link),
+    AddFeed(Link, AudioFeed),
+    RemoveFeed(Link),
+}
+
 struct NewStream {
-    taps: mpsc::UnboundedReceiver<Option<AudioTap>>,
-    feeds: mpsc::UnboundedReceiver<Option<AudioFeed>>,
+    links: mpsc::UnboundedReceiver<LinkChange>,
     params: MediaParams,
     allocation: RtpAllocation,
     commands: mpsc::UnboundedReceiver<MediaCommand>,
@@ -138,8 +152,7 @@ impl MediaWorkers {
             .local_addr()
             .map_err(|source| MediaError::Socket { source })?;
         let (command_tx, command_rx) = mpsc::unbounded_channel();
-        let (tap_tx, tap_rx) = mpsc::unbounded_channel();
-        let (feed_tx, feed_rx) = mpsc::unbounded_channel();
+        let (link_tx, link_rx) = mpsc::unbounded_channel();
         let (event_tx, event_rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
         let initial = MediaStats {
             remote: params.remote,
@@ -149,8 +162,7 @@ impl MediaWorkers {
         let worker = self.pick_worker();
         worker.streams.fetch_add(1, Ordering::Relaxed);
         let message = WorkerMessage::Open(Box::new(NewStream {
-            taps: tap_rx,
-            feeds: feed_rx,
+            links: link_rx,
             params,
             allocation,
             commands: command_rx,
@@ -162,8 +174,7 @@ impl MediaWorkers {
             return Err(MediaError::WorkerGone);
         }
         let handle = MediaHandle {
-            taps: tap_tx,
-            feeds: feed_tx,
+            links: link_tx,
             commands: command_tx,
             local_addr,
             stats: stats_rx,
@@ -202,8 +213,7 @@ impl MediaWorkers {
 /// The call actor's side of a media stream. Dropping it ends the stream and frees its ports.
 #[derive(Debug)]
 pub struct MediaHandle {
-    taps: mpsc::UnboundedSender<Option<AudioTap>>,
-    feeds: mpsc::UnboundedSender<Option<AudioFeed>>,
+    links: mpsc::UnboundedSender<LinkChange>,
     commands: mpsc::UnboundedSender<MediaCommand>,
     local_addr: SocketAddr,
     stats: watch::Receiver<MediaStats>,
@@ -248,17 +258,57 @@ impl MediaHandle {
         self.stats.borrow().clone()
     }
 
-    /// Sends every decoded inbound 20 ms frame to `tap` from now on (`None` stops). Frames
-    /// that do not fit in the channel are dropped and counted by the worker: a slow reader
-    /// never stalls the media of other calls.
+    /// Sets (`Some`) or removes (`None`) the tap of [`Link::Relay`]: the bridged peer.
+    /// Same as [`MediaHandle::add_tap`] / [`MediaHandle::remove_tap`] with that key.
     pub fn tap_inbound(&self, tap: Option<AudioTap>) -> Result<(), MediaError> {
-        self.taps.send(tap).map_err(|_| MediaError::WorkerGone)
+        match tap {
+            Some(tap) => self.add_tap(Link::Relay, tap),
+            None => self.remove_tap(Link::Relay),
+        }
     }
 
-    /// Sends the frames of `feed` (another leg's tap) when no prompt plays: the relay of a
-    /// bridged call. `None` stops.
+    /// Sets (`Some`) or removes (`None`) the feed of [`Link::Relay`]: the bridged peer.
+    /// Same as [`MediaHandle::add_feed`] / [`MediaHandle::remove_feed`] with that key.
     pub fn feed_live(&self, feed: Option<AudioFeed>) -> Result<(), MediaError> {
-        self.feeds.send(feed).map_err(|_| MediaError::WorkerGone)
+        match feed {
+            Some(feed) => self.add_feed(Link::Relay, feed),
+            None => self.remove_feed(Link::Relay),
+        }
+    }
+
+    /// Sends a copy of every decoded inbound 20 ms frame to `tap` from the next tick on,
+    /// replacing the tap of the same `link` if any. When the stream had no tap, the audio
+    /// it buffered before is discarded: a consumer starts with the present. Frames that do
+    /// not fit in the channel are dropped and counted ([`MediaStats::tap_dropped`]): a slow
+    /// reader never stalls the media of other calls. A tap whose receiver is dropped is
+    /// removed by the worker.
+    pub fn add_tap(&self, link: Link, tap: AudioTap) -> Result<(), MediaError> {
+        self.change_link(LinkChange::AddTap(link, tap))
+    }
+
+    /// Stops the tap of `link` (nothing happens if there is none).
+    pub fn remove_tap(&self, link: Link) -> Result<(), MediaError> {
+        self.change_link(LinkChange::RemoveTap(link))
+    }
+
+    /// Mixes the frames of `feed` (usually another leg's tap) into what the stream sends
+    /// when no prompt plays, replacing the feed of the same `link` if any (its pending
+    /// audio is kept). Every feed has a small buffer ([`MAX_LIVE_FRAMES`]) that absorbs the
+    /// phase difference between legs. A feed whose sender is dropped plays out what it
+    /// has and is removed.
+    ///
+    /// [`MAX_LIVE_FRAMES`]: super::stream::MAX_LIVE_FRAMES
+    pub fn add_feed(&self, link: Link, feed: AudioFeed) -> Result<(), MediaError> {
+        self.change_link(LinkChange::AddFeed(link, feed))
+    }
+
+    /// Stops the feed of `link` and discards its pending audio.
+    pub fn remove_feed(&self, link: Link) -> Result<(), MediaError> {
+        self.change_link(LinkChange::RemoveFeed(link))
+    }
+
+    fn change_link(&self, change: LinkChange) -> Result<(), MediaError> {
+        self.links.send(change).map_err(|_| MediaError::WorkerGone)
     }
 
     /// A receiver notified at every stats snapshot.
@@ -284,11 +334,11 @@ struct Slot {
     stats: watch::Sender<MediaStats>,
     events_dropped: u64,
     ticks: u32,
-    taps: mpsc::UnboundedReceiver<Option<AudioTap>>,
-    tap: Option<AudioTap>,
+    links: mpsc::UnboundedReceiver<LinkChange>,
+    /// A handful at most (relay, recorder, supervisor): vectors beat maps.
+    taps: Vec<(Link, AudioTap)>,
     tap_dropped: u64,
-    feeds: mpsc::UnboundedReceiver<Option<AudioFeed>>,
-    feed: Option<AudioFeed>,
+    feeds: Vec<(Link, AudioFeed)>,
 }
 
 impl Slot {
@@ -301,56 +351,82 @@ impl Slot {
             stats: new.stats,
             events_dropped: 0,
             ticks: 0,
-            taps: new.taps,
-            tap: None,
+            links: new.links,
+            taps: Vec::new(),
             tap_dropped: 0,
-            feeds: new.feeds,
-            feed: None,
+            feeds: Vec::new(),
         }
     }
 
-    /// Moves relayed frames from the other leg into the stream before it sends.
-    fn take_feed(&mut self) {
-        while let Ok(feed) = self.feeds.try_recv() {
-            self.feed = feed;
+    /// Applies the call actor's changes to taps and feeds.
+    fn change_links(&mut self) {
+        let had_taps = !self.taps.is_empty();
+        while let Ok(change) = self.links.try_recv() {
+            match change {
+                LinkChange::AddTap(link, tap) => {
+                    self.taps.retain(|(l, _)| *l != link);
+                    self.taps.push((link, tap));
+                }
+                LinkChange::RemoveTap(link) => self.taps.retain(|(l, _)| *l != link),
+                LinkChange::AddFeed(link, feed) => {
+                    self.feeds.retain(|(l, _)| *l != link);
+                    self.feeds.push((link, feed));
+                }
+                LinkChange::RemoveFeed(link) => {
+                    self.feeds.retain(|(l, _)| *l != link);
+                    self.stream.remove_feed(link);
+                }
+            }
         }
-        let Some(feed) = self.feed.as_mut() else {
-            return;
-        };
-        loop {
+        if !had_taps && !self.taps.is_empty() {
+            // Tapping starts now: older buffered audio is not part of it.
+            while self.stream.poll_inbound_audio().is_some() {}
+        }
+    }
+
+    /// Moves the other legs' frames into the stream's mix before it sends.
+    fn take_feeds(&mut self) {
+        let stream = &mut self.stream;
+        self.feeds.retain_mut(|(link, feed)| loop {
             match feed.try_recv() {
-                Ok(pcm) => self.stream.push_live(pcm),
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => {
-                    self.feed = None;
-                    break;
-                }
+                Ok(pcm) => stream.push_feed(*link, &pcm),
+                Err(TryRecvError::Empty) => return true,
+                // The producer is gone: what it sent still plays out.
+                Err(TryRecvError::Disconnected) => return false,
             }
-        }
+        });
     }
 
-    /// Hands the decoded inbound audio to the tap, if any; otherwise the stream's bounded
-    /// buffer keeps only the last half second.
+    /// Hands a copy of the decoded inbound audio to every tap; without taps, the stream's
+    /// bounded buffer keeps only the last half second.
     fn drain_inbound(&mut self) {
-        while let Ok(tap) = self.taps.try_recv() {
-            if tap.is_some() {
-                // Recording starts now: older buffered audio is not part of it.
-                while self.stream.poll_inbound_audio().is_some() {}
-            }
-            self.tap = tap;
+        if self.taps.is_empty() {
+            return;
         }
-        let Some(tap) = &self.tap else { return };
         while let Some(frame) = self.stream.poll_inbound_audio() {
-            match tap.try_send(frame.pcm) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => {
-                    self.tap_dropped += 1;
-                    tracing::debug!(dropped = self.tap_dropped, "audio tap full: frame dropped");
+            let mut pcm = Some(frame.pcm);
+            let last = self.taps.len() - 1;
+            let dropped = &mut self.tap_dropped;
+            let mut index = 0;
+            self.taps.retain(|(link, tap)| {
+                let copy = if index == last {
+                    pcm.take().unwrap_or_default()
+                } else {
+                    pcm.clone().unwrap_or_default()
+                };
+                index += 1;
+                match tap.try_send(copy) {
+                    Ok(()) => true,
+                    Err(TrySendError::Full(_)) => {
+                        *dropped += 1;
+                        tracing::debug!(?link, dropped = *dropped, "audio tap full: frame dropped");
+                        true
+                    }
+                    Err(TrySendError::Closed(_)) => false,
                 }
-                Err(TrySendError::Closed(_)) => {
-                    self.tap = None;
-                    break;
-                }
+            });
+            if self.taps.is_empty() {
+                break;
             }
         }
     }
@@ -377,7 +453,8 @@ impl Slot {
                 }
             }
         }
-        self.take_feed();
+        self.change_links();
+        self.take_feeds();
         self.stream.tick(now);
         self.drain_inbound();
         while let Some(transmit) = self.stream.poll_transmit() {
@@ -404,7 +481,10 @@ impl Slot {
         }
         self.ticks = self.ticks.wrapping_add(1);
         if self.ticks % STATS_EVERY_TICKS == 0 {
-            self.stats.send_replace(self.stream.stats());
+            self.stats.send_replace(MediaStats {
+                tap_dropped: self.tap_dropped,
+                ..self.stream.stats()
+            });
         }
         true
     }

@@ -10,7 +10,8 @@
 //! the frames that are due, catching up at most [`MAX_CATCH_UP`] frames after a late tick and
 //! skipping the rest (the timestamp jumps, the far end conceals the gap). In each slot it
 //! sends, in order of priority: an RFC 4733 event packet (audio pauses during an event), the
-//! next prompt frame, or a frame of silence. Sending silence when idle is deliberate: it keeps
+//! next prompt frame, the mix of the live feeds (other legs' audio, [`mix`]), or a frame of
+//! silence. Sending silence when idle is deliberate: it keeps
 //! NAT bindings open and satisfies the RTP timeouts of PBXs and SBCs, as most IVRs do.
 //!
 //! Receiving: RTCP is recognised and counted; RTP from the latched source ([`latch`]) goes
@@ -21,6 +22,7 @@
 
 pub mod inbound;
 pub mod latch;
+pub mod mix;
 pub mod playback;
 #[cfg(test)]
 mod tests;
@@ -33,6 +35,8 @@ use rtp_rs::RtpReader;
 
 use self::inbound::{InboundAudio, InboundFrame};
 use self::latch::Latch;
+use self::mix::LiveMix;
+pub use self::mix::{Link, MAX_LIVE_FRAMES};
 use self::playback::Playback;
 use super::codec::{Codec, FRAME_DURATION, SAMPLES_PER_FRAME, SAMPLE_RATE};
 use super::dtmf::goertzel::InBandDetector;
@@ -43,8 +47,6 @@ use super::rtp::{rtcp, Arrival, RtpReceiver, RtpSender};
 
 /// Frames sent at most in one tick to catch up with a late tick.
 pub const MAX_CATCH_UP: u32 = 5;
-/// Relayed frames buffered at most (60 ms): the relay's added delay bound.
-pub const MAX_LIVE_FRAMES: usize = 3;
 /// Default duration of a DTMF digit we send.
 pub const DEFAULT_DTMF_DURATION: Duration = Duration::from_millis(100);
 /// Audio frames between two digits we send, so the far end sees separate key presses.
@@ -166,6 +168,10 @@ pub struct MediaStats {
     pub packets_ignored: u64,
     /// 20 ms slots skipped because ticks came too late to catch up.
     pub frames_skipped: u64,
+    /// Times a feed ran ahead of this stream's sending and lost its oldest audio.
+    pub live_dropped: u64,
+    /// Inbound frames a full tap could not take (set by the worker, which owns the taps).
+    pub tap_dropped: u64,
     /// Where media is sent.
     pub remote: Option<SocketAddr>,
 }
@@ -202,8 +208,9 @@ pub struct MediaStream {
     packets_ignored: u64,
     send_dropped: u64,
     frames_skipped: u64,
-    /// Decoded audio relayed from another leg (a bridged call), sent when no prompt plays.
-    live: VecDeque<Vec<i16>>,
+    /// Decoded audio of other legs (bridge, supervision), mixed and sent when no prompt
+    /// plays.
+    live: LiveMix,
 }
 
 impl MediaStream {
@@ -238,18 +245,28 @@ impl MediaStream {
             packets_ignored: 0,
             send_dropped: 0,
             frames_skipped: 0,
-            live: VecDeque::new(),
+            live: LiveMix::default(),
         }
     }
 
-    /// Queues a 20 ms frame of relayed audio (a bridged call's other leg). At most
-    /// [`MAX_LIVE_FRAMES`] wait: older ones are dropped, so relay delay stays bounded
-    /// whatever the two legs' clocks do.
+    /// Queues a 20 ms frame of relayed audio from the default feed ([`Link::Relay`], a
+    /// bridged call's other leg); see [`MediaStream::push_feed`].
     pub fn push_live(&mut self, pcm: Vec<i16>) {
-        if self.live.len() >= MAX_LIVE_FRAMES {
-            self.live.pop_front();
-        }
-        self.live.push_back(pcm);
+        self.push_feed(Link::Relay, &pcm);
+    }
+
+    /// Queues decoded audio of the feed `link`. Each 20 ms slot without a prompt or a digit
+    /// to send sends the sum of one frame of every feed that has one ([`mix`]). At most
+    /// [`MAX_LIVE_FRAMES`] wait per feed: older audio is dropped, so delay stays bounded
+    /// whatever the legs' clocks do. While a prompt plays, feeds are not consumed: they
+    /// keep their latest frames, which follow the prompt.
+    pub fn push_feed(&mut self, link: Link, pcm: &[i16]) {
+        self.live.push(link, pcm);
+    }
+
+    /// Forgets the feed `link` and the audio it still had pending.
+    pub fn remove_feed(&mut self, link: Link) {
+        self.live.remove(link);
     }
 
     /// The current parameters.
@@ -421,6 +438,8 @@ impl MediaStream {
             rtcp_received: self.rtcp_received,
             packets_ignored: self.packets_ignored,
             frames_skipped: self.frames_skipped,
+            live_dropped: self.live.dropped(),
+            tap_dropped: 0,
             remote: self.remote(),
         }
     }
@@ -467,7 +486,7 @@ impl MediaStream {
                         events.push_back(MediaEvent::PlaybackFinished { id })
                     })
                     .or_else(|| {
-                        live.pop_front()
+                        live.next_frame()
                             .and_then(|pcm| codec.encode_frames(&pcm).pop())
                     })
                     .unwrap_or(codec.silence_frame())

@@ -519,3 +519,110 @@ fn random_rtp_like_datagrams_never_panic() {
         "{stats:?}"
     );
 }
+
+/// The A-law payload of a frame of `level`.
+fn pcma_level(level: i16) -> Vec<u8> {
+    Codec::Pcma.encode(&[level; SAMPLES_PER_FRAME])
+}
+
+#[test]
+fn two_feeds_are_mixed_and_saturate() {
+    let mut h = Harness::pcma();
+    h.stream.push_feed(Link::Relay, &[1000; SAMPLES_PER_FRAME]);
+    h.stream
+        .push_feed(Link::Supervisor, &[2000; SAMPLES_PER_FRAME]);
+    let sent = h.tick();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].payload, pcma_level(3000));
+
+    h.stream
+        .push_feed(Link::Caller, &[30_000; SAMPLES_PER_FRAME]);
+    h.stream
+        .push_feed(Link::Agent, &[25_000; SAMPLES_PER_FRAME]);
+    assert_eq!(h.tick()[0].payload, pcma_level(i16::MAX));
+    h.stream
+        .push_feed(Link::Caller, &[-30_000; SAMPLES_PER_FRAME]);
+    h.stream
+        .push_feed(Link::Agent, &[-25_000; SAMPLES_PER_FRAME]);
+    assert_eq!(h.tick()[0].payload, pcma_level(i16::MIN));
+
+    // Nothing pending: silence.
+    assert_eq!(h.tick()[0].payload, Codec::Pcma.silence_frame().to_vec());
+}
+
+#[test]
+fn a_silent_feed_leaves_the_other_untouched() {
+    let mut h = Harness::pcma();
+    // The supervisor's feed exists but has sent nothing yet.
+    h.stream.push_feed(Link::Supervisor, &[]);
+    for _ in 0..5 {
+        h.stream.push_live(vec![-1200; SAMPLES_PER_FRAME]);
+        assert_eq!(h.tick()[0].payload, pcma_level(-1200));
+    }
+    h.stream.remove_feed(Link::Supervisor);
+    h.stream.push_feed(Link::Relay, &[700; SAMPLES_PER_FRAME]);
+    assert_eq!(h.tick()[0].payload, pcma_level(700));
+}
+
+#[test]
+fn feeds_arriving_at_uneven_phases_lose_nothing() {
+    let mut h = Harness::pcma();
+    // Feed A arrives once per tick; feed B arrives in bursts (0, 2, 1, 0, 3, 0 ... frames
+    // per tick) that average one per tick, as a leg served at another point of another
+    // worker's pass does.
+    let b_pattern = [0usize, 2, 1, 0, 3, 0];
+    let rounds = 10;
+    let mut a_sent = 0;
+    let mut b_sent = 0;
+    let mut levels = Vec::new();
+    for round in 0..rounds {
+        for &burst in &b_pattern {
+            h.stream.push_feed(Link::Caller, &[1000; SAMPLES_PER_FRAME]);
+            a_sent += 1;
+            for _ in 0..burst {
+                h.stream.push_feed(Link::Agent, &[2000; SAMPLES_PER_FRAME]);
+                b_sent += 1;
+            }
+            let sent = h.tick();
+            assert_eq!(sent.len(), 1, "round {round}");
+            levels.push(sent[0].payload.clone());
+        }
+    }
+    // Drain what is still buffered.
+    for _ in 0..MAX_LIVE_FRAMES {
+        levels.push(h.tick()[0].payload.clone());
+    }
+    let count = |level: i16| levels.iter().filter(|p| **p == pcma_level(level)).count();
+    let (a_only, b_only, both) = (count(1000), count(2000), count(3000));
+    assert_eq!(a_only + both, a_sent, "every frame of A was sent");
+    assert_eq!(b_only + both, b_sent, "every frame of B was sent");
+    assert_eq!(h.stream.stats().live_dropped, 0);
+    assert!(
+        both >= a_sent - b_pattern.len(),
+        "the feeds were mixed, not alternated"
+    );
+}
+
+#[test]
+fn a_prompt_takes_precedence_over_feeds_which_keep_their_latest_frames() {
+    let mut h = Harness::pcma();
+    let prompt = Prompt::from_pcm("two-frames", vec![-5000; 2 * SAMPLES_PER_FRAME]);
+    h.stream.handle_command(
+        h.now,
+        MediaCommand::Play {
+            prompts: vec![prompt],
+            id: 9,
+        },
+    );
+    for level in [100, 200] {
+        h.stream.push_feed(Link::Relay, &[level; SAMPLES_PER_FRAME]);
+        h.stream
+            .push_feed(Link::Supervisor, &[level; SAMPLES_PER_FRAME]);
+        assert_eq!(h.tick()[0].payload, pcma_level(-5000));
+    }
+    assert_eq!(h.events(), vec![MediaEvent::PlaybackFinished { id: 9 }]);
+    // The feeds' frames follow the prompt, in order, mixed.
+    assert_eq!(h.tick()[0].payload, pcma_level(200));
+    assert_eq!(h.tick()[0].payload, pcma_level(400));
+    assert_eq!(h.tick()[0].payload, Codec::Pcma.silence_frame().to_vec());
+}

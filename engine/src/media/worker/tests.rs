@@ -206,3 +206,97 @@ async fn commands_fail_once_workers_are_shut_down() {
         Err(MediaError::WorkerGone)
     ));
 }
+
+fn audio_packet(seq: u16, level: i16) -> Vec<u8> {
+    RtpPacketBuilder::new()
+        .payload_type(8)
+        .sequence(Seq::from(seq))
+        .timestamp(u32::from(seq) * 160)
+        .ssrc(0xA11CE)
+        .payload(&Codec::Pcma.encode(&[level; 160]))
+        .build()
+        .expect("valid packet")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_taps_each_get_the_audio_and_several_feeds_are_mixed() {
+    let workers = MediaWorkers::new(1);
+    let ports = allocator();
+    let peer = UdpSocket::bind((LOCALHOST, 0)).await.expect("peer socket");
+    let params = MediaParams {
+        remote: Some(peer.local_addr().expect("peer addr")),
+        ..MediaParams::default()
+    };
+    let (handle, _events) = workers
+        .open(params, ports.allocate().await.expect("ports"))
+        .expect("worker running");
+
+    // Two taps: the relay reads everything, the recorder's channel holds one frame only.
+    let (relay_tx, mut relay) = mpsc::channel(64);
+    let (record_tx, mut record) = mpsc::channel(1);
+    handle.tap_inbound(Some(relay_tx)).expect("worker running");
+    handle
+        .add_tap(Link::Record, record_tx)
+        .expect("worker running");
+    // Let the worker apply the taps before audio arrives.
+    let mut stats = handle.watch_stats();
+    timeout(DEADLINE, stats.changed())
+        .await
+        .expect("a stats snapshot")
+        .expect("worker alive");
+    for seq in 0..5 {
+        peer.send_to(&audio_packet(seq, 1200), handle.local_addr())
+            .await
+            .expect("send");
+    }
+    for _ in 0..5 {
+        let frame = timeout(DEADLINE, relay.recv())
+            .await
+            .expect("relay frame before the deadline")
+            .expect("tap open");
+        assert_eq!(frame.len(), 160);
+    }
+    assert!(record.recv().await.is_some(), "the recorder got a copy");
+    let dropped = timeout(DEADLINE, async {
+        loop {
+            stats.changed().await.expect("worker alive");
+            let dropped = stats.borrow_and_update().tap_dropped;
+            if dropped > 0 {
+                return dropped;
+            }
+        }
+    })
+    .await
+    .expect("drops counted before the deadline");
+    assert!(dropped <= 4, "only the full tap lost frames: {dropped}");
+
+    // Two feeds: what the peer hears is their sum.
+    let (caller_tx, caller_rx) = mpsc::channel(8);
+    let (supervisor_tx, supervisor_rx) = mpsc::channel(8);
+    handle.feed_live(Some(caller_rx)).expect("worker running");
+    handle
+        .add_feed(Link::Supervisor, supervisor_rx)
+        .expect("worker running");
+    for _ in 0..3 {
+        caller_tx.send(vec![1000; 160]).await.expect("feed open");
+        supervisor_tx
+            .send(vec![2000; 160])
+            .await
+            .expect("feed open");
+    }
+    let mixed = Codec::Pcma.encode(&[3000; 160]);
+    timeout(DEADLINE, async {
+        let mut buffer = [0u8; 1500];
+        loop {
+            let (len, _) = peer.recv_from(&mut buffer).await.expect("recv");
+            let packet = RtpReader::new(&buffer[..len]).expect("valid RTP");
+            if packet.payload() == mixed.as_slice() {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the mix reaches the peer before the deadline");
+    drop(handle);
+    workers.shutdown().await;
+}
