@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting, lints, unit, conformance, scenario and
 # end-to-end tests (real svi processes against sipp on loopback).
-# Installs what the tests need when it is missing (sipp from Debian's sip-tester).
+# Installs what the tests need when it is missing (sipp from Debian's sip-tester; nft from
+# nftables, for the HA partition test, which also needs root to mount a small tmpfs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,7 @@ install_debian() {
 
 missing=()
 command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
+command -v nft >/dev/null 2>&1 || missing+=(nftables)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
   install_debian "${missing[@]}"

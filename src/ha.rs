@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use engine::config::EngineConfig;
 use engine::alarm::Webhook;
+use engine::config::EngineConfig;
 use engine::replication::{BoxFuture, HaControl, RecordWriter, Replication, ServingLease};
 use engine::storage::CallRecord;
 use ha::{Command, HaConfig, HaNode, Lease, MemberKind, NodeInfo, Role, Secret, Timings};

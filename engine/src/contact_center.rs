@@ -136,10 +136,7 @@ async fn persist_events(
             }
         }
         batch_no += 1;
-        let key = format!(
-            "{:013}-{node}-{batch_no:08}",
-            batch[0].at.as_unix_ms()
-        );
+        let key = format!("{:013}-{node}-{batch_no:08}", batch[0].at.as_unix_ms());
         match serde_json::to_value(&batch) {
             Ok(value) => {
                 if let Err(e) = writer

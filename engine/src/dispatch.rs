@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::agents::AgentPhones;
 use crate::call::{self, CallContext, CallInput};
+use crate::replication::Serving;
 use crate::uas;
 
 /// Who owns a Call-ID.
@@ -50,7 +51,7 @@ pub struct Dispatcher {
     draining: Option<Vec<oneshot::Sender<()>>>,
     agents: AgentPhones,
     /// Whether this node is the active one (HA); a standby refuses calls with 503.
-    serving: watch::Receiver<bool>,
+    serving: Serving,
 }
 
 impl Dispatcher {
@@ -59,7 +60,7 @@ impl Dispatcher {
         ctx: CallContext,
         active: watch::Sender<usize>,
         agents: AgentPhones,
-        serving: watch::Receiver<bool>,
+        serving: Serving,
     ) -> Self {
         let (ended_tx, ended_rx) = mpsc::unbounded_channel();
         Dispatcher {
@@ -94,8 +95,8 @@ impl Dispatcher {
                     tracing::info!(active_calls = self.calls(), "call closed");
                 }
                 _ = registrations_expire(self.agents.poll_timeout()) => self.agents.expire(std::time::Instant::now()),
-                Ok(()) = self.serving.changed() => {
-                    if !*self.serving.borrow_and_update() {
+                Ok(()) = self.serving.active.changed() => {
+                    if !*self.serving.active.borrow_and_update() {
                         // No longer the active node: end the calls here cleanly (BYE) so the
                         // PBX retries on the node that takes over.
                         tracing::warn!(calls = self.calls(), "this node is no longer active: ending its calls");
@@ -186,9 +187,10 @@ impl Dispatcher {
             tracing::warn!(peer = %from.addr, method = %request.method, "request from a peer outside sip.allowed_networks refused");
             return self.reply(tx, Response::for_request(&request, 403));
         }
-        if !*self.serving.borrow()
-            && matches!(request.method, Method::Invite | Method::Register)
+        // The lease is read now, not only the published role: see `replication::Serving`.
+        if matches!(request.method, Method::Invite | Method::Register)
             && !in_dialog_request(&request)
+            && !self.serving.now()
         {
             // A standby keeps the PBX on the active node ("dissuasion"); OPTIONS still
             // answer, so the PBX sees the standby alive.

@@ -150,11 +150,9 @@ impl Engine {
             replication.writer.clone(),
             config.node_name.clone(),
         )
-        .map_err(|source| {
-            EngineError::Acd {
-                file: config.file.display().to_string(),
-                source,
-            }
+        .map_err(|source| EngineError::Acd {
+            file: config.file.display().to_string(),
+            source,
         })?;
 
         let ports = Arc::new(PortAllocator::new(
@@ -204,13 +202,8 @@ impl Engine {
             local_sip,
         };
         let (active_tx, active_rx) = watch::channel(0usize);
-        let dispatcher = Dispatcher::new(
-            sip.clone(),
-            ctx,
-            active_tx,
-            agents,
-            replication.serving(),
-        );
+        let dispatcher =
+            Dispatcher::new(sip.clone(), ctx, active_tx, agents, replication.serving());
         let mut tasks = vec![sip_task, tokio::spawn(dispatcher.run(events, control_rx))];
         tasks.push(tokio::spawn(crate::control::serve(
             config.data_dir.clone(),

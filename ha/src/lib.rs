@@ -31,6 +31,7 @@ pub mod types;
 
 pub use config::{ConfigError, HaConfig, LogRetention, Secret, Timings};
 pub use node::{HaError, HaNode, HaStatus, MemberStatus};
+pub use role::Lease;
 pub use types::{Command, MemberKind, NodeId, NodeInfo, Outcome, Response, Role, RoleEvent};
 
 #[cfg(test)]

@@ -16,7 +16,8 @@
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use engine::storage::raft::log::RaftLogDb;
 use openraft::storage::{LogFlushed, RaftLogStorage};
@@ -34,6 +35,11 @@ const LAST_PURGED: &str = "last_purged";
 #[derive(Clone, Debug)]
 pub struct LogStore {
     db: RaftLogDb,
+    /// The file, named in the error an operator sees when the disk fails.
+    path: Arc<PathBuf>,
+    /// Test hook: every append fails as if the disk were full.
+    #[cfg(test)]
+    full: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn io_read(e: impl std::error::Error + 'static) -> StorageError {
@@ -56,7 +62,16 @@ impl LogStore {
     pub async fn open(path: &Path) -> Result<LogStore, engine::storage::StorageError> {
         Ok(LogStore {
             db: RaftLogDb::open(path).await?,
+            path: Arc::new(path.to_path_buf()),
+            #[cfg(test)]
+            full: Default::default(),
         })
+    }
+
+    /// Test hook: make every append fail (a full disk) while set.
+    #[cfg(test)]
+    pub(crate) fn set_full(&self, on: bool) {
+        self.full.store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
     async fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError> {
@@ -76,7 +91,26 @@ impl LogStore {
             .iter()
             .map(|e| Ok((e.log_id.index, encode(e)?)))
             .collect::<Result<Vec<_>, StorageError>>()?;
-        self.db.append(&rows).await.map_err(io_write)
+        #[cfg(test)]
+        if self.full.load(std::sync::atomic::Ordering::SeqCst) {
+            let e = std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full (test hook)");
+            return Err(self.write_failed(e));
+        }
+        self.db
+            .append(&rows)
+            .await
+            .map_err(|e| self.write_failed(e))
+    }
+
+    /// A failed write stops the raft core (openraft treats storage errors as fatal): say
+    /// which file, so that the operator looks at the right disk.
+    fn write_failed(&self, e: impl std::error::Error + 'static) -> StorageError {
+        tracing::error!(
+            file = %self.path.display(),
+            error = %e,
+            "cannot write the raft log (disk full or failing?); this node stops replicating"
+        );
+        io_write(e)
     }
 
     pub async fn close(&self) {

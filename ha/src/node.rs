@@ -26,7 +26,7 @@ use crate::log_store::LogStore;
 use crate::network::client::Network;
 use crate::network::server::{NodeHooks, Server};
 use crate::network::{NetState, PeerInfo};
-use crate::role::{self, Publisher};
+use crate::role::{self, Lease, Publisher};
 use crate::state_machine::{StateMachine, StateMachineError};
 use crate::types::{Command, MemberKind, NodeId, Raft, Response, Role, RoleEvent};
 use crate::{control, promote};
@@ -69,6 +69,10 @@ pub struct HaStatus {
     pub term: u64,
     pub commit_index: Option<u64>,
     pub applied_index: Option<u64>,
+    /// Role changes since this process started (alarm counter).
+    pub role_changes: u64,
+    /// When the current role was taken (or the process started, if it never changed).
+    pub role_since: chrono::DateTime<chrono::Utc>,
     pub members: Vec<MemberStatus>,
 }
 
@@ -160,20 +164,15 @@ impl HaNode {
             // openraft logs every failed retry; half an election timeout keeps a dead peer quiet
             // enough and a returning one is contacted within that.
             retry: cfg.timings.election_timeout_min / 2,
+            bind: cfg.listen.map(|a| a.ip()).filter(|ip| !ip.is_unspecified()),
         };
         let initial = if cfg.is_witness() {
             Role::Witness
         } else {
             Role::Joining
         };
-        let (tx, _) = watch::channel(initial);
-        let (events, _) = broadcast::channel(64);
         let shared = Arc::new(Shared {
-            publisher: Arc::new(Publisher {
-                me: cfg.node_id,
-                tx,
-                events,
-            }),
+            publisher: Arc::new(Publisher::new(cfg.node_id, initial)),
             cfg,
             storage,
             log,
@@ -203,6 +202,11 @@ impl HaNode {
     /// Every role change (also logged at warn), for alarms.
     pub fn events(&self) -> broadcast::Receiver<RoleEvent> {
         self.shared.publisher.events.subscribe()
+    }
+
+    /// The lease deadline, for the engine's decision-time check (see `role::Lease`).
+    pub fn lease(&self) -> Arc<Lease> {
+        self.shared.publisher.lease.clone()
     }
 
     /// The engine database this node applies to (share it with the engine).
@@ -249,10 +253,12 @@ impl HaNode {
     pub async fn status(&self) -> Result<HaStatus, HaError> {
         let raft = self.raft().await?;
         let m = raft.metrics().borrow().clone();
+        // A raft core stopped by a storage failure still has a role to show (`fenced`):
+        // report it without the commit index rather than fail the whole status.
         let commit_index = raft
             .with_raft_state(|st| st.committed.map(|l| l.index))
             .await
-            .map_err(|e| HaError::Raft(e.to_string()))?;
+            .unwrap_or(None);
         let membership = m.membership_config.membership();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         let mut ids: BTreeSet<NodeId> = self.shared.cfg.members.keys().copied().collect();
@@ -279,9 +285,12 @@ impl HaNode {
                 }
             })
             .collect();
+        let clock = *self.shared.publisher.clock.borrow();
         Ok(HaStatus {
             node: self.id(),
             role: self.shared.role(),
+            role_changes: clock.changes,
+            role_since: clock.since,
             leader: m.current_leader,
             term: m.current_term,
             commit_index,
@@ -335,6 +344,12 @@ impl HaNode {
         }
     }
 
+    /// Test hook: every raft log append fails from now on, as on a full disk.
+    #[cfg(test)]
+    pub(crate) fn set_disk_full(&self, on: bool) {
+        self.shared.log.set_full(on);
+    }
+
     /// Test hook: drop all cluster traffic to and from this node.
     #[cfg(test)]
     pub(crate) fn set_isolated(&self, on: bool) {
@@ -382,6 +397,7 @@ async fn incarnate(shared: &Arc<Shared>) -> Result<Incarnation, HaError> {
         cfg.timings.lease,
         shared.yielding.subscribe(),
         stop_rx.clone(),
+        cfg.data_dir.clone(),
     )));
     tasks.push(tokio::spawn(control::bootstrap(
         shared.clone(),

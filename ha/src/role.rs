@@ -24,8 +24,11 @@
 //! of two hosts drift by well under 0.1% over these seconds.) A newly elected leader becomes
 //! active only once it has applied an entry of its own term, i.e. after a quorum accepted it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use openraft::ServerState;
 use tokio::sync::{broadcast, watch};
 
@@ -115,27 +118,131 @@ pub(crate) fn observe(
     }
 }
 
-/// Publishes role changes: watch value, warn log, event for alarms.
+/// The lease as the engine checks it at the instant it decides to take a call: the
+/// deadline the monitor last computed, read against the monotonic clock. The role watch
+/// alone is not enough: a node frozen (SIGSTOP, a VM pause, a long GC-like stall) past its
+/// lease resumes with `Active` still published, and whatever it handles before the monitor
+/// runs again (an INVITE queued in the socket) would be served. The deadline is set before
+/// `Active` is published and cleared when the node leaves it.
+#[derive(Debug)]
+pub struct Lease {
+    base: Instant,
+    /// Nanoseconds after `base` at which the lease runs out; 0: not active.
+    until: AtomicU64,
+}
+
+impl Lease {
+    pub(crate) fn new() -> Lease {
+        Lease {
+            base: Instant::now(),
+            until: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether this node may serve at `now` (monotonic): active and within its lease.
+    pub fn valid_at(&self, now: Instant) -> bool {
+        self.deadline().is_some_and(|d| now < d)
+    }
+
+    /// `valid_at(Instant::now())`.
+    pub fn valid_now(&self) -> bool {
+        self.valid_at(Instant::now())
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        match self.until.load(Ordering::SeqCst) {
+            0 => None,
+            ns => Some(self.base + Duration::from_nanos(ns)),
+        }
+    }
+
+    fn renew(&self, until: Instant) {
+        let ns = until.saturating_duration_since(self.base).as_nanos();
+        self.until.store(
+            u64::try_from(ns).unwrap_or(u64::MAX).max(1),
+            Ordering::SeqCst,
+        );
+    }
+
+    fn clear(&self) {
+        self.until.store(0, Ordering::SeqCst);
+    }
+}
+
+/// Role-change bookkeeping for alarms and status: how many changes, since when.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RoleClock {
+    pub changes: u64,
+    pub since: DateTime<Utc>,
+}
+
+/// Publishes role changes: lease deadline, watch value, warn log, event for alarms.
 pub(crate) struct Publisher {
     pub me: NodeId,
     pub tx: watch::Sender<Role>,
     pub events: broadcast::Sender<RoleEvent>,
+    pub lease: Arc<Lease>,
+    pub clock: watch::Sender<RoleClock>,
 }
 
 impl Publisher {
+    pub(crate) fn new(me: NodeId, initial: Role) -> Publisher {
+        Publisher {
+            me,
+            tx: watch::channel(initial).0,
+            events: broadcast::channel(64).0,
+            lease: Arc::new(Lease::new()),
+            clock: watch::channel(RoleClock {
+                changes: 0,
+                since: Utc::now(),
+            })
+            .0,
+        }
+    }
+
     pub(crate) fn publish(&self, role: Role, term: u64, leader: Option<NodeId>) {
         let old = *self.tx.borrow();
         if old == role {
             return;
         }
+        // Taken before the engine can see the new role: an active interval read from the
+        // logs starts no later than the node really started serving.
+        let at = Utc::now();
+        // The end of serving is the lease deadline when it already passed (a frozen node
+        // resuming, a node cut off): that instant, not the moment the monitor noticed, is
+        // when the decision-time check started refusing calls.
+        let served_until = (old == Role::Active).then(|| match self.lease.deadline() {
+            Some(d) => {
+                let late = Instant::now().saturating_duration_since(d);
+                at - chrono::Duration::from_std(late).unwrap_or_default()
+            }
+            None => at,
+        });
+        if role != Role::Active {
+            self.lease.clear();
+        }
         self.tx.send_replace(role);
-        tracing::warn!(node = self.me, from = %old, to = %role, term, leader = ?leader, "ha role changed");
+        let changes = self.clock.borrow().changes + 1;
+        self.clock.send_replace(RoleClock { changes, since: at });
+        let at_s = at.to_rfc3339_opts(SecondsFormat::Micros, true);
+        match served_until {
+            Some(u) => tracing::warn!(
+                node = self.me, from = %old, to = %role, term, leader = ?leader, at = %at_s,
+                served_until = %u.to_rfc3339_opts(SecondsFormat::Micros, true),
+                "ha role changed"
+            ),
+            None => tracing::warn!(
+                node = self.me, from = %old, to = %role, term, leader = ?leader, at = %at_s,
+                "ha role changed"
+            ),
+        }
         let _ = self.events.send(RoleEvent {
             node: self.me,
             from: old,
             to: role,
             term,
             leader,
+            at,
         });
     }
 }
@@ -148,8 +255,10 @@ pub(crate) async fn monitor(
     lease: Duration,
     mut yielding: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
+    data_dir: std::path::PathBuf,
 ) {
     let me = publisher.me;
+    let mut stopped_logged = false;
     let mut metrics = raft.metrics();
     let mut seen = Instant::now();
     loop {
@@ -179,7 +288,6 @@ pub(crate) async fn monitor(
         };
         let prev = *publisher.tx.borrow();
         let role = decide(&obs, lease, prev);
-        publisher.publish(role, term, leader);
         // While active, wake exactly when the lease would run out without news.
         let expiry = match (role, ack_ms) {
             (Role::Active, Some(ms)) => {
@@ -187,6 +295,25 @@ pub(crate) async fn monitor(
             }
             _ => None,
         };
+        if let Some(until) = expiry {
+            publisher.lease.renew(until);
+        }
+        if !obs.running && !stopped_logged {
+            stopped_logged = true;
+            let error = metrics
+                .borrow()
+                .running_state
+                .as_ref()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            tracing::error!(
+                data_dir = %data_dir.display(),
+                error = %error,
+                "the replicated state stopped (a storage failure: is the disk of the data directory full or failing?); this node cannot be active until restarted"
+            );
+        }
+        publisher.publish(role, term, leader);
         tokio::select! {
             r = metrics.changed() => {
                 if r.is_err() {
@@ -255,6 +382,23 @@ mod tests {
         o.known_leader = Some(2);
         assert_eq!(decide(&o, LEASE, Role::Fenced), Role::Standby);
         assert_eq!(decide(&o, LEASE, Role::Standby), Role::Standby);
+    }
+
+    #[test]
+    fn lease_is_valid_until_its_deadline_and_cleared_on_leaving_active() {
+        let p = Publisher::new(1, Role::Standby);
+        let now = Instant::now();
+        assert!(!p.lease.valid_at(now), "no lease before the first renewal");
+        p.lease.renew(now + LEASE);
+        p.publish(Role::Active, 2, Some(1));
+        assert!(p.lease.valid_at(now + LEASE / 2));
+        assert!(!p.lease.valid_at(now + LEASE), "expired at the deadline");
+        let clock = *p.clock.borrow();
+        assert_eq!(clock.changes, 1);
+        p.publish(Role::Fenced, 2, Some(1));
+        assert!(!p.lease.valid_at(now), "cleared when leaving active");
+        assert_eq!(p.clock.borrow().changes, 2);
+        assert!(p.clock.borrow().since >= clock.since);
     }
 
     #[test]

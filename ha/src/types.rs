@@ -134,6 +134,8 @@ pub struct RoleEvent {
     pub to: Role,
     pub term: u64,
     pub leader: Option<NodeId>,
+    /// When the change was published (wall clock).
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 openraft::declare_raft_types!(

@@ -42,8 +42,8 @@ pub mod say;
 mod yaml;
 
 pub use compile::compile;
-pub use decode::parse_duration;
 pub use context::{Catalog, CheckContext, CheckContextBuilder};
+pub use decode::parse_duration;
 pub use diagnostic::{Code, Diagnostic, Pos, Severity};
 pub use expr::{
     BUILTINS, MAX_ARRAY_SIZE, MAX_CALL_LEVELS, MAX_EXPR_DEPTH, MAX_MAP_SIZE, MAX_OPERATIONS,

@@ -2,13 +2,16 @@
 //! helpers that wait on events with deadlines (never a bare sleep).
 //!
 //! - `config`: configuration files on the sample prompts with the test's own flows;
+//! - `ha`: HA pairs of real processes (samples or generated), status, role history;
 //! - `proc`: start, probe, stop and inspect an engine process in a temporary data directory;
 //! - `sipp`: build sipp scenarios (caller, registrar) and run sipp against the engine;
 //! - `pcap`: write pcap files of RTP streams (e.g. in-band DTMF tones) for sipp to play;
 //! - `probe`: raw SIP over UDP (OPTIONS pings, sending torture messages, reading answers).
 
 pub mod config;
+pub mod ha;
 pub mod pcap;
+pub mod phone;
 pub mod ports;
 pub mod probe;
 pub mod proc;

@@ -212,6 +212,11 @@ impl EngineProc {
             .status();
     }
 
+    /// Sends a signal by name (`STOP`, `CONT`...) to the process.
+    pub fn send_signal(&self, sig: &str) {
+        self.signal(sig);
+    }
+
     /// SIGTERM, then waits for a clean exit.
     pub fn terminate(mut self, timeout: Duration) -> (std::process::ExitStatus, String) {
         self.signal("TERM");

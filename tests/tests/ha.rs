@@ -5,17 +5,13 @@
 //! where two nodes are active.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use svi_tests::ha::{call_ids, one_call, role, sample, status, wait_role, Witness};
 use svi_tests::probe::Probe;
 use svi_tests::proc::{svi_bin, EngineOptions, EngineProc};
 use svi_tests::sipp::{Caller, Codec, Dtmf, Sipp};
-
-fn sample(name: &str) -> std::path::PathBuf {
-    svi_tests::repo_root().join("samples/ha").join(name)
-}
 
 fn node(name: &str) -> EngineProc {
     EngineProc::start(EngineOptions {
@@ -24,67 +20,8 @@ fn node(name: &str) -> EngineProc {
     })
 }
 
-struct Witness(Child);
-
-impl Drop for Witness {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn witness(dir: &Path) -> Witness {
-    let child = Command::new(svi_bin())
-        .args(["witness", "--config"])
-        .arg(sample("witness.toml"))
-        .arg("--data-dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("svi witness");
-    Witness(child)
-}
-
-fn status(data_dir: &Path) -> Option<Value> {
-    let out = Command::new(svi_bin())
-        .args(["ha", "status", "--json", "--data-dir"])
-        .arg(data_dir)
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| serde_json::from_slice(&out.stdout).ok())
-        .flatten()
-}
-
-fn role(data_dir: &Path) -> String {
-    status(data_dir)
-        .and_then(|s| s["role"].as_str().map(str::to_string))
-        .unwrap_or_else(|| "down".into())
-}
-
-/// Polls until `data_dir`'s node has `want` as its role (a deadline, not a sleep).
-fn wait_role(data_dir: &Path, want: &str, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if role(data_dir) == want {
-            return true;
-        }
-        std::thread::yield_now();
-        // `svi ha status` itself takes a few milliseconds: the loop is bounded by it.
-    }
-    false
-}
-
-fn one_call(engine_sip: std::net::SocketAddr, dir: &Path) -> bool {
-    let caller = Caller::new(Codec::Pcma).dtmf(Duration::from_millis(300), Dtmf::Info('1'));
-    let mut c = caller;
-    c.hangup_after = Some(Duration::from_millis(200));
-    Sipp::new(c.xml())
-        .calls(1)
-        .run(dir, Some(engine_sip))
-        .success()
+    Witness::start(&sample("witness.toml"), dir, None)
 }
 
 /// Starts node A again on the data directory it had.
@@ -94,16 +31,6 @@ fn restart(old: &EngineProc) -> EngineProc {
         data_dir: Some(old.data_dir()),
         ..EngineOptions::default()
     })
-}
-
-fn call_ids(engine: &EngineProc) -> Vec<String> {
-    let calls = engine.calls(100);
-    calls
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["id"].as_str().map(str::to_string))
-        .collect()
 }
 
 #[test]

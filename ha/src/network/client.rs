@@ -7,6 +7,7 @@
 //! messages) that covers connect, handshake, request and reply; any failure drops the
 //! connection so that the next call starts clean.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::{RaftNetwork, RaftNetworkFactory};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 use super::wire::{self, Channel, WireError};
 use super::{NetState, Reply, Request};
@@ -46,6 +47,10 @@ pub(crate) struct Network {
     pub(crate) state: Arc<NetState>,
     /// Pause before retrying an unreachable node.
     pub(crate) retry: Duration,
+    /// Source address of outgoing connections: the cluster port's address when it is a
+    /// specific one, so that the members' traffic leaves from the cluster network (and a
+    /// firewall rule on that address covers both directions).
+    pub(crate) bind: Option<IpAddr>,
 }
 
 impl Network {
@@ -102,7 +107,7 @@ impl PeerClient {
         let target = self.target;
         let failed = |e: WireError| CallError::Failed(target, e.to_string());
         if self.conn.is_none() {
-            let stream = TcpStream::connect(&self.addr)
+            let stream = connect(&self.addr, self.net.bind)
                 .await
                 .map_err(|e| CallError::Unreachable(target, e.to_string()))?;
             let _ = stream.set_nodelay(true);
@@ -136,6 +141,31 @@ impl PeerClient {
             CallError::Unreachable(..) => RPCError::Unreachable(Unreachable::new(&e)),
             _ => RPCError::Network(NetworkError::new(&e)),
         }
+    }
+}
+
+/// Connects to `addr` (`host:port`), from `bind` when given and of the same family.
+async fn connect(addr: &str, bind: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(ip) = bind else {
+        return TcpStream::connect(addr).await;
+    };
+    let mut last = None;
+    for target in tokio::net::lookup_host(addr).await? {
+        let socket = match (ip, target) {
+            (IpAddr::V4(_), SocketAddr::V4(_)) => TcpSocket::new_v4()?,
+            (IpAddr::V6(_), SocketAddr::V6(_)) => TcpSocket::new_v6()?,
+            _ => continue,
+        };
+        socket.bind(SocketAddr::new(ip, 0))?;
+        match socket.connect(target).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    match last {
+        Some(e) => Err(e),
+        // No address of the bind address's family: let the system choose the source.
+        None => TcpStream::connect(addr).await,
     }
 }
 

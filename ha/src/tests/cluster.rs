@@ -6,13 +6,13 @@ use super::{call, failover_bound, wait_applied, Cluster};
 use crate::config::LogRetention;
 use crate::types::{Command, MemberKind, Role};
 
-const SPEC: &[(u64, MemberKind)] = &[
+pub(super) const SPEC: &[(u64, MemberKind)] = &[
     (1, MemberKind::Full),
     (2, MemberKind::Full),
     (3, MemberKind::Witness),
 ];
 
-async fn calls_in(c: &Cluster, id: u64) -> Vec<String> {
+pub(super) async fn calls_in(c: &Cluster, id: u64) -> Vec<String> {
     let mut ids: Vec<String> = c
         .node(id)
         .storage()
@@ -27,7 +27,7 @@ async fn calls_in(c: &Cluster, id: u64) -> Vec<String> {
 }
 
 /// Proposes calls `range` on `id`; returns the last index.
-async fn write(c: &Cluster, id: u64, range: std::ops::Range<usize>) -> u64 {
+pub(super) async fn write(c: &Cluster, id: u64, range: std::ops::Range<usize>) -> u64 {
     let mut last = 0;
     for i in range {
         last = c
@@ -156,6 +156,7 @@ async fn isolated_active_node_fences_itself_before_another_is_elected() {
     c.wait_role(1, Role::Active, form).await;
     c.wait_role(2, Role::Standby, form).await;
     let t = super::timings();
+    write(&c, 1, 0..5).await;
 
     let sampler = c.sampler();
     let mut events = c.node(1).events();
@@ -186,9 +187,16 @@ async fn isolated_active_node_fences_itself_before_another_is_elected() {
         .await
         .is_err());
 
-    // Healed: it sees the new leader and becomes a standby.
+    // The new active node has every acknowledged record and takes writes.
+    let expected: Vec<String> = (0..5).map(|i| call(i).id).collect();
+    assert_eq!(calls_in(&c, 2).await, expected);
+    let last = write(&c, 2, 5..8).await;
+
+    // Healed: it sees the new leader, becomes a standby and catches up.
     c.node(1).set_isolated(false);
     c.wait_role(1, Role::Standby, failover_bound()).await;
+    wait_applied(c.node(1), last, Duration::from_secs(5)).await;
+    assert_eq!(calls_in(&c, 1).await.len(), 8);
     let (max_active, _) = sampler.finish();
     assert_eq!(max_active, 1);
 }

@@ -5,6 +5,7 @@
 //! <= election_timeout_min) so that fencing is exercised as configured.
 
 mod cluster;
+mod faults;
 mod pair;
 
 use std::collections::BTreeMap;
@@ -96,6 +97,15 @@ pub(crate) struct Cluster {
 impl Cluster {
     /// Configures and starts every member.
     pub(crate) async fn start(spec: &[(NodeId, MemberKind)], retention: LogRetention) -> Cluster {
+        let mut c = Cluster::configure(spec, retention);
+        for (id, _) in spec {
+            c.restart(*id).await;
+        }
+        c
+    }
+
+    /// Configures every member without starting any (`restart` starts one).
+    pub(crate) fn configure(spec: &[(NodeId, MemberKind)], retention: LogRetention) -> Cluster {
         logs();
         let dir = tempfile::tempdir().expect("tempdir");
         let ports = free_ports(spec.len());
@@ -126,15 +136,11 @@ impl Cluster {
                 (*id, cfg)
             })
             .collect();
-        let mut c = Cluster {
+        Cluster {
             _dir: dir,
             cfgs,
             nodes: BTreeMap::new(),
-        };
-        for (id, _) in spec {
-            c.restart(*id).await;
         }
-        c
     }
 
     pub(crate) async fn restart(&mut self, id: NodeId) {

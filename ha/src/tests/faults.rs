@@ -1,0 +1,245 @@
+//! The fault schedules of `tests/tests/ha_faults.rs`, in one process: a member killed (the
+//! standby, the witness), the active node frozen past its lease, every member restarted,
+//! the active node's disk full. (The partition is `cluster.rs`'s isolated-node test.)
+//!
+//! Same invariants: never two active nodes (the `Sampler` reads every role at each
+//! change; for the frozen node, the role *and* the lease deadline the engine checks), and
+//! every acknowledged write on the node that is active afterwards.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::cluster::{calls_in, write, SPEC};
+use super::{call, failover_bound, wait_applied, Cluster};
+use crate::config::{HaConfig, LogRetention};
+use crate::node::HaNode;
+use crate::types::{Command, Role};
+
+const FORM: Duration = Duration::from_secs(10);
+
+async fn formed() -> Cluster {
+    let c = Cluster::start(SPEC, LogRetention::default()).await;
+    c.wait_role(1, Role::Active, FORM).await;
+    c.wait_role(2, Role::Standby, FORM).await;
+    c
+}
+
+fn ids(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| call(i).id).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standby_killed_active_keeps_writing_with_the_witness() {
+    let mut c = formed().await;
+    write(&c, 1, 0..3).await;
+    let sampler = c.sampler();
+    c.kill(2).await;
+    let last = write(&c, 1, 3..8).await;
+    wait_applied(c.node(3), last, Duration::from_secs(5)).await;
+    assert_eq!(*c.node(1).role().borrow(), Role::Active);
+    assert_eq!(calls_in(&c, 1).await, ids(0..8));
+    let (max_active, _) = sampler.finish();
+    assert_eq!(max_active, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn witness_killed_active_keeps_writing_with_the_standby() {
+    let mut c = formed().await;
+    write(&c, 1, 0..3).await;
+    let sampler = c.sampler();
+    c.kill(3).await;
+    let last = write(&c, 1, 3..8).await;
+    wait_applied(c.node(2), last, Duration::from_secs(5)).await;
+    assert_eq!(*c.node(1).role().borrow(), Role::Active);
+    assert_eq!(calls_in(&c, 2).await, ids(0..8));
+    let (max_active, _) = sampler.finish();
+    assert_eq!(max_active, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_cluster_restarted_reforms_with_every_record() {
+    let mut c = formed().await;
+    write(&c, 1, 0..5).await;
+    for id in [1, 2, 3] {
+        c.kill(id).await;
+    }
+    for id in [3, 1, 2] {
+        c.restart(id).await;
+    }
+    let sampler = c.sampler();
+    let (mut r1, mut r2) = (c.node(1).role(), c.node(2).role());
+    let active = tokio::time::timeout(failover_bound() * 2, async {
+        tokio::select! {
+            _ = r1.wait_for(|r| *r == Role::Active) => 1,
+            _ = r2.wait_for(|r| *r == Role::Active) => 2,
+        }
+    })
+    .await
+    .expect("one node active after the restart");
+    let other = 3 - active;
+    c.wait_role(other, Role::Standby, failover_bound()).await;
+    assert_eq!(calls_in(&c, active).await, ids(0..5));
+    write(&c, active, 5..6).await;
+    let (max_active, _) = sampler.finish();
+    assert_eq!(max_active, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_node_with_a_full_disk_steps_down() {
+    let c = formed().await;
+    let last = write(&c, 1, 0..5).await;
+    wait_applied(c.node(2), last, Duration::from_secs(5)).await;
+    let sampler = c.sampler();
+    c.node(1).set_disk_full(true);
+    assert!(c
+        .node(1)
+        .propose(Command::InsertCall(Box::new(call(5))))
+        .await
+        .is_err());
+    c.wait_role(1, Role::Fenced, Duration::from_secs(2)).await;
+    c.wait_role(2, Role::Active, failover_bound()).await;
+    // The stopped node still reports its role.
+    let status = c.node(1).status().await.expect("status of a stopped raft");
+    assert_eq!(status.role, Role::Fenced);
+    assert!(status.role_changes >= 2);
+    let on_2 = calls_in(&c, 2).await;
+    for id in ids(0..5) {
+        assert!(on_2.contains(&id), "{id} on node 2: {on_2:?}");
+    }
+    write(&c, 2, 6..7).await;
+    let (max_active, _) = sampler.finish();
+    assert_eq!(max_active, 1);
+}
+
+/// What the frozen node's own thread does on the test's request.
+enum Cmd {
+    Write(std::ops::Range<usize>, oneshot::Sender<bool>),
+    /// Block the runtime's only thread until `resume`; then, before any other task of the
+    /// node runs, report the published role and whether the lease is still valid.
+    Freeze {
+        frozen: std::sync::mpsc::Sender<()>,
+        resume: std::sync::mpsc::Receiver<()>,
+        report: std::sync::mpsc::Sender<(Role, bool)>,
+    },
+}
+
+/// A node on a single-threaded runtime of its own: blocking that thread freezes every
+/// task of the node (raft, role monitor, cluster server) while its sockets keep queueing,
+/// which is what SIGSTOP does to a process.
+struct Freezable {
+    cmds: mpsc::UnboundedSender<Cmd>,
+    role: watch::Receiver<Role>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Freezable {
+    fn start(cfg: HaConfig) -> Freezable {
+        let (cmds, mut rx) = mpsc::unbounded_channel::<Cmd>();
+        let (ready_tx, ready) = std::sync::mpsc::channel::<watch::Receiver<Role>>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let node = HaNode::start(cfg).await.expect("start node 1");
+                let (role, lease) = (node.role(), node.lease());
+                let _ = ready_tx.send(node.role());
+                while let Some(cmd) = rx.recv().await {
+                    match cmd {
+                        Cmd::Write(range, done) => {
+                            let mut ok = true;
+                            for i in range {
+                                ok &= node
+                                    .propose(Command::InsertCall(Box::new(call(i))))
+                                    .await
+                                    .is_ok();
+                            }
+                            let _ = done.send(ok);
+                        }
+                        Cmd::Freeze {
+                            frozen,
+                            resume,
+                            report,
+                        } => {
+                            let _ = frozen.send(());
+                            let _ = resume.recv();
+                            let _ = report.send((*role.borrow(), lease.valid_now()));
+                        }
+                    }
+                }
+                node.shutdown().await;
+            });
+        });
+        let role = ready.recv().expect("node 1 started");
+        Freezable {
+            cmds,
+            role,
+            thread: Some(thread),
+        }
+    }
+
+    async fn write(&self, range: std::ops::Range<usize>) -> bool {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.cmds.send(Cmd::Write(range, tx));
+        rx.await.unwrap_or(false)
+    }
+}
+
+impl Drop for Freezable {
+    fn drop(&mut self) {
+        let (tx, _) = mpsc::unbounded_channel();
+        self.cmds = tx;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_active_node_resumes_with_its_lease_expired() {
+    let mut c = Cluster::configure(SPEC, LogRetention::default());
+    c.restart(2).await;
+    c.restart(3).await;
+    let n1 = Freezable::start(c.cfgs[&1].clone());
+    let mut r1 = n1.role.clone();
+    let became = tokio::time::timeout(FORM, r1.wait_for(|r| *r == Role::Active)).await;
+    assert!(matches!(became, Ok(Ok(_))), "node 1 active");
+    drop(became);
+    c.wait_role(2, Role::Standby, FORM).await;
+    assert!(n1.write(0..5).await, "writes on node 1");
+
+    let (frozen_tx, frozen) = std::sync::mpsc::channel();
+    let (resume, resume_rx) = std::sync::mpsc::channel();
+    let (report_tx, report) = std::sync::mpsc::channel();
+    let _ = n1.cmds.send(Cmd::Freeze {
+        frozen: frozen_tx,
+        resume: resume_rx,
+        report: report_tx,
+    });
+    tokio::task::block_in_place(|| frozen.recv()).expect("node 1 frozen");
+    c.wait_role(2, Role::Active, failover_bound()).await;
+
+    let _ = resume.send(());
+    let (published, lease_valid) =
+        tokio::task::block_in_place(|| report.recv()).expect("report after resuming");
+    assert!(
+        !lease_valid,
+        "node 1 resumed with a valid lease while node 2 is active (published role: {published})"
+    );
+    // Nothing of node 1 ran between the freeze and this report, so its published role
+    // still says active: only the lease, read at decision time, tells the engine no.
+    assert_eq!(
+        published,
+        Role::Active,
+        "the role watch is stale on resuming"
+    );
+    c.wait_role(2, Role::Active, Duration::from_millis(1)).await;
+    let stepped =
+        tokio::time::timeout(failover_bound(), r1.wait_for(|r| *r == Role::Standby)).await;
+    assert!(matches!(stepped, Ok(Ok(_))), "node 1 becomes standby");
+    assert_eq!(calls_in(&c, 2).await, ids(0..5));
+    drop(n1);
+    c.kill(2).await;
+}
