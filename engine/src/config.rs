@@ -56,6 +56,89 @@ struct RawConfig {
     data_sources: Vec<RawConnector>,
     #[serde(default)]
     actions: Vec<RawConnector>,
+    #[serde(default)]
+    recording: RawRecording,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRecording {
+    dir: Option<String>,
+    default: Option<toml::Value>,
+    #[serde(default)]
+    flows: std::collections::BTreeMap<String, toml::Value>,
+    retention_days: Option<u64>,
+    min_free_mb: Option<u64>,
+    flush_secs: Option<u64>,
+}
+
+/// Which bridged calls are recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordPolicy {
+    #[default]
+    None,
+    All,
+    /// This share of calls, drawn at random per call.
+    Percent(u8),
+}
+
+impl RecordPolicy {
+    fn parse(v: &toml::Value) -> Result<RecordPolicy, String> {
+        match v {
+            toml::Value::String(s) if s == "all" => Ok(RecordPolicy::All),
+            toml::Value::String(s) if s == "none" => Ok(RecordPolicy::None),
+            toml::Value::Integer(n) if (0..=100).contains(n) => Ok(RecordPolicy::Percent(*n as u8)),
+            other => Err(format!(
+                "`{other}` is not \"all\", \"none\" or a percentage 0-100"
+            )),
+        }
+    }
+
+    /// Whether this call is recorded.
+    pub fn draw(self) -> bool {
+        match self {
+            RecordPolicy::None => false,
+            RecordPolicy::All => true,
+            RecordPolicy::Percent(p) => rand::random::<u8>() % 100 < p,
+        }
+    }
+}
+
+/// Recording of bridged calls (agents, bridged transfers): where, which, how long kept.
+#[derive(Debug, Clone)]
+pub struct RecordingConfig {
+    /// `None`: `DATA_DIR/recordings` (following a `--data-dir` override).
+    pub dir: Option<PathBuf>,
+    pub flush_every: Duration,
+    pub min_free_bytes: u64,
+    pub retention: Option<Duration>,
+    /// For calls whose queue or flow has no policy of its own.
+    pub default: RecordPolicy,
+    pub flows: std::collections::BTreeMap<String, RecordPolicy>,
+    pub queues: std::collections::BTreeMap<String, RecordPolicy>,
+}
+
+impl RecordingConfig {
+    /// The policy of a call bridged from `queue` (if any) in `flow`.
+    pub fn policy(&self, queue: Option<&str>, flow: Option<&str>) -> RecordPolicy {
+        queue
+            .and_then(|q| self.queues.get(q))
+            .or_else(|| flow.and_then(|f| self.flows.get(f)))
+            .copied()
+            .unwrap_or(self.default)
+    }
+
+    pub fn settings(&self, data_dir: &Path) -> crate::recording::RecordingSettings {
+        let dir = self
+            .dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("recordings"));
+        let mut s = crate::recording::RecordingSettings::new(dir);
+        s.flush_every = self.flush_every;
+        s.min_free_bytes = self.min_free_bytes;
+        s.retention = self.retention;
+        s
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -233,6 +316,7 @@ pub struct EngineConfig {
     /// Connectors for `lookup` and `action` steps.
     pub data_sources: Vec<ConnectorConfig>,
     pub actions: Vec<ConnectorConfig>,
+    pub recording: RecordingConfig,
 }
 
 /// A data source or action: its kind (`sql`, `http`) and the kind's settings, which the
@@ -429,6 +513,7 @@ impl EngineConfig {
         }
 
         let mut queues = Vec::new();
+        let mut record_queues = std::collections::BTreeMap::new();
         let mut acd = crate::acd::AcdConfig::default();
         for (i, q) in raw.queues.into_iter().enumerate() {
             if q.id.is_empty()
@@ -449,6 +534,11 @@ impl EngineConfig {
                 ));
             }
             let mut table = q.rest;
+            if let Some(v) = table.remove("record") {
+                let policy = RecordPolicy::parse(&v)
+                    .map_err(|e| cx.err(&format!("queues[{i}].record"), e))?;
+                record_queues.insert(q.id.clone(), policy);
+            }
             table.insert("id".into(), toml::Value::String(q.id.clone()));
             table
                 .entry("name")
@@ -495,10 +585,44 @@ impl EngineConfig {
             acd.agents.push(agent);
         }
 
+        let data_dir = cx.path(raw.node.data_dir.as_deref().unwrap_or("svi-data"));
+        let rec = raw.recording;
+        let mut record_flows = std::collections::BTreeMap::new();
+        for (flow, v) in &rec.flows {
+            let policy = RecordPolicy::parse(v)
+                .map_err(|e| cx.err(&format!("recording.flows.{flow}"), e))?;
+            record_flows.insert(flow.clone(), policy);
+        }
+        let recording = RecordingConfig {
+            dir: rec.dir.as_deref().map(|d| cx.path(d)),
+            flush_every: match rec.flush_secs {
+                Some(0) | Some(61..) => {
+                    return Err(cx.err("recording.flush_secs", "must be 1 to 60 seconds"))
+                }
+                Some(n) => Duration::from_secs(n),
+                None => crate::recording::RecordingSettings::DEFAULT_FLUSH_EVERY,
+            },
+            min_free_bytes: rec
+                .min_free_mb
+                .map(|mb| mb.saturating_mul(1 << 20))
+                .unwrap_or(crate::recording::RecordingSettings::DEFAULT_MIN_FREE_BYTES),
+            retention: match rec.retention_days {
+                Some(0) => return Err(cx.err("recording.retention_days", "must be at least 1")),
+                Some(d) => Some(Duration::from_secs(d.saturating_mul(86_400))),
+                None => None,
+            },
+            default: match &rec.default {
+                Some(v) => RecordPolicy::parse(v).map_err(|e| cx.err("recording.default", e))?,
+                None => RecordPolicy::None,
+            },
+            flows: record_flows,
+            queues: record_queues,
+        };
+
         Ok(EngineConfig {
             file: file.to_path_buf(),
             node_name: raw.node.name.unwrap_or_else(|| "svi".into()),
-            data_dir: cx.path(raw.node.data_dir.as_deref().unwrap_or("svi-data")),
+            data_dir,
             sip: SipConfig {
                 listen,
                 transports,
@@ -531,6 +655,7 @@ impl EngineConfig {
             ha: raw.ha,
             data_sources: connectors(&cx, "data_sources", raw.data_sources)?,
             actions: connectors(&cx, "actions", raw.actions)?,
+            recording,
         })
     }
 

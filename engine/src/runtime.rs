@@ -137,6 +137,11 @@ impl Engine {
             }
         }
         let (flows_tx, flows_rx) = watch::channel(Arc::new(flow_set));
+        recover_recordings(&config, &replication).await;
+        if let Some(retention) = config.recording.retention {
+            let dir = config.recording.settings(&config.data_dir).dir;
+            tokio::spawn(sweep_recordings(dir, retention));
+        }
 
         let connectors = crate::connectors::Connectors::build(&config)
             .await
@@ -274,5 +279,74 @@ impl Engine {
         self.media.shutdown().await;
         self.storage.close().await;
         tracing::info!("svi stopped");
+    }
+}
+
+/// Calls that were being recorded when the engine died: each left a journal (its record as
+/// it stood) beside a WAV whose header may be stale. The WAV is repaired and hashed, and the
+/// call's record written with the end reason `engine_failure`, before any new call.
+async fn recover_recordings(config: &EngineConfig, replication: &crate::replication::Replication) {
+    let dir = config.recording.settings(&config.data_dir).dir;
+    let scan_dir = dir.clone();
+    let found = match tokio::task::spawn_blocking(move || crate::recording::recover(&scan_dir))
+        .await
+    {
+        Ok(Ok(found)) => found,
+        Ok(Err(e)) => {
+            tracing::error!(dir = %dir.display(), error = %e, "recordings not checked for crash recovery");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "recording recovery stopped");
+            return;
+        }
+    };
+    for r in found {
+        let mut record: crate::storage::CallRecord = match serde_json::from_value(r.journal.clone())
+        {
+            Ok(rec) => rec,
+            Err(e) => {
+                tracing::error!(call = %r.id, error = %e, "recording journal unreadable; WAV kept, no record written");
+                continue;
+            }
+        };
+        record.end_reason = crate::storage::EndReason::EngineFailure;
+        record.ended_at = chrono::DateTime::<chrono::Utc>::from(r.modified).max(record.started_at);
+        record.recording = Some(r.info.path.display().to_string());
+        record.recording_sha256 = Some(r.info.sha256.clone());
+        record.recording_ms = Some(r.info.duration.as_millis() as u64);
+        match replication.writer.write_call(record).await {
+            Ok(()) => {
+                tracing::warn!(call = %r.id, file = %r.info.path.display(), duration = ?r.info.duration, "recording of a call cut by an engine failure repaired; call recorded as engine_failure");
+                let id = r.id.clone();
+                if let Err(e) = tokio::task::spawn_blocking(move || r.done())
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|d| d.map_err(|e| e.to_string()))
+                {
+                    tracing::warn!(call = %id, error = %e, "recording journal not removed");
+                }
+            }
+            Err(e) => {
+                tracing::error!(call = %r.id, error = %e, "record of an interrupted call not written; kept for the next start")
+            }
+        }
+    }
+}
+
+/// Deletes recordings older than the retention, hourly.
+async fn sweep_recordings(dir: std::path::PathBuf, retention: std::time::Duration) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        let d = dir.clone();
+        let removed = tokio::task::spawn_blocking(move || {
+            crate::recording::sweep_retention(&d, retention, std::time::SystemTime::now())
+        })
+        .await
+        .unwrap_or_default();
+        if !removed.is_empty() {
+            tracing::info!(files = removed.len(), dir = %dir.display(), "old recordings deleted (retention)");
+        }
     }
 }

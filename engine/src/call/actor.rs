@@ -108,6 +108,10 @@ pub(super) struct Call {
     /// The second leg (agent or bridged-transfer target), and whether it is bridged.
     leg: Option<leg::Leg>,
     bridged: bool,
+    /// The recording of the bridge, while it runs.
+    recording: Option<crate::recording::RecorderHandle>,
+    /// The agent's previous digit (feature codes such as `*7`).
+    agent_digit: Option<char>,
 }
 
 fn media_codec(c: sip::sdp::Codec) -> Codec {
@@ -171,6 +175,8 @@ impl Call {
             queue_record: queue::QueueRecord::default(),
             leg: None,
             bridged: false,
+            recording: None,
+            agent_digit: None,
         }
     }
 
@@ -179,6 +185,7 @@ impl Call {
         mut inputs: mpsc::UnboundedReceiver<CallInput>,
     ) -> CallRecord {
         let reason = self.drive(&mut inputs).await;
+        let recorded = self.stop_call_recording().await;
         self.leave_queue(reason);
         self.drop_leg(false);
         if self.answered_at.is_some() && !matches!(reason, EndReason::CallerHangup) {
@@ -187,7 +194,13 @@ impl Call {
         if let (Some(interp), true) = (self.interp.as_mut(), reason == EndReason::CallerHangup) {
             interp.resume(Utc::now(), Input::CallerHangup);
         }
-        self.record(reason)
+        let mut record = self.record(reason);
+        if let Some(info) = recorded {
+            record.recording = Some(info.path.display().to_string());
+            record.recording_sha256 = Some(info.sha256);
+            record.recording_ms = Some(info.duration.as_millis() as u64);
+        }
+        record
     }
 
     fn record(&mut self, reason: EndReason) -> CallRecord {

@@ -23,13 +23,16 @@ use super::{media_codec, Call, Next, Waiting};
 use crate::acd::{self, AgentId, CallId, RingFailure};
 use crate::call::signalling::{contact, finish_request, via};
 use crate::dispatch::Control;
-use crate::media::{MediaEvent, MediaHandle, MediaParams, Prompt};
+use crate::media::{Link, MediaEvent, MediaHandle, MediaParams, Prompt};
+use crate::recording::{Recorder, RecordingError, RecordingInfo};
 use crate::storage::EndReason;
 use ivr_scripts::{Input, TransferOutcome};
 
 /// Frames buffered in each direction of a bridge (100 ms); the media worker keeps at most
 /// 60 ms of it queued for sending.
 const RELAY_CAPACITY: usize = 5;
+/// Frames buffered towards the recorder (1 s): absorbs the writer's scheduling delays.
+const RECORD_TAP_CAPACITY: usize = 50;
 
 /// Why the engine placed the leg.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -478,8 +481,74 @@ impl Call {
         }
     }
 
+    /// Starts recording the bridge when the call's queue or flow asks for it: the caller on
+    /// the left channel, the second party on the right (second taps of both streams).
+    async fn start_call_recording(&mut self) {
+        let cfg = &self.ctx.config.recording;
+        let flow = self.flow.as_ref().map(|f| f.flow.name().to_string());
+        if !cfg
+            .policy(self.queue_record.queue.as_deref(), flow.as_deref())
+            .draw()
+        {
+            return;
+        }
+        let settings = cfg.settings(&self.ctx.config.data_dir);
+        let (left_tx, left) = mpsc::channel(RECORD_TAP_CAPACITY);
+        let (right_tx, right) = mpsc::channel(RECORD_TAP_CAPACITY);
+        let tapped = match (self.media.as_ref(), self.leg.as_ref()) {
+            (Some((caller, _)), Some(leg)) => {
+                caller.add_tap(Link::Record, left_tx).is_ok()
+                    && leg.media.add_tap(Link::Record, right_tx).is_ok()
+            }
+            _ => false,
+        };
+        if !tapped {
+            return;
+        }
+        // What the record would say if the engine died now: found again at the next start.
+        let journal = serde_json::to_value(self.record(EndReason::EngineFailure))
+            .unwrap_or(serde_json::Value::Null);
+        match Recorder::start(settings, &self.id, journal, left, right).await {
+            Ok(handle) => {
+                tracing::info!(call = %self.id, file = %handle.path().display(), "recording the call");
+                self.recording = Some(handle);
+            }
+            Err(e) => {
+                tracing::warn!(call = %self.id, error = %e, "the call is not recorded");
+                self.remove_record_taps();
+            }
+        }
+    }
+
+    fn remove_record_taps(&self) {
+        if let Some((m, _)) = &self.media {
+            let _ = m.remove_tap(Link::Record);
+        }
+        if let Some(leg) = &self.leg {
+            let _ = leg.media.remove_tap(Link::Record);
+        }
+    }
+
+    /// Ends the call's recording: the file is completed and hashed. A recording cut short
+    /// (disk full, read-only) keeps what was written.
+    pub(super) async fn stop_call_recording(&mut self) -> Option<RecordingInfo> {
+        let handle = self.recording.take()?;
+        self.remove_record_taps();
+        match handle.finish().await {
+            Ok(info) => Some(info),
+            Err(RecordingError::Interrupted { source, partial }) => {
+                tracing::warn!(call = %self.id, error = %source, "the recording was cut short");
+                partial
+            }
+            Err(e) => {
+                tracing::error!(call = %self.id, error = %e, "the recording is lost");
+                None
+            }
+        }
+    }
+
     /// Connects the caller and the leg: each one's inbound audio is the other's outbound.
-    pub(super) fn bridge_leg(&mut self) -> bool {
+    pub(super) async fn bridge_leg(&mut self) -> bool {
         self.stop_playback();
         let (Some((caller_media, _)), Some(leg)) = (self.media.as_ref(), self.leg.as_ref()) else {
             return false;
@@ -491,6 +560,9 @@ impl Call {
             && leg.media.tap_inbound(Some(to_caller)).is_ok()
             && caller_media.feed_live(Some(from_leg)).is_ok();
         tracing::info!(call = %self.id, purpose = ?leg.purpose, ok = self.bridged, "caller and second leg bridged");
+        if self.bridged {
+            self.start_call_recording().await;
+        }
         self.bridged
     }
 
@@ -502,6 +574,7 @@ impl Call {
                 if let Some((m, _)) = &self.media {
                     let _ = m.send_dtmf(digit);
                 }
+                self.agent_feature_code(digit.to_char());
                 Next::Wait
             }
             MediaEvent::RtpTimeout if self.leg.as_ref().is_some_and(|l| l.dialog.is_some()) => {
@@ -510,6 +583,24 @@ impl Call {
                 Next::End(EndReason::RtpTimeout)
             }
             _ => Next::Wait,
+        }
+    }
+
+    /// Feature codes keyed by the agent during the bridge: `*7` pauses the recording (a
+    /// card number is coming), `*8` resumes it.
+    fn agent_feature_code(&mut self, digit: char) {
+        let previous = self.agent_digit.replace(digit);
+        let Some(rec) = &self.recording else { return };
+        match (previous, digit) {
+            (Some('*'), '7') => {
+                rec.pause();
+                tracing::info!(call = %self.id, "recording paused by the agent");
+            }
+            (Some('*'), '8') => {
+                rec.resume();
+                tracing::info!(call = %self.id, "recording resumed by the agent");
+            }
+            _ => {}
         }
     }
 
@@ -598,7 +689,7 @@ impl Call {
                     }
                     LegPurpose::Transfer => {
                         self.waiting = Waiting::Nothing;
-                        if self.bridge_leg() {
+                        if self.bridge_leg().await {
                             tracing::info!(call = %self.id, "bridged transfer answered");
                             Next::Resume(Input::TransferResult(TransferOutcome::Completed))
                         } else {

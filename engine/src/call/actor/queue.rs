@@ -165,7 +165,7 @@ impl Call {
                 self.drop_leg(false);
                 Next::Wait
             }
-            acd::Action::Bridge { agent, .. } => self.bridge(agent),
+            acd::Action::Bridge { agent, .. } => self.bridge(agent).await,
             acd::Action::Overflow { reason, .. } => {
                 tracing::info!(call = %self.id, ?reason, "queue overflow");
                 self.queue_record.outcome = Some(StoredOutcome::Overflow);
@@ -222,11 +222,11 @@ impl Call {
     }
 
     /// Connects caller and agent.
-    fn bridge(&mut self, agent: AgentId) -> Next {
+    async fn bridge(&mut self, agent: AgentId) -> Next {
         if let Waiting::Queue(q) = &mut self.waiting {
             q.moh = None;
         }
-        if self.bridge_leg() {
+        if self.bridge_leg().await {
             self.queue_record.outcome = Some(StoredOutcome::Answered);
             tracing::info!(call = %self.id, %agent, "caller and agent bridged");
             return Next::Resume(Input::QueueResult(QueueOutcome::Answered));

@@ -1,0 +1,309 @@
+//! What each party of a bridged call really hears, checked with test phones that send a
+//! distinct tone each and detect tones in what they receive: a bridged transfer (ringback,
+//! then both directions relayed, DTMF passed through as RFC 4733), and an ACD call bridged
+//! to an agent, recorded in stereo (caller left, agent right), also across a crash.
+
+use std::time::Duration;
+
+use svi_tests::config::prompt_len;
+use svi_tests::phone::{
+    deadline, wav_channel_tone_power, AnswerMode, Ended, Phone, PhoneConfig, TONE_1700_HZ,
+    TONE_500_HZ,
+};
+use svi_tests::proc::{EngineOptions, EngineProc};
+
+/// Long enough to judge a tone, short enough to follow changes.
+const WINDOW: Duration = Duration::from_millis(400);
+/// The engine's ringback when the prompts have none.
+const RINGBACK_HZ: f32 = 425.0;
+
+fn bridged_flow(target: &str) -> String {
+    format!(
+        "flow: bridged
+language: en
+start: go
+steps:
+  go:
+    transfer: '\"{target}\"'
+    mode: bridged
+    timeout: 10s
+    failed: end
+  end:
+    hangup:
+"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bridged_transfer_rings_back_then_relays_both_ways() {
+    let mut target = Phone::start(PhoneConfig::new("desk").answer(AnswerMode::Auto {
+        ring: Duration::from_millis(1500),
+    }))
+    .await
+    .expect("target phone");
+    let dir = tempfile::tempdir().expect("tmp");
+    let flow = bridged_flow(&target.uri());
+    let config = svi_tests::config::write(dir.path(), &[("bridged", flow.as_str())], "");
+    let engine = EngineProc::start(EngineOptions {
+        config: Some(config),
+        ..EngineOptions::default()
+    });
+    let mut caller = Phone::start(PhoneConfig::new("caller"))
+        .await
+        .expect("caller phone");
+    caller
+        .call(&format!("sip:service@{}", engine.sip))
+        .await
+        .expect("call");
+    caller
+        .wait_answered(deadline(5))
+        .await
+        .expect("the engine answers");
+    target
+        .wait_incoming(deadline(5))
+        .await
+        .expect("the engine calls the target");
+    // While the target rings, the caller hears ringback.
+    caller
+        .wait_hears(RINGBACK_HZ, WINDOW, deadline(3))
+        .await
+        .expect("ringback while the target rings");
+
+    target
+        .wait_answered(deadline(5))
+        .await
+        .expect("the target answers");
+    caller.set_tone(TONE_500_HZ, -12.0);
+    target.set_tone(TONE_1700_HZ, -12.0);
+    target
+        .wait_hears(TONE_500_HZ, WINDOW, deadline(5))
+        .await
+        .expect("the target hears the caller");
+    caller
+        .wait_hears(TONE_1700_HZ, WINDOW, deadline(5))
+        .await
+        .expect("the caller hears the target");
+    // A fresh window, after the switch from ringback to the relay.
+    caller.clear_received();
+    target.clear_received();
+    caller.wait_frames(25, deadline(3)).await.expect("audio");
+    target.wait_frames(25, deadline(3)).await.expect("audio");
+    assert!(
+        target.hears(TONE_500_HZ, WINDOW) && !target.hears(TONE_1700_HZ, WINDOW),
+        "the target hears the caller, without echo of its own voice"
+    );
+    assert!(
+        caller.hears(TONE_1700_HZ, WINDOW)
+            && !caller.hears(TONE_500_HZ, WINDOW)
+            && !caller.hears(RINGBACK_HZ, WINDOW),
+        "the caller hears the target only: 1700 Hz {}, 500 Hz {}, ringback {}",
+        caller.heard(TONE_1700_HZ, WINDOW),
+        caller.heard(TONE_500_HZ, WINDOW),
+        caller.heard(RINGBACK_HZ, WINDOW)
+    );
+
+    caller.send_dtmf("7").expect("dtmf");
+    let (digit, _) = target
+        .wait_dtmf(deadline(5))
+        .await
+        .expect("the caller's digit reaches the target");
+    assert_eq!(digit, '7');
+
+    caller.hangup().await.expect("hang up");
+    assert_eq!(
+        target.wait_ended(deadline(5)).await.expect("BYE"),
+        Ended::RemoteBye,
+        "the engine hangs up the target after the caller"
+    );
+    let calls = engine.wait_calls(1, Duration::from_secs(10));
+    assert_eq!(calls[0]["end_reason"], "caller_hangup", "{:#}", calls[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_the_target_hangs_up_the_engine_hangs_up_the_caller() {
+    let mut target = Phone::start(PhoneConfig::new("desk"))
+        .await
+        .expect("target phone");
+    let dir = tempfile::tempdir().expect("tmp");
+    let flow = bridged_flow(&target.uri());
+    let config = svi_tests::config::write(dir.path(), &[("bridged", flow.as_str())], "");
+    let engine = EngineProc::start(EngineOptions {
+        config: Some(config),
+        ..EngineOptions::default()
+    });
+    let mut caller = Phone::start(PhoneConfig::new("caller"))
+        .await
+        .expect("caller phone");
+    caller
+        .call(&format!("sip:service@{}", engine.sip))
+        .await
+        .expect("call");
+    target
+        .wait_answered(deadline(10))
+        .await
+        .expect("the target answers");
+    target.set_tone(TONE_1700_HZ, -12.0);
+    caller
+        .wait_hears(TONE_1700_HZ, WINDOW, deadline(5))
+        .await
+        .expect("bridged");
+    target.hangup().await.expect("target hangs up");
+    assert_eq!(
+        caller.wait_ended(deadline(5)).await.expect("BYE"),
+        Ended::RemoteBye
+    );
+    let calls = engine.wait_calls(1, Duration::from_secs(10));
+    assert_eq!(calls[0]["end_reason"], "target_hangup", "{:#}", calls[0]);
+}
+
+/// The demo flow's option 2 with agent 1001 registered: returns once caller (500 Hz) and
+/// agent (1700 Hz) hear each other through the engine.
+async fn bridged_to_agent(engine: &EngineProc) -> (Phone, Phone) {
+    let mut agent = Phone::start(PhoneConfig::new("1001").password("demo-1001"))
+        .await
+        .expect("agent phone");
+    agent
+        .register(engine.sip, deadline(5))
+        .await
+        .expect("the agent registers");
+    let mut caller = Phone::start(PhoneConfig::new("caller"))
+        .await
+        .expect("caller phone");
+    caller
+        .call(&format!("sip:service@{}", engine.sip))
+        .await
+        .expect("call");
+    caller.wait_answered(deadline(5)).await.expect("answered");
+    // The demo flow: the welcome prompt (no barge-in), then the menu; 2 is the support
+    // queue. Key 2 until the engine says the call is queued.
+    let queued = std::time::Instant::now() + prompt_len("welcome") + Duration::from_secs(10);
+    loop {
+        caller.send_dtmf("2").expect("dtmf");
+        if engine
+            .wait_log("call queued", Duration::from_millis(500))
+            .is_some()
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < queued,
+            "never queued: {}",
+            engine.log_text()
+        );
+    }
+    agent
+        .wait_answered(deadline(20))
+        .await
+        .expect("the agent's phone rings and answers");
+    caller.set_tone(TONE_500_HZ, -12.0);
+    agent.set_tone(TONE_1700_HZ, -12.0);
+    agent
+        .wait_hears(TONE_500_HZ, WINDOW, deadline(5))
+        .await
+        .expect("the agent hears the caller");
+    caller
+        .wait_hears(TONE_1700_HZ, WINDOW, deadline(5))
+        .await
+        .expect("the caller hears the agent");
+    (caller, agent)
+}
+
+fn ms(v: &serde_json::Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_default())
+        .expect("time")
+        .timestamp_millis()
+}
+
+/// The recording is a stereo 8 kHz 16-bit WAV with the caller's tone on the left and the
+/// agent's on the right; returns its length in ms.
+fn check_recording(call: &serde_json::Value) -> i64 {
+    let path = std::path::PathBuf::from(call["recording"].as_str().expect("recording path"));
+    let reader = hound::WavReader::open(&path).expect("a playable WAV");
+    let spec = reader.spec();
+    assert_eq!(
+        (spec.channels, spec.sample_rate, spec.bits_per_sample),
+        (2, 8000, 16)
+    );
+    let len_ms = i64::from(reader.duration()) / 8;
+    assert_eq!(call["recording_ms"].as_i64(), Some(len_ms), "{call:#}");
+    let (from, to) = (Duration::from_millis(1000), Duration::from_millis(2500));
+    let power = |ch, f| wav_channel_tone_power(&path, ch, f, from, to).expect("analysis");
+    assert!(
+        power(0, TONE_500_HZ) > 0.5 && power(0, TONE_1700_HZ) < 0.1,
+        "left: the caller"
+    );
+    assert!(
+        power(1, TONE_1700_HZ) > 0.5 && power(1, TONE_500_HZ) < 0.1,
+        "right: the agent"
+    );
+    let sum = std::process::Command::new("sha256sum")
+        .arg(&path)
+        .output()
+        .expect("sha256sum");
+    let sum = String::from_utf8_lossy(&sum.stdout);
+    assert_eq!(
+        sum.split_whitespace().next(),
+        call["recording_sha256"].as_str(),
+        "the record's SHA-256 is the file's"
+    );
+    len_ms
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_agent_and_a_queued_caller_hear_each_other_and_are_recorded() {
+    let engine = EngineProc::start(EngineOptions::default());
+    let (caller, mut agent) = bridged_to_agent(&engine).await;
+    // Five seconds of conversation (counted in the agent's received frames).
+    agent.clear_received();
+    agent.wait_frames(250, deadline(10)).await.expect("talk");
+    agent.send_dtmf("4").expect("dtmf");
+    let mut caller = caller;
+    let (digit, _) = caller
+        .wait_dtmf(deadline(5))
+        .await
+        .expect("the agent's digit reaches the caller");
+    assert_eq!(digit, '4');
+    caller.hangup().await.expect("hang up");
+    assert_eq!(
+        agent.wait_ended(deadline(5)).await.expect("BYE"),
+        Ended::RemoteBye
+    );
+    let calls = engine.wait_calls(1, Duration::from_secs(10));
+    let call = &calls[0];
+    assert_eq!(call["agent"], "1001", "{call:#}");
+    assert_eq!(call["queue"], "support", "{call:#}");
+    let talk = ms(&call["ended_at"]) - ms(&call["agent_answered_at"]);
+    let recorded = check_recording(call);
+    assert!(
+        (recorded - talk).abs() <= 500,
+        "the recording lasts the talk time: {recorded} ms recorded, {talk} ms talked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_recording_cut_by_a_crash_is_repaired_at_the_next_start() {
+    let mut engine = EngineProc::start(EngineOptions::default());
+    let (_caller, mut agent) = bridged_to_agent(&engine).await;
+    agent.clear_received();
+    agent.wait_frames(250, deadline(10)).await.expect("talk");
+    assert!(engine.log_text().contains("recording the call"));
+    engine.kill9();
+
+    let restarted = EngineProc::start(EngineOptions {
+        data_dir: Some(engine.data_dir()),
+        ..EngineOptions::default()
+    });
+    let calls = restarted.wait_calls(1, Duration::from_secs(10));
+    let call = &calls[0];
+    assert_eq!(call["end_reason"], "engine_failure", "{call:#}");
+    assert_eq!(call["agent"], "1001", "{call:#}");
+    let recorded = check_recording(call);
+    // Flushed every 2 s: at most that much of the 5 s is lost.
+    assert!(
+        recorded >= 2900,
+        "the repaired recording keeps the flushed audio: {recorded} ms"
+    );
+    assert!(restarted
+        .log_text()
+        .contains("recording of a call cut by an engine failure repaired"));
+}
