@@ -120,6 +120,19 @@ enum Command {
         #[command(subcommand)]
         command: AgentCommand,
     },
+    /// Supervise a bridged call: the engine calls EXT (an extension, an agent id or a SIP
+    /// URI) and mixes it in: `listen` (hears both), `whisper` (the agent hears the
+    /// supervisor), `barge` (everyone hears everyone); run again to change the mode; `stop`.
+    Supervise {
+        #[arg(value_enum)]
+        mode: SuperviseArg,
+        /// The call id, or the id of the agent on the call.
+        call: String,
+        /// The supervisor's phone (needed to start).
+        ext: Option<String>,
+        #[command(flatten)]
+        at: Where,
+    },
     /// Queue statistics per interval (offered, answered, abandoned, service level, ASA,
     /// AHT, longest wait), computed from the persisted ACD events.
     Stats {
@@ -183,6 +196,14 @@ enum HaCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum SuperviseArg {
+    Listen,
+    Whisper,
+    Barge,
+    Stop,
 }
 
 #[derive(Subcommand, Debug)]
@@ -435,6 +456,33 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "agents_available",
                     "agents_busy",
                 ],
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Supervise {
+            mode,
+            call,
+            ext,
+            at,
+        } => {
+            use engine::call::SuperviseMode;
+            let mode = match mode {
+                SuperviseArg::Listen => Some(SuperviseMode::Listen),
+                SuperviseArg::Whisper => Some(SuperviseMode::Whisper),
+                SuperviseArg::Barge => Some(SuperviseMode::Barge),
+                SuperviseArg::Stop => None,
+            };
+            let req = engine::control::Request::Supervise {
+                call,
+                mode,
+                target: ext,
+            };
+            let data_dir = data_dir_of(&at)?;
+            let v = runtime()?.block_on(control_call(&data_dir, &req))?;
+            println!(
+                "call {}: {}",
+                v["call"].as_str().unwrap_or("?"),
+                v["message"].as_str().unwrap_or("ok")
             );
             Ok(ExitCode::SUCCESS)
         }

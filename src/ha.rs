@@ -293,6 +293,7 @@ pub async fn witness(cfg: HaConfig, alarms: Option<Webhook>) -> anyhow::Result<A
     tokio::spawn(engine::control::serve(
         data_dir,
         None,
+        None,
         Some(Arc::new(Control(node.clone()))),
     ));
     Ok(node)

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::acd::{AgentId, Input};
+use crate::call::{CallInput, LiveCalls, SuperviseMode};
 use crate::contact_center::AcdHandle;
 use crate::replication::HaControl;
 use std::sync::Arc;
@@ -27,6 +28,12 @@ pub enum Request {
         action: AgentAction,
         reason: Option<String>,
     },
+    /// Supervise a bridged call, given by its id or by the agent on it; `mode` None stops.
+    Supervise {
+        call: String,
+        mode: Option<SuperviseMode>,
+        target: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -44,7 +51,12 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 
 /// Serves the socket until the task is aborted.
 #[cfg(unix)]
-pub async fn serve(data_dir: PathBuf, acd: Option<AcdHandle>, ha: Option<Arc<dyn HaControl>>) {
+pub async fn serve(
+    data_dir: PathBuf,
+    acd: Option<AcdHandle>,
+    calls: Option<LiveCalls>,
+    ha: Option<Arc<dyn HaControl>>,
+) {
     use std::os::unix::fs::PermissionsExt;
     let path = socket_path(&data_dir);
     let _ = std::fs::remove_file(&path);
@@ -62,6 +74,7 @@ pub async fn serve(data_dir: PathBuf, acd: Option<AcdHandle>, ha: Option<Arc<dyn
         };
         let acd = acd.clone();
         let ha = ha.clone();
+        let calls = calls.clone();
         tokio::spawn(async move {
             let (rd, mut wr) = stream.into_split();
             let mut line = String::new();
@@ -71,6 +84,9 @@ pub async fn serve(data_dir: PathBuf, acd: Option<AcdHandle>, ha: Option<Arc<dyn
                 return;
             }
             let answer = match serde_json::from_str::<Request>(&line) {
+                Ok(Request::Supervise { call, mode, target }) => {
+                    supervise(&call, mode, target, acd.as_ref(), calls.as_ref()).await
+                }
                 Ok(req) => handle(req, acd.as_ref(), ha.as_deref()).await,
                 Err(e) => serde_json::json!({ "error": format!("bad request: {e}") }),
             };
@@ -80,7 +96,13 @@ pub async fn serve(data_dir: PathBuf, acd: Option<AcdHandle>, ha: Option<Arc<dyn
 }
 
 #[cfg(not(unix))]
-pub async fn serve(_data_dir: PathBuf, _acd: Option<AcdHandle>, _ha: Option<Arc<dyn HaControl>>) {}
+pub async fn serve(
+    _data_dir: PathBuf,
+    _acd: Option<AcdHandle>,
+    _calls: Option<LiveCalls>,
+    _ha: Option<Arc<dyn HaControl>>,
+) {
+}
 
 async fn handle(
     req: Request,
@@ -111,8 +133,65 @@ async fn handle(
     }
 }
 
+/// `svi supervise`: finds the call (by id, or as the call the agent is on) and hands the
+/// command to its actor.
+async fn supervise(
+    call: &str,
+    mode: Option<SuperviseMode>,
+    target: Option<String>,
+    acd: Option<&AcdHandle>,
+    calls: Option<&LiveCalls>,
+) -> serde_json::Value {
+    let error = |e: String| serde_json::json!({ "error": e });
+    let Some(calls) = calls else {
+        return error("this node takes no calls".into());
+    };
+    let mut id = call.to_string();
+    let known = |id: &str| calls.lock().map(|c| c.contains_key(id)).unwrap_or(false);
+    if !known(&id) {
+        let on_call = match acd {
+            Some(acd) => acd.snapshot().await.and_then(|(_, agents)| {
+                agents
+                    .into_iter()
+                    .find(|a| a.id.as_str() == call)
+                    .and_then(|a| a.call)
+            }),
+            None => None,
+        };
+        match on_call {
+            Some(c) => id = c.as_str().to_string(),
+            None => {
+                return error(format!(
+                    "`{call}` is neither a call in progress nor an agent on a call"
+                ))
+            }
+        }
+    }
+    let actor = calls.lock().ok().and_then(|c| c.get(&id).cloned());
+    let Some(actor) = actor else {
+        return error(format!("call {id} has ended"));
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    if actor
+        .send(CallInput::Supervise {
+            mode,
+            target,
+            reply,
+        })
+        .is_err()
+    {
+        return error(format!("call {id} has ended"));
+    }
+    match answer.await {
+        Ok(Ok(message)) => serde_json::json!({ "ok": true, "call": id, "message": message }),
+        Ok(Err(e)) => error(e),
+        Err(_) => error(format!("call {id} has ended")),
+    }
+}
+
 async fn handle_acd(req: Request, acd: &AcdHandle) -> serde_json::Value {
     match req {
+        Request::Supervise { .. } => serde_json::json!({ "error": "not an ACD request" }),
         Request::HaStatus | Request::HaPromote { .. } => {
             serde_json::json!({ "error": "not an ACD request" })
         }

@@ -191,6 +191,7 @@ impl Engine {
             acd.clone(),
         );
         let (control, control_rx) = mpsc::unbounded_channel();
+        let live: crate::call::LiveCalls = Default::default();
         let ctx = CallContext {
             acd: acd.clone(),
             agent_contacts,
@@ -205,6 +206,7 @@ impl Engine {
             writer: replication.writer.clone(),
             connectors,
             local_sip,
+            live: live.clone(),
         };
         let (active_tx, active_rx) = watch::channel(0usize);
         let dispatcher =
@@ -213,6 +215,7 @@ impl Engine {
         tasks.push(tokio::spawn(crate::control::serve(
             config.data_dir.clone(),
             Some(acd.clone()),
+            Some(live),
             replication.control.clone(),
         )));
         tasks.push(tokio::spawn(flows::watch_dir(

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use svi_tests::config::prompt_len;
 use svi_tests::phone::{
-    deadline, wav_channel_tone_power, AnswerMode, Ended, Phone, PhoneConfig, TONE_1700_HZ,
-    TONE_500_HZ,
+    deadline, wav_channel_tone_power, AnswerMode, Ended, Phone, PhoneConfig, TONE_1100_HZ,
+    TONE_1700_HZ, TONE_500_HZ,
 };
 use svi_tests::proc::{EngineOptions, EngineProc};
 
@@ -306,4 +306,110 @@ async fn a_recording_cut_by_a_crash_is_repaired_at_the_next_start() {
     assert!(restarted
         .log_text()
         .contains("recording of a call cut by an engine failure repaired"));
+}
+
+/// `svi supervise MODE CALL [EXT] --data-dir DIR`, which must succeed.
+fn supervise(engine: &EngineProc, args: &[&str]) {
+    let out = std::process::Command::new(svi_tests::proc::svi_bin())
+        .arg("supervise")
+        .args(args)
+        .arg("--data-dir")
+        .arg(engine.data_dir())
+        .output()
+        .expect("svi supervise");
+    assert!(
+        out.status.success(),
+        "svi supervise {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A fresh window of what `phone` hears now.
+async fn listen_again(phone: &mut Phone) {
+    phone.clear_received();
+    phone
+        .wait_frames(25, deadline(3))
+        .await
+        .expect("audio keeps coming");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_supervisor_listens_whispers_then_barges_in() {
+    let engine = EngineProc::start(EngineOptions::default());
+    let (mut caller, mut agent) = bridged_to_agent(&engine).await;
+    let mut sup = Phone::start(PhoneConfig::new("supervisor"))
+        .await
+        .expect("supervisor phone");
+
+    // Listen: the supervisor hears both; nobody hears the supervisor.
+    supervise(&engine, &["listen", "1001", &sup.uri()]);
+    sup.wait_answered(deadline(5))
+        .await
+        .expect("the engine calls the supervisor");
+    sup.set_tone(TONE_1100_HZ, -12.0);
+    sup.wait_hears(TONE_500_HZ, WINDOW, deadline(5))
+        .await
+        .expect("listen: the supervisor hears the caller");
+    sup.wait_hears(TONE_1700_HZ, WINDOW, deadline(5))
+        .await
+        .expect("listen: the supervisor hears the agent");
+    listen_again(&mut caller).await;
+    listen_again(&mut agent).await;
+    assert!(
+        !caller.hears(TONE_1100_HZ, WINDOW),
+        "listen: not the caller"
+    );
+    assert!(!agent.hears(TONE_1100_HZ, WINDOW), "listen: not the agent");
+
+    // Whisper: the agent hears the supervisor too; the caller still does not.
+    supervise(&engine, &["whisper", "1001"]);
+    agent
+        .wait_hears(TONE_1100_HZ, WINDOW, deadline(5))
+        .await
+        .expect("whisper: the agent hears the supervisor");
+    listen_again(&mut agent).await;
+    assert!(
+        agent.hears(TONE_500_HZ, WINDOW),
+        "whisper: the agent still hears the caller"
+    );
+    listen_again(&mut caller).await;
+    assert!(
+        !caller.hears(TONE_1100_HZ, WINDOW),
+        "whisper: the caller does not hear the supervisor"
+    );
+
+    // Barge: everyone hears everyone.
+    supervise(&engine, &["barge", "1001"]);
+    caller
+        .wait_hears(TONE_1100_HZ, WINDOW, deadline(5))
+        .await
+        .expect("barge: the caller hears the supervisor");
+    listen_again(&mut caller).await;
+    assert!(
+        caller.hears(TONE_1700_HZ, WINDOW),
+        "barge: the caller still hears the agent"
+    );
+    listen_again(&mut agent).await;
+    assert!(
+        agent.hears(TONE_1100_HZ, WINDOW) && agent.hears(TONE_500_HZ, WINDOW),
+        "barge: the agent hears the caller and the supervisor"
+    );
+
+    // Stop: the supervisor's phone is hung up; the call goes on.
+    supervise(&engine, &["stop", "1001"]);
+    assert_eq!(
+        sup.wait_ended(deadline(5)).await.expect("BYE"),
+        Ended::RemoteBye
+    );
+    listen_again(&mut caller).await;
+    assert!(
+        caller.hears(TONE_1700_HZ, WINDOW) && !caller.hears(TONE_1100_HZ, WINDOW),
+        "after stop: the caller hears the agent only"
+    );
+    caller.hangup().await.expect("hang up");
+    assert_eq!(
+        agent.wait_ended(deadline(5)).await.expect("BYE"),
+        Ended::RemoteBye
+    );
 }

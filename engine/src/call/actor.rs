@@ -2,6 +2,7 @@
 
 mod leg;
 mod queue;
+mod supervise;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,6 +113,7 @@ pub(super) struct Call {
     recording: Option<crate::recording::RecorderHandle>,
     /// The agent's previous digit (feature codes such as `*7`).
     agent_digit: Option<char>,
+    supervision: Option<supervise::Supervision>,
 }
 
 fn media_codec(c: sip::sdp::Codec) -> Codec {
@@ -177,6 +179,7 @@ impl Call {
             bridged: false,
             recording: None,
             agent_digit: None,
+            supervision: None,
         }
     }
 
@@ -184,7 +187,14 @@ impl Call {
         mut self,
         mut inputs: mpsc::UnboundedReceiver<CallInput>,
     ) -> CallRecord {
+        if let Ok(mut live) = self.ctx.live.lock() {
+            live.insert(self.id.clone(), self.me.clone());
+        }
         let reason = self.drive(&mut inputs).await;
+        if let Ok(mut live) = self.ctx.live.lock() {
+            live.remove(&self.id);
+        }
+        self.stop_supervision();
         let recorded = self.stop_call_recording().await;
         self.leave_queue(reason);
         self.drop_leg(false);
@@ -735,6 +745,10 @@ impl Call {
             next = tokio::select! {
                 input = inputs.recv() => match input {
                     Some(CallInput::Sip(ev)) => self.sip_event(*ev).await,
+                    Some(CallInput::Supervise { mode, target, reply }) => {
+                        let _ = reply.send(self.supervise(mode, target).await);
+                        Next::Wait
+                    }
                     Some(CallInput::Shutdown) | None => {
                         if self.answered_at.is_none() {
                             self.reject(503, Some("shutting down".into()));
@@ -886,6 +900,13 @@ impl Call {
 
     async fn sip_event(&mut self, ev: SipEvent) -> Next {
         match ev {
+            SipEvent::Request { tx, request, .. } if self.is_supervisor_request(&request) => {
+                self.supervisor_request(tx, request)
+            }
+            SipEvent::Response { tx, response } if self.is_supervisor_tx(tx) => {
+                self.supervisor_response(response)
+            }
+            SipEvent::Timeout { tx, .. } if self.is_supervisor_tx(tx) => self.supervisor_timeout(),
             SipEvent::Request { tx, request, .. } if self.is_leg_request(&request) => {
                 self.leg_request(tx, request)
             }
@@ -1081,6 +1102,10 @@ impl Call {
             let ev = match input {
                 Some(CallInput::Sip(ev)) => *ev,
                 Some(CallInput::Shutdown) => continue,
+                Some(CallInput::Supervise { reply, .. }) => {
+                    let _ = reply.send(Err("the call is ending".into()));
+                    continue;
+                }
                 None => return,
             };
             match ev {

@@ -48,6 +48,7 @@ pub struct CallContext {
     pub control: mpsc::UnboundedSender<crate::dispatch::Control>,
     /// Our SIP address as written in Via and Contact (public IP, bound port).
     pub local_sip: SocketAddr,
+    pub live: LiveCalls,
 }
 
 #[derive(Debug)]
@@ -55,7 +56,30 @@ pub enum CallInput {
     Sip(Box<SipEvent>),
     /// The engine is stopping: end the call (BYE if answered, 503 otherwise).
     Shutdown,
+    /// `svi supervise`: start (calling `target`), change the mode, or stop (`mode` None).
+    Supervise {
+        mode: Option<SuperviseMode>,
+        target: Option<String>,
+        reply: tokio::sync::oneshot::Sender<Result<String, String>>,
+    },
 }
+
+/// How a supervisor joins a bridged call (see `actor::supervise`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuperviseMode {
+    /// Hears both parties; nobody hears the supervisor.
+    Listen,
+    /// Hears both; the agent hears the supervisor, the caller does not.
+    Whisper,
+    /// Everyone hears everyone.
+    Barge,
+}
+
+/// The calls in progress by engine call id (the id of their record), for operator
+/// commands that act on one call.
+pub type LiveCalls =
+    Arc<std::sync::Mutex<std::collections::HashMap<String, mpsc::UnboundedSender<CallInput>>>>;
 
 /// Starts the actor for a new INVITE; returns its input channel.
 pub fn spawn(

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use super::{media_codec, Call, Next, Waiting};
 use crate::acd::{self, AgentId, CallId, RingFailure};
 use crate::call::signalling::{contact, finish_request, via};
+use crate::call::CallContext;
 use crate::dispatch::Control;
 use crate::media::{Link, MediaEvent, MediaHandle, MediaParams, Prompt};
 use crate::recording::{Recorder, RecordingError, RecordingInfo};
@@ -41,16 +42,18 @@ pub(in crate::call) enum LegPurpose {
     Agent(AgentId),
     /// A `transfer` step in `bridged` mode.
     Transfer,
+    /// A supervisor listening, whispering or barging in (see `supervise`).
+    Supervisor,
 }
 
 pub(in crate::call) struct Leg {
     pub purpose: LegPurpose,
     pub call_id: String,
-    invite: Request,
-    tx: ClientTxId,
+    pub invite: Request,
+    pub tx: ClientTxId,
     pub peer: Peer,
     pub dialog: Option<Dialog>,
-    sdp: SdpSession,
+    pub sdp: SdpSession,
     pub media: MediaHandle,
     pub events: mpsc::Receiver<MediaEvent>,
     /// Credentials of the trunk the leg goes through (the PBX may challenge the INVITE).
@@ -69,6 +72,65 @@ pub(super) struct LegTarget {
 /// Challenges answered per leg before giving up (a second one for the same realm means the
 /// password is wrong).
 const MAX_CHALLENGES: u8 = 2;
+
+/// What a 2xx to a leg's INVITE is.
+pub(super) enum Answer {
+    /// A retransmission (ACKed again) or a 2xx that makes no dialog.
+    Again,
+    /// The answer: the dialog is up; what the SDP answer negotiated, if usable.
+    First(Option<Negotiated>),
+}
+
+/// Common to every leg's 2xx: the dialog on the first, an ACK for each (retransmissions
+/// included: our ACK may have been lost), the SDP answer processed on the first.
+pub(super) fn accept_2xx(ctx: &CallContext, leg: &mut Leg, response: &Response) -> Answer {
+    let first = leg.dialog.is_none();
+    if first {
+        let Ok(dialog) = Dialog::new_uac(&leg.invite, response) else {
+            return Answer::Again;
+        };
+        leg.dialog = Some(dialog);
+    }
+    if let Some(d) = leg.dialog.as_ref() {
+        let mut ack = d.create_ack(response);
+        finish_request(
+            &mut ack,
+            ctx.local_sip,
+            leg.peer.transport,
+            &ctx.config.sip.user_agent,
+        );
+        ctx.sip.send_stateless(SipMessage::Request(ack), leg.peer);
+    }
+    if !first {
+        return Answer::Again;
+    }
+    let answer = SessionDescription::parse_bytes(&response.body).ok();
+    Answer::First(answer.and_then(|a| leg.sdp.process_answer(&a).ok()))
+}
+
+/// Ends a leg: BYE when answered, CANCEL while ringing; its Call-ID is released.
+pub(super) fn hang_up_leg(ctx: &CallContext, leg: &mut Leg) {
+    match leg.dialog.as_mut() {
+        Some(d) => {
+            let mut bye = d.create_request(Method::Bye);
+            finish_request(
+                &mut bye,
+                ctx.local_sip,
+                leg.peer.transport,
+                &ctx.config.sip.user_agent,
+            );
+            let sip = ctx.sip.clone();
+            let peer = leg.peer;
+            tokio::spawn(async move {
+                let _ = sip.send_request(bye, peer).await;
+            });
+        }
+        None => ctx.sip.cancel(leg.tx),
+    }
+    let _ = ctx.control.send(Control::LegEnded {
+        call_id: leg.call_id.clone(),
+    });
+}
 
 /// Answers a re-INVITE or UPDATE from `session`: our SDP answer (and what it negotiated), or
 /// our offer when the request had none (RFC 3264 §8.4 lets either side offer).
@@ -126,7 +188,7 @@ impl Call {
 
     /// The URI and next hop of a transfer target: a SIP URI as given; an agent's extension
     /// at its registered phone; any other number through the PBX.
-    fn transfer_target(&self, target: &str) -> Result<LegTarget, String> {
+    pub(super) fn transfer_target(&self, target: &str) -> Result<LegTarget, String> {
         if target.starts_with("sip:") || target.starts_with("sips:") {
             let uri = Uri::parse(target).map_err(|e| e.to_string())?;
             let peer = self.leg_peer(&uri)?;
@@ -339,7 +401,7 @@ impl Call {
     }
 
     /// Media parameters of a leg from what its answer negotiated.
-    fn leg_params(&self, n: &Negotiated) -> MediaParams {
+    pub(super) fn leg_params(&self, n: &Negotiated) -> MediaParams {
         MediaParams {
             codec: media_codec(n.codec.codec),
             remote: n
@@ -357,6 +419,21 @@ impl Call {
         target: LegTarget,
         purpose: LegPurpose,
     ) -> Result<(), String> {
+        // The called party sees the caller's number (personal data, sent on purpose).
+        let from = self.caller.reveal().clone();
+        let leg = self.new_leg(target, purpose, &from).await?;
+        self.leg = Some(leg);
+        Ok(())
+    }
+
+    /// A new outbound leg from `from_user`: ports, offer, INVITE sent, Call-ID registered
+    /// with the dispatcher so its SIP events come to this call.
+    pub(super) async fn new_leg(
+        &mut self,
+        target: LegTarget,
+        purpose: LegPurpose,
+        from_user: &str,
+    ) -> Result<Leg, String> {
         let (uri, peer) = (target.uri.clone(), target.peer);
         let allocation = self.ctx.ports.allocate().await.map_err(|e| e.to_string())?;
         let local_ip = match self.ctx.config.rtp.ip {
@@ -384,13 +461,7 @@ impl Call {
             .headers
             .push(HeaderName::Via, via(self.ctx.local_sip, peer.transport));
         invite.headers.push(HeaderName::MaxForwards, "70");
-        // The called party sees the caller's number (personal data, sent on purpose).
-        let from = format!(
-            "<sip:{}@{}>;tag={}",
-            self.caller.reveal(),
-            self.ctx.local_sip,
-            new_tag()
-        );
+        let from = format!("<sip:{from_user}@{}>;tag={}", self.ctx.local_sip, new_tag());
         invite.headers.push(HeaderName::From, from);
         invite
             .headers
@@ -421,7 +492,7 @@ impl Call {
             }
         };
         tracing::info!(call = %self.id, ?purpose, "second leg placed");
-        self.leg = Some(Leg {
+        Ok(Leg {
             purpose,
             call_id,
             invite,
@@ -433,8 +504,7 @@ impl Call {
             events,
             digest: target.digest,
             challenges: 0,
-        });
-        Ok(())
+        })
     }
 
     /// Ends the leg: BYE when answered, CANCEL while ringing (unless `answered_only`).
@@ -445,27 +515,8 @@ impl Call {
         let Some(mut leg) = self.leg.take() else {
             return;
         };
-        match leg.dialog.as_mut() {
-            Some(d) => {
-                let mut bye = d.create_request(Method::Bye);
-                finish_request(
-                    &mut bye,
-                    self.ctx.local_sip,
-                    leg.peer.transport,
-                    &self.ctx.config.sip.user_agent,
-                );
-                let sip = self.ctx.sip.clone();
-                let peer = leg.peer;
-                tokio::spawn(async move {
-                    let _ = sip.send_request(bye, peer).await;
-                });
-            }
-            None => self.ctx.sip.cancel(leg.tx),
-        }
+        hang_up_leg(&self.ctx, &mut leg);
         self.unbridge(&leg);
-        let _ = self.ctx.control.send(Control::LegEnded {
-            call_id: leg.call_id,
-        });
     }
 
     /// Stops the relay between the caller and `leg`.
@@ -638,31 +689,10 @@ impl Call {
                 Next::Wait
             }
             200..=299 => {
-                let first = leg.dialog.is_none();
-                if first {
-                    let Ok(dialog) = Dialog::new_uac(&leg.invite, &response) else {
-                        return Next::Wait;
-                    };
-                    leg.dialog = Some(dialog);
-                }
-                // ACK every 2xx (retransmissions included: our ACK may have been lost).
-                if let Some(d) = leg.dialog.as_ref() {
-                    let mut ack = d.create_ack(&response);
-                    finish_request(
-                        &mut ack,
-                        self.ctx.local_sip,
-                        leg.peer.transport,
-                        &self.ctx.config.sip.user_agent,
-                    );
-                    self.ctx
-                        .sip
-                        .send_stateless(SipMessage::Request(ack), leg.peer);
-                }
-                if !first {
-                    return Next::Wait;
-                }
-                let answer = SessionDescription::parse_bytes(&response.body).ok();
-                let negotiated = answer.and_then(|a| leg.sdp.process_answer(&a).ok());
+                let negotiated = match accept_2xx(&self.ctx, leg, &response) {
+                    Answer::Again => return Next::Wait,
+                    Answer::First(n) => n,
+                };
                 let Some(n) = negotiated else {
                     // No common codec or no SDP: the leg cannot carry audio. Hang it up
                     // rather than bridge the caller to silence.
@@ -687,6 +717,8 @@ impl Call {
                         });
                         Next::Wait
                     }
+                    // Supervisor legs are never the call's second leg (see `supervise`).
+                    LegPurpose::Supervisor => Next::Wait,
                     LegPurpose::Transfer => {
                         self.waiting = Waiting::Nothing;
                         if self.bridge_leg().await {
@@ -726,7 +758,9 @@ impl Call {
                         });
                         Next::Wait
                     }
-                    (LegPurpose::Transfer, _) => self.leg_failed(purpose, reason),
+                    (LegPurpose::Transfer | LegPurpose::Supervisor, _) => {
+                        self.leg_failed(purpose, reason)
+                    }
                 }
             }
         }
@@ -749,6 +783,7 @@ impl Call {
                 self.waiting = Waiting::Nothing;
                 Next::Resume(Input::TransferResult(TransferOutcome::Failed(reason)))
             }
+            LegPurpose::Supervisor => Next::Wait,
         }
     }
 
@@ -829,7 +864,7 @@ impl Call {
                 tracing::info!(call = %self.id, ?purpose, "the second party hung up");
                 Next::End(match purpose {
                     LegPurpose::Agent(_) => EndReason::AgentHangup,
-                    LegPurpose::Transfer => EndReason::TargetHangup,
+                    LegPurpose::Transfer | LegPurpose::Supervisor => EndReason::TargetHangup,
                 })
             }
             Method::Invite | Method::Update => {
