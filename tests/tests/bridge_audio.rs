@@ -413,3 +413,80 @@ async fn a_supervisor_listens_whispers_then_barges_in() {
         Ended::RemoteBye
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ring_all_rings_every_ready_agent_and_cancels_the_others() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let extra = "strategy = \"ring_all\"\n\
+        [[agents]]\nid = \"1001\"\nname = \"A\"\npassword = \"pw-1001\"\n\
+        [[agents]]\nid = \"1002\"\nname = \"B\"\npassword = \"pw-1002\"\n";
+    let config = svi_tests::config::write(
+        dir.path(),
+        &[("demo", svi_tests::config::sample_flow("demo").as_str())],
+        extra,
+    );
+    let engine = EngineProc::start(EngineOptions {
+        config: Some(config),
+        ..EngineOptions::default()
+    });
+    // 1001 lets it ring; 1002 answers after a second.
+    let mut slow = Phone::start(
+        PhoneConfig::new("1001")
+            .password("pw-1001")
+            .answer(AnswerMode::Manual),
+    )
+    .await
+    .expect("phone 1001");
+    let mut quick = Phone::start(PhoneConfig::new("1002").password("pw-1002").answer(
+        AnswerMode::Auto {
+            ring: Duration::from_secs(1),
+        },
+    ))
+    .await
+    .expect("phone 1002");
+    slow.register(engine.sip, deadline(5)).await.expect("1001");
+    quick.register(engine.sip, deadline(5)).await.expect("1002");
+    let mut caller = Phone::start(PhoneConfig::new("caller"))
+        .await
+        .expect("caller phone");
+    caller
+        .call(&format!("sip:service@{}", engine.sip))
+        .await
+        .expect("call");
+    caller.wait_answered(deadline(5)).await.expect("answered");
+    let queued = std::time::Instant::now() + prompt_len("welcome") + Duration::from_secs(10);
+    loop {
+        caller.send_dtmf("2").expect("dtmf");
+        if engine
+            .wait_log("call queued", Duration::from_millis(500))
+            .is_some()
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < queued, "never queued");
+    }
+    slow.wait_incoming(deadline(5))
+        .await
+        .expect("1001's phone rings");
+    quick
+        .wait_answered(deadline(5))
+        .await
+        .expect("1002's phone rings too, and answers");
+    assert_eq!(
+        slow.wait_ended(deadline(5)).await.expect("CANCEL"),
+        Ended::RemoteCancel,
+        "the other phone stops ringing"
+    );
+    quick.set_tone(TONE_1700_HZ, -12.0);
+    caller
+        .wait_hears(TONE_1700_HZ, WINDOW, deadline(5))
+        .await
+        .expect("the caller talks to 1002");
+    caller.hangup().await.expect("hang up");
+    assert_eq!(
+        quick.wait_ended(deadline(5)).await.expect("BYE"),
+        Ended::RemoteBye
+    );
+    let calls = engine.wait_calls(1, Duration::from_secs(10));
+    assert_eq!(calls[0]["agent"], "1002", "{:#}", calls[0]);
+}

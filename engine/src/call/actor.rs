@@ -108,6 +108,8 @@ pub(super) struct Call {
     queue_record: queue::QueueRecord,
     /// The second leg (agent or bridged-transfer target), and whether it is bridged.
     leg: Option<leg::Leg>,
+    /// Agent legs ringing besides `leg` (the ring-all strategy).
+    extra_legs: Vec<leg::Leg>,
     bridged: bool,
     /// The recording of the bridge, while it runs.
     recording: Option<crate::recording::RecorderHandle>,
@@ -176,6 +178,7 @@ impl Call {
             me,
             queue_record: queue::QueueRecord::default(),
             leg: None,
+            extra_legs: Vec::new(),
             bridged: false,
             recording: None,
             agent_digit: None,
@@ -198,6 +201,7 @@ impl Call {
         let recorded = self.stop_call_recording().await;
         self.leave_queue(reason);
         self.drop_leg(false);
+        self.drop_extra_legs();
         if self.answered_at.is_some() && !matches!(reason, EndReason::CallerHangup) {
             self.send_bye(&mut inputs).await;
         }

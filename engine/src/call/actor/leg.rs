@@ -422,7 +422,11 @@ impl Call {
         // The called party sees the caller's number (personal data, sent on purpose).
         let from = self.caller.reveal().clone();
         let leg = self.new_leg(target, purpose, &from).await?;
-        self.leg = Some(leg);
+        match &self.leg {
+            // Ring-all: another agent's phone rings already.
+            Some(_) => self.extra_legs.push(leg),
+            None => self.leg = Some(leg),
+        }
         Ok(())
     }
 
@@ -668,6 +672,11 @@ impl Call {
 
     /// A response to the leg's INVITE.
     pub(super) async fn leg_response(&mut self, tx: ClientTxId, response: Response) -> Next {
+        if let Some(i) = self.extra_legs.iter().position(|l| l.tx == tx) {
+            if !self.focus_extra_leg(i, response.status) {
+                return Next::Wait;
+            }
+        }
         if !self.leg.as_ref().is_some_and(|l| l.tx == tx) {
             return Next::Wait;
         }
@@ -789,6 +798,11 @@ impl Call {
 
     /// The leg's INVITE got no final answer (transaction timeout).
     pub(super) fn leg_timeout(&mut self, tx: ClientTxId) -> Next {
+        if let Some(i) = self.extra_legs.iter().position(|l| l.tx == tx) {
+            if !self.focus_extra_leg(i, 408) {
+                return Next::Wait;
+            }
+        }
         if !self
             .leg
             .as_ref()
@@ -818,17 +832,71 @@ impl Call {
     /// Whether this request belongs to the leg (its Call-ID).
     pub(super) fn is_leg_request(&self, req: &Request) -> bool {
         self.leg
-            .as_ref()
-            .is_some_and(|l| req.headers.call_id() == Some(l.call_id.as_str()))
+            .iter()
+            .chain(&self.extra_legs)
+            .any(|l| req.headers.call_id() == Some(l.call_id.as_str()))
     }
 
     pub(super) fn is_leg_tx(&self, tx: ClientTxId) -> bool {
-        self.leg.as_ref().is_some_and(|l| l.tx == tx)
+        self.leg.iter().chain(&self.extra_legs).any(|l| l.tx == tx)
+    }
+
+    /// Ring-all: several agent legs ring at once; the one a response is about becomes the
+    /// call's leg (the others wait in `extra_legs`) so that the usual handling applies.
+    /// Not while the call's leg is answered: then a late answer is hung up and a failure
+    /// just forgotten (the ACD has moved on). False when the response needs nothing more.
+    fn focus_extra_leg(&mut self, i: usize, status: u16) -> bool {
+        if self.leg.as_ref().is_some_and(|l| l.dialog.is_some()) {
+            if status >= 200 {
+                let mut late = self.extra_legs.swap_remove(i);
+                hang_up_leg(&self.ctx, &mut late);
+            }
+            return false;
+        }
+        let extra = self.extra_legs.swap_remove(i);
+        if let Some(current) = self.leg.replace(extra) {
+            self.extra_legs.push(current);
+        }
+        true
+    }
+
+    /// `CancelRing` for one agent: its leg only (ring-all rings several).
+    pub(super) fn cancel_agent_leg(&mut self, agent: &AgentId) {
+        let mine = |l: &Leg| l.purpose == LegPurpose::Agent(agent.clone()) && l.dialog.is_none();
+        if self.leg.as_ref().is_some_and(mine) {
+            self.drop_leg(false);
+            if !self.extra_legs.is_empty() {
+                self.leg = Some(self.extra_legs.swap_remove(0));
+            }
+        } else if let Some(i) = self.extra_legs.iter().position(mine) {
+            let mut leg = self.extra_legs.swap_remove(i);
+            hang_up_leg(&self.ctx, &mut leg);
+        }
+    }
+
+    /// Every leg still ringing besides the call's own (at the end of the call).
+    pub(super) fn drop_extra_legs(&mut self) {
+        for mut leg in std::mem::take(&mut self.extra_legs) {
+            hang_up_leg(&self.ctx, &mut leg);
+        }
     }
 
     /// A request from the second party in the leg's dialog: BYE ends the call, re-INVITEs
     /// (hold/resume) are answered from the leg's SDP session, the rest gets 200.
     pub(super) fn leg_request(&mut self, tx: Option<ServerTxId>, req: Request) -> Next {
+        if self
+            .leg
+            .as_ref()
+            .is_none_or(|l| req.headers.call_id() != Some(l.call_id.as_str()))
+        {
+            // A ring-all leg that never became the call's: nothing of it lives on.
+            if let (Some(tx), true) = (tx, req.method != Method::Ack) {
+                self.ctx
+                    .sip
+                    .send_response(tx, Response::for_request(&req, 481));
+            }
+            return Next::Wait;
+        }
         let Some(leg) = self.leg.as_mut() else {
             return Next::Wait;
         };

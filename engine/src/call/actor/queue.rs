@@ -161,8 +161,8 @@ impl Call {
                 }
                 Next::Wait
             }
-            acd::Action::CancelRing { .. } => {
-                self.drop_leg(false);
+            acd::Action::CancelRing { agent, .. } => {
+                self.cancel_agent_leg(&agent);
                 Next::Wait
             }
             acd::Action::Bridge { agent, .. } => self.bridge(agent).await,
