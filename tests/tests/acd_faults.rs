@@ -86,7 +86,7 @@ async fn queued_caller(engine: &EngineProc) -> Phone {
 }
 
 async fn agent_phone(engine: &EngineProc, mode: AnswerMode) -> Phone {
-    let mut phone = Phone::start(PhoneConfig::new("1001").password("pw-1001").answer(mode))
+    let phone = Phone::start(PhoneConfig::new("1001").password("pw-1001").answer(mode))
         .await
         .expect("agent phone");
     phone
