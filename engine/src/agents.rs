@@ -6,7 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use sip::message::{Request, Response, Uri};
+use sip::auth::{Algorithm, AuthError, DigestRequest, DigestServer, UserSecret};
+use sip::message::{HeaderName, Request, Response, Uri};
 use sip::registrar::{BindingChange, Registrar};
 use tokio::sync::watch;
 
@@ -18,6 +19,8 @@ pub type Contacts = HashMap<String, Vec<Uri>>;
 
 pub struct AgentPhones {
     registrar: Registrar,
+    /// Checks the digest of feature-code INVITEs (`*1`, `*2`, `*3`).
+    codes_auth: DigestServer,
     passwords: BTreeMap<String, String>,
     registered: BTreeSet<String>,
     acd: AcdHandle,
@@ -37,6 +40,8 @@ impl AgentPhones {
         (
             AgentPhones {
                 registrar: Registrar::new(realm, &key),
+                codes_auth: DigestServer::new(realm, key.to_vec())
+                    .with_algorithms(vec![Algorithm::Md5, Algorithm::Sha256]),
                 passwords,
                 registered: BTreeSet::new(),
                 acd,
@@ -74,6 +79,65 @@ impl AgentPhones {
         }
         self.publish(now);
         response
+    }
+
+    /// Whether an INVITE dials a feature code (`*1` ready, `*2` pause, `*3` log out).
+    pub fn is_feature_code(req: &Request) -> bool {
+        matches!(req.uri.user(), Some("*1" | "*2" | "*3"))
+    }
+
+    /// A feature code dialled from an agent's phone: the INVITE is challenged (digest, the
+    /// agent's password), then the agent's state changes and the phone gets a final answer
+    /// whose reason phrase says what happened (`480 Agent 1001 ready`): no media needed.
+    pub fn feature_code(&mut self, req: &Request) -> Response {
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let authorizations: Vec<&str> = req.headers.get_all(&HeaderName::Authorization).collect();
+        let uri = req.uri.to_string();
+        let dreq = DigestRequest {
+            method: "INVITE",
+            uri: &uri,
+            body: None,
+        };
+        let passwords = &self.passwords;
+        let user = match self
+            .codes_auth
+            .verify(&authorizations, &dreq, unix, |u, _| {
+                passwords.get(u).cloned().map(UserSecret::Password)
+            }) {
+            Ok(user) => user,
+            Err(e) => {
+                let unknown = matches!(e, AuthError::UnknownUser { .. });
+                let mut r = Response::for_request(req, if unknown { 403 } else { 401 })
+                    .with_to_tag(&sip::endpoint::new_tag());
+                if !unknown {
+                    let stale = matches!(e, AuthError::StaleNonce { .. });
+                    for c in self.codes_auth.challenges(unix, stale) {
+                        r.headers.push(HeaderName::WwwAuthenticate, c.to_string());
+                    }
+                }
+                return r;
+            }
+        };
+        let agent = AgentId::from(user.as_str());
+        let (input, done) = match req.uri.user() {
+            Some("*1") => (Input::AgentReady { agent }, "ready"),
+            Some("*2") => (
+                Input::AgentPause {
+                    agent,
+                    reason: "feature code".into(),
+                },
+                "paused",
+            ),
+            _ => (Input::AgentLogout { agent }, "logged out"),
+        };
+        tracing::info!(agent = %user, code = req.uri.user().unwrap_or(""), "agent feature code");
+        self.acd.input(input);
+        let mut r = Response::for_request(req, 480).with_to_tag(&sip::endpoint::new_tag());
+        r.reason = format!("Agent {user} {done}");
+        r
     }
 
     fn gone(&mut self, user: &str) {

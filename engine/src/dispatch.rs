@@ -233,6 +233,14 @@ impl Dispatcher {
                     from,
                 })));
             }
+            (Method::Invite, None)
+                if !in_dialog
+                    && self.agents.enabled()
+                    && crate::agents::AgentPhones::is_feature_code(&request) =>
+            {
+                let r = self.agents.feature_code(&request);
+                self.reply(tx, r);
+            }
             (Method::Invite, None) if !in_dialog => {
                 if self.calls() >= self.ctx.config.sip.max_calls {
                     // Overload protection: the PBX retries elsewhere or later instead of the
