@@ -133,6 +133,16 @@ enum Command {
         #[command(flatten)]
         at: Where,
     },
+    /// Pause or resume the recording of a call in progress (by call id or agent id), e.g.
+    /// while the caller gives a card number; paused time is silence in the file.
+    Record {
+        #[arg(value_enum)]
+        action: RecordArg,
+        /// The call id, or the id of the agent on the call.
+        call: String,
+        #[command(flatten)]
+        at: Where,
+    },
     /// Queue statistics per interval (offered, answered, abandoned, service level, ASA,
     /// AHT, longest wait), computed from the persisted ACD events.
     Stats {
@@ -196,6 +206,12 @@ enum HaCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum RecordArg {
+    Pause,
+    Resume,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -456,6 +472,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "agents_available",
                     "agents_busy",
                 ],
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Record { action, call, at } => {
+            let req = engine::control::Request::Recording {
+                call,
+                pause: matches!(action, RecordArg::Pause),
+            };
+            let data_dir = data_dir_of(&at)?;
+            let v = runtime()?.block_on(control_call(&data_dir, &req))?;
+            println!(
+                "call {}: {}",
+                v["call"].as_str().unwrap_or("?"),
+                v["message"].as_str().unwrap_or("ok")
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -34,6 +34,11 @@ pub enum Request {
         mode: Option<SuperviseMode>,
         target: Option<String>,
     },
+    /// Pause or resume the recording of a call (by id or by the agent on it).
+    Recording {
+        call: String,
+        pause: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -85,7 +90,20 @@ pub async fn serve(
             }
             let answer = match serde_json::from_str::<Request>(&line) {
                 Ok(Request::Supervise { call, mode, target }) => {
-                    supervise(&call, mode, target, acd.as_ref(), calls.as_ref()).await
+                    to_call(&call, acd.as_ref(), calls.as_ref(), |reply| {
+                        CallInput::Supervise {
+                            mode,
+                            target,
+                            reply,
+                        }
+                    })
+                    .await
+                }
+                Ok(Request::Recording { call, pause }) => {
+                    to_call(&call, acd.as_ref(), calls.as_ref(), |reply| {
+                        CallInput::Recording { pause, reply }
+                    })
+                    .await
                 }
                 Ok(req) => handle(req, acd.as_ref(), ha.as_deref()).await,
                 Err(e) => serde_json::json!({ "error": format!("bad request: {e}") }),
@@ -133,14 +151,13 @@ async fn handle(
     }
 }
 
-/// `svi supervise`: finds the call (by id, or as the call the agent is on) and hands the
-/// command to its actor.
-async fn supervise(
+/// A command for one call in progress (`svi supervise`, `svi record`): finds the call (by
+/// id, or as the call the agent is on) and hands the command to its actor.
+async fn to_call(
     call: &str,
-    mode: Option<SuperviseMode>,
-    target: Option<String>,
     acd: Option<&AcdHandle>,
     calls: Option<&LiveCalls>,
+    input: impl FnOnce(tokio::sync::oneshot::Sender<Result<String, String>>) -> CallInput,
 ) -> serde_json::Value {
     let error = |e: String| serde_json::json!({ "error": e });
     let Some(calls) = calls else {
@@ -172,14 +189,7 @@ async fn supervise(
         return error(format!("call {id} has ended"));
     };
     let (reply, answer) = tokio::sync::oneshot::channel();
-    if actor
-        .send(CallInput::Supervise {
-            mode,
-            target,
-            reply,
-        })
-        .is_err()
-    {
+    if actor.send(input(reply)).is_err() {
         return error(format!("call {id} has ended"));
     }
     match answer.await {
@@ -191,7 +201,9 @@ async fn supervise(
 
 async fn handle_acd(req: Request, acd: &AcdHandle) -> serde_json::Value {
     match req {
-        Request::Supervise { .. } => serde_json::json!({ "error": "not an ACD request" }),
+        Request::Supervise { .. } | Request::Recording { .. } => {
+            serde_json::json!({ "error": "not an ACD request" })
+        }
         Request::HaStatus | Request::HaPromote { .. } => {
             serde_json::json!({ "error": "not an ACD request" })
         }

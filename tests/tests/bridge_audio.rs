@@ -310,8 +310,13 @@ async fn a_recording_cut_by_a_crash_is_repaired_at_the_next_start() {
 
 /// `svi supervise MODE CALL [EXT] --data-dir DIR`, which must succeed.
 fn supervise(engine: &EngineProc, args: &[&str]) {
+    svi_ok(engine, "supervise", args)
+}
+
+/// `svi COMMAND ARGS --data-dir DIR`, which must succeed.
+fn svi_ok(engine: &EngineProc, command: &str, args: &[&str]) {
     let out = std::process::Command::new(svi_tests::proc::svi_bin())
-        .arg("supervise")
+        .arg(command)
         .args(args)
         .arg("--data-dir")
         .arg(engine.data_dir())
@@ -319,7 +324,7 @@ fn supervise(engine: &EngineProc, args: &[&str]) {
         .expect("svi supervise");
     assert!(
         out.status.success(),
-        "svi supervise {args:?}: {}{}",
+        "svi {command} {args:?}: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -489,4 +494,55 @@ async fn ring_all_rings_every_ready_agent_and_cancels_the_others() {
     );
     let calls = engine.wait_calls(1, Duration::from_secs(10));
     assert_eq!(calls[0]["agent"], "1002", "{:#}", calls[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_recording_holds_silence_for_the_pause() {
+    let engine = EngineProc::start(EngineOptions::default());
+    let (caller, mut agent) = bridged_to_agent(&engine).await;
+    agent.clear_received();
+    agent
+        .wait_frames(100, deadline(5))
+        .await
+        .expect("2 s of talk");
+    svi_ok(&engine, "record", &["pause", "1001"]);
+    agent.clear_received();
+    agent
+        .wait_frames(100, deadline(5))
+        .await
+        .expect("2 s paused");
+    svi_ok(&engine, "record", &["resume", "1001"]);
+    agent.clear_received();
+    agent.wait_frames(100, deadline(5)).await.expect("2 s more");
+    caller.hangup().await.expect("hang up");
+    let calls = engine.wait_calls(1, Duration::from_secs(10));
+    let path = std::path::PathBuf::from(calls[0]["recording"].as_str().expect("recorded"));
+    // Seconds 0-2 hold both voices, 2-4 silence on both channels, then both again: find
+    // the silent stretch rather than rely on exact times.
+    let reader = hound::WavReader::open(&path).expect("wav");
+    let total = reader.duration() as u64 / 8;
+    let silent: Vec<u64> = (0..total / 100)
+        .filter(|i| {
+            let (from, to) = (
+                Duration::from_millis(i * 100),
+                Duration::from_millis(i * 100 + 100),
+            );
+            [0u16, 1].iter().all(|&ch| {
+                let (samples, _) =
+                    svi_tests::phone::wav_channel_samples(&path, ch, from, to).expect("samples");
+                samples.iter().all(|s| *s == 0)
+            })
+        })
+        .collect();
+    assert!(
+        (15..=25).contains(&silent.len()),
+        "about 2 s of silence in {total} ms: {} × 100 ms silent",
+        silent.len()
+    );
+    assert!(
+        engine
+            .log_text()
+            .contains("recording paused by an operator"),
+        "the log says who paused"
+    );
 }

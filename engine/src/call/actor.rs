@@ -753,6 +753,10 @@ impl Call {
                         let _ = reply.send(self.supervise(mode, target).await);
                         Next::Wait
                     }
+                    Some(CallInput::Recording { pause, reply }) => {
+                        let _ = reply.send(self.pause_recording(pause));
+                        Next::Wait
+                    }
                     Some(CallInput::Shutdown) | None => {
                         if self.answered_at.is_none() {
                             self.reject(503, Some("shutting down".into()));
@@ -1106,7 +1110,7 @@ impl Call {
             let ev = match input {
                 Some(CallInput::Sip(ev)) => *ev,
                 Some(CallInput::Shutdown) => continue,
-                Some(CallInput::Supervise { reply, .. }) => {
+                Some(CallInput::Supervise { reply, .. } | CallInput::Recording { reply, .. }) => {
                     let _ = reply.send(Err("the call is ending".into()));
                     continue;
                 }

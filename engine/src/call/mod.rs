@@ -62,6 +62,11 @@ pub enum CallInput {
         target: Option<String>,
         reply: tokio::sync::oneshot::Sender<Result<String, String>>,
     },
+    /// `svi record pause|resume`.
+    Recording {
+        pause: bool,
+        reply: tokio::sync::oneshot::Sender<Result<String, String>>,
+    },
 }
 
 /// How a supervisor joins a bridged call (see `actor::supervise`).

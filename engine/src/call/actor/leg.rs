@@ -641,6 +641,22 @@ impl Call {
         }
     }
 
+    /// `svi record pause|resume`.
+    pub(super) fn pause_recording(&mut self, pause: bool) -> Result<String, String> {
+        let rec = self
+            .recording
+            .as_ref()
+            .ok_or("the call is not being recorded")?;
+        if pause {
+            rec.pause();
+        } else {
+            rec.resume();
+        }
+        let what = if pause { "paused" } else { "resumed" };
+        tracing::info!(call = %self.id, "recording {what} by an operator");
+        Ok(format!("recording {what}"))
+    }
+
     /// Feature codes keyed by the agent during the bridge: `*7` pauses the recording (a
     /// card number is coming), `*8` resumes it.
     fn agent_feature_code(&mut self, digit: char) {
