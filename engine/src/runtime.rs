@@ -318,6 +318,16 @@ async fn recover_recordings(config: &EngineConfig, replication: &crate::replicat
         record.recording = Some(r.info.path.display().to_string());
         record.recording_sha256 = Some(r.info.sha256.clone());
         record.recording_ms = Some(r.info.duration.as_millis() as u64);
+        if let Some(doc) = crate::call::recording_index_entry(&record) {
+            let _ = replication
+                .writer
+                .put_doc(
+                    crate::call::RECORDINGS_COLLECTION.into(),
+                    record.id.clone(),
+                    doc,
+                )
+                .await;
+        }
         match replication.writer.write_call(record).await {
             Ok(()) => {
                 tracing::warn!(call = %r.id, file = %r.info.path.display(), duration = ?r.info.duration, "recording of a call cut by an engine failure repaired; call recorded as engine_failure");

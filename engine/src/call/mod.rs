@@ -104,6 +104,14 @@ pub fn spawn(
             .await;
         let id = record.id.clone();
         let (flow, reason, steps) = (record.flow.clone(), record.end_reason, record.path.len());
+        if let Some(doc) = recording_index_entry(&record) {
+            if let Err(e) = writer
+                .put_doc(RECORDINGS_COLLECTION.into(), id.clone(), doc)
+                .await
+            {
+                tracing::error!(call = %id, error = %e, "could not index the recording");
+            }
+        }
         if let Err(e) = writer.write_call(record).await {
             tracing::error!(call = %id, error = %e, "could not write the call record");
         }
@@ -111,4 +119,27 @@ pub fn spawn(
         let _ = ended.send(call_id);
     });
     input_tx
+}
+
+/// The replicated recording index: one document per recording, keyed by call id.
+pub const RECORDINGS_COLLECTION: &str = "recordings";
+
+/// The recording's index entry: where the file is (`present_on`, node names; the HA pair
+/// copies it to the other node and adds it there), its size and SHA-256.
+pub fn recording_index_entry(record: &crate::storage::CallRecord) -> Option<serde_json::Value> {
+    let path = record.recording.as_ref()?;
+    let file = std::path::Path::new(path)
+        .file_name()
+        .map(|f| f.to_string_lossy().to_string())?;
+    let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    Some(serde_json::json!({
+        "call": record.id,
+        "file": file,
+        "bytes": bytes,
+        "sha256": record.recording_sha256,
+        "duration_ms": record.recording_ms,
+        "recorded_at": record.ended_at,
+        "origin": record.node,
+        "present_on": [record.node],
+    }))
 }
