@@ -546,3 +546,88 @@ async fn a_paused_recording_holds_silence_for_the_pause() {
         "the log says who paused"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_caller_who_asks_for_a_callback_is_called_back_when_an_agent_is_free() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let extra = "callback = { max_attempts = 2, retry_after = 1000 }\n\
+        [[agents]]\nid = \"1001\"\nname = \"A\"\npassword = \"pw-1001\"\n";
+    let config = svi_tests::config::write(
+        dir.path(),
+        &[("demo", svi_tests::config::sample_flow("demo").as_str())],
+        extra,
+    );
+    let engine = EngineProc::start(EngineOptions {
+        config: Some(config),
+        ..EngineOptions::default()
+    });
+    let mut agent = Phone::start(PhoneConfig::new("1001").password("pw-1001"))
+        .await
+        .expect("agent phone");
+    agent
+        .register(engine.sip, deadline(5))
+        .await
+        .expect("registers");
+    svi_ok(&engine, "agent", &["pause", "1001", "--reason", "busy"]);
+
+    // The caller waits in the queue, then keys 1: confirmation, then the engine hangs up.
+    let mut caller = Phone::start(PhoneConfig::new("caller"))
+        .await
+        .expect("caller phone");
+    caller
+        .call(&format!("sip:service@{}", engine.sip))
+        .await
+        .expect("call");
+    caller.wait_answered(deadline(5)).await.expect("answered");
+    let end = std::time::Instant::now() + prompt_len("welcome") + Duration::from_secs(10);
+    loop {
+        caller.send_dtmf("2").expect("dtmf");
+        if engine
+            .wait_log("call queued", Duration::from_millis(500))
+            .is_some()
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < end, "never queued");
+    }
+    caller.send_dtmf("1").expect("dtmf");
+    assert_eq!(
+        caller.wait_ended(deadline(15)).await.expect("BYE"),
+        Ended::RemoteBye,
+        "the engine confirms and hangs up"
+    );
+    assert!(engine
+        .wait_log("the call keeps its place", Duration::from_secs(2))
+        .is_some());
+
+    // An agent becomes free: the engine rings it, then calls the caller back.
+    svi_ok(&engine, "agent", &["ready", "1001"]);
+    agent
+        .wait_answered(deadline(10))
+        .await
+        .expect("the agent's phone rings first");
+    caller
+        .wait_answered(deadline(10))
+        .await
+        .expect("then the caller's phone rings and answers");
+    caller.set_tone(TONE_500_HZ, -12.0);
+    agent.set_tone(TONE_1700_HZ, -12.0);
+    agent
+        .wait_hears(TONE_500_HZ, WINDOW, deadline(5))
+        .await
+        .expect("the agent hears the caller");
+    caller
+        .wait_hears(TONE_1700_HZ, WINDOW, deadline(5))
+        .await
+        .expect("the caller hears the agent");
+    caller.hangup().await.expect("hang up");
+    assert_eq!(
+        agent.wait_ended(deadline(5)).await.expect("BYE"),
+        Ended::RemoteBye
+    );
+    let calls = engine.wait_calls(1, Duration::from_secs(10));
+    let call = &calls[0];
+    assert_eq!(call["queue_outcome"], "callback", "{call:#}");
+    assert_eq!(call["agent"], "1001", "{call:#}");
+    assert_eq!(call["end_reason"], "caller_hangup", "{call:#}");
+}

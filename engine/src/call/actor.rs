@@ -1,5 +1,6 @@
 //! The call actor's loop. See the module docs of `call`.
 
+mod callback;
 mod leg;
 mod queue;
 mod supervise;
@@ -116,6 +117,8 @@ pub(super) struct Call {
     /// The agent's previous digit (feature codes such as `*7`).
     agent_digit: Option<char>,
     supervision: Option<supervise::Supervision>,
+    /// A callback the caller asked for (the caller's leg may be gone meanwhile).
+    callback: Option<callback::Callback>,
 }
 
 fn media_codec(c: sip::sdp::Codec) -> Codec {
@@ -183,6 +186,7 @@ impl Call {
             recording: None,
             agent_digit: None,
             supervision: None,
+            callback: None,
         }
     }
 
@@ -202,6 +206,9 @@ impl Call {
         self.leave_queue(reason);
         self.drop_leg(false);
         self.drop_extra_legs();
+        if let Some(callback::Callback::Dialing { mut leg, .. }) = self.callback.take() {
+            leg::hang_up_leg(&self.ctx, &mut leg);
+        }
         if self.answered_at.is_some() && !matches!(reason, EndReason::CallerHangup) {
             self.send_bye(&mut inputs).await;
         }
@@ -830,6 +837,9 @@ impl Call {
         if self.relay_digit(d) {
             return Next::Wait;
         }
+        if matches!(self.waiting, Waiting::Queue(_)) && d == callback::CALLBACK_DIGIT {
+            return self.request_callback();
+        }
         let now = Instant::now().into_std();
         match &mut self.waiting {
             Waiting::Record(rec) if rec.started.is_some() && rec.terminator == Some(d) => {
@@ -863,6 +873,7 @@ impl Call {
             }
             MediaEvent::PlaybackFinished { id } if self.music_finished(id) => Next::Wait,
             MediaEvent::PlaybackFinished { id } if self.ringback_finished(id) => Next::Wait,
+            MediaEvent::PlaybackFinished { id } if self.callback_prompt_finished(id) => Next::Wait,
             MediaEvent::PlaybackFinished { id } => match &mut self.waiting {
                 Waiting::Record(rec) if rec.prompt_id == Some(id) => {
                     rec.prompt_id = None;
@@ -915,6 +926,10 @@ impl Call {
                 self.supervisor_response(response)
             }
             SipEvent::Timeout { tx, .. } if self.is_supervisor_tx(tx) => self.supervisor_timeout(),
+            SipEvent::Response { tx, response } if self.is_customer_tx(tx) => {
+                self.customer_response(response)
+            }
+            SipEvent::Timeout { tx, .. } if self.is_customer_tx(tx) => self.customer_timeout(),
             SipEvent::Request { tx, request, .. } if self.is_leg_request(&request) => {
                 self.leg_request(tx, request)
             }
@@ -987,6 +1002,11 @@ impl Call {
         match req.method {
             Method::Bye => {
                 self.respond(tx, &req, 200);
+                if matches!(self.callback, Some(callback::Callback::Confirming { .. })) {
+                    // Hung up during the confirmation: the callback stands.
+                    self.caller_leaves_for_callback(false);
+                    return Next::Wait;
+                }
                 Next::End(EndReason::CallerHangup)
             }
             Method::Info => {

@@ -113,6 +113,10 @@ pub enum QueueOutcome {
     Overflow,
     /// The call left the queue for another reason (a failure, the engine stopping).
     Failed,
+    /// The caller asked to be called back and was: answered by an agent on the callback.
+    Callback,
+    /// The caller asked to be called back but could not be reached.
+    CallbackFailed,
 }
 
 impl QueueOutcome {
@@ -122,6 +126,8 @@ impl QueueOutcome {
             QueueOutcome::Abandoned => "abandoned",
             QueueOutcome::Overflow => "overflow",
             QueueOutcome::Failed => "failed",
+            QueueOutcome::Callback => "callback",
+            QueueOutcome::CallbackFailed => "callback_failed",
         }
     }
 

@@ -44,6 +44,8 @@ pub(in crate::call) enum LegPurpose {
     Transfer,
     /// A supervisor listening, whispering or barging in (see `supervise`).
     Supervisor,
+    /// The caller, called back (see `callback`).
+    Customer,
 }
 
 pub(in crate::call) struct Leg {
@@ -149,7 +151,7 @@ pub(super) fn answer_reoffer(
 
 /// Ringback while a bridged transfer rings: 425 Hz, 1.5 s on, 3.5 s off (the ETSI tone
 /// used in France), when the prompt set has no `ringback` recording.
-fn synthetic_ringback() -> Prompt {
+pub(super) fn synthetic_ringback() -> Prompt {
     let on = 12_000;
     let pcm = (0..40_000)
         .map(|n| {
@@ -605,6 +607,10 @@ impl Call {
     /// Connects the caller and the leg: each one's inbound audio is the other's outbound.
     pub(super) async fn bridge_leg(&mut self) -> bool {
         self.stop_playback();
+        if let Some(leg) = &self.leg {
+            // Ringback the agent heard while a callback dialled the caller.
+            let _ = leg.media.stop_playback();
+        }
         let (Some((caller_media, _)), Some(leg)) = (self.media.as_ref(), self.leg.as_ref()) else {
             return false;
         };
@@ -740,10 +746,12 @@ impl Call {
                             call: CallId::from(self.id.as_str()),
                             agent,
                         });
+                        // A callback: now that the agent is there, call the caller back.
+                        self.dial_caller_back().await;
                         Next::Wait
                     }
-                    // Supervisor legs are never the call's second leg (see `supervise`).
-                    LegPurpose::Supervisor => Next::Wait,
+                    // Supervisor and callback legs are never the call's second leg.
+                    LegPurpose::Supervisor | LegPurpose::Customer => Next::Wait,
                     LegPurpose::Transfer => {
                         self.waiting = Waiting::Nothing;
                         if self.bridge_leg().await {
@@ -783,7 +791,7 @@ impl Call {
                         });
                         Next::Wait
                     }
-                    (LegPurpose::Transfer | LegPurpose::Supervisor, _) => {
+                    (LegPurpose::Transfer | LegPurpose::Supervisor | LegPurpose::Customer, _) => {
                         self.leg_failed(purpose, reason)
                     }
                 }
@@ -808,7 +816,7 @@ impl Call {
                 self.waiting = Waiting::Nothing;
                 Next::Resume(Input::TransferResult(TransferOutcome::Failed(reason)))
             }
-            LegPurpose::Supervisor => Next::Wait,
+            LegPurpose::Supervisor | LegPurpose::Customer => Next::Wait,
         }
     }
 
@@ -948,7 +956,9 @@ impl Call {
                 tracing::info!(call = %self.id, ?purpose, "the second party hung up");
                 Next::End(match purpose {
                     LegPurpose::Agent(_) => EndReason::AgentHangup,
-                    LegPurpose::Transfer | LegPurpose::Supervisor => EndReason::TargetHangup,
+                    LegPurpose::Transfer | LegPurpose::Supervisor | LegPurpose::Customer => {
+                        EndReason::TargetHangup
+                    }
                 })
             }
             Method::Invite | Method::Update => {

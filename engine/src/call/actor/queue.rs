@@ -54,7 +54,7 @@ impl Call {
     }
 
     /// The call's current language (the flow's `language` steps included).
-    fn language(&self) -> String {
+    pub(super) fn language(&self) -> String {
         self.interp
             .as_ref()
             .map(|i| i.state().language().to_string())
@@ -82,6 +82,9 @@ impl Call {
                 names.push("queue_minutes".into());
             }
             None => {}
+        }
+        if self.callback_config().is_some() {
+            names.push("queue_callback_offer".into());
         }
         let prompts: Vec<_> = names
             .iter()
@@ -123,6 +126,7 @@ impl Call {
             Waiting::Queue(q)
                 if q.moh == Some(id)
                     && !self.bridged
+                    && self.callback.is_none()
                     && self.leg.as_ref().and_then(|l| l.dialog.as_ref()).is_none() =>
             {
                 self.music();
@@ -134,6 +138,12 @@ impl Call {
 
     pub(super) async fn acd_action(&mut self, action: acd::Action) -> Next {
         match action {
+            // A callback entry waits without media.
+            acd::Action::Hold { .. } | acd::Action::Moved { .. } | acd::Action::Announce { .. }
+                if self.callback.is_some() =>
+            {
+                Next::Wait
+            }
             acd::Action::Hold { .. } | acd::Action::Moved { .. } => {
                 if let Waiting::Queue(q) = &self.waiting {
                     if q.moh.is_none() {
@@ -173,8 +183,16 @@ impl Call {
                 self.stop_playback();
                 Next::Resume(Input::QueueResult(QueueOutcome::Overflow))
             }
-            acd::Action::CallbackAccepted { .. } | acd::Action::CallbackCall { .. } => {
-                tracing::warn!(call = %self.id, "callbacks are not wired to telephony yet");
+            acd::Action::CallbackAccepted { .. } => self.callback_accepted(),
+            acd::Action::CallbackCall { agent, contact, .. } => {
+                if let Err(reason) = self.ring_agent(agent.clone(), &contact).await {
+                    tracing::warn!(call = %self.id, %agent, %reason, "cannot ring the agent");
+                    self.ctx.acd.input(acd::Input::RingFailed {
+                        call: self.call_key(),
+                        agent,
+                        failure: RingFailure::Failed(reason),
+                    });
+                }
                 Next::Wait
             }
         }
@@ -227,7 +245,10 @@ impl Call {
             q.moh = None;
         }
         if self.bridge_leg().await {
-            self.queue_record.outcome = Some(StoredOutcome::Answered);
+            // A callback already says how it was answered.
+            self.queue_record
+                .outcome
+                .get_or_insert(StoredOutcome::Answered);
             tracing::info!(call = %self.id, %agent, "caller and agent bridged");
             return Next::Resume(Input::QueueResult(QueueOutcome::Answered));
         }
