@@ -631,3 +631,52 @@ async fn a_caller_who_asks_for_a_callback_is_called_back_when_an_agent_is_free()
     assert_eq!(call["agent"], "1001", "{call:#}");
     assert_eq!(call["end_reason"], "caller_hangup", "{call:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_the_best_agent_busy_the_next_call_goes_to_the_other() {
+    let engine = EngineProc::start(EngineOptions::default());
+    let mut second = Phone::start(PhoneConfig::new("1002").password("demo-1002"))
+        .await
+        .expect("phone 1002");
+    second
+        .register(engine.sip, deadline(5))
+        .await
+        .expect("1002 registers");
+    // The first call takes 1001 (support level 5) and stays up.
+    let (first_caller, _first_agent) = bridged_to_agent(&engine).await;
+    // The second call finds 1001 talking: 1002 (level 3) gets it.
+    let mut caller = Phone::start(PhoneConfig::new("caller2"))
+        .await
+        .expect("caller phone");
+    caller
+        .call(&format!("sip:service@{}", engine.sip))
+        .await
+        .expect("call");
+    caller.wait_answered(deadline(5)).await.expect("answered");
+    let end = std::time::Instant::now() + prompt_len("welcome") + Duration::from_secs(10);
+    loop {
+        caller.send_dtmf("2").expect("dtmf");
+        if engine
+            .wait_log_count("call queued", 2, Duration::from_millis(500))
+            .is_some()
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < end, "never queued");
+    }
+    second
+        .wait_answered(deadline(10))
+        .await
+        .expect("1002's phone rings and answers");
+    caller.hangup().await.expect("hang up");
+    first_caller.hangup().await.expect("hang up");
+    let calls = engine.wait_calls(2, Duration::from_secs(10));
+    let agents: Vec<&str> = calls
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["agent"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        agents.contains(&"1001") && agents.contains(&"1002"),
+        "{agents:?}"
+    );
+}
