@@ -139,11 +139,16 @@ async fn persist_events(
         let key = format!("{:013}-{node}-{batch_no:08}", batch[0].at.as_unix_ms());
         match serde_json::to_value(&batch) {
             Ok(value) => {
-                if let Err(e) = writer
+                match writer
                     .put_doc(EVENTS_COLLECTION.to_string(), key, value)
                     .await
                 {
-                    tracing::error!(error = %e, events = batch.len(), "ACD events not persisted");
+                    Ok(()) => {
+                        tracing::debug!(events = batch.len(), "ACD events sent to the writer")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, events = batch.len(), "ACD events not persisted")
+                    }
                 }
             }
             Err(e) => tracing::error!(error = %e, "ACD events not serialisable"),
@@ -207,5 +212,63 @@ async fn run(
             tracing::info!(event = ?ev.kind, "acd");
             let _ = persist.send(ev);
         }
+    }
+}
+
+/// The agents' last states in the persisted ACD events (newest wins), for the node that
+/// becomes active (or restarts): calls in progress did not survive, so an agent that was
+/// on a call is ready again; paused and logged-out agents stay so.
+pub async fn restore_agents(acd: &AcdHandle, storage: &crate::storage::Storage, since_ms: u64) {
+    let from = format!("{since_ms:013}");
+    let docs = match storage
+        .docs_in_range(EVENTS_COLLECTION, &from, "9999999999999")
+        .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "agent states not restored: ACD events unreadable");
+            return;
+        }
+    };
+    let mut last: HashMap<crate::acd::AgentId, crate::acd::AgentState> = HashMap::new();
+    for (_, value) in docs {
+        let Ok(batch) = serde_json::from_str::<Vec<AcdEvent>>(&value) else {
+            continue;
+        };
+        for ev in batch {
+            if let crate::acd::EventKind::AgentStateChanged { agent, state } = ev.kind {
+                last.insert(agent, state);
+            }
+        }
+    }
+    let mut restored = 0;
+    for (agent, state) in last {
+        use crate::acd::AgentState as S;
+        let inputs = match state {
+            S::LoggedOut => vec![Input::AgentLogout { agent }],
+            S::NotReady { reason } => vec![
+                Input::AgentLogin {
+                    agent: agent.clone(),
+                },
+                Input::AgentPause { agent, reason },
+            ],
+            _ => vec![
+                Input::AgentLogin {
+                    agent: agent.clone(),
+                },
+                Input::AgentReady { agent },
+            ],
+        };
+        for input in inputs {
+            // Already in that state (e.g. the phone registered here first): nothing to do.
+            let _ = acd.input_checked(input).await;
+        }
+        restored += 1;
+    }
+    if restored > 0 {
+        tracing::info!(
+            agents = restored,
+            "agent states restored from the replicated ACD events"
+        );
     }
 }

@@ -191,6 +191,28 @@ impl Engine {
             acd.clone(),
         );
         let (control, control_rx) = mpsc::unbounded_channel();
+        // Each time this node becomes active (at start for a single node), the agents take
+        // back their last replicated states.
+        {
+            let acd = acd.clone();
+            let storage = storage.clone();
+            let mut active = replication.active.clone();
+            tokio::spawn(async move {
+                let mut was = false;
+                loop {
+                    let now = *active.borrow_and_update();
+                    if now && !was {
+                        let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+                        let since = now_ms.saturating_sub(24 * 3600 * 1000);
+                        crate::contact_center::restore_agents(&acd, &storage, since).await;
+                    }
+                    was = now;
+                    if active.changed().await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
         let live: crate::call::LiveCalls = Default::default();
         let ctx = CallContext {
             acd: acd.clone(),

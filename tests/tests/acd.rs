@@ -500,3 +500,69 @@ fn an_agent_behind_the_ipbx_is_rung_through_the_trunk_with_its_credentials() {
         "the PBX accepted the trunk's credentials: {messages}"
     );
 }
+
+/// The raft log index the node has applied (every durable write goes through it).
+fn applied(engine: &EngineProc) -> u64 {
+    let (_, text) = svi(engine, &["ha", "status", "--json"]);
+    serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["applied_index"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Polls until the node has applied `index` (a deadline, not a sleep).
+fn wait_applied(engine: &EngineProc, index: u64) {
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while applied(engine) < index {
+        assert!(
+            std::time::Instant::now() < end,
+            "index {index} never applied"
+        );
+    }
+}
+
+#[test]
+fn agents_keep_their_states_across_an_engine_restart() {
+    let data = tempfile::tempdir().expect("tmp");
+    let opts = || EngineOptions {
+        data_dir: Some(data.path().to_path_buf()),
+        // The debug line tells when the ACD's events went to the replicated writer.
+        extra: vec!["--log".into(), "info,engine::contact_center=debug".into()],
+        ..EngineOptions::default()
+    };
+    let mut engine = EngineProc::start(opts());
+    let start = applied(&engine);
+    // Each command's events are one batch, one raft entry: wait until it is applied.
+    assert_eq!(svi(&engine, &["agent", "login", "1002"]).0, 0);
+    assert!(engine
+        .wait_log("ACD events sent to the writer", Duration::from_secs(5))
+        .is_some());
+    wait_applied(&engine, start + 1);
+    assert_eq!(
+        svi(&engine, &["agent", "pause", "1002", "--reason", "training"]).0,
+        0
+    );
+    assert!(engine
+        .wait_log_count("ACD events sent to the writer", 2, Duration::from_secs(5))
+        .is_some());
+    wait_applied(&engine, start + 2);
+    engine.kill9();
+
+    let engine = EngineProc::start(opts());
+    assert!(
+        engine
+            .wait_log("agent states restored", Duration::from_secs(5))
+            .is_some(),
+        "{}",
+        engine.log_text()
+    );
+    let (code, text) = svi(&engine, &["agent", "list", "--json"]);
+    assert_eq!(code, 0, "{text}");
+    let agents: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let a1002 = agents
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["id"] == "1002"))
+        .expect("1002");
+    assert_eq!(a1002["state"]["state"], "not_ready", "{a1002:#}");
+    assert_eq!(a1002["state"]["reason"], "training", "{a1002:#}");
+}
