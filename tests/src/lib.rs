@@ -2,6 +2,8 @@
 //! helpers that wait on events with deadlines (never a bare sleep).
 //!
 //! - `config`: configuration files on the sample prompts with the test's own flows;
+//! - `contact`: contact-center scenarios with test phones (queued caller, agent phone, `svi` commands);
+//! - `phone`: a scriptable test softphone (tones, digits, what it hears);
 //! - `ha`: HA pairs of real processes (samples or generated), status, role history;
 //! - `proc`: start, probe, stop and inspect an engine process in a temporary data directory;
 //! - `sipp`: build sipp scenarios (caller, registrar) and run sipp against the engine;
@@ -9,6 +11,7 @@
 //! - `probe`: raw SIP over UDP (OPTIONS pings, sending torture messages, reading answers).
 
 pub mod config;
+pub mod contact;
 pub mod ha;
 pub mod pcap;
 pub mod phone;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::DateTime;
 use svi_tests::config::prompt_len;
+use svi_tests::contact::svi;
 use svi_tests::ports::free_sip_port;
 use svi_tests::proc::{EngineOptions, EngineProc};
 use svi_tests::sipp::{agent_phone_xml, agent_register_xml, Caller, Codec, Dtmf, Sipp};
@@ -20,28 +21,7 @@ fn ms_between(a: &serde_json::Value, b: &serde_json::Value) -> i64 {
 #[test]
 fn a_queued_call_is_bridged_to_a_registered_agent() {
     let engine = EngineProc::start(EngineOptions::default());
-    let phone_port = free_sip_port();
-    let dir = engine.dir.path().to_path_buf();
-    let phone = std::thread::spawn(move || {
-        Sipp::new(agent_phone_xml("1001"))
-            .arg("-p")
-            .arg(phone_port.to_string())
-            .calls(1)
-            .with_media()
-            .arg("-rtp_echo")
-            .run(&dir, None)
-    });
-    let reg = Sipp::new(agent_register_xml("1001", "demo-1001", phone_port))
-        .calls(1)
-        .run(engine.dir.path(), Some(engine.sip));
-    assert!(reg.success(), "{}\n{}", reg.report(), engine.log_text());
-    assert!(
-        engine
-            .wait_log("agent phone registered", Duration::from_secs(5))
-            .is_some(),
-        "{}",
-        engine.log_text()
-    );
+    let phone = register_phone(&engine, "1001", "demo-1001", Duration::from_secs(30));
 
     let talk = Duration::from_secs(5);
     let mut caller = Caller::new(Codec::Pcma).dtmf(
@@ -121,24 +101,6 @@ fn wait_stats(
             "statistics never matched: {row:#}"
         );
     }
-}
-
-fn svi(engine: &EngineProc, args: &[&str]) -> (i32, String) {
-    let data = engine.data_dir();
-    let out = std::process::Command::new(svi_tests::proc::svi_bin())
-        .args(args)
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .expect("svi");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 #[test]

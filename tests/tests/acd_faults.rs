@@ -5,11 +5,11 @@
 //! lost caller, no crash.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
-use svi_tests::config::prompt_len;
-use svi_tests::phone::{deadline, AnswerMode, Ended, Phone, PhoneConfig, TONE_1700_HZ};
+use svi_tests::contact::{agent_phone, queued_caller, svi, wait_agent, AUTO_ANSWER};
+use svi_tests::phone::{deadline, AnswerMode, Ended, Phone, TONE_1700_HZ};
 use svi_tests::proc::{EngineOptions, EngineProc};
 use svi_tests::sipp::{agent_register_xml, Sipp};
 
@@ -31,84 +31,36 @@ fn engine_with(dir: &Path, queue_extra: &str, more: &str) -> EngineProc {
 }
 
 fn svi_json(engine: &EngineProc, args: &[&str]) -> Value {
-    let out = std::process::Command::new(svi_tests::proc::svi_bin())
-        .args(args)
-        .arg("--json")
-        .arg("--data-dir")
-        .arg(engine.data_dir())
-        .output()
-        .expect("svi");
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    let mut all = args.to_vec();
+    all.push("--json");
+    serde_json::from_str(&svi(engine, &all).1).unwrap_or(Value::Null)
 }
 
-/// Agent 1001's state (`ready`, `not_ready`, ...) as `svi agent list` gives it.
-fn agent_state(engine: &EngineProc) -> Value {
-    svi_json(engine, &["agent", "list"])
-        .as_array()
-        .and_then(|a| a.iter().find(|x| x["id"] == "1001").cloned())
-        .map(|a| a["state"].clone())
-        .unwrap_or(Value::Null)
+async fn queued(engine: &EngineProc) -> Phone {
+    queued_caller(engine, "caller", 1).await
 }
 
-/// Polls the agent's state until `want` holds (a deadline, not a sleep).
-fn wait_agent(engine: &EngineProc, want: impl Fn(&Value) -> bool) -> Value {
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        let s = agent_state(engine);
-        if want(&s) {
-            return s;
-        }
-        assert!(Instant::now() < end, "agent state stayed {s}");
-    }
+async fn agent(engine: &EngineProc, mode: AnswerMode) -> Phone {
+    agent_phone(engine, "1001", "pw-1001", mode).await
 }
 
-/// Calls the demo flow and keys 2 until the call is queued.
-async fn queued_caller(engine: &EngineProc) -> Phone {
-    let mut caller = Phone::start(PhoneConfig::new("caller"))
-        .await
-        .expect("caller phone");
-    caller
-        .call(&format!("sip:service@{}", engine.sip))
-        .await
-        .expect("call");
-    caller.wait_answered(deadline(5)).await.expect("answered");
-    let end = Instant::now() + prompt_len("welcome") + Duration::from_secs(10);
-    loop {
-        caller.send_dtmf("2").expect("dtmf");
-        if engine
-            .wait_log("call queued", Duration::from_millis(500))
-            .is_some()
-        {
-            return caller;
-        }
-        assert!(Instant::now() < end, "never queued: {}", engine.log_text());
-    }
-}
-
-async fn agent_phone(engine: &EngineProc, mode: AnswerMode) -> Phone {
-    let phone = Phone::start(PhoneConfig::new("1001").password("pw-1001").answer(mode))
-        .await
-        .expect("agent phone");
-    phone
-        .register(engine.sip, deadline(5))
-        .await
-        .expect("the agent registers");
-    phone
+fn wait_1001(engine: &EngineProc, want: impl Fn(&Value) -> bool) -> Value {
+    wait_agent(engine, "1001", want)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_agent_who_never_answers_is_paused_and_the_caller_keeps_waiting() {
     let dir = tempfile::tempdir().expect("tmp");
     let engine = engine_with(dir.path(), "ring_timeout = 2000", "");
-    let mut agent = agent_phone(&engine, AnswerMode::Manual).await;
-    let mut caller = queued_caller(&engine).await;
+    let mut agent = agent(&engine, AnswerMode::Manual).await;
+    let mut caller = queued(&engine).await;
     agent.wait_incoming(deadline(5)).await.expect("rings");
     assert_eq!(
         agent.wait_ended(deadline(5)).await.expect("CANCEL"),
         Ended::RemoteCancel,
         "the engine stops ringing after the ring timeout"
     );
-    let state = wait_agent(&engine, |s| s["state"] == "not_ready");
+    let state = wait_1001(&engine, |s| s["state"] == "not_ready");
     assert!(state["reason"].is_string(), "{state}");
     let queues = svi_json(&engine, &["queue", "list"]);
     let support = queues
@@ -133,15 +85,15 @@ async fn an_agent_who_never_answers_is_paused_and_the_caller_keeps_waiting() {
 async fn a_caller_who_hangs_up_while_the_agent_rings_frees_the_agent() {
     let dir = tempfile::tempdir().expect("tmp");
     let engine = engine_with(dir.path(), "", "");
-    let mut agent = agent_phone(&engine, AnswerMode::Manual).await;
-    let caller = queued_caller(&engine).await;
+    let mut agent = agent(&engine, AnswerMode::Manual).await;
+    let caller = queued(&engine).await;
     agent.wait_incoming(deadline(5)).await.expect("rings");
     caller.hangup().await.expect("hang up");
     assert_eq!(
         agent.wait_ended(deadline(5)).await.expect("CANCEL"),
         Ended::RemoteCancel
     );
-    wait_agent(&engine, |s| s["state"] == "ready");
+    wait_1001(&engine, |s| s["state"] == "ready");
     let calls = engine.wait_calls(1, Duration::from_secs(10));
     assert_eq!(calls[0]["queue_outcome"], "abandoned", "{:#}", calls[0]);
 }
@@ -150,14 +102,8 @@ async fn a_caller_who_hangs_up_while_the_agent_rings_frees_the_agent() {
 async fn an_agent_phone_that_vanishes_mid_call_ends_the_call_cleanly() {
     let dir = tempfile::tempdir().expect("tmp");
     let engine = engine_with(dir.path(), "wrap_up = 0", "[rtp]\ntimeout_secs = 2\n");
-    let mut agent = agent_phone(
-        &engine,
-        AnswerMode::Auto {
-            ring: Duration::ZERO,
-        },
-    )
-    .await;
-    let mut caller = queued_caller(&engine).await;
+    let mut agent = agent(&engine, AUTO_ANSWER).await;
+    let mut caller = queued(&engine).await;
     agent.wait_answered(deadline(10)).await.expect("answers");
     agent.set_tone(TONE_1700_HZ, -12.0);
     caller
@@ -175,7 +121,7 @@ async fn an_agent_phone_that_vanishes_mid_call_ends_the_call_cleanly() {
     assert_eq!(calls[0]["end_reason"], "rtp_timeout", "{:#}", calls[0]);
     assert_eq!(calls[0]["agent"], "1001", "{:#}", calls[0]);
     // Not stuck talking: the ACD got the end of the call.
-    wait_agent(&engine, |s| s["state"] != "talking");
+    wait_1001(&engine, |s| s["state"] != "talking");
 }
 
 /// A phone that answers with G.729 only (payload 18), which the engine never offers.
@@ -237,7 +183,7 @@ async fn an_agent_phone_answering_with_an_unoffered_codec_is_hung_up_and_the_cal
         .calls(1)
         .run(dir.path(), Some(engine.sip));
     assert!(reg.success(), "{}", reg.report());
-    let mut caller = queued_caller(&engine).await;
+    let mut caller = queued(&engine).await;
     let phone = tokio::task::spawn_blocking(move || phone.join().expect("phone"))
         .await
         .expect("join");
@@ -250,7 +196,7 @@ async fn an_agent_phone_answering_with_an_unoffered_codec_is_hung_up_and_the_cal
         .log_text()
         .contains("answered without a usable SDP answer"));
     // The agent is taken out of rotation, not left reserved; the caller waits on.
-    wait_agent(&engine, |s| s["state"] == "not_ready");
+    wait_1001(&engine, |s| s["state"] == "not_ready");
     caller
         .wait_frames(25, deadline(3))
         .await
@@ -269,14 +215,8 @@ async fn an_unwritable_recording_directory_loses_the_recording_not_the_call() {
         "record = \"all\"",
         &format!("[recording]\ndir = \"{}\"\n", blocker.join("rec").display()),
     );
-    let mut agent = agent_phone(
-        &engine,
-        AnswerMode::Auto {
-            ring: Duration::ZERO,
-        },
-    )
-    .await;
-    let mut caller = queued_caller(&engine).await;
+    let mut agent = agent(&engine, AUTO_ANSWER).await;
+    let mut caller = queued(&engine).await;
     agent.wait_answered(deadline(10)).await.expect("answers");
     agent.set_tone(TONE_1700_HZ, -12.0);
     caller

@@ -2,37 +2,12 @@
 //! makes it ready, `*3` logs it out. The INVITE is challenged with the agent's password;
 //! the answer's reason phrase says what happened.
 
-use std::time::{Duration, Instant};
-
-use serde_json::Value;
+use svi_tests::contact::{agent_state, wait_agent};
 use svi_tests::phone::{deadline, Ended, Phone, PhoneConfig};
 use svi_tests::proc::{EngineOptions, EngineProc};
 
-fn agent_state(engine: &EngineProc, agent: &str) -> Value {
-    let out = std::process::Command::new(svi_tests::proc::svi_bin())
-        .args(["agent", "list", "--json", "--data-dir"])
-        .arg(engine.data_dir())
-        .output()
-        .expect("svi");
-    serde_json::from_slice::<Value>(&out.stdout)
-        .ok()
-        .and_then(|v| {
-            v.as_array()
-                .and_then(|a| a.iter().find(|x| x["id"] == agent).cloned())
-        })
-        .map(|a| a["state"]["state"].clone())
-        .unwrap_or(Value::Null)
-}
-
 fn wait_state(engine: &EngineProc, agent: &str, want: &str) {
-    let end = Instant::now() + Duration::from_secs(10);
-    while agent_state(engine, agent) != want {
-        assert!(
-            Instant::now() < end,
-            "{agent} never became {want}: {}",
-            agent_state(engine, agent)
-        );
-    }
+    wait_agent(engine, agent, |s| s["state"] == want);
 }
 
 async fn dial(phone: &mut Phone, engine: &EngineProc, code: &str) -> Ended {
@@ -82,5 +57,5 @@ async fn an_agent_pauses_readies_and_logs_out_from_its_phone() {
         matches!(ended, Ended::Rejected { status } if status == 401 || status == 403),
         "{ended:?}"
     );
-    assert_eq!(agent_state(&engine, "1002"), "logged_out");
+    assert_eq!(agent_state(&engine, "1002")["state"], "logged_out");
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use svi_tests::config::prompt_len;
+use svi_tests::contact::{agent_phone, queued_caller, svi_ok, AUTO_ANSWER};
 use svi_tests::phone::{
     deadline, wav_channel_tone_power, AnswerMode, Ended, Phone, PhoneConfig, TONE_1100_HZ,
     TONE_1700_HZ, TONE_500_HZ,
@@ -34,13 +34,12 @@ steps:
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_bridged_transfer_rings_back_then_relays_both_ways() {
-    let mut target = Phone::start(PhoneConfig::new("desk").answer(AnswerMode::Auto {
-        ring: Duration::from_millis(1500),
-    }))
-    .await
-    .expect("target phone");
+/// An engine whose flow transfers (bridged) to a target phone that answers after `ring`,
+/// and a caller calling it (the directory holds the engine's configuration).
+async fn transfer_call(ring: Duration) -> (tempfile::TempDir, EngineProc, Phone, Phone) {
+    let target = Phone::start(PhoneConfig::new("desk").answer(AnswerMode::Auto { ring }))
+        .await
+        .expect("target phone");
     let dir = tempfile::tempdir().expect("tmp");
     let flow = bridged_flow(&target.uri());
     let config = svi_tests::config::write(dir.path(), &[("bridged", flow.as_str())], "");
@@ -55,6 +54,12 @@ async fn a_bridged_transfer_rings_back_then_relays_both_ways() {
         .call(&format!("sip:service@{}", engine.sip))
         .await
         .expect("call");
+    (dir, engine, target, caller)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bridged_transfer_rings_back_then_relays_both_ways() {
+    let (_dir, engine, mut target, mut caller) = transfer_call(Duration::from_millis(1500)).await;
     caller
         .wait_answered(deadline(5))
         .await
@@ -121,23 +126,7 @@ async fn a_bridged_transfer_rings_back_then_relays_both_ways() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn when_the_target_hangs_up_the_engine_hangs_up_the_caller() {
-    let mut target = Phone::start(PhoneConfig::new("desk"))
-        .await
-        .expect("target phone");
-    let dir = tempfile::tempdir().expect("tmp");
-    let flow = bridged_flow(&target.uri());
-    let config = svi_tests::config::write(dir.path(), &[("bridged", flow.as_str())], "");
-    let engine = EngineProc::start(EngineOptions {
-        config: Some(config),
-        ..EngineOptions::default()
-    });
-    let mut caller = Phone::start(PhoneConfig::new("caller"))
-        .await
-        .expect("caller phone");
-    caller
-        .call(&format!("sip:service@{}", engine.sip))
-        .await
-        .expect("call");
+    let (_dir, engine, mut target, mut caller) = transfer_call(Duration::ZERO).await;
     target
         .wait_answered(deadline(10))
         .await
@@ -159,38 +148,8 @@ async fn when_the_target_hangs_up_the_engine_hangs_up_the_caller() {
 /// The demo flow's option 2 with agent 1001 registered: returns once caller (500 Hz) and
 /// agent (1700 Hz) hear each other through the engine.
 async fn bridged_to_agent(engine: &EngineProc) -> (Phone, Phone) {
-    let mut agent = Phone::start(PhoneConfig::new("1001").password("demo-1001"))
-        .await
-        .expect("agent phone");
-    agent
-        .register(engine.sip, deadline(5))
-        .await
-        .expect("the agent registers");
-    let mut caller = Phone::start(PhoneConfig::new("caller"))
-        .await
-        .expect("caller phone");
-    caller
-        .call(&format!("sip:service@{}", engine.sip))
-        .await
-        .expect("call");
-    caller.wait_answered(deadline(5)).await.expect("answered");
-    // The demo flow: the welcome prompt (no barge-in), then the menu; 2 is the support
-    // queue. Key 2 until the engine says the call is queued.
-    let queued = std::time::Instant::now() + prompt_len("welcome") + Duration::from_secs(10);
-    loop {
-        caller.send_dtmf("2").expect("dtmf");
-        if engine
-            .wait_log("call queued", Duration::from_millis(500))
-            .is_some()
-        {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < queued,
-            "never queued: {}",
-            engine.log_text()
-        );
-    }
+    let mut agent = agent_phone(engine, "1001", "demo-1001", AUTO_ANSWER).await;
+    let mut caller = queued_caller(engine, "caller", 1).await;
     agent
         .wait_answered(deadline(20))
         .await
@@ -310,24 +269,9 @@ async fn a_recording_cut_by_a_crash_is_repaired_at_the_next_start() {
 
 /// `svi supervise MODE CALL [EXT] --data-dir DIR`, which must succeed.
 fn supervise(engine: &EngineProc, args: &[&str]) {
-    svi_ok(engine, "supervise", args)
-}
-
-/// `svi COMMAND ARGS --data-dir DIR`, which must succeed.
-fn svi_ok(engine: &EngineProc, command: &str, args: &[&str]) {
-    let out = std::process::Command::new(svi_tests::proc::svi_bin())
-        .arg(command)
-        .args(args)
-        .arg("--data-dir")
-        .arg(engine.data_dir())
-        .output()
-        .expect("svi supervise");
-    assert!(
-        out.status.success(),
-        "svi {command} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut all = vec!["supervise"];
+    all.extend_from_slice(args);
+    svi_ok(engine, &all);
 }
 
 /// A fresh window of what `phone` hears now.
@@ -451,25 +395,7 @@ async fn ring_all_rings_every_ready_agent_and_cancels_the_others() {
     .expect("phone 1002");
     slow.register(engine.sip, deadline(5)).await.expect("1001");
     quick.register(engine.sip, deadline(5)).await.expect("1002");
-    let mut caller = Phone::start(PhoneConfig::new("caller"))
-        .await
-        .expect("caller phone");
-    caller
-        .call(&format!("sip:service@{}", engine.sip))
-        .await
-        .expect("call");
-    caller.wait_answered(deadline(5)).await.expect("answered");
-    let queued = std::time::Instant::now() + prompt_len("welcome") + Duration::from_secs(10);
-    loop {
-        caller.send_dtmf("2").expect("dtmf");
-        if engine
-            .wait_log("call queued", Duration::from_millis(500))
-            .is_some()
-        {
-            break;
-        }
-        assert!(std::time::Instant::now() < queued, "never queued");
-    }
+    let mut caller = queued_caller(&engine, "caller", 1).await;
     slow.wait_incoming(deadline(5))
         .await
         .expect("1001's phone rings");
@@ -505,13 +431,13 @@ async fn a_paused_recording_holds_silence_for_the_pause() {
         .wait_frames(100, deadline(5))
         .await
         .expect("2 s of talk");
-    svi_ok(&engine, "record", &["pause", "1001"]);
+    svi_ok(&engine, &["record", "pause", "1001"]);
     agent.clear_received();
     agent
         .wait_frames(100, deadline(5))
         .await
         .expect("2 s paused");
-    svi_ok(&engine, "record", &["resume", "1001"]);
+    svi_ok(&engine, &["record", "resume", "1001"]);
     agent.clear_received();
     agent.wait_frames(100, deadline(5)).await.expect("2 s more");
     caller.hangup().await.expect("hang up");
@@ -561,35 +487,11 @@ async fn a_caller_who_asks_for_a_callback_is_called_back_when_an_agent_is_free()
         config: Some(config),
         ..EngineOptions::default()
     });
-    let mut agent = Phone::start(PhoneConfig::new("1001").password("pw-1001"))
-        .await
-        .expect("agent phone");
-    agent
-        .register(engine.sip, deadline(5))
-        .await
-        .expect("registers");
-    svi_ok(&engine, "agent", &["pause", "1001", "--reason", "busy"]);
+    let mut agent = agent_phone(&engine, "1001", "pw-1001", AUTO_ANSWER).await;
+    svi_ok(&engine, &["agent", "pause", "1001", "--reason", "busy"]);
 
     // The caller waits in the queue, then keys 1: confirmation, then the engine hangs up.
-    let mut caller = Phone::start(PhoneConfig::new("caller"))
-        .await
-        .expect("caller phone");
-    caller
-        .call(&format!("sip:service@{}", engine.sip))
-        .await
-        .expect("call");
-    caller.wait_answered(deadline(5)).await.expect("answered");
-    let end = std::time::Instant::now() + prompt_len("welcome") + Duration::from_secs(10);
-    loop {
-        caller.send_dtmf("2").expect("dtmf");
-        if engine
-            .wait_log("call queued", Duration::from_millis(500))
-            .is_some()
-        {
-            break;
-        }
-        assert!(std::time::Instant::now() < end, "never queued");
-    }
+    let mut caller = queued_caller(&engine, "caller", 1).await;
     caller.send_dtmf("1").expect("dtmf");
     assert_eq!(
         caller.wait_ended(deadline(15)).await.expect("BYE"),
@@ -601,7 +503,7 @@ async fn a_caller_who_asks_for_a_callback_is_called_back_when_an_agent_is_free()
         .is_some());
 
     // An agent becomes free: the engine rings it, then calls the caller back.
-    svi_ok(&engine, "agent", &["ready", "1001"]);
+    svi_ok(&engine, &["agent", "ready", "1001"]);
     agent
         .wait_answered(deadline(10))
         .await
@@ -635,35 +537,11 @@ async fn a_caller_who_asks_for_a_callback_is_called_back_when_an_agent_is_free()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_the_best_agent_busy_the_next_call_goes_to_the_other() {
     let engine = EngineProc::start(EngineOptions::default());
-    let mut second = Phone::start(PhoneConfig::new("1002").password("demo-1002"))
-        .await
-        .expect("phone 1002");
-    second
-        .register(engine.sip, deadline(5))
-        .await
-        .expect("1002 registers");
+    let mut second = agent_phone(&engine, "1002", "demo-1002", AUTO_ANSWER).await;
     // The first call takes 1001 (support level 5) and stays up.
     let (first_caller, _first_agent) = bridged_to_agent(&engine).await;
     // The second call finds 1001 talking: 1002 (level 3) gets it.
-    let mut caller = Phone::start(PhoneConfig::new("caller2"))
-        .await
-        .expect("caller phone");
-    caller
-        .call(&format!("sip:service@{}", engine.sip))
-        .await
-        .expect("call");
-    caller.wait_answered(deadline(5)).await.expect("answered");
-    let end = std::time::Instant::now() + prompt_len("welcome") + Duration::from_secs(10);
-    loop {
-        caller.send_dtmf("2").expect("dtmf");
-        if engine
-            .wait_log_count("call queued", 2, Duration::from_millis(500))
-            .is_some()
-        {
-            break;
-        }
-        assert!(std::time::Instant::now() < end, "never queued");
-    }
+    let caller = queued_caller(&engine, "caller2", 2).await;
     second
         .wait_answered(deadline(10))
         .await
