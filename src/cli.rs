@@ -68,6 +68,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the recording index: the latest recordings and the nodes holding each file.
+    Recordings {
+        #[command(flatten)]
+        at: Where,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
     /// Check call flows against the configuration (prompts, queues, connectors).
     Check {
         #[arg(required = true, value_name = "FILE")]
@@ -301,6 +310,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Calls { at, limit, json } => {
             let data_dir = data_dir_of(&at)?;
             runtime()?.block_on(print_calls(&data_dir, limit, json))
+        }
+        Command::Recordings { at, limit, json } => {
+            let data_dir = data_dir_of(&at)?;
+            runtime()?.block_on(print_recordings(&data_dir, limit, json))
         }
         Command::Check {
             files,
@@ -868,5 +881,62 @@ async fn print_calls(data_dir: &Path, limit: u32, json: bool) -> anyhow::Result<
         }
     }
     storage.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `svi recordings`: the replicated recording index of this node's database, newest first.
+async fn print_recordings(data_dir: &Path, limit: u32, json: bool) -> anyhow::Result<ExitCode> {
+    if !data_dir.join("svi.db").exists() {
+        anyhow::bail!(
+            "no recording index in {} (no svi.db there yet)",
+            data_dir.display()
+        );
+    }
+    let storage = Storage::open_read_only(data_dir).await?;
+    let docs = storage
+        .latest_docs(engine::call::RECORDINGS_COLLECTION, "$.recorded_at", limit)
+        .await;
+    storage.close().await;
+    let entries = docs?
+        .into_iter()
+        .map(|(key, text)| {
+            serde_json::from_str::<serde_json::Value>(&text)
+                .with_context(|| format!("recording index entry {key} is not JSON"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<25} {:<20} {:>10} {:>7} {:<12} PRESENT ON",
+        "RECORDED", "CALL", "BYTES", "SECS", "SHA256"
+    );
+    for e in &entries {
+        let text = |k: &str| e[k].as_str().unwrap_or("-").to_string();
+        let recorded = chrono::DateTime::parse_from_rfc3339(&text("recorded_at"))
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+            .unwrap_or_else(|_| text("recorded_at"));
+        let secs = e["duration_ms"]
+            .as_u64()
+            .map(|ms| format!("{:.1}", ms as f64 / 1000.0))
+            .unwrap_or_else(|| "-".into());
+        let sha: String = text("sha256").chars().take(12).collect();
+        let present: Vec<&str> = e["present_on"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .collect();
+        println!(
+            "{:<25} {:<20} {:>10} {:>7} {:<12} {}",
+            recorded,
+            text("call"),
+            e["bytes"].as_u64().unwrap_or(0),
+            secs,
+            sha,
+            present.join(",")
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,6 @@
 //! Wiring of the HA pair (the `ha` crate) into the engine: the `[ha]` section of the
 //! configuration, the replicated record writer, the active/standby role as the engine sees
-//! it, and the control-socket commands `svi ha status|promote`.
+//! it, the recording copier, and the control-socket commands `svi ha status|promote`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,7 +12,9 @@ use engine::alarm::Webhook;
 use engine::config::EngineConfig;
 use engine::replication::{BoxFuture, HaControl, RecordWriter, Replication, ServingLease};
 use engine::storage::CallRecord;
-use ha::{Command, HaConfig, HaNode, Lease, MemberKind, NodeInfo, Role, Secret, Timings};
+use ha::{
+    Command, HaConfig, HaNode, Lease, MemberKind, NodeInfo, RecordingStore, Role, Secret, Timings,
+};
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -140,7 +142,7 @@ pub fn ha_config(config: &EngineConfig) -> anyhow::Result<HaConfig> {
         election_timeout_max: ms(raw.election_timeout_max_ms, d.election_timeout_max),
         lease: ms(raw.lease_ms, d.lease),
     };
-    let cfg = HaConfig {
+    let mut cfg = HaConfig {
         node_id: raw.node_id,
         data_dir: config.data_dir.clone(),
         listen: raw.listen,
@@ -148,7 +150,16 @@ pub fn ha_config(config: &EngineConfig) -> anyhow::Result<HaConfig> {
         secret: Secret::new(secret),
         timings,
         retention: Default::default(),
+        recordings: None,
     };
+    // A full node serves its recordings to the other one and copies theirs; the index
+    // names nodes by `[node] name`.
+    if !cfg.is_witness() {
+        cfg.recordings = Some(RecordingStore {
+            dir: config.recording.settings(&config.data_dir).dir,
+            node_name: config.node_name.clone(),
+        });
+    }
     cfg.validate()
         .map_err(|e| anyhow::anyhow!("{file}: ha: {e}"))?;
     Ok(cfg)
@@ -268,6 +279,8 @@ pub async fn start(
             .context("starting the replicated state")?,
     );
     forward_alarms(&node, alarms);
+    // Recordings are copied between the full nodes in the background (see docs/ha.md).
+    node.copy_recordings();
     let (queue, rx) = mpsc::unbounded_channel();
     tokio::spawn(write_records(node.clone(), rx));
     let replication = Replication {

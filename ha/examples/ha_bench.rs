@@ -88,6 +88,7 @@ async fn main() {
             secret: Secret::new("bench-secret-0123456789"),
             timings: Timings::default(),
             retention: LogRetention::default(),
+            recordings: None,
         };
         nodes.push(Arc::new(HaNode::start(cfg).await.expect("start")));
     }

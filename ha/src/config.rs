@@ -99,6 +99,15 @@ impl Default for LogRetention {
     }
 }
 
+/// Where a full node keeps its call recordings, and its name in the recording index
+/// (`[node] name`, which the index's `origin` and `present_on` hold). With it, the node
+/// serves its recordings to the other members and copies theirs (`recordings`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingStore {
+    pub dir: PathBuf,
+    pub node_name: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct HaConfig {
     pub node_id: NodeId,
@@ -111,6 +120,8 @@ pub struct HaConfig {
     pub secret: Secret,
     pub timings: Timings,
     pub retention: LogRetention,
+    /// `None`: the node neither serves nor copies recordings (witness, single node).
+    pub recordings: Option<RecordingStore>,
 }
 
 impl HaConfig {
@@ -124,6 +135,7 @@ impl HaConfig {
             secret: Secret::new(""),
             timings: Timings::default(),
             retention: LogRetention::default(),
+            recordings: None,
         }
     }
 

@@ -14,6 +14,8 @@
 //! - `role`: from raft's metrics and a lease clock to `Active`/`Standby`/`Fenced`/...;
 //! - `control`: first-start bootstrap, witness duty, re-adding members;
 //! - `promote`: planned switch (`promote`) and forced single-voter recovery (`--force`);
+//! - `recordings`: each full node copies the other's call recordings in the background
+//!   (chunked over the cluster link, resumable, SHA-256 checked) and updates the index;
 //! - `node`: `HaNode`, the API the binary uses.
 //!
 //! Operators' view: `docs/ha.md`.
@@ -24,12 +26,13 @@ pub mod log_store;
 mod network;
 pub mod node;
 mod promote;
+mod recordings;
 mod role;
 pub mod snapshot;
 pub mod state_machine;
 pub mod types;
 
-pub use config::{ConfigError, HaConfig, LogRetention, Secret, Timings};
+pub use config::{ConfigError, HaConfig, LogRetention, RecordingStore, Secret, Timings};
 pub use node::{HaError, HaNode, HaStatus, MemberStatus};
 pub use role::Lease;
 pub use types::{Command, MemberKind, NodeId, NodeInfo, Outcome, Response, Role, RoleEvent};

@@ -23,12 +23,13 @@ use tokio::task::JoinHandle;
 
 use crate::config::{ConfigError, HaConfig};
 use crate::log_store::LogStore;
-use crate::network::client::Network;
+use crate::network::client::{Network, PeerClient};
 use crate::network::server::{NodeHooks, Server};
-use crate::network::{NetState, PeerInfo};
+use crate::network::{NetState, PeerInfo, Reply, Request};
+use crate::recordings::Chunk;
 use crate::role::{self, Lease, Publisher};
 use crate::state_machine::{StateMachine, StateMachineError};
-use crate::types::{Command, MemberKind, NodeId, Raft, Response, Role, RoleEvent};
+use crate::types::{Command, MemberKind, NodeId, NodeInfo, Raft, Response, Role, RoleEvent};
 use crate::{control, promote};
 
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +141,9 @@ impl Incarnation {
 pub struct HaNode {
     shared: Arc<Shared>,
     inc: RwLock<Option<Incarnation>>,
+    // The recording copier's task, aborted at shutdown. A std mutex around an Option:
+    // set once at start, taken once at shutdown, never held across an await.
+    copier: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl HaNode {
@@ -187,6 +191,7 @@ impl HaNode {
         Ok(HaNode {
             shared,
             inc: RwLock::new(Some(inc)),
+            copier: std::sync::Mutex::new(None),
         })
     }
 
@@ -230,23 +235,82 @@ impl HaNode {
     /// Replicates a command and applies it everywhere; returns once a quorum has it and
     /// this node applied it. Only on the active node, within `election_timeout_max`.
     pub async fn propose(&self, cmd: Command) -> Result<Response, HaError> {
-        let role = self.shared.role();
         let raft = self.raft().await?;
-        if role != Role::Active {
-            let leader = raft.metrics().borrow().current_leader;
-            return Err(HaError::NotActive { role, leader });
+        propose_with(&self.shared, &raft, cmd).await
+    }
+
+    /// Starts copying the other full members' recordings here and serving ours to them
+    /// (see `recordings`), if `HaConfig::recordings` is set and this node is a full one.
+    /// Returns whether the copier started.
+    pub fn copy_recordings(self: &Arc<Self>) -> bool {
+        let Some(store) = self.shared.cfg.recordings.clone() else {
+            return false;
+        };
+        if self.shared.cfg.is_witness() {
+            return false;
         }
-        let ttl = self.shared.cfg.propose_timeout();
-        match tokio::time::timeout(ttl, raft.client_write(cmd)).await {
-            Err(_) => Err(HaError::Timeout(ttl)),
-            Ok(Ok(r)) => Ok(r.data),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                Err(HaError::NotActive {
-                    role: self.shared.role(),
-                    leader: f.leader_id,
-                })
+        let task = tokio::spawn(crate::recordings::run_copier(self.clone(), store));
+        match self.copier.lock() {
+            Ok(mut slot) => {
+                if let Some(old) = slot.replace(task) {
+                    old.abort();
+                }
+                true
             }
-            Ok(Err(e)) => Err(HaError::Raft(e.to_string())),
+            Err(_) => {
+                task.abort();
+                false
+            }
+        }
+    }
+
+    /// The configured members.
+    pub(crate) fn members(&self) -> std::collections::BTreeMap<NodeId, NodeInfo> {
+        self.shared.cfg.members.clone()
+    }
+
+    pub(crate) fn client(&self, id: NodeId, addr: &str) -> PeerClient {
+        self.shared.network.client(id, addr)
+    }
+
+    /// A member's `[node] name`, from its `Hello` (None: unreachable, or a witness).
+    pub(crate) async fn peer_name(&self, id: NodeId, addr: &str) -> Option<String> {
+        let ttl = self.shared.cfg.timings.election_timeout_min;
+        match self.client(id, addr).call(&Request::Hello, &[], ttl).await {
+            Ok((Reply::Hello(info), _)) if info.node == id => info.name,
+            _ => None,
+        }
+    }
+
+    /// Adds `node` to the `present_on` of the recording index entry of `call`: here if
+    /// this node is active, else on the active node (a standby cannot write to the log).
+    pub(crate) async fn recording_present(&self, call: &str, node: &str) -> Result<(), String> {
+        let raft = self.raft().await.map_err(|e| e.to_string())?;
+        if self.shared.role() == Role::Active {
+            return crate::recordings::mark_present(&self.shared, &raft, call, node).await;
+        }
+        let m = raft.metrics().borrow().clone();
+        let leader = m
+            .current_leader
+            .filter(|l| *l != self.id())
+            .ok_or_else(|| "no active node to update the recording index".to_string())?;
+        let addr = m
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .or_else(|| self.shared.cfg.members.get(&leader))
+            .map(|n| n.cluster_addr.clone())
+            .ok_or_else(|| format!("no address for the leader {leader}"))?;
+        let req = Request::RecordingPresent {
+            call: call.into(),
+            node: node.into(),
+        };
+        let ttl = self.shared.cfg.propose_timeout() + Duration::from_secs(1);
+        match self.client(leader, &addr).call(&req, &[], ttl).await {
+            Ok((Reply::Present(r), _)) => r,
+            Ok((Reply::Refused(e), _)) => Err(e),
+            Ok(_) => Err(format!("node {leader} sent an unexpected reply")),
+            Err(e) => Err(e.to_string()),
         }
     }
 
@@ -332,6 +396,9 @@ impl HaNode {
     /// Stops raft and the cluster port. Not a handover: the others fail over as if this
     /// node died (run `promote` on the standby first for a planned switch).
     pub async fn shutdown(&self) {
+        if let Some(task) = self.copier.lock().ok().and_then(|mut t| t.take()) {
+            task.abort();
+        }
         if let Some(inc) = self.inc.write().await.take() {
             // Leave the active role before raft stops (the engine unregisters first).
             let last = if self.shared.cfg.is_witness() {
@@ -354,6 +421,31 @@ impl HaNode {
     #[cfg(test)]
     pub(crate) fn set_isolated(&self, on: bool) {
         self.shared.net.set_isolated(on);
+    }
+}
+
+/// Replicates a command through `raft` if this node is active (see `HaNode::propose`).
+pub(crate) async fn propose_with(
+    shared: &Shared,
+    raft: &Raft,
+    cmd: Command,
+) -> Result<Response, HaError> {
+    let role = shared.role();
+    if role != Role::Active {
+        let leader = raft.metrics().borrow().current_leader;
+        return Err(HaError::NotActive { role, leader });
+    }
+    let ttl = shared.cfg.propose_timeout();
+    match tokio::time::timeout(ttl, raft.client_write(cmd)).await {
+        Err(_) => Err(HaError::Timeout(ttl)),
+        Ok(Ok(r)) => Ok(r.data),
+        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+            Err(HaError::NotActive {
+                role: shared.role(),
+                leader: f.leader_id,
+            })
+        }
+        Ok(Err(e)) => Err(HaError::Raft(e.to_string())),
     }
 }
 
@@ -424,6 +516,12 @@ impl NodeHooks for Hooks {
             node: self.shared.me(),
             initialized: self.raft.is_initialized().await.unwrap_or(false),
             digest: self.shared.cfg.digest(),
+            name: self
+                .shared
+                .cfg
+                .recordings
+                .as_ref()
+                .map(|r| r.node_name.clone()),
         }
     }
 
@@ -438,5 +536,21 @@ impl NodeHooks for Hooks {
 
     async fn take_over(&self) -> bool {
         promote::take_over(&self.shared, &self.raft)
+    }
+
+    async fn fetch_recording(&self, file: String, offset: u64, max: u32) -> Result<Chunk, String> {
+        match &self.shared.cfg.recordings {
+            Some(store) if !self.shared.cfg.is_witness() => {
+                crate::recordings::read_chunk(&store.dir, &file, offset, max).await
+            }
+            _ => Err(format!("node {} keeps no recordings", self.shared.me())),
+        }
+    }
+
+    async fn recording_present(&self, call: String, node: String) -> Result<(), String> {
+        if self.shared.role() != Role::Active {
+            return Err(format!("node {} is not active", self.shared.me()));
+        }
+        crate::recordings::mark_present(&self.shared, &self.raft, &call, &node).await
     }
 }

@@ -150,6 +150,26 @@ pub fn records(data_dir: &Path) -> Vec<Value> {
     }
 }
 
+/// The recording index of `svi recordings --json --data-dir DIR` (works on a stopped node
+/// too).
+pub fn recordings(data_dir: &Path) -> Vec<Value> {
+    let out = Command::new(svi_bin())
+        .args(["recordings", "--json", "--limit", "10000", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .expect("run svi recordings");
+    assert!(
+        out.status.success(),
+        "svi recordings --data-dir {}: {}",
+        data_dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    match serde_json::from_slice::<Value>(&out.stdout) {
+        Ok(Value::Array(a)) => a,
+        other => panic!("svi recordings: not a JSON array: {other:?}"),
+    }
+}
+
 /// The ids of the call records on the node's data directory.
 pub fn record_ids(data_dir: &Path) -> Vec<String> {
     records(data_dir)
@@ -191,6 +211,27 @@ pub struct HaSpec {
 impl HaSpec {
     /// `extra` is added to each full node's `[ha]` section (e.g. `alarm_webhook = ...`).
     pub fn new(extra: &str) -> HaSpec {
+        let samples = sample("");
+        HaSpec::build(extra, |name| {
+            let text = std::fs::read_to_string(sample(&format!("{name}.toml"))).expect("sample");
+            text.split("[ha]")
+                .next()
+                .expect("split")
+                .replace("\"../", &format!("\"{}/../", samples.display()))
+        })
+    }
+
+    /// Like `new`, but each full node's configuration is `[node] name = "node-a"` (or
+    /// `node-b`) followed by `engine` (everything but `[node]` and `[ha]`: flows,
+    /// recording...) instead of the samples'.
+    pub fn with_engine(engine: &str, extra: &str) -> HaSpec {
+        HaSpec::build(extra, |name| {
+            format!("[node]\nname = \"{name}\"\n\n{engine}\n")
+        })
+    }
+
+    /// `head(name)`: a full node's configuration before its `[ha]` section.
+    fn build(extra: &str, head: impl Fn(&str) -> String) -> HaSpec {
         let dir = tempfile::tempdir().expect("tempdir");
         let cluster = ADDRS.map(|ip| {
             let l = std::net::TcpListener::bind((ip, 0))
@@ -214,16 +255,10 @@ impl HaSpec {
                 cluster[i]
             )
         };
-        let samples = sample("");
         let full = |i: usize, name: &str| {
-            let text = std::fs::read_to_string(sample(&format!("{name}.toml"))).expect("sample");
-            let head = text
-                .split("[ha]")
-                .next()
-                .expect("split")
-                .replace("\"../", &format!("\"{}/../", samples.display()));
             let path = dir.path().join(format!("{name}.toml"));
-            std::fs::write(&path, format!("{head}\n{}", ha(i, extra))).expect("write config");
+            std::fs::write(&path, format!("{}\n{}", head(name), ha(i, extra)))
+                .expect("write config");
             path
         };
         let a = full(0, "node-a");

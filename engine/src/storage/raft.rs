@@ -182,6 +182,67 @@ impl Storage {
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
+    /// The keys of the documents of `collection` whose array at `array_path` (a JSON path
+    /// such as `$.present_on`) does not contain the string `value`, in key order. Used by
+    /// the recording copier to find the files this node lacks, without reading every
+    /// document into memory.
+    pub async fn doc_keys_lacking(
+        &self,
+        collection: &str,
+        array_path: &str,
+        value: &str,
+    ) -> Result<Vec<String>, StorageError> {
+        if !self.has_docs_table().await? {
+            return Ok(Vec::new());
+        }
+        let keys = sqlx::query_scalar(
+            "SELECT d.key FROM replicated_docs d WHERE d.collection = ? AND NOT EXISTS
+             (SELECT 1 FROM json_each(d.value, ?) e WHERE e.value = ?) ORDER BY d.key",
+        )
+        .bind(collection)
+        .bind(array_path)
+        .bind(value)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(keys)
+    }
+
+    /// The last `limit` documents of `collection` by the text at `order_path` (a JSON path
+    /// such as `$.recorded_at`), newest first, as (key, JSON text).
+    pub async fn latest_docs(
+        &self,
+        collection: &str,
+        order_path: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, String)>, StorageError> {
+        if !self.has_docs_table().await? {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT key, value FROM replicated_docs WHERE collection = ?
+             ORDER BY json_extract(value, ?) DESC, key DESC LIMIT ?",
+        )
+        .bind(collection)
+        .bind(order_path)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
+            .collect()
+    }
+
+    /// Whether `replicated_docs` exists (a database never opened as a state machine, e.g.
+    /// read by `svi calls` before the first start with HA, has none).
+    async fn has_docs_table(&self) -> Result<bool, StorageError> {
+        let exists: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'replicated_docs'",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(exists.is_some())
+    }
+
     /// Writes a consistent copy of the whole database to `dest` (which must not exist) and
     /// returns the raft pointers it contains.
     pub async fn snapshot_into(&self, dest: &Path) -> Result<RaftApplied, StorageError> {
@@ -400,6 +461,40 @@ mod tests {
             }
         }
         serde_json::from_value(v).expect("full record")
+    }
+
+    #[tokio::test]
+    async fn lists_docs_lacking_a_value_and_the_latest() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = Storage::open(dir.path()).await.expect("open");
+        for (key, at, on) in [
+            ("c1", "2026-11-21T10:00:00Z", r#"["a"]"#),
+            ("c2", "2026-11-21T10:02:00Z", r#"["a","b"]"#),
+            ("c3", "2026-11-21T10:01:00Z", r#"["b"]"#),
+        ] {
+            let doc = format!(r#"{{"recorded_at":"{at}","present_on":{on}}}"#);
+            db.put_doc("recordings", key, &doc).await.expect("put");
+        }
+        db.put_doc("other", "x", r#"{"present_on":[]}"#)
+            .await
+            .expect("put");
+        let lacking = |v: &'static str| {
+            let db = db.clone();
+            async move {
+                db.doc_keys_lacking("recordings", "$.present_on", v)
+                    .await
+                    .expect("scan")
+            }
+        };
+        assert_eq!(lacking("b").await, vec!["c1"]);
+        assert_eq!(lacking("a").await, vec!["c3"]);
+        assert_eq!(lacking("c").await, vec!["c1", "c2", "c3"]);
+        let latest = db
+            .latest_docs("recordings", "$.recorded_at", 2)
+            .await
+            .expect("latest");
+        let keys: Vec<&str> = latest.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, vec!["c2", "c3"]);
     }
 
     #[tokio::test]

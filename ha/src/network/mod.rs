@@ -1,5 +1,5 @@
 //! The cluster network: raft RPCs (append-entries, vote, snapshot chunks) and a few svi
-//! messages (hello, yield) between members, over TCP on the cluster port.
+//! messages (hello, yield, recording chunks) between members, over TCP on the cluster port.
 //!
 //! - `wire`: the authenticated channel (shared-secret handshake, MAC on every frame);
 //! - `client`: one connection per openraft client, every call under a deadline;
@@ -7,8 +7,8 @@
 //!
 //! A lean framed protocol rather than HTTP: raft needs request/response on a long-lived
 //! connection and nothing else, so axum/reqwest would add two stacks for no feature. The
-//! messages are JSON (the same serde types openraft defines), snapshot bytes ride as a raw
-//! attachment.
+//! messages are JSON (the same serde types openraft defines), snapshot and recording bytes
+//! ride as a raw attachment.
 
 pub(crate) mod client;
 pub(crate) mod server;
@@ -40,6 +40,20 @@ pub(crate) enum Request {
     Yield,
     /// Sent by a witness that had to lead: please promote yourself (`witness` handover).
     TakeOver,
+    /// Up to `max` bytes of the recording `file` (a plain `<call id>.wav` name in the
+    /// recordings directory) from `offset`; answered by `Reply::Chunk` with the bytes as
+    /// attachment (see `recordings`).
+    FetchRecording {
+        file: String,
+        offset: u64,
+        max: u32,
+    },
+    /// Sent to the leader by a node that now holds the recording of `call`: add `node` to
+    /// the index entry's `present_on` (a standby cannot write to the log itself).
+    RecordingPresent {
+        call: String,
+        node: String,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -54,6 +68,14 @@ pub(crate) enum Reply {
     Yield(Result<Option<u64>, String>),
     /// Whether the node started promoting itself.
     TakeOver(bool),
+    /// A piece of a recording: the attachment holds the bytes from the requested offset;
+    /// `total` is the file's size, `eof` says the piece ends the file.
+    Chunk {
+        total: u64,
+        eof: bool,
+    },
+    /// The index entry was updated (or already said so).
+    Present(Result<(), String>),
     /// The request could not be handled (e.g. raft is shutting down).
     Refused(String),
 }
@@ -65,6 +87,9 @@ pub(crate) struct PeerInfo {
     pub initialized: bool,
     /// `HaConfig::digest`: members and timings must match across the cluster.
     pub digest: String,
+    /// `[node] name`, as the recording index names nodes (absent on the witness).
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// State shared by the client side, the server and the node: counters, the time of the last

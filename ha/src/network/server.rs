@@ -1,9 +1,9 @@
 //! The cluster port: accepts members, authenticates them, and answers their requests.
 //!
-//! Raft RPCs go to openraft; `Hello` and `Yield` go to the node (`NodeHooks`). Before a vote
-//! request reaches openraft, the node may refuse it: an active node never grants a vote (see
-//! `role.rs`: this is what makes "fenced before anyone else is elected" hold even when the
-//! candidate can reach the active node). Outsiders are bounded: a connection must finish the
+//! Raft RPCs go to openraft; `Hello`, `Yield` and the recording messages go to the node
+//! (`NodeHooks`). Before a vote request reaches openraft, the node may refuse it: an active
+//! node never grants a vote (see `role.rs`: this is what makes "fenced before anyone else is
+//! elected" hold even when the candidate can reach the active node). Outsiders are bounded: a connection must finish the
 //! handshake within a deadline, at most `MAX_HANDSHAKES` run at once, and authenticated
 //! sessions have their own budget (`MAX_SESSIONS`), so a flood of unauthenticated
 //! connections cannot crowd out the members' replication.
@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 use super::wire::{self, Channel, WireError};
 use super::{NetState, PeerInfo, Reply, Request};
 use crate::config::Secret;
+use crate::recordings::Chunk;
 use crate::types::{NodeId, Raft};
 
 const MAX_HANDSHAKES: usize = 16;
@@ -36,6 +37,19 @@ pub(crate) trait NodeHooks: Send + Sync + 'static {
         to: NodeId,
     ) -> impl Future<Output = Result<Option<u64>, String>> + Send;
     fn take_over(&self) -> impl Future<Output = bool> + Send;
+    /// A piece of one of this node's recordings (see `recordings::serve`).
+    fn fetch_recording(
+        &self,
+        file: String,
+        offset: u64,
+        max: u32,
+    ) -> impl Future<Output = Result<Chunk, String>> + Send;
+    /// Adds `node` to the index entry of `call` (on the active node only).
+    fn recording_present(
+        &self,
+        call: String,
+        node: String,
+    ) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 pub(crate) struct Server<H> {
@@ -111,18 +125,19 @@ impl<H: NodeHooks> Server<H> {
             if self.state.isolated() {
                 return;
             }
-            let reply = match serde_json::from_slice::<Request>(&json) {
+            let (reply, attachment) = match serde_json::from_slice::<Request>(&json) {
                 Ok(req) => self.handle(req, bin, from).await,
-                Err(e) => Reply::Refused(format!("bad request: {e}")),
+                Err(e) => (Reply::Refused(format!("bad request: {e}")), Vec::new()),
             };
-            if self.state.isolated() || send(&mut ch, &reply).await.is_err() {
+            if self.state.isolated() || send(&mut ch, &reply, &attachment).await.is_err() {
                 return;
             }
         }
     }
 
-    async fn handle(&self, req: Request, attachment: Vec<u8>, from: NodeId) -> Reply {
-        match req {
+    /// The reply and its attachment (only recording chunks have one).
+    async fn handle(&self, req: Request, attachment: Vec<u8>, from: NodeId) -> (Reply, Vec<u8>) {
+        let reply = match req {
             Request::Hello => Reply::Hello(self.hooks.hello().await),
             Request::AppendEntries(rpc) => {
                 if rpc.vote.is_committed() {
@@ -144,11 +159,31 @@ impl<H: NodeHooks> Server<H> {
             }
             Request::Yield => Reply::Yield(self.hooks.yield_leadership(from).await),
             Request::TakeOver => Reply::TakeOver(self.hooks.take_over().await),
-        }
+            Request::FetchRecording { file, offset, max } => {
+                return match self.hooks.fetch_recording(file, offset, max).await {
+                    Ok(c) => (
+                        Reply::Chunk {
+                            total: c.total,
+                            eof: c.eof,
+                        },
+                        c.bytes,
+                    ),
+                    Err(e) => (Reply::Refused(e), Vec::new()),
+                };
+            }
+            Request::RecordingPresent { call, node } => {
+                Reply::Present(self.hooks.recording_present(call, node).await)
+            }
+        };
+        (reply, Vec::new())
     }
 }
 
-async fn send(ch: &mut Channel<TcpStream>, reply: &Reply) -> Result<(), WireError> {
+async fn send(
+    ch: &mut Channel<TcpStream>,
+    reply: &Reply,
+    attachment: &[u8],
+) -> Result<(), WireError> {
     let json = serde_json::to_vec(reply).map_err(|e| WireError::Io(std::io::Error::other(e)))?;
-    ch.send(&json, &[]).await
+    ch.send(&json, attachment).await
 }

@@ -7,6 +7,7 @@
 mod cluster;
 mod faults;
 mod pair;
+mod recordings;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -132,6 +133,7 @@ impl Cluster {
                     secret: Secret::new(SECRET),
                     timings: timings(),
                     retention,
+                    recordings: None,
                 };
                 (*id, cfg)
             })

@@ -140,6 +140,7 @@ async fn wrong_secret_is_refused() {
         secret: Secret::new(secret),
         timings: super::timings(),
         retention: LogRetention::default(),
+        recordings: None,
     };
     // Node 2 has another secret: an outsider pretending to be a member.
     let a = HaNode::start(cfg(1, super::SECRET)).await.expect("a");
