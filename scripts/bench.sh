@@ -4,22 +4,29 @@
 # Builds svi and the load generator (svi-load) in release mode, starts the engine on
 # loopback with a temporary data directory, then measures, each phase within a time budget:
 #   1. concurrent calls: a ramp of steps held 30 s each, until loss > 0.1 % or p99 > 10 ms;
-#   2. the same steps against a minimal UDP echo (the cost floor of moving the packets);
-#   3. the variants the engine cannot run yet (20 % recorded, bridged to agents): reported;
+#   2. the same steps against a minimal UDP echo (the cost floor of moving the packets), plus
+#      the echo steps with the relay variants' packet rates (twice their calls);
+#   3. the relay variants, each on a fresh engine: calls bridged to the generator's target
+#      role (four streams per call), with 0 % and 20 % of them recorded (the engine records
+#      bridged calls only); a shorter ramp (BENCH_RELAY_STEPS held BENCH_RELAY_HOLD), and
+#      the recordings counted after each step;
 #   4. calls per second with sipp (short calls, 60 s confirmation), and sipp against a sipp
 #      UAS at the same rate as the baseline;
 #   5. a profile of the engine (perf if hardware counters work here, else callgrind, plus
 #      perf's software clock when perf runs).
 # Writes bench/results/<UTC stamp>.{md,json} and bench/results/latest.{md,json}.
-# Finishes in 9 to 13 minutes on 2 cores (14.5 at most); every process it starts is stopped
-# on exit.
+# Finishes in 8 to 14 minutes on 2 cores, depending on how far the ramp goes (14.5 at most);
+# every process it starts is stopped on exit. Builds into $CARGO_TARGET_DIR when set (else
+# ./target).
 #
 # Knobs (environment): BENCH_STEPS, BENCH_HOLD, BENCH_RAMP_BUDGET, BENCH_ECHO_HOLD,
+# BENCH_RELAY_STEPS, BENCH_RELAY_HOLD, BENCH_RELAY_BUDGET (each variant),
 # BENCH_CPS_BUDGET, BENCH_CPS_BASE_BUDGET, BENCH_CPS_CONFIRM, BENCH_CPS_MAX, BENCH_PROFILE
 # (auto|perf|callgrind|none), BENCH_OUT. A reduced run for trying the script out:
-#   BENCH_STEPS=50,100 BENCH_HOLD=5s BENCH_RAMP_BUDGET=60 BENCH_CPS_CONFIRM=10s \
-#   BENCH_CPS_BUDGET=45 BENCH_CPS_BASE_BUDGET=35 BENCH_PROFILE=none BENCH_OUT=/tmp/bench \
-#   ./scripts/bench.sh                                            # about 3 minutes
+#   BENCH_STEPS=50,100 BENCH_HOLD=5s BENCH_RAMP_BUDGET=60 BENCH_RELAY_STEPS=50,100 \
+#   BENCH_RELAY_HOLD=5s BENCH_RELAY_BUDGET=30 BENCH_CPS_CONFIRM=10s BENCH_CPS_BUDGET=45 \
+#   BENCH_CPS_BASE_BUDGET=35 BENCH_PROFILE=none BENCH_OUT=/tmp/bench \
+#   ./scripts/bench.sh                                            # about 4 minutes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -28,10 +35,13 @@ STEPS="${BENCH_STEPS:-100,200,300,400,500,600,700,800,900,1000,1200,1400,1600,20
 HOLD="${BENCH_HOLD:-30s}"
 RAMP_BUDGET="${BENCH_RAMP_BUDGET:-300}"
 ECHO_HOLD="${BENCH_ECHO_HOLD:-6s}"
+RELAY_STEPS="${BENCH_RELAY_STEPS:-100,200,300,400,500}"
+RELAY_HOLD="${BENCH_RELAY_HOLD:-15s}"
+RELAY_BUDGET="${BENCH_RELAY_BUDGET:-105}"
 CPS_BUDGET="${BENCH_CPS_BUDGET:-130}"
-CPS_BASE_BUDGET="${BENCH_CPS_BASE_BUDGET:-110}"
+CPS_BASE_BUDGET="${BENCH_CPS_BASE_BUDGET:-80}"
 CPS_CONFIRM="${BENCH_CPS_CONFIRM:-60s}"
-CPS_MAX="${BENCH_CPS_MAX:-4000}"
+CPS_MAX="${BENCH_CPS_MAX:-2000}"
 PROFILE="${BENCH_PROFILE:-auto}"
 OUT="${BENCH_OUT:-$ROOT/bench/results}"
 # Hard ceiling for the whole run; phases shrink their budgets to stay under it.
@@ -139,41 +149,85 @@ free_port() { # a UDP port on 127.0.0.1 that nothing listens on
   done
   return 1
 }
+STARTED_PID=""
+start_engine() { # start_engine NAME CONFIG ADDR RTP-RANGE: sets STARTED_PID once it answers
+  log "starting the engine ($1, $2) on $3"
+  RUST_LOG=info "$SVI" run --config "$2" --data-dir "$TMP/data-$1" \
+    --sip-listen "$3" --rtp-ports "$4" >"$TMP/engine-$1.log" 2>&1 &
+  STARTED_PID=$!
+  PIDS+=("$STARTED_PID")
+  if ! "$LOAD" ping --target "$3" --timeout 30s || ! kill -0 "$STARTED_PID" 2>/dev/null; then
+    log "the engine ($1) did not start: $(tail -3 "$TMP/engine-$1.log")"
+    return 1
+  fi
+}
+stop_engine() { # stop_engine PID: TERM, then up to 15 s for it to exit
+  kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 1 150); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+}
 ENGINE_PORT=$(free_port 15060)
 ENGINE="127.0.0.1:$ENGINE_PORT"
-log "starting the engine on $ENGINE"
-RUST_LOG=info "$SVI" run --config bench/svi-bench.toml --data-dir "$TMP/data" \
-  --sip-listen "$ENGINE" --rtp-ports 20000-29999 >"$TMP/engine.log" 2>&1 &
-ENGINE_PID=$!
-PIDS+=("$ENGINE_PID")
-"$LOAD" ping --target "$ENGINE" --timeout 30s
-kill -0 "$ENGINE_PID" 2>/dev/null || { log "the engine exited: $(tail -3 "$TMP/engine.log")"; exit 1; }
+start_engine main bench/svi-bench.toml "$ENGINE" 20000-29999 || exit 1
+ENGINE_PID=$STARTED_PID
 
 # --- 1. concurrent calls -----------------------------------------------------------------
-RAMP=$(budget "$RAMP_BUDGET" 420)
+# Reserved for the later phases: echo 90, relay variants 2 x 105, calls per second 130 + 80,
+# profile and report 45.
+RAMP=$(budget "$RAMP_BUDGET" 555)
 log "ramp: steps $STEPS, hold $HOLD, budget ${RAMP}s"
 run "$LOAD" calls --target "$ENGINE" --pid "$ENGINE_PID" --steps "$STEPS" --hold "$HOLD" \
   --rate 200 --dtmf-at 3s --digit 1 --deadline "${RAMP}s" --label engine \
   --json "$TMP/ramp.json"
 
 # --- 2. the echo baseline over the same steps ---------------------------------------------
-ECHO_BUDGET=$(budget 150 330)
-log "echo baseline: hold $ECHO_HOLD, budget ${ECHO_BUDGET}s"
-run "$LOAD" calls --echo --steps-from "$TMP/ramp.json" --hold "$ECHO_HOLD" --rate 1000 \
-  --dtmf-at 3s --max-loss-pct 100 --max-p99-ms 100000 --deadline "${ECHO_BUDGET}s" \
+# Plus twice the relay steps: a bridged call has four streams, an echo call two, so the echo
+# at 2N calls carries the packet rate of N bridged calls.
+ECHO_STEPS=$(tr ',' '\n' <<<"$RELAY_STEPS" | awk '{printf "%s%d", (NR > 1 ? "," : ""), 2 * $1}')
+ECHO_BUDGET=$(budget 90 465)
+log "echo baseline: ramp steps and $ECHO_STEPS, hold $ECHO_HOLD, budget ${ECHO_BUDGET}s"
+run "$LOAD" calls --echo --steps-from "$TMP/ramp.json" --steps "$ECHO_STEPS" --hold "$ECHO_HOLD" \
+  --rate 1000 --dtmf-at 3s --max-loss-pct 100 --max-p99-ms 100000 --deadline "${ECHO_BUDGET}s" \
   --label echo --json "$TMP/echo.json" || log "echo baseline failed"
 
-# --- 3. variants the engine does not support yet (instant) --------------------------------
-"$LOAD" calls --target "$ENGINE" --record-percent 20 --label recorded-20 --json "$TMP/variant-recorded.json"
-"$LOAD" calls --target "$ENGINE" --relay --label relay --json "$TMP/variant-relay.json"
+# --- 3. the relay variants ------------------------------------------------------------------
+# Each on a fresh engine (so that RSS per call compares), with the flow `relay`: the call is
+# bridged to svi-load's target role, listening at the port it dials (bench/flows/relay.yaml).
+# The limits are the ramp's; the report also checks the issue's (loss < 0.1 %, p99 <= 5 ms).
+relay_variant() { # relay_variant NAME CONFIG PERCENT RESERVE
+  local b port answer addr pid
+  b=$(budget "$RELAY_BUDGET" "$4")
+  if [ "$b" -lt 30 ]; then log "relay variant $1: no time left (${b}s)"; return 0; fi
+  port=$(free_port 15160)
+  addr="127.0.0.1:$port"
+  answer=$(free_port $((port + 100)))
+  start_engine "$1" "$2" "$addr" 40000-49999 || return 0
+  pid=$STARTED_PID
+  log "relay variant $1 ($3 % recorded): steps $RELAY_STEPS, hold $RELAY_HOLD, budget ${b}s"
+  # The deadline leaves 10 s of the budget for the teardown.
+  run "$LOAD" calls --target "$addr" --pid "$pid" --service "$answer" \
+    --answer-on "127.0.0.1:$answer" --record-percent "$3" --recordings-dir "$TMP/data-$1/recordings" \
+    --steps "$RELAY_STEPS" --hold "$RELAY_HOLD" --rate 200 --dtmf-at 3s --digit 1 \
+    --deadline "$((b - 10))s" --label "$1" --json "$TMP/variant-$1.json" \
+    || log "relay variant $1 failed"
+  stop_engine "$pid"
+}
+relay_variant relay bench/svi-bench-relay.toml 0 360
+relay_variant recorded bench/svi-bench-recorded.toml 20 255
+# The recordings once the engine has closed them: what the recorded variant really wrote.
+REC_DIR="$TMP/data-recorded/recordings"
+REC_FILES=$(find "$REC_DIR" -name '*.wav' 2>/dev/null | wc -l)
+REC_BYTES=$(find "$REC_DIR" -name '*.wav' -printf '%s\n' 2>/dev/null | awk '{s+=$1} END {print s+0}')
+REC_CALLS=$(grep -o '"placed": *[0-9]*' "$TMP/variant-recorded.json" 2>/dev/null | grep -o '[0-9]*$' || echo 0)
+log "recorded variant: $REC_FILES WAV files, $REC_BYTES bytes, for $REC_CALLS calls"
+[ "$REC_FILES" -gt 0 ] || [ ! -s "$TMP/variant-recorded.json" ] || log "WARNING: no recording was written"
 
 # --- 4. calls per second -----------------------------------------------------------------
 mkdir -p "$TMP/cps" "$TMP/cps-base"
-B=$(budget "$CPS_BUDGET" 200)
+B=$(budget "$CPS_BUDGET" 125)
 log "calls per second (engine): budget ${B}s"
 run "$LOAD" cps --target "$ENGINE" --pid "$ENGINE_PID" --budget "${B}s" --confirm "$CPS_CONFIRM" \
   --max-rate "$CPS_MAX" --dir "$TMP/cps" --json "$TMP/cps.json" || log "cps (engine) failed"
-B=$(budget "$CPS_BASE_BUDGET" 90)
+B=$(budget "$CPS_BASE_BUDGET" 45)
 # The baseline runs at the engine's confirmed rate (CPU per call at the same rate), then
 # probes upwards: how far the sipp pair itself goes on this machine.
 AT=$(grep -o '"confirmed_rate": *[0-9]*' "$TMP/cps.json" 2>/dev/null | grep -o '[0-9]*$' || true)
@@ -264,17 +318,18 @@ case "$PROFILE" in
 esac
 
 # --- stop, report ------------------------------------------------------------------------
-kill -TERM "$ENGINE_PID" 2>/dev/null || true
-for _ in $(seq 1 150); do kill -0 "$ENGINE_PID" 2>/dev/null || break; sleep 0.1; done
+stop_engine "$ENGINE_PID"
 
 cat >"$TMP/meta.json" <<EOF
 {"stamp": "$STAMP", "nproc": $NPROC, "cpu_model": "$MODEL", "mem_mib": $MEM_MIB,
  "commit": "$COMMIT", "engine": "svi run (release), bench/svi-bench.toml, info logging",
  "profiler": "$PROFILE", "bench_secs": $SECONDS,
- "steps": "$STEPS", "hold": "$HOLD", "echo_hold": "$ECHO_HOLD", "cps_confirm": "$CPS_CONFIRM"}
+ "steps": "$STEPS", "hold": "$HOLD", "echo_hold": "$ECHO_HOLD", "cps_confirm": "$CPS_CONFIRM",
+ "relay_steps": "$RELAY_STEPS", "relay_hold": "$RELAY_HOLD",
+ "recordings": {"files": $REC_FILES, "bytes": $REC_BYTES, "calls": ${REC_CALLS:-0}}}
 EOF
 "$LOAD" report --out-dir "$OUT" --stamp "$STAMP" --meta "$TMP/meta.json" \
   --ramp "$TMP/ramp.json" --baseline "$TMP/echo.json" --cps "$TMP/cps.json" \
   --cps-baseline "$TMP/cps-base.json" \
-  --variant "$TMP/variant-recorded.json,$TMP/variant-relay.json" --profile "$PROFILE_TXT"
+  --variant "$TMP/variant-relay.json,$TMP/variant-recorded.json" --profile "$PROFILE_TXT"
 log "done in ${SECONDS}s: $OUT/$STAMP.md"

@@ -99,7 +99,8 @@ impl RecordPolicy {
         match self {
             RecordPolicy::None => false,
             RecordPolicy::All => true,
-            RecordPolicy::Percent(p) => rand::random::<u8>() % 100 < p,
+            // Uniform over 0..100 (a byte modulo 100 would favour 0-55).
+            RecordPolicy::Percent(p) => rand::random::<f64>() * 100.0 < f64::from(p),
         }
     }
 }

@@ -6,14 +6,20 @@
 //! sends a tone plus the digit 1 as RFC 4733 events 3.5 s after its answer (during the menu),
 //! which takes the demo flow to `option1`; the generator hangs up after its measurement window.
 //! The generator's JSON is checked for consistency, and against the engine's call records.
+//!
+//! A second run covers the relay variant: a few calls bridged by the benchmark's own flow
+//! (`bench/flows/relay.yaml`) to the generator's target role (`--answer-on`), recorded, so
+//! that the four streams per call, the legs' signalling and the recordings count are checked.
 
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+use svi_tests::ports::free_sip_port;
 use svi_tests::proc::{EngineOptions, EngineProc};
 
 const CALLS: u64 = 20;
+const BRIDGED: u64 = 4;
 
 /// Runs `svi-load` with `args`, killed if it has not exited after `limit`.
 fn run_load(args: &[String], limit: Duration) -> Output {
@@ -159,6 +165,113 @@ fn twenty_calls_two_way_rtp_and_a_digit_each() {
             engine_sent > 0 && engine_sent <= expected,
             "{c} vs {record}"
         );
+    }
+    let (status, log) = engine.terminate(Duration::from_secs(10));
+    assert!(status.success(), "engine exit {status:?}; log:\n{log}");
+}
+
+#[test]
+fn a_few_bridged_calls_relayed_and_recorded() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let flow_path = svi_tests::repo_root().join("bench/flows/relay.yaml");
+    let flow = std::fs::read_to_string(&flow_path).expect("the benchmark's relay flow");
+    let config = svi_tests::config::write(
+        dir.path(),
+        &[("relay", flow.as_str())],
+        "[recording]\ndefault = \"all\"\n",
+    );
+    let engine = EngineProc::start(EngineOptions {
+        config: Some(config),
+        ..EngineOptions::default()
+    });
+    let json_path = engine.dir.path().join("relay.json");
+    let answer_port = free_sip_port().to_string();
+    let args: Vec<String> = [
+        "calls",
+        "--target",
+        &engine.sip.to_string(),
+        "--pid",
+        &engine.child.id().to_string(),
+        "--calls",
+        &BRIDGED.to_string(),
+        "--service",
+        &answer_port,
+        "--answer-on",
+        &format!("127.0.0.1:{answer_port}"),
+        "--record-percent",
+        "100",
+        "--recordings-dir",
+        &engine.data_dir().join("recordings").display().to_string(),
+        "--hold",
+        "2s",
+        "--settle",
+        "300ms",
+        "--dtmf-at",
+        "1s",
+        "--per-call",
+        "--json",
+        &json_path.display().to_string(),
+    ]
+    .map(String::from)
+    .to_vec();
+    let output = run_load(&args, Duration::from_secs(20));
+    assert!(
+        output.status.success(),
+        "svi-load failed: {}\nengine log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        engine.log_text()
+    );
+    let text = std::fs::read_to_string(&json_path).expect("svi-load wrote its JSON");
+    let r: Value = serde_json::from_str(&text).expect("valid JSON");
+    assert_eq!(r["variant"]["relay"], true, "{}", r["variant"]);
+
+    // Signalling: every call answered and bridged; every leg acknowledged, then hung up by
+    // the engine after our BYE.
+    let sip = &r["sip"];
+    assert_eq!(u(&sip["answered"]), BRIDGED, "{sip}");
+    assert_eq!(u(&sip["ended_by_us"]), BRIDGED, "{sip}");
+    let legs = &r["legs"];
+    assert_eq!(u(&legs["invited"]), BRIDGED, "{legs}");
+    assert_eq!(u(&legs["acked"]), BRIDGED, "{legs}");
+    assert_eq!(u(&legs["ended_by_engine"]), BRIDGED, "{legs}");
+    assert_eq!(u(&legs["no_ack"]) + u(&legs["refused"]), 0, "{legs}");
+    let step = &r["steps"][0];
+    assert_eq!(step["pass"], true, "{step}");
+    assert_eq!(u(&step["setup"]["not_bridged"]), 0, "{step}");
+    assert_eq!(u(&step["legs_active"]), BRIDGED, "{step}");
+
+    // The window: four streams per call, two of them towards us, all heard.
+    let rtp = &step["rtp"];
+    assert_eq!(u(&rtp["calls_heard"]), 2 * BRIDGED, "{rtp}");
+    let per_stream = u(&rtp["sent"]) / (2 * BRIDGED);
+    assert!((70..=140).contains(&per_stream), "{rtp}");
+    assert!(
+        u(&rtp["received"]) <= u(&rtp["expected"]) + u(&rtp["late"]),
+        "{rtp}"
+    );
+
+    // Every call recorded: one WAV each, growing during the window.
+    let rec = &step["recordings"];
+    assert_eq!(u(&rec["files"]), BRIDGED, "{rec}");
+    assert!(u(&rec["written_in_window"]) > 0, "{rec}");
+
+    let totals = &r["totals"];
+    assert_eq!(u(&totals["calls_with_rtp"]), BRIDGED, "{totals}");
+    assert_eq!(u(&totals["legs_with_rtp"]), BRIDGED, "{totals}");
+    let per_call = r["per_call"].as_array().expect("per-call lines");
+    assert_eq!(per_call.len() as u64, 2 * BRIDGED);
+    for c in per_call {
+        assert!(u(&c["received"]) > 0, "{c}");
+        let expected = if c["role"] == "target" {
+            "ended_by_engine"
+        } else {
+            "ended_by_us"
+        };
+        assert_eq!(c["outcome"], expected, "{c}");
+    }
+    let records = engine.wait_calls(BRIDGED as usize, Duration::from_secs(10));
+    for record in records.as_array().expect("call records") {
+        assert_eq!(record["end_reason"], "caller_hangup", "{record}");
     }
     let (status, log) = engine.terminate(Duration::from_secs(10));
     assert!(status.success(), "engine exit {status:?}; log:\n{log}");

@@ -8,29 +8,38 @@
 //!
 //! With `--echo`, the same media is driven against `svi-load echo` (started here as a child
 //! process, one UDP socket per call, no SIP): the cost floor the engine is compared with.
+//!
+//! With `--answer-on IP:PORT`, the generator is also the second party of bridged calls: the
+//! engine's flow transfers each call to that address (`bench/flows/relay.yaml`) and the
+//! target role (`answer`) answers, so a step waits until every call is bridged and its
+//! window counts the four streams of each call. `--recordings-dir` adds the engine's WAV
+//! files (count, size, bytes written in the window) to each step.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
+use crate::answer::{self, AnswerCmd, AnswerCounters, AnswerHandle, LEG_BASE};
 use crate::args::Args;
 use crate::echo::EchoChild;
 use crate::hist::{round3, sample_summary};
 use crate::lanes::{ssrc_for, Lanes, MediaStart};
 use crate::procstat::{self, clk_tck};
 use crate::rtp::{dtmf_event, Codec, DtmfPlan, Outbound, TELEPHONE_EVENT_PT};
-use crate::signalling::{self, SipCmd, SipCounters, SipHandle, SipOptions};
-use crate::tx::FRAME;
+use crate::rx::RxTotals;
+use crate::signalling::{self, CallReport, SipCmd, SipCounters, SipHandle, SipOptions};
+use crate::tx::{TxTotals, FRAME};
 
-pub const USAGE: &str = "svi-load calls (--target IP:PORT | --echo) [--pid PID] [--calls N | --steps 100,200,.. | --steps-from JSON]
+pub const USAGE: &str = "svi-load calls (--target IP:PORT | --echo) [--pid PID] [--calls N | --steps 100,200,.. and/or --steps-from JSON]
     [--hold 30s] [--rate 200] [--settle 1s] [--dtmf-at 3s | --no-dtmf] [--digit 1] [--codec pcmu|pcma]
     [--service 100] [--lanes 2] [--threads 2] [--invite-timeout 8s] [--max-loss-pct 0.1] [--max-p99-ms 10]
-    [--deadline 300s] [--record-percent 0] [--relay] [--exec-when-up CMD] [--label NAME]
-    [--json FILE] [--per-call]";
+    [--deadline 300s] [--answer-on IP:PORT] [--record-percent 0] [--recordings-dir DIR]
+    [--exec-when-up CMD] [--label NAME] [--json FILE] [--per-call]";
 
 const VALUED: &[&str] = &[
     "target",
@@ -51,12 +60,14 @@ const VALUED: &[&str] = &[
     "max-loss-pct",
     "max-p99-ms",
     "deadline",
+    "answer-on",
     "record-percent",
+    "recordings-dir",
     "exec-when-up",
     "label",
     "json",
 ];
-const FLAGS: &[&str] = &["echo", "no-dtmf", "relay", "per-call"];
+const FLAGS: &[&str] = &["echo", "no-dtmf", "per-call"];
 
 struct Options {
     target: Option<SocketAddr>,
@@ -75,8 +86,12 @@ struct Options {
     max_loss_pct: f64,
     max_p99_ms: f64,
     deadline: Option<Duration>,
+    /// The target role's SIP address: calls are bridged to it.
+    answer_on: Option<SocketAddr>,
+    /// The share of bridged calls the engine is configured to record (its `[recording]`
+    /// decides; carried into the report).
     record_percent: u32,
-    relay: bool,
+    recordings_dir: Option<PathBuf>,
     exec_when_up: Option<String>,
     label: String,
     json: Option<String>,
@@ -91,18 +106,27 @@ fn options(argv: &[String]) -> Result<Options> {
         None if echo => None,
         None => bail!("--target IP:PORT (the engine) or --echo is required\n{USAGE}"),
     };
-    let steps = match (a.str("steps-from"), a.str("steps")) {
-        (Some(file), _) => steps_of(file)?,
-        (None, Some(s)) => s
-            .split(',')
-            .map(|x| {
-                x.trim()
-                    .parse::<u32>()
-                    .map_err(|e| anyhow!("--steps `{x}`: {e}"))
-            })
-            .collect::<Result<Vec<_>>>()?,
-        (None, None) => vec![a.get("calls", 20u32)?],
+    // Both lists given: their union (the echo baseline covers the ramp's steps and the
+    // relay variants' packet rates).
+    let mut steps = match a.str("steps-from") {
+        Some(file) => steps_of(file)?,
+        None => Vec::new(),
     };
+    match a.str("steps") {
+        Some(s) => {
+            for x in s.split(',') {
+                steps.push(
+                    x.trim()
+                        .parse::<u32>()
+                        .map_err(|e| anyhow!("--steps `{x}`: {e}"))?,
+                );
+            }
+            steps.sort_unstable();
+            steps.dedup();
+        }
+        None if steps.is_empty() => steps.push(a.get("calls", 20u32)?),
+        None => {}
+    }
     if steps.is_empty() || steps.contains(&0) || steps.windows(2).any(|w| w[1] < w[0]) {
         bail!("--steps must be positive and increasing");
     }
@@ -123,9 +147,17 @@ fn options(argv: &[String]) -> Result<Options> {
     if !(rate > 0.0 && rate <= 10_000.0) {
         bail!("--rate must be in (0, 10000]");
     }
+    let answer_on = match a.str("answer-on") {
+        Some(t) if echo => bail!("--answer-on `{t}`: the echo baseline bridges nothing"),
+        Some(t) => Some(t.parse().map_err(|e| anyhow!("--answer-on `{t}`: {e}"))?),
+        None => None,
+    };
     let record_percent = a.get("record-percent", 0u32)?;
     if record_percent > 100 {
         bail!("--record-percent is a percentage");
+    }
+    if record_percent > 0 && answer_on.is_none() {
+        bail!("--record-percent: the engine records bridged calls only (use --answer-on)");
     }
     Ok(Options {
         target,
@@ -147,8 +179,9 @@ fn options(argv: &[String]) -> Result<Options> {
             .str("deadline")
             .map(crate::args::parse_duration)
             .transpose()?,
+        answer_on,
         record_percent,
-        relay: a.flag("relay"),
+        recordings_dir: a.str("recordings-dir").map(PathBuf::from),
         exec_when_up: a.str("exec-when-up").map(str::to_string),
         label: a
             .str("label")
@@ -199,9 +232,6 @@ enum Peer {
 }
 
 async fn run(opts: &Options) -> Result<Value> {
-    if !opts.echo && (opts.record_percent > 0 || opts.relay) {
-        return Ok(unavailable(opts));
-    }
     let started = Instant::now();
     let tck = clk_tck();
     let ip = opts
@@ -225,6 +255,14 @@ async fn run(opts: &Options) -> Result<Value> {
             .await?,
         ),
         _ => Peer::Echo(Box::new(EchoChild::spawn(max_calls, ip).await?)),
+    };
+    let target_role = match opts.answer_on {
+        Some(addr) => Some(
+            answer::start(addr, opts.codec, Arc::clone(&lanes))
+                .await
+                .with_context(|| format!("--answer-on {addr}"))?,
+        ),
+        None => None,
     };
     let pid = match &peer {
         Peer::Echo(child) => Some(child.pid()),
@@ -266,8 +304,10 @@ async fn run(opts: &Options) -> Result<Value> {
                 let limit = Duration::from_secs_f64(f64::from(to_add) / opts.rate)
                     + opts.invite_timeout
                     + Duration::from_secs(2);
-                let after =
-                    wait_counters(sip, limit, |c| c.answered + c.failed >= placed_total).await;
+                let after = wait_watch(&sip.counters, limit, |c| {
+                    c.answered + c.failed >= placed_total
+                })
+                .await;
                 let (reply, take) = oneshot::channel();
                 let _ = sip.commands.send(SipCmd::TakeSetup(reply));
                 let mut times = take.await.unwrap_or_default();
@@ -279,7 +319,20 @@ async fn run(opts: &Options) -> Result<Value> {
                 s["ok"] = json!(after.answered - before.answered);
                 s["failed"] = json!(failed + unanswered);
                 s["failures"] = json!(after.failures);
-                (s, failed + unanswered)
+                // Bridged calls: every answered call's flow calls the target role.
+                let unbridged = match &target_role {
+                    Some(t) => {
+                        let legs = wait_watch(&t.counters, opts.invite_timeout, |c| {
+                            c.answered + c.refused >= after.answered
+                        })
+                        .await;
+                        s["bridged"] = json!(legs.answered);
+                        after.answered.saturating_sub(legs.answered)
+                    }
+                    None => 0,
+                };
+                s["not_bridged"] = json!(unbridged);
+                (s, failed + unanswered + unbridged)
             }
             Peer::Echo(child) => {
                 for call in active..target_calls {
@@ -308,6 +361,8 @@ async fn run(opts: &Options) -> Result<Value> {
         // The measurement window.
         let _ = lanes.cut().await;
         let sip_before = counters_of(&peer);
+        let legs_before = legs_of(&target_role);
+        let recordings_before = opts.recordings_dir.as_deref().map(recordings);
         let window_start = procstat::window_start(pid);
         let window_opened = Instant::now();
         let is_last = index + 1 == opts.steps.len();
@@ -323,7 +378,21 @@ async fn run(opts: &Options) -> Result<Value> {
         let cpu = procstat::window_end(pid, window_start);
         let window_secs = window_opened.elapsed().as_secs_f64();
         let sip_after = counters_of(&peer);
-        let dropped = sip_after.ended_by_engine - sip_before.ended_by_engine;
+        let legs_after = legs_of(&target_role);
+        let legs_dropped = (legs_after.ended_by_engine + legs_after.no_ack)
+            - (legs_before.ended_by_engine + legs_before.no_ack);
+        let dropped = sip_after.ended_by_engine - sip_before.ended_by_engine + legs_dropped;
+        // Streams the engine sends on: one per call, plus one per bridged leg.
+        let streams = u64::from(active) + legs_after.active;
+        let recordings_json = recordings_before
+            .zip(opts.recordings_dir.as_deref().map(recordings))
+            .map(|((_, bytes_before), (files, bytes))| {
+                json!({
+                    "files": files,
+                    "bytes": bytes,
+                    "written_in_window": bytes.saturating_sub(bytes_before),
+                })
+            });
 
         let loss_pct = if rx.expected > 0 {
             100.0 * rx.lost() as f64 / rx.expected as f64
@@ -351,7 +420,7 @@ async fn run(opts: &Options) -> Result<Value> {
         }
         if dropped > 0 {
             reasons.push(format!(
-                "{dropped} calls ended by the engine during the window"
+                "{dropped} calls or legs ended by the engine during the window"
             ));
         }
         if loss_pct > opts.max_loss_pct {
@@ -363,10 +432,10 @@ async fn run(opts: &Options) -> Result<Value> {
                 opts.max_p99_ms
             ));
         }
-        if rx.calls_heard < u64::from(active) {
+        if rx.calls_heard < streams {
             reasons.push(format!(
-                "{} of {active} calls received no RTP in the window",
-                u64::from(active) - rx.calls_heard
+                "{} of {streams} calls or legs received no RTP in the window",
+                streams - rx.calls_heard
             ));
         }
         let pass = reasons.is_empty();
@@ -394,6 +463,8 @@ async fn run(opts: &Options) -> Result<Value> {
             },
             "generator_tick_lateness": tx.tick_lateness.summary(),
             "dtmf_sent": tx.digits,
+            "legs_active": target_role.as_ref().map(|_| legs_after.active),
+            "recordings": recordings_json,
             "dropped": dropped,
             "packets_through_target": packets,
             "cpu": cpu.to_json(tck),
@@ -424,10 +495,14 @@ async fn run(opts: &Options) -> Result<Value> {
             let _ = sip.commands.send(SipCmd::HangupAll { rate: opts.rate });
             let limit =
                 Duration::from_secs_f64(f64::from(active) / opts.rate) + Duration::from_secs(10);
-            wait_counters(sip, limit, |c| {
+            wait_watch(&sip.counters, limit, |c| {
                 c.active == 0 && c.ended_by_us + c.ended_by_engine + c.bye_failed >= c.answered
             })
             .await;
+            // The engine hangs up the second legs after the callers.
+            if let Some(t) = &target_role {
+                wait_watch(&t.counters, Duration::from_secs(10), |c| c.active == 0).await;
+            }
         }
         Peer::Echo(_) => {
             for call in 0..active {
@@ -449,34 +524,27 @@ async fn run(opts: &Options) -> Result<Value> {
         }
         Peer::Echo(_) => Vec::new(),
     };
+    let legs = match &target_role {
+        Some(t) => {
+            let (reply, take) = oneshot::channel();
+            let _ = t.commands.send(AnswerCmd::Legs(reply));
+            take.await.unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
     let counters = counters_of(&peer);
+    let is_leg = |call: u32| call >= LEG_BASE;
+    // Every stream's packets; calls and legs with RTP counted apart.
     let totals = json!({
         "sent": tx_totals.iter().map(|t| t.sent).sum::<u64>(),
         "received": rx_totals.iter().map(|t| t.received).sum::<u64>(),
         "expected": rx_totals.iter().map(|t| t.expected).sum::<u64>(),
         "digits": tx_totals.iter().map(|t| t.digits).sum::<u64>(),
-        "calls_with_rtp": rx_totals.iter().filter(|t| t.received > 0).count(),
+        "calls_with_rtp": rx_totals.iter().filter(|t| t.received > 0 && !is_leg(t.call)).count(),
+        "legs_with_rtp": rx_totals.iter().filter(|t| t.received > 0 && is_leg(t.call)).count(),
     });
-    let per_call: Vec<Value> = if opts.per_call {
-        let calls = tx_totals.len().max(sip_calls.len()).max(rx_totals.len());
-        (0..calls as u32)
-            .map(|call| {
-                let s = sip_calls.iter().find(|c| c.call == call);
-                let t = tx_totals.iter().find(|c| c.call == call);
-                let r = rx_totals.iter().find(|c| c.call == call);
-                json!({
-                    "call": call,
-                    "call_id": s.map(|s| s.call_id.clone()),
-                    "outcome": s.map(|s| s.outcome),
-                    "setup_ms": s.and_then(|s| s.setup_ms).map(round3),
-                    "sent": t.map(|t| t.sent),
-                    "digits": t.map(|t| t.digits),
-                    "received": r.map(|r| r.received),
-                    "expected": r.map(|r| r.expected),
-                    "first_packet_ms": r.and_then(|r| r.first_packet_ms).map(round3),
-                })
-            })
-            .collect()
+    let per_call = if opts.per_call {
+        per_call_lines(&sip_calls, &legs, &tx_totals, &rx_totals)
     } else {
         Vec::new()
     };
@@ -498,10 +566,7 @@ async fn run(opts: &Options) -> Result<Value> {
         "limits": {"max_loss_pct": opts.max_loss_pct, "max_p99_ms": opts.max_p99_ms},
         "variant": {
             "record_percent": opts.record_percent,
-            "relay": opts.relay,
-            // The engine has neither recording nor bridging yet: the parameters are carried
-            // so the report can say so, and will be sent to the engine once it honours them.
-            "available": opts.record_percent == 0 && !opts.relay,
+            "relay": opts.answer_on.is_some(),
         },
         "idle_rss_kib": idle_rss,
         "peak_rss_kib": pid.map(|_| peak_rss),
@@ -511,6 +576,7 @@ async fn run(opts: &Options) -> Result<Value> {
         "stop_reason": stop_reason,
         "teardown_secs": round3(teardown_secs),
         "sip": (!opts.echo).then(|| sip_json(&counters)),
+        "legs": target_role.as_ref().map(|_| legs_json(&legs_of(&target_role))),
         "exec": exec_report,
         "totals": totals,
         "per_call": per_call,
@@ -518,22 +584,73 @@ async fn run(opts: &Options) -> Result<Value> {
     }))
 }
 
-/// A variant the engine cannot run yet: nothing is placed, the report says why.
-fn unavailable(opts: &Options) -> Value {
-    let missing = if opts.relay {
-        "calls bridged to agents need the ACD (queues with agents), which the engine does not have yet"
-    } else {
-        "the engine does not record calls yet"
+/// One line per call and per bridged leg (`role`), whatever saw it: signalling or lanes.
+fn per_call_lines(
+    sip_calls: &[CallReport],
+    legs: &[CallReport],
+    tx_totals: &[TxTotals],
+    rx_totals: &[RxTotals],
+) -> Vec<Value> {
+    let mut numbers: Vec<u32> = sip_calls
+        .iter()
+        .chain(legs)
+        .map(|c| c.call)
+        .chain(tx_totals.iter().map(|t| t.call))
+        .chain(rx_totals.iter().map(|r| r.call))
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    numbers
+        .into_iter()
+        .map(|call| {
+            let s = sip_calls.iter().chain(legs).find(|c| c.call == call);
+            let t = tx_totals.iter().find(|c| c.call == call);
+            let r = rx_totals.iter().find(|c| c.call == call);
+            json!({
+                "call": call,
+                "role": if call >= LEG_BASE { "target" } else { "caller" },
+                "call_id": s.map(|s| s.call_id.clone()),
+                "outcome": s.map(|s| s.outcome),
+                "setup_ms": s.and_then(|s| s.setup_ms).map(round3),
+                "sent": t.map(|t| t.sent),
+                "digits": t.map(|t| t.digits),
+                "received": r.map(|r| r.received),
+                "expected": r.map(|r| r.expected),
+                "first_packet_ms": r.and_then(|r| r.first_packet_ms).map(round3),
+            })
+        })
+        .collect()
+}
+
+/// The engine's recordings: how many WAV files `dir` holds, and their total size.
+fn recordings(dir: &Path) -> (u64, u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (0, 0);
     };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "wav"))
+        .filter_map(|e| e.metadata().ok())
+        .fold((0, 0), |(n, bytes), m| (n + 1, bytes + m.len()))
+}
+
+fn legs_of(target_role: &Option<AnswerHandle>) -> AnswerCounters {
+    target_role
+        .as_ref()
+        .map(|t| t.counters.borrow().clone())
+        .unwrap_or_default()
+}
+
+fn legs_json(c: &AnswerCounters) -> Value {
     json!({
-        "kind": "calls",
-        "label": opts.label,
-        "mode": "engine",
-        "target": opts.target.map(|t| t.to_string()),
-        "variant": {"record_percent": opts.record_percent, "relay": opts.relay, "available": false},
-        "steps": [],
-        "max_passing_calls": Value::Null,
-        "stop_reason": missing,
+        "invited": c.invited,
+        "answered": c.answered,
+        "acked": c.acked,
+        "ended_by_engine": c.ended_by_engine,
+        "no_ack": c.no_ack,
+        "refused": c.refused,
+        "ok_retransmits": c.ok_retransmits,
+        "unparsable": c.unparsable,
     })
 }
 
@@ -564,13 +681,13 @@ fn sip_json(c: &SipCounters) -> Value {
     })
 }
 
-/// Waits until the counters satisfy `done`, or `limit` passes; returns the last counters.
-async fn wait_counters(
-    sip: &SipHandle,
+/// Waits until the watched counters satisfy `done`, or `limit` passes; returns the last ones.
+async fn wait_watch<T: Clone>(
+    counters: &watch::Receiver<T>,
     limit: Duration,
-    done: impl Fn(&SipCounters) -> bool,
-) -> SipCounters {
-    let mut rx = sip.counters.clone();
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let mut rx = counters.clone();
     let _ = tokio::time::timeout(limit, rx.wait_for(|c| done(c))).await;
     let c = rx.borrow().clone();
     c

@@ -1,7 +1,8 @@
 //! svi-load: the capacity benchmark's load generator (see `docs/performance.md`).
 //!
 //! - `calls`: N concurrent two-way G.711 calls, or a ramp of steps, against the engine over
-//!   SIP (or against the echo baseline with `--echo`), measured per step;
+//!   SIP (or against the echo baseline with `--echo`), measured per step; with
+//!   `--answer-on`, also the second party the engine bridges each call to;
 //! - `echo`: the baseline, a minimal UDP echo with one socket per call;
 //! - `cps`: the highest rate of short calls sustained without failure (sipp as the caller),
 //!   against the engine or against a sipp UAS (the baseline);
@@ -10,8 +11,10 @@
 //!
 //! Modules: `args` (command line), `hist` (histograms), `procstat` (`/proc` CPU and memory),
 //! `rtp` (packets, G.711, RFC 4733), `tx`/`rx` (a lane's sending task and receiving thread),
-//! `lanes` (the media side), `signalling` (SIP), and one module per subcommand.
+//! `lanes` (the media side), `signalling` (SIP, the caller side), `answer` (SIP, the target
+//! side of bridged calls), and one module per subcommand.
 
+mod answer;
 mod args;
 mod calls;
 mod cps;

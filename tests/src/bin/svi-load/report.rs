@@ -3,7 +3,9 @@
 //!
 //! The Markdown opens with the targets of the capacity issue and whether each was met, then
 //! the ramp (engine and baseline side by side, with the CPU-per-packet ratio), calls per
-//! second, memory, the profile summary and the variants the engine cannot run yet.
+//! second, the variants (calls bridged to a second party, without and with 20 % recorded,
+//! compared with the echo at the same packet rate and with the ramp at the same number of
+//! calls) and the profile summary.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -155,9 +157,13 @@ fn summary(r: &Value) -> Value {
         .as_array()
         .and_then(|t| t.last())
         .and_then(|t| t["rss_kib"].as_u64());
-    let recorded = r["variants"].as_array().and_then(|v| {
-        v.iter()
-            .find(|x| x["variant"]["record_percent"].as_u64() > Some(0))
+    let recorded = variant(r, true);
+    let recorded_best = recorded.and_then(|v| {
+        steps(v)
+            .iter()
+            .filter(|s| meets_call_target(s))
+            .filter_map(|s| s["calls"].as_u64())
+            .max()
     });
     json!({
         "concurrent_calls": {
@@ -169,9 +175,10 @@ fn summary(r: &Value) -> Value {
         },
         "recorded_calls": {
             "target": format!("≥ {TARGET_RECORDED_CALLS} calls with 20 % recorded"),
-            "measured": Value::Null,
-            "met": Value::Null,
-            "available": recorded.map(|v| v["variant"]["available"].clone()).unwrap_or(json!(false)),
+            "measured": recorded_best,
+            "met": recorded.map(|_| recorded_best.is_some_and(|b| b >= TARGET_RECORDED_CALLS)),
+            "limited_by_budget": recorded.is_some_and(|v| v["stop_reason"].as_str()
+                .is_some_and(|s| s.starts_with("time budget")) || v["stop_reason"].is_null()),
         },
         "cpu_ratio": {
             "target": format!("engine CPU per packet ≤ {TARGET_CPU_RATIO} x the UDP echo baseline"),
@@ -268,10 +275,22 @@ fn markdown(r: &Value) -> String {
             ""
         }
     );
+    let rc = &s["recorded_calls"];
     let _ = writeln!(
         md,
-        "| {} | not available: the engine does not record yet (`--record-percent 20` is accepted and reported) | n/a |",
-        s["recorded_calls"]["target"].as_str().unwrap_or("")
+        "| {} (bridged calls: only they are recorded) | {} | {}{} |",
+        rc["target"].as_str().unwrap_or(""),
+        match (rc["measured"].as_u64(), rc["met"].is_null()) {
+            (_, true) => "the variant did not run".to_string(),
+            (Some(n), false) => format!("{n} calls"),
+            (None, false) => "no step met it".to_string(),
+        },
+        yes_no(&rc["met"]),
+        if rc["limited_by_budget"] == true {
+            " (ended by its time budget or step list, not by a limit)"
+        } else {
+            ""
+        }
     );
     let cr = &s["cpu_ratio"];
     let _ = writeln!(
@@ -357,20 +376,7 @@ fn ramp_section(md: &mut String, r: &Value) {
     for st in steps(ramp) {
         let b = baseline_step(base, &st["calls"]);
         let dash = || "-".to_string();
-        let result = if st["pass"] == true {
-            "pass".to_string()
-        } else {
-            let reasons = st["reasons"]
-                .as_array()
-                .map(|v| {
-                    v.iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                })
-                .unwrap_or_default();
-            format!("stop: {reasons}")
-        };
+        let result = step_result(st);
         let cells = [
             st["calls"].to_string(),
             format!("{} / {}", st["setup"]["ok"], st["setup"]["failed"]),
@@ -504,29 +510,229 @@ fn cps_section(md: &mut String, r: &Value) {
     }
 }
 
+/// The relay variant run (`recorded`: the one with a share of calls recorded).
+fn variant(r: &Value, recorded: bool) -> Option<&Value> {
+    r["variants"].as_array()?.iter().find(|v| {
+        v["variant"]["relay"] == true
+            && (v["variant"]["record_percent"].as_u64().unwrap_or(0) > 0) == recorded
+    })
+}
+
+/// The echo step with the packet rate of `calls` bridged calls: four streams each, so twice
+/// as many echo calls (two streams each); the nearest step if that one was not measured.
+fn echo_at_packet_rate(baseline: &Value, calls: u64) -> Option<&Value> {
+    steps(baseline)
+        .iter()
+        .filter(|s| s["cpu_per_packet_us"].is_number())
+        .min_by_key(|s| s["calls"].as_u64().unwrap_or(0).abs_diff(2 * calls))
+}
+
+/// Engine CPU per call in the step, in % of one CPU.
+fn cpu_per_call_pct(step: &Value) -> Option<f64> {
+    let calls = step["active"].as_u64().filter(|&n| n > 0)? as f64;
+    Some(f(&step["cpu"]["target"]["cpu_pct"])? / calls)
+}
+
+fn div(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "-".into(),
+    }
+}
+
 fn variants_section(md: &mut String, r: &Value) {
-    let _ = writeln!(md, "\n## Variants\n");
     let _ = writeln!(
         md,
-        "| variant | status |\n|---|---|\n| 0 % recorded, prompts only | measured above |"
+        "\n## Variants: calls bridged to a second party (relay)\n"
     );
-    for v in r["variants"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-        let var = &v["variant"];
-        let name = if var["relay"] == true {
-            "calls bridged to agents (relay)".to_string()
-        } else {
-            format!("{} % recorded", var["record_percent"])
+    let runs = [
+        ("0 % recorded", variant(r, false)),
+        ("20 % recorded", variant(r, true)),
+    ];
+    if runs.iter().all(|(_, v)| v.is_none()) {
+        let _ = writeln!(md, "The variants did not run.");
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "Each call is answered by the engine, whose flow (`relay`) transfers it at once in \
+         bridged mode to the load generator's target role; once the target answers, the \
+         engine relays the audio both ways: four streams per call (caller and target, each \
+         way), no prompt. The recorded variant is the same with `[recording] default = 20` \
+         (the engine records bridged calls only, so recording is measured on relayed calls; \
+         the share is drawn per call). Each variant runs on a fresh engine. CPU per call is in \
+         % of one CPU; it is compared with the prompt ramp's at the same number of calls \
+         (two streams per call there), and the CPU per packet with the echo at the same \
+         packet rate (twice as many echo calls).\n"
+    );
+    let _ = writeln!(
+        md,
+        "| variant | calls | setup ok / failed (not bridged) | loss % | deviation p50 / p99 / max ms | engine CPU % (kernel share) | CPU % per call | ramp CPU % per call | ratio to ramp | engine µs/packet | echo calls, µs/packet | ratio to echo | RSS MiB | KiB/call | recordings: files, MiB, KiB/s written (per file) | machine busy % (softirq) | generator CPU % | result |"
+    );
+    let _ = writeln!(md, "|{}", "---|".repeat(18));
+    let mut ends = Vec::new();
+    for (name, run) in runs {
+        let Some(run) = run else {
+            ends.push(format!("- {name}: did not run."));
+            continue;
         };
-        let status = if var["available"] == true {
-            format!("max passing {} calls", v["max_passing_calls"])
+        let legs = &run["legs"];
+        ends.push(format!(
+            "- {name}: {}; highest step within the limits (loss ≤ {} %, p99 ≤ {} ms): {} calls. \
+             RSS idle {} MiB, after the calls {} MiB. Target role: {} INVITEs, {} answered, {} \
+             ACKed, {} ended by the engine, {} never ACKed, {} 200s retransmitted.",
+            run["stop_reason"]
+                .as_str()
+                .unwrap_or("every step of the list passed"),
+            run["limits"]["max_loss_pct"],
+            run["limits"]["max_p99_ms"],
+            run["max_passing_calls"],
+            mib(&run["idle_rss_kib"]),
+            mib(&run["after_rss_kib"]),
+            legs["invited"],
+            legs["answered"],
+            legs["acked"],
+            legs["ended_by_engine"],
+            legs["no_ack"],
+            legs["ok_retransmits"],
+        ));
+        for st in steps(run) {
+            let calls = st["calls"].as_u64().unwrap_or(0);
+            let ramp = baseline_step(&r["ramp"], &st["calls"]);
+            let echo = echo_at_packet_rate(&r["baseline"], calls);
+            let per_call = cpu_per_call_pct(st);
+            let ramp_per_call = ramp.and_then(cpu_per_call_pct);
+            let cells = [
+                name.to_string(),
+                calls.to_string(),
+                format!(
+                    "{} / {} ({})",
+                    st["setup"]["ok"], st["setup"]["failed"], st["setup"]["not_bridged"]
+                ),
+                num(&st["rtp"]["loss_pct"], 4),
+                format!(
+                    "{} / {} / {}",
+                    num(&st["rtp"]["deviation"]["p50_ms"], 2),
+                    num(&st["rtp"]["deviation"]["p99_ms"], 2),
+                    num(&st["rtp"]["deviation"]["max_ms"], 1)
+                ),
+                format!(
+                    "{} ({} %)",
+                    num(&st["cpu"]["target"]["cpu_pct"], 1),
+                    num(&st["cpu"]["target"]["system_share_pct"], 0)
+                ),
+                per_call.map_or("-".into(), |x| format!("{x:.3}")),
+                ramp_per_call.map_or("-".into(), |x| format!("{x:.3}")),
+                div(per_call, ramp_per_call),
+                num(&st["cpu_per_packet_us"], 2),
+                echo.map_or("-".into(), |e| {
+                    format!("{}, {}", e["calls"], num(&e["cpu_per_packet_us"], 2))
+                }),
+                div(
+                    f(&st["cpu_per_packet_us"]),
+                    echo.and_then(|e| f(&e["cpu_per_packet_us"])),
+                ),
+                mib(&st["rss_kib"]),
+                num(&st["rss_per_call_kib"], 1),
+                recordings_cell(st),
+                format!(
+                    "{} ({})",
+                    num(&st["cpu"]["machine_busy_pct"], 0),
+                    num(&st["cpu"]["machine_softirq_pct"], 0)
+                ),
+                num(&st["cpu"]["generator"]["cpu_pct"], 1),
+                step_result(st),
+            ];
+            let _ = writeln!(md, "| {} |", cells.join(" | "));
+        }
+    }
+    let _ = writeln!(md, "\n{}", ends.join("\n"));
+    let rec = &r["meta"]["recordings"];
+    if rec["files"].is_u64() {
+        let _ = writeln!(
+            md,
+            "\nAfter the recorded variant's engine stopped: {} WAV files, {} MiB in all, for {} \
+             calls placed ({:.1} % recorded).",
+            rec["files"],
+            mib(&json!(rec["bytes"].as_u64().map(|b| b / 1024))),
+            rec["calls"],
+            100.0 * rec["files"].as_f64().unwrap_or(0.0)
+                / rec["calls"].as_f64().unwrap_or(0.0).max(1.0)
+        );
+    }
+    recorded_memory(md, r);
+}
+
+/// The recordings after a step: files, total MiB, and the write rate in the window (all
+/// files, then per file: a stereo 8 kHz 16-bit recording is 31.25 KiB/s).
+fn recordings_cell(st: &Value) -> String {
+    let rec = &st["recordings"];
+    let Some(files) = rec["files"].as_u64() else {
+        return "-".into();
+    };
+    let rate = rec["written_in_window"].as_f64().unwrap_or(0.0)
+        / 1024.0
+        / f(&st["window_secs"]).unwrap_or(1.0);
+    format!(
+        "{files}, {}, {rate:.0} ({})",
+        mib(&json!(rec["bytes"].as_u64().map(|b| b / 1024))),
+        if files > 0 {
+            format!("{:.1}", rate / files as f64)
         } else {
-            format!(
-                "not available: {}",
-                v["stop_reason"]
-                    .as_str()
-                    .unwrap_or("the engine lacks the feature")
-            )
+            "-".into()
+        }
+    )
+}
+
+/// Why a step stopped its run, or "pass".
+fn step_result(st: &Value) -> String {
+    if st["pass"] == true {
+        return "pass".into();
+    }
+    let reasons = st["reasons"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default();
+    format!("stop: {reasons}")
+}
+
+/// What a recorded call costs in memory: the RSS difference between the two variants at the
+/// same number of calls, divided by the recordings running.
+fn recorded_memory(md: &mut String, r: &Value) {
+    let (Some(plain), Some(recorded)) = (variant(r, false), variant(r, true)) else {
+        return;
+    };
+    let mut lines = Vec::new();
+    for st in steps(recorded) {
+        let Some(p) = steps(plain).iter().find(|p| p["calls"] == st["calls"]) else {
+            continue;
         };
-        let _ = writeln!(md, "| {name} | {status} |");
+        let files = st["recordings"]["files"].as_u64().unwrap_or(0);
+        let (Some(a), Some(b)) = (st["rss_kib"].as_u64(), p["rss_kib"].as_u64()) else {
+            continue;
+        };
+        if files == 0 {
+            continue;
+        }
+        lines.push(format!(
+            "{} calls: {files} recordings, RSS {} vs {} MiB, {:.0} KiB per recording",
+            st["calls"],
+            mib(&json!(a)),
+            mib(&json!(b)),
+            (a as f64 - b as f64) / files as f64
+        ));
+    }
+    if !lines.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nMemory per recorded call (RSS of the recorded variant minus the 0 % variant at the \
+             same step, over the recordings running; both engines started fresh): {}.",
+            lines.join("; ")
+        );
     }
 }

@@ -9,6 +9,9 @@
 //!
 //! When a call is answered, its media starts on its lane (`Lanes::start_media`) towards the
 //! address of the SDP answer; when it ends (our BYE or the engine's), its media stops.
+//!
+//! The task's loop ([`drive`]) and the SDP helpers ([`sdp`], [`media_of`]) are shared with
+//! the target role (`answer`), the UAS the engine calls for a bridged transfer.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -25,8 +28,8 @@ use crate::lanes::{ssrc_for, Lanes, MediaStart};
 use crate::rtp::{Codec, DtmfPlan, Outbound, TELEPHONE_EVENT_PT};
 use crate::tx::FRAME;
 
-const T1: Duration = Duration::from_millis(500);
-const T2: Duration = Duration::from_secs(4);
+pub const T1: Duration = Duration::from_millis(500);
+pub const T2: Duration = Duration::from_secs(4);
 /// How long a BYE may go unanswered before the call is counted as not cleanly ended.
 const BYE_TIMEOUT: Duration = Duration::from_secs(8);
 /// Pacing never runs more than this far behind (a stall does not turn into a burst of
@@ -121,7 +124,7 @@ pub struct SipHandle {
 pub async fn start(opts: SipOptions, lanes: Arc<Lanes>) -> std::io::Result<SipHandle> {
     let std_socket = crate::lanes::bind_udp(SocketAddr::new(opts.target.ip(), 0))?;
     std_socket.set_nonblocking(true)?;
-    let socket = UdpSocket::from_std(std_socket)?;
+    let socket = Arc::new(UdpSocket::from_std(std_socket)?);
     let local = socket.local_addr()?;
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (counters_tx, counters_rx) = watch::channel(SipCounters::default());
@@ -129,7 +132,7 @@ pub async fn start(opts: SipOptions, lanes: Arc<Lanes>) -> std::io::Result<SipHa
         opts,
         local,
         lanes,
-        socket,
+        socket: Arc::clone(&socket),
         calls: HashMap::new(),
         timers: BinaryHeap::new(),
         to_place: VecDeque::new(),
@@ -145,7 +148,7 @@ pub async fn start(opts: SipOptions, lanes: Arc<Lanes>) -> std::io::Result<SipHa
         published: counters_tx,
         prefix: format!("load-{}", std::process::id()),
     };
-    tokio::spawn(agent.run(cmd_rx));
+    tokio::spawn(drive(agent, socket, cmd_rx));
     Ok(SipHandle {
         commands: cmd_tx,
         counters: counters_rx,
@@ -156,7 +159,7 @@ struct Agent {
     opts: SipOptions,
     local: SocketAddr,
     lanes: Arc<Lanes>,
-    socket: UdpSocket,
+    socket: Arc<UdpSocket>,
     calls: HashMap<u32, Call>,
     /// (when, call): look at this call's state then. Stale entries are skipped.
     timers: BinaryHeap<Reverse<(Instant, u32)>>,
@@ -179,51 +182,98 @@ fn every(rate: f64) -> Duration {
     Duration::from_secs_f64(1.0 / rate.max(0.001))
 }
 
-impl Agent {
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<SipCmd>) {
-        let mut buf = vec![0u8; 65_535];
-        loop {
-            let now = Instant::now();
-            self.run_due(now);
-            self.publish();
-            let wake = self.next_wake().unwrap_or(now + Duration::from_secs(3600));
-            tokio::select! {
-                received = self.socket.recv_from(&mut buf) => {
-                    if let Ok((len, _)) = received {
-                        self.on_datagram(&buf[..len]);
-                        // Drain what else is queued before looking at timers again.
-                        for _ in 0..256 {
-                            match self.socket.try_recv_from(&mut buf) {
-                                Ok((len, _)) => self.on_datagram(&buf[..len]),
-                                Err(_) => break,
-                            }
+/// A SIP role driven by [`drive`]: the caller side here, the target side in `answer`.
+pub trait SipTask {
+    type Cmd;
+    /// Handles a datagram read at `now` from `from`.
+    fn on_datagram(&mut self, bytes: &[u8], from: SocketAddr, now: Instant);
+    fn on_command(&mut self, command: Self::Cmd, now: Instant);
+    /// Does what is due at `now` (pacing, retransmissions, timeouts).
+    fn run_due(&mut self, now: Instant);
+    fn next_wake(&self) -> Option<Instant>;
+    /// Publishes the counters if they changed.
+    fn publish(&mut self);
+}
+
+/// The loop of a signalling task: wait for a datagram, a command or the next deadline, then
+/// handle it; returns when the command channel closes.
+pub async fn drive<T: SipTask>(
+    mut task: T,
+    socket: Arc<UdpSocket>,
+    mut commands: mpsc::UnboundedReceiver<T::Cmd>,
+) {
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let now = Instant::now();
+        task.run_due(now);
+        task.publish();
+        let wake = task.next_wake().unwrap_or(now + Duration::from_secs(3600));
+        tokio::select! {
+            received = socket.recv_from(&mut buf) => {
+                if let Ok((len, from)) = received {
+                    task.on_datagram(&buf[..len], from, Instant::now());
+                    // Drain what else is queued before looking at timers again.
+                    for _ in 0..256 {
+                        match socket.try_recv_from(&mut buf) {
+                            Ok((len, from)) => task.on_datagram(&buf[..len], from, Instant::now()),
+                            Err(_) => break,
                         }
                     }
                 }
-                command = commands.recv() => match command {
-                    Some(c) => self.on_command(c),
-                    None => return,
-                },
-                _ = tokio::time::sleep_until(wake.into()) => {}
             }
+            command = commands.recv() => match command {
+                Some(c) => task.on_command(c, Instant::now()),
+                None => return,
+            },
+            _ = tokio::time::sleep_until(wake.into()) => {}
         }
+    }
+}
+
+/// Sends `value` to the watchers if it differs from what they have.
+pub fn publish_if_changed<T: PartialEq>(published: &watch::Sender<T>, value: T) {
+    published.send_if_modified(|c| {
+        if *c == value {
+            false
+        } else {
+            *c = value;
+            true
+        }
+    });
+}
+
+impl SipTask for Agent {
+    type Cmd = SipCmd;
+
+    fn on_datagram(&mut self, bytes: &[u8], _from: SocketAddr, now: Instant) {
+        match parse_datagram(bytes) {
+            Ok(SipMessage::Response(r)) => self.on_response(r, now),
+            Ok(SipMessage::Request(r)) => self.on_request(r, now),
+            Err(_) => self.counters.unparsable += 1,
+        }
+    }
+
+    fn on_command(&mut self, command: SipCmd, now: Instant) {
+        Agent::on_command(self, command, now);
+    }
+
+    fn run_due(&mut self, now: Instant) {
+        Agent::run_due(self, now);
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        Agent::next_wake(self)
     }
 
     fn publish(&mut self) {
         let mut failures: Vec<(u16, u64)> = self.failures.iter().map(|(&k, &v)| (k, v)).collect();
         failures.sort_unstable();
         self.counters.failures = failures;
-        let counters = self.counters.clone();
-        self.published.send_if_modified(|c| {
-            if *c == counters {
-                false
-            } else {
-                *c = counters;
-                true
-            }
-        });
+        publish_if_changed(&self.published, self.counters.clone());
     }
+}
 
+impl Agent {
     fn next_wake(&self) -> Option<Instant> {
         let timer = self.timers.peek().map(|Reverse((t, _))| *t);
         let place = (!self.to_place.is_empty()).then_some(self.next_place);
@@ -231,8 +281,7 @@ impl Agent {
         [timer, place, hangup].into_iter().flatten().min()
     }
 
-    fn on_command(&mut self, command: SipCmd) {
-        let now = Instant::now();
+    fn on_command(&mut self, command: SipCmd, now: Instant) {
         match command {
             SipCmd::Place { first, count, rate } => {
                 self.to_place.extend(first..first + count);
@@ -328,17 +377,11 @@ impl Agent {
     }
 
     fn place(&mut self, call: u32, now: Instant) {
-        let media = self.lanes.local_addr(call);
-        let codec = self.opts.codec;
-        let sdp = format!(
-            "v=0\r\no=svi-load {call} 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
-             m=audio {port} RTP/AVP {pt} {te}\r\na=rtpmap:{pt} {name}/8000\r\n\
-             a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
-            ip = media.ip(),
-            port = media.port(),
-            pt = codec.pt(),
-            name = codec.name(),
-            te = TELEPHONE_EVENT_PT,
+        let sdp = sdp(
+            call,
+            self.lanes.local_addr(call),
+            self.opts.codec,
+            TELEPHONE_EVENT_PT,
         );
         let invite = format!(
             "INVITE sip:{service}@{target} SIP/2.0\r\n\
@@ -465,15 +508,6 @@ impl Agent {
         }
     }
 
-    fn on_datagram(&mut self, bytes: &[u8]) {
-        let now = Instant::now();
-        match parse_datagram(bytes) {
-            Ok(SipMessage::Response(r)) => self.on_response(r, now),
-            Ok(SipMessage::Request(r)) => self.on_request(r, now),
-            Err(_) => self.counters.unparsable += 1,
-        }
-    }
-
     fn on_response(&mut self, r: Response, now: Instant) {
         let Some(call) = r.headers.call_id().and_then(|id| self.call_of(id)) else {
             return;
@@ -563,7 +597,7 @@ impl Agent {
             c.setup = Some(setup);
             c.to = to;
             c.target_uri = target_uri;
-            match media_of(&r) {
+            match media_of(&r.body) {
                 Some((remote, te_pt)) => {
                     c.state = State::Up;
                     self.setup_us.push(setup.as_micros() as u64);
@@ -641,9 +675,24 @@ impl Agent {
     }
 }
 
-/// The engine's RTP address and telephone-event payload type from a 200's SDP answer.
-fn media_of(r: &Response) -> Option<(SocketAddr, u8)> {
-    let sdp = SessionDescription::parse_bytes(&r.body).ok()?;
+/// Our SDP (offer or answer): one audio stream on `media` with `codec` and telephone-event
+/// as payload type `te`, sendrecv, 20 ms packets.
+pub fn sdp(session: u32, media: SocketAddr, codec: Codec, te: u8) -> String {
+    format!(
+        "v=0\r\no=svi-load {session} 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP {pt} {te}\r\na=rtpmap:{pt} {name}/8000\r\n\
+         a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
+        ip = media.ip(),
+        port = media.port(),
+        pt = codec.pt(),
+        name = codec.name(),
+    )
+}
+
+/// The engine's RTP address and telephone-event payload type from the SDP it sent (the
+/// answer in a 200, or the offer in an INVITE).
+pub fn media_of(body: &[u8]) -> Option<(SocketAddr, u8)> {
+    let sdp = SessionDescription::parse_bytes(body).ok()?;
     let media = sdp.media.first()?;
     if media.port == 0 {
         return None;
