@@ -71,6 +71,20 @@ fn prompts_file_lists_exactly_what_the_samples_play() {
             }
         }
     }
+    // Played by the engine itself in queues (position and expected-wait announcements,
+    // the callback offer and confirmation), in every language of the samples.
+    for language in ["en", "fr"] {
+        for name in [
+            "queue_position",
+            "queue_wait",
+            "queue_minutes",
+            "queue_wait_under_minute",
+            "queue_callback_offer",
+            "queue_callback_confirm",
+        ] {
+            used.insert((language.to_string(), name.to_string()));
+        }
+    }
     let listed: BTreeSet<(String, String)> = prompt_lines("prompts.txt")
         .into_iter()
         .map(|(l, n, _)| (l, n))
