@@ -118,11 +118,7 @@ impl Call {
             Ok(leg) => {
                 tracing::info!(call = %self.id, attempt = attempts + 1, "calling the caller back");
                 if let Some(agent) = &self.leg {
-                    let lang = self.language();
-                    let tone = self.ctx.prompts.get(&lang, "ringback");
-                    if let Some(t) = tone.or_else(|| Some(super::leg::synthetic_ringback())) {
-                        let _ = agent.media.play(vec![t]);
-                    }
+                    let _ = agent.media.play(vec![self.ringback_tone(&self.language())]);
                 }
                 self.callback = Some(Callback::Dialing {
                     attempts,

@@ -151,7 +151,7 @@ pub(super) fn answer_reoffer(
 
 /// Ringback while a bridged transfer rings: 425 Hz, 1.5 s on, 3.5 s off (the ETSI tone
 /// used in France), when the prompt set has no `ringback` recording.
-pub(super) fn synthetic_ringback() -> Prompt {
+fn synthetic_ringback() -> Prompt {
     let on = 12_000;
     let pcm = (0..40_000)
         .map(|n| {
@@ -191,14 +191,8 @@ impl Call {
     /// The URI and next hop of a transfer target: a SIP URI as given; an agent's extension
     /// at its registered phone; any other number through the PBX.
     pub(super) fn transfer_target(&self, target: &str) -> Result<LegTarget, String> {
-        if target.starts_with("sip:") || target.starts_with("sips:") {
-            let uri = Uri::parse(target).map_err(|e| e.to_string())?;
-            let peer = self.leg_peer(&uri)?;
-            return Ok(LegTarget {
-                uri,
-                peer,
-                digest: None,
-            });
+        if let Some(to) = self.sip_uri_target(target) {
+            return to;
         }
         if target.starts_with("tel:") {
             return Err("tel: URIs need a SIP URI or a number to route through the PBX".into());
@@ -210,23 +204,40 @@ impl Call {
             .get(target)
             .and_then(|c| c.first().cloned());
         if let Some(uri) = registered {
-            let peer = self.leg_peer(&uri)?;
-            return Ok(LegTarget {
-                uri,
-                peer,
-                digest: None,
-            });
+            return self.direct_target(uri);
         }
         self.via_pbx(target)
     }
 
-    fn play_ringback(&mut self) -> Option<u64> {
-        let lang = self.ctx.config.default_language.clone();
-        let tone = self
-            .ctx
+    /// A target written as a SIP URI (None: not a `sip:`/`sips:` URI).
+    pub(super) fn sip_uri_target(&self, text: &str) -> Option<Result<LegTarget, String>> {
+        (text.starts_with("sip:") || text.starts_with("sips:")).then(|| {
+            Uri::parse(text)
+                .map_err(|e| e.to_string())
+                .and_then(|uri| self.direct_target(uri))
+        })
+    }
+
+    /// A leg sent straight to `uri` (an IP literal in the allowed networks), no credentials.
+    pub(super) fn direct_target(&self, uri: Uri) -> Result<LegTarget, String> {
+        let peer = self.leg_peer(&uri)?;
+        Ok(LegTarget {
+            uri,
+            peer,
+            digest: None,
+        })
+    }
+
+    /// The ringback tone in `language`: its `ringback` prompt, else the synthetic one.
+    pub(super) fn ringback_tone(&self, language: &str) -> Prompt {
+        self.ctx
             .prompts
-            .get(&lang, "ringback")
-            .unwrap_or_else(synthetic_ringback);
+            .get(language, "ringback")
+            .unwrap_or_else(synthetic_ringback)
+    }
+
+    fn play_ringback(&mut self) -> Option<u64> {
+        let tone = self.ringback_tone(&self.ctx.config.default_language);
         self.media
             .as_ref()
             .and_then(|(m, _)| m.play(vec![tone]).ok())

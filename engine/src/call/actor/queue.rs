@@ -2,7 +2,6 @@
 //! the ACD picks an agent (see `leg`), bridged on answer.
 
 use chrono::{DateTime, Utc};
-use sip::message::Uri;
 use tokio::sync::mpsc;
 
 use super::leg::{LegPurpose, LegTarget};
@@ -201,7 +200,7 @@ impl Call {
     /// Where to ring an agent: its registered phone, its SIP URI, or its extension on the
     /// PBX (a bare number: through the first trunk, with its credentials).
     fn agent_target(&self, agent: &AgentId, contact: &str) -> Result<LegTarget, String> {
-        if contact == REGISTERED {
+        let target = if contact == REGISTERED {
             let uri = self
                 .ctx
                 .agent_contacts
@@ -209,28 +208,12 @@ impl Call {
                 .get(agent.as_str())
                 .and_then(|c| c.first().cloned())
                 .ok_or("the agent's phone is not registered")?;
-            let peer = self
-                .leg_peer(&uri)
-                .map_err(|e| format!("agent contact: {e}"))?;
-            return Ok(LegTarget {
-                uri,
-                peer,
-                digest: None,
-            });
-        }
-        if contact.starts_with("sip:") || contact.starts_with("sips:") {
-            let uri = Uri::parse(contact).map_err(|e| format!("contact: {e}"))?;
-            let peer = self
-                .leg_peer(&uri)
-                .map_err(|e| format!("agent contact: {e}"))?;
-            return Ok(LegTarget {
-                uri,
-                peer,
-                digest: None,
-            });
-        }
-        self.via_pbx(contact)
-            .map_err(|e| format!("agent contact: {e}"))
+            self.direct_target(uri)
+        } else {
+            self.sip_uri_target(contact)
+                .unwrap_or_else(|| self.via_pbx(contact))
+        };
+        target.map_err(|e| format!("agent contact: {e}"))
     }
 
     async fn ring_agent(&mut self, agent: AgentId, contact: &str) -> Result<(), String> {
