@@ -38,3 +38,22 @@ pub fn prompt_len(name: &str) -> std::time::Duration {
     let r = hound::WavReader::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     std::time::Duration::from_secs_f64(r.duration() as f64 / r.spec().sample_rate as f64)
 }
+
+/// A flow (`bridged`) that transfers every call, bridged, to `target` (a SIP URI); the call
+/// ends when the transfer fails.
+pub fn bridged_transfer_flow(target: &str) -> String {
+    format!(
+        "flow: bridged
+language: en
+start: go
+steps:
+  go:
+    transfer: '\"{target}\"'
+    mode: bridged
+    timeout: 10s
+    failed: end
+  end:
+    hangup:
+"
+    )
+}

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::config::prompt_len;
-use crate::phone::{deadline, AnswerMode, Phone, PhoneConfig};
+use crate::phone::{deadline, AnswerMode, Phone, PhoneConfig, TONE_1700_HZ, TONE_500_HZ};
 use crate::proc::{svi_bin, EngineProc};
 
 /// `svi ARGS --data-dir DIR` against the engine: exit code and output (stdout + stderr).
@@ -105,4 +105,22 @@ pub async fn queued_caller(engine: &EngineProc, user: &str, nth: usize) -> Phone
         }
         assert!(Instant::now() < end, "never queued: {}", engine.log_text());
     }
+}
+
+/// How long a tone is listened to before judging it.
+pub const TONE_WINDOW: Duration = Duration::from_millis(400);
+
+/// `caller` sends 500 Hz, `callee` 1700 Hz; returns once each hears the other's tone
+/// through the engine.
+pub async fn hear_each_other(caller: &mut Phone, callee: &mut Phone) {
+    caller.set_tone(TONE_500_HZ, -12.0);
+    callee.set_tone(TONE_1700_HZ, -12.0);
+    callee
+        .wait_hears(TONE_500_HZ, TONE_WINDOW, deadline(5))
+        .await
+        .expect("the called party hears the caller");
+    caller
+        .wait_hears(TONE_1700_HZ, TONE_WINDOW, deadline(5))
+        .await
+        .expect("the caller hears the called party");
 }

@@ -13,7 +13,7 @@ use svi_tests::phone::{deadline, AnswerMode, Ended, Phone, TONE_1700_HZ};
 use svi_tests::proc::{EngineOptions, EngineProc};
 use svi_tests::sipp::{agent_register_xml, Sipp};
 
-const WINDOW: Duration = Duration::from_millis(400);
+const WINDOW: Duration = svi_tests::contact::TONE_WINDOW;
 
 fn engine_with(dir: &Path, queue_extra: &str, more: &str) -> EngineProc {
     let extra = format!(

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use svi_tests::contact::{agent_phone, queued_caller, svi_ok, AUTO_ANSWER};
+use svi_tests::contact::{agent_phone, hear_each_other, queued_caller, svi_ok, AUTO_ANSWER};
 use svi_tests::phone::{
     deadline, wav_channel_tone_power, AnswerMode, Ended, Phone, PhoneConfig, TONE_1100_HZ,
     TONE_1700_HZ, TONE_500_HZ,
@@ -13,26 +13,9 @@ use svi_tests::phone::{
 use svi_tests::proc::{EngineOptions, EngineProc};
 
 /// Long enough to judge a tone, short enough to follow changes.
-const WINDOW: Duration = Duration::from_millis(400);
+const WINDOW: Duration = svi_tests::contact::TONE_WINDOW;
 /// The engine's ringback when the prompts have none.
 const RINGBACK_HZ: f32 = 425.0;
-
-fn bridged_flow(target: &str) -> String {
-    format!(
-        "flow: bridged
-language: en
-start: go
-steps:
-  go:
-    transfer: '\"{target}\"'
-    mode: bridged
-    timeout: 10s
-    failed: end
-  end:
-    hangup:
-"
-    )
-}
 
 /// An engine whose flow transfers (bridged) to a target phone that answers after `ring`,
 /// and a caller calling it (the directory holds the engine's configuration).
@@ -41,7 +24,7 @@ async fn transfer_call(ring: Duration) -> (tempfile::TempDir, EngineProc, Phone,
         .await
         .expect("target phone");
     let dir = tempfile::tempdir().expect("tmp");
-    let flow = bridged_flow(&target.uri());
+    let flow = svi_tests::config::bridged_transfer_flow(&target.uri());
     let config = svi_tests::config::write(dir.path(), &[("bridged", flow.as_str())], "");
     let engine = EngineProc::start(EngineOptions {
         config: Some(config),
@@ -78,16 +61,7 @@ async fn a_bridged_transfer_rings_back_then_relays_both_ways() {
         .wait_answered(deadline(5))
         .await
         .expect("the target answers");
-    caller.set_tone(TONE_500_HZ, -12.0);
-    target.set_tone(TONE_1700_HZ, -12.0);
-    target
-        .wait_hears(TONE_500_HZ, WINDOW, deadline(5))
-        .await
-        .expect("the target hears the caller");
-    caller
-        .wait_hears(TONE_1700_HZ, WINDOW, deadline(5))
-        .await
-        .expect("the caller hears the target");
+    hear_each_other(&mut caller, &mut target).await;
     // A fresh window, after the switch from ringback to the relay.
     caller.clear_received();
     target.clear_received();
@@ -154,16 +128,7 @@ async fn bridged_to_agent(engine: &EngineProc) -> (Phone, Phone) {
         .wait_answered(deadline(20))
         .await
         .expect("the agent's phone rings and answers");
-    caller.set_tone(TONE_500_HZ, -12.0);
-    agent.set_tone(TONE_1700_HZ, -12.0);
-    agent
-        .wait_hears(TONE_500_HZ, WINDOW, deadline(5))
-        .await
-        .expect("the agent hears the caller");
-    caller
-        .wait_hears(TONE_1700_HZ, WINDOW, deadline(5))
-        .await
-        .expect("the caller hears the agent");
+    hear_each_other(&mut caller, &mut agent).await;
     (caller, agent)
 }
 
@@ -512,16 +477,7 @@ async fn a_caller_who_asks_for_a_callback_is_called_back_when_an_agent_is_free()
         .wait_answered(deadline(10))
         .await
         .expect("then the caller's phone rings and answers");
-    caller.set_tone(TONE_500_HZ, -12.0);
-    agent.set_tone(TONE_1700_HZ, -12.0);
-    agent
-        .wait_hears(TONE_500_HZ, WINDOW, deadline(5))
-        .await
-        .expect("the agent hears the caller");
-    caller
-        .wait_hears(TONE_1700_HZ, WINDOW, deadline(5))
-        .await
-        .expect("the caller hears the agent");
+    hear_each_other(&mut caller, &mut agent).await;
     caller.hangup().await.expect("hang up");
     assert_eq!(
         agent.wait_ended(deadline(5)).await.expect("BYE"),

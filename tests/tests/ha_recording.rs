@@ -6,32 +6,16 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use svi_tests::contact::hear_each_other;
 use svi_tests::ha::{recordings, wait_role, HaSpec};
-use svi_tests::phone::{
-    deadline, AnswerMode, Ended, Phone, PhoneConfig, TONE_1700_HZ, TONE_500_HZ,
-};
-
-const WINDOW: Duration = Duration::from_millis(400);
+use svi_tests::phone::{deadline, AnswerMode, Ended, Phone, PhoneConfig};
 
 /// The pair's engine configuration: a flow that bridges every call to `target`, and every
 /// bridged call recorded.
 fn engine_config(dir: &Path, target: &str) -> String {
     let flows = dir.join("flows");
     std::fs::create_dir_all(&flows).expect("flows dir");
-    let flow = format!(
-        "flow: bridged
-language: en
-start: go
-steps:
-  go:
-    transfer: '\"{target}\"'
-    mode: bridged
-    timeout: 10s
-    failed: end
-  end:
-    hangup:
-"
-    );
+    let flow = svi_tests::config::bridged_transfer_flow(target);
     std::fs::write(flows.join("bridged.yaml"), flow).expect("write flow");
     format!(
         "[sip]\nallowed_networks = [\"127.0.0.0/8\"]\n\n[prompts]\ndir = \"{prompts}\"\ndefault_language = \"en\"\n\n[flows]\ndir = \"{flows}\"\ndefault = \"bridged\"\n\n[recording]\ndefault = \"all\"\n",
@@ -113,15 +97,7 @@ async fn a_recording_made_on_the_active_node_is_copied_to_the_standby() {
     desk.wait_answered(deadline(10))
         .await
         .expect("the desk answers");
-    caller.set_tone(TONE_500_HZ, -12.0);
-    desk.set_tone(TONE_1700_HZ, -12.0);
-    desk.wait_hears(TONE_500_HZ, WINDOW, deadline(5))
-        .await
-        .expect("the desk hears the caller");
-    caller
-        .wait_hears(TONE_1700_HZ, WINDOW, deadline(5))
-        .await
-        .expect("the caller hears the desk");
+    hear_each_other(&mut caller, &mut desk).await;
     // About a second of conversation in the file.
     caller.clear_received();
     caller.wait_frames(50, deadline(5)).await.expect("audio");
