@@ -11,6 +11,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// jemalloc rather than glibc's malloc: with its background thread purging pages a second
+/// after they are freed (`.cargo/config.toml`), the engine's memory goes back towards idle
+/// after a load peak, where glibc's arenas kept it and grew from peak to peak
+/// (docs/adr/0005-allocator.md). Tunable at run time with `_RJEM_MALLOC_CONF`.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     match cli::run(args) {

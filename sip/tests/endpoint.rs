@@ -220,6 +220,37 @@ fn options_round_trip_as_server_absorbs_retransmissions() {
 }
 
 #[test]
+fn tables_give_back_their_room_after_a_burst() {
+    // A burst of 5,000 requests, each answered: their transactions stay for Timer J, then the
+    // tables shrink instead of keeping the room of the peak.
+    let mut h = Harness::new();
+    for i in 0..5_000 {
+        let text = with_method(&invite_text(&format!("z9hG4bKburst{i}")), "OPTIONS")
+            .replace("call-1@", &format!("call-{i}@"));
+        let (tx, req) = h.incoming(0, udp(ALICE), &text);
+        h.ep.send_response(h.at(0), tx, answer(&req, 200));
+    }
+    h.sent();
+    let peak = h.ep.stats();
+    assert_eq!(peak.server_transactions, 5_000);
+    assert!(peak.table_room >= 10_000, "{peak:?}");
+    h.run_until(32_000 + 1);
+    let after = h.ep.stats();
+    assert_eq!(after.server_transactions, 0, "Timer J");
+    assert!(
+        after.table_room <= 4 * 1024,
+        "the tables still hold room for {} entries",
+        after.table_room
+    );
+    // And they grow again when needed.
+    let text = with_method(&invite_text("z9hG4bKafter"), "OPTIONS");
+    let (tx, req) = h.incoming(40_000, udp(ALICE), &text);
+    h.ep.send_response(h.at(40_000), tx, answer(&req, 200));
+    assert_eq!(h.statuses(), vec![200]);
+    assert_eq!(h.ep.stats().server_transactions, 1);
+}
+
+#[test]
 fn invite_gets_100_at_once_and_2xx_is_retransmitted_until_the_ack() {
     let mut h = Harness::new();
     let text = invite_text("z9hG4bKinv1");

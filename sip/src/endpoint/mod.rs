@@ -171,6 +171,11 @@ pub struct EndpointStats {
     pub server_transactions: usize,
     /// 2xx responses being retransmitted until their ACK.
     pub awaiting_ack: usize,
+    /// Entries the transaction tables have room for (their capacity): memory held for a
+    /// past peak shows here after `handle_timeout` gave it back.
+    pub table_room: usize,
+    /// Call-IDs the transport keeps for live transactions (set by `transport`, 0 here).
+    pub call_id_entries: usize,
 }
 
 /// A CANCEL the TU asked for: sent once the INVITE got a provisional response (§9.1).
@@ -258,8 +263,25 @@ impl Endpoint {
             client_transactions: self.clients.len(),
             server_transactions: self.servers.len(),
             awaiting_ack: self.ack_waits.len(),
+            table_room: self.clients.capacity()
+                + self.client_keys.capacity()
+                + self.servers.capacity()
+                + self.server_keys.capacity()
+                + self.ack_waits.capacity()
+                + self.ack_keys.capacity(),
             ..self.stats
         }
+    }
+
+    /// The client transaction is still running (it may yet report `Timeout`).
+    pub fn client_alive(&self, tx: ClientTxId) -> bool {
+        self.clients.contains_key(&tx.0)
+    }
+
+    /// The server transaction is still running, or its 2xx still awaits the ACK (it may yet
+    /// report `Cancelled` or `AckTimeout`).
+    pub fn server_alive(&self, tx: ServerTxId) -> bool {
+        self.servers.contains_key(&tx.0) || self.ack_waits.contains_key(&tx.0)
     }
 
     /// Runs every timer due at `now`.
@@ -281,6 +303,24 @@ impl Endpoint {
                 Slot::AckWait(id) => self.run_ack_wait(now, id),
             }
         }
+        self.compact();
+    }
+
+    /// Gives back the tables' room once a peak has passed. A hash table keeps the capacity of
+    /// its largest size: after a burst of calls (64,000 INVITE and BYE transactions alive at
+    /// 2,000 calls/s over Timer L) the tables would hold megabytes of empty slots for good.
+    /// A table is shrunk to twice its size when it is less than a quarter full, so the cost
+    /// of a shrink is paid at most once per halving, not per transaction.
+    fn compact(&mut self) {
+        shrink_sparse(&mut self.clients);
+        shrink_sparse(&mut self.client_keys);
+        shrink_sparse(&mut self.servers);
+        shrink_sparse(&mut self.server_keys);
+        shrink_sparse(&mut self.ack_waits);
+        shrink_sparse(&mut self.ack_keys);
+        self.schedule.compact();
+        shrink_sparse_deque(&mut self.transmits);
+        shrink_sparse_deque(&mut self.events);
     }
 
     /// The driver could not reach `peer` (TCP connect or write failure, or an ICMP error it
@@ -437,5 +477,22 @@ impl Endpoint {
         self.ack_keys.remove(&wait.key);
         self.schedule.update(Slot::AckWait(id), None);
         Some(wait)
+    }
+}
+
+/// Tables smaller than this are left alone: their room costs little and shrinking them
+/// would only make the next calls grow them again.
+const SHRINK_ABOVE: usize = 1024;
+
+/// Shrinks `map` to twice its length when it is less than a quarter full.
+pub(crate) fn shrink_sparse<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > SHRINK_ABOVE && map.len() * 4 < map.capacity() {
+        map.shrink_to(map.len() * 2);
+    }
+}
+
+fn shrink_sparse_deque<T>(queue: &mut VecDeque<T>) {
+    if queue.capacity() > SHRINK_ABOVE && queue.len() * 4 < queue.capacity() {
+        queue.shrink_to(queue.len() * 2);
     }
 }

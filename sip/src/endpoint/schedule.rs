@@ -49,4 +49,9 @@ impl Schedule {
         }
         due
     }
+
+    /// See `Endpoint::compact`.
+    pub(crate) fn compact(&mut self) {
+        super::shrink_sparse(&mut self.current);
+    }
 }

@@ -19,8 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::endpoint::{
-    ClientTxId, Endpoint, EndpointConfig, EndpointEvent, EndpointStats, Peer, ServerTxId, Transmit,
-    Transport,
+    shrink_sparse, ClientTxId, Endpoint, EndpointConfig, EndpointEvent, EndpointStats, Peer,
+    ServerTxId, Transmit, Transport,
 };
 use crate::message::{Request, Response, SipMessage};
 
@@ -221,14 +221,17 @@ struct Driver {
     tcp: Option<tcp::Tcp>,
     commands: mpsc::UnboundedReceiver<SipCommand>,
     events: mpsc::UnboundedSender<SipEvent>,
-    /// Call-IDs of client and server transactions, for routing timeouts; purged by age.
-    call_ids: HashMap<ClientTxId, (String, Instant)>,
-    server_call_ids: HashMap<ServerTxId, (String, Instant)>,
+    /// Call-IDs of live client and server transactions, for routing their timeouts and
+    /// cancellations; an entry goes once the endpoint no longer knows its transaction.
+    call_ids: HashMap<ClientTxId, String>,
+    server_call_ids: HashMap<ServerTxId, String>,
     last_purge: Instant,
 }
 
-/// Transactions end within 64*T1 (+ Timer D/K), so a Call-ID older than this is never needed.
-const CALL_ID_TTL: Duration = Duration::from_secs(300);
+/// How often the Call-ID tables drop the entries of ended transactions. At 2,000 calls/s
+/// that is some 8,000 entries per sweep; keeping them by age instead (as before) held about
+/// a million for minutes.
+const PURGE_EVERY: Duration = Duration::from_secs(2);
 
 impl Driver {
     async fn run(mut self) {
@@ -272,7 +275,7 @@ impl Driver {
                 let call_id = request.headers.call_id().map(str::to_string);
                 let tx = self.endpoint.send_request(now, request, to);
                 if let Some(c) = call_id {
-                    self.call_ids.insert(tx, (c, now));
+                    self.call_ids.insert(tx, c);
                 }
                 let _ = reply.send(tx);
             }
@@ -284,13 +287,15 @@ impl Driver {
             }
             SipCommand::Cancel { tx } => {
                 if let Some(cancel_tx) = self.endpoint.cancel(now, tx) {
-                    if let Some((c, _)) = self.call_ids.get(&tx).cloned() {
-                        self.call_ids.insert(cancel_tx, (c, now));
+                    if let Some(c) = self.call_ids.get(&tx).cloned() {
+                        self.call_ids.insert(cancel_tx, c);
                     }
                 }
             }
             SipCommand::Stats { reply } => {
-                let _ = reply.send(self.endpoint.stats());
+                let mut stats = self.endpoint.stats();
+                stats.call_id_entries = self.call_ids.len() + self.server_call_ids.len();
+                let _ = reply.send(stats);
             }
             SipCommand::Shutdown => {}
         }
@@ -305,34 +310,36 @@ impl Driver {
             let ev = match ev {
                 EndpointEvent::Request { tx, request, from } => {
                     if let (Some(tx), Some(c)) = (tx, request.headers.call_id()) {
-                        self.server_call_ids.insert(tx, (c.to_string(), now));
+                        self.server_call_ids.insert(tx, c.to_string());
                     }
                     SipEvent::Request { tx, request, from }
                 }
                 EndpointEvent::Response { tx, response } => SipEvent::Response { tx, response },
                 EndpointEvent::Timeout { tx } => SipEvent::Timeout {
                     tx,
-                    call_id: self.call_ids.get(&tx).map(|c| c.0.clone()),
+                    call_id: self.call_ids.get(&tx).cloned(),
                 },
                 EndpointEvent::Cancelled { tx } => SipEvent::Cancelled {
                     tx,
-                    call_id: self.server_call_ids.get(&tx).map(|c| c.0.clone()),
+                    call_id: self.server_call_ids.get(&tx).cloned(),
                 },
                 EndpointEvent::AckTimeout { tx } => SipEvent::AckTimeout {
                     tx,
-                    call_id: self.server_call_ids.get(&tx).map(|c| c.0.clone()),
+                    call_id: self.server_call_ids.get(&tx).cloned(),
                 },
             };
             if self.events.send(ev).is_err() {
                 return;
             }
         }
-        if now.duration_since(self.last_purge) > Duration::from_secs(30) {
+        if now.duration_since(self.last_purge) >= PURGE_EVERY {
             self.last_purge = now;
-            self.call_ids
-                .retain(|_, (_, t)| now.duration_since(*t) < CALL_ID_TTL);
+            let endpoint = &self.endpoint;
+            self.call_ids.retain(|tx, _| endpoint.client_alive(*tx));
             self.server_call_ids
-                .retain(|_, (_, t)| now.duration_since(*t) < CALL_ID_TTL);
+                .retain(|tx, _| endpoint.server_alive(*tx));
+            shrink_sparse(&mut self.call_ids);
+            shrink_sparse(&mut self.server_call_ids);
         }
     }
 
