@@ -21,7 +21,8 @@
 #
 # Knobs (environment): BENCH_STEPS, BENCH_HOLD, BENCH_RAMP_BUDGET, BENCH_ECHO_HOLD,
 # BENCH_RELAY_STEPS, BENCH_RELAY_HOLD, BENCH_RELAY_BUDGET (each variant),
-# BENCH_CPS_BUDGET, BENCH_CPS_BASE_BUDGET, BENCH_CPS_CONFIRM, BENCH_CPS_MAX, BENCH_PROFILE
+# BENCH_CPS_BUDGET, BENCH_CPS_SETTLE, BENCH_CPS_BASE_BUDGET, BENCH_CPS_CONFIRM, BENCH_CPS_MAX,
+# BENCH_PROFILE
 # (auto|perf|callgrind|none), BENCH_OUT. A reduced run for trying the script out:
 #   BENCH_STEPS=50,100 BENCH_HOLD=5s BENCH_RAMP_BUDGET=60 BENCH_RELAY_STEPS=50,100 \
 #   BENCH_RELAY_HOLD=5s BENCH_RELAY_BUDGET=30 BENCH_CPS_CONFIRM=10s BENCH_CPS_BUDGET=45 \
@@ -39,6 +40,9 @@ RELAY_STEPS="${BENCH_RELAY_STEPS:-100,200,300,400,500}"
 RELAY_HOLD="${BENCH_RELAY_HOLD:-15s}"
 RELAY_BUDGET="${BENCH_RELAY_BUDGET:-105}"
 CPS_BUDGET="${BENCH_CPS_BUDGET:-130}"
+# After the engine's last trial: wait this long (Timer L/J of its last calls, 64 x T1 = 32 s,
+# and the allocator's purge) and read its RSS again. On top of CPS_BUDGET.
+CPS_SETTLE="${BENCH_CPS_SETTLE:-40}"
 CPS_BASE_BUDGET="${BENCH_CPS_BASE_BUDGET:-80}"
 CPS_CONFIRM="${BENCH_CPS_CONFIRM:-60s}"
 CPS_MAX="${BENCH_CPS_MAX:-2000}"
@@ -171,9 +175,9 @@ start_engine main bench/svi-bench.toml "$ENGINE" 20000-29999 || exit 1
 ENGINE_PID=$STARTED_PID
 
 # --- 1. concurrent calls -----------------------------------------------------------------
-# Reserved for the later phases: echo 90, relay variants 2 x 105, calls per second 130 + 80,
-# profile and report 45.
-RAMP=$(budget "$RAMP_BUDGET" 555)
+# Reserved for the later phases: echo 90, relay variants 2 x 105, calls per second 130 + 40
+# (RSS settle) + 80, profile and report 45.
+RAMP=$(budget "$RAMP_BUDGET" 595)
 log "ramp: steps $STEPS, hold $HOLD, budget ${RAMP}s"
 run "$LOAD" calls --target "$ENGINE" --pid "$ENGINE_PID" --steps "$STEPS" --hold "$HOLD" \
   --rate 200 --dtmf-at 3s --digit 1 --deadline "${RAMP}s" --label engine \
@@ -183,7 +187,7 @@ run "$LOAD" calls --target "$ENGINE" --pid "$ENGINE_PID" --steps "$STEPS" --hold
 # Plus twice the relay steps: a bridged call has four streams, an echo call two, so the echo
 # at 2N calls carries the packet rate of N bridged calls.
 ECHO_STEPS=$(tr ',' '\n' <<<"$RELAY_STEPS" | awk '{printf "%s%d", (NR > 1 ? "," : ""), 2 * $1}')
-ECHO_BUDGET=$(budget 90 465)
+ECHO_BUDGET=$(budget 90 505)
 log "echo baseline: ramp steps and $ECHO_STEPS, hold $ECHO_HOLD, budget ${ECHO_BUDGET}s"
 run "$LOAD" calls --echo --steps-from "$TMP/ramp.json" --steps "$ECHO_STEPS" --hold "$ECHO_HOLD" \
   --rate 1000 --dtmf-at 3s --max-loss-pct 100 --max-p99-ms 100000 --deadline "${ECHO_BUDGET}s" \
@@ -211,8 +215,8 @@ relay_variant() { # relay_variant NAME CONFIG PERCENT RESERVE
     || log "relay variant $1 failed"
   stop_engine "$pid"
 }
-relay_variant relay bench/svi-bench-relay.toml 0 360
-relay_variant recorded bench/svi-bench-recorded.toml 20 255
+relay_variant relay bench/svi-bench-relay.toml 0 400
+relay_variant recorded bench/svi-bench-recorded.toml 20 295
 # The recordings once the engine has closed them: what the recorded variant really wrote.
 REC_DIR="$TMP/data-recorded/recordings"
 REC_FILES=$(find "$REC_DIR" -name '*.wav' 2>/dev/null | wc -l)
@@ -223,10 +227,13 @@ log "recorded variant: $REC_FILES WAV files, $REC_BYTES bytes, for $REC_CALLS ca
 
 # --- 4. calls per second -----------------------------------------------------------------
 mkdir -p "$TMP/cps" "$TMP/cps-base"
-B=$(budget "$CPS_BUDGET" 125)
-log "calls per second (engine): budget ${B}s"
-run "$LOAD" cps --target "$ENGINE" --pid "$ENGINE_PID" --budget "${B}s" --confirm "$CPS_CONFIRM" \
-  --max-rate "$CPS_MAX" --dir "$TMP/cps" --json "$TMP/cps.json" || log "cps (engine) failed"
+SETTLE=$CPS_SETTLE
+B=$(budget $((CPS_BUDGET + SETTLE)) 125)
+[ "$B" -gt $((SETTLE + 60)) ] || SETTLE=0
+log "calls per second (engine): budget ${B}s, RSS read again ${SETTLE}s after the last trial"
+run "$LOAD" cps --target "$ENGINE" --pid "$ENGINE_PID" --budget "$((B - SETTLE))s" \
+  --rss-settle "${SETTLE}s" --confirm "$CPS_CONFIRM" --max-rate "$CPS_MAX" --dir "$TMP/cps" \
+  --json "$TMP/cps.json" || log "cps (engine) failed"
 B=$(budget "$CPS_BASE_BUDGET" 45)
 # The baseline runs at the engine's confirmed rate (CPU per call at the same rate), then
 # probes upwards: how far the sipp pair itself goes on this machine.

@@ -694,17 +694,25 @@ async fn wait_watch<T: Clone>(
 }
 
 /// RSS after the calls ended: sampled every 250 ms until it stops falling (at most 5 s).
+/// RSS once it has stopped falling for 2 s (the allocator gives freed pages back about a
+/// second after they fall idle), at most 10 s after the calls ended.
 async fn settle_rss(pid: u32) -> Option<u64> {
-    let mut last = procstat::rss_kib(pid)?;
-    for _ in 0..20 {
+    let mut low = procstat::rss_kib(pid)?;
+    let mut steady = 0;
+    for _ in 0..40 {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let now = procstat::rss_kib(pid)?;
-        if now >= last {
-            return Some(now);
+        if now < low {
+            low = now;
+            steady = 0;
+        } else {
+            steady += 1;
+            if steady == 8 {
+                break;
+            }
         }
-        last = now;
     }
-    Some(last)
+    Some(low)
 }
 
 fn start_exec(cmd: &str, pid: Option<u32>, calls: u32) -> Result<tokio::process::Child> {

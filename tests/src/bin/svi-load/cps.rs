@@ -27,7 +27,7 @@ use crate::hist::round3;
 use crate::procstat::{self, clk_tck};
 
 pub const USAGE: &str = "svi-load cps (--target IP:PORT [--pid PID] | --baseline) [--at RATE] [--start 250] [--max-rate 4000]
-    [--probe 5s] [--confirm 60s] [--budget 180s] [--gap 2s] [--dir DIR] [--label NAME] [--json FILE]";
+    [--probe 5s] [--confirm 60s] [--budget 180s] [--gap 2s] [--rss-settle 0s] [--dir DIR] [--label NAME] [--json FILE]";
 
 struct Options {
     target: Option<SocketAddr>,
@@ -41,6 +41,10 @@ struct Options {
     confirm: Duration,
     budget: Duration,
     gap: Duration,
+    /// After the last trial, wait this long and read the engine's RSS again: the
+    /// transactions of the last calls live for Timer L and Timer J (64 x T1), and the
+    /// allocator gives pages back after a delay.
+    rss_settle: Duration,
     dir: PathBuf,
     label: String,
     json: Option<String>,
@@ -50,8 +54,19 @@ pub fn main(argv: &[String]) -> Result<()> {
     let a = Args::parse(
         argv,
         &[
-            "target", "pid", "at", "start", "max-rate", "probe", "confirm", "budget", "gap", "dir",
-            "label", "json",
+            "target",
+            "pid",
+            "at",
+            "start",
+            "max-rate",
+            "probe",
+            "confirm",
+            "budget",
+            "gap",
+            "dir",
+            "label",
+            "json",
+            "rss-settle",
         ],
         &["baseline"],
     )?;
@@ -79,6 +94,7 @@ pub fn main(argv: &[String]) -> Result<()> {
         confirm: a.duration("confirm", Duration::from_secs(60))?,
         budget: a.duration("budget", Duration::from_secs(180))?,
         gap: a.duration("gap", Duration::from_secs(2))?,
+        rss_settle: a.duration("rss-settle", Duration::ZERO)?,
         dir,
         label: a
             .str("label")
@@ -263,7 +279,15 @@ fn run(opts: &Options) -> Result<Value> {
         candidate = Some(r * 4 / 5).filter(|&x| x >= 10);
     }
     drop(uas);
-    Ok(report(opts, target, started, &trials, lo, hi, confirmed))
+    let mut out = report(opts, target, started, &trials, lo, hi, confirmed);
+    if let (Some(pid), false) = (pid, opts.rss_settle.is_zero()) {
+        let before = procstat::rss_kib(pid);
+        std::thread::sleep(opts.rss_settle);
+        out["rss_before_settle_kib"] = json!(before);
+        out["rss_settled_kib"] = json!(procstat::rss_kib(pid));
+        out["rss_settle_secs"] = json!(opts.rss_settle.as_secs_f64());
+    }
+    Ok(out)
 }
 
 fn report(

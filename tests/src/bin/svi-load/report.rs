@@ -157,6 +157,9 @@ fn summary(r: &Value) -> Value {
         .as_array()
         .and_then(|t| t.last())
         .and_then(|t| t["rss_kib"].as_u64());
+    // The same once the last calls' transactions have ended (Timer L/J) and the allocator
+    // has given freed pages back: what the engine keeps for good.
+    let settled = r["cps"]["rss_settled_kib"].as_u64();
     let recorded = variant(r, true);
     let recorded_best = recorded.and_then(|v| {
         steps(v)
@@ -200,6 +203,8 @@ fn summary(r: &Value) -> Value {
             "after_rss_kib": after,
             "peak_rss_kib": ramp["peak_rss_kib"].clone(),
             "after_cps_rss_kib": after_cps,
+            "after_cps_settled_rss_kib": settled,
+            "settle_secs": r["cps"]["rss_settle_secs"].clone(),
             "returns_to_idle": returns,
             "met": per_call.map(|p| p < TARGET_KIB_PER_CALL && returns == Some(true)),
         },
@@ -324,13 +329,15 @@ fn markdown(r: &Value) -> String {
     let _ = writeln!(
         md,
         "| {} | {} KiB per call at most; RSS idle {} MiB, peak {} MiB, after the ramp {} MiB, \
-         after the calls-per-second trials {} MiB | {} |",
+         after the calls-per-second trials {} MiB ({} MiB {} s later) | {} |",
         m["target"].as_str().unwrap_or(""),
         num(&m["max_kib_per_call"], 1),
         mib(&m["idle_rss_kib"]),
         mib(&m["peak_rss_kib"]),
         mib(&m["after_rss_kib"]),
         mib(&m["after_cps_rss_kib"]),
+        mib(&m["after_cps_settled_rss_kib"]),
+        num(&m["settle_secs"], 0),
         yes_no(&m["met"])
     );
 
