@@ -186,6 +186,7 @@ struct RawSip {
     allowed_networks: Option<Vec<String>>,
     force_rport: Option<bool>,
     max_calls: Option<usize>,
+    max_calls_per_second: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -251,6 +252,10 @@ pub struct SipConfig {
     pub force_rport: bool,
     /// Calls in progress beyond which new INVITEs get 503 (overload protection).
     pub max_calls: usize,
+    /// New calls per second beyond which INVITEs get 503, with a burst of one second's
+    /// worth (overload protection against a flood, like FreeSWITCH's sessions-per-second);
+    /// 0: no limit.
+    pub max_calls_per_second: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -636,6 +641,7 @@ impl EngineConfig {
                 allowed: Acl::new(networks),
                 force_rport: raw.sip.force_rport.unwrap_or(true),
                 max_calls: raw.sip.max_calls.unwrap_or(1000),
+                max_calls_per_second: raw.sip.max_calls_per_second.unwrap_or(300),
             },
             rtp: RtpConfig {
                 ip: rtp_ip,

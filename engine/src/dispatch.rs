@@ -5,6 +5,7 @@
 //! registrations alike).
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use sip::endpoint::ServerTxId;
 use sip::message::{HeaderName, Method, Request, Response};
@@ -52,6 +53,49 @@ pub struct Dispatcher {
     agents: AgentPhones,
     /// Whether this node is the active one (HA); a standby refuses calls with 503.
     serving: Serving,
+    /// `sip.max_calls_per_second`.
+    admission: CallRate,
+    /// New calls refused by the rate since the last warning (logged at most once a second).
+    refused_by_rate: u64,
+    last_rate_warning: Option<Instant>,
+}
+
+/// A token bucket for new calls: `rate` tokens a second, holding at most one second's worth,
+/// so a burst of `rate` calls passes at once and a flood is cut to `rate` a second.
+#[derive(Debug, Clone)]
+pub struct CallRate {
+    rate: f64,
+    tokens: f64,
+    last: Option<Instant>,
+}
+
+impl CallRate {
+    /// `per_second` 0: no limit.
+    pub fn new(per_second: u32) -> Self {
+        CallRate {
+            rate: f64::from(per_second),
+            tokens: f64::from(per_second),
+            last: None,
+        }
+    }
+
+    /// Takes a token for a new call at `now`; false when the rate is exceeded.
+    pub fn admit(&mut self, now: Instant) -> bool {
+        if self.rate <= 0.0 {
+            return true;
+        }
+        if let Some(last) = self.last {
+            let refill = now.saturating_duration_since(last).as_secs_f64() * self.rate;
+            self.tokens = (self.tokens + refill).min(self.rate);
+        }
+        self.last = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl Dispatcher {
@@ -64,6 +108,9 @@ impl Dispatcher {
     ) -> Self {
         let (ended_tx, ended_rx) = mpsc::unbounded_channel();
         Dispatcher {
+            admission: CallRate::new(ctx.config.sip.max_calls_per_second),
+            refused_by_rate: 0,
+            last_rate_warning: None,
             serving,
             agents,
             sip,
@@ -260,6 +307,14 @@ impl Dispatcher {
                     r.headers.push(HeaderName::RetryAfter, "30");
                     return self.reply(tx, r);
                 }
+                if !self.admission.admit(Instant::now()) {
+                    self.warn_refused_by_rate();
+                    let mut r = Response::for_request(&request, 503);
+                    r.headers.push(HeaderName::RetryAfter, "1");
+                    r.headers
+                        .push(HeaderName::Warning, "399 svi \"call rate limit\"");
+                    return self.reply(tx, r);
+                }
                 let Some(tx) = tx else { return };
                 let input = call::spawn(
                     self.ctx.clone(),
@@ -276,6 +331,25 @@ impl Dispatcher {
             _ => self.reply(tx, Response::for_request(&request, 481)),
         }
     }
+
+    /// A flood would log a line per refused call: one line a second says how many.
+    fn warn_refused_by_rate(&mut self) {
+        self.refused_by_rate += 1;
+        let now = Instant::now();
+        if self
+            .last_rate_warning
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        tracing::warn!(
+            refused = self.refused_by_rate,
+            limit = self.ctx.config.sip.max_calls_per_second,
+            "sip.max_calls_per_second exceeded: new calls refused with 503"
+        );
+        self.refused_by_rate = 0;
+        self.last_rate_warning = Some(now);
+    }
 }
 
 /// Sleeps until the next registration expiry, if any.
@@ -288,4 +362,36 @@ async fn registrations_expire(at: Option<std::time::Instant>) {
 
 fn in_dialog_request(r: &Request) -> bool {
     r.headers.to_addr().ok().is_some_and(|t| t.tag().is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CallRate;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_burst_of_one_second_passes_then_the_rate_holds() {
+        let t0 = Instant::now();
+        let mut rate = CallRate::new(100);
+        let admitted = (0..250).filter(|_| rate.admit(t0)).count();
+        assert_eq!(admitted, 100, "the burst is one second's worth");
+        // 10 ms later: one more token.
+        assert!(rate.admit(t0 + Duration::from_millis(10)));
+        assert!(!rate.admit(t0 + Duration::from_millis(10)));
+        // Over the next second, a flood of 1,000 attempts gets about 100 through.
+        let through = (1..=1000)
+            .filter(|i| rate.admit(t0 + Duration::from_millis(10) + Duration::from_millis(*i)))
+            .count();
+        assert!((99..=101).contains(&through), "{through}");
+        // After a quiet second the burst is back, and no more than it.
+        let later = t0 + Duration::from_secs(5);
+        assert_eq!((0..250).filter(|_| rate.admit(later)).count(), 100);
+    }
+
+    #[test]
+    fn zero_means_no_limit() {
+        let t0 = Instant::now();
+        let mut rate = CallRate::new(0);
+        assert!((0..100_000).all(|_| rate.admit(t0)));
+    }
 }

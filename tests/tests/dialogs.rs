@@ -303,8 +303,8 @@ fn a_silent_peer_is_hung_up_after_the_rtp_timeout() {
     assert_eq!(calls[0]["end_reason"], "rtp_timeout", "{:#}", calls[0]);
 }
 
-#[test]
-fn calls_beyond_max_calls_are_refused_with_503() {
+/// An engine on the sample flow with extra `[sip]` settings (the overload limits).
+fn engine_with_sip(sip: &str) -> (tempfile::TempDir, EngineProc) {
     let dir = tempfile::tempdir().expect("tmp");
     let flows = dir.path().join("flows");
     std::fs::create_dir_all(&flows).expect("flows");
@@ -317,7 +317,7 @@ fn calls_beyond_max_calls_are_refused_with_503() {
     std::fs::write(
         &config,
         format!(
-            "[sip]\nallowed_networks = [\"127.0.0.0/8\"]\nmax_calls = 1\n[prompts]\ndir = \"{}\"\n[flows]\ndir = \"{}\"\n[[queues]]\nid = \"support\"\n",
+            "[sip]\nallowed_networks = [\"127.0.0.0/8\"]\n{sip}\n[prompts]\ndir = \"{}\"\n[flows]\ndir = \"{}\"\n[[queues]]\nid = \"support\"\n",
             svi_tests::repo_root().join("samples/prompts").display(),
             flows.display()
         ),
@@ -327,6 +327,11 @@ fn calls_beyond_max_calls_are_refused_with_503() {
         config: Some(config),
         ..EngineOptions::default()
     });
+    (dir, engine)
+}
+
+/// A first call is answered, a second one at once is refused with 503 and `retry_after`.
+fn second_call_refused(engine: &EngineProc, retry_after: &str, warning: &str) {
     let mut first = Peer::new(engine.sip, "first@test");
     first.send("INVITE", Some(&offer("8", "", "sendrecv")), true);
     assert_eq!(first.final_response().status, 200);
@@ -335,8 +340,29 @@ fn calls_beyond_max_calls_are_refused_with_503() {
     second.send("INVITE", Some(&offer("8", "", "sendrecv")), true);
     let r = second.final_response();
     assert_eq!(r.status, 503, "{r:?}");
-    assert_eq!(r.headers.get(&HeaderName::RetryAfter), Some("5"));
+    assert_eq!(r.headers.get(&HeaderName::RetryAfter), Some(retry_after));
+    assert_eq!(r.headers.get(&HeaderName::Warning), Some(warning));
     second.ack();
     first.send("BYE", None, true);
     assert_eq!(first.final_response().status, 200);
+}
+
+#[test]
+fn calls_beyond_max_calls_are_refused_with_503() {
+    let (_dir, engine) = engine_with_sip("max_calls = 1");
+    second_call_refused(&engine, "5", "399 svi \"overloaded\"");
+}
+
+#[test]
+fn calls_beyond_max_calls_per_second_are_refused_with_503() {
+    // One call a second: the second INVITE, sent right after the first, finds no token.
+    let (_dir, engine) = engine_with_sip("max_calls_per_second = 1");
+    second_call_refused(&engine, "1", "399 svi \"call rate limit\"");
+    assert!(
+        engine
+            .log_text()
+            .contains("sip.max_calls_per_second exceeded"),
+        "{}",
+        engine.log_text()
+    );
 }
