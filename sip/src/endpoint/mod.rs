@@ -307,8 +307,9 @@ impl Endpoint {
     }
 
     /// Gives back the tables' room once a peak has passed. A hash table keeps the capacity of
-    /// its largest size: after a burst of calls (64,000 INVITE and BYE transactions alive at
-    /// 2,000 calls/s over Timer L) the tables would hold megabytes of empty slots for good.
+    /// its largest size: after a burst of calls (128,000 INVITE and BYE transactions alive at
+    /// 2,000 calls/s over Timer L and Timer J) the tables would hold megabytes of empty slots
+    /// for good.
     /// A table is shrunk to twice its size when it is less than a quarter full, so the cost
     /// of a shrink is paid at most once per halving, not per transaction.
     fn compact(&mut self) {
