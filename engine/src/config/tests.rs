@@ -1,0 +1,51 @@
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+fn parse(text: &str) -> Result<EngineConfig, ConfigError> {
+    EngineConfig::parse(text, Path::new("t.toml"), Path::new("/base"))
+}
+
+#[test]
+fn defaults() {
+    let c = parse("").expect("empty config is valid");
+    assert_eq!(
+        c.sip.listen,
+        "127.0.0.1:5060".parse::<SocketAddr>().expect("addr")
+    );
+    assert_eq!((c.rtp.port_low, c.rtp.port_high), (20000, 29999));
+    assert_eq!(c.data_dir, PathBuf::from("/base/svi-data"));
+    assert_eq!(c.flow_for("123"), "demo");
+}
+
+#[test]
+fn errors_name_file_and_key() {
+    let e = parse("[sip]\nlisten = \"5060\"\n")
+        .expect_err("bad listen")
+        .to_string();
+    assert_eq!(
+        e,
+        "t.toml: sip.listen: `5060` is not IP:PORT (e.g. 127.0.0.1:5060)"
+    );
+    let e = parse("[rtp]\nports = \"30000-20000\"\n")
+        .expect_err("bad range")
+        .to_string();
+    assert!(e.starts_with("t.toml: rtp.ports: `30000-20000`"), "{e}");
+    let e = parse("[sip]\nlisen = \"x\"\n")
+        .expect_err("typo")
+        .to_string();
+    assert!(e.contains("t.toml") && e.contains("lisen"), "{e}");
+    let e = parse("[[trunks]]\nname='a'\nregistrar='pbx'\nusername='u'\npassword='p'\n")
+        .expect_err("trunk")
+        .to_string();
+    assert!(e.contains("trunks[0].registrar"), "{e}");
+}
+
+#[test]
+fn routes_pick_flows() {
+    let c = parse("[[routes]]\nnumber = \"33*\"\nflow = \"fr\"\n[[routes]]\nnumber = \"100\"\nflow = \"hundred\"\n").expect("routes");
+    assert_eq!(c.flow_for("3312"), "fr");
+    assert_eq!(c.flow_for("100"), "hundred");
+    assert_eq!(c.flow_for("200"), "demo");
+}

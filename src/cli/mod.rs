@@ -1,0 +1,177 @@
+//! Command-line interface: one subcommand per operator task, one file per command family.
+//!
+//! - `run`: `svi run` and `svi witness` (the long-running processes), logging, signals;
+//! - `records`: `svi calls` and `svi recordings` (read from the data directory);
+//! - `flows`: `svi check`, `simulate`, `test-flow`, `graph` (no engine needed);
+//! - `operator`: `svi queue`, `agent`, `supervise`, `record` (through the control socket);
+//! - `pair`: `svi ha status|promote`;
+//! - `stats`: `svi stats`; `health`: `svi health`;
+//! - `table`: printing rows as a table or JSON.
+//!
+//! This file holds what they share: where the configuration and data are (`Where`), the
+//! runtime, and the control socket call.
+
+mod flows;
+mod health;
+mod operator;
+mod pair;
+mod records;
+mod run;
+mod stats;
+mod table;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use engine::config::EngineConfig;
+
+#[derive(Parser, Debug)]
+#[command(name = "svi", version, about = "SIP/RTP IVR and contact-center engine")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Where {
+    /// Configuration file (default: the embedded sample configuration).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (default: the configured one; ./svi-data for the embedded default).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the engine.
+    Run(run::RunArgs),
+    /// Run the HA witness: a tie-breaking voter without telephony.
+    Witness(run::WitnessArgs),
+    /// The HA pair: status, or make this node the active one.
+    Ha {
+        #[command(subcommand)]
+        command: pair::HaCommand,
+    },
+    /// Print the latest call records.
+    Calls(records::CallsArgs),
+    /// Print the recording index: the latest recordings and the nodes holding each file.
+    Recordings(records::RecordingsArgs),
+    /// Check call flows against the configuration (prompts, queues, connectors).
+    Check(flows::CheckArgs),
+    /// Run a flow without telephony, in virtual time, printing each effect.
+    Simulate(flows::SimulateArgs),
+    /// Run the test cases of flow test files (`*.test.yaml`).
+    TestFlow(flows::TestFlowArgs),
+    /// Queues of the running engine.
+    Queue {
+        #[command(subcommand)]
+        command: operator::QueueCommand,
+    },
+    /// Agents of the running engine: list, or change an agent's state.
+    Agent {
+        #[command(subcommand)]
+        command: operator::AgentCommand,
+    },
+    /// Supervise a bridged call: the engine calls EXT (an extension, an agent id or a SIP
+    /// URI) and mixes it in: `listen` (hears both), `whisper` (the agent hears the
+    /// supervisor), `barge` (everyone hears everyone); run again to change the mode; `stop`.
+    Supervise(operator::SuperviseArgs),
+    /// Pause or resume the recording of a call in progress (by call id or agent id), e.g.
+    /// while the caller gives a card number; paused time is silence in the file.
+    Record(operator::RecordArgs),
+    /// Queue statistics per interval (offered, answered, abandoned, service level, ASA,
+    /// AHT, longest wait), computed from the persisted ACD events.
+    Stats(stats::StatsArgs),
+    /// Check the engine for a monitoring system (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
+    Health(health::HealthArgs),
+    /// Draw a flow as Graphviz DOT or Mermaid.
+    Graph(flows::GraphArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Witness(args) => run::witness(args),
+        Command::Ha { command } => pair::run(command),
+        Command::Calls(args) => records::calls(args),
+        Command::Recordings(args) => records::recordings(args),
+        Command::Check(args) => flows::check(args),
+        Command::Simulate(args) => flows::simulate(args),
+        Command::TestFlow(args) => flows::test_flow(args),
+        Command::Graph(args) => flows::graph(args),
+        Command::Queue { command } => operator::queue(command),
+        Command::Agent { command } => operator::agent(command),
+        Command::Supervise(args) => operator::supervise(args),
+        Command::Record(args) => operator::record(args),
+        Command::Stats(args) => stats::run(args),
+        Command::Health(args) => health::run(args),
+    }
+}
+
+#[cfg(unix)]
+async fn control_call(
+    data_dir: &Path,
+    req: &engine::control::Request,
+) -> anyhow::Result<serde_json::Value> {
+    engine::control::call(data_dir, req)
+        .await
+        .map_err(anyhow::Error::msg)
+}
+
+#[cfg(not(unix))]
+async fn control_call(_: &Path, _: &engine::control::Request) -> anyhow::Result<serde_json::Value> {
+    anyhow::bail!("the control socket needs a Unix system")
+}
+
+/// Sends one request to the running engine of `at` and returns its answer.
+fn control(at: &Where, req: &engine::control::Request) -> anyhow::Result<serde_json::Value> {
+    let data_dir = data_dir_of(at)?;
+    runtime()?.block_on(control_call(&data_dir, req))
+}
+
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(2))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// The configuration named by `--config`, or the embedded default written under the data
+/// directory; `--data-dir` overrides the configured directory either way.
+fn load_config(at: &Where) -> anyhow::Result<EngineConfig> {
+    let mut config = match &at.config {
+        Some(file) => EngineConfig::load(file)?,
+        None => {
+            let data_dir = at
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("svi-data"));
+            let file = crate::embedded::materialise(&data_dir)?;
+            let mut c = EngineConfig::load(&file)?;
+            c.data_dir = data_dir;
+            c
+        }
+    };
+    if let Some(d) = &at.data_dir {
+        config.data_dir = d.clone();
+    }
+    Ok(config)
+}
+
+/// The data directory alone, without writing the embedded samples out.
+fn data_dir_of(at: &Where) -> anyhow::Result<PathBuf> {
+    if let Some(d) = &at.data_dir {
+        return Ok(d.clone());
+    }
+    match &at.config {
+        Some(file) => Ok(EngineConfig::load(file)?.data_dir),
+        None => Ok(PathBuf::from("svi-data")),
+    }
+}

@@ -1,0 +1,135 @@
+//! `svi run` and `svi witness`: the long-running processes, their logging and their stop on
+//! SIGTERM or Ctrl-C (ordered: calls, trunks, SIP, media, storage, then the HA member).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use engine::config::{parse_port_range, EngineConfig};
+use engine::storage::Storage;
+
+use super::{load_config, runtime, Where};
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    at: Where,
+    /// SIP listen address for UDP and TCP, overriding the configuration.
+    #[arg(long, value_name = "ADDR:PORT")]
+    sip_listen: Option<SocketAddr>,
+    /// RTP port range, overriding the configuration.
+    #[arg(long, value_name = "LOW-HIGH")]
+    rtp_ports: Option<String>,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct WitnessArgs {
+    #[command(flatten)]
+    at: Where,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct LogArgs {
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long)]
+    log_json: bool,
+    /// Log filter (tracing EnvFilter syntax), default `info` or $RUST_LOG.
+    #[arg(long, value_name = "FILTER")]
+    log: Option<String>,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    init_logging(&args.log);
+    let mut config = load_config(&args.at)?;
+    if let Some(addr) = args.sip_listen {
+        config.sip.listen = addr;
+        config.sip.public_ip = addr.ip();
+        config.rtp.ip = addr.ip();
+    }
+    if let Some(r) = args.rtp_ports {
+        let (low, high) = parse_port_range(&r).with_context(|| {
+            format!("--rtp-ports: `{r}` is not LOW-HIGH with 1024 <= LOW < HIGH <= 65535")
+        })?;
+        config.rtp.port_low = low;
+        config.rtp.port_high = high;
+    }
+    runtime()?.block_on(run_engine(config))
+}
+
+pub fn witness(args: WitnessArgs) -> anyhow::Result<ExitCode> {
+    init_logging(&args.log);
+    let config = load_config(&args.at)?;
+    runtime()?.block_on(run_witness(config))
+}
+
+fn init_logging(args: &LogArgs) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match &args.log {
+        Some(f) => EnvFilter::new(f),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    use std::io::IsTerminal as _;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    if args.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run_engine(config: EngineConfig) -> anyhow::Result<ExitCode> {
+    let cluster = crate::ha::ha_config(&config)?;
+    let alarms = crate::ha::alarm_webhook(&config)?;
+    if cluster.is_witness() {
+        anyhow::bail!(
+            "{}: this node is the witness: run it with `svi witness`",
+            config.file.display()
+        );
+    }
+    let storage = Storage::open(&config.data_dir).await?;
+    let (node, replication) = crate::ha::start(cluster, storage.clone(), alarms).await?;
+    let engine = engine::Engine::start_with(config, storage, replication).await?;
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    engine.shutdown().await;
+    node.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_witness(config: EngineConfig) -> anyhow::Result<ExitCode> {
+    let cluster = crate::ha::ha_config(&config)?;
+    let node = crate::ha::witness(cluster, crate::ha::alarm_webhook(&config)?).await?;
+    tracing::info!("witness ready");
+    wait_for_signal().await;
+    node.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
