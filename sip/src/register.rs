@@ -30,9 +30,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::auth::{
-    parse_challenges, random_cnonce, AuthError, ChallengeKind, DigestClient, DigestRequest,
-};
+use crate::auth::{authorize_request, AuthError, ChallengeRound, DigestClient};
 use crate::endpoint::{new_call_id, new_tag, NextHop};
 use crate::message::{CSeq, HeaderName, Method, NameAddr, Request, Response, Uri};
 use crate::transaction::TimerTable;
@@ -148,8 +146,7 @@ enum Purpose {
 struct Pending {
     cseq: u32,
     purpose: Purpose,
-    challenged_realms: Vec<String>,
-    challenges: u8,
+    challenges: ChallengeRound,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -376,39 +373,17 @@ impl RegistrationClient {
     }
 
     fn answer_challenge(&mut self, response: &Response) -> Result<(), RegisterError> {
-        let (kind, header) = if response.status == 407 {
-            (ChallengeKind::Proxy, HeaderName::ProxyAuthenticate)
-        } else {
-            (ChallengeKind::Www, HeaderName::WwwAuthenticate)
-        };
-        let mut challenges = Vec::new();
-        for value in response.headers.get_all(&header) {
-            // Unknown schemes and broken values are skipped; no usable one is an error below.
-            if let Ok(list) = parse_challenges(value) {
-                challenges.extend(list);
-            }
-        }
         let pending = self.pending.as_mut().ok_or(RegisterError::Timeout)?;
-        pending.challenges += 1;
-        if pending.challenges > MAX_CHALLENGES {
-            return Err(RegisterError::TooManyChallenges);
-        }
-        for c in &challenges {
-            let again = pending.challenged_realms.contains(&c.realm);
-            let stale = challenges.iter().any(|o| o.realm == c.realm && o.stale);
-            if again && !stale {
-                return Err(RegisterError::CredentialsRejected {
-                    realm: c.realm.clone(),
-                });
-            }
-        }
-        self.digest.on_challenge(kind, &challenges)?;
-        for c in challenges {
-            if !pending.challenged_realms.contains(&c.realm) {
-                pending.challenged_realms.push(c.realm);
-            }
-        }
-        Ok(())
+        pending
+            .challenges
+            .answer(&mut self.digest, response, MAX_CHALLENGES)
+            .map_err(|e| match e {
+                AuthError::CredentialsRejected { realm } => {
+                    RegisterError::CredentialsRejected { realm }
+                }
+                AuthError::TooManyChallenges { .. } => RegisterError::TooManyChallenges,
+                other => RegisterError::Auth(other),
+            })
     }
 
     fn fail(
@@ -442,17 +417,16 @@ impl RegistrationClient {
 
     fn send(&mut self, purpose: Purpose) {
         self.cseq += 1;
-        let challenged = match self.pending.take() {
+        let challenges = match self.pending.take() {
             // Same attempt (answering a challenge or a 423): keep what it met.
-            Some(p) if p.purpose == purpose => (p.challenged_realms, p.challenges),
-            _ => (Vec::new(), 0),
+            Some(p) if p.purpose == purpose => p.challenges,
+            _ => ChallengeRound::default(),
         };
         let request = self.build(purpose);
         self.pending = Some(Pending {
             cseq: self.cseq,
             purpose,
-            challenged_realms: challenged.0,
-            challenges: challenged.1,
+            challenges,
         });
         self.requests.push_back(request);
     }
@@ -492,23 +466,8 @@ impl RegistrationClient {
             NameAddr::new(self.config.contact.clone()).to_string(),
         );
         h.push(HeaderName::Expires, expires.to_string());
-        let uri = self.config.registrar.to_string();
-        let digest_request = DigestRequest {
-            method: "REGISTER",
-            uri: &uri,
-            body: None,
-        };
-        match self.digest.authorize(&digest_request, &random_cnonce()) {
-            Ok(auths) => {
-                for a in auths {
-                    let name = match a.kind {
-                        ChallengeKind::Www => HeaderName::Authorization,
-                        ChallengeKind::Proxy => HeaderName::ProxyAuthorization,
-                    };
-                    req.headers.push(name, a.header_value());
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot compute digest credentials"),
+        if let Err(e) = authorize_request(&mut self.digest, &mut req) {
+            tracing::warn!(error = %e, "cannot compute digest credentials");
         }
         req
     }

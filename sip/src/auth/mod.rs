@@ -15,6 +15,10 @@
 //! - [`client`]: answering challenges. Pure function [`authorize`] plus [`DigestClient`], which
 //!   keeps one challenge per realm and counts `nc`. The cnonce is an input; [`cnonce_from`]
 //!   makes one from an injected RNG.
+//! - [`round`]: the part a client shares across requests: [`ChallengeRound`] reads a
+//!   401/407 and applies the "same realm again means rejected" rule of RFC 3261 §22.2,
+//!   [`authorize_request`] puts the credentials on the next request. The only file here that
+//!   knows the message types.
 //! - [`server`]: [`DigestServer`] issues stateless nonces (`timestamp.counter.HMAC`) and checks
 //!   credentials against a password or a stored HA1, with the time as an input (`now`, unix
 //!   seconds) so expiry is tested without clocks.
@@ -25,6 +29,7 @@
 pub mod client;
 pub mod digest;
 pub mod header;
+pub mod round;
 pub mod scan;
 pub mod server;
 
@@ -33,6 +38,7 @@ pub use client::{
     DigestClient, DigestRequest,
 };
 pub use header::{parse_challenges, parse_credentials, Algorithm, Challenge, Credentials, Qop};
+pub use round::{authorize_request, ChallengeRound};
 pub use server::{DigestServer, UserSecret};
 
 /// Everything that can go wrong parsing, answering or verifying Digest authentication.
@@ -57,6 +63,8 @@ pub enum AuthError {
     NoUsableChallenge,
     #[error("credentials for realm `{realm}` were rejected: the same nonce was challenged again")]
     CredentialsRejected { realm: String },
+    #[error("more than {max} authentication challenges in one attempt")]
+    TooManyChallenges { max: u8 },
     #[error("no Digest credentials for this realm")]
     Missing,
     #[error("credentials uri `{credentials}` does not match the Request-URI `{request}`")]
