@@ -9,6 +9,9 @@
 //! - `register`: the registration client (RFC 3261 §10 with digest);
 //! - `registrar`: the registrar for the engine's own users' phones (agents);
 //! - `transport`: the tokio driver (UDP, TCP) around the endpoint; the only I/O here.
+//!
+//! Saved state (a call rebuilt on another node) uses serde: dialogs and SDP sessions derive
+//! it, and `text_serde` writes URIs, name-addrs and SDP bodies in their text form.
 pub mod auth;
 pub mod dialog;
 pub mod endpoint;
@@ -16,5 +19,6 @@ pub mod message;
 pub mod register;
 pub mod registrar;
 pub mod sdp;
+mod text_serde;
 pub mod transaction;
 pub mod transport;

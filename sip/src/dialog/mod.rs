@@ -45,7 +45,7 @@ pub enum DialogError {
 }
 
 /// Call-ID plus both tags, local first (RFC 3261 §12).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct DialogId {
     pub call_id: String,
     pub local_tag: String,
@@ -121,7 +121,9 @@ fn as_request_uri(uri: &Uri) -> Uri {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serde writes URIs and name-addrs in their SIP text form (see `message`), so a saved
+/// dialog reads like the headers it came from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Dialog {
     pub id: DialogId,
     /// Our address of record (From of our requests), without tag.

@@ -42,7 +42,7 @@ use schedule::{Schedule, Slot};
 pub use ids::{new_branch, new_call_id, new_tag};
 pub use routing::NextHop;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Transport {
     Udp,
     Tcp,
@@ -64,7 +64,7 @@ impl Transport {
 }
 
 /// The other end of a message: transport and socket address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Peer {
     pub transport: Transport,
     pub addr: SocketAddr,

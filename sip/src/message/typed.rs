@@ -237,7 +237,7 @@ impl fmt::Display for NameAddr {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CSeq {
     pub seq: u32,
     pub method: Method,

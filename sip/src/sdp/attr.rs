@@ -8,7 +8,7 @@ use std::fmt;
 use super::model::Connection;
 
 /// Media direction attribute (RFC 8866 §6.7). Absent means `sendrecv`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Direction {
     SendRecv,
     SendOnly,

@@ -88,6 +88,19 @@ pub struct Timing {
     pub repeats: Vec<String>,
 }
 
+impl Timing {
+    /// `t=0 0`: a session not bounded in time, the only timing SIP sessions use (RFC 3264
+    /// §5). What we build states it, so that it equals what the writer sends and the parser
+    /// reads back (a saved SDP session compares equal after a round trip).
+    pub fn unbounded() -> Timing {
+        Timing {
+            start: 0,
+            stop: 0,
+            repeats: Vec::new(),
+        }
+    }
+}
+
 /// `a=<name>[:<value>]`; the value is kept raw and interpreted by accessors.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attribute {

@@ -21,11 +21,11 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::attr::{Direction, RtpMap};
 use super::model::{
-    Attribute, Connection, MediaDescription, MediaType, Origin, SessionDescription,
+    Attribute, Connection, MediaDescription, MediaType, Origin, SessionDescription, Timing,
 };
 
 /// The audio codecs the engine's media stack implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Codec {
     /// G.711 µ-law, static payload type 0.
     Pcmu,
@@ -34,7 +34,7 @@ pub enum Codec {
 }
 
 /// The codec chosen for a call and the payload type number used for it on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NegotiatedCodec {
     pub codec: Codec,
     pub payload_type: u8,
@@ -42,7 +42,7 @@ pub struct NegotiatedCodec {
 
 /// What we can do, as input to offer/answer. Session id and version are inputs so that the
 /// core never reads a clock; [`super::SdpSession`] manages the version across re-INVITEs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LocalMedia {
     /// Our RTP address, written in `o=` and `c=`.
     pub address: IpAddr,
@@ -57,7 +57,7 @@ pub struct LocalMedia {
 }
 
 /// The outcome of an offer/answer exchange: everything the media layer needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Negotiated {
     /// Index of the chosen `m=` line.
     pub media_index: usize,
@@ -208,7 +208,10 @@ pub fn negotiate(
         session_name: "-".to_owned(),
         connection: Some(Connection::from_ip(local.address)),
         bandwidths: Vec::new(),
-        timings: offer.timings.clone(),
+        timings: match offer.timings.is_empty() {
+            true => vec![Timing::unbounded()],
+            false => offer.timings.clone(),
+        },
         attributes: Vec::new(),
         media,
         other: Vec::new(),

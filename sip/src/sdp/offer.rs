@@ -9,7 +9,7 @@
 //! [`super::SdpSession`].
 
 use super::attr::Direction;
-use super::model::{Connection, MediaType, Proto, SessionDescription};
+use super::model::{Connection, MediaType, Proto, SessionDescription, Timing};
 use super::negotiate::{
     audio_media, telephone_event, Codec, LocalMedia, Negotiated, NegotiatedCodec, NegotiationError,
     Remote,
@@ -31,7 +31,7 @@ pub fn build_offer(local: &LocalMedia, direction: Direction) -> SessionDescripti
         session_name: "-".to_owned(),
         connection: Some(Connection::from_ip(local.address)),
         bandwidths: Vec::new(),
-        timings: Vec::new(),
+        timings: vec![Timing::unbounded()],
         attributes: Vec::new(),
         media: vec![audio_media(
             Proto::RtpAvp,

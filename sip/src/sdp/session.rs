@@ -20,7 +20,9 @@ use super::negotiate::{
 use super::offer::{build_offer, process_answer};
 
 /// Offer/answer state for one call.
-#[derive(Debug, Clone)]
+/// Serialisable, so a call's media state can be saved and rebuilt on another node; the SDP
+/// bodies are kept in their text form.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SdpSession {
     local: LocalMedia,
     /// The last SDP we sent, offer or answer: base for the version rule and the m-line layout.
@@ -88,14 +90,24 @@ impl SdpSession {
         &mut self,
         answer: &SessionDescription,
     ) -> Result<Negotiated, NegotiationError> {
+        let negotiated = self.preview_answer(answer)?;
+        self.pending_offer = None;
+        self.negotiated = Some(negotiated.clone());
+        Ok(negotiated)
+    }
+
+    /// What the peer's `answer` to our pending offer would negotiate, without taking it as
+    /// the answer: the SDP of an unreliable provisional response (183 Session Progress, early
+    /// media), which RFC 3261 §13.2.1 does not make the answer; the 2xx carries that.
+    pub fn preview_answer(
+        &self,
+        answer: &SessionDescription,
+    ) -> Result<Negotiated, NegotiationError> {
         let offer = self
             .pending_offer
             .as_ref()
             .ok_or(NegotiationError::NoPendingOffer)?;
-        let negotiated = process_answer(offer, answer)?;
-        self.pending_offer = None;
-        self.negotiated = Some(negotiated.clone());
-        Ok(negotiated)
+        process_answer(offer, answer)
     }
 
     /// Our offer was refused (488, 491, timeout): forget it, the previous media stay in force.

@@ -65,6 +65,11 @@ impl<T: Copy + PartialEq> TimerTable<T> {
         self.entries.iter().any(|(t, _)| *t == timer)
     }
 
+    /// Every armed timer with its deadline (to save a machine's state).
+    pub fn iter(&self) -> impl Iterator<Item = (T, Instant)> + '_ {
+        self.entries.iter().copied()
+    }
+
     /// The earliest deadline, if any timer is armed.
     pub fn next(&self) -> Option<Instant> {
         self.entries.iter().map(|(_, at)| *at).min()

@@ -170,6 +170,20 @@ fn session_versions_follow_rfc3264_section_8() {
     assert_eq!(session.negotiated().cloned(), before);
 }
 
+/// The peer's answer to our hold offer: `recvonly`, video still refused.
+fn peer_hold_answer() -> crate::sdp::SessionDescription {
+    sdp(&[
+        "v=0",
+        "o=alice 2890844526 3 IN IP4 192.0.2.101",
+        "s=-",
+        "c=IN IP4 192.0.2.101",
+        "t=0 0",
+        "m=audio 49170 RTP/AVP 0",
+        "a=recvonly",
+        "m=video 0 RTP/AVP 31",
+    ])
+}
+
 #[test]
 fn hold_and_resume_reoffers_keep_layout_and_numbers() {
     let mut session = SdpSession::new(local(1, 4000));
@@ -191,16 +205,7 @@ fn hold_and_resume_reoffers_keep_layout_and_numbers() {
     );
     assert_eq!(hold.media[1].to_string(), "m=video 0 RTP/AVP 31 32\r\n");
 
-    let peer_answer = sdp(&[
-        "v=0",
-        "o=alice 2890844526 3 IN IP4 192.0.2.101",
-        "s=-",
-        "c=IN IP4 192.0.2.101",
-        "t=0 0",
-        "m=audio 49170 RTP/AVP 0",
-        "a=recvonly",
-        "m=video 0 RTP/AVP 31",
-    ]);
+    let peer_answer = peer_hold_answer();
     let n = session.process_answer(&peer_answer).expect("hold accepted");
     assert_eq!(n.direction, Direction::SendOnly);
 
@@ -230,4 +235,43 @@ fn initial_offer_from_session_then_answer() {
         Err(NegotiationError::NoPendingOffer),
         "an answer is consumed once"
     );
+}
+
+/// A saved session (JSON, as a call snapshot holds it) is the same session: it answers, keeps
+/// the version rule and the negotiated numbers as if it had never left memory.
+#[test]
+fn a_session_saved_and_restored_carries_on() {
+    let mut session = SdpSession::new(local(1, 4000));
+    session
+        .answer(&peer_offer(1, "a=sendrecv"))
+        .expect("answer");
+    let hold = session.hold();
+    let text = serde_json::to_string(&session).expect("serialise");
+    let mut restored: SdpSession = serde_json::from_str(&text).expect("deserialise");
+    assert_eq!(restored, session);
+    assert_eq!(restored.negotiated(), session.negotiated());
+    // The pending hold offer survived: the peer's answer completes it.
+    let peer_answer = peer_hold_answer();
+    let n = restored
+        .process_answer(&peer_answer)
+        .expect("answer to the saved offer");
+    assert_eq!(n.direction, Direction::SendOnly);
+    assert_eq!(n.codec.codec, Codec::Pcmu);
+    // Same SDP again: same version; a change: version + 1.
+    restored.offer_failed();
+    let again = restored.offer(Direction::SendOnly);
+    assert_eq!(again.origin.session_version, hold.origin.session_version);
+    restored.offer_failed();
+    assert_eq!(
+        restored.resume().origin.session_version,
+        hold.origin.session_version + 1
+    );
+}
+
+#[test]
+fn a_saved_session_with_a_broken_body_is_refused() {
+    let session = SdpSession::new(local(1, 4000));
+    let mut value = serde_json::to_value(&session).expect("serialise");
+    value["last_sent"] = serde_json::Value::String("v=0\r\nnot sdp\r\n".into());
+    assert!(serde_json::from_value::<SdpSession>(value).is_err());
 }
