@@ -8,10 +8,12 @@
 //! - `dialog`: RFC 3261 §12 dialogs (route sets, CSeq, target refresh);
 //! - `register`: the registration client (RFC 3261 §10 with digest);
 //! - `registrar`: the registrar for the engine's own users' phones (agents);
+//! - `uac`: the client of one INVITE dialog we place (outbound legs), beside `register`;
 //! - `transport`: the tokio driver (UDP, TCP) around the endpoint; the only I/O here.
 //!
-//! Saved state (a call rebuilt on another node) uses serde: dialogs and SDP sessions derive
-//! it, and `text_serde` writes URIs, name-addrs and SDP bodies in their text form.
+//! Saved state (a call rebuilt on another node) uses serde: dialogs, SDP sessions and the
+//! INVITE client's snapshot derive it, and `text_serde` writes URIs, name-addrs and SDP
+//! bodies in their text form.
 pub mod auth;
 pub mod dialog;
 pub mod endpoint;
@@ -22,3 +24,4 @@ pub mod sdp;
 mod text_serde;
 pub mod transaction;
 pub mod transport;
+pub mod uac;
