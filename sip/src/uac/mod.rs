@@ -46,10 +46,11 @@
 //!   digest password is never part of it: restore takes the credentials again.
 //!
 //! Files: `invite` (the INVITE, its answers, CANCEL), `in_dialog` (requests from the peer,
-//! BYE from us), `reoffer` (our re-INVITE and glare), `snapshot`.
+//! BYE from us), `reoffer` (our re-INVITE and glare), `snapshot`, `reason` (RFC 3326).
 
 mod in_dialog;
 mod invite;
+mod reason;
 mod reoffer;
 mod snapshot;
 #[cfg(test)]
@@ -71,6 +72,7 @@ use crate::sdp::{
 use crate::transaction::{TimerConfig, TimerTable};
 
 pub use in_dialog::{InDialogRequest, Refusal, RefusalReason};
+pub use reason::{Reason, ReasonProtocol};
 pub use snapshot::UacSnapshot;
 
 /// The methods a leg handles in its dialog, announced in `Allow` unless configured otherwise.
@@ -97,7 +99,7 @@ impl fmt::Debug for Credentials {
 }
 
 /// Whom to call, as whom, and where to send the requests.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UacConfig {
     /// The Request-URI of the INVITE.
     pub target: Uri,
@@ -124,6 +126,17 @@ pub struct UacConfig {
     pub t1: Duration,
 }
 
+/// Never prints the parties: target, To and From hold phone numbers (personal data).
+impl fmt::Debug for UacConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UacConfig")
+            .field("peer", &self.peer)
+            .field("offer_in_invite", &self.offer_in_invite)
+            .field("t1", &self.t1)
+            .finish_non_exhaustive()
+    }
+}
+
 impl UacConfig {
     pub fn new(target: Uri, from: NameAddr, contact: Uri, peer: Peer) -> Self {
         UacConfig {
@@ -137,59 +150,6 @@ impl UacConfig {
             offer_in_invite: true,
             t1: TimerConfig::default().t1,
         }
-    }
-}
-
-/// A `Reason` header (RFC 3326) on our BYE: why we end the call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reason {
-    pub protocol: ReasonProtocol,
-    pub cause: u16,
-    pub text: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ReasonProtocol {
-    /// A SIP status code as cause.
-    Sip,
-    /// An ITU-T Q.850 cause (16: normal call clearing).
-    Q850,
-}
-
-impl Reason {
-    pub fn sip(cause: u16, text: &str) -> Self {
-        Reason {
-            protocol: ReasonProtocol::Sip,
-            cause,
-            text: Some(text.to_string()),
-        }
-    }
-
-    pub fn q850(cause: u16, text: &str) -> Self {
-        Reason {
-            protocol: ReasonProtocol::Q850,
-            cause,
-            text: Some(text.to_string()),
-        }
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let protocol = match self.protocol {
-            ReasonProtocol::Sip => "SIP",
-            ReasonProtocol::Q850 => "Q.850",
-        };
-        write!(f, "{protocol};cause={}", self.cause)?;
-        if let Some(text) = &self.text {
-            // A quoted-string: no quote, backslash or control character can break out of it.
-            let clean: String = text
-                .chars()
-                .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
-                .collect();
-            write!(f, ";text=\"{clean}\"")?;
-        }
-        Ok(())
     }
 }
 
@@ -314,7 +274,7 @@ struct Reoffer {
 }
 
 /// Everything a saved client holds (see `snapshot`): plain data, no clock, no secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Data {
     config: UacConfig,
     call_id: String,
@@ -353,14 +313,38 @@ struct Data {
     bye_reason: Option<Reason>,
 }
 
+/// Shows where the leg stands, never the parties (the dialog's URIs hold phone numbers).
+impl fmt::Debug for Data {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Data")
+            .field("call_id", &self.call_id)
+            .field("state", &self.state)
+            .field("cseq", &self.cseq)
+            .field("negotiated", &self.sdp.negotiated())
+            .finish_non_exhaustive()
+    }
+}
+
 /// The client of one outbound INVITE dialog: see the module documentation.
-#[derive(Debug)]
 pub struct Uac {
     d: Data,
     digest: Option<DigestClient>,
     timers: TimerTable<Timer>,
     outputs: VecDeque<UacOutput>,
     events: VecDeque<UacEvent>,
+}
+
+/// Where the leg stands and what waits to be drained; never the parties (the requests
+/// waiting in `outputs` carry phone numbers in From and To).
+impl fmt::Debug for Uac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Uac")
+            .field("d", &self.d)
+            .field("next_timeout", &self.timers.next())
+            .field("outputs", &self.outputs.len())
+            .field("events", &self.events.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Uac {

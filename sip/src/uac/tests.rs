@@ -28,3 +28,36 @@ fn credentials_never_print_the_password() {
     };
     assert!(!format!("{c:?}").contains("s3cret"));
 }
+
+#[test]
+fn debug_output_never_prints_the_parties() {
+    let peer = Peer {
+        transport: crate::endpoint::Transport::Udp,
+        addr: "192.0.2.20:5060".parse().expect("addr"),
+    };
+    let uri = |s: &str| Uri::parse(s).expect("uri");
+    let config = UacConfig::new(
+        uri("sip:0611223344@pbx.example.com"),
+        NameAddr::new(uri("sip:+33123456789@192.0.2.10")),
+        uri("sip:svi@192.0.2.10"),
+        peer,
+    );
+    let shown = format!("{config:?}");
+    assert!(shown.contains("192.0.2.20:5060"), "{shown}");
+    let uac = Uac::new(
+        std::time::Instant::now(),
+        config,
+        SdpSession::new(crate::sdp::LocalMedia::new(
+            "192.0.2.10".parse().expect("ip"),
+            4000,
+            1,
+        )),
+        None,
+    );
+    let now = std::time::Instant::now();
+    let whole = format!("{shown} {uac:?} {:?}", uac.snapshot(now));
+    assert!(whole.contains("Calling"), "{whole}");
+    for number in ["0611223344", "33123456789"] {
+        assert!(!whole.contains(number), "{whole}");
+    }
+}
