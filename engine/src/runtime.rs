@@ -62,6 +62,7 @@ pub struct EngineHandle {
     sip: SipHandle,
     active_calls: watch::Receiver<usize>,
     flows: watch::Receiver<Arc<flows::FlowSet>>,
+    flow_sync: flows::FlowSync,
 }
 
 impl EngineHandle {
@@ -80,6 +81,11 @@ impl EngineHandle {
 
     pub fn watch_active_calls(&self) -> watch::Receiver<usize> {
         self.active_calls.clone()
+    }
+
+    /// Flow versions: list, install, activate, roll back.
+    pub fn flows(&self) -> &flows::FlowSync {
+        &self.flow_sync
     }
 
     pub fn flow_names(&self) -> Vec<String> {
@@ -125,18 +131,30 @@ impl Engine {
         }
         let prompts = Arc::new(prompts.with_fallback_language(config.default_language.clone()));
         let check = flows::check_context(&flows::prompt_names(&prompts), &config);
-        let flow_set = flows::load_all(&config.flows_dir, &check)?;
+        let flow_store = flows::FlowStore::new(
+            storage.clone(),
+            replication.writer.clone(),
+            replication.serving(),
+        );
+        let (flow_sync, flow_task) = flows::start(
+            config.flows_dir.clone(),
+            check,
+            &storage,
+            flow_store,
+            Duration::from_secs(2),
+        )
+        .await?;
+        let flows_rx = flow_sync.set();
         for name in config
             .routes
             .iter()
             .map(|r| &r.flow)
             .chain(std::iter::once(&config.default_flow))
         {
-            if flow_set.get(name).is_none() {
+            if flows_rx.borrow().get(name).is_none() {
                 return Err(FlowLoadError::Missing(name.clone()).into());
             }
         }
-        let (flows_tx, flows_rx) = watch::channel(Arc::new(flow_set));
         recover_recordings(&config, &replication).await;
         if let Some(retention) = config.recording.retention {
             let dir = config.recording.settings(&config.data_dir).dir;
@@ -240,12 +258,7 @@ impl Engine {
             Some(live),
             replication.control.clone(),
         )));
-        tasks.push(tokio::spawn(flows::watch_dir(
-            config.flows_dir.clone(),
-            check,
-            flows_tx,
-            Duration::from_secs(2),
-        )));
+        tasks.push(flow_task);
 
         let mut trunks = Vec::new();
         for t in config.trunks.iter().filter(|t| t.register) {
@@ -269,6 +282,7 @@ impl Engine {
             sip,
             active_calls: active_rx,
             flows: flows_rx,
+            flow_sync,
         };
         Ok(Engine {
             handle,

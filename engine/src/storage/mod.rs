@@ -7,6 +7,7 @@
 
 pub mod raft;
 mod records;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -18,6 +19,7 @@ use sqlx::sqlite::{
 use sqlx::Row;
 
 pub use records::{CallRecord, EndReason, QueueOutcome};
+pub use watch::DocChanges;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -69,6 +71,7 @@ const MIGRATIONS: &[&str] = &[
 #[derive(Clone, Debug)]
 pub struct Storage {
     pool: SqlitePool,
+    docs: std::sync::Arc<watch::DocWatch>,
 }
 
 impl Storage {
@@ -97,7 +100,10 @@ impl Storage {
             .connect_with(options)
             .await
             .map_err(open_err)?;
-        let storage = Storage { pool };
+        let storage = Storage {
+            pool,
+            docs: Default::default(),
+        };
         storage.migrate().await?;
         Ok(storage)
     }
@@ -119,7 +125,10 @@ impl Storage {
             .connect_with(options)
             .await
             .map_err(open_err)?;
-        Ok(Storage { pool })
+        Ok(Storage {
+            pool,
+            docs: Default::default(),
+        })
     }
 
     async fn migrate(&self) -> Result<(), StorageError> {
@@ -153,6 +162,11 @@ impl Storage {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(records::from_row).collect()
+    }
+
+    /// Changes of these replicated-document collections on this node from now on.
+    pub fn watch_docs(&self, collections: &[&str]) -> DocChanges {
+        DocChanges::new(collections.iter().map(|c| self.docs.subscribe(c)).collect())
     }
 
     pub async fn close(&self) {

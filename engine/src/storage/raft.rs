@@ -123,6 +123,13 @@ impl Storage {
             put_meta(&mut tx, LAST_MEMBERSHIP, m).await?;
         }
         tx.commit().await?;
+        for item in items {
+            if let Some(RaftOp::PutDoc { collection, .. } | RaftOp::DeleteDoc { collection, .. }) =
+                item.op
+            {
+                self.docs.touched(collection);
+            }
+        }
         Ok(changed)
     }
 
@@ -135,6 +142,7 @@ impl Storage {
     ) -> Result<(), StorageError> {
         let mut conn = self.pool.acquire().await?;
         put_doc_on(&mut conn, collection, key, value).await?;
+        self.docs.touched(collection);
         Ok(())
     }
 
@@ -273,6 +281,9 @@ impl Storage {
         {
             // A connection left with the snapshot attached must not go back to the pool.
             conn.close_on_drop();
+        }
+        if res.is_ok() {
+            self.docs.touched_all();
         }
         res
     }
