@@ -5,7 +5,11 @@
 //! without it, digits keyed while the prompt plays are discarded. The first-digit timeout
 //! starts when the prompt ends; each digit restarts the inter-digit timeout; the terminator
 //! ends collection and is not part of the result; reaching the maximum ends it too.
+//!
+//! The time type is the caller's: `Instant`, or the call core's `Timestamp` (which
+//! serialises, so a collection in progress is part of a call's snapshot).
 
+use std::ops::Add;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,11 +31,11 @@ pub enum Collected {
 }
 
 #[derive(Debug, Clone)]
-pub struct DigitCollector {
+pub struct DigitCollector<T = Instant> {
     spec: CollectSpec,
     digits: String,
     playing: bool,
-    deadline: Option<Instant>,
+    deadline: Option<T>,
     done: bool,
 }
 
@@ -42,7 +46,7 @@ pub struct DigitOutcome {
     pub result: Option<Collected>,
 }
 
-impl DigitCollector {
+impl<T: Copy + Ord + Add<Duration, Output = T>> DigitCollector<T> {
     pub fn new(spec: CollectSpec) -> Self {
         DigitCollector {
             spec,
@@ -53,7 +57,7 @@ impl DigitCollector {
         }
     }
 
-    pub fn prompts_finished(&mut self, now: Instant) {
+    pub fn prompts_finished(&mut self, now: T) {
         if self.playing {
             self.playing = false;
             if self.deadline.is_none() {
@@ -62,7 +66,7 @@ impl DigitCollector {
         }
     }
 
-    pub fn digit(&mut self, now: Instant, d: char) -> DigitOutcome {
+    pub fn digit(&mut self, now: T, d: char) -> DigitOutcome {
         let mut out = DigitOutcome {
             stop_playback: false,
             result: None,
@@ -98,14 +102,14 @@ impl DigitCollector {
         }
     }
 
-    pub fn timeout(&mut self, now: Instant) -> Option<Collected> {
+    pub fn timeout(&mut self, now: T) -> Option<Collected> {
         match self.deadline {
             Some(d) if now >= d && !self.done => Some(self.finish()),
             _ => None,
         }
     }
 
-    pub fn deadline(&self) -> Option<Instant> {
+    pub fn deadline(&self) -> Option<T> {
         self.deadline
     }
 }
@@ -128,7 +132,7 @@ mod tests {
     #[test]
     fn barge_in_single_digit() {
         let t0 = Instant::now();
-        let mut c = DigitCollector::new(spec(1, true));
+        let mut c: DigitCollector = DigitCollector::new(spec(1, true));
         let o = c.digit(t0, '1');
         assert!(o.stop_playback);
         assert_eq!(o.result, Some(Collected::Digits("1".into())));
@@ -137,7 +141,7 @@ mod tests {
     #[test]
     fn no_barge_in_discards_digits_during_prompt() {
         let t0 = Instant::now();
-        let mut c = DigitCollector::new(spec(1, false));
+        let mut c: DigitCollector = DigitCollector::new(spec(1, false));
         assert_eq!(
             c.digit(t0, '1'),
             DigitOutcome {
@@ -152,7 +156,7 @@ mod tests {
     #[test]
     fn timeouts_in_virtual_time() {
         let t0 = Instant::now();
-        let mut c = DigitCollector::new(spec(4, true));
+        let mut c: DigitCollector = DigitCollector::new(spec(4, true));
         assert_eq!(c.deadline(), None);
         c.prompts_finished(t0);
         assert_eq!(c.deadline(), Some(t0 + Duration::from_secs(5)));
@@ -161,7 +165,7 @@ mod tests {
             c.timeout(t0 + Duration::from_secs(5)),
             Some(Collected::Timeout(String::new()))
         );
-        let mut c = DigitCollector::new(spec(4, true));
+        let mut c: DigitCollector = DigitCollector::new(spec(4, true));
         c.prompts_finished(t0);
         c.digit(t0 + Duration::from_secs(1), '4');
         assert_eq!(c.deadline(), Some(t0 + Duration::from_secs(4)));
@@ -174,14 +178,14 @@ mod tests {
     #[test]
     fn terminator_and_max() {
         let t0 = Instant::now();
-        let mut c = DigitCollector::new(spec(4, true));
+        let mut c: DigitCollector = DigitCollector::new(spec(4, true));
         c.digit(t0, '1');
         c.digit(t0, '2');
         assert_eq!(
             c.digit(t0, '#').result,
             Some(Collected::Digits("12".into()))
         );
-        let mut c = DigitCollector::new(spec(2, true));
+        let mut c: DigitCollector = DigitCollector::new(spec(2, true));
         c.digit(t0, '1');
         assert_eq!(
             c.digit(t0, '2').result,

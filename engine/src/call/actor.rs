@@ -1165,12 +1165,3 @@ fn collected_input(c: Collected) -> Input {
         Collected::Timeout(_) => Input::Timeout,
     }
 }
-
-impl std::fmt::Display for Codec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Codec::Pcma => "PCMA",
-            Codec::Pcmu => "PCMU",
-        })
-    }
-}

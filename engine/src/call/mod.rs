@@ -7,6 +7,7 @@
 //! When the call ends, its record is written, and the dispatcher is told.
 
 mod actor;
+pub mod core;
 mod info;
 mod record;
 mod signalling;

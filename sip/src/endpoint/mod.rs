@@ -83,6 +83,13 @@ pub struct ServerTxId(u64);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ClientTxId(u64);
 
+impl ServerTxId {
+    /// An id no endpoint handed out, for tests of a transaction user without an endpoint.
+    pub fn for_tests(n: u64) -> Self {
+        ServerTxId(n | 1 << 63)
+    }
+}
+
 impl fmt::Display for ServerTxId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "stx{}", self.0)

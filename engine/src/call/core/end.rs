@@ -1,0 +1,202 @@
+//! Hanging up, whatever ends the call: the phase it was in lets go of what it holds (the
+//! ACD, the legs, the supervisor, the recording, a message being left), the caller gets our
+//! BYE if the call was answered and did not end by the caller's own BYE, and the record is
+//! written once nothing is pending any more (or our BYE went unanswered for
+//! [`BYE_WAIT`](super::BYE_WAIT)).
+
+use std::time::Instant;
+
+use ivr_scripts::Input;
+use sip::message::{HeaderName, Method};
+
+use super::answer::Setup;
+use super::io::{MediaOut, MessageOut, Output, SipOut};
+use super::phase::{CallerLeg, Ending, Message, Phase, Step};
+use super::{date, CallCore, Facts, QueueRecord, BYE_WAIT};
+use crate::acd::Timestamp;
+use crate::call::signalling::{finish_request, next_hop};
+use crate::flows::LoadedFlow;
+use crate::storage::{CallRecord, EndReason};
+
+impl CallCore {
+    /// Ends the call for `reason` (once: later calls do nothing).
+    pub(super) fn end(&mut self, now: Instant, reason: EndReason) {
+        let phase = std::mem::replace(&mut self.phase, Phase::Ended);
+        let mut ending = Ending {
+            reason,
+            bye: None,
+            deadline: self.stamp(now) + BYE_WAIT,
+            recording: false,
+            message: false,
+        };
+        match phase {
+            Phase::Ending(e) => {
+                self.phase = Phase::Ending(e);
+                return;
+            }
+            Phase::Ended => return,
+            Phase::Flow(step) => self.end_step(now, step, &mut ending),
+            Phase::Queued(q) => self.leave_queue(now, q, reason),
+            Phase::Bridged(b) => ending.recording = self.end_bridge(now, *b, reason),
+        }
+        if reason == EndReason::CallerHangup {
+            self.flow.interp.resume(self.wall(now), Input::CallerHangup);
+        } else {
+            ending.bye = self.bye_caller();
+        }
+        self.phase = Phase::Ending(ending);
+        self.try_finish(now);
+    }
+
+    /// What the flow step in progress leaves behind.
+    fn end_step(&mut self, now: Instant, step: Step, ending: &mut Ending) {
+        match step {
+            // A message left before hanging up is kept (voicemail behaviour).
+            Step::Message(Message::Capturing { .. })
+                if ending.reason == EndReason::CallerHangup =>
+            {
+                self.push(Output::Message(MessageOut::Save));
+                ending.message = true;
+            }
+            Step::Ringing { mut leg, .. } => self.hang_up(now, &mut leg),
+            _ => {}
+        }
+    }
+
+    /// BYE to the caller, if the dialog is up; its answer is awaited (bounded).
+    fn bye_caller(&mut self) -> Option<super::ReqId> {
+        let CallerLeg::Answered { dialog, .. } = &mut self.caller.leg else {
+            return None;
+        };
+        let mut bye = dialog.create_request(Method::Bye);
+        let peer = next_hop(
+            dialog.target_addr(),
+            self.caller.peer,
+            &self.env.config.sip.allowed,
+        );
+        finish_request(
+            &mut bye,
+            self.env.local_sip,
+            self.caller.peer.transport,
+            &self.env.config.sip.user_agent,
+        );
+        bye.headers.push(
+            HeaderName::Reason,
+            "SIP;cause=200;text=\"Call completed by the IVR\"",
+        );
+        let stream = self.caller.stream;
+        self.push(Output::Media(MediaOut::StopPlayback { stream }));
+        let req = self.new_req();
+        self.push(Output::Sip(SipOut::Request {
+            req,
+            request: bye,
+            to: peer,
+        }));
+        Some(req)
+    }
+
+    /// A response to our BYE to the caller while ending.
+    pub(super) fn bye_answered(&mut self, now: Instant, req: super::ReqId) -> bool {
+        let Phase::Ending(e) = &mut self.phase else {
+            return false;
+        };
+        if e.bye != Some(req) {
+            return false;
+        }
+        e.bye = None;
+        self.try_finish(now);
+        true
+    }
+
+    /// Writes the record once nothing the end waits for is pending.
+    pub(super) fn try_finish(&mut self, now: Instant) {
+        let Phase::Ending(e) = &self.phase else {
+            return;
+        };
+        if e.bye.is_some() || e.recording || e.message {
+            return;
+        }
+        let record = self.record(now, e.reason);
+        self.phase = Phase::Ended;
+        self.push(Output::Ended {
+            record: Box::new(record),
+            caller_stream: self.caller.stream,
+        });
+    }
+
+    /// The call's record as it stands (`reason`, ended now).
+    pub(super) fn record(&self, now: Instant, reason: EndReason) -> CallRecord {
+        let mut r = base_record(
+            &self.facts,
+            Some(&self.flow.loaded),
+            &self.env.config.node_name,
+            reason,
+            self.stamp(now),
+        );
+        r.path = self.flow.interp.path().to_vec();
+        r.answered_at = self.answered_at.map(date);
+        r.codec = self.codec.map(|c| c.to_string());
+        let QueueRecord {
+            queue,
+            agent,
+            queued_at,
+            agent_answered_at,
+            outcome,
+        } = self.queue.clone();
+        r.queue = queue;
+        r.agent = agent;
+        r.queued_at = queued_at.map(date);
+        r.agent_answered_at = agent_answered_at.map(date);
+        r.queue_outcome = outcome;
+        if let Some(f) = &self.recorded {
+            r.recording = Some(f.path.clone());
+            r.recording_sha256 = Some(f.sha256.clone());
+            r.recording_ms = Some(f.duration_ms);
+        }
+        r
+    }
+}
+
+/// The record of a call refused before it started.
+pub(super) fn record_of(
+    setup: &Setup<'_>,
+    flow: Option<&LoadedFlow>,
+    reason: EndReason,
+) -> CallRecord {
+    let now = setup.clock().stamp(setup.now);
+    base_record(setup.facts, flow, &setup.env.config.node_name, reason, now)
+}
+
+fn base_record(
+    facts: &Facts,
+    flow: Option<&LoadedFlow>,
+    node: &str,
+    reason: EndReason,
+    ended_at: Timestamp,
+) -> CallRecord {
+    CallRecord {
+        id: facts.id.clone(),
+        sip_call_id: facts.sip_call_id.clone(),
+        started_at: date(facts.started_at),
+        answered_at: None,
+        ended_at: date(ended_at),
+        caller: facts.caller.reveal().clone(),
+        called: facts.called.reveal().clone(),
+        flow: flow.map(|f| f.flow.name().to_string()),
+        flow_version: flow.map(|f| f.version.clone()),
+        path: Vec::new(),
+        end_reason: reason,
+        codec: None,
+        node: node.to_string(),
+        rtp_sent: 0,
+        rtp_received: 0,
+        queue: None,
+        agent: None,
+        queued_at: None,
+        agent_answered_at: None,
+        queue_outcome: None,
+        recording: None,
+        recording_sha256: None,
+        recording_ms: None,
+    }
+}

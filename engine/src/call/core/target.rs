@@ -1,0 +1,162 @@
+//! Where a leg goes: a SIP URI as given, an extension at its registered phone, or a number
+//! through the PBX (the first trunk, with its credentials; without a trunk, back to the
+//! PBX the call came from). Hosts must be IP literals in `sip.allowed_networks`: the
+//! engine resolves no names a peer or a flow wrote.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+use sip::endpoint::{Peer, Transport};
+use sip::message::Uri;
+
+use super::env::CallEnv;
+use super::io::TargetError;
+use crate::config::REGISTERED;
+
+/// The request URI and next hop of a leg, and the trunk whose credentials answer a
+/// challenge (the PBX may challenge the INVITE).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegTarget {
+    #[serde(with = "super::wire::uri")]
+    pub uri: Uri,
+    #[serde(with = "super::wire::peer")]
+    pub peer: Peer,
+    pub trunk: Option<String>,
+}
+
+impl CallEnv {
+    /// A transfer or supervision target: a SIP URI as given; an agent's extension at its
+    /// registered phone; any other number through the PBX.
+    pub(super) fn transfer_target(
+        &self,
+        target: &str,
+        pbx: Peer,
+    ) -> Result<LegTarget, TargetError> {
+        if let Some(to) = self.sip_uri_target(target) {
+            return to;
+        }
+        if target.starts_with("tel:") {
+            return Err(TargetError::Tel);
+        }
+        if let Some(uri) = self.contacts.contact(target) {
+            return self.direct_target(uri);
+        }
+        self.via_pbx(target, pbx)
+    }
+
+    /// Where to ring an agent: its registered phone, its SIP URI, or its extension on the
+    /// PBX (a bare number: through the first trunk, with its credentials).
+    pub(super) fn agent_target(
+        &self,
+        agent: &str,
+        contact: &str,
+        pbx: Peer,
+    ) -> Result<LegTarget, TargetError> {
+        if contact == REGISTERED {
+            let uri = self
+                .contacts
+                .contact(agent)
+                .ok_or(TargetError::Unregistered)?;
+            return self.direct_target(uri);
+        }
+        self.sip_uri_target(contact)
+            .unwrap_or_else(|| self.via_pbx(contact, pbx))
+    }
+
+    /// A target written as a SIP URI (None: not a `sip:`/`sips:` URI).
+    fn sip_uri_target(&self, text: &str) -> Option<Result<LegTarget, TargetError>> {
+        (text.starts_with("sip:") || text.starts_with("sips:")).then(|| {
+            Uri::parse(text)
+                .map_err(|e| TargetError::NotSip(format!("`{text}` ({e})")))
+                .and_then(|uri| self.direct_target(uri))
+        })
+    }
+
+    /// A leg sent straight to `uri`, no credentials.
+    fn direct_target(&self, uri: Uri) -> Result<LegTarget, TargetError> {
+        let peer = self.leg_peer(&uri)?;
+        Ok(LegTarget {
+            uri,
+            peer,
+            trunk: None,
+        })
+    }
+
+    /// A number dialled through the PBX: `sip:<number>@<first trunk's registrar>` with that
+    /// trunk's credentials; without a trunk, back to the PBX the call came from.
+    pub(super) fn via_pbx(&self, number: &str, pbx: Peer) -> Result<LegTarget, TargetError> {
+        if number.is_empty()
+            || !number
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+*#-._".contains(c))
+        {
+            return Err(TargetError::NotANumber(number.to_string()));
+        }
+        let Some(trunk) = self.config.trunks.first() else {
+            let text = format!(
+                "sip:{number}@{}:{}",
+                crate::call::host(pbx.addr.ip()),
+                pbx.addr.port()
+            );
+            let uri = Uri::parse(&text).map_err(|e| TargetError::NotSip(e.to_string()))?;
+            return Ok(LegTarget {
+                uri,
+                peer: pbx,
+                trunk: None,
+            });
+        };
+        let trunk_error = |error: String| TargetError::Trunk {
+            trunk: trunk.name.clone(),
+            error,
+        };
+        let registrar =
+            Uri::parse(&trunk.registrar).map_err(|e| trunk_error(format!("registrar: {e}")))?;
+        let peer = self
+            .leg_peer(&registrar)
+            .map_err(|e| trunk_error(e.to_string()))?;
+        let host = registrar
+            .as_sip()
+            .map(|u| u.host.clone())
+            .unwrap_or_default();
+        let uri = Uri::parse(&format!("sip:{number}@{host}:{}", peer.addr.port()))
+            .map_err(|e| TargetError::NotSip(e.to_string()))?;
+        Ok(LegTarget {
+            uri,
+            peer,
+            trunk: Some(trunk.name.clone()),
+        })
+    }
+
+    /// Where a SIP URI given as contact or target is sent: its host must be an IP literal
+    /// (no DNS for contacts) inside `sip.allowed_networks`.
+    fn leg_peer(&self, uri: &Uri) -> Result<Peer, TargetError> {
+        let sip = uri
+            .as_sip()
+            .ok_or_else(|| TargetError::NotSip(uri.to_string()))?;
+        let ip: IpAddr = sip
+            .host_unbracketed()
+            .parse()
+            .map_err(|_| TargetError::NotAnIp(sip.host.clone()))?;
+        if !self.config.sip.allowed.allows(ip) {
+            return Err(TargetError::NotAllowed(ip));
+        }
+        let transport = if sip.transport().as_deref() == Some("tcp") {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        };
+        Ok(Peer {
+            transport,
+            addr: SocketAddr::new(ip, sip.port.unwrap_or(5060)),
+        })
+    }
+
+    /// The digest credentials of `trunk`.
+    pub(super) fn trunk_digest(&self, trunk: &str) -> Option<sip::auth::DigestClient> {
+        self.config
+            .trunks
+            .iter()
+            .find(|t| t.name == trunk)
+            .map(|t| sip::auth::DigestClient::new(t.auth_username.clone(), t.password.clone()))
+    }
+}
