@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::acd::{AgentId, Input};
-use crate::call::{CallInput, LiveCalls, SuperviseMode};
+use crate::call::{CallCommand, CallInput, LiveCalls, SuperviseMode};
 use crate::contact_center::AcdHandle;
 use crate::replication::HaControl;
 use std::sync::Arc;
@@ -90,20 +90,12 @@ pub async fn serve(
             }
             let answer = match serde_json::from_str::<Request>(&line) {
                 Ok(Request::Supervise { call, mode, target }) => {
-                    to_call(&call, acd.as_ref(), calls.as_ref(), |reply| {
-                        CallInput::Supervise {
-                            mode,
-                            target,
-                            reply,
-                        }
-                    })
-                    .await
+                    let command = CallCommand::Supervise { mode, target };
+                    to_call(&call, acd.as_ref(), calls.as_ref(), command).await
                 }
                 Ok(Request::Recording { call, pause }) => {
-                    to_call(&call, acd.as_ref(), calls.as_ref(), |reply| {
-                        CallInput::Recording { pause, reply }
-                    })
-                    .await
+                    let command = CallCommand::Recording { pause };
+                    to_call(&call, acd.as_ref(), calls.as_ref(), command).await
                 }
                 Ok(req) => handle(req, acd.as_ref(), ha.as_deref()).await,
                 Err(e) => serde_json::json!({ "error": format!("bad request: {e}") }),
@@ -157,7 +149,7 @@ async fn to_call(
     call: &str,
     acd: Option<&AcdHandle>,
     calls: Option<&LiveCalls>,
-    input: impl FnOnce(tokio::sync::oneshot::Sender<Result<String, String>>) -> CallInput,
+    command: CallCommand,
 ) -> serde_json::Value {
     let error = |e: String| serde_json::json!({ "error": e });
     let Some(calls) = calls else {
@@ -189,12 +181,12 @@ async fn to_call(
         return error(format!("call {id} has ended"));
     };
     let (reply, answer) = tokio::sync::oneshot::channel();
-    if actor.send(input(reply)).is_err() {
+    if actor.send(CallInput::Command { command, reply }).is_err() {
         return error(format!("call {id} has ended"));
     }
     match answer.await {
         Ok(Ok(message)) => serde_json::json!({ "ok": true, "call": id, "message": message }),
-        Ok(Err(e)) => error(e),
+        Ok(Err(e)) => error(e.to_string()),
         Err(_) => error(format!("call {id} has ended")),
     }
 }

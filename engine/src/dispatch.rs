@@ -13,7 +13,7 @@ use sip::transport::{SipEvent, SipHandle};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::agents::AgentPhones;
-use crate::call::{self, CallContext, CallInput};
+use crate::call::{self, CallContext, CallInput, Route};
 use crate::replication::Serving;
 use crate::uas;
 
@@ -31,13 +31,6 @@ pub enum Control {
         call_id: String,
         events: mpsc::UnboundedSender<SipEvent>,
     },
-    /// Another leg of a call (an agent leg): its SIP events go to the call's actor.
-    Leg {
-        call_id: String,
-        call: mpsc::UnboundedSender<CallInput>,
-    },
-    /// A leg is over.
-    LegEnded { call_id: String },
     /// Refuse new calls and hang up those in progress; reply when none is left.
     Drain { done: oneshot::Sender<()> },
 }
@@ -46,8 +39,6 @@ pub struct Dispatcher {
     sip: SipHandle,
     ctx: CallContext,
     owners: HashMap<String, Owner>,
-    ended_tx: mpsc::UnboundedSender<String>,
-    ended_rx: mpsc::UnboundedReceiver<String>,
     active: watch::Sender<usize>,
     draining: Option<Vec<oneshot::Sender<()>>>,
     agents: AgentPhones,
@@ -106,7 +97,6 @@ impl Dispatcher {
         agents: AgentPhones,
         serving: Serving,
     ) -> Self {
-        let (ended_tx, ended_rx) = mpsc::unbounded_channel();
         Dispatcher {
             admission: CallRate::new(ctx.config.sip.max_calls_per_second),
             refused_by_rate: 0,
@@ -116,8 +106,6 @@ impl Dispatcher {
             sip,
             ctx,
             owners: HashMap::new(),
-            ended_tx,
-            ended_rx,
             active,
             draining: None,
         }
@@ -127,20 +115,18 @@ impl Dispatcher {
         mut self,
         mut events: mpsc::UnboundedReceiver<SipEvent>,
         mut control: mpsc::UnboundedReceiver<Control>,
+        mut routes: mpsc::UnboundedReceiver<Route>,
     ) {
         loop {
             tokio::select! {
+                // Routes first: a leg's route is registered before its INVITE is sent, so
+                // it must be in place before any answer to that INVITE is routed.
+                biased;
+                Some(route) = routes.recv() => self.route(route),
                 ev = events.recv() => match ev {
                     Some(ev) => self.event(ev),
                     None => break,
                 },
-                Some(call_id) = self.ended_rx.recv() => {
-                    if matches!(self.owners.get(&call_id), Some(Owner::Call(_))) {
-                        self.owners.remove(&call_id);
-                    }
-                    self.publish_active();
-                    tracing::info!(active_calls = self.calls(), "call closed");
-                }
                 _ = registrations_expire(self.agents.poll_timeout()) => self.agents.expire(std::time::Instant::now()),
                 Ok(()) = self.serving.active.changed() => {
                     if !*self.serving.active.borrow_and_update() {
@@ -156,8 +142,6 @@ impl Dispatcher {
                 }
                 c = control.recv() => match c {
                     Some(Control::Trunk { call_id, events }) => { self.owners.insert(call_id, Owner::Trunk(events)); }
-                    Some(Control::Leg { call_id, call }) => { self.owners.insert(call_id, Owner::Leg(call)); }
-                    Some(Control::LegEnded { call_id }) => { self.owners.remove(&call_id); }
                     Some(Control::Drain { done }) => {
                         self.draining.get_or_insert_with(Vec::new).push(done);
                         for owner in self.owners.values() {
@@ -169,6 +153,20 @@ impl Dispatcher {
                     }
                     None => break,
                 },
+            }
+        }
+    }
+
+    fn route(&mut self, route: Route) {
+        match route {
+            Route::Leg { call_id, call } => {
+                self.owners.insert(call_id, Owner::Leg(call));
+            }
+            Route::Gone { call_id } => {
+                if let Some(Owner::Call(_)) = self.owners.remove(&call_id) {
+                    self.publish_active();
+                    tracing::info!(active_calls = self.calls(), "call closed");
+                }
             }
         }
     }
@@ -316,14 +314,7 @@ impl Dispatcher {
                     return self.reply(tx, r);
                 }
                 let Some(tx) = tx else { return };
-                let input = call::spawn(
-                    self.ctx.clone(),
-                    tx,
-                    request,
-                    from,
-                    call_id.clone(),
-                    self.ended_tx.clone(),
-                );
+                let input = call::spawn(self.ctx.clone(), tx, request, from, call_id.clone());
                 self.owners.insert(call_id, Owner::Call(input));
                 self.publish_active();
             }

@@ -232,17 +232,19 @@ impl Engine {
             });
         }
         let live: crate::call::LiveCalls = Default::default();
+        let (routes, routes_rx) = crate::call::Routes::new();
         let ctx = CallContext {
             acd: acd.clone(),
             agent_contacts,
-            control: control.clone(),
+            routes,
             config: config.clone(),
             sip: sip.clone(),
-            media: media.clone(),
-            ports,
+            media: Arc::new(crate::call::WorkerMedia {
+                workers: media.clone(),
+                ports,
+            }),
             prompts,
             flows: flows_rx.clone(),
-            storage: storage.clone(),
             writer: replication.writer.clone(),
             connectors,
             local_sip,
@@ -251,7 +253,10 @@ impl Engine {
         let (active_tx, active_rx) = watch::channel(0usize);
         let dispatcher =
             Dispatcher::new(sip.clone(), ctx, active_tx, agents, replication.serving());
-        let mut tasks = vec![sip_task, tokio::spawn(dispatcher.run(events, control_rx))];
+        let mut tasks = vec![
+            sip_task,
+            tokio::spawn(dispatcher.run(events, control_rx, routes_rx)),
+        ];
         tasks.push(tokio::spawn(crate::control::serve(
             config.data_dir.clone(),
             Some(acd.clone()),

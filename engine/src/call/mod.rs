@@ -1,15 +1,21 @@
-//! One task per call (STYLE.md §5): the call actor owns the call's dialog, SDP session,
-//! media stream and flow interpreter, and is reached through a channel.
+//! Call control: one sans-IO core per call ([`core::CallCore`]: typed phases, the flow
+//! interpreter, SIP dialogs and legs, the queue, the bridge) driven by one task per call
+//! (`driver`), which owns the call's channels and media streams and does only I/O
+//! (STYLE.md rules 1, 2 and 5).
 //!
-//! The actor is a driver: the decisions live in sans-IO cores (the flow interpreter, the
-//! digit collector, SDP offer/answer, the dialog); the actor performs the effect the
-//! interpreter asks for, waits on SIP, media and one deadline, and feeds the outcome back.
-//! When the call ends, its record is written, and the dispatcher is told.
+//! - `core`: the state machine and its tests in virtual time; read its module doc first;
+//! - `driver`: the task that feeds the core and performs its outputs;
+//! - `media`: the streams a driver opens (the media workers, or a test's stand-in);
+//! - `route`: the dispatcher's routes to a call and its legs, as guards;
+//! - `record`: a message left in a `record` step, written as WAV;
+//! - `signalling`, `info`, `transfer`: SIP helpers (Via/Contact, INFO digits, sipfrag).
 
-mod actor;
 pub mod core;
+mod driver;
 mod info;
+pub mod media;
 mod record;
+pub mod route;
 mod signalling;
 mod transfer;
 
@@ -19,14 +25,16 @@ use std::sync::Arc;
 use sip::endpoint::{Peer, ServerTxId};
 use sip::message::Request;
 use sip::transport::{SipEvent, SipHandle};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::EngineConfig;
 use crate::flows::FlowSet;
-use crate::media::{MediaWorkers, PortAllocator, PromptStore};
-use crate::storage::Storage;
+use crate::media::PromptStore;
 
+pub use self::core::{CallCommand, CommandError, SuperviseMode};
 pub use info::dtmf_from_info;
+pub use media::{MediaPort, StreamPort, WorkerMedia};
+pub use route::{Route, RouteGuard, Routes};
 pub use signalling::{host, via};
 
 /// What every call needs from the engine; cheap to clone.
@@ -34,19 +42,17 @@ pub use signalling::{host, via};
 pub struct CallContext {
     pub config: Arc<EngineConfig>,
     pub sip: SipHandle,
-    pub media: Arc<MediaWorkers>,
-    pub ports: Arc<PortAllocator>,
+    pub media: Arc<dyn MediaPort>,
     pub prompts: Arc<PromptStore>,
     pub flows: watch::Receiver<Arc<FlowSet>>,
-    pub storage: Storage,
     /// Durable writes (through the replicated log when HA is on).
     pub writer: std::sync::Arc<dyn crate::replication::RecordWriter>,
     pub connectors: crate::connectors::Connectors,
     pub acd: crate::contact_center::AcdHandle,
     /// Where registered agent phones are.
     pub agent_contacts: watch::Receiver<crate::agents::Contacts>,
-    /// To register the Call-IDs of the legs a call places (agent legs).
-    pub control: mpsc::UnboundedSender<crate::dispatch::Control>,
+    /// The dispatcher's routes to the legs calls place.
+    pub routes: Routes,
     /// Our SIP address as written in Via and Contact (public IP, bound port).
     pub local_sip: SocketAddr,
     pub live: LiveCalls,
@@ -57,29 +63,11 @@ pub enum CallInput {
     Sip(Box<SipEvent>),
     /// The engine is stopping: end the call (BYE if answered, 503 otherwise).
     Shutdown,
-    /// `svi supervise`: start (calling `target`), change the mode, or stop (`mode` None).
-    Supervise {
-        mode: Option<SuperviseMode>,
-        target: Option<String>,
-        reply: tokio::sync::oneshot::Sender<Result<String, String>>,
+    /// An operator's command; the reply says what was done or why not.
+    Command {
+        command: CallCommand,
+        reply: oneshot::Sender<Result<String, CommandError>>,
     },
-    /// `svi record pause|resume`.
-    Recording {
-        pause: bool,
-        reply: tokio::sync::oneshot::Sender<Result<String, String>>,
-    },
-}
-
-/// How a supervisor joins a bridged call (see `actor::supervise`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SuperviseMode {
-    /// Hears both parties; nobody hears the supervisor.
-    Listen,
-    /// Hears both; the agent hears the supervisor, the caller does not.
-    Whisper,
-    /// Everyone hears everyone.
-    Barge,
 }
 
 /// The calls in progress by engine call id (the id of their record), for operator
@@ -87,38 +75,19 @@ pub enum SuperviseMode {
 pub type LiveCalls =
     Arc<std::sync::Mutex<std::collections::HashMap<String, mpsc::UnboundedSender<CallInput>>>>;
 
-/// Starts the actor for a new INVITE; returns its input channel.
+/// Starts the task of a new call for this INVITE; returns its input channel. The call's
+/// Call-ID, which the dispatcher routes to it, is released when the task ends.
 pub fn spawn(
     ctx: CallContext,
     tx: ServerTxId,
     invite: Request,
     from: Peer,
     call_id: String,
-    ended: mpsc::UnboundedSender<String>,
 ) -> mpsc::UnboundedSender<CallInput> {
     let (input_tx, input_rx) = mpsc::unbounded_channel();
     let me = input_tx.clone();
-    tokio::spawn(async move {
-        let writer = ctx.writer.clone();
-        let record = actor::Call::new(ctx, tx, invite, from, me)
-            .run(input_rx)
-            .await;
-        let id = record.id.clone();
-        let (flow, reason, steps) = (record.flow.clone(), record.end_reason, record.path.len());
-        if let Some(doc) = recording_index_entry(&record) {
-            if let Err(e) = writer
-                .put_doc(RECORDINGS_COLLECTION.into(), id.clone(), doc)
-                .await
-            {
-                tracing::error!(call = %id, error = %e, "could not index the recording");
-            }
-        }
-        if let Err(e) = writer.write_call(record).await {
-            tracing::error!(call = %id, error = %e, "could not write the call record");
-        }
-        tracing::info!(call = %id, flow = flow.as_deref().unwrap_or("-"), reason = reason.as_str(), steps, "call ended");
-        let _ = ended.send(call_id);
-    });
+    let route = ctx.routes.call(call_id);
+    tokio::spawn(driver::run(ctx, tx, invite, from, input_rx, me, route));
     input_tx
 }
 

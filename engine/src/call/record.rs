@@ -1,45 +1,32 @@
-//! The `record` step: after its prompts (and a beep), the caller's audio is collected from
-//! the media stream's inbound tap until the terminator key, the maximum length, or hangup,
-//! then written as an 8 kHz 16-bit mono WAV file. A message is bounded by `max_length`, so
-//! it is kept in memory and written once, off the async threads.
+//! A message of a `record` step: the caller's audio, collected by the driver from the media
+//! stream's inbound tap from the moment the core starts the capture until it saves it
+//! (terminator key, maximum length or hangup: the core decides), then written as an 8 kHz
+//! 16-bit mono WAV file. A message is bounded by `max_length`, so it is kept in memory and
+//! written once, off the async threads.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio::time::Instant;
-
-use crate::media::Prompt;
 
 /// Frames buffered between the media worker and the call (5 s).
 pub const TAP_CAPACITY: usize = 250;
 
 pub struct Recording {
-    /// The prompts (and beep) still playing; recording starts when they end.
-    pub prompt_id: Option<u64>,
     pub started: Option<Instant>,
     pub max_length: Duration,
-    pub terminator: Option<char>,
-    pub frames: Option<mpsc::Receiver<Vec<i16>>>,
     pub path: PathBuf,
     pcm: Vec<i16>,
 }
 
 impl Recording {
-    pub fn new(path: PathBuf, max_length: Duration, terminator: Option<char>) -> Self {
+    pub fn new(path: PathBuf, max_length: Duration) -> Self {
         Recording {
-            prompt_id: None,
             started: None,
             max_length,
-            terminator,
-            frames: None,
             path,
             pcm: Vec::new(),
         }
-    }
-
-    pub fn deadline(&self) -> Option<Instant> {
-        self.started.map(|s| s + self.max_length)
     }
 
     fn max_samples(&self) -> usize {
@@ -96,14 +83,6 @@ impl Recording {
     }
 }
 
-/// A 400 ms 1 kHz beep, for prompt sets without a `beep` recording.
-pub fn synthetic_beep() -> Prompt {
-    let pcm = (0..3200)
-        .map(|n| ((n as f64 * 2.0 * std::f64::consts::PI * 1000.0 / 8000.0).sin() * 8000.0) as i16)
-        .collect();
-    Prompt::from_pcm("beep", pcm)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,11 +90,7 @@ mod tests {
     #[tokio::test]
     async fn bounded_and_written_as_wav() {
         let dir = tempfile::tempdir().expect("tmp");
-        let mut r = Recording::new(
-            dir.path().join("m/1.wav"),
-            Duration::from_millis(100),
-            Some('#'),
-        );
+        let mut r = Recording::new(dir.path().join("m/1.wav"), Duration::from_millis(100));
         for _ in 0..10 {
             r.push(&[1000; 160]);
         }
@@ -131,12 +106,11 @@ mod tests {
             (8000, 1, 800)
         );
         assert_eq!(d, Duration::from_millis(100));
-        assert_eq!(synthetic_beep().duration(), Duration::from_millis(400));
     }
 
     #[tokio::test(start_paused = true)]
     async fn gaps_in_the_callers_audio_become_silence() {
-        let mut r = Recording::new(PathBuf::from("unused.wav"), Duration::from_secs(10), None);
+        let mut r = Recording::new(PathBuf::from("unused.wav"), Duration::from_secs(10));
         let t0 = Instant::now();
         r.started = Some(t0);
         r.push(&[500; 160]);

@@ -46,6 +46,15 @@ pub struct FlowSet {
 }
 
 impl FlowSet {
+    /// A set of these flows (by their names).
+    pub fn of(flows: impl IntoIterator<Item = LoadedFlow>) -> FlowSet {
+        let by_name = flows
+            .into_iter()
+            .map(|f| (f.flow.name().to_string(), Arc::new(f)))
+            .collect();
+        FlowSet { by_name }
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<LoadedFlow>> {
         self.by_name.get(name).cloned()
     }

@@ -238,6 +238,12 @@ impl MediaHandle {
         Ok(id)
     }
 
+    /// Queues prompts under an id the caller chose (unique among its own playbacks on
+    /// this stream); it comes back in `PlaybackFinished`/`PlaybackStopped`.
+    pub fn play_as(&self, id: u64, prompts: Vec<Prompt>) -> Result<(), MediaError> {
+        self.send(MediaCommand::Play { prompts, id })
+    }
+
     /// Clears the playback queue (barge-in).
     pub fn stop_playback(&self) -> Result<(), MediaError> {
         self.send(MediaCommand::StopPlayback)

@@ -19,7 +19,7 @@ use super::phase::{Caller, CallerLeg, Offer, Phase, Step, Wait};
 use super::{CallCore, Facts, FlowRun, Refused, CALLER_STREAM};
 use crate::acd::Timeline;
 use crate::call::dtmf_from_info;
-use crate::call::signalling::contact;
+use crate::call::signalling::{contact, finish_request, next_hop};
 use crate::call::transfer::sipfrag_status;
 use crate::flows::LoadedFlow;
 use crate::storage::EndReason;
@@ -278,6 +278,34 @@ impl CallCore {
             Method::Options => self.respond_caller(tx, &req, 200),
             _ => self.respond_caller(tx, &req, 405),
         }
+    }
+
+    /// A request in the caller's dialog, ready to send (Via, Max-Forwards), and where it
+    /// goes; None without a dialog.
+    pub(super) fn caller_request(&mut self, method: Method) -> Option<(Request, Peer)> {
+        let CallerLeg::Answered { dialog, .. } = &mut self.caller.leg else {
+            return None;
+        };
+        let mut request = dialog.create_request(method);
+        let peer = next_hop(
+            dialog.target_addr(),
+            self.caller.peer,
+            &self.env.config.sip.allowed,
+        );
+        finish_request(
+            &mut request,
+            self.env.local_sip,
+            self.caller.peer.transport,
+            &self.env.config.sip.user_agent,
+        );
+        Some((request, peer))
+    }
+
+    /// Sends `request` in a new client transaction; its answers come back as the id.
+    pub(super) fn send(&mut self, request: Request, to: Peer) -> super::ReqId {
+        let req = self.new_req();
+        self.push(Output::Sip(SipOut::Request { req, request, to }));
+        req
     }
 
     /// The Call-ID of the caller's dialog: the INVITE's, or after a callback the one of the

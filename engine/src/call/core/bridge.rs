@@ -26,9 +26,6 @@ use crate::acd;
 use crate::media::{DtmfDigit, Link, MediaEvent};
 use crate::storage::EndReason;
 
-/// Frames buffered in each direction of a bridge (100 ms); the media worker keeps at most
-/// 60 ms of it queued for sending.
-const RELAY_CAPACITY: usize = 5;
 /// Frames buffered towards each mixed feed of a supervision (100 ms).
 const SUPERVISE_CAPACITY: usize = 5;
 
@@ -56,21 +53,11 @@ impl CallCore {
             stream: peer.stream,
         }));
         let caller = self.caller.stream;
-        self.route(
+        self.push(Output::Media(MediaOut::Bridge {
             caller,
-            Link::Relay,
-            peer.stream,
-            Link::Relay,
-            RELAY_CAPACITY,
-        );
-        self.route(
-            peer.stream,
-            Link::Relay,
-            caller,
-            Link::Relay,
-            RELAY_CAPACITY,
-        );
-        tracing::info!(call = %self.facts.id, purpose = ?peer.purpose, "caller and second leg bridged");
+            peer: peer.stream,
+        }));
+        tracing::info!(call = %self.facts.id, purpose = ?peer.purpose, "bridging the caller and the second leg");
         let flow = self.flow.loaded.flow.name().to_string();
         let recorded = self
             .env

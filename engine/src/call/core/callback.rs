@@ -10,12 +10,11 @@ use std::time::Instant;
 
 use sip::message::Method;
 
-use super::io::{AcdOut, MediaOut, Output, SipOut};
+use super::io::{AcdOut, MediaOut, Output};
 use super::leg::LegEvent;
 use super::phase::{Caller, CallerLeg, Leg, LegPurpose, LegState, Phase, Queued, Wait};
 use super::CallCore;
 use crate::acd::{self, CallbackResult};
-use crate::call::signalling::{finish_request, next_hop};
 use crate::storage::{EndReason, QueueOutcome};
 
 impl CallCore {
@@ -45,25 +44,10 @@ impl CallCore {
 
     /// The confirmation is over (`send_bye`: we hang up) or the caller hung up first.
     pub(super) fn caller_leaves_for_callback(&mut self, _now: Instant, send_bye: bool) {
-        if let (true, CallerLeg::Answered { dialog, .. }) = (send_bye, &mut self.caller.leg) {
-            let mut bye = dialog.create_request(Method::Bye);
-            let peer = next_hop(
-                dialog.target_addr(),
-                self.caller.peer,
-                &self.env.config.sip.allowed,
-            );
-            finish_request(
-                &mut bye,
-                self.env.local_sip,
-                self.caller.peer.transport,
-                &self.env.config.sip.user_agent,
-            );
-            let req = self.new_req();
-            self.push(Output::Sip(SipOut::Request {
-                req,
-                request: bye,
-                to: peer,
-            }));
+        if send_bye {
+            if let Some((bye, peer)) = self.caller_request(Method::Bye) {
+                self.send(bye, peer);
+            }
         }
         self.caller.leg = CallerLeg::Closed;
         let stream = self.caller.stream;

@@ -10,11 +10,10 @@ use ivr_scripts::Input;
 use sip::message::{HeaderName, Method};
 
 use super::answer::Setup;
-use super::io::{MediaOut, MessageOut, Output, SipOut};
-use super::phase::{CallerLeg, Ending, Message, Phase, Step};
+use super::io::{MediaOut, MessageOut, Output};
+use super::phase::{Ending, Message, Phase, Step};
 use super::{date, CallCore, Facts, QueueRecord, BYE_WAIT};
 use crate::acd::Timestamp;
-use crate::call::signalling::{finish_request, next_hop};
 use crate::flows::LoadedFlow;
 use crate::storage::{CallRecord, EndReason};
 
@@ -65,34 +64,14 @@ impl CallCore {
 
     /// BYE to the caller, if the dialog is up; its answer is awaited (bounded).
     fn bye_caller(&mut self) -> Option<super::ReqId> {
-        let CallerLeg::Answered { dialog, .. } = &mut self.caller.leg else {
-            return None;
-        };
-        let mut bye = dialog.create_request(Method::Bye);
-        let peer = next_hop(
-            dialog.target_addr(),
-            self.caller.peer,
-            &self.env.config.sip.allowed,
-        );
-        finish_request(
-            &mut bye,
-            self.env.local_sip,
-            self.caller.peer.transport,
-            &self.env.config.sip.user_agent,
-        );
+        let (mut bye, peer) = self.caller_request(Method::Bye)?;
         bye.headers.push(
             HeaderName::Reason,
             "SIP;cause=200;text=\"Call completed by the IVR\"",
         );
         let stream = self.caller.stream;
         self.push(Output::Media(MediaOut::StopPlayback { stream }));
-        let req = self.new_req();
-        self.push(Output::Sip(SipOut::Request {
-            req,
-            request: bye,
-            to: peer,
-        }));
-        Some(req)
+        Some(self.send(bye, peer))
     }
 
     /// A response to our BYE to the caller while ending.

@@ -106,6 +106,12 @@ pub enum MediaOut {
         stream: StreamId,
         digit: DtmfDigit,
     },
+    /// The caller's and the second party's streams relay each other's inbound audio (taps
+    /// and feeds of `Link::Relay`, both ways).
+    Bridge {
+        caller: StreamId,
+        peer: StreamId,
+    },
     /// `from`'s inbound audio mixed into `to`'s outbound audio: a tap on `from` and a
     /// feed on `to`, named by the links, through a channel of `capacity` 20 ms frames.
     Route {

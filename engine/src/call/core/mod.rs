@@ -47,7 +47,7 @@ use sip::endpoint::Peer;
 use sip::message::Request;
 
 use crate::acd::{self, Timeline, Timestamp};
-use crate::flows::LoadedFlow;
+use crate::flows::{FlowSet, LoadedFlow};
 use crate::media::{Codec, MediaEvent};
 use crate::pii::Pii;
 use crate::storage::{CallRecord, EndReason, QueueOutcome};
@@ -159,19 +159,20 @@ pub const BYE_WAIT: Duration = Duration::from_secs(2);
 impl CallCore {
     /// A call for this INVITE, from `from`. `media` is the caller's stream
     /// ([`CALLER_STREAM`]), opened by the driver before: its local RTP address, or why it
-    /// could not be opened. `flows` gives the flow the called number selects. The first
+    /// could not be opened. `flows` holds the flow the called number selects. The first
     /// outputs (answer, first prompts...) are ready to poll.
     pub fn new(
         now: Instant,
         wall: SystemTime,
         env: CallEnv,
-        flow: Option<Arc<LoadedFlow>>,
+        flows: &FlowSet,
         invite: Request,
         from: Peer,
         media: StreamOpened,
     ) -> Result<CallCore, Refused> {
         let clock = Timeline::new(now, wall);
         let facts = Facts::of(&invite, clock.stamp(now));
+        let flow = flows.get(env.config.flow_for(facts.called.reveal()));
         let setup = answer::Setup {
             env: &env,
             facts: &facts,
@@ -239,6 +240,14 @@ impl CallCore {
     pub fn handle_acd(&mut self, now: Instant, action: acd::Action) {
         if !self.is_ended() {
             self.acd_action(now, action);
+        }
+    }
+
+    /// The ACD stopped while the call waits in it.
+    pub fn handle_acd_lost(&mut self, now: Instant) {
+        if matches!(self.phase, Phase::Queued(_)) {
+            tracing::error!(call = %self.facts.id, "the ACD stopped");
+            self.end(now, EndReason::Error);
         }
     }
 

@@ -9,11 +9,10 @@ use std::time::{Duration, Instant};
 use ivr_scripts::{Input, TransferOutcome};
 use sip::message::{HeaderName, Method};
 
-use super::io::{MediaOut, Output, SipOut};
+use super::io::{MediaOut, Output};
 use super::leg::LegEvent;
 use super::phase::{CallerLeg, LegPurpose, Phase, Step};
 use super::CallCore;
-use crate::call::signalling::{finish_request, next_hop};
 use crate::call::transfer::refer_target;
 
 impl CallCore {
@@ -24,31 +23,16 @@ impl CallCore {
             return Some(Input::TransferResult(TransferOutcome::Failed(why)));
         };
         let refer_to = refer_target(target, dialog);
-        let mut refer = dialog.create_request(Method::Refer);
         let local_uri = dialog.local_uri.uri.to_string();
-        let peer = next_hop(
-            dialog.target_addr(),
-            self.caller.peer,
-            &self.env.config.sip.allowed,
-        );
-        finish_request(
-            &mut refer,
-            self.env.local_sip,
-            self.caller.peer.transport,
-            &self.env.config.sip.user_agent,
-        );
+        // Answered: the dialog is there.
+        let (mut refer, peer) = self.caller_request(Method::Refer)?;
         refer
             .headers
             .push(HeaderName::ReferTo, format!("<{refer_to}>"));
         refer
             .headers
             .push(HeaderName::ReferredBy, format!("<{local_uri}>"));
-        let req = self.new_req();
-        self.push(Output::Sip(SipOut::Request {
-            req,
-            request: refer,
-            to: peer,
-        }));
+        let req = self.send(refer, peer);
         tracing::info!(call = %self.facts.id, "blind transfer requested (REFER)");
         let deadline = self.stamp(now) + timeout;
         self.phase = Phase::Flow(Step::Referring { req, deadline });

@@ -47,20 +47,12 @@ fn a_bridged_transfer_rings_back_then_bridges_on_answer() {
     sim.answer(req, &invite, 180, None);
     sim.after(secs(3));
     sim.answer(req, &invite, 200, Some(43000));
-    let relays = sim
+    let bridges = sim
         .media_out()
         .iter()
-        .filter(|m| {
-            matches!(
-                m,
-                MediaOut::Route {
-                    tap: Link::Relay,
-                    ..
-                }
-            )
-        })
+        .filter(|m| matches!(m, MediaOut::Bridge { .. }))
         .count();
-    assert_eq!(relays, 2);
+    assert_eq!(bridges, 1);
     assert!(!sim.core.is_ended(), "the flow is done, the bridge goes on");
     // Past the step's timeout nothing happens any more.
     sim.after(secs(60));
@@ -157,7 +149,7 @@ fn supervision_joins_changes_mode_and_leaves() {
         sim.media_out()
             .iter()
             .filter_map(|m| match m {
-                MediaOut::Route { tap, feed, .. } if *tap != Link::Relay => Some((*tap, *feed)),
+                MediaOut::Route { tap, feed, .. } => Some((*tap, *feed)),
                 _ => None,
             })
             .collect::<Vec<_>>()
@@ -245,11 +237,7 @@ fn the_recording_pauses_by_command_and_by_the_agents_feature_code() {
         .media_out()
         .iter()
         .find_map(|m| match m {
-            MediaOut::Route {
-                from,
-                tap: Link::Relay,
-                ..
-            } if *from != CALLER_STREAM => Some(*from),
+            MediaOut::Bridge { peer, .. } => Some(*peer),
             _ => None,
         })
         .expect("the agent's stream");

@@ -2,7 +2,6 @@
 //! INFO, the caller's re-INVITEs, hangups from either side and the shutdown drain.
 
 use super::*;
-use crate::media::Link;
 
 fn path(sim: &Sim) -> Vec<String> {
     sim.record().path.clone()
@@ -310,11 +309,8 @@ fn no_rtp_from_the_caller_ends_the_call() {
     sim.media(CALLER_STREAM, MediaEvent::RtpTimeout);
     sim.caller_answers_bye();
     assert_eq!(sim.record().end_reason, EndReason::RtpTimeout);
-    assert!(!sim.media_out().iter().any(|m| matches!(
-        m,
-        MediaOut::Route {
-            tap: Link::Relay,
-            ..
-        }
-    )));
+    assert!(!sim
+        .media_out()
+        .iter()
+        .any(|m| matches!(m, MediaOut::Bridge { .. })));
 }

@@ -60,12 +60,13 @@ fn with_typed_body(head: &str, content_type: &str, body: &str) -> String {
     format!("{head}{ct}Content-Length: {}\r\n\r\n{body}", body.len())
 }
 
-pub(super) fn config(extra: &str) -> EngineConfig {
+/// The configuration of the tests: `flow` answers every number.
+pub(super) fn config(flow: &str, extra: &str) -> EngineConfig {
     let text = format!(
         "[node]\nname = \"test\"\ndata_dir = \"/nonexistent/svi-core-tests\"\n\
          [sip]\nlisten = \"127.0.0.1:5060\"\nallowed_networks = [\"127.0.0.0/8\"]\n\
          [rtp]\ntimeout_secs = 30\n\
-         [flows]\ndir = \"flows\"\ndefault = \"test\"\n\
+         [flows]\ndir = \"flows\"\ndefault = \"{flow}\"\n[[routes]]\nnumber = \"*\"\nflow = \"{flow}\"\n\
          [recording]\ndefault = \"none\"\n{extra}"
     );
     EngineConfig::parse(&text, Path::new("test.toml"), Path::new("/nonexistent"))
@@ -132,12 +133,6 @@ impl Sim {
     }
 
     pub fn try_new(flow: &str, extra: &str, sdp: Option<String>) -> Result<Sim, Refused> {
-        let env = CallEnv {
-            config: Arc::new(config(extra)),
-            prompts: Arc::new(prompts(PROMPTS)),
-            local_sip: "127.0.0.1:5060".parse().expect("addr"),
-            contacts: Arc::new(Book),
-        };
         let flow = crate::flows::compile_source(
             flow,
             Path::new("test.yaml"),
@@ -145,6 +140,13 @@ impl Sim {
         )
         .map_err(|d| crate::flows::render(&d, flow))
         .expect("test flow");
+        let env = CallEnv {
+            config: Arc::new(config(flow.flow.name(), extra)),
+            prompts: Arc::new(prompts(PROMPTS)),
+            local_sip: "127.0.0.1:5060".parse().expect("addr"),
+            contacts: Arc::new(Book),
+        };
+        let flows = crate::flows::FlowSet::of([flow]);
         let head = format!(
             "INVITE sip:5000@127.0.0.1:5060 SIP/2.0\r\n\
              Via: SIP/2.0/UDP {CALLER};branch=z9hG4bK-invite\r\n\
@@ -156,7 +158,7 @@ impl Sim {
         let t0 = Instant::now();
         let from = peer(CALLER);
         let media = Ok("127.0.0.1:30000".parse().expect("addr"));
-        let core = CallCore::new(t0, wall(), env, Some(Arc::new(flow)), invite, from, media)?;
+        let core = CallCore::new(t0, wall(), env, &flows, invite, from, media)?;
         let mut sim = Sim {
             core,
             t0,

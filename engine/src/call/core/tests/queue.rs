@@ -3,7 +3,6 @@
 
 use super::*;
 use crate::acd::{AgentId, CallbackResult, QueueId, RingFailure};
-use crate::media::Link;
 use crate::storage::QueueOutcome as Stored;
 
 /// The demo caller, queued in `support` and hearing music.
@@ -101,20 +100,15 @@ fn a_queued_caller_is_bridged_to_the_agent_who_answers() {
         call: call.clone(),
         agent: AgentId::from("1001")
     }));
-    let routes: Vec<_> = sim
+    let bridges: Vec<_> = sim
         .media_out()
         .into_iter()
         .filter_map(|m| match m {
-            MediaOut::Route {
-                from,
-                tap: Link::Relay,
-                to,
-                ..
-            } => Some((*from, *to)),
+            MediaOut::Bridge { caller, peer } => Some((*caller, *peer)),
             _ => None,
         })
         .collect();
-    assert_eq!(routes, [(CALLER_STREAM, agent), (agent, CALLER_STREAM)]);
+    assert_eq!(bridges, [(CALLER_STREAM, agent)]);
     assert!(sim.log.iter().any(|o| matches!(
         o,
         Output::Recording(RecordingOut::Start { left, right, .. })
@@ -367,7 +361,7 @@ fn a_callback_keeps_its_place_and_dials_the_caller_back() {
         .handle_recording_started(sim.now, Err("not this time".into()));
     assert!(sim.media_out().iter().any(|m| matches!(
         m,
-        MediaOut::Route { from, tap: Link::Relay, to, .. } if *from == customer && *to == agent
+        MediaOut::Bridge { caller, peer } if *caller == customer && *peer == agent
     )));
     // The caller, on its new leg, hangs up.
     let bye = sim.leg_sends(&cinvite, "BYE", "");

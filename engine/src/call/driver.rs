@@ -1,0 +1,598 @@
+//! The call's driver (STYLE rule 2): one task per call that owns what the core may not
+//! (channels, the call's media streams, the ACD's action channel, a connector call in
+//! flight, the recorders) and does nothing but I/O. It waits on an input, a media event, an
+//! ACD action, a connector result, recorded audio or the core's next deadline, feeds the
+//! core, then performs every output the core has, feeding back the outcome of each.
+
+use std::collections::HashMap;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, SystemTime};
+
+use ivr_scripts::ConnectorResult;
+use sip::endpoint::{ClientTxId, Peer, ServerTxId};
+use sip::message::Request;
+use sip::transport::SipEvent;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::core::{
+    AcdOut, CallCore, CallEnv, ContactBook, MediaOut, MessageOut, Output, RecordedFile,
+    RecordingOut, ReqId, SavedMessage, SipIn, SipOut, StreamId,
+};
+use super::media::{opening_params, StreamPort};
+use super::record::{Recording, TAP_CAPACITY};
+use super::route::RouteGuard;
+use super::{recording_index_entry, CallContext, CallInput, RECORDINGS_COLLECTION};
+use crate::acd::{self, CallId};
+use crate::media::{Link, MediaEvent};
+use crate::recording::{Recorder, RecorderHandle, RecordingError};
+use crate::storage::CallRecord;
+
+/// Frames buffered in each direction of a bridge (100 ms); the media worker keeps at most
+/// 60 ms of it queued for sending.
+const RELAY_CAPACITY: usize = 5;
+/// Frames buffered towards the recorder (1 s): absorbs the writer's scheduling delays.
+const RECORD_TAP_CAPACITY: usize = 50;
+
+impl ContactBook for tokio::sync::watch::Receiver<crate::agents::Contacts> {
+    fn contact(&self, extension: &str) -> Option<sip::message::Uri> {
+        self.borrow()
+            .get(extension)
+            .and_then(|c| c.first().cloned())
+    }
+}
+
+/// An open stream of the call, and the route of its leg's Call-ID.
+struct Stream {
+    port: Box<dyn StreamPort>,
+    events: Option<mpsc::Receiver<MediaEvent>>,
+    _route: Option<RouteGuard>,
+}
+
+/// A `record` step's capture.
+struct Capture {
+    stream: StreamId,
+    message: Recording,
+    frames: Option<mpsc::Receiver<Vec<i16>>>,
+}
+
+type Pending<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+struct Driver {
+    ctx: CallContext,
+    core: CallCore,
+    invite_tx: ServerTxId,
+    /// This call's input channel (legs' SIP events are routed to it).
+    me: mpsc::UnboundedSender<CallInput>,
+    streams: HashMap<StreamId, Stream>,
+    requests: HashMap<ClientTxId, ReqId>,
+    acd: Option<mpsc::UnboundedReceiver<acd::Action>>,
+    connector: Option<Pending<ConnectorResult>>,
+    recorder: Option<RecorderHandle>,
+    capture: Option<Capture>,
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+/// Runs one call from its INVITE to its record.
+pub(super) async fn run(
+    ctx: CallContext,
+    invite_tx: ServerTxId,
+    invite: Request,
+    from: Peer,
+    inputs: mpsc::UnboundedReceiver<CallInput>,
+    me: mpsc::UnboundedSender<CallInput>,
+    _route: RouteGuard,
+) {
+    let caller = ctx.media.open(opening_params(ctx.config.rtp.timeout)).await;
+    let (stream, opened) = match caller {
+        Ok((port, events)) => {
+            let local = port.local_addr();
+            let stream = Stream {
+                port,
+                events: Some(events),
+                _route: None,
+            };
+            (Some(stream), Ok(local))
+        }
+        Err(e) => (None, Err(e.to_string())),
+    };
+    let env = CallEnv {
+        config: ctx.config.clone(),
+        prompts: ctx.prompts.clone(),
+        local_sip: ctx.local_sip,
+        contacts: Arc::new(ctx.agent_contacts.clone()),
+    };
+    let flows = ctx.flows.borrow().clone();
+    let core = CallCore::new(now(), SystemTime::now(), env, &flows, invite, from, opened);
+    let core = match core {
+        Ok(core) => core,
+        Err(refused) => {
+            ctx.sip.send_response(invite_tx, refused.response);
+            return write_record(&ctx, *refused.record).await;
+        }
+    };
+    let mut streams = HashMap::new();
+    if let Some(s) = stream {
+        streams.insert(super::core::CALLER_STREAM, s);
+    }
+    let id = core.id().to_string();
+    if let Ok(mut live) = ctx.live.lock() {
+        live.insert(id.clone(), me.clone());
+    }
+    let mut driver = Driver {
+        ctx,
+        core,
+        invite_tx,
+        me,
+        streams,
+        requests: HashMap::new(),
+        acd: None,
+        connector: None,
+        recorder: None,
+        capture: None,
+    };
+    driver.drive(inputs).await;
+    let live = driver.ctx.live.lock();
+    if let Ok(mut live) = live {
+        live.remove(&id);
+    }
+}
+
+impl Driver {
+    async fn drive(&mut self, mut inputs: mpsc::UnboundedReceiver<CallInput>) {
+        self.drain().await;
+        while !self.core.is_ended() {
+            let deadline = self.core.poll_timeout().map(Instant::from_std);
+            let timer = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let acd = async {
+                match self.acd.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let connector = async {
+                match self.connector.as_mut() {
+                    Some(f) => f.await,
+                    None => std::future::pending().await,
+                }
+            };
+            let frame = async {
+                match self.capture.as_mut().and_then(|c| c.frames.as_mut()) {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let media = next_media_event(&mut self.streams);
+            tokio::select! {
+                input = inputs.recv() => self.input(input),
+                (stream, event) = media => match event {
+                    Some(event) => self.core.handle_media(now(), stream, event),
+                    None => {
+                        if let Some(s) = self.streams.get_mut(&stream) {
+                            s.events = None;
+                        }
+                    }
+                },
+                action = acd => match action {
+                    Some(action) => self.core.handle_acd(now(), action),
+                    None => {
+                        self.acd = None;
+                        self.core.handle_acd_lost(now());
+                    }
+                },
+                result = connector => {
+                    self.connector = None;
+                    self.core.handle_connector(now(), result);
+                }
+                frame = frame => self.frame(frame),
+                () = timer => self.core.handle_timeout(now()),
+            }
+            self.drain().await;
+        }
+    }
+
+    fn input(&mut self, input: Option<CallInput>) {
+        match input {
+            Some(CallInput::Sip(ev)) => self.sip_event(*ev),
+            Some(CallInput::Command { command, reply }) => {
+                let _ = reply.send(self.core.handle_command(now(), command));
+            }
+            Some(CallInput::Shutdown) | None => self.core.handle_shutdown(now()),
+        }
+    }
+
+    /// The transport's events as the core sees them: client transactions by its ids.
+    fn sip_event(&mut self, event: SipEvent) {
+        let event = match event {
+            SipEvent::Request { tx, request, from } => SipIn::Request { tx, request, from },
+            SipEvent::Response { tx, response } => match self.requests.get(&tx) {
+                Some(req) => SipIn::Response {
+                    req: *req,
+                    response,
+                },
+                None => return,
+            },
+            SipEvent::Timeout { tx, .. } => match self.requests.remove(&tx) {
+                Some(req) => SipIn::Timeout { req },
+                None => return,
+            },
+            SipEvent::Cancelled { .. } => SipIn::Cancelled,
+            SipEvent::AckTimeout { .. } => SipIn::AckTimeout,
+        };
+        self.core.handle_sip(now(), event);
+    }
+
+    fn frame(&mut self, frame: Option<Vec<i16>>) {
+        let Some(capture) = self.capture.as_mut() else {
+            return;
+        };
+        match frame {
+            Some(f) => {
+                // Frames arrive every 20 ms from the worker; more than two missing is a gap
+                // in the caller's RTP, kept as silence.
+                capture
+                    .message
+                    .pad_to(Instant::now(), Duration::from_millis(60));
+                capture.message.push(&f);
+            }
+            None => capture.frames = None,
+        }
+    }
+
+    /// Performs every output of the core, feeding back what each one gives.
+    async fn drain(&mut self) {
+        while let Some(output) = self.core.poll_output() {
+            match output {
+                Output::Sip(out) => self.sip(out).await,
+                Output::Media(out) => self.media(out).await,
+                Output::Acd(out) => self.acd(out),
+                Output::Connector {
+                    action,
+                    name,
+                    params,
+                    timeout,
+                } => {
+                    let connectors = self.ctx.connectors.clone();
+                    self.connector = Some(Box::pin(async move {
+                        if action {
+                            connectors.action(&name, &params, timeout).await
+                        } else {
+                            connectors.lookup(&name, &params, timeout).await
+                        }
+                    }));
+                }
+                Output::Recording(out) => self.recording(out).await,
+                Output::Message(out) => self.message(out).await,
+                Output::Ended {
+                    mut record,
+                    caller_stream,
+                } => {
+                    if let Some(s) = self.streams.get(&caller_stream) {
+                        let stats = s.port.stats();
+                        record.rtp_sent = stats.packets_sent;
+                        record.rtp_received = stats.packets_received;
+                    }
+                    write_record(&self.ctx, *record).await;
+                }
+            }
+        }
+    }
+
+    async fn sip(&mut self, out: SipOut) {
+        let sip = &self.ctx.sip;
+        match out {
+            SipOut::AnswerInvite(r) => sip.send_response(self.invite_tx, r),
+            SipOut::Respond { tx, response } => sip.send_response(tx, response),
+            SipOut::Stateless { message, to } => sip.send_stateless(message, to),
+            SipOut::Request { req, request, to } => match sip.send_request(request, to).await {
+                Ok(tx) => {
+                    self.requests.insert(tx, req);
+                }
+                Err(e) => {
+                    tracing::warn!(call = %self.core.id(), error = %e, "request not sent");
+                    self.core.handle_sip(now(), SipIn::Timeout { req });
+                }
+            },
+            SipOut::Cancel { req } => {
+                if let Some(tx) = self
+                    .requests
+                    .iter()
+                    .find(|(_, r)| **r == req)
+                    .map(|(t, _)| *t)
+                {
+                    sip.cancel(tx);
+                }
+            }
+        }
+    }
+
+    async fn media(&mut self, out: MediaOut) {
+        let id = self.core.id().to_string();
+        let failed = |what: &str, e: crate::media::MediaError| {
+            tracing::debug!(call = %id, error = %e, "media {what} not applied");
+        };
+        match out {
+            MediaOut::Open { stream, route } => {
+                let params = opening_params(self.ctx.config.rtp.timeout);
+                let opened = match self.ctx.media.open(params).await {
+                    Ok((port, events)) => {
+                        let local = port.local_addr();
+                        let route = route.map(|c| self.ctx.routes.leg(c, self.me.clone()));
+                        let s = Stream {
+                            port,
+                            events: Some(events),
+                            _route: route,
+                        };
+                        self.streams.insert(stream, s);
+                        Ok(local)
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                self.core.handle_stream_opened(now(), stream, opened);
+            }
+            MediaOut::Close { stream } => {
+                self.streams.remove(&stream);
+            }
+            MediaOut::Bridge { caller, peer } => {
+                let ok = match (self.streams.get(&caller), self.streams.get(&peer)) {
+                    (Some(c), Some(p)) => {
+                        let (to_peer, from_caller) = mpsc::channel(RELAY_CAPACITY);
+                        let (to_caller, from_peer) = mpsc::channel(RELAY_CAPACITY);
+                        c.port.add_tap(Link::Relay, to_peer).is_ok()
+                            && p.port.add_feed(Link::Relay, from_caller).is_ok()
+                            && p.port.add_tap(Link::Relay, to_caller).is_ok()
+                            && c.port.add_feed(Link::Relay, from_peer).is_ok()
+                    }
+                    _ => false,
+                };
+                tracing::info!(call = %id, ok, "caller and second leg bridged");
+            }
+            MediaOut::Route {
+                from,
+                tap,
+                to,
+                feed,
+                capacity,
+            } => {
+                let (tx, rx) = mpsc::channel(capacity);
+                if let Some(s) = self.streams.get(&from) {
+                    let _ = s.port.add_tap(tap, tx).map_err(|e| failed("tap", e));
+                }
+                if let Some(s) = self.streams.get(&to) {
+                    let _ = s.port.add_feed(feed, rx).map_err(|e| failed("feed", e));
+                }
+            }
+            other => {
+                let Some(s) = self.streams.get(&stream_of(&other)) else {
+                    return;
+                };
+                let port = &s.port;
+                let done = match other {
+                    MediaOut::Params { params, .. } => port.set_params(params),
+                    MediaOut::Play { id, prompts, .. } => port.play(id, prompts),
+                    MediaOut::StopPlayback { .. } => port.stop_playback(),
+                    MediaOut::SendDtmf { digit, .. } => port.send_dtmf(digit),
+                    MediaOut::Unroute { link, .. } => {
+                        port.remove_tap(link).and_then(|()| port.remove_feed(link))
+                    }
+                    _ => Ok(()),
+                };
+                let _ = done.map_err(|e| failed("command", e));
+            }
+        }
+    }
+
+    fn acd(&mut self, out: AcdOut) {
+        let call = CallId::from(self.core.id());
+        match out {
+            AcdOut::Join(input) => self.acd = Some(self.ctx.acd.join(call, input)),
+            AcdOut::Input(input) => self.ctx.acd.input(input),
+            AcdOut::Leave => {
+                self.acd = None;
+                self.ctx.acd.leave(call);
+            }
+        }
+    }
+
+    async fn recording(&mut self, out: RecordingOut) {
+        match out {
+            RecordingOut::Start {
+                left,
+                right,
+                journal,
+            } => {
+                let started = self.start_recording(left, right, *journal).await;
+                self.core.handle_recording_started(now(), started);
+            }
+            RecordingOut::Pause => {
+                if let Some(r) = &self.recorder {
+                    r.pause();
+                }
+            }
+            RecordingOut::Resume => {
+                if let Some(r) = &self.recorder {
+                    r.resume();
+                }
+            }
+            RecordingOut::Stop => {
+                let file = self.stop_recording().await;
+                self.core.handle_recording_finished(now(), file);
+            }
+        }
+    }
+
+    /// Taps both streams into a recorder: the caller left, the second party right.
+    async fn start_recording(
+        &mut self,
+        left: StreamId,
+        right: StreamId,
+        journal: CallRecord,
+    ) -> Result<(), String> {
+        let settings = self
+            .ctx
+            .config
+            .recording
+            .settings(&self.ctx.config.data_dir);
+        let (left_tx, left_rx) = mpsc::channel(RECORD_TAP_CAPACITY);
+        let (right_tx, right_rx) = mpsc::channel(RECORD_TAP_CAPACITY);
+        let tapped = match (self.streams.get(&left), self.streams.get(&right)) {
+            (Some(l), Some(r)) => {
+                l.port.add_tap(Link::Record, left_tx).is_ok()
+                    && r.port.add_tap(Link::Record, right_tx).is_ok()
+            }
+            _ => false,
+        };
+        if !tapped {
+            self.remove_record_taps();
+            return Err("the bridge's streams are gone".into());
+        }
+        let journal = serde_json::to_value(journal).unwrap_or(serde_json::Value::Null);
+        let id = self.core.id().to_string();
+        match Recorder::start(settings, &id, journal, left_rx, right_rx).await {
+            Ok(handle) => {
+                tracing::info!(call = %id, file = %handle.path().display(), "recording file opened");
+                self.recorder = Some(handle);
+                Ok(())
+            }
+            Err(e) => {
+                self.remove_record_taps();
+                Err(e.to_string())
+            }
+        }
+    }
+
+    fn remove_record_taps(&self) {
+        for s in self.streams.values() {
+            let _ = s.port.remove_tap(Link::Record);
+        }
+    }
+
+    /// Completes the recording: the file is finished and hashed. A recording cut short
+    /// (disk full, read-only) keeps what was written.
+    async fn stop_recording(&mut self) -> Option<RecordedFile> {
+        let handle = self.recorder.take()?;
+        self.remove_record_taps();
+        let info = match handle.finish().await {
+            Ok(info) => Some(info),
+            Err(RecordingError::Interrupted { source, partial }) => {
+                tracing::warn!(call = %self.core.id(), error = %source, "the recording was cut short");
+                partial
+            }
+            Err(e) => {
+                tracing::error!(call = %self.core.id(), error = %e, "the recording is lost");
+                None
+            }
+        };
+        info.map(|i| RecordedFile {
+            path: i.path.display().to_string(),
+            sha256: i.sha256,
+            duration_ms: i.duration.as_millis() as u64,
+        })
+    }
+
+    async fn message(&mut self, out: MessageOut) {
+        match out {
+            MessageOut::Start {
+                stream,
+                path,
+                max_length,
+            } => {
+                let (tx, rx) = mpsc::channel(TAP_CAPACITY);
+                let tapped = self
+                    .streams
+                    .get(&stream)
+                    .is_some_and(|s| s.port.add_tap(Link::Relay, tx).is_ok());
+                let mut message = Recording::new(path, max_length);
+                message.started = Some(Instant::now());
+                self.capture = Some(Capture {
+                    stream,
+                    message,
+                    frames: tapped.then_some(rx),
+                });
+            }
+            MessageOut::Save => {
+                let Some(mut capture) = self.capture.take() else {
+                    return;
+                };
+                if let Some(s) = self.streams.get(&capture.stream) {
+                    let _ = s.port.remove_tap(Link::Relay);
+                }
+                if let Some(mut frames) = capture.frames.take() {
+                    while let Ok(f) = frames.try_recv() {
+                        capture.message.push(&f);
+                    }
+                }
+                capture
+                    .message
+                    .pad_to(Instant::now(), Duration::from_millis(20));
+                let saved = capture
+                    .message
+                    .save()
+                    .await
+                    .map(|(path, duration)| SavedMessage { path, duration });
+                self.core.handle_message_saved(now(), saved);
+            }
+        }
+    }
+}
+
+fn stream_of(out: &MediaOut) -> StreamId {
+    match out {
+        MediaOut::Open { stream, .. }
+        | MediaOut::Params { stream, .. }
+        | MediaOut::Play { stream, .. }
+        | MediaOut::StopPlayback { stream }
+        | MediaOut::SendDtmf { stream, .. }
+        | MediaOut::Unroute { stream, .. }
+        | MediaOut::Close { stream } => *stream,
+        MediaOut::Route { from, .. } => *from,
+        MediaOut::Bridge { caller, .. } => *caller,
+    }
+}
+
+/// The next event of any of the call's streams (None: that stream's workers are gone).
+async fn next_media_event(
+    streams: &mut HashMap<StreamId, Stream>,
+) -> (StreamId, Option<MediaEvent>) {
+    poll_fn(|cx| {
+        for (id, s) in streams.iter_mut() {
+            if let Some(events) = s.events.as_mut() {
+                if let Poll::Ready(ev) = events.poll_recv(cx) {
+                    return Poll::Ready((*id, ev));
+                }
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Writes the call's record (and its recording's index entry first).
+async fn write_record(ctx: &CallContext, record: CallRecord) {
+    let id = record.id.clone();
+    let (flow, reason, steps) = (record.flow.clone(), record.end_reason, record.path.len());
+    if let Some(doc) = recording_index_entry(&record) {
+        if let Err(e) = ctx
+            .writer
+            .put_doc(RECORDINGS_COLLECTION.into(), id.clone(), doc)
+            .await
+        {
+            tracing::error!(call = %id, error = %e, "could not index the recording");
+        }
+    }
+    if let Err(e) = ctx.writer.write_call(record).await {
+        tracing::error!(call = %id, error = %e, "could not write the call record");
+    }
+    tracing::info!(call = %id, flow = flow.as_deref().unwrap_or("-"), reason = reason.as_str(), steps, "call ended");
+}
