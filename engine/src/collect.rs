@@ -12,12 +12,16 @@
 use std::ops::Add;
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CollectSpec {
     pub min_digits: usize,
     pub max_digits: usize,
     pub terminator: Option<char>,
+    #[serde(with = "crate::acd::ms")]
     pub first_digit_timeout: Duration,
+    #[serde(with = "crate::acd::ms")]
     pub inter_digit_timeout: Duration,
     pub barge_in: bool,
 }
@@ -30,7 +34,7 @@ pub enum Collected {
     Timeout(String),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DigitCollector<T = Instant> {
     spec: CollectSpec,
     digits: String,

@@ -48,6 +48,7 @@ pub use machine::{Acd, AcdState, Counters};
 pub use model::{AgentState, CallState, Pending};
 pub use snapshot::{AgentSnapshot, QueueSnapshot};
 pub use stats::{queue_stats, queue_stats_by_interval, QueueStats, MAX_INTERVALS};
+pub(crate) use types::ms;
 pub use types::{AgentId, CallId, QueueId, Skill, Timeline, Timestamp};
 
 #[cfg(test)]

@@ -45,11 +45,10 @@ impl ContactBook for tokio::sync::watch::Receiver<crate::agents::Contacts> {
     }
 }
 
-/// An open stream of the call, and the route of its leg's Call-ID.
+/// An open stream of the call.
 struct Stream {
     port: Box<dyn StreamPort>,
     events: Option<mpsc::Receiver<MediaEvent>>,
-    _route: Option<RouteGuard>,
 }
 
 /// A `record` step's capture.
@@ -69,6 +68,10 @@ struct Driver {
     me: mpsc::UnboundedSender<CallInput>,
     streams: HashMap<StreamId, Stream>,
     requests: HashMap<ClientTxId, ReqId>,
+    /// The call's own Call-ID, routed here until the record is written.
+    call_route: Option<RouteGuard>,
+    /// The legs' Call-IDs routed here.
+    routes: HashMap<String, RouteGuard>,
     acd: Option<mpsc::UnboundedReceiver<acd::Action>>,
     connector: Option<Pending<ConnectorResult>>,
     recorder: Option<RecorderHandle>,
@@ -87,7 +90,7 @@ pub(super) async fn run(
     from: Peer,
     inputs: mpsc::UnboundedReceiver<CallInput>,
     me: mpsc::UnboundedSender<CallInput>,
-    _route: RouteGuard,
+    call_route: RouteGuard,
 ) {
     let caller = ctx.media.open(opening_params(ctx.config.rtp.timeout)).await;
     let (stream, opened) = match caller {
@@ -96,7 +99,6 @@ pub(super) async fn run(
             let stream = Stream {
                 port,
                 events: Some(events),
-                _route: None,
             };
             (Some(stream), Ok(local))
         }
@@ -132,16 +134,14 @@ pub(super) async fn run(
         me,
         streams,
         requests: HashMap::new(),
+        call_route: Some(call_route),
+        routes: HashMap::new(),
         acd: None,
         connector: None,
         recorder: None,
         capture: None,
     };
     driver.drive(inputs).await;
-    let live = driver.ctx.live.lock();
-    if let Ok(mut live) = live {
-        live.remove(&id);
-    }
 }
 
 impl Driver {
@@ -284,6 +284,12 @@ impl Driver {
                         record.rtp_received = stats.packets_received;
                     }
                     write_record(&self.ctx, *record).await;
+                    // The call is over for the engine: out of the live calls and of the
+                    // dispatcher's count; legs still finishing keep their own routes.
+                    if let Ok(mut live) = self.ctx.live.lock() {
+                        live.remove(self.core.id());
+                    }
+                    self.call_route = None;
                 }
             }
         }
@@ -304,6 +310,13 @@ impl Driver {
                     self.core.handle_sip(now(), SipIn::Timeout { req });
                 }
             },
+            SipOut::Route { call_id } => {
+                let guard = self.ctx.routes.leg(call_id.clone(), self.me.clone());
+                self.routes.insert(call_id, guard);
+            }
+            SipOut::Unroute { call_id } => {
+                self.routes.remove(&call_id);
+            }
             SipOut::Cancel { req } => {
                 if let Some(tx) = self
                     .requests
@@ -323,16 +336,14 @@ impl Driver {
             tracing::debug!(call = %id, error = %e, "media {what} not applied");
         };
         match out {
-            MediaOut::Open { stream, route } => {
+            MediaOut::Open { stream } => {
                 let params = opening_params(self.ctx.config.rtp.timeout);
                 let opened = match self.ctx.media.open(params).await {
                     Ok((port, events)) => {
                         let local = port.local_addr();
-                        let route = route.map(|c| self.ctx.routes.leg(c, self.me.clone()));
                         let s = Stream {
                             port,
                             events: Some(events),
-                            _route: route,
                         };
                         self.streams.insert(stream, s);
                         Ok(local)
@@ -438,7 +449,7 @@ impl Driver {
         left: StreamId,
         right: StreamId,
         journal: CallRecord,
-    ) -> Result<(), String> {
+    ) -> Result<String, String> {
         let settings = self
             .ctx
             .config
@@ -461,9 +472,10 @@ impl Driver {
         let id = self.core.id().to_string();
         match Recorder::start(settings, &id, journal, left_rx, right_rx).await {
             Ok(handle) => {
-                tracing::info!(call = %id, file = %handle.path().display(), "recording file opened");
+                let file = handle.path().display().to_string();
+                tracing::info!(call = %id, %file, "recording file opened");
                 self.recorder = Some(handle);
-                Ok(())
+                Ok(file)
             }
             Err(e) => {
                 self.remove_record_taps();
@@ -549,7 +561,7 @@ impl Driver {
 
 fn stream_of(out: &MediaOut) -> StreamId {
     match out {
-        MediaOut::Open { stream, .. }
+        MediaOut::Open { stream }
         | MediaOut::Params { stream, .. }
         | MediaOut::Play { stream, .. }
         | MediaOut::StopPlayback { stream }

@@ -19,7 +19,7 @@ pub const SAMPLES_PER_FRAME: usize = 160;
 pub type Frame = [u8; SAMPLES_PER_FRAME];
 
 /// A negotiated audio codec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Codec {
     /// G.711 µ-law, static payload type 0 (North America, Japan).
     Pcmu,

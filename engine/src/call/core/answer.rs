@@ -398,7 +398,7 @@ impl CallCore {
 
 /// Answers a re-INVITE or UPDATE from `session`: our SDP answer (and what it negotiated), or
 /// our offer when the request had none (RFC 3264 §8.4 lets either side offer).
-pub(super) fn answer_reoffer(
+fn answer_reoffer(
     session: &mut SdpSession,
     req: &Request,
 ) -> Result<(Option<Negotiated>, SessionDescription), String> {

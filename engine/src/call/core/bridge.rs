@@ -19,8 +19,8 @@
 use std::time::Instant;
 
 use super::io::{AcdOut, CommandError, MediaOut, Output, RecordingOut, StreamId, SuperviseMode};
-use super::leg::{LegEvent, LegRequest};
-use super::phase::{Bridge, CallRecording, Leg, LegPurpose, Phase, Supervision};
+use super::leg::LegEvent;
+use super::phase::{Bridge, CallRecording, LegPurpose, Phase, Supervision};
 use super::CallCore;
 use crate::acd;
 use crate::media::{DtmfDigit, Link, MediaEvent};
@@ -46,18 +46,14 @@ impl CallCore {
 
     /// Connects the caller and `peer` (answered), and starts recording when the call's
     /// queue or flow asks for it.
-    pub(super) fn bridge(&mut self, now: Instant, peer: Leg) {
+    pub(super) fn bridge(&mut self, now: Instant, peer: StreamId) {
         self.stop_playback();
         // Ringback the agent heard while a callback dialled the caller.
-        self.push(Output::Media(MediaOut::StopPlayback {
-            stream: peer.stream,
-        }));
+        self.push(Output::Media(MediaOut::StopPlayback { stream: peer }));
         let caller = self.caller.stream;
-        self.push(Output::Media(MediaOut::Bridge {
-            caller,
-            peer: peer.stream,
-        }));
-        tracing::info!(call = %self.facts.id, purpose = ?peer.purpose, "bridging the caller and the second leg");
+        self.push(Output::Media(MediaOut::Bridge { caller, peer }));
+        let purpose = self.leg(peer).map(|l| l.purpose.clone());
+        tracing::info!(call = %self.facts.id, ?purpose, "bridging the caller and the second leg");
         let flow = self.flow.loaded.flow.name().to_string();
         let recorded = self
             .env
@@ -70,7 +66,7 @@ impl CallCore {
             let journal = self.record(now, EndReason::EngineFailure);
             self.push(Output::Recording(RecordingOut::Start {
                 left: caller,
-                right: peer.stream,
+                right: peer,
                 journal: Box::new(journal),
             }));
             CallRecording::Starting
@@ -89,12 +85,12 @@ impl CallCore {
     /// first), the ACD told for an agent. True if the recording is being completed.
     pub(super) fn end_bridge(&mut self, now: Instant, b: Bridge, _reason: EndReason) -> bool {
         let Bridge {
-            mut peer,
+            peer,
             recording,
             supervision,
             ..
         } = b;
-        self.stop_supervision(now, supervision, peer.stream);
+        self.stop_supervision(now, supervision, peer);
         let recording = match recording {
             CallRecording::On { .. } => {
                 self.push(Output::Recording(RecordingOut::Stop));
@@ -105,8 +101,9 @@ impl CallCore {
             CallRecording::Off => false,
         };
         self.unroute(self.caller.stream, Link::Relay);
-        self.hang_up(now, &mut peer);
-        if peer.agent().is_some() {
+        let agent = self.leg(peer).is_some_and(|l| l.agent().is_some());
+        self.hang_up(now, peer);
+        if agent {
             let call = self.call_key();
             self.acd(acd::Input::CallEnded { call });
             self.push(Output::Acd(AcdOut::Leave));
@@ -114,18 +111,23 @@ impl CallCore {
         recording
     }
 
-    pub(super) fn recording_started(&mut self, now: Instant, started: Result<(), String>) {
+    pub(super) fn recording_started(&mut self, now: Instant, started: Result<String, String>) {
+        let since = self.stamp(now);
         match (&mut self.phase, started) {
-            (Phase::Bridged(b), Ok(())) => {
+            (Phase::Bridged(b), Ok(file)) => {
                 tracing::info!(call = %self.facts.id, "recording the call");
-                b.recording = CallRecording::On { paused: false };
+                b.recording = CallRecording::On {
+                    file,
+                    since,
+                    paused: false,
+                };
             }
             (Phase::Bridged(b), Err(e)) => {
                 tracing::warn!(call = %self.facts.id, error = %e, "the call is not recorded");
                 b.recording = CallRecording::Off;
             }
             // The call ended meanwhile: complete what was started.
-            (Phase::Ending(_), Ok(())) => self.push(Output::Recording(RecordingOut::Stop)),
+            (Phase::Ending(_), Ok(_)) => self.push(Output::Recording(RecordingOut::Stop)),
             (Phase::Ending(e), Err(_)) => {
                 e.recording = false;
                 self.try_finish(now);
@@ -139,7 +141,7 @@ impl CallCore {
         let Phase::Bridged(b) = &mut self.phase else {
             return Err(CommandError::NotRecorded);
         };
-        let CallRecording::On { paused } = &mut b.recording else {
+        let CallRecording::On { paused, .. } = &mut b.recording else {
             return Err(CommandError::NotRecorded);
         };
         *paused = pause;
@@ -158,7 +160,7 @@ impl CallCore {
         let Phase::Bridged(b) = &self.phase else {
             return false;
         };
-        let stream = b.peer.stream;
+        let stream = b.peer;
         if let Some(digit) = DtmfDigit::from_char(digit) {
             self.push(Output::Media(MediaOut::SendDtmf { stream, digit }));
         }
@@ -189,7 +191,7 @@ impl CallCore {
             return;
         };
         let previous = b.last_digit.replace(digit);
-        let CallRecording::On { paused } = &mut b.recording else {
+        let CallRecording::On { paused, .. } = &mut b.recording else {
             return;
         };
         let out = match (previous, digit) {
@@ -202,30 +204,21 @@ impl CallCore {
         self.push(Output::Recording(out));
     }
 
-    /// A request from the bridged party (already answered by the leg).
-    pub(super) fn peer_request(&mut self, now: Instant, what: LegRequest) {
+    /// What happened on the bridged party's leg: it hung up.
+    pub(super) fn peer_leg_event(&mut self, now: Instant, event: LegEvent) {
         let Phase::Bridged(b) = &self.phase else {
             return;
         };
-        match what {
-            LegRequest::Bye => {
-                let purpose = b.peer.purpose.clone();
-                tracing::info!(call = %self.facts.id, ?purpose, "the second party hung up");
-                self.end(
-                    now,
-                    match purpose {
-                        LegPurpose::Agent(_) => EndReason::AgentHangup,
-                        _ => EndReason::TargetHangup,
-                    },
-                );
-            }
-            LegRequest::Offer(Some(n)) => {
-                let stream = b.peer.stream;
-                let params = self.env.leg_params(&n);
-                self.push(Output::Media(MediaOut::Params { stream, params }));
-            }
-            LegRequest::Offer(None) | LegRequest::Other => {}
+        if !matches!(event, LegEvent::Bye) {
+            return;
         }
+        let purpose = self.leg(b.peer).map(|l| l.purpose.clone());
+        tracing::info!(call = %self.facts.id, ?purpose, "the second party hung up");
+        let reason = match purpose {
+            Some(LegPurpose::Agent(_)) => EndReason::AgentHangup,
+            _ => EndReason::TargetHangup,
+        };
+        self.end(now, reason);
     }
 
     /// `svi supervise`: starts supervising (calling `target`), changes the mode of a
@@ -243,7 +236,7 @@ impl CallCore {
             };
         };
         let Some(mode) = mode else {
-            let peer = b.peer.stream;
+            let peer = b.peer;
             return match std::mem::replace(&mut b.supervision, Supervision::Off) {
                 Supervision::Off => Err(CommandError::NotSupervised),
                 running => {
@@ -271,10 +264,7 @@ impl CallCore {
         let leg = self.place_leg(to, LegPurpose::Supervisor, "supervision".into());
         tracing::info!(call = %self.facts.id, ?mode, "calling the supervisor");
         if let Phase::Bridged(b) = &mut self.phase {
-            b.supervision = Supervision::Calling {
-                leg: Box::new(leg),
-                mode,
-            };
+            b.supervision = Supervision::Calling { leg, mode };
         }
         Ok(format!("calling {target} to {mode:?}"))
     }
@@ -285,7 +275,7 @@ impl CallCore {
             return None;
         };
         match &b.supervision {
-            Supervision::Live { leg, mode } => Some((b.peer.stream, leg.stream, *mode)),
+            Supervision::Live { leg, mode } => Some((b.peer, *leg, *mode)),
             _ => None,
         }
     }
@@ -325,38 +315,31 @@ impl CallCore {
     fn stop_supervision(&mut self, now: Instant, supervision: Supervision, agent: StreamId) {
         match supervision {
             Supervision::Off => {}
-            Supervision::Calling { mut leg, .. } => self.hang_up(now, &mut leg),
-            Supervision::Live { mut leg, .. } => {
-                self.unwire(agent, leg.stream);
-                self.hang_up(now, &mut leg);
+            Supervision::Calling { leg, .. } => self.hang_up(now, leg),
+            Supervision::Live { leg, .. } => {
+                self.unwire(agent, leg);
+                self.hang_up(now, leg);
                 tracing::info!(call = %self.facts.id, "supervision ended");
             }
         }
     }
 
-    /// A response on the supervisor's leg.
-    pub(super) fn supervisor_leg_event(&mut self, now: Instant, event: LegEvent) {
+    /// What happened on the supervisor's leg.
+    pub(super) fn supervisor_leg_event(&mut self, now: Instant, stream: StreamId, event: LegEvent) {
         let Phase::Bridged(b) = &mut self.phase else {
             return;
         };
-        let peer = b.peer.stream;
+        let peer = b.peer;
         match event {
-            LegEvent::Nothing | LegEvent::Ringing => {}
+            LegEvent::Ringing | LegEvent::MediaUpdated(_) => {}
             LegEvent::Answered(Some(n)) => {
-                let Supervision::Calling { leg, mode } =
-                    std::mem::replace(&mut b.supervision, Supervision::Off)
-                else {
+                let Supervision::Calling { leg, mode } = b.supervision else {
                     return;
                 };
+                b.supervision = Supervision::Live { leg, mode };
                 let params = self.env.leg_params(&n);
-                self.push(Output::Media(MediaOut::Params {
-                    stream: leg.stream,
-                    params,
-                }));
+                self.push(Output::Media(MediaOut::Params { stream, params }));
                 tracing::info!(call = %self.facts.id, ?mode, "supervision started");
-                if let Phase::Bridged(b) = &mut self.phase {
-                    b.supervision = Supervision::Live { leg, mode };
-                }
                 self.wire_supervision();
             }
             LegEvent::Answered(None) => {
@@ -367,19 +350,15 @@ impl CallCore {
             LegEvent::Failed { why, .. } => {
                 tracing::warn!(call = %self.facts.id, %why, "the supervisor's phone did not answer");
                 b.supervision = Supervision::Off;
+                self.retire(stream);
+            }
+            LegEvent::Bye => {
+                // The supervisor hung up: out of the mix, the call goes on.
+                b.supervision = Supervision::Off;
+                self.unwire(peer, stream);
+                self.retire(stream);
+                tracing::info!(call = %self.facts.id, "the supervisor hung up");
             }
         }
-    }
-
-    /// A request from the supervisor's phone: BYE ends the supervision (not the call).
-    pub(super) fn supervisor_request(&mut self, _now: Instant, what: LegRequest) {
-        if !matches!(what, LegRequest::Bye) {
-            return;
-        }
-        self.unwire_supervision();
-        if let Phase::Bridged(b) = &mut self.phase {
-            b.supervision = Supervision::Off;
-        }
-        tracing::info!(call = %self.facts.id, "the supervisor hung up");
     }
 }

@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use sip::message::Method;
 
-use super::io::{AcdOut, MediaOut, Output};
+use super::io::{AcdOut, MediaOut, Output, StreamId};
 use super::leg::LegEvent;
-use super::phase::{Caller, CallerLeg, Leg, LegPurpose, LegState, Phase, Queued, Wait};
+use super::phase::{Caller, CallerLeg, LegPurpose, Phase, Queued, Wait};
 use super::CallCore;
 use crate::acd::{self, CallbackResult};
 use crate::storage::{EndReason, QueueOutcome};
@@ -76,14 +76,13 @@ impl CallCore {
         let customer = self.place_leg(target, LegPurpose::Customer, called);
         tracing::info!(call = %self.facts.id, attempt = attempts + 1, "calling the caller back");
         let tone = self.env.ringback(&self.language());
-        let Phase::Queued(q) = &mut self.phase else {
-            return;
+        let Phase::Queued(q) = &self.phase else {
+            return self.retire(customer);
         };
-        let agent_stream = q.agents.iter().find(|l| l.is_answered()).map(|l| l.stream);
-        q.wait = Wait::Dialing {
-            attempts,
-            customer: Box::new(customer),
-        };
+        let agent_stream = q.agents.iter().copied().find(|s| self.is_answered_leg(*s));
+        if let Phase::Queued(q) = &mut self.phase {
+            q.wait = Wait::Dialing { attempts, customer };
+        }
         if let Some(stream) = agent_stream {
             // The agent hears ringback while the caller's phone rings.
             let id = self.new_play();
@@ -95,8 +94,8 @@ impl CallCore {
         }
     }
 
-    /// A response to the INVITE that calls the caller back.
-    pub(super) fn customer_leg_event(&mut self, now: Instant, event: LegEvent) {
+    /// What happened on the leg that calls the caller back.
+    pub(super) fn customer_leg_event(&mut self, now: Instant, stream: StreamId, event: LegEvent) {
         let Phase::Queued(q) = &mut self.phase else {
             return;
         };
@@ -104,32 +103,28 @@ impl CallCore {
             return;
         };
         match event {
-            LegEvent::Nothing | LegEvent::Ringing => {}
+            LegEvent::Ringing | LegEvent::MediaUpdated(_) => {}
             LegEvent::Answered(Some(n)) => {
-                let Wait::Dialing { customer, .. } =
-                    std::mem::replace(&mut q.wait, Wait::Reconnected)
-                else {
+                let Some((dialog, sdp)) = self.leg(stream).and_then(|l| l.answered_parts()) else {
                     return;
                 };
-                let Leg {
-                    stream,
-                    target,
-                    state: LegState::Answered { sdp, dialog, .. },
-                    ..
-                } = *customer
-                else {
+                let Some(leg) = self.legs.remove(&stream) else {
                     return;
                 };
-                // The caller's new leg is the call's leg from now on.
+                if let Phase::Queued(q) = &mut self.phase {
+                    q.wait = Wait::Reconnected;
+                }
+                // The caller's new leg is the call's leg from now on (its Call-ID stays
+                // routed here).
                 let params = self.env.leg_params(&n);
                 self.push(Output::Media(MediaOut::Params { stream, params }));
                 self.codec = Some(super::env::media_codec(n.codec.codec));
                 self.caller = Caller {
-                    peer: target.peer,
+                    peer: leg.target.peer,
                     stream,
-                    sdp: *sdp,
+                    sdp,
                     leg: CallerLeg::Answered {
-                        dialog,
+                        dialog: Box::new(dialog),
                         awaiting_ack_sdp: false,
                     },
                 };
@@ -142,20 +137,22 @@ impl CallCore {
                 });
             }
             LegEvent::Answered(None) => {
-                let away = Wait::Away { attempts };
-                if let Wait::Dialing { mut customer, .. } = std::mem::replace(&mut q.wait, away) {
-                    self.hang_up(now, &mut customer);
-                }
+                q.wait = Wait::Away { attempts };
+                self.hang_up(now, stream);
                 let result = CallbackResult::Failed("no usable codec".into());
                 self.callback_attempt_failed(now, attempts, result);
             }
             LegEvent::Failed { status, why } => {
+                q.wait = Wait::Away { attempts };
+                self.retire(stream);
                 let result = match status {
                     408 | 480 | 486 | 487 | 600 | 603 => CallbackResult::NoAnswer,
                     _ => CallbackResult::Failed(why),
                 };
                 self.callback_attempt_failed(now, attempts, result);
             }
+            // Not answered: no BYE can come.
+            LegEvent::Bye => {}
         }
     }
 
@@ -165,8 +162,8 @@ impl CallCore {
         if let Phase::Queued(q) = &mut self.phase {
             let agents = std::mem::take(&mut q.agents);
             q.wait = Wait::Away { attempts };
-            for mut leg in agents {
-                self.hang_up(now, &mut leg);
+            for leg in agents {
+                self.hang_up(now, leg);
             }
         }
         self.queue.agent = None;

@@ -57,7 +57,7 @@ impl CallCore {
                 self.push(Output::Message(MessageOut::Save));
                 ending.message = true;
             }
-            Step::Ringing { mut leg, .. } => self.hang_up(now, &mut leg),
+            Step::Ringing { leg, .. } => self.hang_up(now, leg),
             _ => {}
         }
     }

@@ -7,7 +7,8 @@
 //! | `Sip(Request)`         | sends in a new client transaction                      | `SipIn::Response`/`Timeout` with the same [`ReqId`] |
 //! | `Sip(Stateless)`       | sends outside any transaction (ACK to a 2xx)           | -                               |
 //! | `Sip(Cancel)`          | cancels the INVITE sent as that [`ReqId`]              | -                               |
-//! | `Media(Open)`          | opens an RTP stream (port pair), routes the leg's Call-ID to this call | `handle_stream_opened` |
+//! | `Sip(Route/Unroute)`   | routes a leg's Call-ID to this call, or stops          | -                               |
+//! | `Media(Open)`          | opens an RTP stream (port pair)                        | `handle_stream_opened`          |
 //! | `Media(..)`            | plays, stops, sends digits, routes audio, closes       | `MediaEvent`s of the stream     |
 //! | `Acd(..)`              | joins, informs and leaves the ACD                      | `Action`s for this call         |
 //! | `Connector`            | runs a lookup or an action (bounded by its timeout)    | `handle_connector`              |
@@ -68,7 +69,10 @@ pub enum SipOut {
     /// An answer to the call's INVITE (its transaction is the driver's).
     AnswerInvite(Response),
     /// An answer in the server transaction of a request given to the core.
-    Respond { tx: ServerTxId, response: Response },
+    Respond {
+        tx: ServerTxId,
+        response: Response,
+    },
     /// A request to send in a new client transaction. The driver adds nothing: Via and
     /// Max-Forwards are set.
     Request {
@@ -77,18 +81,28 @@ pub enum SipOut {
         to: Peer,
     },
     /// A message outside any transaction (the ACK of a 2xx).
-    Stateless { message: SipMessage, to: Peer },
+    Stateless {
+        message: SipMessage,
+        to: Peer,
+    },
     /// CANCEL the INVITE sent as `req` (RFC 3261 §9.1; the transaction layer builds it).
-    Cancel { req: ReqId },
+    Cancel {
+        req: ReqId,
+    },
+    /// Route the SIP events of `call_id` (a leg's) to this call until `Unroute`.
+    Route {
+        call_id: String,
+    },
+    Unroute {
+        call_id: String,
+    },
 }
 
 #[derive(Debug)]
 pub enum MediaOut {
-    /// A new RTP stream with default parameters. `route`: the SIP Call-ID of the leg it
-    /// belongs to, whose SIP events reach this call while the stream is open.
+    /// A new RTP stream with default parameters.
     Open {
         stream: StreamId,
-        route: Option<String>,
     },
     Params {
         stream: StreamId,

@@ -1,55 +1,92 @@
 //! The legs the engine places as a B2BUA (an agent the ACD picked, a bridged-transfer
 //! target, a supervisor's phone, the caller called back): each opens its own media stream,
-//! then sends its INVITE; once answered it is bridged through the engine's media workers.
+//! then its INVITE goes, signalled by `sip::uac` (digest challenges, provisional answers,
+//! the 2xx and its ACK, CANCEL and the 200 that crosses it, BYE either way, re-INVITEs from
+//! the called party). Once answered it is bridged through the engine's media workers.
 //!
-//! [`Leg`]'s methods are the signalling of one outbound INVITE dialog, whatever the leg is
-//! for: the INVITE with our SDP offer, provisional answers, the first 2xx (dialog, ACK, the
-//! SDP answer) and its retransmissions (ACKed again), digest challenges from the PBX,
-//! failures, BYE or CANCEL to hang up, and the requests the called party sends in the
-//! dialog. What an answer or a failure *means* depends on the leg's purpose and is decided
-//! by the phase that holds it (`queue`, `transfer`, `bridge`).
+//! [`Leg`] only translates between the client and the core's outputs; what an answer or a
+//! failure *means* depends on where the leg sits in the phase (`routing`).
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
-use sip::auth::{parse_challenges, random_cnonce, ChallengeKind, DigestRequest};
-use sip::dialog::Dialog;
-use sip::endpoint::{new_call_id, new_tag, ServerTxId};
-use sip::message::{HeaderName, Method, NameAddr, Request, Response, SipMessage};
-use sip::sdp::{Direction, LocalMedia, Negotiated, SdpSession, SessionDescription};
+use serde::{Deserialize, Serialize};
+use sip::endpoint::ServerTxId;
+use sip::message::{CSeq, NameAddr, Request, Response, SipMessage, Uri};
+use sip::sdp::{LocalMedia, Negotiated, SdpSession};
+use sip::uac::{
+    Credentials, EndCause, InDialogRequest, Uac, UacConfig, UacEvent, UacOutput, UacSnapshot,
+    UacState,
+};
 
-use super::answer::answer_reoffer;
 use super::env::CallEnv;
-use super::io::{MediaOut, Output, ReqId, SipOut};
-use super::phase::{Leg, LegPurpose, LegState};
+use super::io::{MediaOut, Output, ReqId, SipOut, StreamId};
+use super::phase::LegPurpose;
 use super::target::LegTarget;
 use super::Outbox;
-use crate::call::signalling::{contact, finish_request, via};
+use crate::call::signalling::{contact, finish_request};
 
-/// Challenges answered per leg before giving up (a second one for the same realm means the
-/// password is wrong).
-const MAX_CHALLENGES: u8 = 2;
-
-/// What a response to a leg's INVITE means.
+/// What happened on a leg, for the phase that holds it.
 #[derive(Debug)]
 pub(super) enum LegEvent {
-    /// Nothing to act on: 100, a retransmitted 2xx (ACKed again), a challenge answered.
-    Nothing,
     /// 180 or 183: the called party is alerted.
     Ringing,
-    /// The first 2xx: the dialog is up; what the SDP answer negotiated, if usable.
+    /// The call is answered (dialog up, ACKed): what the SDP negotiated, if usable.
     Answered(Option<Negotiated>),
-    /// A final failure (the stream is closed): the status (408 for no answer, 487 when it
-    /// answers our CANCEL) and why, for logs and flows.
+    /// The call was not set up: the status (408 for no answer, 487 after our CANCEL) and why.
     Failed { status: u16, why: String },
+    /// The called party changed the media (its re-INVITE or UPDATE).
+    MediaUpdated(Negotiated),
+    /// The called party hung up.
+    Bye,
 }
 
-/// A request the called party sent in the leg's dialog (already answered).
+/// A call the engine places.
 #[derive(Debug)]
-pub(super) enum LegRequest {
-    Bye,
-    /// A re-INVITE or UPDATE, and what it negotiated.
-    Offer(Option<Negotiated>),
-    Other,
+pub(crate) struct Leg {
+    pub stream: StreamId,
+    pub purpose: LegPurpose,
+    pub target: LegTarget,
+    pub state: LegState,
+    /// Requests of the client in flight: our id and the client's name for it (its CSeq).
+    pub sent: Vec<(ReqId, CSeq)>,
+}
+
+#[derive(Debug)]
+pub(crate) enum LegState {
+    /// Its media stream opens; the INVITE goes once the port is known.
+    Opening {
+        from_user: String,
+    },
+    Signalling(Box<Uac>),
+}
+
+/// A leg as data (its client's timers as time left).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SavedLeg {
+    pub stream: StreamId,
+    pub purpose: LegPurpose,
+    pub target: LegTarget,
+    pub state: SavedLegState,
+    pub sent: Vec<(ReqId, CSeq)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum SavedLegState {
+    Opening { from_user: String },
+    Signalling(Box<UacSnapshot>),
+}
+
+fn credentials(env: &CallEnv, target: &LegTarget) -> Option<Credentials> {
+    let trunk = target.trunk.as_deref()?;
+    env.config
+        .trunks
+        .iter()
+        .find(|t| t.name == trunk)
+        .map(|t| Credentials {
+            username: t.auth_username.clone(),
+            password: t.password.clone(),
+        })
 }
 
 impl Leg {
@@ -61,330 +98,270 @@ impl Leg {
         from_user: String,
     ) -> Leg {
         let stream = io.new_stream();
-        let call_id = new_call_id();
-        io.push(Output::Media(MediaOut::Open {
-            stream,
-            route: Some(call_id.clone()),
-        }));
+        io.push(Output::Media(MediaOut::Open { stream }));
         Leg {
             stream,
             purpose,
-            call_id,
             target,
             state: LegState::Opening { from_user },
+            sent: Vec::new(),
         }
     }
 
-    /// Sends the INVITE with our offer from `local` (the stream's RTP address).
-    pub(super) fn invite(&mut self, env: &CallEnv, io: &mut Outbox, local: SocketAddr) {
+    fn uac(&self) -> Option<&Uac> {
+        match &self.state {
+            LegState::Signalling(uac) => Some(uac),
+            LegState::Opening { .. } => None,
+        }
+    }
+
+    /// The leg's SIP Call-ID, once its INVITE went.
+    pub(super) fn call_id(&self) -> Option<&str> {
+        self.uac().map(Uac::call_id)
+    }
+
+    /// The agent a leg rings, for an agent leg.
+    pub(crate) fn agent(&self) -> Option<&crate::acd::AgentId> {
+        match &self.purpose {
+            LegPurpose::Agent(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn is_answered(&self) -> bool {
+        self.uac()
+            .is_some_and(|u| *u.state() == UacState::Confirmed)
+    }
+
+    /// Nothing more will happen on the leg (its signalling is over).
+    pub(super) fn is_done(&self) -> bool {
+        self.uac().is_none_or(Uac::is_done)
+    }
+
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
+        self.uac().and_then(Uac::poll_timeout)
+    }
+
+    /// The dialog and media session of an answered leg (a caller called back).
+    pub(super) fn answered_parts(&self) -> Option<(sip::dialog::Dialog, SdpSession)> {
+        let uac = self.uac().filter(|_| self.is_answered())?;
+        Some((uac.dialog()?.clone(), uac.sdp().clone()))
+    }
+
+    /// Sends the INVITE with our offer from `local` (the stream's RTP address); its
+    /// Call-ID is routed to the call from now on.
+    pub(super) fn invite(
+        &mut self,
+        now: Instant,
+        env: &CallEnv,
+        io: &mut Outbox,
+        local: SocketAddr,
+    ) {
         let LegState::Opening { from_user } = &self.state else {
             return;
         };
-        let mut sdp = SdpSession::new(LocalMedia::new(
+        let sdp = SdpSession::new(LocalMedia::new(
             env.rtp_ip(),
             local.port(),
             rand::random::<u32>() as u64,
         ));
-        let offer = sdp.offer(Direction::SendRecv);
-        let (uri, peer) = (self.target.uri.clone(), self.target.peer);
-        let mut invite = Request::new(Method::Invite, uri.clone());
-        invite
-            .headers
-            .push(HeaderName::Via, via(env.local_sip, peer.transport));
-        invite.headers.push(HeaderName::MaxForwards, "70");
-        let from = format!("<sip:{from_user}@{}>;tag={}", env.local_sip, new_tag());
-        invite.headers.push(HeaderName::From, from);
-        invite
-            .headers
-            .push(HeaderName::To, NameAddr::new(uri).to_string());
-        invite
-            .headers
-            .push(HeaderName::CallId, self.call_id.clone());
-        invite.headers.push(HeaderName::CSeq, "1 INVITE");
-        invite.headers.push(
-            HeaderName::Contact,
-            NameAddr::new(contact(env.local_sip, peer.transport)).to_string(),
-        );
-        invite
-            .headers
-            .push(HeaderName::UserAgent, env.config.sip.user_agent.clone());
-        invite
-            .headers
-            .push(HeaderName::ContentType, "application/sdp");
-        invite.body = offer.to_string().into_bytes().into();
-        let req = io.new_req();
-        io.push(Output::Sip(SipOut::Request {
-            req,
-            request: invite.clone(),
-            to: peer,
-        }));
-        let digest = self
-            .target
-            .trunk
-            .as_deref()
-            .and_then(|t| env.trunk_digest(t))
-            .map(Box::new);
-        self.state = LegState::Inviting {
-            sdp: Box::new(sdp),
-            invite: Box::new(invite),
-            req,
-            digest,
-            challenges: 0,
+        let from = Uri::parse(&format!("sip:{from_user}@{}", env.local_sip))
+            .or_else(|_| Uri::parse(&format!("sip:svi@{}", env.local_sip)));
+        let Ok(from) = from else {
+            return;
         };
+        let peer = self.target.peer;
+        let mut config = UacConfig::new(
+            self.target.uri.clone(),
+            NameAddr::new(from),
+            contact(env.local_sip, peer.transport),
+            peer,
+        );
+        config.user_agent = env.config.sip.user_agent.clone();
+        config.t1 = env.config.sip.t1;
+        let uac = Uac::new(now, config, sdp, credentials(env, &self.target));
+        io.push(Output::Sip(SipOut::Route {
+            call_id: uac.call_id().to_string(),
+        }));
+        self.state = LegState::Signalling(Box::new(uac));
+        self.pump(env, io);
     }
 
-    /// Whether `req` is this leg's INVITE.
+    /// Whether `req` is one of the leg's requests in flight.
     pub(super) fn owns(&self, req: ReqId) -> bool {
-        match &self.state {
-            LegState::Inviting { req: r, .. } | LegState::Answered { req: r, .. } => *r == req,
-            _ => false,
-        }
+        self.sent.iter().any(|(r, _)| *r == req)
     }
 
-    /// A response to the leg's INVITE.
+    /// A response of the leg's Call-ID.
     pub(super) fn on_response(
         &mut self,
+        now: Instant,
         env: &CallEnv,
         io: &mut Outbox,
         response: &Response,
-    ) -> LegEvent {
-        match response.status {
-            100..=199 if matches!(response.status, 180 | 183) => LegEvent::Ringing,
-            100..=199 => LegEvent::Nothing,
-            200..=299 => self.accept_2xx(env, io, response),
-            401 | 407 if self.answer_challenge(env, io, response) => LegEvent::Nothing,
-            status => {
-                if !matches!(self.state, LegState::Inviting { .. }) {
-                    return LegEvent::Nothing;
-                }
-                self.close(io);
-                LegEvent::Failed {
-                    status,
-                    why: format!("the called party answered {status} {}", response.reason),
-                }
-            }
+    ) -> Vec<LegEvent> {
+        if let LegState::Signalling(uac) = &mut self.state {
+            uac.handle_response(now, response);
         }
+        self.pump(env, io)
     }
 
-    /// The leg's INVITE got no final answer (transaction timeout): true if that ends it.
-    pub(super) fn on_timeout(&mut self, io: &mut Outbox, req: ReqId) -> bool {
-        match &self.state {
-            LegState::Inviting { req: r, .. } if *r == req => {
-                self.close(io);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Every 2xx: the dialog on the first, an ACK for each (retransmissions included: our
-    /// ACK may have been lost), the SDP answer processed on the first.
-    fn accept_2xx(&mut self, env: &CallEnv, io: &mut Outbox, response: &Response) -> LegEvent {
-        let first = match &self.state {
-            LegState::Inviting { invite, .. } => match Dialog::new_uac(invite, response) {
-                Ok(d) => Some(d),
-                Err(_) => return LegEvent::Nothing,
-            },
-            LegState::Answered { .. } => None,
-            _ => return LegEvent::Nothing,
+    /// No final answer to `req`.
+    pub(super) fn on_timeout(
+        &mut self,
+        now: Instant,
+        env: &CallEnv,
+        io: &mut Outbox,
+        req: ReqId,
+    ) -> Vec<LegEvent> {
+        let Some(i) = self.sent.iter().position(|(r, _)| *r == req) else {
+            return Vec::new();
         };
-        let state = std::mem::replace(&mut self.state, LegState::Ended);
-        let (sdp, dialog, req, negotiated) = match (state, first) {
-            (LegState::Inviting { mut sdp, req, .. }, Some(dialog)) => {
-                let answer = SessionDescription::parse_bytes(&response.body).ok();
-                let n = answer.and_then(|a| sdp.process_answer(&a).ok());
-                (sdp, Box::new(dialog), req, Some(n))
-            }
-            (LegState::Answered { sdp, dialog, req }, _) => (sdp, dialog, req, None),
-            (other, _) => {
-                self.state = other;
-                return LegEvent::Nothing;
-            }
-        };
-        let mut ack = dialog.create_ack(response);
-        finish_request(
-            &mut ack,
-            env.local_sip,
-            self.target.peer.transport,
-            &env.config.sip.user_agent,
-        );
-        io.push(Output::Sip(SipOut::Stateless {
-            message: SipMessage::Request(ack),
-            to: self.target.peer,
-        }));
-        self.state = LegState::Answered { sdp, dialog, req };
-        match negotiated {
-            Some(n) => LegEvent::Answered(n),
-            None => LegEvent::Nothing,
+        let (_, cseq) = self.sent.swap_remove(i);
+        if let LegState::Signalling(uac) = &mut self.state {
+            uac.handle_transaction_timeout(now, &cseq);
         }
+        self.pump(env, io)
     }
 
-    /// The PBX challenged the INVITE (401/407): the same INVITE again, with credentials, in a
-    /// new transaction. False when there is nothing (more) to answer with.
-    fn answer_challenge(&mut self, env: &CallEnv, io: &mut Outbox, response: &Response) -> bool {
-        let LegState::Inviting {
-            invite,
-            req,
-            digest: Some(digest),
-            challenges,
-            ..
-        } = &mut self.state
-        else {
-            return false;
-        };
-        *challenges += 1;
-        if *challenges > MAX_CHALLENGES {
-            return false;
+    /// The client's own deadline (CANCEL give-up, glare retry) passed.
+    pub(super) fn on_timer(
+        &mut self,
+        now: Instant,
+        env: &CallEnv,
+        io: &mut Outbox,
+    ) -> Vec<LegEvent> {
+        if let LegState::Signalling(uac) = &mut self.state {
+            uac.handle_timeout(now);
         }
-        let (kind, header) = if response.status == 407 {
-            (ChallengeKind::Proxy, HeaderName::ProxyAuthenticate)
-        } else {
-            (ChallengeKind::Www, HeaderName::WwwAuthenticate)
-        };
-        let offered: Vec<_> = response
-            .headers
-            .get_all(&header)
-            .filter_map(|v| parse_challenges(v).ok())
-            .flatten()
-            .collect();
-        if let Err(e) = digest.on_challenge(kind, &offered) {
-            tracing::warn!(error = %e, "the PBX's challenge cannot be answered");
-            return false;
-        }
-        let mut again = (**invite).clone();
-        let seq = again.headers.cseq().map(|c| c.seq + 1).unwrap_or(2);
-        again.headers.set(HeaderName::CSeq, format!("{seq} INVITE"));
-        again.headers.remove(&HeaderName::Via);
-        again.headers.remove(&HeaderName::Authorization);
-        again.headers.remove(&HeaderName::ProxyAuthorization);
-        again.headers.push(
-            HeaderName::Via,
-            via(env.local_sip, self.target.peer.transport),
-        );
-        let uri = again.uri.to_string();
-        let request = DigestRequest {
-            method: "INVITE",
-            uri: &uri,
-            body: Some(&again.body),
-        };
-        match digest.authorize(&request, &random_cnonce()) {
-            Ok(auths) => {
-                for a in auths {
-                    let name = match a.kind {
-                        ChallengeKind::Www => HeaderName::Authorization,
-                        ChallengeKind::Proxy => HeaderName::ProxyAuthorization,
-                    };
-                    again.headers.push(name, a.header_value());
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot compute digest credentials");
-                return false;
-            }
-        }
-        *req = io.new_req();
-        io.push(Output::Sip(SipOut::Request {
-            req: *req,
-            request: again.clone(),
-            to: self.target.peer,
-        }));
-        **invite = again;
-        true
+        self.pump(env, io)
     }
 
-    /// Ends the leg: BYE when answered, CANCEL while ringing; its stream closes.
-    pub(super) fn hang_up(&mut self, env: &CallEnv, io: &mut Outbox) {
-        match &mut self.state {
-            LegState::Answered { dialog, .. } => {
-                let mut bye = dialog.create_request(Method::Bye);
-                finish_request(
-                    &mut bye,
-                    env.local_sip,
-                    self.target.peer.transport,
-                    &env.config.sip.user_agent,
-                );
-                let req = io.new_req();
-                io.push(Output::Sip(SipOut::Request {
-                    req,
-                    request: bye,
-                    to: self.target.peer,
-                }));
-            }
-            LegState::Inviting { req, .. } => io.push(Output::Sip(SipOut::Cancel { req: *req })),
-            LegState::Opening { .. } | LegState::Ended => {}
-        }
-        self.close(io);
-    }
-
-    fn close(&mut self, io: &mut Outbox) {
-        if !matches!(self.state, LegState::Ended) {
-            io.push(Output::Media(MediaOut::Close {
-                stream: self.stream,
-            }));
-            self.state = LegState::Ended;
-        }
-    }
-
-    /// A request from the called party: answered here (BYE 200 and the leg ends,
-    /// re-INVITEs and UPDATEs from the leg's SDP session, the rest 200; 481 without a
-    /// dialog). None for an ACK.
+    /// A request from the called party, answered here: BYE and the rest 200, re-INVITEs
+    /// and UPDATEs from the leg's SDP session, anything outside the dialog 481.
     pub(super) fn on_request(
         &mut self,
+        now: Instant,
         env: &CallEnv,
         io: &mut Outbox,
         tx: Option<ServerTxId>,
         req: &Request,
-    ) -> Option<LegRequest> {
-        if req.method == Method::Ack {
-            return None;
-        }
-        let transport = self.target.peer.transport;
-        let LegState::Answered { sdp, dialog, .. } = &mut self.state else {
+    ) -> Vec<LegEvent> {
+        let LegState::Signalling(uac) = &mut self.state else {
             respond(io, tx, Response::for_request(req, 481));
-            return Some(LegRequest::Other);
+            return Vec::new();
         };
-        let tag = dialog.id.local_tag.clone();
-        let tagged = |status| Response::for_request(req, status).with_to_tag(&tag);
-        if dialog.handle_request(req).is_err() {
-            respond(io, tx, tagged(500));
-            return Some(LegRequest::Other);
+        let response = match uac.handle_request(now, req) {
+            Ok(InDialogRequest::Ack) => None,
+            Ok(InDialogRequest::Offer) => Some(uac.answer_offer(req)),
+            Ok(InDialogRequest::Bye | InDialogRequest::Other) => Some(uac.respond(req, 200)),
+            Err(refusal) => Some(refusal.response),
+        };
+        if let Some(r) = response {
+            respond(io, tx, r);
         }
-        match req.method {
-            Method::Bye => {
-                respond(io, tx, tagged(200));
-                self.close(io);
-                Some(LegRequest::Bye)
-            }
-            Method::Invite | Method::Update => {
-                let reply = answer_reoffer(sdp, req);
-                let mut r = Response::for_request(req, if reply.is_ok() { 200 } else { 488 });
-                dialog.prepare_response(&mut r);
-                r.headers.remove(&HeaderName::RecordRoute);
-                let negotiated = match reply {
-                    Ok((negotiated, answer)) => {
-                        r.headers.push(
-                            HeaderName::Contact,
-                            NameAddr::new(contact(env.local_sip, transport)).to_string(),
-                        );
-                        r.headers.push(HeaderName::ContentType, "application/sdp");
-                        r.body = answer.to_string().into_bytes().into();
-                        negotiated
+        self.pump(env, io)
+    }
+
+    /// Ends the leg: CANCEL while it rings, BYE once answered (the client finishes on its
+    /// own: a 200 crossing the CANCEL is ACKed and ended). Its events are of no interest
+    /// any more.
+    pub(super) fn hang_up(&mut self, now: Instant, env: &CallEnv, io: &mut Outbox) {
+        if let LegState::Signalling(uac) = &mut self.state {
+            uac.hang_up(now, None);
+        }
+        self.pump(env, io);
+    }
+
+    /// Performs what the client asks and turns its events into the leg's.
+    fn pump(&mut self, env: &CallEnv, io: &mut Outbox) -> Vec<LegEvent> {
+        let LegState::Signalling(uac) = &mut self.state else {
+            return Vec::new();
+        };
+        let transport = self.target.peer.transport;
+        let finish = |r: &mut Request| {
+            finish_request(r, env.local_sip, transport, &env.config.sip.user_agent)
+        };
+        while let Some(out) = uac.poll_output() {
+            match out {
+                UacOutput::Request {
+                    cseq,
+                    mut request,
+                    to,
+                } => {
+                    finish(&mut request);
+                    let req = io.new_req();
+                    self.sent.push((req, cseq));
+                    io.push(Output::Sip(SipOut::Request { req, request, to }));
+                }
+                UacOutput::Ack { mut request, to } => {
+                    finish(&mut request);
+                    let message = SipMessage::Request(request);
+                    io.push(Output::Sip(SipOut::Stateless { message, to }));
+                }
+                UacOutput::CancelInvite { invite } => {
+                    if let Some((req, _)) = self.sent.iter().find(|(_, c)| *c == invite) {
+                        io.push(Output::Sip(SipOut::Cancel { req: *req }));
                     }
-                    Err(e) => {
-                        r.headers.push(
-                            HeaderName::Warning,
-                            format!("305 svi \"{}\"", e.replace('"', "'")),
-                        );
-                        None
-                    }
-                };
-                respond(io, tx, r);
-                Some(LegRequest::Offer(negotiated))
+                }
             }
-            _ => {
-                respond(io, tx, tagged(200));
-                Some(LegRequest::Other)
+        }
+        let mut events = Vec::new();
+        while let Some(ev) = uac.poll_event() {
+            let event = match ev {
+                UacEvent::Progress {
+                    status: 180 | 183, ..
+                } => LegEvent::Ringing,
+                UacEvent::Progress { .. } | UacEvent::ReofferFailed { .. } => continue,
+                UacEvent::Answered { media } => LegEvent::Answered(media.ok()),
+                UacEvent::Failed { status, error } => LegEvent::Failed {
+                    status,
+                    why: error.to_string(),
+                },
+                UacEvent::MediaUpdated { media } => LegEvent::MediaUpdated(media),
+                UacEvent::Ended {
+                    cause: EndCause::RemoteBye | EndCause::Lost { .. },
+                } => LegEvent::Bye,
+                UacEvent::Ended { .. } => continue,
+            };
+            events.push(event);
+        }
+        events
+    }
+
+    /// The leg as data.
+    pub(super) fn save(&self, now: Instant) -> SavedLeg {
+        let state = match &self.state {
+            LegState::Opening { from_user } => SavedLegState::Opening {
+                from_user: from_user.clone(),
+            },
+            LegState::Signalling(uac) => SavedLegState::Signalling(Box::new(uac.snapshot(now))),
+        };
+        SavedLeg {
+            stream: self.stream,
+            purpose: self.purpose.clone(),
+            target: self.target.clone(),
+            state,
+            sent: self.sent.clone(),
+        }
+    }
+
+    /// A saved leg again, its client's timers running from `now` (credentials from the
+    /// configuration: they are never saved).
+    pub(super) fn restore(saved: SavedLeg, env: &CallEnv, now: Instant) -> Leg {
+        let state = match saved.state {
+            SavedLegState::Opening { from_user } => LegState::Opening { from_user },
+            SavedLegState::Signalling(snapshot) => {
+                let credentials = credentials(env, &saved.target);
+                LegState::Signalling(Box::new(Uac::restore(*snapshot, credentials, now)))
             }
+        };
+        Leg {
+            stream: saved.stream,
+            purpose: saved.purpose,
+            target: saved.target,
+            state,
+            sent: saved.sent,
         }
     }
 }

@@ -30,6 +30,7 @@ mod leg;
 pub(crate) mod phase;
 mod queue;
 mod routing;
+mod snapshot;
 pub mod target;
 mod transfer;
 mod wire;
@@ -37,7 +38,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -59,6 +60,7 @@ pub use io::{
     TargetError,
 };
 use phase::{Caller, Phase, Step};
+pub use snapshot::{CallSnapshot, RestoreError};
 
 /// The caller's stream is always the first one.
 pub const CALLER_STREAM: StreamId = StreamId(0);
@@ -71,7 +73,7 @@ pub struct Refused {
 }
 
 /// What the call record keeps of the queue.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct QueueRecord {
     pub queue: Option<String>,
     pub agent: Option<String>,
@@ -107,6 +109,8 @@ pub struct CallCore {
     codec: Option<Codec>,
     queue: QueueRecord,
     recorded: Option<RecordedFile>,
+    /// The legs the call placed, by stream (see `routing`).
+    legs: BTreeMap<StreamId, leg::Leg>,
     io: Outbox,
 }
 
@@ -191,6 +195,7 @@ impl CallCore {
             codec: None,
             queue: QueueRecord::default(),
             recorded: None,
+            legs: BTreeMap::new(),
             io: Outbox::new(),
         };
         core.start(now);
@@ -207,6 +212,19 @@ impl CallCore {
         if self.is_ended() {
             return;
         }
+        if self.is_over() {
+            // Only legs finishing their signalling care.
+            return match event {
+                SipIn::Response { req, response } => self.response(now, req, response),
+                SipIn::Timeout { req } => self.request_timeout(now, req),
+                SipIn::Request { tx, request, .. }
+                    if request.headers.call_id() != Some(self.caller_call_id()) =>
+                {
+                    self.leg_request(now, tx, request)
+                }
+                _ => {}
+            };
+        }
         match event {
             SipIn::Request { tx, request, from } => self.request(now, tx, request, from),
             SipIn::Response { req, response } => self.response(now, req, response),
@@ -221,7 +239,7 @@ impl CallCore {
 
     /// An event of one of the call's media streams.
     pub fn handle_media(&mut self, now: Instant, stream: StreamId, event: MediaEvent) {
-        if self.is_ended() {
+        if self.is_over() {
             return;
         }
         if stream == self.caller.stream {
@@ -238,7 +256,7 @@ impl CallCore {
 
     /// An action of the ACD for this call.
     pub fn handle_acd(&mut self, now: Instant, action: acd::Action) {
-        if !self.is_ended() {
+        if !self.is_over() {
             self.acd_action(now, action);
         }
     }
@@ -263,8 +281,8 @@ impl CallCore {
         }
     }
 
-    /// The call recording started (or why it did not).
-    pub fn handle_recording_started(&mut self, now: Instant, started: Result<(), String>) {
+    /// The call recording started in this file (or why it did not).
+    pub fn handle_recording_started(&mut self, now: Instant, started: Result<String, String>) {
         self.recording_started(now, started);
     }
 
@@ -319,6 +337,7 @@ impl CallCore {
     /// The clock passed [`CallCore::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
         let at = self.clock.stamp(now);
+        self.legs_timeout(now);
         if matches!(self.phase, Phase::Flow(_)) {
             return self.step_timeout(now, at);
         }
@@ -341,12 +360,21 @@ impl CallCore {
             Phase::Ending(e) => e.bye.map(|_| e.deadline),
             _ => None,
         };
+        let legs = self.legs.values().filter_map(leg::Leg::poll_timeout);
         at.map(|t| self.clock.instant(t))
+            .into_iter()
+            .chain(legs)
+            .min()
     }
 
-    /// The record is out: nothing more will happen.
-    pub fn is_ended(&self) -> bool {
+    /// The record is out ([`Output::Ended`]); legs may still finish their signalling.
+    pub fn is_over(&self) -> bool {
         matches!(self.phase, Phase::Ended)
+    }
+
+    /// Nothing more will happen: the record is out and every leg is done.
+    pub fn is_ended(&self) -> bool {
+        self.is_over() && self.legs.is_empty()
     }
 
     fn is_answered(&self) -> bool {

@@ -14,24 +14,27 @@
 //! Every phase can end (`Ending`): the caller or the second party hangs up, the flow ends,
 //! the engine shuts down. `Ending` waits for what must finish before the record is
 //! written (our BYE's answer, the call recording, a message being saved).
+//!
+//! Legs (the calls the engine places) live in the core's leg table, by their stream; a
+//! phase names the legs it uses and says what they are for. Everything here is plain data
+//! (`serde`): it is most of a call's snapshot.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sip::auth::DigestClient;
+use serde::{Deserialize, Serialize};
 use sip::dialog::Dialog;
 use sip::endpoint::Peer;
 use sip::message::Request;
 use sip::sdp::{SdpSession, SessionDescription};
 
 use super::io::{PlayId, ReqId, StreamId, SuperviseMode};
-use super::target::LegTarget;
-use crate::acd::{AgentId, Timestamp};
+use crate::acd::{AgentId, Priority, QueueId, Timestamp};
 use crate::collect::DigitCollector;
 use crate::storage::EndReason;
 
 /// The caller's side: the INVITE's source, its media stream and offer/answer state.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Caller {
     /// Where in-dialog requests go (the INVITE's source; after a callback, the line the
     /// caller was dialled back on).
@@ -41,10 +44,14 @@ pub(crate) struct Caller {
     pub leg: CallerLeg,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum CallerLeg {
     /// Our final answer to the INVITE is still to come.
-    Offered { invite: Box<Request>, offer: Offer },
+    Offered {
+        #[serde(with = "super::wire::request")]
+        invite: Box<Request>,
+        offer: Offer,
+    },
     /// We answered 200: the dialog is up.
     Answered {
         dialog: Box<Dialog>,
@@ -55,7 +62,7 @@ pub(crate) enum CallerLeg {
     Closed,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Offer {
     /// Our answer to the INVITE's offer, sent in the 200.
     Answer(Box<SessionDescription>),
@@ -63,7 +70,7 @@ pub(crate) enum Offer {
     Late,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Phase {
     /// The flow runs a step.
     Flow(Step),
@@ -76,7 +83,7 @@ pub(crate) enum Phase {
 }
 
 /// What the current flow step waits for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Step {
     /// Between two effects (never seen between two inputs).
     Running,
@@ -106,13 +113,13 @@ pub(crate) enum Step {
     },
     /// A bridged transfer: the target rings, the caller hears ringback.
     Ringing {
-        leg: Box<Leg>,
+        leg: StreamId,
         deadline: Timestamp,
         ringback: PlayId,
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Message {
     /// The step's prompts and beep play; capture starts when they end.
     Prompting {
@@ -130,16 +137,20 @@ pub(crate) enum Message {
     Saving,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Queued {
+    pub queue: QueueId,
+    pub priority: Priority,
+    /// The caller's place in line as last announced (1: next).
+    pub position: Option<u32>,
     /// Agent legs the ACD asked for (several with ring-all); at most one answered, which
     /// waits for the ACD's `Bridge`.
-    pub agents: Vec<Leg>,
+    pub agents: Vec<StreamId>,
     pub wait: Wait,
 }
 
 /// Where the caller is while the call waits in the ACD.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Wait {
     /// On the line, hearing `music` (or an announcement; None: silence).
     Listening { music: Option<PlayId> },
@@ -148,14 +159,14 @@ pub(crate) enum Wait {
     /// Hung up to be called back; `attempts` failed so far.
     Away { attempts: u32 },
     /// An agent answered the callback; the caller is dialled on `customer`.
-    Dialing { attempts: u32, customer: Box<Leg> },
+    Dialing { attempts: u32, customer: StreamId },
     /// The caller answered the callback: the ACD's `Bridge` comes next.
     Reconnected,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Bridge {
-    pub peer: Leg,
+    pub peer: StreamId,
     pub recording: CallRecording,
     pub supervision: Supervision,
     /// The second party's previous digit (feature codes such as `*7`).
@@ -163,33 +174,46 @@ pub(crate) struct Bridge {
 }
 
 /// The bridge's recording.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum CallRecording {
     /// Not recorded (the policy's draw, or the recorder refused).
     Off,
     /// Asked of the driver; its outcome is pending.
     Starting,
     On {
+        file: String,
+        /// When the recording started (its offset in the call).
+        since: Timestamp,
         paused: bool,
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Supervision {
     Off,
     /// The supervisor's phone rings.
     Calling {
-        leg: Box<Leg>,
+        leg: StreamId,
         mode: SuperviseMode,
     },
     /// The supervisor answered; its audio is wired per `mode`.
     Live {
-        leg: Box<Leg>,
+        leg: StreamId,
         mode: SuperviseMode,
     },
 }
 
-#[derive(Debug, Clone)]
+impl Supervision {
+    /// The supervisor's leg, if any.
+    pub(crate) fn leg(&self) -> Option<StreamId> {
+        match self {
+            Supervision::Calling { leg, .. } | Supervision::Live { leg, .. } => Some(*leg),
+            Supervision::Off => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Ending {
     pub reason: EndReason,
     /// Our BYE to the caller, until answered or `deadline`.
@@ -202,7 +226,7 @@ pub(crate) struct Ending {
 }
 
 /// Why the engine placed a leg.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum LegPurpose {
     /// The ACD rings this agent for the queued call.
     Agent(AgentId),
@@ -212,50 +236,4 @@ pub(crate) enum LegPurpose {
     Supervisor,
     /// The caller, called back.
     Customer,
-}
-
-/// A call the engine places as a B2BUA, bridged through its own media streams.
-#[derive(Debug, Clone)]
-pub(crate) struct Leg {
-    pub stream: StreamId,
-    pub purpose: LegPurpose,
-    /// The leg's own SIP Call-ID.
-    pub call_id: String,
-    pub target: LegTarget,
-    pub state: LegState,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) enum LegState {
-    /// Its media stream opens; the INVITE goes once the port is known.
-    Opening { from_user: String },
-    Inviting {
-        sdp: Box<SdpSession>,
-        invite: Box<Request>,
-        req: ReqId,
-        /// Credentials answering the PBX's challenges (built from the target's trunk).
-        digest: Option<Box<DigestClient>>,
-        challenges: u8,
-    },
-    Answered {
-        sdp: Box<SdpSession>,
-        dialog: Box<Dialog>,
-        /// The INVITE, whose retransmitted 2xx are acknowledged again.
-        req: ReqId,
-    },
-    /// Over: it hung up, failed or was hung up.
-    Ended,
-}
-
-impl Leg {
-    pub(crate) fn is_answered(&self) -> bool {
-        matches!(self.state, LegState::Answered { .. })
-    }
-
-    pub(crate) fn agent(&self) -> Option<&AgentId> {
-        match &self.purpose {
-            LegPurpose::Agent(a) => Some(a),
-            _ => None,
-        }
-    }
 }

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use ivr_scripts::{Input, Priority, QueueOutcome, SayAs};
 
-use super::io::{AcdOut, MediaOut, Output, PlayId};
-use super::leg::{LegEvent, LegRequest};
-use super::phase::{Leg, LegPurpose, Phase, Queued, Wait};
+use super::io::{AcdOut, MediaOut, Output, PlayId, StreamId};
+use super::leg::{Leg, LegEvent};
+use super::phase::{LegPurpose, Phase, Queued, Wait};
 use super::CallCore;
 use crate::acd::{self, AgentId, CallId, QueueId, RingFailure};
 use crate::storage::{EndReason, QueueOutcome as StoredOutcome};
@@ -38,9 +38,12 @@ impl CallCore {
         };
         self.push(Output::Acd(AcdOut::Join(input)));
         tracing::info!(call = %self.facts.id, %queue, "call queued");
-        self.queue.queue = Some(queue);
+        self.queue.queue = Some(queue.clone());
         self.queue.queued_at = Some(self.stamp(now));
         self.phase = Phase::Queued(Queued {
+            queue: QueueId::from(queue.as_str()),
+            priority,
+            position: None,
             agents: Vec::new(),
             wait: Wait::Listening { music: None },
         });
@@ -52,10 +55,17 @@ impl CallCore {
             return;
         };
         let listening = matches!(q.wait, Wait::Listening { .. });
-        let talking = q.agents.iter().any(Leg::is_answered);
+        let talking = q.agents.iter().any(|s| self.is_answered_leg(*s));
         match action {
             acd::Action::Hold { .. } | acd::Action::Moved { .. } => {
-                if matches!(q.wait, Wait::Listening { music: None }) {
+                let silent = matches!(q.wait, Wait::Listening { music: None });
+                if let (acd::Action::Moved { to, .. }, Phase::Queued(q)) =
+                    (&action, &mut self.phase)
+                {
+                    q.queue = to.clone();
+                    q.position = None;
+                }
+                if silent {
                     self.music();
                 }
             }
@@ -63,8 +73,14 @@ impl CallCore {
                 position,
                 expected_wait,
                 ..
-            } if listening && !talking => self.announce(position, expected_wait),
-            acd::Action::Announce { .. } => {}
+            } => {
+                if let Phase::Queued(q) = &mut self.phase {
+                    q.position = Some(position);
+                }
+                if listening && !talking {
+                    self.announce(position, expected_wait);
+                }
+            }
             acd::Action::RingAgent { agent, contact, .. }
             | acd::Action::CallbackCall { agent, contact, .. } => self.ring_agent(agent, &contact),
             acd::Action::CancelRing { agent, .. } => self.cancel_agent_leg(now, &agent),
@@ -109,11 +125,11 @@ impl CallCore {
     }
 
     fn hang_up_queue(&mut self, now: Instant, q: Queued) {
-        for mut leg in q.agents {
-            self.hang_up(now, &mut leg);
+        for leg in q.agents {
+            self.hang_up(now, leg);
         }
-        if let Wait::Dialing { mut customer, .. } = q.wait {
-            self.hang_up(now, &mut customer);
+        if let Wait::Dialing { customer, .. } = q.wait {
+            self.hang_up(now, customer);
         }
     }
 
@@ -200,7 +216,7 @@ impl CallCore {
         let Phase::Queued(q) = &self.phase else {
             return;
         };
-        let talking = q.agents.iter().any(Leg::is_answered);
+        let talking = q.agents.iter().any(|s| self.is_answered_leg(*s));
         match q.wait {
             Wait::Listening { music: Some(m) } if m == id && !talking => self.music(),
             Wait::Confirming { prompt } if prompt == id => {
@@ -223,6 +239,8 @@ impl CallCore {
                 let leg = self.place_leg(target, LegPurpose::Agent(agent), from);
                 if let Phase::Queued(q) = &mut self.phase {
                     q.agents.push(leg);
+                } else {
+                    self.retire(leg);
                 }
             }
             Err(e) => {
@@ -244,13 +262,19 @@ impl CallCore {
 
     /// `CancelRing` for one agent: its leg only (ring-all rings several).
     fn cancel_agent_leg(&mut self, now: Instant, agent: &AgentId) {
-        let Phase::Queued(q) = &mut self.phase else {
+        let mine = |s: &StreamId| {
+            self.leg(*s)
+                .is_some_and(|l| l.agent() == Some(agent) && !l.is_answered())
+        };
+        let Phase::Queued(q) = &self.phase else {
             return;
         };
-        let mine = |l: &Leg| l.agent() == Some(agent) && !l.is_answered();
-        if let Some(i) = q.agents.iter().position(mine) {
-            let mut leg = q.agents.remove(i);
-            self.hang_up(now, &mut leg);
+        let Some(i) = q.agents.iter().position(mine) else {
+            return;
+        };
+        if let Phase::Queued(q) = &mut self.phase {
+            let leg = q.agents.remove(i);
+            self.hang_up(now, leg);
         }
     }
 
@@ -262,10 +286,10 @@ impl CallCore {
             return;
         };
         let on_line = matches!(q.wait, Wait::Listening { .. } | Wait::Reconnected);
-        let answered = q
-            .agents
-            .iter()
-            .position(|l| l.agent() == Some(&agent) && l.is_answered());
+        let answered = q.agents.iter().position(|s| {
+            self.leg(*s)
+                .is_some_and(|l| l.agent() == Some(&agent) && l.is_answered())
+        });
         let Some(i) = answered.filter(|_| on_line) else {
             // The agent answered but audio cannot flow: free the agent, end the queue wait.
             tracing::error!(call = %self.facts.id, %agent, "the media bridge to the agent failed");
@@ -286,41 +310,35 @@ impl CallCore {
         self.resume(now, Input::QueueResult(QueueOutcome::Answered));
     }
 
-    /// A response on agent leg `i`.
-    pub(super) fn agent_leg_event(&mut self, now: Instant, i: usize, event: LegEvent) {
-        let Phase::Queued(q) = &mut self.phase else {
+    /// What happened on the agent leg of `stream`.
+    pub(super) fn agent_leg_event(&mut self, now: Instant, stream: StreamId, event: LegEvent) {
+        let Some(agent) = self.leg(stream).and_then(Leg::agent).cloned() else {
             return;
         };
-        let Some(agent) = q.agents.get(i).and_then(Leg::agent).cloned() else {
+        let Phase::Queued(q) = &self.phase else {
             return;
         };
         let other_answered = q
             .agents
             .iter()
-            .enumerate()
-            .any(|(j, l)| j != i && l.is_answered());
+            .any(|s| *s != stream && self.is_answered_leg(*s));
         match event {
-            LegEvent::Nothing => {}
+            LegEvent::MediaUpdated(_) => {}
             LegEvent::Ringing => {
                 let call = self.call_key();
                 self.acd(acd::Input::AgentRinging { call, agent });
             }
             // Ring-all: a late answer is hung up (the ACD has moved on).
-            LegEvent::Answered(_) if other_answered => {
-                let mut late = q.agents.remove(i);
-                self.hang_up(now, &mut late);
-            }
+            LegEvent::Answered(_) if other_answered => self.drop_agent(now, stream, true),
             LegEvent::Answered(None) => {
                 // No common codec or no SDP: the leg cannot carry audio. Hang it up rather
                 // than bridge the caller to silence.
                 tracing::warn!(call = %self.facts.id, %agent, "the agent's phone answered without a usable SDP answer");
-                let mut leg = q.agents.remove(i);
-                self.hang_up(now, &mut leg);
+                self.drop_agent(now, stream, true);
                 let why = "the called party answered without a usable codec".to_string();
                 self.ring_failed(agent, RingFailure::Failed(why));
             }
             LegEvent::Answered(Some(n)) => {
-                let stream = q.agents[i].stream;
                 let params = self.env.leg_params(&n);
                 self.push(Output::Media(MediaOut::Params { stream, params }));
                 self.queue.agent = Some(agent.as_str().to_string());
@@ -337,7 +355,7 @@ impl CallCore {
                 }
             }
             LegEvent::Failed { status, why } => {
-                q.agents.remove(i);
+                self.drop_agent(now, stream, false);
                 tracing::info!(call = %self.facts.id, %agent, status, "agent leg failed");
                 if other_answered || status == 487 {
                     // Forgotten: the ACD moved on, or this answers our own CANCEL.
@@ -350,26 +368,23 @@ impl CallCore {
                 };
                 self.ring_failed(agent, failure);
             }
-        }
-    }
-
-    /// A request from agent leg `i` before the bridge.
-    pub(super) fn agent_request(&mut self, now: Instant, i: usize, what: LegRequest) {
-        let Phase::Queued(q) = &mut self.phase else {
-            return;
-        };
-        match what {
-            LegRequest::Bye => {
-                q.agents.remove(i);
+            LegEvent::Bye => {
+                self.drop_agent(now, stream, false);
                 tracing::info!(call = %self.facts.id, "the agent hung up before the bridge");
                 self.end(now, EndReason::AgentHangup);
             }
-            LegRequest::Offer(Some(n)) => {
-                let stream = q.agents[i].stream;
-                let params = self.env.leg_params(&n);
-                self.push(Output::Media(MediaOut::Params { stream, params }));
-            }
-            LegRequest::Offer(None) | LegRequest::Other => {}
+        }
+    }
+
+    /// Takes an agent leg out of the queue: hung up (`hang_up`) or over already.
+    fn drop_agent(&mut self, now: Instant, stream: StreamId, hang_up: bool) {
+        if let Phase::Queued(q) = &mut self.phase {
+            q.agents.retain(|s| *s != stream);
+        }
+        if hang_up {
+            self.hang_up(now, stream);
+        } else {
+            self.retire(stream);
         }
     }
 }

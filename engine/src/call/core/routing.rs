@@ -1,7 +1,9 @@
-//! Which leg a SIP or media event is for: legs sit in the phase that placed them (a
-//! bridged transfer's target, the queue's agents and the caller dialled back, the bridged
-//! party and its supervisor); events find them by request, Call-ID or stream, and what an
-//! event means is decided by the phase (`on_leg_event`).
+//! The leg table and which leg an event is for. Legs live in the core's table by their
+//! stream; the phase names those it uses (a bridged transfer's target, the queue's agents
+//! and the caller dialled back, the bridged party and its supervisor), and a leg's events
+//! mean what its place in the phase says (`on_leg_event`). A leg the phase lets go of is
+//! retired: its stream closes at once, its signalling finishes on its own (a CANCEL's
+//! answer, a 200 that crosses it, a BYE's answer) and then it leaves the table.
 
 use std::time::Instant;
 
@@ -9,8 +11,8 @@ use sip::endpoint::ServerTxId;
 use sip::message::{Method, Request, Response};
 
 use super::io::{MediaOut, Output, ReqId, SipOut, StreamId, StreamOpened};
-use super::leg::LegEvent;
-use super::phase::{Leg, LegPurpose, Phase, Step, Supervision, Wait};
+use super::leg::{Leg, LegEvent};
+use super::phase::{LegPurpose, Phase, Queued, Step, Wait};
 use super::target::LegTarget;
 use super::CallCore;
 use crate::media::MediaEvent;
@@ -21,7 +23,7 @@ pub(super) enum Slot {
     /// A bridged transfer's target, ringing.
     Ringing,
     /// An agent leg of the queued call.
-    Agent(usize),
+    Agent,
     /// The caller, dialled back.
     Customer,
     /// The bridged second party.
@@ -29,107 +31,127 @@ pub(super) enum Slot {
     Supervisor,
 }
 
-/// The legs of the phase, with their slots.
-pub(super) fn legs(phase: &Phase) -> Vec<(Slot, &Leg)> {
-    let mut v = Vec::new();
-    match phase {
-        Phase::Flow(Step::Ringing { leg, .. }) => v.push((Slot::Ringing, &**leg)),
-        Phase::Queued(q) => {
-            v.extend(
-                q.agents
-                    .iter()
-                    .enumerate()
-                    .map(|(i, l)| (Slot::Agent(i), l)),
-            );
-            if let Wait::Dialing { customer, .. } = &q.wait {
-                v.push((Slot::Customer, &**customer));
-            }
-        }
-        Phase::Bridged(b) => {
-            v.push((Slot::Peer, &b.peer));
-            if let Supervision::Calling { leg, .. } | Supervision::Live { leg, .. } = &b.supervision
-            {
-                v.push((Slot::Supervisor, &**leg));
-            }
-        }
-        _ => {}
-    }
-    v
-}
-
-pub(super) fn leg_in(phase: &mut Phase, slot: Slot) -> Option<&mut Leg> {
-    match (phase, slot) {
-        (Phase::Flow(Step::Ringing { leg, .. }), Slot::Ringing) => Some(leg),
-        (Phase::Queued(q), Slot::Agent(i)) => q.agents.get_mut(i),
-        (Phase::Queued(q), Slot::Customer) => match &mut q.wait {
-            Wait::Dialing { customer, .. } => Some(customer),
-            _ => None,
-        },
-        (Phase::Bridged(b), Slot::Peer) => Some(&mut b.peer),
-        (Phase::Bridged(b), Slot::Supervisor) => match &mut b.supervision {
-            Supervision::Calling { leg, .. } | Supervision::Live { leg, .. } => Some(leg),
-            Supervision::Off => None,
-        },
-        _ => None,
-    }
-}
-
 impl CallCore {
-    fn find_leg(&self, pred: impl Fn(&Leg) -> bool) -> Option<Slot> {
-        legs(&self.phase)
-            .into_iter()
-            .find(|(_, l)| pred(l))
-            .map(|(s, _)| s)
+    /// Where the phase uses `stream`'s leg (None: retired, or not a leg).
+    pub(super) fn slot(&self, stream: StreamId) -> Option<Slot> {
+        match &self.phase {
+            Phase::Flow(Step::Ringing { leg, .. }) if *leg == stream => Some(Slot::Ringing),
+            Phase::Queued(q) if q.agents.contains(&stream) => Some(Slot::Agent),
+            Phase::Queued(Queued {
+                wait: Wait::Dialing { customer, .. },
+                ..
+            }) if *customer == stream => Some(Slot::Customer),
+            Phase::Bridged(b) if b.peer == stream => Some(Slot::Peer),
+            Phase::Bridged(b) if b.supervision.leg() == Some(stream) => Some(Slot::Supervisor),
+            _ => None,
+        }
     }
 
-    /// Opens a new leg; its INVITE goes when its stream is open.
+    pub(super) fn leg(&self, stream: StreamId) -> Option<&Leg> {
+        self.legs.get(&stream)
+    }
+
+    pub(super) fn is_answered_leg(&self, stream: StreamId) -> bool {
+        self.leg(stream).is_some_and(Leg::is_answered)
+    }
+
+    /// Opens a new leg (in the table); its INVITE goes when its stream is open.
     pub(super) fn place_leg(
         &mut self,
         target: LegTarget,
         purpose: LegPurpose,
         from_user: String,
-    ) -> Leg {
+    ) -> StreamId {
         tracing::info!(call = %self.facts.id, ?purpose, "second leg placed");
-        Leg::open(&mut self.io, target, purpose, from_user)
+        let leg = Leg::open(&mut self.io, target, purpose, from_user);
+        let stream = leg.stream;
+        self.legs.insert(stream, leg);
+        stream
     }
 
-    pub(super) fn hang_up(&mut self, _now: Instant, leg: &mut Leg) {
-        leg.hang_up(&self.env, &mut self.io);
+    /// Hangs up `stream`'s leg (CANCEL or BYE) and retires it. The phase no longer names it.
+    pub(super) fn hang_up(&mut self, now: Instant, stream: StreamId) {
+        if let Some(leg) = self.legs.get_mut(&stream) {
+            leg.hang_up(now, &self.env, &mut self.io);
+        }
+        self.retire(stream);
+    }
+
+    /// The phase lets go of a leg: its stream closes; the leg leaves the table once its
+    /// signalling is over.
+    pub(super) fn retire(&mut self, stream: StreamId) {
+        if self.legs.contains_key(&stream) {
+            self.push(Output::Media(MediaOut::Close { stream }));
+        }
+        self.tidy();
+    }
+
+    /// Drops the retired legs whose signalling is over, and their routes.
+    pub(super) fn tidy(&mut self) {
+        let over: Vec<StreamId> = self
+            .legs
+            .values()
+            .filter(|l| l.is_done() && self.slot(l.stream).is_none())
+            .map(|l| l.stream)
+            .collect();
+        for stream in over {
+            if let Some(leg) = self.legs.remove(&stream) {
+                if let Some(call_id) = leg.call_id() {
+                    let call_id = call_id.to_string();
+                    self.push(Output::Sip(SipOut::Unroute { call_id }));
+                }
+            }
+        }
     }
 
     /// A leg's stream is open: its INVITE goes. A stream nobody waits for any more closes.
     pub(super) fn leg_opened(&mut self, now: Instant, stream: StreamId, opened: StreamOpened) {
-        let Some(slot) = self.find_leg(|l| l.stream == stream) else {
+        let in_use = self.slot(stream).is_some();
+        let Some(leg) = self.legs.get_mut(&stream).filter(|_| in_use) else {
             self.push(Output::Media(MediaOut::Close { stream }));
-            return;
+            return self.tidy();
         };
-        let failed = {
-            let CallCore {
-                phase,
-                env,
-                io,
-                facts,
-                ..
-            } = self;
-            let Some(leg) = leg_in(phase, slot) else {
-                return;
-            };
-            match opened {
-                Ok(local) => {
-                    leg.invite(env, io, local);
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(call = %facts.id, error = %e, "no media stream for the leg");
-                    leg.hang_up(env, io);
-                    LegEvent::Failed {
-                        status: 503,
-                        why: format!("no media stream: {e}"),
-                    }
-                }
+        match opened {
+            Ok(local) => leg.invite(now, &self.env, &mut self.io, local),
+            Err(e) => {
+                tracing::warn!(call = %self.facts.id, error = %e, "no media stream for the leg");
+                let failed = LegEvent::Failed {
+                    status: 503,
+                    why: format!("no media stream: {e}"),
+                };
+                self.leg_events(now, stream, vec![failed]);
             }
-        };
-        self.on_leg_event(now, slot, failed);
+        }
+    }
+
+    /// The leg of `stream` did something: each event means what its slot says.
+    fn leg_events(&mut self, now: Instant, stream: StreamId, events: Vec<LegEvent>) {
+        for event in events {
+            if let LegEvent::MediaUpdated(n) = &event {
+                let params = self.env.leg_params(n);
+                self.push(Output::Media(MediaOut::Params { stream, params }));
+                continue;
+            }
+            match self.slot(stream) {
+                Some(Slot::Ringing) => self.transfer_leg_event(now, stream, event),
+                Some(Slot::Agent) => self.agent_leg_event(now, stream, event),
+                Some(Slot::Customer) => self.customer_leg_event(now, stream, event),
+                Some(Slot::Supervisor) => self.supervisor_leg_event(now, stream, event),
+                Some(Slot::Peer) => self.peer_leg_event(now, event),
+                // Retired: nothing it does matters any more.
+                None => {}
+            }
+        }
+        self.tidy();
+    }
+
+    /// The leg whose Call-ID a message carries.
+    fn leg_of_call_id(&self, call_id: Option<&str>) -> Option<StreamId> {
+        let call_id = call_id?;
+        self.legs
+            .values()
+            .find(|l| l.call_id() == Some(call_id))
+            .map(|l| l.stream)
     }
 
     /// A response to a request the core sent.
@@ -146,15 +168,14 @@ impl CallCore {
                 return;
             }
         }
-        let Some(slot) = self.find_leg(|l| l.owns(req)) else {
+        let Some(stream) = self.leg_of_call_id(response.headers.call_id()) else {
             return;
         };
-        let CallCore { phase, env, io, .. } = self;
-        let Some(leg) = leg_in(phase, slot) else {
+        let Some(leg) = self.legs.get_mut(&stream) else {
             return;
         };
-        let event = leg.on_response(env, io, &response);
-        self.on_leg_event(now, slot, event);
+        let events = leg.on_response(now, &self.env, &mut self.io, &response);
+        self.leg_events(now, stream, events);
     }
 
     /// No final answer to a request the core sent.
@@ -167,60 +188,50 @@ impl CallCore {
                 return self.transfer_failed(now, "no answer to the REFER".into());
             }
         }
-        let Some(slot) = self.find_leg(|l| l.owns(req)) else {
+        let Some(leg) = self.legs.values_mut().find(|l| l.owns(req)) else {
             return;
         };
-        let CallCore { phase, io, .. } = self;
-        if leg_in(phase, slot).is_some_and(|leg| leg.on_timeout(io, req)) {
-            let failed = LegEvent::Failed {
-                status: 408,
-                why: "no answer from the called party".into(),
-            };
-            self.on_leg_event(now, slot, failed);
-        }
-    }
-
-    /// What a leg's answer or failure means, by where the leg is.
-    fn on_leg_event(&mut self, now: Instant, slot: Slot, event: LegEvent) {
-        match slot {
-            Slot::Ringing => self.transfer_leg_event(now, event),
-            Slot::Agent(i) => self.agent_leg_event(now, i, event),
-            Slot::Customer => self.customer_leg_event(now, event),
-            Slot::Supervisor => self.supervisor_leg_event(now, event),
-            // The bridged party's INVITE is answered already: only retransmissions.
-            Slot::Peer => {}
-        }
+        let stream = leg.stream;
+        let events = leg.on_timeout(now, &self.env, &mut self.io, req);
+        self.leg_events(now, stream, events);
     }
 
     /// A request in one of the legs' dialogs (by Call-ID).
     pub(super) fn leg_request(&mut self, now: Instant, tx: Option<ServerTxId>, req: Request) {
-        let call_id = req.headers.call_id().unwrap_or_default().to_string();
-        let Some(slot) = self.find_leg(|l| l.call_id == call_id) else {
+        let Some(stream) = self.leg_of_call_id(req.headers.call_id()) else {
             if let (Some(tx), true) = (tx, req.method != Method::Ack) {
                 let response = Response::for_request(&req, 481);
                 self.push(Output::Sip(SipOut::Respond { tx, response }));
             }
             return;
         };
-        let CallCore { phase, env, io, .. } = self;
-        let Some(leg) = leg_in(phase, slot) else {
+        let Some(leg) = self.legs.get_mut(&stream) else {
             return;
         };
-        let Some(what) = leg.on_request(env, io, tx, &req) else {
-            return;
-        };
-        match slot {
-            Slot::Peer => self.peer_request(now, what),
-            Slot::Supervisor => self.supervisor_request(now, what),
-            Slot::Agent(i) => self.agent_request(now, i, what),
-            Slot::Ringing | Slot::Customer => {}
+        let events = leg.on_request(now, &self.env, &mut self.io, tx, &req);
+        self.leg_events(now, stream, events);
+    }
+
+    /// The legs' own deadlines that passed.
+    pub(super) fn legs_timeout(&mut self, now: Instant) {
+        let due: Vec<StreamId> = self
+            .legs
+            .values()
+            .filter(|l| l.poll_timeout().is_some_and(|t| t <= now))
+            .map(|l| l.stream)
+            .collect();
+        for stream in due {
+            if let Some(leg) = self.legs.get_mut(&stream) {
+                let events = leg.on_timer(now, &self.env, &mut self.io);
+                self.leg_events(now, stream, events);
+            }
         }
     }
 
     /// An event of a leg's stream.
     pub(super) fn leg_media(&mut self, now: Instant, stream: StreamId, event: MediaEvent) {
         // Only the bridged party's stream matters (its digits, its silence).
-        if let Some(Slot::Peer) = self.find_leg(|l| l.stream == stream) {
+        if let Some(Slot::Peer) = self.slot(stream) {
             self.peer_media(now, event);
         }
     }

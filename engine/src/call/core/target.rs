@@ -17,9 +17,7 @@ use crate::config::REGISTERED;
 /// challenge (the PBX may challenge the INVITE).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LegTarget {
-    #[serde(with = "super::wire::uri")]
     pub uri: Uri,
-    #[serde(with = "super::wire::peer")]
     pub peer: Peer,
     pub trunk: Option<String>,
 }
@@ -149,14 +147,5 @@ impl CallEnv {
             transport,
             addr: SocketAddr::new(ip, sip.port.unwrap_or(5060)),
         })
-    }
-
-    /// The digest credentials of `trunk`.
-    pub(super) fn trunk_digest(&self, trunk: &str) -> Option<sip::auth::DigestClient> {
-        self.config
-            .trunks
-            .iter()
-            .find(|t| t.name == trunk)
-            .map(|t| sip::auth::DigestClient::new(t.auth_username.clone(), t.password.clone()))
     }
 }

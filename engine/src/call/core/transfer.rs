@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use ivr_scripts::{Input, TransferOutcome};
 use sip::message::{HeaderName, Method};
 
-use super::io::{MediaOut, Output};
+use super::io::{MediaOut, Output, StreamId};
 use super::leg::LegEvent;
 use super::phase::{CallerLeg, LegPurpose, Phase, Step};
 use super::CallCore;
@@ -60,30 +60,22 @@ impl CallCore {
         let ringback = self.play(vec![tone]).unwrap_or_default();
         let deadline = self.stamp(now) + timeout;
         self.phase = Phase::Flow(Step::Ringing {
-            leg: Box::new(leg),
+            leg,
             deadline,
             ringback,
         });
         None
     }
 
-    /// A response on the bridged-transfer target's leg.
-    pub(super) fn transfer_leg_event(&mut self, now: Instant, event: LegEvent) {
+    /// What happened on the bridged-transfer target's leg.
+    pub(super) fn transfer_leg_event(&mut self, now: Instant, stream: StreamId, event: LegEvent) {
         match event {
-            LegEvent::Nothing | LegEvent::Ringing => {}
+            LegEvent::Ringing | LegEvent::MediaUpdated(_) | LegEvent::Bye => {}
             LegEvent::Answered(Some(n)) => {
-                let phase = std::mem::replace(&mut self.phase, Phase::Flow(Step::Running));
-                let Phase::Flow(Step::Ringing { leg, .. }) = phase else {
-                    self.phase = phase;
-                    return;
-                };
                 let params = self.env.leg_params(&n);
-                self.push(Output::Media(MediaOut::Params {
-                    stream: leg.stream,
-                    params,
-                }));
+                self.push(Output::Media(MediaOut::Params { stream, params }));
                 tracing::info!(call = %self.facts.id, "bridged transfer answered");
-                self.bridge(now, *leg);
+                self.bridge(now, stream);
                 self.resume(now, Input::TransferResult(TransferOutcome::Completed));
             }
             LegEvent::Answered(None) => {
@@ -112,8 +104,8 @@ impl CallCore {
     pub(super) fn transfer_failed(&mut self, now: Instant, why: String) {
         let phase = std::mem::replace(&mut self.phase, Phase::Flow(Step::Running));
         match phase {
-            Phase::Flow(Step::Ringing { mut leg, .. }) => {
-                self.hang_up(now, &mut leg);
+            Phase::Flow(Step::Ringing { leg, .. }) => {
+                self.hang_up(now, leg);
                 self.stop_playback();
             }
             Phase::Flow(Step::Referring { .. }) => {}

@@ -135,7 +135,8 @@ fn a_refused_refer_takes_the_failed_branch() {
 #[test]
 fn supervision_joins_changes_mode_and_leaves() {
     let (mut sim, _) = bridged();
-    sim.core.handle_recording_started(sim.now, Ok(()));
+    sim.core
+        .handle_recording_started(sim.now, Ok("/rec/call.wav".into()));
     let listen = CallCommand::Supervise {
         mode: Some(SuperviseMode::Listen),
         target: Some("2000".into()),
@@ -223,7 +224,8 @@ fn the_recording_pauses_by_command_and_by_the_agents_feature_code() {
         Err(CommandError::NotRecorded),
         "not started yet"
     );
-    sim.core.handle_recording_started(sim.now, Ok(()));
+    sim.core
+        .handle_recording_started(sim.now, Ok("/rec/call.wav".into()));
     assert_eq!(
         sim.core.handle_command(sim.now, pause),
         Ok("recording paused".into())
@@ -281,7 +283,8 @@ fn a_silent_agent_phone_ends_the_bridged_call() {
 #[test]
 fn shutdown_of_a_bridged_call_hangs_up_both_sides_and_completes_the_recording() {
     let (mut sim, _) = bridged();
-    sim.core.handle_recording_started(sim.now, Ok(()));
+    sim.core
+        .handle_recording_started(sim.now, Ok("/rec/call.wav".into()));
     sim.core.handle_shutdown(sim.now);
     sim.drain();
     let _ = sim.sent(Method::Bye, "1001");

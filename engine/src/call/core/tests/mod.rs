@@ -6,6 +6,7 @@
 mod bridge;
 mod flow;
 mod queue;
+mod snapshot;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -115,6 +116,8 @@ impl ContactBook for Book {
 
 pub(super) struct Sim {
     pub core: CallCore,
+    env: CallEnv,
+    flows: crate::flows::FlowSet,
     pub t0: Instant,
     pub now: Instant,
     /// Every output, in order.
@@ -158,9 +161,11 @@ impl Sim {
         let t0 = Instant::now();
         let from = peer(CALLER);
         let media = Ok("127.0.0.1:30000".parse().expect("addr"));
-        let core = CallCore::new(t0, wall(), env, &flows, invite, from, media)?;
+        let core = CallCore::new(t0, wall(), env.clone(), &flows, invite, from, media)?;
         let mut sim = Sim {
             core,
+            env,
+            flows,
             t0,
             now: t0,
             log: Vec::new(),
@@ -175,6 +180,19 @@ impl Sim {
     /// The demo flow: welcome, a menu (1: information, 2: support queue), goodbye.
     pub fn demo() -> Sim {
         Sim::new(DEMO, SUPPORT_QUEUE, Some(offer("sendrecv")))
+    }
+
+    /// The call saved as JSON and rebuilt from it, as another node would; the JSON.
+    pub fn round_trip(&mut self) -> serde_json::Value {
+        let saved = self.core.snapshot(self.now);
+        let json = serde_json::to_value(&saved).expect("a snapshot serialises");
+        let back: CallSnapshot = serde_json::from_value(json.clone()).expect("and reads back");
+        // The wall clock at `now`, as the node restoring the call reads it.
+        let wall_now = wall() + (self.now - self.t0);
+        let env = self.env.clone();
+        self.core = CallCore::restore(self.now, wall_now, env, &self.flows, back)
+            .expect("the call is rebuilt");
+        json
     }
 
     pub fn drain(&mut self) {

@@ -114,7 +114,8 @@ fn a_queued_caller_is_bridged_to_the_agent_who_answers() {
         Output::Recording(RecordingOut::Start { left, right, .. })
             if *left == CALLER_STREAM && *right == agent
     )));
-    sim.core.handle_recording_started(sim.now, Ok(()));
+    sim.core
+        .handle_recording_started(sim.now, Ok("/rec/call.wav".into()));
     // The agent hangs up: the caller gets BYE, the ACD hears the call ended.
     let bye = sim.leg_sends(&invite, "BYE", "");
     assert_eq!(status(&bye), [200]);
@@ -421,4 +422,44 @@ impl Sim {
         self.drain();
         self.record().agent.as_deref()
     }
+}
+
+#[test]
+fn an_agent_answer_that_crosses_our_cancel_is_acknowledged_and_hung_up() {
+    let mut sim = queued();
+    let (req, invite) = ring(&mut sim, "1001", AGENT_1001);
+    sim.answer(req, &invite, 180, None);
+    let call = sim.call_id();
+    sim.acd(acd::Action::CancelRing {
+        call,
+        agent: AgentId::from("1001"),
+    });
+    assert!(sim
+        .log
+        .iter()
+        .any(|o| matches!(o, Output::Sip(SipOut::Route { .. }))));
+    // The phone answered before our CANCEL reached it.
+    sim.answer(req, &invite, 200, Some(41000));
+    let acked = sim.log.iter().any(|o| {
+        matches!(o, Output::Sip(SipOut::Stateless { message: sip::message::SipMessage::Request(r), .. })
+            if r.method == Method::Ack)
+    });
+    assert!(acked, "ACKed");
+    let (bye_req, bye) = sim.sent(Method::Bye, "1001");
+    assert_eq!(bye.headers.call_id(), invite.headers.call_id());
+    assert!(!sim
+        .log
+        .iter()
+        .any(|o| matches!(o, Output::Sip(SipOut::Unroute { .. }))));
+    // Its BYE answered and the CANCEL's 487 come: the leg is done, its route released.
+    sim.answer(bye_req, &bye, 200, None);
+    sim.answer(req, &invite, 487, None);
+    assert!(sim
+        .log
+        .iter()
+        .any(|o| matches!(o, Output::Sip(SipOut::Unroute { .. }))));
+    assert!(sim
+        .acd_inputs()
+        .iter()
+        .all(|i| !matches!(i, acd::Input::AgentAnswered { .. })));
 }
