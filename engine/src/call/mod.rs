@@ -4,7 +4,8 @@
 //! (STYLE.md rules 1, 2 and 5).
 //!
 //! - `core`: the state machine and its tests in virtual time; read its module doc first;
-//! - `driver`: the task that feeds the core and performs its outputs;
+//! - `driver`: the task that feeds the core and performs its outputs (`recorders`: the
+//!   bridge's recording and a message being left);
 //! - `media`: the streams a driver opens (the media workers, or a test's stand-in);
 //! - `route`: the dispatcher's routes to a call and its legs, as guards;
 //! - `record`: a message left in a `record` step, written as WAV;
