@@ -287,7 +287,7 @@ pub async fn start(
         writer: Arc::new(HaWriter { queue }),
         active: serving(&node),
         lease: Some(Arc::new(LeaseCheck(node.lease()))),
-        control: Some(Arc::new(Control(node.clone()))),
+        ha: Some(Arc::new(Control(node.clone()))),
     };
     Ok((node, replication))
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
+use engine::acd::driver::EVENTS_COLLECTION;
 use engine::acd::{self, AcdEvent, EventKind, QueueId, Timestamp};
-use engine::contact_center::EVENTS_COLLECTION;
 use engine::storage::Storage;
 
 /// Events of calls answered in the period may end (talk, wrap-up) after it: read this much

@@ -11,8 +11,8 @@ use sip::message::{HeaderName, Request, Response, Uri};
 use sip::registrar::{BindingChange, Registrar};
 use tokio::sync::watch;
 
+use crate::acd::AcdHandle;
 use crate::acd::{AgentId, Input};
-use crate::contact_center::AcdHandle;
 
 /// Where each registered agent can be reached now.
 pub type Contacts = HashMap<String, Vec<Uri>>;

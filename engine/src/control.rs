@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+use crate::acd::AcdHandle;
 use crate::acd::{AgentId, Input};
 use crate::call::{CallCommand, CallInput, LiveCalls, SuperviseMode};
-use crate::contact_center::AcdHandle;
 use crate::replication::HaControl;
 use std::sync::Arc;
 

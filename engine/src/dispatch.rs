@@ -25,7 +25,7 @@ pub enum Owner {
     Trunk(mpsc::UnboundedSender<SipEvent>),
 }
 
-pub enum Control {
+pub enum DispatcherInput {
     /// Register a trunk's Call-ID so its responses reach it.
     Trunk {
         call_id: String,
@@ -114,7 +114,7 @@ impl Dispatcher {
     pub async fn run(
         mut self,
         mut events: mpsc::UnboundedReceiver<SipEvent>,
-        mut control: mpsc::UnboundedReceiver<Control>,
+        mut inputs: mpsc::UnboundedReceiver<DispatcherInput>,
         mut routes: mpsc::UnboundedReceiver<Route>,
     ) {
         loop {
@@ -140,9 +140,9 @@ impl Dispatcher {
                         }
                     }
                 }
-                c = control.recv() => match c {
-                    Some(Control::Trunk { call_id, events }) => { self.owners.insert(call_id, Owner::Trunk(events)); }
-                    Some(Control::Drain { done }) => {
+                c = inputs.recv() => match c {
+                    Some(DispatcherInput::Trunk { call_id, events }) => { self.owners.insert(call_id, Owner::Trunk(events)); }
+                    Some(DispatcherInput::Drain { done }) => {
                         self.draining.get_or_insert_with(Vec::new).push(done);
                         for owner in self.owners.values() {
                             if let Owner::Call(tx) = owner {

@@ -4,9 +4,9 @@
 //! - `runtime`: `Engine::start` / `shutdown` and the `EngineHandle` for the CLI and admin;
 //! - `dispatch`: routes SIP events to calls and trunks; answers what no call owns;
 //! - `uas`: the UAS core's request screening (RFC 3261 §8.2) as a pure function;
-//! - `acd`: the ACD's sans-IO routing core (queues, agents, skills, overflow, statistics);
+//! - `acd`: the ACD's sans-IO routing core (queues, agents, skills, overflow, statistics),
+//!   and `acd::driver`, the task that drives it and routes its actions to calls;
 //! - `call`: one actor per call driving the flow interpreter, SIP dialog and media;
-//! - `contact_center`: the task that drives the ACD core and routes its actions to calls;
 //! - `control`: the local control socket used by `svi agent` and `svi queue`;
 //! - `collect`: digit collection (barge-in, timeouts, terminator) as a sans-IO machine;
 //! - `flows`: loading, checking and hot-reloading call flows;
@@ -25,7 +25,6 @@ pub mod call;
 pub mod collect;
 pub mod config;
 pub mod connectors;
-pub mod contact_center;
 pub mod control;
 pub mod dispatch;
 pub mod flows;

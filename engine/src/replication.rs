@@ -47,7 +47,8 @@ pub struct Replication {
     /// its lease resumes with `active` still `true` until the HA monitor runs again; the
     /// lease read at the instant of the decision says no at once.
     pub lease: Option<Arc<dyn ServingLease>>,
-    pub control: Option<Arc<dyn HaControl>>,
+    /// With HA: `svi ha status|promote` (the witness serves these alone).
+    pub ha: Option<Arc<dyn HaControl>>,
 }
 
 impl Replication {
@@ -106,7 +107,7 @@ impl Replication {
             writer: Arc::new(LocalWriter(storage)),
             active,
             lease: None,
-            control: None,
+            ha: None,
         }
     }
 }

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::call::CallContext;
 use crate::config::{EngineConfig, SipTransport};
-use crate::dispatch::{Control, Dispatcher};
+use crate::dispatch::{Dispatcher, DispatcherInput};
 use crate::flows::{self, FlowLoadError};
 use crate::media::{MediaError, MediaWorkers, PortAllocator, PromptError, PromptStore};
 use crate::storage::{Storage, StorageError};
@@ -48,7 +48,7 @@ pub enum EngineError {
 /// A running engine. Dropping it without `shutdown` leaves tasks to die with the runtime.
 pub struct Engine {
     handle: EngineHandle,
-    control: mpsc::UnboundedSender<Control>,
+    dispatcher: mpsc::UnboundedSender<DispatcherInput>,
     trunks: Vec<trunk::TrunkHandle>,
     tasks: Vec<JoinHandle<()>>,
     media: Arc<MediaWorkers>,
@@ -168,7 +168,7 @@ impl Engine {
                 source,
             })?;
 
-        let acd = crate::contact_center::start(
+        let acd = crate::acd::driver::start(
             config.acd.clone(),
             replication.writer.clone(),
             config.node_name.clone(),
@@ -208,7 +208,7 @@ impl Engine {
             config.agent_passwords.clone(),
             acd.clone(),
         );
-        let (control, control_rx) = mpsc::unbounded_channel();
+        let (to_dispatcher, dispatcher_rx) = mpsc::unbounded_channel();
         // Each time this node becomes active (at start for a single node), the agents take
         // back their last replicated states.
         {
@@ -222,7 +222,7 @@ impl Engine {
                     if now && !was {
                         let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
                         let since = now_ms.saturating_sub(24 * 3600 * 1000);
-                        crate::contact_center::restore_agents(&acd, &storage, since).await;
+                        crate::acd::driver::restore_agents(&acd, &storage, since).await;
                     }
                     was = now;
                     if active.changed().await.is_err() {
@@ -255,13 +255,13 @@ impl Engine {
             Dispatcher::new(sip.clone(), ctx, active_tx, agents, replication.serving());
         let mut tasks = vec![
             sip_task,
-            tokio::spawn(dispatcher.run(events, control_rx, routes_rx)),
+            tokio::spawn(dispatcher.run(events, dispatcher_rx, routes_rx)),
         ];
         tasks.push(tokio::spawn(crate::control::serve(
             config.data_dir.clone(),
             Some(acd.clone()),
             Some(live),
-            replication.control.clone(),
+            replication.ha.clone(),
         )));
         tasks.push(flow_task);
 
@@ -271,7 +271,7 @@ impl Engine {
                 t.clone(),
                 sip.clone(),
                 local_sip,
-                control.clone(),
+                to_dispatcher.clone(),
                 replication.active.clone(),
             ));
         }
@@ -291,7 +291,7 @@ impl Engine {
         };
         Ok(Engine {
             handle,
-            control,
+            dispatcher: to_dispatcher,
             trunks,
             tasks,
             media,
@@ -306,7 +306,9 @@ impl Engine {
     /// Ordered shutdown; each step bounded so that a stuck peer cannot hold the process.
     pub async fn shutdown(self) {
         let (done_tx, done_rx) = oneshot::channel();
-        let _ = self.control.send(Control::Drain { done: done_tx });
+        let _ = self
+            .dispatcher
+            .send(DispatcherInput::Drain { done: done_tx });
         if tokio::time::timeout(Duration::from_secs(5), done_rx)
             .await
             .is_err()

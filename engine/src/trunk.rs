@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::config::TrunkConfig;
-use crate::dispatch::Control;
+use crate::dispatch::DispatcherInput;
 
 enum Command {
     Unregister(oneshot::Sender<()>),
@@ -53,12 +53,12 @@ pub fn start(
     cfg: TrunkConfig,
     sip: SipHandle,
     local: SocketAddr,
-    control: mpsc::UnboundedSender<Control>,
+    dispatcher: mpsc::UnboundedSender<DispatcherInput>,
     active: watch::Receiver<bool>,
 ) -> TrunkHandle {
     let (commands, rx) = mpsc::unbounded_channel();
     let name = cfg.name.clone();
-    tokio::spawn(run(cfg, sip, local, control, rx, active));
+    tokio::spawn(run(cfg, sip, local, dispatcher, rx, active));
     TrunkHandle { name, commands }
 }
 
@@ -66,7 +66,7 @@ async fn run(
     cfg: TrunkConfig,
     sip: SipHandle,
     local: SocketAddr,
-    control: mpsc::UnboundedSender<Control>,
+    dispatcher: mpsc::UnboundedSender<DispatcherInput>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     mut active: watch::Receiver<bool>,
 ) {
@@ -84,7 +84,7 @@ async fn run(
     rc.expires = cfg.expires;
     let mut client = RegistrationClient::new(rc);
     let (events_tx, mut events) = mpsc::unbounded_channel();
-    let _ = control.send(Control::Trunk {
+    let _ = dispatcher.send(DispatcherInput::Trunk {
         call_id: client.call_id().to_string(),
         events: events_tx,
     });

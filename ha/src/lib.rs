@@ -12,7 +12,7 @@
 //!   atomically with `last_applied`; snapshots are database copies;
 //! - `network`: authenticated TCP transport (shared-secret handshake, MAC per frame);
 //! - `role`: from raft's metrics and a lease clock to `Active`/`Standby`/`Fenced`/...;
-//! - `control`: first-start bootstrap, witness duty, re-adding members;
+//! - `upkeep`: first-start bootstrap, witness duty, re-adding members;
 //! - `promote`: planned switch (`promote`) and forced single-voter recovery (`--force`);
 //! - `recordings`: each full node copies the other's call recordings in the background
 //!   (chunked over the cluster link, resumable, SHA-256 checked) and updates the index;
@@ -21,7 +21,6 @@
 //! Operators' view: `docs/ha.md`.
 
 pub mod config;
-mod control;
 pub mod log_store;
 mod network;
 pub mod node;
@@ -31,6 +30,7 @@ mod role;
 pub mod snapshot;
 pub mod state_machine;
 pub mod types;
+mod upkeep;
 
 pub use config::{ConfigError, HaConfig, LogRetention, RecordingStore, Secret, Timings};
 pub use node::{HaError, HaNode, HaStatus, MemberStatus};

@@ -30,7 +30,7 @@ use crate::recordings::Chunk;
 use crate::role::{self, Lease, Publisher};
 use crate::state_machine::{StateMachine, StateMachineError};
 use crate::types::{Command, MemberKind, NodeId, NodeInfo, Raft, Response, Role, RoleEvent};
-use crate::{control, promote};
+use crate::{promote, upkeep};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HaError {
@@ -120,7 +120,7 @@ pub(crate) struct Incarnation {
 }
 
 impl Incarnation {
-    /// Stops the tasks (server, role monitor, control), then raft. `between` runs after the
+    /// Stops the tasks (server, role monitor, upkeep), then raft. `between` runs after the
     /// monitor is gone and before raft stops: the place to publish the final role.
     pub(crate) async fn stop(self, between: impl FnOnce()) {
         let _ = self.stop.send(true);
@@ -491,12 +491,12 @@ async fn incarnate(shared: &Arc<Shared>) -> Result<Incarnation, HaError> {
         stop_rx.clone(),
         cfg.data_dir.clone(),
     )));
-    tasks.push(tokio::spawn(control::bootstrap(
+    tasks.push(tokio::spawn(upkeep::bootstrap(
         shared.clone(),
         raft.clone(),
         stop_rx.clone(),
     )));
-    tasks.push(tokio::spawn(control::maintain(
+    tasks.push(tokio::spawn(upkeep::maintain(
         shared.clone(),
         raft.clone(),
         stop_rx,

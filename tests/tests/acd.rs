@@ -489,7 +489,7 @@ fn agents_keep_their_states_across_an_engine_restart() {
     let opts = || EngineOptions {
         data_dir: Some(data.path().to_path_buf()),
         // The debug line tells when the ACD's events went to the replicated writer.
-        extra: vec!["--log".into(), "info,engine::contact_center=debug".into()],
+        extra: vec!["--log".into(), "info,engine::acd::driver=debug".into()],
         ..EngineOptions::default()
     };
     let mut engine = EngineProc::start(opts());

@@ -15,7 +15,9 @@
 //! - `index`: per-queue waiting orders and ready-agent sets (what keeps decisions O(log n));
 //! - `machine`: the [`Acd`] and its entry points; `routing`: who takes which call;
 //! - `calls`, `agents`: the caller's and the agent's side; `reconfig`: live config changes;
-//! - `check`: the invariants; `snapshot`: supervision views; `stats`: queue statistics.
+//! - `check`: the invariants; `snapshot`: supervision views; `stats`: queue statistics;
+//! - `driver`: the one tokio task that owns the core in the running engine (the only part
+//!   of this module that does I/O).
 //!
 //! `docs/acd.md` describes the model, the rules and the complexity of every operation.
 
@@ -23,6 +25,7 @@ mod agents;
 mod calls;
 mod check;
 mod config;
+pub mod driver;
 mod error;
 mod event;
 mod index;
@@ -40,6 +43,7 @@ pub use config::{
     AcdConfig, AgentConfig, AnnounceConfig, CallbackConfig, ExitTarget, OverflowTarget,
     QueueConfig, Strategy, MAX_LEVEL,
 };
+pub use driver::AcdHandle;
 pub use error::AcdError;
 pub use event::{AcdEvent, EventKind};
 pub use io::{Action, CallbackResult, Input, OverflowReason, RingFailure};

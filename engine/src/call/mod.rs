@@ -8,14 +8,14 @@
 //!   bridge's recording and a message being left);
 //! - `media`: the streams a driver opens (the media workers, or a test's stand-in);
 //! - `route`: the dispatcher's routes to a call and its legs, as guards;
-//! - `record`: a message left in a `record` step, written as WAV;
+//! - `message`: a message left in a `record` step, written as WAV;
 //! - `signalling`, `info`, `transfer`: SIP helpers (Via/Contact, INFO digits, sipfrag).
 
 pub mod core;
 mod driver;
 mod info;
 pub mod media;
-mod record;
+mod message;
 pub mod route;
 mod signalling;
 mod transfer;
@@ -49,7 +49,7 @@ pub struct CallContext {
     /// Durable writes (through the replicated log when HA is on).
     pub writer: std::sync::Arc<dyn crate::replication::RecordWriter>,
     pub connectors: crate::connectors::Connectors,
-    pub acd: crate::contact_center::AcdHandle,
+    pub acd: crate::acd::AcdHandle,
     /// Where registered agent phones are.
     pub agent_contacts: watch::Receiver<crate::agents::Contacts>,
     /// The dispatcher's routes to the legs calls place.

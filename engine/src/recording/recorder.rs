@@ -92,7 +92,7 @@ impl Recorder {
             .map_err(|_| RecordingError::TaskGone)??;
         let path = writer.path().to_owned();
         tracing::info!(path = %path.display(), "recording started");
-        let (control, commands) = mpsc::unbounded_channel();
+        let (commands_tx, commands) = mpsc::unbounded_channel();
         let task = Task {
             id: id.to_owned(),
             path: path.clone(),
@@ -105,7 +105,7 @@ impl Recorder {
         };
         let join = tokio::spawn(task.run(start, left, right, commands));
         Ok(RecorderHandle {
-            control,
+            commands: commands_tx,
             path,
             _task: join,
         })
@@ -159,7 +159,7 @@ enum Command {
 /// The running recording of a call.
 #[derive(Debug)]
 pub struct RecorderHandle {
-    control: mpsc::UnboundedSender<Command>,
+    commands: mpsc::UnboundedSender<Command>,
     path: PathBuf,
     // Not awaited: the task reports through `finish`, and ends by itself on drop.
     _task: JoinHandle<()>,
@@ -174,12 +174,12 @@ impl RecorderHandle {
     /// Pauses: silence on both channels from now until `resume` (card numbers).
     pub fn pause(&self) {
         // A recorder that already stopped has nothing to pause.
-        let _ = self.control.send(Command::Pause);
+        let _ = self.commands.send(Command::Pause);
     }
 
     /// Resumes after `pause`.
     pub fn resume(&self) {
-        let _ = self.control.send(Command::Resume);
+        let _ = self.commands.send(Command::Resume);
     }
 
     /// Ends the recording now: the last audio, the final header, fsync, the SHA-256; the
@@ -189,7 +189,7 @@ impl RecorderHandle {
     /// ended normally.
     pub async fn finish(self) -> Result<RecordingInfo, RecordingError> {
         let (reply, result) = oneshot::channel();
-        self.control
+        self.commands
             .send(Command::Finish(reply))
             .map_err(|_| RecordingError::TaskGone)?;
         result.await.map_err(|_| RecordingError::TaskGone)?

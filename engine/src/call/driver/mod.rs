@@ -24,7 +24,7 @@ use super::core::{
     AcdOut, CallCore, CallEnv, ContactBook, MediaOut, Output, ReqId, SipIn, SipOut, StreamId,
 };
 use super::media::{opening_params, StreamPort};
-use super::record::Recording;
+use super::message::Message;
 use super::route::RouteGuard;
 use super::{recording_index_entry, CallContext, CallInput, RECORDINGS_COLLECTION};
 use crate::acd::{self, CallId};
@@ -55,7 +55,7 @@ struct Stream {
 /// A `record` step's capture.
 struct Capture {
     stream: StreamId,
-    message: Recording,
+    message: Message,
     frames: Option<mpsc::Receiver<Vec<i16>>>,
 }
 

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::{now, Capture, Driver, RECORD_TAP_CAPACITY};
 use crate::call::core::{MessageOut, RecordedFile, RecordingOut, SavedMessage, StreamId};
-use crate::call::record::{Recording, TAP_CAPACITY};
+use crate::call::message::{Message, TAP_CAPACITY};
 use crate::media::Link;
 use crate::recording::{Recorder, RecordingError};
 use crate::storage::CallRecord;
@@ -124,7 +124,7 @@ impl Driver {
                     .streams
                     .get(&stream)
                     .is_some_and(|s| s.port.add_tap(Link::Relay, tx).is_ok());
-                let mut message = Recording::new(path, max_length);
+                let mut message = Message::new(path, max_length);
                 message.started = Some(Instant::now());
                 self.capture = Some(Capture {
                     stream,

@@ -1,7 +1,7 @@
-//! A message of a `record` step: the caller's audio, collected by the driver from the media
-//! stream's inbound tap from the moment the core starts the capture until it saves it
-//! (terminator key, maximum length or hangup: the core decides), then written as an 8 kHz
-//! 16-bit mono WAV file. A message is bounded by `max_length`, so it is kept in memory and
+//! A message of a `record` step (not the call recording of `crate::recording`): the
+//! caller's audio, collected by the driver from the media stream's inbound tap from the
+//! moment the core starts the capture until it saves it (terminator key, maximum length or
+//! hangup: the core decides), then written as an 8 kHz 16-bit mono WAV file. A message is bounded by `max_length`, so it is kept in memory and
 //! written once, off the async threads.
 
 use std::path::PathBuf;
@@ -12,16 +12,16 @@ use tokio::time::Instant;
 /// Frames buffered between the media worker and the call (5 s).
 pub const TAP_CAPACITY: usize = 250;
 
-pub struct Recording {
+pub struct Message {
     pub started: Option<Instant>,
     pub max_length: Duration,
     pub path: PathBuf,
     pcm: Vec<i16>,
 }
 
-impl Recording {
+impl Message {
     pub fn new(path: PathBuf, max_length: Duration) -> Self {
-        Recording {
+        Message {
             started: None,
             max_length,
             path,
@@ -90,7 +90,7 @@ mod tests {
     #[tokio::test]
     async fn bounded_and_written_as_wav() {
         let dir = tempfile::tempdir().expect("tmp");
-        let mut r = Recording::new(dir.path().join("m/1.wav"), Duration::from_millis(100));
+        let mut r = Message::new(dir.path().join("m/1.wav"), Duration::from_millis(100));
         for _ in 0..10 {
             r.push(&[1000; 160]);
         }
@@ -110,7 +110,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn gaps_in_the_callers_audio_become_silence() {
-        let mut r = Recording::new(PathBuf::from("unused.wav"), Duration::from_secs(10));
+        let mut r = Message::new(PathBuf::from("unused.wav"), Duration::from_secs(10));
         let t0 = Instant::now();
         r.started = Some(t0);
         r.push(&[500; 160]);
