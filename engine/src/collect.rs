@@ -8,10 +8,14 @@
 //!
 //! The time type is the caller's: `Instant`, or the call core's `Timestamp` (which
 //! serialises, so a collection in progress is part of a call's snapshot).
+//!
+//! Keyed digits are personal data (a PIN, a card number): they come in and go out as
+//! [`Pii`], so no log line can show them by mistake.
 
 use std::ops::Add;
 use std::time::{Duration, Instant};
 
+use pii::Pii;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,15 +33,15 @@ pub struct CollectSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Collected {
     /// Collection ended with these digits (at least `min_digits`, terminator removed).
-    Digits(String),
+    Digits(Pii<String>),
     /// Time ran out with fewer than `min_digits` (possibly none).
-    Timeout(String),
+    Timeout(Pii<String>),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DigitCollector<T = Instant> {
     spec: CollectSpec,
-    digits: String,
+    digits: Pii<String>,
     playing: bool,
     deadline: Option<T>,
     done: bool,
@@ -54,7 +58,7 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> DigitCollector<T> {
     pub fn new(spec: CollectSpec) -> Self {
         DigitCollector {
             spec,
-            digits: String::new(),
+            digits: Pii::default(),
             playing: true,
             deadline: None,
             done: false,
@@ -70,7 +74,8 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> DigitCollector<T> {
         }
     }
 
-    pub fn digit(&mut self, now: T, d: char) -> DigitOutcome {
+    pub fn digit(&mut self, now: T, digit: Pii<char>) -> DigitOutcome {
+        let d = *digit.reveal();
         let mut out = DigitOutcome {
             stop_playback: false,
             result: None,
@@ -86,8 +91,8 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> DigitCollector<T> {
             out.result = Some(self.finish());
             return out;
         }
-        self.digits.push(d);
-        if self.digits.len() >= self.spec.max_digits {
+        self.digits.reveal_mut().push(d);
+        if self.digits.reveal().len() >= self.spec.max_digits {
             out.result = Some(self.finish());
         } else {
             self.deadline = Some(now + self.spec.inter_digit_timeout);
@@ -99,7 +104,7 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> DigitCollector<T> {
         self.done = true;
         self.deadline = None;
         let digits = std::mem::take(&mut self.digits);
-        if digits.len() >= self.spec.min_digits {
+        if digits.reveal().len() >= self.spec.min_digits {
             Collected::Digits(digits)
         } else {
             Collected::Timeout(digits)
@@ -137,7 +142,7 @@ mod tests {
     fn barge_in_single_digit() {
         let t0 = Instant::now();
         let mut c: DigitCollector = DigitCollector::new(spec(1, true));
-        let o = c.digit(t0, '1');
+        let o = c.digit(t0, Pii::new('1'));
         assert!(o.stop_playback);
         assert_eq!(o.result, Some(Collected::Digits("1".into())));
     }
@@ -147,14 +152,17 @@ mod tests {
         let t0 = Instant::now();
         let mut c: DigitCollector = DigitCollector::new(spec(1, false));
         assert_eq!(
-            c.digit(t0, '1'),
+            c.digit(t0, Pii::new('1')),
             DigitOutcome {
                 stop_playback: false,
                 result: None
             }
         );
         c.prompts_finished(t0);
-        assert_eq!(c.digit(t0, '2').result, Some(Collected::Digits("2".into())));
+        assert_eq!(
+            c.digit(t0, Pii::new('2')).result,
+            Some(Collected::Digits("2".into()))
+        );
     }
 
     #[test]
@@ -167,11 +175,11 @@ mod tests {
         assert_eq!(c.timeout(t0 + Duration::from_secs(4)), None);
         assert_eq!(
             c.timeout(t0 + Duration::from_secs(5)),
-            Some(Collected::Timeout(String::new()))
+            Some(Collected::Timeout(Pii::default()))
         );
         let mut c: DigitCollector = DigitCollector::new(spec(4, true));
         c.prompts_finished(t0);
-        c.digit(t0 + Duration::from_secs(1), '4');
+        c.digit(t0 + Duration::from_secs(1), Pii::new('4'));
         assert_eq!(c.deadline(), Some(t0 + Duration::from_secs(4)));
         assert_eq!(
             c.timeout(t0 + Duration::from_secs(4)),
@@ -183,18 +191,33 @@ mod tests {
     fn terminator_and_max() {
         let t0 = Instant::now();
         let mut c: DigitCollector = DigitCollector::new(spec(4, true));
-        c.digit(t0, '1');
-        c.digit(t0, '2');
+        c.digit(t0, Pii::new('1'));
+        c.digit(t0, Pii::new('2'));
         assert_eq!(
-            c.digit(t0, '#').result,
+            c.digit(t0, Pii::new('#')).result,
             Some(Collected::Digits("12".into()))
         );
         let mut c: DigitCollector = DigitCollector::new(spec(2, true));
-        c.digit(t0, '1');
+        c.digit(t0, Pii::new('1'));
         assert_eq!(
-            c.digit(t0, '2').result,
+            c.digit(t0, Pii::new('2')).result,
             Some(Collected::Digits("12".into()))
         );
-        assert_eq!(c.digit(t0, '3').result, None);
+        assert_eq!(c.digit(t0, Pii::new('3')).result, None);
+    }
+
+    #[test]
+    fn the_collector_never_shows_the_digits() {
+        let t0 = Instant::now();
+        let mut c: DigitCollector = DigitCollector::new(spec(8, true));
+        c.prompts_finished(t0);
+        for d in "9753186".chars() {
+            c.digit(t0, Pii::new(d));
+        }
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("975"), "{shown}");
+        let done = c.digit(t0, Pii::new('4')).result.expect("eight digits");
+        assert!(!format!("{done:?}").contains("975"), "{done:?}");
+        assert_eq!(done, Collected::Digits("97531864".into()));
     }
 }

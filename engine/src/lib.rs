@@ -15,7 +15,7 @@
 //! - `replication`: durable writes and the active/standby role, as the engine sees them;
 //! - `storage`: SQLite (the only module that names sqlx): call records;
 //! - `agents`: agent phones registering with the engine (registrar -> ACD login/ready);
-//! - `acl`, `pii`: network allow-lists; personal data kept out of logs;
+//! - `acl`: network allow-lists (personal data is kept out of logs by the `pii` crate);
 //! - `alarm`: the alarm webhook (JSON POST, short timeout, retries, never blocking).
 pub mod acd;
 pub mod acl;
@@ -29,7 +29,6 @@ pub mod control;
 pub mod dispatch;
 pub mod flows;
 pub mod media;
-pub mod pii;
 pub mod recording;
 pub mod replication;
 pub mod runtime;

@@ -323,6 +323,19 @@ pub(crate) fn display_value(value: &Value) -> String {
     }
 }
 
+/// What a value is, for messages that must not show the value itself (it may be a PIN, a
+/// caller's number or a looked-up record: personal data, and these messages reach logs).
+pub(crate) fn value_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "nothing",
+        Value::Bool(_) => "true/false",
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a map",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

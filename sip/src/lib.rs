@@ -8,6 +8,7 @@
 //! - `dialog`: RFC 3261 §12 dialogs (route sets, CSeq, target refresh);
 //! - `register`: the registration client (RFC 3261 §10 with digest);
 //! - `registrar`: the registrar for the engine's own users' phones (agents);
+//! - `info`: DTMF in SIP INFO bodies (digits come out as `pii::Pii`);
 //! - `uac`: the client of one INVITE dialog we place (outbound legs), beside `register`;
 //! - `transport`: the tokio driver (UDP, TCP) around the endpoint; the only I/O here.
 //!
@@ -17,6 +18,7 @@
 pub mod auth;
 pub mod dialog;
 pub mod endpoint;
+pub mod info;
 pub mod message;
 pub mod register;
 pub mod registrar;

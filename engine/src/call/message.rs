@@ -1,8 +1,8 @@
 //! A message of a `record` step (not the call recording of `crate::recording`): the
 //! caller's audio, collected by the driver from the media stream's inbound tap from the
 //! moment the core starts the capture until it saves it (terminator key, maximum length or
-//! hangup: the core decides), then written as an 8 kHz 16-bit mono WAV file. A message is bounded by `max_length`, so it is kept in memory and
-//! written once, off the async threads.
+//! hangup: the core decides), then written as an 8 kHz 16-bit mono WAV file. A message is
+//! bounded by `max_length`, so it is kept in memory and written once, off the async threads.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -9,11 +9,11 @@
 //! - `media`: the streams a driver opens (the media workers, or a test's stand-in);
 //! - `route`: the dispatcher's routes to a call and its legs, as guards;
 //! - `message`: a message left in a `record` step, written as WAV;
-//! - `signalling`, `info`, `transfer`: SIP helpers (Via/Contact, INFO digits, sipfrag).
+//! - `signalling`, `transfer`: SIP helpers (Via/Contact, sipfrag); DTMF in SIP INFO is
+//!   `sip::info`.
 
 pub mod core;
 mod driver;
-mod info;
 pub mod media;
 mod message;
 pub mod route;
@@ -33,7 +33,6 @@ use crate::flows::FlowSet;
 use crate::media::PromptStore;
 
 pub use self::core::{CallCommand, CommandError, SuperviseMode};
-pub use info::dtmf_from_info;
 pub use media::{MediaPort, StreamPort, WorkerMedia};
 pub use route::{Route, RouteGuard, Routes};
 pub use signalling::{host, via};

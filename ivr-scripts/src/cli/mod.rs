@@ -169,13 +169,13 @@ pub(crate) fn describe(kind: &EffectKind) -> String {
         EffectKind::Lookup { source, params, .. } => {
             format!(
                 "lookup {source} {}",
-                serde_json::Value::Object(params.clone())
+                serde_json::Value::Object(params.reveal().clone())
             )
         }
         EffectKind::Action { action, params, .. } => {
             format!(
                 "action {action} {}",
-                serde_json::Value::Object(params.clone())
+                serde_json::Value::Object(params.reveal().clone())
             )
         }
         EffectKind::Queue {
@@ -234,7 +234,8 @@ fn priority_name(p: crate::flow::Priority) -> &'static str {
 /// What the simulated engine answered, when it is worth showing.
 pub(crate) fn describe_input(input: &Input) -> Option<String> {
     Some(match input {
-        Input::Digits { digits } => format!("keyed \"{digits}\""),
+        // The simulator shows the author what was keyed: on purpose.
+        Input::Digits { digits } => format!("keyed \"{}\"", digits.reveal()),
         Input::Timeout => "no input (timeout)".into(),
         Input::LookupResult(r) | Input::ActionResult(r) => match r {
             Ok(Some(map)) => format!("found {}", serde_json::Value::Object(map.clone())),

@@ -98,7 +98,7 @@ pub(crate) fn run(
                 ..
             } => match tokens.next() {
                 Some(Some(digits)) => Some(Input::Digits {
-                    digits: digits.clone(),
+                    digits: digits.as_str().into(),
                 }),
                 _ => {
                     let wait = chrono::Duration::from_std(*first_digit_timeout).unwrap_or_default();
@@ -107,10 +107,10 @@ pub(crate) fn run(
                 }
             },
             EffectKind::Lookup { source, params, .. } => {
-                Some(Input::LookupResult(stubs.lookup(source, params)))
+                Some(Input::LookupResult(stubs.lookup(source, params.reveal())))
             }
             EffectKind::Action { action, params, .. } => {
-                Some(Input::ActionResult(stubs.action(action, params)))
+                Some(Input::ActionResult(stubs.action(action, params.reveal())))
             }
             EffectKind::Queue { queue, .. } => stubs.queue(queue).map(Input::QueueResult),
             EffectKind::Transfer { target, .. } => {

@@ -55,8 +55,8 @@ fn run_command(
     };
     let at = opts.at.map_or_else(Utc::now, |t| t.with_timezone(&Utc));
     let call = CallInfo {
-        caller: opts.caller.clone(),
-        called: opts.called.clone(),
+        caller: opts.caller.as_str().into(),
+        called: opts.called.as_str().into(),
         call_id: "simulated".into(),
         language: opts.language.clone(),
     };

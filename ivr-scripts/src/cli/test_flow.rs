@@ -196,8 +196,8 @@ fn parse_case(i: usize, value: &Value, defaults: &Value) -> Result<Case, String>
     };
     Ok(Case {
         call: CallInfo {
-            caller: text("caller"),
-            called: text("called"),
+            caller: text("caller").into(),
+            called: text("called").into(),
             call_id: format!("test-{}", i + 1),
             language: get("language").map(crate::expr::display_value),
         },

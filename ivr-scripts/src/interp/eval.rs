@@ -49,10 +49,10 @@ impl Interpreter {
     ) -> Result<Value, Failure> {
         let state = &self.state;
         let current = scope(&self.flow, state);
-        let vars = &state.scope_state_ref().vars;
+        let vars = state.scope_state_ref().vars.reveal();
         let mut rhai_scope = Scope::new();
-        rhai_scope.push_constant("caller", state.call.caller.clone());
-        rhai_scope.push_constant("called", state.call.called.clone());
+        rhai_scope.push_constant("caller", state.call.caller.reveal().clone());
+        rhai_scope.push_constant("called", state.call.called.reveal().clone());
         rhai_scope.push_constant("call_id", state.call.call_id.clone());
         rhai_scope.push_constant("language", state.language.clone());
         rhai_scope.push_constant_dynamic("now", to_dynamic(&now_value(now, self.flow.timezone)));
@@ -96,8 +96,9 @@ impl Interpreter {
             other => Err(Failure {
                 pos: expr.pos,
                 message: format!(
-                    "condition `{}` gave {other} instead of true or false",
-                    expr.source
+                    "condition `{}` gave {} instead of true or false",
+                    expr.source,
+                    crate::expr::value_kind(&other)
                 ),
             }),
         }

@@ -21,6 +21,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use pii::Pii;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -89,7 +90,7 @@ pub enum Input {
     Answered,
     /// Digits the caller keyed during a prompt (barge-in) or a collect.
     Digits {
-        digits: String,
+        digits: Pii<String>,
     },
     /// No digit (or too few) before the collect's timeouts.
     Timeout,
@@ -106,13 +107,14 @@ pub enum Input {
     CallerHangup,
 }
 
-// Caller data stays out of logs: digits may be a PIN or a card number (STYLE rule 12).
+// Caller data stays out of logs: digits may be a PIN or a card number (STYLE rule 12), and
+// connector results hold the caller's records.
 impl fmt::Debug for Input {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Input::Start => f.write_str("Start"),
             Input::Answered => f.write_str("Answered"),
-            Input::Digits { digits } => write!(f, "Digits(<{} redacted>)", digits.chars().count()),
+            Input::Digits { digits } => write!(f, "Digits({digits})"),
             Input::Timeout => f.write_str("Timeout"),
             Input::PlaybackDone => f.write_str("PlaybackDone"),
             Input::LookupResult(r) => write!(f, "LookupResult({})", result_shape(r)),
@@ -180,13 +182,14 @@ pub enum EffectKind {
     },
     Lookup {
         source: String,
-        params: Map<String, Value>,
+        /// Computed from the call's variables: personal data.
+        params: Pii<Map<String, Value>>,
         #[serde(with = "millis")]
         timeout: Duration,
     },
     Action {
         action: String,
-        params: Map<String, Value>,
+        params: Pii<Map<String, Value>>,
         #[serde(with = "millis")]
         timeout: Duration,
     },

@@ -23,13 +23,13 @@ impl Interpreter {
                 Input::PlaybackDone | Input::Digits { .. },
             ) => self.run(*next, budget),
             (StepKind::Menu(menu), Input::Digits { digits }) => {
-                self.menu_digits(idx, menu, &digits, budget)
+                self.menu_digits(idx, menu, digits.reveal(), budget)
             }
             (StepKind::Menu(menu), Input::Timeout) => {
                 self.retry(idx, menu.attempts, menu.no_input, menu.exhausted, budget)
             }
             (StepKind::Collect(collect), Input::Digits { digits }) => {
-                self.collect_digits(idx, collect, digits, budget)
+                self.collect_digits(idx, collect, digits.into_inner(), budget)
             }
             (StepKind::Collect(c), Input::Timeout) => {
                 self.retry(idx, c.attempts, c.no_input, c.exhausted, budget)

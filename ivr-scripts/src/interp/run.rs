@@ -7,6 +7,7 @@
 //! error branch: the step's, its scope's `on_error`, then the calling scope's, outwards.
 
 use chrono::{DateTime, Utc};
+use pii::Pii;
 use serde_json::Value;
 
 use super::eval::Failure;
@@ -217,13 +218,13 @@ impl Interpreter {
                 Next::Wait(if matches!(step.kind, StepKind::Lookup(_)) {
                     EffectKind::Lookup {
                         source: call.name.clone(),
-                        params,
+                        params: Pii::new(params),
                         timeout: call.timeout,
                     }
                 } else {
                     EffectKind::Action {
                         action: call.name.clone(),
-                        params,
+                        params: Pii::new(params),
                         timeout: call.timeout,
                     }
                 })
@@ -250,8 +251,9 @@ impl Interpreter {
                         return Next::Fail(
                             target.pos,
                             format!(
-                                "transfer target `{}` gave {v}, not a number or address",
-                                target.source
+                                "transfer target `{}` gave {}, not a number or address",
+                                target.source,
+                                crate::expr::value_kind(&v)
                             ),
                         );
                     }
@@ -299,7 +301,7 @@ impl Interpreter {
                     subflow: sub.name.clone().unwrap_or_default(),
                     caller_step: step.id.clone(),
                     state: ScopeState {
-                        vars: values.into_iter().collect(),
+                        vars: Pii::new(values.into_iter().collect()),
                         attempts: Default::default(),
                     },
                 });
@@ -361,7 +363,13 @@ impl Interpreter {
         let current = scope(&flow, &self.state);
         let start = current.start;
         for param in &current.params {
-            if self.state.scope_state_ref().vars.contains_key(&param.name) {
+            if self
+                .state
+                .scope_state_ref()
+                .vars
+                .reveal()
+                .contains_key(&param.name)
+            {
                 continue;
             }
             if let Some(default) = &param.default {
@@ -382,7 +390,11 @@ impl Interpreter {
     }
 
     pub(super) fn set_var(&mut self, name: &str, value: Value) {
-        self.state.scope_state().vars.insert(name.to_owned(), value);
+        self.state
+            .scope_state()
+            .vars
+            .reveal_mut()
+            .insert(name.to_owned(), value);
     }
 
     pub(super) fn prompt_refs(&self, names: &[String]) -> Vec<PromptRef> {

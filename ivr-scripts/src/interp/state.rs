@@ -9,32 +9,22 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use pii::Pii;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::io::EndReason;
 
 /// Facts about the call, given by the engine when it starts the flow.
-#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct CallInfo {
     /// Calling party number (From user part).
-    pub caller: String,
+    pub caller: Pii<String>,
     /// Called number (To / request URI user part): often selects the flow.
-    pub called: String,
+    pub called: Pii<String>,
     pub call_id: String,
     /// Language to start in; the flow's default when `None` or not one of its languages.
     pub language: Option<String>,
-}
-
-impl fmt::Debug for CallInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CallInfo")
-            .field("caller", &"<redacted>")
-            .field("called", &"<redacted>")
-            .field("call_id", &self.call_id)
-            .field("language", &self.language)
-            .finish()
-    }
 }
 
 /// Where the call is.
@@ -54,10 +44,11 @@ pub enum Position {
     },
 }
 
-/// Variables and retry counters of one scope (the main flow or a subflow frame).
+/// Variables and retry counters of one scope (the main flow or a subflow frame). Variables
+/// hold keyed digits and lookup results: personal data.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ScopeState {
-    pub(crate) vars: BTreeMap<String, Value>,
+    pub(crate) vars: Pii<BTreeMap<String, Value>>,
     /// Failed attempts per menu/collect step id.
     pub(crate) attempts: BTreeMap<String, u32>,
 }
@@ -94,10 +85,7 @@ impl fmt::Debug for CallState {
             .field("call", &self.call)
             .field("language", &self.language)
             .field("position", &self.position)
-            .field(
-                "variables",
-                &format_args!("<{} redacted>", self.globals.vars.len()),
-            )
+            .field("variables", &self.globals.vars)
             .field("frames", &self.frames.len())
             .field("path", &self.path)
             .finish()
@@ -132,7 +120,7 @@ impl CallState {
 
     /// A variable of the main flow (collected digits, lookup results...).
     pub fn var(&self, name: &str) -> Option<&Value> {
-        self.globals.vars.get(name)
+        self.globals.vars.reveal().get(name)
     }
 
     pub(crate) fn scope_state(&mut self) -> &mut ScopeState {

@@ -139,7 +139,12 @@ fn digits(value: &Value) -> Result<Vec<String>, String> {
     let text = match value {
         Value::String(s) => s.clone(),
         Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
-        other => return Err(format!("cannot say {} as digits", kind(other))),
+        other => {
+            return Err(format!(
+                "cannot say {} as digits",
+                crate::expr::value_kind(other)
+            ))
+        }
     };
     let mut out = Vec::new();
     for c in text.chars() {
@@ -165,7 +170,10 @@ fn integer(value: &Value) -> Result<i64, String> {
             .trim()
             .parse()
             .map_err(|_| format!("`{s}` is not a whole number")),
-        other => Err(format!("cannot say {} as a number", kind(other))),
+        other => Err(format!(
+            "cannot say {} as a number",
+            crate::expr::value_kind(other)
+        )),
     }
 }
 
@@ -178,7 +186,10 @@ fn date(value: &Value) -> Result<NaiveDate, String> {
             || Err("cannot say a map without a `date` entry as a date".into()),
             date,
         ),
-        other => Err(format!("cannot say {} as a date", kind(other))),
+        other => Err(format!(
+            "cannot say {} as a date",
+            crate::expr::value_kind(other)
+        )),
     }
 }
 
@@ -191,18 +202,10 @@ fn time(value: &Value) -> Result<NaiveTime, String> {
             || Err("cannot say a map without a `time` entry as a time".into()),
             time,
         ),
-        other => Err(format!("cannot say {} as a time", kind(other))),
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "nothing",
-        Value::Bool(_) => "true/false",
-        Value::Number(_) => "a number",
-        Value::String(_) => "text",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a map",
+        other => Err(format!(
+            "cannot say {} as a time",
+            crate::expr::value_kind(other)
+        )),
     }
 }
 

@@ -18,7 +18,6 @@ use super::io::{MediaOut, Output, SipOut, StreamOpened};
 use super::phase::{Caller, CallerLeg, Offer, Phase, Step, Wait};
 use super::{CallCore, Facts, FlowRun, Refused, CALLER_STREAM};
 use crate::acd::Timeline;
-use crate::call::dtmf_from_info;
 use crate::call::signalling::{contact, finish_request, next_hop};
 use crate::call::transfer::sipfrag_status;
 use crate::flows::LoadedFlow;
@@ -263,7 +262,8 @@ impl CallCore {
                 self.end(now, EndReason::CallerHangup);
             }
             Method::Info => {
-                let digit = dtmf_from_info(req.headers.content_type().as_deref(), &req.body);
+                let digit =
+                    sip::info::dtmf_from_info(req.headers.content_type().as_deref(), &req.body);
                 let ok = digit.is_some() || req.body.is_empty();
                 self.respond_caller(tx, &req, if ok { 200 } else { 415 });
                 if let Some(d) = digit {

@@ -172,6 +172,7 @@ impl CallCore {
     pub(super) fn peer_media(&mut self, now: Instant, event: MediaEvent) {
         match event {
             MediaEvent::Dtmf { digit, .. } => {
+                let digit = *digit.reveal();
                 let stream = self.caller.stream;
                 self.push(Output::Media(MediaOut::SendDtmf { stream, digit }));
                 self.feature_code(digit.to_char());

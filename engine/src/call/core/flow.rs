@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use ivr_scripts::{Effect, EffectKind, Input, PromptRef, TransferMode};
+use pii::Pii;
 
 use super::io::{MediaOut, MessageOut, Output, PlayId, SavedMessage};
 use super::phase::{Message, Phase, Step, Wait};
@@ -175,7 +176,7 @@ impl CallCore {
         &mut self,
         action: bool,
         name: String,
-        params: serde_json::Map<String, serde_json::Value>,
+        params: Pii<serde_json::Map<String, serde_json::Value>>,
         timeout: Duration,
     ) -> Option<Input> {
         self.push(Output::Connector {
@@ -271,8 +272,10 @@ impl CallCore {
         }
     }
 
-    /// A digit from the caller, however it came.
-    pub(super) fn digit(&mut self, now: Instant, d: char) {
+    /// A digit from the caller, however it came (RFC 4733, in-band, SIP INFO): personal
+    /// data, revealed only to compare it with the keys that mean something to the call.
+    pub(super) fn digit(&mut self, now: Instant, digit: Pii<char>) {
+        let d = *digit.reveal();
         if self.relay_digit(d) {
             return;
         }
@@ -296,12 +299,12 @@ impl CallCore {
                 self.resume(
                     now,
                     Input::Digits {
-                        digits: d.to_string(),
+                        digits: digit.map(String::from),
                     },
                 );
             }
             Step::Collecting { collector, .. } => {
-                let out = collector.digit(at, d);
+                let out = collector.digit(at, digit);
                 if out.stop_playback {
                     self.stop_playback();
                 }
@@ -318,7 +321,7 @@ impl CallCore {
         match event {
             MediaEvent::Dtmf { digit, source } => {
                 tracing::debug!(call = %self.facts.id, ?source, "digit received");
-                self.digit(now, digit.to_char());
+                self.digit(now, digit.map(|d| d.to_char()));
             }
             MediaEvent::PlaybackFinished { id } => self.playback_finished(now, id),
             MediaEvent::PlaybackStopped { .. } => {}

@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use pii::Pii;
 use serde::{Deserialize, Serialize};
 use sip::endpoint::{Peer, ServerTxId};
 use sip::message::{Request, Response, SipMessage};
@@ -47,11 +48,12 @@ pub enum Output {
     Sip(SipOut),
     Media(MediaOut),
     Acd(AcdOut),
-    /// Run a connector; its result comes back through `handle_connector`.
+    /// Run a connector; its result comes back through `handle_connector`. The parameters
+    /// come from the call's variables: personal data, revealed to the connector alone.
     Connector {
         action: bool,
         name: String,
-        params: serde_json::Map<String, serde_json::Value>,
+        params: Pii<serde_json::Map<String, serde_json::Value>>,
         timeout: Duration,
     },
     Recording(RecordingOut),

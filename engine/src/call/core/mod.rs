@@ -50,8 +50,8 @@ use sip::message::Request;
 use crate::acd::{self, Timeline, Timestamp};
 use crate::flows::{FlowSet, LoadedFlow};
 use crate::media::{Codec, MediaEvent};
-use crate::pii::Pii;
 use crate::storage::{CallRecord, EndReason, QueueOutcome};
+use pii::Pii;
 
 pub use env::{CallEnv, ContactBook, NoContacts};
 pub use io::{
@@ -451,8 +451,8 @@ impl Facts {
 
     fn call_info(&self) -> CallInfo {
         CallInfo {
-            caller: self.caller.reveal().clone(),
-            called: self.called.reveal().clone(),
+            caller: self.caller.clone(),
+            called: self.called.clone(),
             call_id: self.id.clone(),
             language: None,
         }

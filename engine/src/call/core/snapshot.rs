@@ -26,7 +26,7 @@ use super::{
 };
 use crate::flows::FlowSet;
 use crate::media::Codec;
-use crate::pii::Pii;
+use pii::Pii;
 
 /// A call as data (see the module documentation).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -267,9 +267,9 @@ impl Driver {
                     let connectors = self.ctx.connectors.clone();
                     self.connector = Some(Box::pin(async move {
                         if action {
-                            connectors.action(&name, &params, timeout).await
+                            connectors.action(&name, params.reveal(), timeout).await
                         } else {
-                            connectors.lookup(&name, &params, timeout).await
+                            connectors.lookup(&name, params.reveal(), timeout).await
                         }
                     }));
                 }

@@ -107,6 +107,13 @@ impl DtmfDigit {
     }
 }
 
+/// A keyed digit is personal data when wrapped in `Pii` (media events): its shape only.
+impl pii::Redact for DtmfDigit {
+    fn shape(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("1 digit")
+    }
+}
+
 impl fmt::Debug for DtmfDigit {
     /// Redacted: digits are personal data in logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

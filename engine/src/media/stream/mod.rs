@@ -31,6 +31,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use pii::Pii;
 use rtp_rs::RtpReader;
 
 use self::inbound::{InboundAudio, InboundFrame};
@@ -112,10 +113,10 @@ pub enum MediaEvent {
         /// Its source.
         from: SocketAddr,
     },
-    /// A digit from the remote.
+    /// A digit from the remote (personal data: part of a PIN, a card number...).
     Dtmf {
         /// The digit.
-        digit: DtmfDigit,
+        digit: Pii<DtmfDigit>,
         /// How it arrived.
         source: DtmfSource,
     },
@@ -348,7 +349,7 @@ impl MediaStream {
             }
             if let Some(digit) = self.rfc4733.on_packet(packet.timestamp(), packet.payload()) {
                 self.events.push_back(MediaEvent::Dtmf {
-                    digit,
+                    digit: Pii::new(digit),
                     source: DtmfSource::Rfc4733,
                 });
             }
@@ -359,7 +360,7 @@ impl MediaStream {
                 detector.process(pcm);
                 while let Some(digit) = detector.poll_digit() {
                     self.events.push_back(MediaEvent::Dtmf {
-                        digit,
+                        digit: Pii::new(digit),
                         source: DtmfSource::InBand,
                     });
                 }

@@ -115,7 +115,7 @@ fn dtmf_events(events: &[MediaEvent]) -> Vec<(char, DtmfSource)> {
     events
         .iter()
         .filter_map(|e| match e {
-            MediaEvent::Dtmf { digit, source } => Some((digit.to_char(), *source)),
+            MediaEvent::Dtmf { digit, source } => Some((digit.reveal().to_char(), *source)),
             _ => None,
         })
         .collect()

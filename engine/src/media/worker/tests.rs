@@ -150,7 +150,7 @@ async fn a_stream_plays_a_prompt_and_hears_a_digit_over_loopback() {
     let digits: Vec<(char, DtmfSource)> = seen
         .iter()
         .filter_map(|e| match e {
-            MediaEvent::Dtmf { digit, source } => Some((digit.to_char(), *source)),
+            MediaEvent::Dtmf { digit, source } => Some((digit.reveal().to_char(), *source)),
             _ => None,
         })
         .collect();

@@ -244,7 +244,7 @@ fn the_recording_pauses_by_command_and_by_the_agents_feature_code() {
         })
         .expect("the agent's stream");
     for d in ['*', '8'] {
-        let digit = crate::media::DtmfDigit::from_char(d).expect("digit");
+        let digit = pii::Pii::new(crate::media::DtmfDigit::from_char(d).expect("digit"));
         let source = crate::media::DtmfSource::Rfc4733;
         sim.media(agent, MediaEvent::Dtmf { digit, source });
     }

@@ -287,6 +287,7 @@ impl Sim {
         for c in digits.chars() {
             let digit = DtmfDigit::from_char(c).expect("a DTMF digit");
             let source = DtmfSource::Rfc4733;
+            let digit = pii::Pii::new(digit);
             self.media(CALLER_STREAM, MediaEvent::Dtmf { digit, source });
         }
     }

@@ -1,8 +1,11 @@
 //! DTMF carried in SIP INFO bodies: `application/dtmf-relay` (`Signal=5`, Cisco/Asterisk
-//! style) and `application/dtmf` (the digit alone).
+//! style) and `application/dtmf` (the digit alone). A keyed digit may be part of a PIN or a
+//! card number: it comes out as personal data ([`Pii`]), redacted in any log line.
+
+use pii::Pii;
 
 /// The digit in an INFO body of the given content type, if it carries one.
-pub fn dtmf_from_info(content_type: Option<&str>, body: &[u8]) -> Option<char> {
+pub fn dtmf_from_info(content_type: Option<&str>, body: &[u8]) -> Option<Pii<char>> {
     let text = std::str::from_utf8(body).ok()?;
     let digit = match content_type? {
         "application/dtmf-relay" => text.lines().find_map(|l| {
@@ -23,7 +26,7 @@ pub fn dtmf_from_info(content_type: Option<&str>, body: &[u8]) -> Option<char> {
         (c, _) if chars.next().is_none() => c,
         _ => return None,
     };
-    matches!(c, '0'..='9' | '*' | '#' | 'A'..='D').then_some(c)
+    matches!(c, '0'..='9' | '*' | '#' | 'A'..='D').then_some(Pii::new(c))
 }
 
 #[cfg(test)]
@@ -37,17 +40,20 @@ mod tests {
                 Some("application/dtmf-relay"),
                 b"Signal=1\r\nDuration=160\r\n"
             ),
-            Some('1')
+            Some(Pii::new('1'))
         );
         assert_eq!(
             dtmf_from_info(Some("application/dtmf-relay"), b"Signal= #\r\n"),
-            Some('#')
+            Some(Pii::new('#'))
         );
         assert_eq!(
             dtmf_from_info(Some("application/dtmf-relay"), b"Signal=11\r\n"),
-            Some('#')
+            Some(Pii::new('#'))
         );
-        assert_eq!(dtmf_from_info(Some("application/dtmf"), b"7"), Some('7'));
+        assert_eq!(
+            dtmf_from_info(Some("application/dtmf"), b"7"),
+            Some(Pii::new('7'))
+        );
         assert_eq!(
             dtmf_from_info(Some("application/dtmf-relay"), b"Duration=160"),
             None
