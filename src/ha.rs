@@ -10,7 +10,9 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use engine::alarm::Webhook;
 use engine::config::EngineConfig;
-use engine::replication::{BoxFuture, HaControl, RecordWriter, Replication, ServingLease};
+use engine::replication::{
+    BoxFuture, HaCommandError, HaControl, HaStatus, RecordWriter, Replication, ServingLease,
+};
 use engine::storage::CallRecord;
 use ha::{
     Command, HaConfig, HaNode, Lease, MemberKind, NodeInfo, RecordingStore, Role, Secret, Timings,
@@ -240,16 +242,23 @@ async fn write_records(node: Arc<HaNode>, mut queue: mpsc::UnboundedReceiver<Com
 
 struct Control(Arc<HaNode>);
 
+fn command_error(e: ha::HaError) -> HaCommandError {
+    match e {
+        ha::HaError::NotActive { role, leader } => HaCommandError::NotActive { role, leader },
+        ha::HaError::NotAllowed(reason) | ha::HaError::Promote(reason) => {
+            HaCommandError::Refused(reason)
+        }
+        other => HaCommandError::Unavailable(other.to_string()),
+    }
+}
+
 impl HaControl for Control {
-    fn status(&self) -> BoxFuture<'_, Result<serde_json::Value, String>> {
-        Box::pin(async move {
-            let s = self.0.status().await.map_err(|e| e.to_string())?;
-            serde_json::to_value(s).map_err(|e| e.to_string())
-        })
+    fn status(&self) -> BoxFuture<'_, Result<HaStatus, HaCommandError>> {
+        Box::pin(async move { self.0.status().await.map_err(command_error) })
     }
 
-    fn promote(&self, force: bool) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move { self.0.promote(force).await.map_err(|e| e.to_string()) })
+    fn promote(&self, force: bool) -> BoxFuture<'_, Result<(), HaCommandError>> {
+        Box::pin(async move { self.0.promote(force).await.map_err(command_error) })
     }
 }
 
@@ -303,11 +312,7 @@ pub async fn witness(cfg: HaConfig, alarms: Option<Webhook>) -> anyhow::Result<A
     let data_dir = cfg.data_dir.clone();
     let node = Arc::new(HaNode::start(cfg).await.context("starting the witness")?);
     forward_alarms(&node, alarms);
-    tokio::spawn(engine::control::serve(
-        data_dir,
-        None,
-        None,
-        Some(Arc::new(Control(node.clone()))),
-    ));
+    let handle = engine::EngineHandle::witness(Arc::new(Control(node.clone())));
+    tokio::spawn(engine::control::serve(data_dir, handle));
     Ok(node)
 }

@@ -5,7 +5,6 @@ mod cli;
 mod embedded;
 mod ha;
 mod health;
-mod stats;
 
 use std::process::ExitCode;
 

@@ -1,22 +1,24 @@
 //! The local control socket: `DATA_DIR/control.sock` (Unix, mode 0600), one JSON request
-//! and one JSON answer per connection. It lets `svi queue list`, `svi agent list` and
-//! `svi agent login|ready|pause|logout` act on the running engine without the admin web;
-//! only the engine's own user can open it.
+//! and one JSON answer per connection, a thin adapter over the [`EngineHandle`]: each
+//! [`Request`] is one handle operation, each answer an [`Answer`] holding the handle's typed
+//! [`Reply`] or [`HandleError`]. `svi agent|queue|calls --live|supervise|record|ha` use it
+//! through [`call`] and read the same types back; only the engine's own user can open it.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::acd::AcdHandle;
-use crate::acd::{AgentId, Input};
-use crate::call::{CallCommand, CallInput, LiveCalls, SuperviseMode};
-use crate::replication::HaControl;
-use std::sync::Arc;
+use crate::acd::{AgentSnapshot, QueueSnapshot};
+use crate::call::live::CallCommand;
+use crate::handle::{AgentCommand, CallAnswer, CallInProgress, EngineHandle, HandleError};
+use crate::replication::HaStatus;
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
+    /// The calls in progress (`svi calls --live`).
+    Calls,
     Queues,
     Agents,
     HaStatus,
@@ -25,43 +27,73 @@ pub enum Request {
     },
     Agent {
         agent: String,
-        action: AgentAction,
-        reason: Option<String>,
+        command: AgentCommand,
     },
-    /// Supervise a bridged call, given by its id or by the agent on it; `mode` None stops.
-    Supervise {
+    /// A command for a call in progress, given by its id or by the agent on it.
+    Call {
         call: String,
-        mode: Option<SuperviseMode>,
-        target: Option<String>,
-    },
-    /// Pause or resume the recording of a call (by id or by the agent on it).
-    Recording {
-        call: String,
-        pause: bool,
+        command: CallCommand,
     },
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Reply {
+    Calls { calls: Vec<CallInProgress> },
+    Queues { queues: Vec<QueueSnapshot> },
+    Agents { agents: Vec<AgentSnapshot> },
+    HaStatus { status: HaStatus },
+    Call { answer: CallAnswer },
+    Done,
+}
+
+/// What the socket writes back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum AgentAction {
-    Login,
-    Ready,
-    Pause,
-    Logout,
+pub enum Answer {
+    Ok(Reply),
+    Error(HandleError),
+}
+
+/// Runs one request against the handle.
+pub async fn answer(handle: &EngineHandle, req: Request) -> Result<Reply, HandleError> {
+    Ok(match req {
+        Request::Calls => Reply::Calls {
+            calls: handle.calls().await?,
+        },
+        Request::Queues => Reply::Queues {
+            queues: handle.queues().await?,
+        },
+        Request::Agents => Reply::Agents {
+            agents: handle.agents().await?,
+        },
+        Request::HaStatus => Reply::HaStatus {
+            status: handle.ha_status().await?,
+        },
+        Request::HaPromote { force } => {
+            handle.ha_promote(force).await?;
+            Reply::Done
+        }
+        Request::Agent { agent, command } => {
+            handle.agent(&agent, command).await?;
+            Reply::Done
+        }
+        Request::Call { call, command } => Reply::Call {
+            answer: handle.call_command(&call, command).await?,
+        },
+    })
 }
 
 pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join("control.sock")
 }
 
+/// Requests are one short line; a longer one is cut and refused by the parser.
+const MAX_REQUEST: u64 = 64 * 1024;
+
 /// Serves the socket until the task is aborted.
 #[cfg(unix)]
-pub async fn serve(
-    data_dir: PathBuf,
-    acd: Option<AcdHandle>,
-    calls: Option<LiveCalls>,
-    ha: Option<Arc<dyn HaControl>>,
-) {
+pub async fn serve(data_dir: PathBuf, handle: EngineHandle) {
     use std::os::unix::fs::PermissionsExt;
     let path = socket_path(&data_dir);
     let _ = std::fs::remove_file(&path);
@@ -77,182 +109,170 @@ pub async fn serve(
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let acd = acd.clone();
-        let ha = ha.clone();
-        let calls = calls.clone();
+        let handle = handle.clone();
         tokio::spawn(async move {
             let (rd, mut wr) = stream.into_split();
             let mut line = String::new();
-            // Requests are one short line; a longer one is cut and refused by the parser.
-            let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(rd, 64 * 1024));
+            let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(rd, MAX_REQUEST));
             if reader.read_line(&mut line).await.is_err() {
                 return;
             }
             let answer = match serde_json::from_str::<Request>(&line) {
-                Ok(Request::Supervise { call, mode, target }) => {
-                    let command = CallCommand::Supervise { mode, target };
-                    to_call(&call, acd.as_ref(), calls.as_ref(), command).await
-                }
-                Ok(Request::Recording { call, pause }) => {
-                    let command = CallCommand::Recording { pause };
-                    to_call(&call, acd.as_ref(), calls.as_ref(), command).await
-                }
-                Ok(req) => handle(req, acd.as_ref(), ha.as_deref()).await,
-                Err(e) => serde_json::json!({ "error": format!("bad request: {e}") }),
+                Ok(req) => match answer(&handle, req).await {
+                    Ok(reply) => Answer::Ok(reply),
+                    Err(e) => Answer::Error(e),
+                },
+                Err(e) => Answer::Error(HandleError::BadRequest {
+                    reason: e.to_string(),
+                }),
             };
-            let _ = wr.write_all(format!("{answer}\n").as_bytes()).await;
+            let text = serde_json::to_string(&answer).unwrap_or_else(|e| {
+                // Only a non-string map key could fail here; say so rather than hang up.
+                format!(r#"{{"error":{{"error":"bad_request","reason":"answer not serialisable: {e}"}}}}"#)
+            });
+            let _ = wr.write_all(format!("{text}\n").as_bytes()).await;
         });
     }
 }
 
 #[cfg(not(unix))]
-pub async fn serve(
-    _data_dir: PathBuf,
-    _acd: Option<AcdHandle>,
-    _calls: Option<LiveCalls>,
-    _ha: Option<Arc<dyn HaControl>>,
-) {
+pub async fn serve(_data_dir: PathBuf, _handle: EngineHandle) {}
+
+/// Why a request to a running engine failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("cannot reach the engine at {path}: {source} (is `svi run` running with this data directory?)")]
+    Unreachable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("control socket: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the engine's answer is not readable: {0}")]
+    BadAnswer(#[from] serde_json::Error),
+    #[error(transparent)]
+    Engine(#[from] HandleError),
 }
 
-async fn handle(
-    req: Request,
-    acd: Option<&AcdHandle>,
-    ha: Option<&dyn HaControl>,
-) -> serde_json::Value {
-    let no_acd = || serde_json::json!({ "error": "this node has no ACD (a witness)" });
-    let no_ha = || serde_json::json!({ "error": "this node is not part of an HA cluster" });
-    match req {
-        Request::HaStatus => match ha {
-            Some(h) => h
-                .status()
-                .await
-                .unwrap_or_else(|e| serde_json::json!({ "error": e })),
-            None => no_ha(),
-        },
-        Request::HaPromote { force } => match ha {
-            Some(h) => match h.promote(force).await {
-                Ok(()) => serde_json::json!({ "ok": true }),
-                Err(e) => serde_json::json!({ "error": e }),
-            },
-            None => no_ha(),
-        },
-        req => match acd {
-            Some(acd) => handle_acd(req, acd).await,
-            None => no_acd(),
-        },
-    }
-}
-
-/// A command for one call in progress (`svi supervise`, `svi record`): finds the call (by
-/// id, or as the call the agent is on) and hands the command to its actor.
-async fn to_call(
-    call: &str,
-    acd: Option<&AcdHandle>,
-    calls: Option<&LiveCalls>,
-    command: CallCommand,
-) -> serde_json::Value {
-    let error = |e: String| serde_json::json!({ "error": e });
-    let Some(calls) = calls else {
-        return error("this node takes no calls".into());
-    };
-    let mut id = call.to_string();
-    let known = |id: &str| calls.lock().map(|c| c.contains_key(id)).unwrap_or(false);
-    if !known(&id) {
-        let on_call = match acd {
-            Some(acd) => acd.snapshot().await.and_then(|(_, agents)| {
-                agents
-                    .into_iter()
-                    .find(|a| a.id.as_str() == call)
-                    .and_then(|a| a.call)
-            }),
-            None => None,
-        };
-        match on_call {
-            Some(c) => id = c.as_str().to_string(),
-            None => {
-                return error(format!(
-                    "`{call}` is neither a call in progress nor an agent on a call"
-                ))
-            }
-        }
-    }
-    let actor = calls.lock().ok().and_then(|c| c.get(&id).cloned());
-    let Some(actor) = actor else {
-        return error(format!("call {id} has ended"));
-    };
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    if actor.send(CallInput::Command { command, reply }).is_err() {
-        return error(format!("call {id} has ended"));
-    }
-    match answer.await {
-        Ok(Ok(message)) => serde_json::json!({ "ok": true, "call": id, "message": message }),
-        Ok(Err(e)) => error(e.to_string()),
-        Err(_) => error(format!("call {id} has ended")),
-    }
-}
-
-async fn handle_acd(req: Request, acd: &AcdHandle) -> serde_json::Value {
-    match req {
-        Request::Supervise { .. } | Request::Recording { .. } => {
-            serde_json::json!({ "error": "not an ACD request" })
-        }
-        Request::HaStatus | Request::HaPromote { .. } => {
-            serde_json::json!({ "error": "not an ACD request" })
-        }
-        Request::Queues | Request::Agents => match acd.snapshot().await {
-            Some((queues, agents)) => match req {
-                Request::Queues => serde_json::json!({ "queues": queues }),
-                _ => serde_json::json!({ "agents": agents }),
-            },
-            None => serde_json::json!({ "error": "the ACD is not running" }),
-        },
-        Request::Agent {
-            agent,
-            action,
-            reason,
-        } => {
-            let id = AgentId::from(agent.as_str());
-            let input = match action {
-                AgentAction::Login => Input::AgentLogin { agent: id },
-                AgentAction::Ready => Input::AgentReady { agent: id },
-                AgentAction::Pause => Input::AgentPause {
-                    agent: id,
-                    reason: reason.unwrap_or_else(|| "pause".into()),
-                },
-                AgentAction::Logout => Input::AgentLogout { agent: id },
-            };
-            match acd.input_checked(input).await {
-                Ok(()) => serde_json::json!({ "ok": true }),
-                Err(e) => serde_json::json!({ "error": e }),
-            }
-        }
-    }
-}
-
-/// Sends one request to a running engine's socket and returns its JSON answer.
+/// Sends one request to a running engine's socket and returns its typed reply.
 #[cfg(unix)]
-pub async fn call(data_dir: &Path, req: &Request) -> Result<serde_json::Value, String> {
+pub async fn call(data_dir: &Path, req: &Request) -> Result<Reply, ControlError> {
     let path = socket_path(data_dir);
-    let stream = tokio::net::UnixStream::connect(&path).await.map_err(|e| {
-        format!(
-            "cannot reach the engine at {}: {e} (is `svi run` running with this data directory?)",
-            path.display()
-        )
-    })?;
+    let stream = tokio::net::UnixStream::connect(&path)
+        .await
+        .map_err(|source| ControlError::Unreachable {
+            path: path.clone(),
+            source,
+        })?;
     let (rd, mut wr) = stream.into_split();
-    let text = serde_json::to_string(req).map_err(|e| e.to_string())?;
-    wr.write_all(format!("{text}\n").as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
+    let text = serde_json::to_string(req)?;
+    wr.write_all(format!("{text}\n").as_bytes()).await?;
     let mut line = String::new();
-    BufReader::new(rd)
-        .read_line(&mut line)
-        .await
-        .map_err(|e| e.to_string())?;
-    let v: serde_json::Value =
-        serde_json::from_str(&line).map_err(|e| format!("bad answer: {e}"))?;
-    match v.get("error").and_then(|e| e.as_str()) {
-        Some(e) => Err(e.to_string()),
-        None => Ok(v),
+    BufReader::new(rd).read_line(&mut line).await?;
+    match serde_json::from_str::<Answer>(&line)? {
+        Answer::Ok(reply) => Ok(reply),
+        Answer::Error(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::live::SuperviseMode;
+
+    #[test]
+    fn requests_and_answers_keep_their_shape_on_the_wire() {
+        let req = Request::Call {
+            call: "1001".into(),
+            command: CallCommand::Supervise {
+                mode: Some(SuperviseMode::Whisper),
+                target: Some("2001".into()),
+            },
+        };
+        let text = serde_json::to_string(&req).expect("json");
+        assert_eq!(
+            text,
+            r#"{"op":"call","call":"1001","command":{"command":"supervise","mode":"whisper","target":"2001"}}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&text).expect("back"), req);
+        let pause = Request::Agent {
+            agent: "1001".into(),
+            command: AgentCommand::Pause {
+                reason: "lunch".into(),
+            },
+        };
+        let text = serde_json::to_string(&pause).expect("json");
+        assert_eq!(
+            text,
+            r#"{"op":"agent","agent":"1001","command":{"action":"pause","reason":"lunch"}}"#
+        );
+        let answer = Answer::Error(HandleError::CallEnded { call: "c1".into() });
+        let text = serde_json::to_string(&answer).expect("json");
+        assert_eq!(text, r#"{"error":{"error":"call_ended","call":"c1"}}"#);
+        assert_eq!(serde_json::from_str::<Answer>(&text).expect("back"), answer);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_witness_answers_ha_requests_and_refuses_the_others_over_the_socket() {
+        use crate::replication::{BoxFuture, HaCommandError, HaControl, Role};
+        struct Witness;
+        impl HaControl for Witness {
+            fn status(&self) -> BoxFuture<'_, Result<HaStatus, HaCommandError>> {
+                Box::pin(async {
+                    Ok(HaStatus {
+                        node: 3,
+                        role: Role::Witness,
+                        leader: Some(1),
+                        term: 4,
+                        commit_index: Some(10),
+                        applied_index: Some(10),
+                        role_changes: 0,
+                        role_since: chrono::DateTime::from_timestamp(1_700_000_000, 0)
+                            .expect("time"),
+                        members: Vec::new(),
+                    })
+                })
+            }
+            fn promote(&self, _force: bool) -> BoxFuture<'_, Result<(), HaCommandError>> {
+                Box::pin(async {
+                    Err(HaCommandError::NotActive {
+                        role: Role::Witness,
+                        leader: Some(1),
+                    })
+                })
+            }
+        }
+        let dir = tempfile::tempdir().expect("tmp");
+        let handle = EngineHandle::witness(std::sync::Arc::new(Witness));
+        let server = tokio::spawn(serve(dir.path().to_path_buf(), handle));
+        // The socket exists once bound: retry the connection until then (bounded).
+        let mut status = None;
+        for _ in 0..200 {
+            match call(dir.path(), &Request::HaStatus).await {
+                Err(ControlError::Unreachable { .. }) => tokio::task::yield_now().await,
+                other => {
+                    status = Some(other);
+                    break;
+                }
+            }
+        }
+        match status.expect("the socket answered") {
+            Ok(Reply::HaStatus { status }) => assert_eq!(status.role, Role::Witness),
+            other => panic!("{other:?}"),
+        }
+        match call(dir.path(), &Request::HaPromote { force: false }).await {
+            Err(ControlError::Engine(HandleError::NotActive { role, .. })) => {
+                assert_eq!(role, Role::Witness)
+            }
+            other => panic!("{other:?}"),
+        }
+        match call(dir.path(), &Request::Calls).await {
+            Err(ControlError::Engine(HandleError::Unavailable { part, .. })) => {
+                assert_eq!(part, crate::handle::Part::Telephony)
+            }
+            other => panic!("{other:?}"),
+        }
+        server.abort();
     }
 }

@@ -28,6 +28,7 @@ pub mod connectors;
 pub mod control;
 pub mod dispatch;
 pub mod flows;
+pub mod handle;
 pub mod media;
 pub mod recording;
 pub mod replication;
@@ -36,4 +37,5 @@ pub mod storage;
 pub mod trunk;
 pub mod uas;
 
-pub use runtime::{Engine, EngineError, EngineHandle};
+pub use handle::EngineHandle;
+pub use runtime::{Engine, EngineError};

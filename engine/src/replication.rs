@@ -7,6 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::storage::{CallRecord, Storage};
@@ -26,10 +27,98 @@ pub trait RecordWriter: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<(), String>>;
 }
 
-/// HA commands the control socket offers (`svi ha status|promote`).
+/// The HA commands of the control surface (`svi ha status|promote`, the admin API),
+/// served by the `ha` crate's node.
 pub trait HaControl: Send + Sync + 'static {
-    fn status(&self) -> BoxFuture<'_, Result<serde_json::Value, String>>;
-    fn promote(&self, force: bool) -> BoxFuture<'_, Result<(), String>>;
+    fn status(&self) -> BoxFuture<'_, Result<HaStatus, HaCommandError>>;
+    fn promote(&self, force: bool) -> BoxFuture<'_, Result<(), HaCommandError>>;
+}
+
+/// Why an HA command failed, as the control surface tells it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HaCommandError {
+    /// Only the active node (or the leader) can do this.
+    #[error("this node is {role}, not active (leader: {leader:?})")]
+    NotActive { role: Role, leader: Option<u64> },
+    /// The command was understood and refused (a promotion that would lose data...).
+    #[error("{0}")]
+    Refused(String),
+    /// The node could not answer (raft stopped, storage failed...).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// What a member of the HA pair is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberKind {
+    /// A full node: telephony, database, may become active.
+    #[default]
+    Full,
+    /// A tie-breaking voter without telephony; never active.
+    Witness,
+}
+
+/// The role a node publishes to the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Raft leader with a valid lease: registers the SIP user, takes calls, accepts writes.
+    Active,
+    /// A full member following the active node: answers INVITE with 503, stays unregistered.
+    Standby,
+    /// Was active and lost its lease or quorum: stop calls, unregister, until it sees a leader.
+    Fenced,
+    /// The tie-breaking voter (never takes calls).
+    Witness,
+    /// Not (yet) a voting member: first start, or catching up before becoming one.
+    Joining,
+}
+
+impl Role {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Active => "active",
+            Role::Standby => "standby",
+            Role::Fenced => "fenced",
+            Role::Witness => "witness",
+            Role::Joining => "joining",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `svi ha status`: a node's view of the pair. Node ids are the configured `ha.node_id`s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HaStatus {
+    pub node: u64,
+    pub role: Role,
+    pub leader: Option<u64>,
+    pub term: u64,
+    pub commit_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    /// Role changes since this process started (alarm counter).
+    pub role_changes: u64,
+    /// When the current role was taken (or the process started, if it never changed).
+    pub role_since: chrono::DateTime<chrono::Utc>,
+    pub members: Vec<MemberStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    pub id: u64,
+    pub kind: MemberKind,
+    /// Votes in the current membership (false: learner, or configured but not a member).
+    pub voter: bool,
+    pub cluster_addr: String,
+    pub sip_addr: Option<String>,
+    /// Last log index known replicated to it (reported by the leader only).
+    pub matched_index: Option<u64>,
 }
 
 /// The active node's lease, checked against the monotonic clock when a call is taken.

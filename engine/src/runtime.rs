@@ -17,6 +17,7 @@ use crate::call::CallContext;
 use crate::config::{EngineConfig, SipTransport};
 use crate::dispatch::{Dispatcher, DispatcherInput};
 use crate::flows::{self, FlowLoadError};
+use crate::handle::{EngineHandle, Running};
 use crate::media::{MediaError, MediaWorkers, PortAllocator, PromptError, PromptStore};
 use crate::storage::{Storage, StorageError};
 use crate::trunk;
@@ -48,51 +49,12 @@ pub enum EngineError {
 /// A running engine. Dropping it without `shutdown` leaves tasks to die with the runtime.
 pub struct Engine {
     handle: EngineHandle,
+    sip: SipHandle,
     dispatcher: mpsc::UnboundedSender<DispatcherInput>,
     trunks: Vec<trunk::TrunkHandle>,
     tasks: Vec<JoinHandle<()>>,
     media: Arc<MediaWorkers>,
     storage: Storage,
-}
-
-/// Read-only views and controls for the admin web and the CLI (cheap to clone).
-#[derive(Clone)]
-pub struct EngineHandle {
-    config: Arc<EngineConfig>,
-    sip: SipHandle,
-    active_calls: watch::Receiver<usize>,
-    flows: watch::Receiver<Arc<flows::FlowSet>>,
-    flow_sync: flows::FlowSync,
-}
-
-impl EngineHandle {
-    pub fn config(&self) -> &EngineConfig {
-        &self.config
-    }
-
-    /// The bound SIP address (UDP and TCP).
-    pub fn sip_addr(&self) -> SocketAddr {
-        self.sip.local_addr()
-    }
-
-    pub fn active_calls(&self) -> usize {
-        *self.active_calls.borrow()
-    }
-
-    pub fn watch_active_calls(&self) -> watch::Receiver<usize> {
-        self.active_calls.clone()
-    }
-
-    /// Flow versions: list, install, activate, roll back.
-    pub fn flows(&self) -> &flows::FlowSync {
-        &self.flow_sync
-    }
-
-    pub fn flow_names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.flows.borrow().names().map(str::to_string).collect();
-        v.sort();
-        v
-    }
 }
 
 impl Engine {
@@ -231,7 +193,7 @@ impl Engine {
                 }
             });
         }
-        let live: crate::call::LiveCalls = Default::default();
+        let live = crate::call::live::LiveCalls::default();
         let (routes, routes_rx) = crate::call::Routes::new();
         let ctx = CallContext {
             acd: acd.clone(),
@@ -257,11 +219,22 @@ impl Engine {
             sip_task,
             tokio::spawn(dispatcher.run(events, dispatcher_rx, routes_rx)),
         ];
+        let handle = EngineHandle::new(
+            Running {
+                config: config.clone(),
+                sip_addr: sip.local_addr(),
+                active_calls: active_rx,
+                flows: flows_rx.clone(),
+                acd: acd.clone(),
+                live,
+                storage: storage.clone(),
+                flow_sync: flow_sync.clone(),
+            },
+            replication.ha.clone(),
+        );
         tasks.push(tokio::spawn(crate::control::serve(
             config.data_dir.clone(),
-            Some(acd.clone()),
-            Some(live),
-            replication.ha.clone(),
+            handle.clone(),
         )));
         tasks.push(flow_task);
 
@@ -282,15 +255,9 @@ impl Engine {
             data = %config.data_dir.display(),
             "svi ready"
         );
-        let handle = EngineHandle {
-            config,
-            sip,
-            active_calls: active_rx,
-            flows: flows_rx,
-            flow_sync,
-        };
         Ok(Engine {
             handle,
+            sip,
             dispatcher: to_dispatcher,
             trunks,
             tasks,
@@ -318,7 +285,7 @@ impl Engine {
         for t in self.trunks {
             t.unregister(Duration::from_secs(4)).await;
         }
-        self.handle.sip.shutdown();
+        self.sip.shutdown();
         for t in self.tasks {
             t.abort();
         }
@@ -361,13 +328,13 @@ async fn recover_recordings(config: &EngineConfig, replication: &crate::replicat
         record.recording = Some(r.info.path.display().to_string());
         record.recording_sha256 = Some(r.info.sha256.clone());
         record.recording_ms = Some(r.info.duration.as_millis() as u64);
-        if let Some(doc) = crate::call::recording_index_entry(&record) {
+        if let Some(entry) = crate::recording::IndexEntry::for_record(&record) {
             let _ = replication
                 .writer
                 .put_doc(
-                    crate::call::RECORDINGS_COLLECTION.into(),
+                    crate::recording::index::COLLECTION.into(),
                     record.id.clone(),
-                    doc,
+                    entry.to_doc(),
                 )
                 .await;
         }

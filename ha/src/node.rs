@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use engine::storage::Storage;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::raft::VoteResponse;
-use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch, RwLock};
 use tokio::task::JoinHandle;
@@ -29,7 +28,7 @@ use crate::network::{NetState, PeerInfo, Reply, Request};
 use crate::recordings::Chunk;
 use crate::role::{self, Lease, Publisher};
 use crate::state_machine::{StateMachine, StateMachineError};
-use crate::types::{Command, MemberKind, NodeId, NodeInfo, Raft, Response, Role, RoleEvent};
+use crate::types::{Command, NodeId, NodeInfo, Raft, Response, Role, RoleEvent};
 use crate::{promote, upkeep};
 
 #[derive(Debug, thiserror::Error)]
@@ -61,33 +60,7 @@ pub enum HaError {
     Promote(String),
 }
 
-/// `svi ha status`, as JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HaStatus {
-    pub node: NodeId,
-    pub role: Role,
-    pub leader: Option<NodeId>,
-    pub term: u64,
-    pub commit_index: Option<u64>,
-    pub applied_index: Option<u64>,
-    /// Role changes since this process started (alarm counter).
-    pub role_changes: u64,
-    /// When the current role was taken (or the process started, if it never changed).
-    pub role_since: chrono::DateTime<chrono::Utc>,
-    pub members: Vec<MemberStatus>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemberStatus {
-    pub id: NodeId,
-    pub kind: MemberKind,
-    /// Votes in the current membership (false: learner, or configured but not a member).
-    pub voter: bool,
-    pub cluster_addr: String,
-    pub sip_addr: Option<String>,
-    /// Last log index known replicated to it (reported by the leader only).
-    pub matched_index: Option<u64>,
-}
+pub use engine::replication::{HaStatus, MemberStatus};
 
 /// What outlives an incarnation.
 pub(crate) struct Shared {

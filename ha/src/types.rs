@@ -17,16 +17,7 @@ use crate::snapshot::SnapshotFile;
 /// A node's identity in the cluster (configured, stable across restarts).
 pub type NodeId = u64;
 
-/// What a member is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MemberKind {
-    /// A full node: telephony, database, may become active.
-    #[default]
-    Full,
-    /// A tie-breaking voter without telephony; never active.
-    Witness,
-}
+pub use engine::replication::{MemberKind, Role};
 
 /// What the cluster knows about a member (stored in membership log entries).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -90,40 +81,6 @@ pub struct Response {
     /// The entry's log index.
     pub index: u64,
     pub outcome: Outcome,
-}
-
-/// The role a node publishes to the engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Raft leader with a valid lease: registers the SIP user, takes calls, accepts writes.
-    Active,
-    /// A full member following the active node: answers INVITE with 503, stays unregistered.
-    Standby,
-    /// Was active and lost its lease or quorum: stop calls, unregister, until it sees a leader.
-    Fenced,
-    /// The tie-breaking voter (never takes calls).
-    Witness,
-    /// Not (yet) a voting member: first start, or catching up before becoming one.
-    Joining,
-}
-
-impl Role {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Role::Active => "active",
-            Role::Standby => "standby",
-            Role::Fenced => "fenced",
-            Role::Witness => "witness",
-            Role::Joining => "joining",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// A role change, for alarms (logged at warn as well).

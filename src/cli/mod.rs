@@ -20,12 +20,13 @@ mod run;
 mod stats;
 mod table;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use engine::config::EngineConfig;
+use engine::control::{Reply, Request};
 
 #[derive(Parser, Debug)]
 #[command(name = "svi", version, about = "SIP/RTP IVR and contact-center engine")]
@@ -111,25 +112,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Sends one request to the running engine of `at` and returns its typed reply.
 #[cfg(unix)]
-async fn control_call(
-    data_dir: &Path,
-    req: &engine::control::Request,
-) -> anyhow::Result<serde_json::Value> {
-    engine::control::call(data_dir, req)
-        .await
-        .map_err(anyhow::Error::msg)
+fn control(at: &Where, req: &Request) -> anyhow::Result<Reply> {
+    let data_dir = data_dir_of(at)?;
+    Ok(runtime()?.block_on(engine::control::call(&data_dir, req))?)
 }
 
 #[cfg(not(unix))]
-async fn control_call(_: &Path, _: &engine::control::Request) -> anyhow::Result<serde_json::Value> {
+fn control(_: &Where, _: &Request) -> anyhow::Result<Reply> {
     anyhow::bail!("the control socket needs a Unix system")
 }
 
-/// Sends one request to the running engine of `at` and returns its answer.
-fn control(at: &Where, req: &engine::control::Request) -> anyhow::Result<serde_json::Value> {
-    let data_dir = data_dir_of(at)?;
-    runtime()?.block_on(control_call(&data_dir, req))
+/// The reply a request was answered with, or an error naming what came instead.
+fn unexpected(reply: Reply) -> anyhow::Error {
+    anyhow::anyhow!("the engine answered with an unexpected reply: {reply:?}")
 }
 
 fn exit(code: i32) -> ExitCode {

@@ -3,10 +3,12 @@
 
 use std::process::ExitCode;
 
-use engine::control::{AgentAction, Request};
+use engine::call::live::{CallCommand, CommandOutcome, SuperviseMode};
+use engine::control::{Reply, Request};
+use engine::handle::{AgentCommand as Change, CallAnswer};
 
 use super::table::print_table;
-use super::{control, Where};
+use super::{control, unexpected, Where};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum QueueCommand {
@@ -91,9 +93,11 @@ enum SuperviseArg {
 
 pub fn queue(command: QueueCommand) -> anyhow::Result<ExitCode> {
     let QueueCommand::List { at, json } = command;
-    let v = control(&at, &Request::Queues)?;
+    let Reply::Queues { queues } = control(&at, &Request::Queues)? else {
+        anyhow::bail!("the engine did not list its queues");
+    };
     print_table(
-        &v["queues"],
+        &serde_json::to_value(&queues)?,
         json,
         &[
             "id",
@@ -110,65 +114,82 @@ pub fn queue(command: QueueCommand) -> anyhow::Result<ExitCode> {
 }
 
 pub fn agent(command: AgentCommand) -> anyhow::Result<ExitCode> {
-    let change = |agent, action, reason| Request::Agent {
-        agent,
-        action,
-        reason,
-    };
-    let (at, req, json) = match command {
-        AgentCommand::List { at, json } => (at, Request::Agents, json),
-        AgentCommand::Login { agent, at } => (at, change(agent, AgentAction::Login, None), false),
-        AgentCommand::Ready { agent, at } => (at, change(agent, AgentAction::Ready, None), false),
-        AgentCommand::Pause { agent, reason, at } => {
-            (at, change(agent, AgentAction::Pause, Some(reason)), false)
+    let (at, agent, change) = match command {
+        AgentCommand::List { at, json } => {
+            let agents = match control(&at, &Request::Agents)? {
+                Reply::Agents { agents } => agents,
+                other => return Err(unexpected(other)),
+            };
+            print_table(
+                &serde_json::to_value(&agents)?,
+                json,
+                &["id", "name", "state", "since", "call", "queues"],
+            );
+            return Ok(ExitCode::SUCCESS);
         }
-        AgentCommand::Logout { agent, at } => (at, change(agent, AgentAction::Logout, None), false),
+        AgentCommand::Login { agent, at } => (at, agent, Change::Login),
+        AgentCommand::Ready { agent, at } => (at, agent, Change::Ready),
+        AgentCommand::Pause { agent, reason, at } => (at, agent, Change::Pause { reason }),
+        AgentCommand::Logout { agent, at } => (at, agent, Change::Logout),
     };
-    let listing = matches!(req, Request::Agents);
-    let v = control(&at, &req)?;
-    if listing {
-        print_table(
-            &v["agents"],
-            json,
-            &["id", "name", "state", "since", "call", "queues"],
-        );
-    } else {
-        println!("ok");
+    match control(
+        &at,
+        &Request::Agent {
+            agent,
+            command: change,
+        },
+    )? {
+        Reply::Done => println!("ok"),
+        other => return Err(unexpected(other)),
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn supervise(args: SuperviseArgs) -> anyhow::Result<ExitCode> {
-    use engine::call::SuperviseMode;
     let mode = match args.mode {
         SuperviseArg::Listen => Some(SuperviseMode::Listen),
         SuperviseArg::Whisper => Some(SuperviseMode::Whisper),
         SuperviseArg::Barge => Some(SuperviseMode::Barge),
         SuperviseArg::Stop => None,
     };
-    let req = Request::Supervise {
-        call: args.call,
+    let command = CallCommand::Supervise {
         mode,
         target: args.ext,
     };
-    print_call_answer(&control(&args.at, &req)?);
-    Ok(ExitCode::SUCCESS)
+    call_command(&args.at, args.call, command)
 }
 
 pub fn record(args: RecordArgs) -> anyhow::Result<ExitCode> {
-    let req = Request::Recording {
-        call: args.call,
-        pause: matches!(args.action, RecordArg::Pause),
+    let pause = matches!(args.action, RecordArg::Pause);
+    call_command(&args.at, args.call, CallCommand::Recording { pause })
+}
+
+/// Sends a command to a call (by call id or agent id) and prints `call ID: what was done`.
+fn call_command(at: &Where, call: String, command: CallCommand) -> anyhow::Result<ExitCode> {
+    let CallAnswer { call, outcome } = match control(at, &Request::Call { call, command })? {
+        Reply::Call { answer } => answer,
+        other => return Err(unexpected(other)),
     };
-    print_call_answer(&control(&args.at, &req)?);
+    let done = match outcome {
+        CommandOutcome::SupervisorCalled { target, mode } => {
+            format!("calling {target} to {}", mode_name(mode))
+        }
+        CommandOutcome::SupervisionChanged { mode } => {
+            format!("supervision is now {}", mode_name(mode))
+        }
+        CommandOutcome::SupervisionStopped => "supervision stopped".into(),
+        CommandOutcome::RecordingPaused => "recording paused".into(),
+        CommandOutcome::RecordingResumed => "recording resumed".into(),
+        CommandOutcome::HangingUp => "hanging up".into(),
+    };
+    println!("call {call}: {done}");
     Ok(ExitCode::SUCCESS)
 }
 
-/// `call ID: what was done`.
-fn print_call_answer(v: &serde_json::Value) {
-    println!(
-        "call {}: {}",
-        v["call"].as_str().unwrap_or("?"),
-        v["message"].as_str().unwrap_or("ok")
-    );
+fn mode_name(mode: SuperviseMode) -> &'static str {
+    match mode {
+        SuperviseMode::Listen => "listen",
+        SuperviseMode::Whisper => "whisper",
+        SuperviseMode::Barge => "barge",
+    }
 }

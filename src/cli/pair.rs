@@ -2,10 +2,11 @@
 
 use std::process::ExitCode;
 
-use engine::control::Request;
+use engine::control::{Reply, Request};
+use engine::replication::HaStatus;
 
 use super::table::print_table;
-use super::{control, Where};
+use super::{control, unexpected, Where};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum HaCommand {
@@ -28,39 +29,44 @@ pub enum HaCommand {
 
 pub fn run(command: HaCommand) -> anyhow::Result<ExitCode> {
     match command {
-        HaCommand::Promote { at, force } => {
-            control(&at, &Request::HaPromote { force })?;
-            println!("ok");
-        }
+        HaCommand::Promote { at, force } => match control(&at, &Request::HaPromote { force })? {
+            Reply::Done => println!("ok"),
+            other => return Err(unexpected(other)),
+        },
         HaCommand::Status { at, json } => {
-            let v = control(&at, &Request::HaStatus)?;
+            let status = match control(&at, &Request::HaStatus)? {
+                Reply::HaStatus { status } => status,
+                other => return Err(unexpected(other)),
+            };
             if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
-                print_status(&v);
+                print_status(&status)?;
             }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_status(v: &serde_json::Value) {
+fn print_status(s: &HaStatus) -> anyhow::Result<()> {
+    let opt = |v: Option<u64>| v.map_or_else(|| "null".to_string(), |v| v.to_string());
     println!(
         "node {}  role {}  leader {}  term {}  commit {}  applied {}",
-        v["node"],
-        v["role"].as_str().unwrap_or("?"),
-        v["leader"],
-        v["term"],
-        v["commit_index"],
-        v["applied_index"]
+        s.node,
+        s.role,
+        opt(s.leader),
+        s.term,
+        opt(s.commit_index),
+        opt(s.applied_index)
     );
     println!(
         "role since {}  role changes {}",
-        v["role_since"].as_str().unwrap_or("?"),
-        v["role_changes"]
+        s.role_since
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        s.role_changes
     );
     print_table(
-        &v["members"],
+        &serde_json::to_value(&s.members)?,
         false,
         &[
             "id",
@@ -71,4 +77,5 @@ fn print_status(v: &serde_json::Value) {
             "matched_index",
         ],
     );
+    Ok(())
 }

@@ -1,18 +1,26 @@
 //! `svi calls` and `svi recordings`: call records and the recording index, read from the
-//! data directory's database (read-only, so they work while the engine runs).
+//! data directory's database (read-only, so they work while the engine runs); and
+//! `svi calls --live`, the calls in progress, asked of the running engine.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use engine::control::{Reply, Request};
+use engine::handle::CallInProgress;
+use engine::recording::IndexEntry;
 use engine::storage::Storage;
 
-use super::{data_dir_of, runtime, Where};
+use super::{control, data_dir_of, runtime, unexpected, Where};
 
 #[derive(clap::Args, Debug)]
 pub struct CallsArgs {
     #[command(flatten)]
     at: Where,
+    /// The calls in progress (flow and step, queue and position, agent, duration), from the
+    /// running engine, instead of the records of ended calls.
+    #[arg(long)]
+    live: bool,
     #[arg(long, default_value_t = 20)]
     limit: u32,
     #[arg(long)]
@@ -30,6 +38,18 @@ pub struct RecordingsArgs {
 }
 
 pub fn calls(args: CallsArgs) -> anyhow::Result<ExitCode> {
+    if args.live {
+        let calls = match control(&args.at, &Request::Calls)? {
+            Reply::Calls { calls } => calls,
+            other => return Err(unexpected(other)),
+        };
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&calls)?);
+        } else {
+            print_live(&calls);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let data_dir = data_dir_of(&args.at)?;
     runtime()?.block_on(print_calls(&data_dir, args.limit, args.json))
 }
@@ -73,6 +93,34 @@ async fn print_calls(data_dir: &Path, limit: u32, json: bool) -> anyhow::Result<
     Ok(ExitCode::SUCCESS)
 }
 
+/// `svi calls --live`: one line per call in progress, oldest first.
+fn print_live(calls: &[CallInProgress]) {
+    println!(
+        "{:<17} {:<14} {:<10} {:<16} {:<12} {:>4} {:<8} {:>7} CALLER",
+        "CALL", "PHASE", "FLOW", "STEP", "QUEUE", "POS", "AGENT", "SECS"
+    );
+    let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    for c in calls {
+        let v = &c.call;
+        let phase = serde_json::to_value(v.phase)
+            .ok()
+            .and_then(|p| p.as_str().map(str::to_string))
+            .unwrap_or_default();
+        println!(
+            "{:<17} {:<14} {:<10} {:<16} {:<12} {:>4} {:<8} {:>7.1} {}",
+            v.id,
+            phase,
+            text(&v.flow),
+            text(&v.step),
+            text(&v.queue),
+            v.position.map_or_else(|| "-".into(), |p| p.to_string()),
+            text(&v.agent),
+            c.duration_ms as f64 / 1000.0,
+            v.caller.reveal(),
+        );
+    }
+}
+
 /// `svi recordings`: the replicated recording index of this node's database, newest first.
 async fn print_recordings(data_dir: &Path, limit: u32, json: bool) -> anyhow::Result<ExitCode> {
     if !data_dir.join("svi.db").exists() {
@@ -83,14 +131,14 @@ async fn print_recordings(data_dir: &Path, limit: u32, json: bool) -> anyhow::Re
     }
     let storage = Storage::open_read_only(data_dir).await?;
     let docs = storage
-        .latest_docs(engine::call::RECORDINGS_COLLECTION, "$.recorded_at", limit)
+        .latest_docs(engine::recording::index::COLLECTION, "$.recorded_at", limit)
         .await;
     storage.close().await;
     let entries = docs?
         .into_iter()
         .map(|(key, text)| {
-            serde_json::from_str::<serde_json::Value>(&text)
-                .with_context(|| format!("recording index entry {key} is not JSON"))
+            serde_json::from_str::<IndexEntry>(&text)
+                .with_context(|| format!("recording index entry {key} is not readable"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     if json {
@@ -102,29 +150,28 @@ async fn print_recordings(data_dir: &Path, limit: u32, json: bool) -> anyhow::Re
         "RECORDED", "CALL", "BYTES", "SECS", "SHA256"
     );
     for e in &entries {
-        let text = |k: &str| e[k].as_str().unwrap_or("-").to_string();
-        let recorded = chrono::DateTime::parse_from_rfc3339(&text("recorded_at"))
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
-            .unwrap_or_else(|_| text("recorded_at"));
-        let secs = e["duration_ms"]
-            .as_u64()
-            .map(|ms| format!("{:.1}", ms as f64 / 1000.0))
-            .unwrap_or_else(|| "-".into());
-        let sha: String = text("sha256").chars().take(12).collect();
-        let present: Vec<&str> = e["present_on"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str())
+        let recorded = e.recorded_at.map_or_else(
+            || "-".to_string(),
+            |t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+        );
+        let secs = e
+            .duration_ms
+            .map_or_else(|| "-".into(), |ms| format!("{:.1}", ms as f64 / 1000.0));
+        let sha: String = e
+            .sha256
+            .as_deref()
+            .unwrap_or("-")
+            .chars()
+            .take(12)
             .collect();
         println!(
             "{:<25} {:<20} {:>10} {:>7} {:<12} {}",
             recorded,
-            text("call"),
-            e["bytes"].as_u64().unwrap_or(0),
+            e.call,
+            e.bytes,
             secs,
             sha,
-            present.join(",")
+            e.present_on.join(",")
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -1,27 +1,35 @@
 //! The ACD driver: one task owns the sans-IO `acd::Acd`, feeds it inputs (from call actors,
-//! the agent registrar and the CLI) and the time, and routes each action to the call actor
-//! it concerns. ACD events are logged and persisted through the replicated writer, in
-//! batches, as documents of the `acd_events` collection: `svi stats` computes the queue
-//! statistics from them.
+//! the agent registrar and the `EngineHandle`) and the time, and routes each action to the
+//! call actor it concerns. ACD events are logged, broadcast to subscribers (wallboards, the
+//! admin API) and persisted through the replicated writer, in batches, as documents of the
+//! `acd_events` collection: the queue reports (`acd::report`, `svi stats`) come from them.
+//!
+//! Watchers of the live figures get an [`AcdSnapshot`] on a `watch` channel, computed only
+//! while someone watches and at most every [`SNAPSHOT_EVERY`], so the routing path pays
+//! nothing for a wallboard nobody looks at.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::acd::{
-    Acd, AcdConfig, AcdError, AcdEvent, Action, AgentSnapshot, CallId, Input, QueueSnapshot,
-};
+use crate::acd::{Acd, AcdConfig, AcdError, AcdEvent, AcdSnapshot, Action, CallId, Input};
 use crate::replication::RecordWriter;
+
+/// The most often the watched snapshot is recomputed.
+pub const SNAPSHOT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// ACD events kept for a slow subscriber before it misses some.
+const EVENT_BACKLOG: usize = 1024;
 
 pub enum AcdCommand {
     Input(Input),
     /// An input whose refusal is reported back (operator commands).
     Checked {
         input: Input,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), AcdError>>,
     },
     /// A call enters a queue; the ACD's actions for it come back on `actions`.
     Join {
@@ -33,15 +41,29 @@ pub enum AcdCommand {
     Leave {
         call: CallId,
     },
+    /// A watcher arrived: publish the snapshot now.
+    Refresh,
     Snapshot {
-        reply: oneshot::Sender<(Vec<QueueSnapshot>, Vec<AgentSnapshot>)>,
+        reply: oneshot::Sender<AcdSnapshot>,
     },
+}
+
+/// Why an operator's input did not take effect.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AcdCommandError {
+    #[error(transparent)]
+    Refused(#[from] AcdError),
+    #[error("the ACD is not running")]
+    Stopped,
 }
 
 /// Cheap to clone: every call actor and the dispatcher hold one.
 #[derive(Clone, Debug)]
 pub struct AcdHandle {
     tx: mpsc::UnboundedSender<AcdCommand>,
+    events: broadcast::Sender<AcdEvent>,
+    /// Shared with the task, which publishes only while a receiver exists.
+    snapshots: Arc<watch::Sender<Arc<AcdSnapshot>>>,
 }
 
 impl AcdHandle {
@@ -49,13 +71,13 @@ impl AcdHandle {
         let _ = self.tx.send(AcdCommand::Input(input));
     }
 
-    /// An input from an operator: the ACD's refusal comes back as a message.
-    pub async fn input_checked(&self, input: Input) -> Result<(), String> {
+    /// An input from an operator: the ACD's refusal comes back typed.
+    pub async fn input_checked(&self, input: Input) -> Result<(), AcdCommandError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(AcdCommand::Checked { input, reply })
-            .map_err(|_| "the ACD is not running".to_string())?;
-        rx.await.map_err(|_| "the ACD is not running".to_string())?
+            .map_err(|_| AcdCommandError::Stopped)?;
+        Ok(rx.await.map_err(|_| AcdCommandError::Stopped)??)
     }
 
     pub fn join(&self, call: CallId, input: Input) -> mpsc::UnboundedReceiver<Action> {
@@ -72,10 +94,25 @@ impl AcdHandle {
         let _ = self.tx.send(AcdCommand::Leave { call });
     }
 
-    pub async fn snapshot(&self) -> Option<(Vec<QueueSnapshot>, Vec<AgentSnapshot>)> {
+    /// Queues, agents and calls now; `None` if the ACD task is gone.
+    pub async fn snapshot(&self) -> Option<AcdSnapshot> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(AcdCommand::Snapshot { reply }).ok()?;
         rx.await.ok()
+    }
+
+    /// Every ACD event from now on (a subscriber that falls behind by more than the backlog
+    /// is told how many it missed).
+    pub fn events(&self) -> broadcast::Receiver<AcdEvent> {
+        self.events.subscribe()
+    }
+
+    /// The live figures, republished after each change (at most every `SNAPSHOT_EVERY`).
+    pub fn watch(&self) -> watch::Receiver<Arc<AcdSnapshot>> {
+        let rx = self.snapshots.subscribe();
+        // Wake the task so the first value is current, not the one of the last watcher.
+        let _ = self.tx.send(AcdCommand::Refresh);
+        rx
     }
 }
 
@@ -109,10 +146,28 @@ pub fn start(
 ) -> Result<AcdHandle, AcdError> {
     let acd = Acd::new(Instant::now().into_std(), SystemTime::now(), config)?;
     let (tx, rx) = mpsc::unbounded_channel();
-    let (events_tx, events_rx) = mpsc::unbounded_channel();
-    tokio::spawn(persist_events(writer, node, events_rx));
-    tokio::spawn(run(acd, rx, events_tx));
-    Ok(AcdHandle { tx })
+    let (persist_tx, persist_rx) = mpsc::unbounded_channel();
+    let events = broadcast::channel(EVENT_BACKLOG).0;
+    let snapshots = Arc::new(watch::channel(Arc::new(AcdSnapshot::default())).0);
+    tokio::spawn(persist_events(writer, node, persist_rx));
+    let out = Outputs {
+        persist: persist_tx,
+        events: events.clone(),
+        snapshots: snapshots.clone(),
+    };
+    tokio::spawn(run(acd, rx, out));
+    Ok(AcdHandle {
+        tx,
+        events,
+        snapshots,
+    })
+}
+
+/// Where the task's events and snapshots go.
+struct Outputs {
+    persist: mpsc::UnboundedSender<AcdEvent>,
+    events: broadcast::Sender<AcdEvent>,
+    snapshots: Arc<watch::Sender<Arc<AcdSnapshot>>>,
 }
 
 /// Writes the ACD's events in batches (one replicated write per batch).
@@ -156,16 +211,31 @@ async fn persist_events(
     }
 }
 
-async fn run(
-    mut acd: Acd,
-    mut commands: mpsc::UnboundedReceiver<AcdCommand>,
-    persist: mpsc::UnboundedSender<AcdEvent>,
-) {
+/// While watched and nothing changed, the snapshot is still refreshed this often (waits and
+/// times in state grow).
+const SNAPSHOT_IDLE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+async fn run(mut acd: Acd, mut commands: mpsc::UnboundedReceiver<AcdCommand>, out: Outputs) {
     let mut calls: HashMap<CallId, mpsc::UnboundedSender<Action>> = HashMap::new();
+    // The last publication of the watched snapshot, and whether anything changed since.
+    let mut published: Option<Instant> = None;
+    let mut dirty = true;
     loop {
         let timer = async {
             match acd.poll_timeout() {
                 Some(t) => tokio::time::sleep_until(Instant::from_std(t)).await,
+                None => std::future::pending().await,
+            }
+        };
+        let publish_due = match (out.snapshots.receiver_count() > 0, published) {
+            (false, _) => None,
+            (true, None) => Some(Instant::now()),
+            (true, Some(t)) if dirty => Some(t + SNAPSHOT_EVERY),
+            (true, Some(t)) => Some(t + SNAPSHOT_IDLE_EVERY),
+        };
+        let publish = async {
+            match publish_due {
+                Some(t) => tokio::time::sleep_until(t).await,
                 None => std::future::pending().await,
             }
         };
@@ -176,7 +246,8 @@ async fn run(
                     None => return,
                     Some(AcdCommand::Input(i)) => Some(i),
                     Some(AcdCommand::Checked { input, reply }) => {
-                        let _ = reply.send(acd.handle_input(now, input).map_err(|e| e.to_string()));
+                        let _ = reply.send(acd.handle_input(now, input));
+                        dirty = true;
                         None
                     }
                     Some(AcdCommand::Join { input, call, actions }) => {
@@ -188,17 +259,31 @@ async fn run(
                         None
                     }
                     Some(AcdCommand::Snapshot { reply }) => {
-                        let _ = reply.send((acd.queues(now), acd.agents()));
+                        let _ = reply.send(acd.snapshot(now));
+                        None
+                    }
+                    Some(AcdCommand::Refresh) => {
+                        published = None;
                         None
                     }
                 };
                 if let Some(input) = input {
+                    dirty = true;
                     if let Err(e) = acd.handle_input(now, input) {
                         tracing::warn!(error = %e, "ACD input refused");
                     }
                 }
             }
-            _ = timer => acd.handle_timeout(Instant::now().into_std()),
+            _ = timer => {
+                dirty = true;
+                acd.handle_timeout(Instant::now().into_std());
+            }
+            _ = publish => {
+                let now = Instant::now();
+                out.snapshots.send_replace(Arc::new(acd.snapshot(now.into_std())));
+                published = Some(now);
+                dirty = false;
+            }
         }
         while let Some(action) = acd.poll_action() {
             match calls.get(call_of(&action)) {
@@ -210,7 +295,9 @@ async fn run(
         }
         while let Some(ev) = acd.poll_event() {
             tracing::info!(event = ?ev.kind, "acd");
-            let _ = persist.send(ev);
+            // No subscriber is the usual case, not an error.
+            let _ = out.events.send(ev.clone());
+            let _ = out.persist.send(ev);
         }
     }
 }

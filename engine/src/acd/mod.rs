@@ -16,8 +16,8 @@
 //! - `machine`: the [`Acd`] and its entry points; `routing`: who takes which call;
 //! - `calls`, `agents`: the caller's and the agent's side; `reconfig`: live config changes;
 //! - `check`: the invariants; `snapshot`: supervision views; `stats`: queue statistics;
-//! - `driver`: the one tokio task that owns the core in the running engine (the only part
-//!   of this module that does I/O).
+//! - `driver`: the one tokio task that owns the core in the running engine; `report`: queue
+//!   reports from the persisted events (these two are the module's only I/O).
 //!
 //! `docs/acd.md` describes the model, the rules and the complexity of every operation.
 
@@ -33,6 +33,7 @@ mod io;
 mod machine;
 mod model;
 mod reconfig;
+pub mod report;
 mod routing;
 mod snapshot;
 mod stats;
@@ -50,7 +51,7 @@ pub use io::{Action, CallbackResult, Input, OverflowReason, RingFailure};
 pub use ivr_scripts::Priority;
 pub use machine::{Acd, AcdState, Counters};
 pub use model::{AgentState, CallState, Pending};
-pub use snapshot::{AgentSnapshot, QueueSnapshot};
+pub use snapshot::{AcdSnapshot, AgentCounts, AgentSnapshot, QueueSnapshot, QueuedCallSnapshot};
 pub use stats::{queue_stats, queue_stats_by_interval, QueueStats, MAX_INTERVALS};
 pub(crate) use types::ms;
 pub use types::{AgentId, CallId, QueueId, Skill, Timeline, Timestamp};

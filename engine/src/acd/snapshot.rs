@@ -1,6 +1,6 @@
-//! Read-only views for supervision (wallboards, `svi queue list`, the admin API): plain
-//! serde data, computed on demand in O(Q + C) and O(A), never kept up to date on the
-//! routing path.
+//! Read-only views for supervision (wallboards, `svi queue list`, `svi calls --live`, the
+//! admin API): plain serde data, computed on demand in O(Q + C + A·k) (k queues served per
+//! agent), never kept up to date on the routing path.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -11,7 +11,16 @@ use super::config::Strategy;
 use super::index::wait_key;
 use super::machine::Acd;
 use super::model::{AgentState, CallState, Pending};
-use super::types::{opt_ms, AgentId, CallId, QueueId, Timestamp};
+use super::types::{ms, opt_ms, AgentId, CallId, QueueId, Timestamp};
+use ivr_scripts::Priority;
+
+/// Everything the ACD shows at one instant: queues, agents and the calls it holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcdSnapshot {
+    pub queues: Vec<QueueSnapshot>,
+    pub agents: Vec<AgentSnapshot>,
+    pub calls: Vec<QueuedCallSnapshot>,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueSnapshot {
@@ -33,9 +42,38 @@ pub struct QueueSnapshot {
     pub agents_available: u32,
     /// Staffed agents not ready for a new call: reserved, ringing, talking, wrap-up.
     pub agents_busy: u32,
+    /// The agents serving the queue, per state (an agent serving several queues counts in
+    /// each).
+    pub agents: AgentCounts,
     /// The estimate a caller joining now would hear.
     #[serde(with = "opt_ms")]
     pub expected_wait: Option<Duration>,
+}
+
+/// Agents per state, for a queue.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentCounts {
+    pub logged_out: u32,
+    pub ready: u32,
+    pub not_ready: u32,
+    /// Reserved or ringing: offered a call.
+    pub offered: u32,
+    pub talking: u32,
+    pub wrap_up: u32,
+}
+
+impl AgentCounts {
+    fn count(&mut self, state: &AgentState) {
+        let n = match state {
+            AgentState::LoggedOut => &mut self.logged_out,
+            AgentState::Ready => &mut self.ready,
+            AgentState::NotReady { .. } => &mut self.not_ready,
+            AgentState::Reserved { .. } | AgentState::Ringing { .. } => &mut self.offered,
+            AgentState::Talking { .. } => &mut self.talking,
+            AgentState::WrapUp { .. } => &mut self.wrap_up,
+        };
+        *n = n.saturating_add(1);
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,10 +83,41 @@ pub struct AgentSnapshot {
     pub contact: String,
     pub state: AgentState,
     pub since: Timestamp,
+    /// How long the agent has been in `state`.
+    #[serde(with = "ms")]
+    pub time_in_state: Duration,
+    /// Why the agent is not ready (the `reason` of a `not_ready` state).
+    pub pause_reason: Option<String>,
     pub call: Option<CallId>,
     /// A pause or logout to apply when the current work ends.
     pub pending: Option<Pending>,
     pub queues: Vec<QueueId>,
+}
+
+/// A call the ACD holds: where it waits, and its place.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedCallSnapshot {
+    pub call: CallId,
+    pub queue: QueueId,
+    pub priority: Priority,
+    pub state: CallState,
+    /// 1-based place in the queue's waiting order, while waiting (callbacks hold places).
+    pub position: Option<u32>,
+    /// Time since the call entered its current queue.
+    #[serde(with = "ms")]
+    pub waited: Duration,
+    pub callback: bool,
+}
+
+impl QueuedCallSnapshot {
+    /// The agent ringing for the call or on it.
+    pub fn agent(&self) -> Option<&AgentId> {
+        match &self.state {
+            CallState::Offered { agents } => agents.first(),
+            CallState::Dialing { agent } | CallState::Talking { agent, .. } => Some(agent),
+            CallState::Waiting | CallState::RetryWait => None,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -83,6 +152,12 @@ impl Acd {
                 CallState::RetryWait => {}
             }
         }
+        let mut counts: BTreeMap<&QueueId, AgentCounts> = BTreeMap::new();
+        for (agent_id, a) in &self.st.agents {
+            for q in self.ix.serves(agent_id) {
+                counts.entry(q).or_default().count(&a.state);
+            }
+        }
         let mut out = Vec::with_capacity(self.st.queues.len());
         for (id, q) in &self.st.queues {
             let Some(qi) = self.ix.queues.get(id) else {
@@ -103,13 +178,15 @@ impl Acd {
                 agents_logged_in: qi.logged_in,
                 agents_available: ready,
                 agents_busy: qi.staffed.saturating_sub(ready),
+                agents: counts.remove(id).unwrap_or_default(),
                 expected_wait: self.expected_wait(id, waiting.saturating_add(1)),
             });
         }
         out
     }
 
-    pub fn agents(&self) -> Vec<AgentSnapshot> {
+    pub fn agents(&self, now: Instant) -> Vec<AgentSnapshot> {
+        let now = self.clock.stamp(now);
         self.st
             .agents
             .iter()
@@ -119,11 +196,60 @@ impl Acd {
                 contact: a.config.contact.clone(),
                 state: a.state.clone(),
                 since: a.since,
+                time_in_state: now.since(a.since),
+                pause_reason: match &a.state {
+                    AgentState::NotReady { reason } => Some(reason.clone()),
+                    _ => None,
+                },
                 call: a.state.call().cloned(),
                 pending: a.pending.clone(),
                 queues: self.ix.serves(id).cloned().collect(),
             })
             .collect()
+    }
+
+    /// The calls the ACD holds, queue by queue in waiting order (positions counted in one
+    /// pass per queue), then those not waiting (offered, talking...).
+    pub fn queued_calls(&self, now: Instant) -> Vec<QueuedCallSnapshot> {
+        let at = self.clock.stamp(now);
+        let mut positions: BTreeMap<&CallId, u32> = BTreeMap::new();
+        for qi in self.ix.queues.values() {
+            for (n, call) in qi.waiting.values().enumerate() {
+                positions.insert(call, u32::try_from(n + 1).unwrap_or(u32::MAX));
+            }
+        }
+        let mut out: Vec<QueuedCallSnapshot> = self
+            .st
+            .calls
+            .iter()
+            .map(|(id, c)| QueuedCallSnapshot {
+                call: id.clone(),
+                queue: c.queue.clone(),
+                priority: c.priority,
+                state: c.state.clone(),
+                position: positions.get(id).copied(),
+                waited: at.since(c.queued_at),
+                callback: c.is_callback(),
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            (&a.queue, a.position.is_none(), a.position, &a.call).cmp(&(
+                &b.queue,
+                b.position.is_none(),
+                b.position,
+                &b.call,
+            ))
+        });
+        out
+    }
+
+    /// Queues, agents and calls at one instant.
+    pub fn snapshot(&self, now: Instant) -> AcdSnapshot {
+        AcdSnapshot {
+            queues: self.queues(now),
+            agents: self.agents(now),
+            calls: self.queued_calls(now),
+        }
     }
 
     /// A waiting call's 1-based position in its queue (callbacks hold places too).

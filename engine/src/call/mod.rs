@@ -6,6 +6,7 @@
 //! - `core`: the state machine and its tests in virtual time; read its module doc first;
 //! - `driver`: the task that feeds the core and performs its outputs (`recorders`: the
 //!   bridge's recording and a message being left);
+//! - `live`: the registry of calls in progress (each call's view, operators' commands);
 //! - `media`: the streams a driver opens (the media workers, or a test's stand-in);
 //! - `route`: the dispatcher's routes to a call and its legs, as guards;
 //! - `message`: a message left in a `record` step, written as WAV;
@@ -14,6 +15,7 @@
 
 pub mod core;
 mod driver;
+pub mod live;
 pub mod media;
 mod message;
 pub mod route;
@@ -26,13 +28,13 @@ use std::sync::Arc;
 use sip::endpoint::{Peer, ServerTxId};
 use sip::message::Request;
 use sip::transport::{SipEvent, SipHandle};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 use crate::config::EngineConfig;
 use crate::flows::FlowSet;
 use crate::media::PromptStore;
 
-pub use self::core::{CallCommand, CommandError, SuperviseMode};
+pub use self::core::{CallCommand, CommandError, CommandOutcome, SuperviseMode};
 pub use media::{MediaPort, StreamPort, WorkerMedia};
 pub use route::{Route, RouteGuard, Routes};
 pub use signalling::{host, via};
@@ -55,7 +57,8 @@ pub struct CallContext {
     pub routes: Routes,
     /// Our SIP address as written in Via and Contact (public IP, bound port).
     pub local_sip: SocketAddr,
-    pub live: LiveCalls,
+    /// The calls in progress: each call publishes its view there and takes commands.
+    pub live: live::LiveCalls,
 }
 
 #[derive(Debug)]
@@ -63,17 +66,10 @@ pub enum CallInput {
     Sip(Box<SipEvent>),
     /// The engine is stopping: end the call (BYE if answered, 503 otherwise).
     Shutdown,
-    /// An operator's command; the reply says what was done or why not.
-    Command {
-        command: CallCommand,
-        reply: oneshot::Sender<Result<String, CommandError>>,
-    },
+    /// An operator's command through the live-call registry; the reply says what was done
+    /// or why not.
+    Command(live::CallRequest),
 }
-
-/// The calls in progress by engine call id (the id of their record), for operator
-/// commands that act on one call.
-pub type LiveCalls =
-    Arc<std::sync::Mutex<std::collections::HashMap<String, mpsc::UnboundedSender<CallInput>>>>;
 
 /// Starts the task of a new call for this INVITE; returns its input channel. The call's
 /// Call-ID, which the dispatcher routes to it, is released when the task ends.
@@ -89,27 +85,4 @@ pub fn spawn(
     let route = ctx.routes.call(call_id);
     tokio::spawn(driver::run(ctx, tx, invite, from, input_rx, me, route));
     input_tx
-}
-
-/// The replicated recording index: one document per recording, keyed by call id.
-pub const RECORDINGS_COLLECTION: &str = "recordings";
-
-/// The recording's index entry: where the file is (`present_on`, node names; the HA pair
-/// copies it to the other node and adds it there), its size and SHA-256.
-pub fn recording_index_entry(record: &crate::storage::CallRecord) -> Option<serde_json::Value> {
-    let path = record.recording.as_ref()?;
-    let file = std::path::Path::new(path)
-        .file_name()
-        .map(|f| f.to_string_lossy().to_string())?;
-    let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    Some(serde_json::json!({
-        "call": record.id,
-        "file": file,
-        "bytes": bytes,
-        "sha256": record.recording_sha256,
-        "duration_ms": record.recording_ms,
-        "recorded_at": record.ended_at,
-        "origin": record.node,
-        "present_on": [record.node],
-    }))
 }

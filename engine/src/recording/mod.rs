@@ -17,11 +17,13 @@
 //! - [`recorder`]: the task that ties them together for one call, reading the two legs'
 //!   taps ([`crate::media::Link::Record`]). File I/O runs on tokio's blocking pool, one short
 //!   job per flush, never on the async threads and never a thread per recording.
+//! - [`index`]: the replicated index of recordings (which file, its hash, on which nodes).
 //!
 //! A recording never affects its call: every failure ends the recording (logged at error
 //! level with the file and the OS error, and counted in [`alarms`]), not the call.
 
 pub mod disk;
+pub mod index;
 pub mod journal;
 pub mod recorder;
 pub mod timeline;
@@ -32,6 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use disk::{free_bytes, sweep_retention};
+pub use index::IndexEntry;
 pub use journal::{recover, Recovered};
 pub use recorder::{Recorder, RecorderHandle};
 pub use timeline::{Channel, Timeline};

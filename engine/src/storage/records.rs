@@ -31,6 +31,8 @@ pub enum EndReason {
     AgentHangup,
     /// The target of a bridged transfer hung up.
     TargetHangup,
+    /// An operator hung the call up (`EngineHandle::call_command`).
+    OperatorHangup,
     /// The call failed inside the engine (the record's path says where).
     Error,
 }
@@ -48,6 +50,7 @@ impl EndReason {
             EndReason::EngineFailure => "engine_failure",
             EndReason::AgentHangup => "agent_hangup",
             EndReason::TargetHangup => "target_hangup",
+            EndReason::OperatorHangup => "operator_hangup",
             EndReason::Error => "error",
         }
     }

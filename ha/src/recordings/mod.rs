@@ -27,16 +27,14 @@ mod copier;
 mod fetch;
 mod serve;
 
-use serde::Deserialize;
-
 use crate::node::Shared;
 use crate::types::{Command, Raft};
 
 pub(crate) use copier::run as run_copier;
 pub(crate) use serve::read_chunk;
 
-/// The replicated index collection (the engine's `call::RECORDINGS_COLLECTION`).
-pub(crate) const COLLECTION: &str = engine::call::RECORDINGS_COLLECTION;
+pub(crate) use engine::recording::index::COLLECTION;
+pub(crate) use engine::recording::IndexEntry;
 
 /// Bytes asked per fetch: small enough that a copy never holds the cluster link or the disk
 /// for long, so calls and replication are not disturbed.
@@ -53,21 +51,6 @@ pub(crate) struct Chunk {
     /// The piece ends the file.
     pub eof: bool,
     pub bytes: Vec<u8>,
-}
-
-/// The fields of an index entry the copier uses (the entry holds more; they are kept as
-/// they are when it is rewritten).
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct IndexEntry {
-    pub file: String,
-    #[serde(default)]
-    pub bytes: u64,
-    #[serde(default)]
-    pub sha256: Option<String>,
-    #[serde(default)]
-    pub origin: Option<String>,
-    #[serde(default)]
-    pub present_on: Vec<String>,
 }
 
 /// Checks a recording file name from the network or the index: a plain `<name>.wav` in the
@@ -89,24 +72,6 @@ pub(crate) fn plain_wav_name(file: &str) -> Result<&str, String> {
     }
 }
 
-/// Adds `node` to the entry's `present_on` (as a set). Returns false if it was there.
-pub(crate) fn add_presence(doc: &mut serde_json::Value, node: &str) -> Result<bool, String> {
-    let Some(obj) = doc.as_object_mut() else {
-        return Err("the index entry is not a JSON object".into());
-    };
-    let list = obj
-        .entry("present_on")
-        .or_insert_with(|| serde_json::Value::Array(Vec::new()));
-    let Some(list) = list.as_array_mut() else {
-        return Err("the index entry's present_on is not a list".into());
-    };
-    if list.iter().any(|v| v.as_str() == Some(node)) {
-        return Ok(false);
-    }
-    list.push(serde_json::Value::String(node.to_string()));
-    Ok(true)
-}
-
 /// On the active node: rewrites the index entry of `call` with `node` in `present_on`.
 pub(crate) async fn mark_present(
     shared: &Shared,
@@ -120,15 +85,15 @@ pub(crate) async fn mark_present(
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no recording index entry for call {call}"))?;
-    let mut doc: serde_json::Value =
+    let mut entry: IndexEntry =
         serde_json::from_str(&text).map_err(|e| format!("index entry of call {call}: {e}"))?;
-    if !add_presence(&mut doc, node)? {
+    if !entry.add_presence(node) {
         return Ok(());
     }
     let cmd = Command::Put {
         collection: COLLECTION.into(),
         key: call.into(),
-        value: doc,
+        value: entry.to_doc(),
     };
     crate::node::propose_with(shared, raft, cmd)
         .await
@@ -160,17 +125,5 @@ mod tests {
         ] {
             assert!(plain_wav_name(bad).is_err(), "{bad:?} must be refused");
         }
-    }
-
-    #[test]
-    fn presence_is_a_set_and_other_fields_stay() {
-        let mut doc = serde_json::json!({"call": "c1", "present_on": ["a"], "extra": 1});
-        assert_eq!(add_presence(&mut doc, "b"), Ok(true));
-        assert_eq!(add_presence(&mut doc, "b"), Ok(false));
-        assert_eq!(
-            doc,
-            serde_json::json!({"call": "c1", "present_on": ["a", "b"], "extra": 1})
-        );
-        assert!(add_presence(&mut serde_json::json!([1]), "b").is_err());
     }
 }

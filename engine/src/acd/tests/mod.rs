@@ -7,6 +7,7 @@ mod persist;
 mod property;
 mod queueing;
 mod routing;
+mod snapshot;
 mod stats;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -122,7 +123,7 @@ impl Sim {
 
     pub fn state(&self, agent: &str) -> AgentState {
         self.acd
-            .agents()
+            .agents(self.now)
             .into_iter()
             .find(|s| s.id == a(agent))
             .map(|s| s.state)

@@ -221,7 +221,7 @@ fn run(seed: u64, steps: usize, restore_every: Option<usize>) -> (Vec<AcdEvent>,
         "calls left: {:?}",
         s.acd.st.calls.keys()
     );
-    for agent in s.acd.agents() {
+    for agent in s.acd.agents(s.now) {
         assert!(
             agent.call.is_none(),
             "{} still busy: {:?}",

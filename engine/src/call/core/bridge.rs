@@ -18,7 +18,9 @@
 
 use std::time::Instant;
 
-use super::io::{AcdOut, CommandError, MediaOut, Output, RecordingOut, StreamId, SuperviseMode};
+use super::io::{
+    AcdOut, CommandError, CommandOutcome, MediaOut, Output, RecordingOut, StreamId, SuperviseMode,
+};
 use super::leg::LegEvent;
 use super::phase::{Bridge, CallRecording, LegPurpose, Phase, Supervision};
 use super::CallCore;
@@ -137,7 +139,7 @@ impl CallCore {
     }
 
     /// `svi record pause|resume`.
-    pub(super) fn pause_recording(&mut self, pause: bool) -> Result<String, CommandError> {
+    pub(super) fn pause_recording(&mut self, pause: bool) -> Result<CommandOutcome, CommandError> {
         let Phase::Bridged(b) = &mut self.phase else {
             return Err(CommandError::NotRecorded);
         };
@@ -152,7 +154,11 @@ impl CallCore {
         }));
         let what = if pause { "paused" } else { "resumed" };
         tracing::info!(call = %self.facts.id, "recording {what} by an operator");
-        Ok(format!("recording {what}"))
+        Ok(if pause {
+            CommandOutcome::RecordingPaused
+        } else {
+            CommandOutcome::RecordingResumed
+        })
     }
 
     /// A caller's digit during the bridge goes on to the second party.
@@ -229,7 +235,7 @@ impl CallCore {
         now: Instant,
         mode: Option<SuperviseMode>,
         target: Option<String>,
-    ) -> Result<String, CommandError> {
+    ) -> Result<CommandOutcome, CommandError> {
         let Phase::Bridged(b) = &mut self.phase else {
             return match mode {
                 None => Err(CommandError::NotSupervised),
@@ -242,21 +248,21 @@ impl CallCore {
                 Supervision::Off => Err(CommandError::NotSupervised),
                 running => {
                     self.stop_supervision(now, running, peer);
-                    Ok("supervision stopped".into())
+                    Ok(CommandOutcome::SupervisionStopped)
                 }
             };
         };
         match &mut b.supervision {
             Supervision::Calling { mode: m, .. } => {
                 *m = mode;
-                return Ok(format!("supervision is now {mode:?}"));
+                return Ok(CommandOutcome::SupervisionChanged { mode });
             }
             Supervision::Live { mode: m, .. } => {
                 *m = mode;
                 self.unwire_supervision();
                 self.wire_supervision();
                 tracing::info!(call = %self.facts.id, ?mode, "supervision mode changed");
-                return Ok(format!("supervision is now {mode:?}"));
+                return Ok(CommandOutcome::SupervisionChanged { mode });
             }
             Supervision::Off => {}
         }
@@ -267,7 +273,7 @@ impl CallCore {
         if let Phase::Bridged(b) = &mut self.phase {
             b.supervision = Supervision::Calling { leg, mode };
         }
-        Ok(format!("calling {target} to {mode:?}"))
+        Ok(CommandOutcome::SupervisorCalled { target, mode })
     }
 
     /// The streams of the bridge and of its live supervisor, with the mode.

@@ -234,8 +234,9 @@ pub enum SuperviseMode {
     Barge,
 }
 
-/// An operator's command to one call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An operator's command to one call (through the live-call registry, `call::live`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
 pub enum CallCommand {
     /// Start supervising (calling `target`), change the mode, or stop (`mode` None).
     Supervise {
@@ -248,8 +249,28 @@ pub enum CallCommand {
     Hangup,
 }
 
+/// What a call did with a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum CommandOutcome {
+    /// The supervisor's phone is being called.
+    SupervisorCalled {
+        target: String,
+        mode: SuperviseMode,
+    },
+    SupervisionChanged {
+        mode: SuperviseMode,
+    },
+    SupervisionStopped,
+    RecordingPaused,
+    RecordingResumed,
+    /// The call is ending (BYE, or 480 before the answer).
+    HangingUp,
+}
+
 /// Why a command to a call was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "refusal", content = "detail", rename_all = "snake_case")]
 pub enum CommandError {
     #[error("the call is not bridged to an agent")]
     NotBridged,
@@ -266,7 +287,8 @@ pub enum CommandError {
 }
 
 /// Why a leg cannot be placed to a target.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "target", content = "detail", rename_all = "snake_case")]
 pub enum TargetError {
     #[error("`{0}` is not a number, an extension or a SIP URI")]
     NotANumber(String),

@@ -17,7 +17,8 @@
 //! Reading order: [`io`] (what goes in and out), [`phase`] (the states), then one file per
 //! concern: `answer` (the caller's INVITE and dialog), `flow` (the interpreter's effects),
 //! `queue` (the ACD), `leg` (calls the engine places), `bridge` (relay, recording,
-//! supervision), `transfer` (REFER and bridged transfers), `end` (hanging up, the record).
+//! supervision), `transfer` (REFER and bridged transfers), `end` (hanging up, the record),
+//! `view` (what the call shows operators, derived from its state).
 
 mod answer;
 mod bridge;
@@ -33,6 +34,7 @@ mod routing;
 mod snapshot;
 pub mod target;
 mod transfer;
+mod view;
 mod wire;
 
 #[cfg(test)]
@@ -55,9 +57,9 @@ use pii::Pii;
 
 pub use env::{CallEnv, ContactBook, NoContacts};
 pub use io::{
-    AcdOut, CallCommand, CommandError, MediaOut, MessageOut, Output, PlayId, RecordedFile,
-    RecordingOut, ReqId, SavedMessage, SipIn, SipOut, StreamId, StreamOpened, SuperviseMode,
-    TargetError,
+    AcdOut, CallCommand, CommandError, CommandOutcome, MediaOut, MessageOut, Output, PlayId,
+    RecordedFile, RecordingOut, ReqId, SavedMessage, SipIn, SipOut, StreamId, StreamOpened,
+    SuperviseMode, TargetError,
 };
 use phase::{Caller, Phase, Step};
 pub use snapshot::{CallSnapshot, RestoreError};
@@ -305,7 +307,7 @@ impl CallCore {
         &mut self,
         now: Instant,
         command: CallCommand,
-    ) -> Result<String, CommandError> {
+    ) -> Result<CommandOutcome, CommandError> {
         if matches!(self.phase, Phase::Ending(_) | Phase::Ended) {
             return Err(CommandError::Ending);
         }
@@ -317,8 +319,8 @@ impl CallCore {
                 if !self.is_answered() {
                     self.reject(now, 480, Some("hung up by an operator".into()));
                 }
-                self.end(now, EndReason::EngineHangup);
-                Ok("call hung up".into())
+                self.end(now, EndReason::OperatorHangup);
+                Ok(CommandOutcome::HangingUp)
             }
         }
     }

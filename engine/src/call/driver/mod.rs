@@ -23,10 +23,11 @@ use tokio::time::Instant;
 use super::core::{
     AcdOut, CallCore, CallEnv, ContactBook, MediaOut, Output, ReqId, SipIn, SipOut, StreamId,
 };
+use super::live::LiveCall;
 use super::media::{opening_params, StreamPort};
 use super::message::Message;
 use super::route::RouteGuard;
-use super::{recording_index_entry, CallContext, CallInput, RECORDINGS_COLLECTION};
+use super::{CallContext, CallInput};
 use crate::acd::{self, CallId};
 use crate::media::{Link, MediaEvent};
 use crate::recording::RecorderHandle;
@@ -64,6 +65,8 @@ type Pending<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 struct Driver {
     ctx: CallContext,
     core: CallCore,
+    /// The call's entry in the live-call registry, republished after every input.
+    live: LiveCall,
     invite_tx: ServerTxId,
     /// This call's input channel (legs' SIP events are routed to it).
     me: mpsc::UnboundedSender<CallInput>,
@@ -124,11 +127,12 @@ pub(super) async fn run(
     if let Some(s) = stream {
         streams.insert(super::core::CALLER_STREAM, s);
     }
-    let id = core.id().to_string();
-    if let Ok(mut live) = ctx.live.lock() {
-        live.insert(id.clone(), me.clone());
-    }
+    let deliver = me.clone();
+    let live = ctx.live.register(core.view(), move |r| {
+        deliver.send(CallInput::Command(r)).is_ok()
+    });
     let mut driver = Driver {
+        live,
         ctx,
         core,
         invite_tx,
@@ -206,8 +210,10 @@ impl Driver {
     fn input(&mut self, input: Option<CallInput>) {
         match input {
             Some(CallInput::Sip(ev)) => self.sip_event(*ev),
-            Some(CallInput::Command { command, reply }) => {
-                let _ = reply.send(self.core.handle_command(now(), command));
+            Some(CallInput::Command(request)) => {
+                let _ = request
+                    .reply
+                    .send(self.core.handle_command(now(), request.command));
             }
             Some(CallInput::Shutdown) | None => self.core.handle_shutdown(now()),
         }
@@ -284,16 +290,15 @@ impl Driver {
                         record.rtp_sent = stats.packets_sent;
                         record.rtp_received = stats.packets_received;
                     }
-                    write_record(&self.ctx, *record).await;
                     // The call is over for the engine: out of the live calls and of the
                     // dispatcher's count; legs still finishing keep their own routes.
-                    if let Ok(mut live) = self.ctx.live.lock() {
-                        live.remove(self.core.id());
-                    }
+                    self.live.end(record.end_reason);
+                    write_record(&self.ctx, *record).await;
                     self.call_route = None;
                 }
             }
         }
+        self.live.set(self.core.view());
     }
 
     async fn sip(&mut self, out: SipOut) {
@@ -453,10 +458,14 @@ async fn next_media_event(
 async fn write_record(ctx: &CallContext, record: CallRecord) {
     let id = record.id.clone();
     let (flow, reason, steps) = (record.flow.clone(), record.end_reason, record.path.len());
-    if let Some(doc) = recording_index_entry(&record) {
+    if let Some(entry) = crate::recording::IndexEntry::for_record(&record) {
         if let Err(e) = ctx
             .writer
-            .put_doc(RECORDINGS_COLLECTION.into(), id.clone(), doc)
+            .put_doc(
+                crate::recording::index::COLLECTION.into(),
+                id.clone(),
+                entry.to_doc(),
+            )
             .await
         {
             tracing::error!(call = %id, error = %e, "could not index the recording");

@@ -142,7 +142,13 @@ fn supervision_joins_changes_mode_and_leaves() {
         target: Some("2000".into()),
     };
     let reply = sim.core.handle_command(sim.now, listen);
-    assert_eq!(reply, Ok("calling 2000 to Listen".into()));
+    assert_eq!(
+        reply,
+        Ok(CommandOutcome::SupervisorCalled {
+            target: "2000".into(),
+            mode: SuperviseMode::Listen
+        })
+    );
     sim.drain();
     let (req, invite) = sim.sent(Method::Invite, "2000");
     sim.answer(req, &invite, 200, Some(44000));
@@ -169,7 +175,9 @@ fn supervision_joins_changes_mode_and_leaves() {
     };
     assert_eq!(
         sim.core.handle_command(sim.now, barge),
-        Ok("supervision is now Barge".into())
+        Ok(CommandOutcome::SupervisionChanged {
+            mode: SuperviseMode::Barge
+        })
     );
     sim.drain();
     assert_eq!(wired(&sim).len(), 2 + 4, "rewired with both ways in");
@@ -228,7 +236,7 @@ fn the_recording_pauses_by_command_and_by_the_agents_feature_code() {
         .handle_recording_started(sim.now, Ok("/rec/call.wav".into()));
     assert_eq!(
         sim.core.handle_command(sim.now, pause),
-        Ok("recording paused".into())
+        Ok(CommandOutcome::RecordingPaused)
     );
     sim.drain();
     assert!(matches!(

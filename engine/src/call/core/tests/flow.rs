@@ -173,10 +173,10 @@ fn shutdown_drain_sends_bye_and_waits_for_it_boundedly() {
 fn an_operator_hangs_up_a_call() {
     let mut sim = Sim::demo();
     let reply = sim.core.handle_command(sim.now, CallCommand::Hangup);
-    assert_eq!(reply, Ok("call hung up".into()));
+    assert_eq!(reply, Ok(CommandOutcome::HangingUp));
     sim.drain();
     sim.caller_answers_bye();
-    assert_eq!(sim.record().end_reason, EndReason::EngineHangup);
+    assert_eq!(sim.record().end_reason, EndReason::OperatorHangup);
 }
 
 #[test]

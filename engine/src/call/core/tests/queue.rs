@@ -463,3 +463,55 @@ fn an_agent_answer_that_crosses_our_cancel_is_acknowledged_and_hung_up() {
         .iter()
         .all(|i| !matches!(i, acd::Input::AgentAnswered { .. })));
 }
+
+#[test]
+fn the_view_follows_the_call_from_the_menu_to_the_queue_an_agent_and_the_bridge() {
+    use crate::call::live::CallPhase;
+    let mut sim = Sim::demo();
+    let v = sim.core.view();
+    assert_eq!(
+        (v.flow.as_deref(), v.step.as_deref(), v.phase),
+        (Some("demo"), Some("welcome"), CallPhase::Flow)
+    );
+    assert!(v.answered_at.is_some());
+    sim.play_ends();
+    assert_eq!(sim.core.view().step.as_deref(), Some("main_menu"));
+    sim.key("2");
+    let call = sim.call_id();
+    sim.acd(acd::Action::Hold {
+        call,
+        queue: QueueId::from("support"),
+    });
+    let v = sim.core.view();
+    assert_eq!(
+        (
+            v.phase,
+            v.queue.as_deref(),
+            v.step.as_deref(),
+            v.agent.as_deref()
+        ),
+        (CallPhase::Queued, Some("support"), Some("support"), None)
+    );
+    let (req, invite) = ring(&mut sim, "1001", AGENT_1001);
+    let v = sim.core.view();
+    assert_eq!(
+        (v.phase, v.agent.as_deref()),
+        (CallPhase::AgentRinging, Some("1001"))
+    );
+    sim.answer(req, &invite, 200, Some(41000));
+    let call = sim.call_id();
+    sim.acd(acd::Action::Bridge {
+        call,
+        agent: AgentId::from("1001"),
+    });
+    let v = sim.core.view();
+    assert_eq!(
+        (v.phase, v.agent.as_deref()),
+        (CallPhase::Bridged, Some("1001"))
+    );
+    assert!(v.bridged_at.is_some());
+    // The view carries the caller's number for operators, never in its Debug form.
+    assert!(!format!("{v:?}").contains("612345678"));
+    sim.caller_hangs_up();
+    assert_ne!(sim.core.view().phase, CallPhase::Bridged);
+}
