@@ -1,22 +1,70 @@
-//! svi's call engine.
+//! svi's call engine: SIP calls through call flows, queues and agents, recorded and
+//! supervised, on one node or as the active node of an HA pair.
 //!
-//! - `config`: the configuration model and its validation;
-//! - `runtime`: `Engine::start` / `shutdown` and the `EngineHandle` for the CLI and admin;
-//! - `dispatch`: routes SIP events to calls and trunks; answers what no call owns;
-//! - `uas`: the UAS core's request screening (RFC 3261 §8.2) as a pure function;
-//! - `acd`: the ACD's sans-IO routing core (queues, agents, skills, overflow, statistics),
-//!   and `acd::driver`, the task that drives it and routes its actions to calls;
-//! - `call`: one actor per call driving the flow interpreter, SIP dialog and media;
-//! - `control`: the local control socket used by `svi agent` and `svi queue`;
-//! - `collect`: digit collection (barge-in, timeouts, terminator) as a sans-IO machine;
-//! - `flows`: loading, checking and hot-reloading call flows;
-//! - `trunk`: registration of the engine's SIP user with an IPBX;
-//! - `media`: RTP endpoints, G.711, DTMF (RFC 4733, in-band), prompts, media workers;
-//! - `replication`: durable writes and the active/standby role, as the engine sees them;
-//! - `storage`: SQLite (the only module that names sqlx): call records;
+//! # Modules, in reading order
+//!
+//! Starting and reaching the engine:
+//! - `config`: the configuration model, one file per section, validated at load;
+//! - `runtime`: `Engine::start` (storage, prompts, flows, media, SIP, tasks) and the ordered
+//!   `shutdown`;
+//! - `handle`: the `EngineHandle`, the one control surface (commands, snapshots, event
+//!   streams, HA, flows) with its typed `HandleError`; `control`: the local control socket,
+//!   a JSON adapter over the handle for the `svi` commands.
+//!
+//! A call, in the order it meets them:
+//! - `dispatch`: one task receiving every SIP event; starts a call per new INVITE, routes
+//!   the rest by Call-ID, answers what no call owns; `uas`: request screening (RFC 3261
+//!   §8.2) as a pure function; `acl`: network allow-lists;
+//! - `call`: one sans-IO core per call (typed phases: the flow interpreter, the SIP dialog,
+//!   the queue, the second legs, the bridge) and the thin driver task that feeds it;
+//!   `call::live`, the registry of calls in progress (each call's view, operators'
+//!   commands); `collect`: digit collection as a sans-IO machine;
+//! - `flows`: call flows as replicated, versioned data compiled into the live set;
+//! - `media`: RTP streams paced by a few workers, G.711, DTMF (RFC 4733, in-band), prompts;
+//! - `acd`: queues, agents, skills, routing and overflow as a sans-IO core; `acd::driver`,
+//!   the task that owns it; `acd::report`, queue statistics from its persisted events;
 //! - `agents`: agent phones registering with the engine (registrar -> ACD login/ready);
-//! - `acl`: network allow-lists (personal data is kept out of logs by the `pii` crate);
+//! - `connectors`: `lookup` and `action` backends (SQL, HTTP) with timeouts;
+//! - `recording`: call recordings (stereo WAV that survives a crash) and their replicated
+//!   index;
+//! - `trunk`: registration of the engine's SIP user with an IPBX.
+//!
+//! What a call leaves and what the node is:
+//! - `storage`: SQLite (the only module that names sqlx): call records, documents, the raft
+//!   state machine's tables;
+//! - `replication`: durable writes and the active/standby role, as the engine sees them
+//!   (the `ha` crate implements them for a pair);
 //! - `alarm`: the alarm webhook (JSON POST, short timeout, retries, never blocking).
+//!
+//! Personal data (numbers, keyed digits, variables) travels as `pii::Pii`, redacted in any
+//! log line.
+//!
+//! # The running engine: tasks and channels
+//!
+//! ```text
+//!  PBX, phones ◄──UDP/TCP──► SIP transport task (sip::transport)
+//!                               │ SipEvent (mpsc)          ▲ SipHandle (send requests,
+//!                               ▼                          │ responses, CANCEL)
+//!  trunk tasks ◄──SipEvent── dispatcher task               │
+//!  (1 per trunk)                │ CallInput (mpsc)          │
+//!       │                       ▼                          │
+//!       │               call drivers (1 task per call,  ────┘
+//!       │                 │  each owning a sans-IO CallCore)
+//!       │                 │  MediaCommand ──► media worker tasks (a few: RTP sockets,
+//!       │                 │  ◄── MediaEvent   20 ms tick, DTMF, prompts, audio taps)
+//!       │                 │  AcdCommand ───► ACD driver task (owns acd::Acd)
+//!       │                 │  ◄── Action        │ AcdEvent ──► persist task ──► RecordWriter
+//!       │                 │  CallView (watch), │ AcdEvent (broadcast),
+//!       │                 │  CallEvent (bcast) │ AcdSnapshot (watch, while watched)
+//!       │                 ▼                    ▼
+//!       │           live-call registry ──► EngineHandle ◄── control socket task ◄── `svi`
+//!       │  (call::live)   ▲ CallInput::Command  │             (+1 task per connection)
+//!       │                 └─────────────────────┘ HaControl ──► ha crate (pair, witness)
+//!       └─► DispatcherInput (mpsc) to the dispatcher: trunks register their Call-IDs;
+//!           Drain at shutdown. Call legs' Call-IDs arrive as `Route`s (guards: dropped,
+//!           unregistered) on the dispatcher's own channel.
+//!  flow sync task ── FlowSet (watch) ──► call drivers; call drivers ── CallRecord ──► RecordWriter
+//! ```
 pub mod acd;
 pub mod acl;
 pub mod agents;
