@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use engine::acd::report::ReportQuery;
 use engine::call::live::{CallCommand, CallEvent, CallPhase, CommandOutcome};
 use engine::handle::{AgentCommand, CallInProgress, HandleError, Missing};
 use serde_json::Value;
@@ -77,6 +78,8 @@ async fn svi_calls_live_shows_a_call_in_the_menu_and_a_queued_call() {
     // The table for people: one line per call, with the step and the queue.
     let (code, text) = svi(&engine, &["calls", "--live"]);
     assert_eq!(code, 0, "{text}");
+    println!("svi calls --live:\n{text}");
+    println!("svi calls --live --json:\n{:#}", Value::from(calls.clone()));
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "a header and two calls: {text}");
     assert!(
@@ -293,5 +296,38 @@ async fn the_engine_handle_lists_calls_commands_them_and_streams_their_events() 
         }
     );
     assert_eq!(handle.calls().await.expect("calls").len(), 1);
+
+    // Reports come from the persisted ACD events (written in batches): bob was offered to
+    // support and left it unanswered.
+    let now = chrono::Utc::now();
+    let query = ReportQuery {
+        queue: Some("support".into()),
+        since: now - chrono::Duration::hours(1),
+        until: now + chrono::Duration::minutes(1),
+        interval: None,
+        threshold: None,
+    };
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = handle.statistics(&query).await.expect("statistics");
+        if rows
+            .first()
+            .is_some_and(|r| r.offered == 1 && r.abandoned == 1)
+        {
+            break;
+        }
+        assert!(Instant::now() < end, "never reported: {rows:?}");
+        tokio::task::yield_now().await;
+    }
+    let backwards = ReportQuery {
+        until: query.since,
+        ..query
+    };
+    assert!(matches!(
+        handle.statistics(&backwards).await,
+        Err(HandleError::BadRequest { .. })
+    ));
+    assert_eq!(handle.recordings(10).await.expect("index"), Vec::new());
+    assert_eq!(handle.flow_names().expect("flows"), ["demo"]);
     running.shutdown().await;
 }

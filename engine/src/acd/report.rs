@@ -1,6 +1,6 @@
 //! Queue reports: statistics per queue and interval, computed from the ACD events the
 //! driver persisted (the `acd_events` documents of the replicated database) with the
-//! definitions of [`super::stats`] (see docs/acd.md). `svi stats` reads them from a data
+//! definitions of `acd::stats` (see docs/acd.md). `svi stats` reads them from a data
 //! directory; the `EngineHandle` (and so the admin reports) from the running engine's
 //! database. Like the driver, this is the ACD's edge with I/O: the core never reads storage.
 
