@@ -142,7 +142,7 @@ fn a_bridged_call_with_its_recording_and_a_supervisor_continues_after_a_round_tr
     let pause = CallCommand::Recording { pause: true };
     assert_eq!(
         sim.core.handle_command(sim.now, pause),
-        Ok("recording paused".into())
+        Ok(CommandOutcome::RecordingPaused)
     );
     let bye = sim.leg_sends(&invite, "BYE", "");
     assert_eq!(status(&bye), [200]);
