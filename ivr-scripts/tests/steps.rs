@@ -342,7 +342,7 @@ fn without_any_error_branch_a_failure_hangs_up_with_an_error() {
 
 #[test]
 fn a_condition_must_be_true_or_false() {
-    let f = flow("flow: e\nstart: c\non_error: b\nsteps:\n  c: { branch: '\"97531864\"', then: b, else: b }\n  b: { hangup: }\n");
+    let f = flow("flow: e\nstart: c\non_error: b\nsteps:\n  c: { branch: '\"975\" + \"31864\"', then: b, else: b }\n  b: { hangup: }\n");
     let (mut it, _) = start(&f, "1");
     let errors = it.take_errors();
     assert!(
@@ -352,7 +352,8 @@ fn a_condition_must_be_true_or_false() {
         "{}",
         errors[0]
     );
-    // The message reaches the engine's log: it names the kind of value, never the value.
+    // The message reaches the engine's log: it names the kind of value, never the value
+    // (the condition is the sum of two strings: its text is not its value).
     assert!(!errors[0].to_string().contains("97531864"), "{}", errors[0]);
 }
 
