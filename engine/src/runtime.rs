@@ -146,8 +146,8 @@ impl Engine {
             config.rtp.port_high,
         )?);
         let workers = match config.rtp.workers {
-            0 => MediaWorkers::with_default_size(),
-            n => MediaWorkers::new(n),
+            0 => MediaWorkers::with_default_size(config.sip.allowed.clone()),
+            n => MediaWorkers::new(n, config.sip.allowed.clone()),
         };
         let media = Arc::new(workers);
 

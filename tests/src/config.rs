@@ -14,6 +14,11 @@ pub fn sample_flow(name: &str) -> String {
 /// Writes `DIR/flows/<name>.yaml` for each flow and `DIR/svi.toml`; the first flow is the
 /// default. Loopback is the only allowed network and queue `support` exists.
 pub fn write(dir: &Path, flows: &[(&str, &str)], extra: &str) -> PathBuf {
+    write_allowing(dir, flows, "127.0.0.0/8", extra)
+}
+
+/// [`write`] with `allowed` (a network) as the only entry of `sip.allowed_networks`.
+pub fn write_allowing(dir: &Path, flows: &[(&str, &str)], allowed: &str, extra: &str) -> PathBuf {
     let flows_dir = dir.join("flows");
     std::fs::create_dir_all(&flows_dir).expect("flows dir");
     for (name, text) in flows {
@@ -21,7 +26,7 @@ pub fn write(dir: &Path, flows: &[(&str, &str)], extra: &str) -> PathBuf {
     }
     let default = flows.first().map(|f| f.0).unwrap_or("demo");
     let text = format!(
-        "[sip]\nallowed_networks = [\"127.0.0.0/8\"]\n[prompts]\ndir = \"{prompts}\"\n[flows]\ndir = \"{flows}\"\ndefault = \"{default}\"\n[[queues]]\nid = \"support\"\n{extra}",
+        "[sip]\nallowed_networks = [\"{allowed}\"]\n[prompts]\ndir = \"{prompts}\"\n[flows]\ndir = \"{flows}\"\ndefault = \"{default}\"\n[[queues]]\nid = \"support\"\n{extra}",
         prompts = crate::repo_root().join("samples/prompts").display(),
         flows = flows_dir.display(),
     );

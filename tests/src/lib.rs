@@ -4,6 +4,7 @@
 //! - `config`: configuration files on the sample prompts with the test's own flows;
 //! - `contact`: contact-center scenarios with test phones (queued caller, agent phone, `svi` commands);
 //! - `phone`: a scriptable test softphone (tones, digits, what it hears);
+//! - `intruder`: an RTP sprayer from outside the allow-list (media hijack attempts);
 //! - `ha`: HA pairs of real processes (samples or generated), status, role history;
 //! - `proc`: start, probe, stop and inspect an engine process in a temporary data directory;
 //! - `sipp`: build sipp scenarios (caller, registrar) and run sipp against the engine;
@@ -13,6 +14,7 @@
 pub mod config;
 pub mod contact;
 pub mod ha;
+pub mod intruder;
 pub mod pcap;
 pub mod phone;
 pub mod ports;

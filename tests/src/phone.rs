@@ -36,7 +36,7 @@
 //! assert_eq!(agent.wait_ended(deadline(5)).await?, Ended::RemoteBye);
 //! ```
 
-mod g711;
+pub mod g711;
 mod media;
 mod received;
 pub mod tone;

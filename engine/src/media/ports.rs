@@ -1,19 +1,22 @@
 //! RTP port allocation: an even port for RTP and the next odd one for RTCP (RFC 3550 11).
 //!
-//! Ports come from a configured range (the firewall's RTP range). The allocator hands them
-//! out round-robin from a cursor rather than always the lowest free pair: a port freed by a
-//! finished call is not reused at once, so late packets of the old call cannot land in a new
-//! one. A pair whose bind fails because another program holds it is skipped. An allocation
-//! owns both sockets and returns its pair to the pool when dropped.
+//! Ports come from a configured range (the firewall's RTP range). The allocator picks a free
+//! pair **at random** (a CSPRNG), so the port of the next call cannot be guessed from the
+//! last one: ports handed out in order let anyone who reached the range aim packets at the
+//! call that was about to start. A pair freed by a finished call rests while other pairs are
+//! free ([`RESTING`] at most), so late packets of the old call do not land in a new one. A
+//! pair whose bind fails because another program holds it is skipped. An allocation owns both
+//! sockets and returns its pair to the pool when dropped.
 //!
 //! The free set is shared by all allocations, which are dropped on media workers while call
 //! actors allocate: a `Mutex` held only for a scan of the set, never across an `.await`.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use rand::Rng;
 use tokio::net::UdpSocket;
 
 use super::MediaError;
@@ -29,12 +32,33 @@ pub struct PortAllocator {
     state: Arc<Mutex<PoolState>>,
 }
 
+/// Pairs freed last that are not handed out again while other pairs are free.
+pub const RESTING: usize = 64;
+/// Random draws before falling back to a scan from a random start (a nearly full range).
+const RANDOM_DRAWS: u32 = 16;
+
 #[derive(Debug, Default)]
 struct PoolState {
     /// Pair indexes in use.
     in_use: HashSet<u32>,
-    /// Next pair index to try.
-    cursor: u32,
+    /// Pairs freed last, oldest first: picked only when no other pair is free.
+    resting: VecDeque<u32>,
+}
+
+impl PoolState {
+    fn free(&self, index: u32) -> bool {
+        !self.in_use.contains(&index) && !self.resting.contains(&index)
+    }
+
+    fn release(&mut self, index: u32, pairs: u32) {
+        self.in_use.remove(&index);
+        self.resting.push_back(index);
+        // Resting pairs never make up more than half the range.
+        let limit = RESTING.min(pairs as usize / 2);
+        while self.resting.len() > limit {
+            self.resting.pop_front();
+        }
+    }
 }
 
 impl PortAllocator {
@@ -66,11 +90,13 @@ impl PortAllocator {
                         port,
                         _lease: Lease {
                             index,
+                            pairs: self.pairs,
                             state: Arc::clone(&self.state),
                         },
                     })
                 }
                 Err(error) => {
+                    // Not resting: the pair was never used.
                     lock(&self.state).in_use.remove(&index);
                     if error.kind() != io::ErrorKind::AddrInUse {
                         return Err(MediaError::Bind {
@@ -96,17 +122,26 @@ impl PortAllocator {
         self.pairs as usize
     }
 
-    /// Marks the next free pair from the cursor as in use.
+    /// Marks a free pair, drawn at random, as in use: a few random draws, then a scan from a
+    /// random start (the range is nearly full), then the resting pairs, oldest first.
     fn reserve(&self) -> Result<u32, MediaError> {
+        let mut rng = rand::thread_rng();
         let mut state = lock(&self.state);
-        for step in 0..self.pairs {
-            let index = (state.cursor + step) % self.pairs;
-            if state.in_use.insert(index) {
-                state.cursor = (index + 1) % self.pairs;
-                return Ok(index);
-            }
-        }
-        Err(self.exhausted())
+        let drawn = (0..RANDOM_DRAWS)
+            .map(|_| rng.gen_range(0..self.pairs))
+            .find(|&index| state.free(index));
+        let start = rng.gen_range(0..self.pairs);
+        let index = drawn
+            .or_else(|| {
+                (0..self.pairs)
+                    .map(|step| (start + step) % self.pairs)
+                    .find(|&index| state.free(index))
+            })
+            .or_else(|| state.resting.pop_front())
+            .ok_or_else(|| self.exhausted())?;
+        state.resting.retain(|&i| i != index);
+        state.in_use.insert(index);
+        Ok(index)
     }
 
     fn port_of(&self, index: u32) -> u16 {
@@ -159,12 +194,13 @@ impl RtpAllocation {
 #[derive(Debug)]
 struct Lease {
     index: u32,
+    pairs: u32,
     state: Arc<Mutex<PoolState>>,
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        lock(&self.state).in_use.remove(&self.index);
+        lock(&self.state).release(self.index, self.pairs);
     }
 }
 
@@ -222,11 +258,13 @@ mod tests {
         let a = allocator.allocate().await.expect("first pair");
         let b = allocator.allocate().await.expect("second pair");
         let c = allocator.allocate().await.expect("third pair");
-        assert_eq!([a.port(), b.port(), c.port()], [low, low + 2, low + 4]);
-        assert_eq!(a.rtcp().local_addr().expect("addr").port(), low + 1);
+        let mut ports = [a.port(), b.port(), c.port()];
+        ports.sort_unstable();
+        assert_eq!(ports, [low, low + 2, low + 4]);
+        assert_eq!(a.rtcp().local_addr().expect("addr").port(), a.port() + 1);
         assert_eq!(
             a.local_addr().expect("addr"),
-            SocketAddr::new(LOCALHOST, low)
+            SocketAddr::new(LOCALHOST, a.port())
         );
         assert!(matches!(
             allocator.allocate().await,
@@ -234,10 +272,34 @@ mod tests {
         ));
         assert_eq!(allocator.in_use(), 3);
 
+        let freed = b.port();
         drop(b);
         assert_eq!(allocator.in_use(), 2);
         let again = allocator.allocate().await.expect("freed pair");
-        assert_eq!(again.port(), low + 2, "wrapped around to the freed pair");
+        assert_eq!(again.port(), freed, "the only free pair, resting or not");
+    }
+
+    #[tokio::test]
+    async fn pairs_are_drawn_at_random_and_a_freed_pair_rests() {
+        let (low, high) = free_range(40);
+        let allocator = PortAllocator::new(LOCALHOST, low, high).expect("valid range");
+        // Ten calls one after the other: in order, they would take the first ten pairs.
+        let mut ports = Vec::new();
+        for _ in 0..10 {
+            let call = allocator.allocate().await.expect("pair");
+            ports.push(call.port());
+        }
+        let in_order: Vec<u16> = (0..10).map(|i| low + 2 * i).collect();
+        assert_ne!(ports, in_order, "a 1 in 40!/30! chance of failing");
+        // Each of those pairs rested when the next call came: no port twice in a row.
+        assert!(ports.windows(2).all(|w| w[0] != w[1]), "{ports:?}");
+        // Resting costs no capacity: every pair of the range can still be held at once.
+        let mut held = Vec::new();
+        for _ in 0..40 {
+            held.push(allocator.allocate().await.expect("pair"));
+        }
+        let distinct: HashSet<u16> = held.iter().map(RtpAllocation::port).collect();
+        assert_eq!((distinct.len(), allocator.in_use()), (40, 40));
     }
 
     #[tokio::test]
@@ -245,9 +307,14 @@ mod tests {
         let (low, high) = free_range(3);
         let squatter = std::net::UdpSocket::bind((LOCALHOST, low + 1)).expect("squat on RTCP port");
         let allocator = PortAllocator::new(LOCALHOST, low, high).expect("valid range");
-        let first = allocator.allocate().await.expect("skips the busy pair");
-        assert_eq!(first.port(), low + 2);
-        assert_eq!(allocator.in_use(), 1);
+        let a = allocator.allocate().await.expect("skips the busy pair");
+        let b = allocator.allocate().await.expect("skips the busy pair");
+        assert!(a.port() != low && b.port() != low);
+        assert_eq!(allocator.in_use(), 2);
+        assert!(matches!(
+            allocator.allocate().await,
+            Err(MediaError::PortsExhausted { .. })
+        ));
         drop(squatter);
     }
 }

@@ -15,6 +15,12 @@
 //! A call actor holds a [`MediaHandle`]; dropping it closes the command channel, and the
 //! worker then removes the stream and drops its sockets, which frees the port pair.
 //!
+//! Datagrams a stream refuses for their source (see [`super::stream::latch`]) add up in one
+//! engine-wide counter ([`MediaWorkers::unexpected_source_packets`], for metrics) and in a
+//! warning line that each worker writes at most once per [`UNEXPECTED_LOG_EVERY`] with the
+//! count and the last source, so a flood costs a counter increment per packet, not a log
+//! line.
+//!
 //! Audio links between legs (bridge, recording, supervision) are channels of decoded 20 ms
 //! frames, each named by a [`Link`]: a stream copies every inbound frame to each of its taps
 //! and sends the mix of its feeds ([`super::stream::mix`]). Taps are bounded channels read
@@ -40,6 +46,7 @@ use super::stream::{
     Link, MediaCommand, MediaEvent, MediaParams, MediaStats, MediaStream, DEFAULT_DTMF_DURATION,
 };
 use super::MediaError;
+use crate::acl::Acl;
 
 /// Events buffered per call before the worker starts dropping them (and warning).
 pub const EVENT_CHANNEL_CAPACITY: usize = 64;
@@ -49,6 +56,8 @@ const MAX_DATAGRAMS_PER_TICK: usize = 64;
 const STATS_EVERY_TICKS: u32 = 25;
 /// Receive buffer: a G.711 packet is 172 bytes; anything up to a jumbo frame fits.
 const RECEIVE_BUFFER: usize = 9000;
+/// Shortest interval between two warnings of a worker about refused media sources.
+pub const UNEXPECTED_LOG_EVERY: Duration = Duration::from_secs(1);
 
 /// The pool of media workers.
 pub struct MediaWorkers {
@@ -56,6 +65,8 @@ pub struct MediaWorkers {
     /// Play ids are unique in the process, so logs can follow one across calls.
     next_play_id: Arc<AtomicU64>,
     next_worker: AtomicUsize,
+    /// Datagrams refused for their source, over all streams since the start.
+    unexpected_source: Arc<AtomicU64>,
     /// Join handles, taken once by `shutdown`. A `Mutex` so that `shutdown` works through
     /// a shared reference; it is never held across an await.
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -64,6 +75,44 @@ pub struct MediaWorkers {
 struct Worker {
     inbox: mpsc::UnboundedSender<WorkerMessage>,
     streams: Arc<AtomicUsize>,
+}
+
+/// What a worker task shares with the pool.
+struct WorkerShared {
+    streams: Arc<AtomicUsize>,
+    allowed: Arc<Acl>,
+    unexpected_source: Arc<AtomicU64>,
+}
+
+/// A worker's rate-limited warning about datagrams refused for their source.
+#[derive(Default)]
+struct UnexpectedLog {
+    pending: u64,
+    last_from: Option<SocketAddr>,
+    logged_at: Option<Instant>,
+}
+
+impl UnexpectedLog {
+    fn add(&mut self, count: u64, from: SocketAddr) {
+        self.pending += count;
+        self.last_from = Some(from);
+    }
+
+    /// Writes the warning if some are pending and the last one is old enough.
+    fn flush(&mut self, now: Instant) {
+        let due = self
+            .logged_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= UNEXPECTED_LOG_EVERY);
+        if let (true, Some(from)) = (due && self.pending > 0, self.last_from) {
+            tracing::warn!(
+                packets = self.pending,
+                last_source = %from,
+                "RTP from an unexpected source refused (outside the SDP host or sip.allowed_networks)"
+            );
+            self.pending = 0;
+            self.logged_at = Some(now);
+        }
+    }
 }
 
 enum WorkerMessage {
@@ -96,31 +145,45 @@ struct NewStream {
 }
 
 impl MediaWorkers {
-    /// Starts `workers` workers (at least one). Must be called inside a Tokio runtime.
-    pub fn new(workers: usize) -> Self {
+    /// Starts `workers` workers (at least one) whose streams exchange media only with hosts
+    /// `allowed` (`sip.allowed_networks`). Must be called inside a Tokio runtime.
+    pub fn new(workers: usize, allowed: Acl) -> Self {
+        let allowed = Arc::new(allowed);
+        let unexpected_source = Arc::new(AtomicU64::new(0));
         let mut pool = Vec::new();
         let mut tasks = Vec::new();
         for index in 0..workers.max(1) {
             let (inbox, receiver) = mpsc::unbounded_channel();
             let streams = Arc::new(AtomicUsize::new(0));
-            tasks.push(tokio::spawn(run_worker(
-                index,
-                receiver,
-                Arc::clone(&streams),
-            )));
+            let shared = WorkerShared {
+                streams: Arc::clone(&streams),
+                allowed: Arc::clone(&allowed),
+                unexpected_source: Arc::clone(&unexpected_source),
+            };
+            tasks.push(tokio::spawn(run_worker(index, receiver, shared)));
             pool.push(Worker { inbox, streams });
         }
         MediaWorkers {
             workers: pool,
             next_play_id: Arc::new(AtomicU64::new(1)),
             next_worker: AtomicUsize::new(0),
+            unexpected_source,
             tasks: Mutex::new(tasks),
         }
     }
 
     /// One worker per available CPU.
-    pub fn with_default_size() -> Self {
-        Self::new(std::thread::available_parallelism().map_or(1, NonZeroUsize::get))
+    pub fn with_default_size(allowed: Acl) -> Self {
+        Self::new(
+            std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+            allowed,
+        )
+    }
+
+    /// RTP and RTCP datagrams refused for their source since the start (see
+    /// [`super::stream::latch`]): RTP from an unexpected source, for metrics.
+    pub fn unexpected_source_packets(&self) -> u64 {
+        self.unexpected_source.load(Ordering::Relaxed)
     }
 
     /// Number of workers.
@@ -348,9 +411,9 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(now: Instant, new: NewStream) -> Self {
+    fn new(now: Instant, new: NewStream, allowed: Arc<Acl>) -> Self {
         Slot {
-            stream: MediaStream::new(now, new.params),
+            stream: MediaStream::new(now, new.params, allowed),
             allocation: new.allocation,
             commands: new.commands,
             events: new.events,
@@ -499,8 +562,10 @@ impl Slot {
 async fn run_worker(
     index: usize,
     mut inbox: mpsc::UnboundedReceiver<WorkerMessage>,
-    streams: Arc<AtomicUsize>,
+    shared: WorkerShared,
 ) {
+    let streams = shared.streams;
+    let mut unexpected = UnexpectedLog::default();
     let mut interval = tokio::time::interval(FRAME_DURATION);
     // Skip, not Burst: after a stall, Burst would run several full passes over every
     // stream back to back, adding load exactly when the worker is behind. Each stream
@@ -513,7 +578,9 @@ async fn run_worker(
         let now = interval.tick().await.into_std();
         loop {
             match inbox.try_recv() {
-                Ok(WorkerMessage::Open(new)) => slots.push(Slot::new(now, *new)),
+                Ok(WorkerMessage::Open(new)) => {
+                    slots.push(Slot::new(now, *new, Arc::clone(&shared.allowed)))
+                }
                 Ok(WorkerMessage::Shutdown) => {
                     streams.fetch_sub(slots.len(), Ordering::Relaxed);
                     tracing::debug!(
@@ -531,11 +598,16 @@ async fn run_worker(
         }
         slots.retain_mut(|slot| {
             let keep = slot.service(now, &mut buffer);
+            if let Some((count, from)) = slot.stream.take_unexpected() {
+                shared.unexpected_source.fetch_add(count, Ordering::Relaxed);
+                unexpected.add(count, from);
+            }
             if !keep {
                 streams.fetch_sub(1, Ordering::Relaxed);
             }
             keep
         });
+        unexpected.flush(now);
     }
 }
 

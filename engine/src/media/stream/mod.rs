@@ -14,8 +14,9 @@
 //! silence. Sending silence when idle is deliberate: it keeps
 //! NAT bindings open and satisfies the RTP timeouts of PBXs and SBCs, as most IVRs do.
 //!
-//! Receiving: RTCP is recognised and counted; RTP from the latched source ([`latch`]) goes
-//! through sequence tracking ([`RtpReceiver`]), then audio is decoded (kept in [`inbound`]
+//! Receiving: datagrams from a source that may not carry this stream (outside the SDP
+//! address's host or `sip.allowed_networks`, see [`latch`]) are refused and counted; RTCP is
+//! recognised and counted; RTP from the latched source goes through sequence tracking ([`RtpReceiver`]), then audio is decoded (kept in [`inbound`]
 //! and fed to the in-band DTMF detector) and telephone events become digits. Once the remote
 //! has sent any RFC 4733 event, in-band detection stops for good, so a PBX that sends both
 //! never produces double digits.
@@ -29,13 +30,14 @@ mod tests;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pii::Pii;
 use rtp_rs::RtpReader;
 
 use self::inbound::{InboundAudio, InboundFrame};
-use self::latch::Latch;
+use self::latch::{Latch, Verdict};
 use self::mix::LiveMix;
 pub use self::mix::{Link, MAX_LIVE_FRAMES};
 use self::playback::Playback;
@@ -45,6 +47,7 @@ use super::dtmf::rfc4733::{Rfc4733Receiver, Rfc4733Sender};
 use super::dtmf::{self, DtmfDigit, DtmfSource};
 use super::prompt::Prompt;
 use super::rtp::{rtcp, Arrival, RtpReceiver, RtpSender};
+use crate::acl::Acl;
 
 /// Frames sent at most in one tick to catch up with a late tick.
 pub const MAX_CATCH_UP: u32 = 5;
@@ -63,6 +66,8 @@ pub struct MediaParams {
     /// The audio codec.
     pub codec: Codec,
     /// Where the SDP says to send media; replaced by the latched source once media arrives.
+    /// The stream drops an address outside its allow-list (it then waits for media from an
+    /// allowed source, see [`latch`]).
     pub remote: Option<SocketAddr>,
     /// Negotiated `telephone-event` payload type; without it digits are sent in-band.
     pub telephone_event_pt: Option<u8>,
@@ -165,8 +170,11 @@ pub struct MediaStats {
     /// RTCP packets received.
     pub rtcp_received: u64,
     /// Datagrams that were neither RTCP nor usable RTP (bad header, unknown payload type,
-    /// unconfirmed sequence jump, source not latched).
+    /// unconfirmed sequence jump, a source being learnt but not latched).
     pub packets_ignored: u64,
+    /// Datagrams (RTP or RTCP) refused because of their source: outside the SDP address's
+    /// host, or outside `sip.allowed_networks` (see [`latch`]).
+    pub unexpected_source: u64,
     /// 20 ms slots skipped because ticks came too late to catch up.
     pub frames_skipped: u64,
     /// Times a feed ran ahead of this stream's sending and lost its oldest audio.
@@ -175,6 +183,37 @@ pub struct MediaStats {
     pub tap_dropped: u64,
     /// Where media is sent.
     pub remote: Option<SocketAddr>,
+}
+
+/// Datagrams refused for their source: the stream's total, and what the driver has not
+/// collected yet.
+#[derive(Debug, Default)]
+struct UnexpectedSources {
+    total: u64,
+    pending: u64,
+    last: Option<SocketAddr>,
+}
+
+impl UnexpectedSources {
+    fn record(&mut self, from: SocketAddr) {
+        self.total += 1;
+        self.pending += 1;
+        self.last = Some(from);
+    }
+
+    fn take(&mut self) -> Option<(u64, SocketAddr)> {
+        let last = self.last.take()?;
+        Some((std::mem::take(&mut self.pending), last))
+    }
+}
+
+/// `params` with an SDP address outside `allowed` dropped: the stream never sends there.
+fn allowed_params(mut params: MediaParams, allowed: &Acl) -> MediaParams {
+    if params.remote.is_some_and(|a| !allowed.allows(a.ip())) {
+        tracing::debug!("SDP media address outside sip.allowed_networks: not used");
+        params.remote = None;
+    }
+    params
 }
 
 enum OutgoingDtmf {
@@ -189,6 +228,8 @@ enum OutgoingDtmf {
 /// One call leg's media state.
 pub struct MediaStream {
     params: MediaParams,
+    /// `sip.allowed_networks`: the only hosts media may come from or go to.
+    allowed: Arc<Acl>,
     sender: RtpSender,
     receiver: RtpReceiver,
     latch: Latch,
@@ -207,6 +248,7 @@ pub struct MediaStream {
     events: VecDeque<MediaEvent>,
     rtcp_received: u64,
     packets_ignored: u64,
+    unexpected: UnexpectedSources,
     send_dropped: u64,
     frames_skipped: u64,
     /// Decoded audio of other legs (bridge, supervision), mixed and sent when no prompt
@@ -215,17 +257,23 @@ pub struct MediaStream {
 }
 
 impl MediaStream {
-    /// A stream created at `now`: the first frame is due at once, the RTP timeout counts
-    /// from now.
-    pub fn new(now: Instant, params: MediaParams) -> Self {
-        Self::with_sender(now, params, RtpSender::new())
+    /// A stream created at `now` that exchanges media only with hosts `allowed`: the first
+    /// frame is due at once, the RTP timeout counts from now.
+    pub fn new(now: Instant, params: MediaParams, allowed: Arc<Acl>) -> Self {
+        Self::with_sender(now, params, allowed, RtpSender::new())
     }
 
     /// A stream with a chosen RTP sender (fixed SSRC, sequence and timestamp), for tests
     /// and reproducible traces.
-    pub fn with_sender(now: Instant, params: MediaParams, sender: RtpSender) -> Self {
+    pub fn with_sender(
+        now: Instant,
+        params: MediaParams,
+        allowed: Arc<Acl>,
+        sender: RtpSender,
+    ) -> Self {
         MediaStream {
-            params,
+            params: allowed_params(params, &allowed),
+            allowed,
             sender,
             receiver: RtpReceiver::new(SAMPLE_RATE),
             latch: Latch::default(),
@@ -244,6 +292,7 @@ impl MediaStream {
             events: VecDeque::new(),
             rtcp_received: 0,
             packets_ignored: 0,
+            unexpected: UnexpectedSources::default(),
             send_dropped: 0,
             frames_skipped: 0,
             live: LiveMix::default(),
@@ -288,6 +337,7 @@ impl MediaStream {
                 self.dtmf_queue.push_back((digit, duration))
             }
             MediaCommand::SetParams(params) => {
+                let params = allowed_params(params, &self.allowed);
                 if params.remote != self.params.remote {
                     self.latch.reset();
                 }
@@ -298,6 +348,10 @@ impl MediaStream {
 
     /// Accounts for a datagram received on the RTP or the RTCP socket.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        if !self.latch.admits(from, self.params.remote, &self.allowed) {
+            self.unexpected.record(from);
+            return;
+        }
         if rtcp::is_rtcp(datagram) {
             self.rtcp_received += 1;
             let summary = rtcp::parse(datagram);
@@ -315,12 +369,21 @@ impl MediaStream {
             self.packets_ignored += 1;
             return;
         }
-        if let Some(address) = self.latch.on_packet(now, from) {
-            tracing::debug!(%address, "media source latched");
-        }
-        if !self.latch.accepts(from) {
-            self.packets_ignored += 1;
-            return;
+        let seq = u16::from(packet.sequence_number());
+        match self
+            .latch
+            .on_packet(now, from, seq, self.params.remote, &self.allowed)
+        {
+            Verdict::Use => {}
+            Verdict::Latched => tracing::debug!(address = %from, "media source latched"),
+            Verdict::Learning => {
+                self.packets_ignored += 1;
+                return;
+            }
+            Verdict::Refused => {
+                self.unexpected.record(from);
+                return;
+            }
         }
         self.last_packet_at = now;
         self.timed_out = false;
@@ -331,7 +394,7 @@ impl MediaStream {
         let arrival = self.receiver.on_packet(
             now,
             packet.ssrc(),
-            u16::from(packet.sequence_number()),
+            seq,
             packet.timestamp(),
             audio_codec.is_some(),
         );
@@ -415,6 +478,12 @@ impl MediaStream {
         self.inbound.recent()
     }
 
+    /// Datagrams refused for their source since the last call, and the last such source:
+    /// what the driver adds to the engine-wide counter and reports in its rate-limited log.
+    pub fn take_unexpected(&mut self) -> Option<(u64, SocketAddr)> {
+        self.unexpected.take()
+    }
+
     /// The driver failed to send a datagram we produced.
     pub fn record_send_dropped(&mut self) {
         self.send_dropped += 1;
@@ -438,6 +507,7 @@ impl MediaStream {
             jitter: rx.jitter,
             rtcp_received: self.rtcp_received,
             packets_ignored: self.packets_ignored,
+            unexpected_source: self.unexpected.total,
             frames_skipped: self.frames_skipped,
             live_dropped: self.live.dropped(),
             tap_dropped: 0,

@@ -16,6 +16,13 @@ fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([192, 0, 2, 10], port))
 }
 
+/// The allow-list of the tests: the documentation network 192.0.2.0/24.
+fn allowed() -> Arc<Acl> {
+    Arc::new(Acl::new(vec![
+        crate::acl::Network::parse("192.0.2.0/24").expect("net")
+    ]))
+}
+
 fn digit(c: char) -> DtmfDigit {
     DtmfDigit::from_char(c).expect("valid digit")
 }
@@ -43,7 +50,7 @@ impl Harness {
         let now = Instant::now();
         let sender = RtpSender::with_initial(0xC0FFEE, 65_534, 1000);
         Harness {
-            stream: MediaStream::with_sender(now, params, sender),
+            stream: MediaStream::with_sender(now, params, allowed(), sender),
             now,
             peer_seq: 500,
             peer_ts: 0,
@@ -200,7 +207,7 @@ fn plays_queue_and_stop_reports_every_cleared_id() {
 #[test]
 fn rfc4733_digit_with_repeated_end_packets_is_reported_once() {
     let mut h = Harness::pcma();
-    let from = addr(5000);
+    let from = addr(4000);
     let event_ts = 8000;
     for (i, duration) in [160u16, 320, 480, 640, 800, 800, 800]
         .into_iter()
@@ -240,7 +247,7 @@ fn rfc4733_digit_with_repeated_end_packets_is_reported_once() {
 #[test]
 fn inband_digit_in_pcma_is_detected_until_rfc4733_is_seen() {
     let mut h = Harness::pcma();
-    let from = addr(5000);
+    let from = addr(4000);
     let tone = dtmf::synthesize(digit('7'), 0, 800, 7000.0);
     for frame in tone.chunks(160) {
         h.receive_audio(from, frame);
@@ -275,18 +282,23 @@ fn inband_digit_in_pcma_is_detected_until_rfc4733_is_seen() {
 fn media_is_sent_to_the_latched_source_and_foreign_packets_are_ignored() {
     let mut h = Harness::pcma();
     assert_eq!(h.tick()[0].to, addr(4000), "SDP address before any media");
+    // The SDP host from another port (NAT): learnt from a run of consecutive packets.
     let nat = addr(6000);
+    h.receive_audio(nat, &[0; 160]);
+    h.receive_audio(nat, &[0; 160]);
+    assert_eq!(h.events(), vec![], "not used while being learnt");
     h.receive_audio(nat, &[0; 160]);
     assert_eq!(h.events(), vec![MediaEvent::FirstPacket { from: nat }]);
     assert_eq!(h.tick()[0].to, nat);
+    assert_eq!(h.stream.stats().packets_ignored, 2);
 
-    // Another address talking while the real source keeps talking is ignored.
+    // Another port of that host talking while the real source keeps talking is ignored.
     for _ in 0..10 {
         h.receive(addr(6666), 8, false, 0, &[0xD5; 160]);
         h.receive_audio(nat, &[0; 160]);
     }
     assert_eq!(h.tick()[0].to, nat);
-    assert_eq!(h.stream.stats().packets_ignored, 10);
+    assert_eq!(h.stream.stats().packets_ignored, 12);
 
     // The source moves for good (NAT rebinding): media follows after a few packets.
     let moved = addr(6001);
@@ -304,6 +316,67 @@ fn media_is_sent_to_the_latched_source_and_foreign_packets_are_ignored() {
     h.stream
         .handle_command(h.now, MediaCommand::SetParams(params));
     assert_eq!(h.tick()[0].to, addr(7000));
+    assert_eq!(h.stream.stats().unexpected_source, 0);
+}
+
+#[test]
+fn media_from_outside_the_sdp_host_or_the_allow_list_is_refused_and_counted() {
+    let mut h = Harness::pcma();
+    let other_host = SocketAddr::from(([192, 0, 2, 66], 4000));
+    let outside = SocketAddr::from(([198, 51, 100, 7], 4000));
+    let rr = crate::media::rtp::rtcp::build_receiver_report(1, None);
+    // Before the real media: a steady, well-sequenced stream from each, and RTCP.
+    for _ in 0..20 {
+        h.receive_audio(other_host, &[0; 160]);
+        h.receive_audio(outside, &[0; 160]);
+        h.stream.handle_datagram(h.now, outside, &rr);
+    }
+    assert_eq!(
+        h.events(),
+        vec![],
+        "nothing latched, no digit, no first packet"
+    );
+    let stats = h.stream.stats();
+    assert_eq!((stats.unexpected_source, stats.rtcp_received), (60, 0));
+    assert_eq!(h.stream.take_unexpected(), Some((60, outside)));
+    assert_eq!(h.stream.take_unexpected(), None, "taken once");
+    assert!(h.tick().iter().all(|p| p.to == addr(4000)));
+
+    // The real source then latches at once, and the intruders stay out.
+    h.receive_audio(addr(4000), &[0; 160]);
+    for _ in 0..20 {
+        h.receive_audio(outside, &[0; 160]);
+    }
+    assert!(h.tick().iter().all(|p| p.to == addr(4000)));
+    assert_eq!(h.stream.stats().unexpected_source, 80);
+}
+
+#[test]
+fn an_sdp_address_outside_the_allow_list_is_never_a_destination() {
+    let outside = SocketAddr::from(([198, 51, 100, 7], 4000));
+    let mut h = Harness::new(MediaParams {
+        remote: Some(outside),
+        ..MediaParams::default()
+    });
+    assert_eq!(h.stream.params().remote, None);
+    assert!(
+        h.tick().is_empty(),
+        "nothing sent before media from an allowed host"
+    );
+    // Media from an allowed host is learnt and answered.
+    let phone = addr(5000);
+    for _ in 0..3 {
+        h.receive_audio(phone, &[0; 160]);
+    }
+    assert_eq!(h.tick()[0].to, phone);
+    // A re-INVITE naming an outside address keeps nothing of it either.
+    let params = MediaParams {
+        remote: Some(outside),
+        ..h.stream.params().clone()
+    };
+    h.stream
+        .handle_command(h.now, MediaCommand::SetParams(params));
+    assert!(h.tick().iter().all(|p| p.to == phone));
 }
 
 #[test]
@@ -312,7 +385,7 @@ fn rtp_timeout_fires_once_and_rearms_when_media_resumes() {
     let mut timeouts = Vec::new();
     for tick in 0..300 {
         if tick == 150 {
-            h.receive(addr(5000), 8, false, 0, &[0xD5; 160]);
+            h.receive(addr(4000), 8, false, 0, &[0xD5; 160]);
         }
         h.tick();
         let count = h

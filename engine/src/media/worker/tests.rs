@@ -9,6 +9,7 @@ use tokio::net::UdpSocket;
 use tokio::time::timeout;
 
 use super::*;
+use crate::acl::Network;
 use crate::media::codec::Codec;
 use crate::media::dtmf::rfc4733::EventPayload;
 use crate::media::dtmf::DtmfSource;
@@ -16,6 +17,11 @@ use crate::media::ports::PortAllocator;
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Media allowed with loopback only.
+fn loopback() -> Acl {
+    Acl::new(vec![Network::parse("127.0.0.0/8").expect("net")])
+}
 
 /// An allocator over a few pairs that are free right now.
 fn allocator() -> PortAllocator {
@@ -54,7 +60,7 @@ fn event_packet(seq: u16, marker: bool, end: bool, duration: u16) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_plays_a_prompt_and_hears_a_digit_over_loopback() {
-    let workers = MediaWorkers::new(2);
+    let workers = MediaWorkers::new(2, loopback());
     let ports = allocator();
     let peer = UdpSocket::bind((LOCALHOST, 0)).await.expect("peer socket");
     let peer_addr = peer.local_addr().expect("peer addr");
@@ -185,7 +191,7 @@ async fn a_stream_plays_a_prompt_and_hears_a_digit_over_loopback() {
 
 #[tokio::test]
 async fn commands_fail_once_workers_are_shut_down() {
-    let workers = MediaWorkers::new(1);
+    let workers = MediaWorkers::new(1, loopback());
     let ports = allocator();
     let (handle, mut events) = workers
         .open(
@@ -220,7 +226,7 @@ fn audio_packet(seq: u16, level: i16) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_taps_each_get_the_audio_and_several_feeds_are_mixed() {
-    let workers = MediaWorkers::new(1);
+    let workers = MediaWorkers::new(1, loopback());
     let ports = allocator();
     let peer = UdpSocket::bind((LOCALHOST, 0)).await.expect("peer socket");
     let params = MediaParams {
@@ -297,6 +303,51 @@ async fn several_taps_each_get_the_audio_and_several_feeds_are_mixed() {
     })
     .await
     .expect("the mix reaches the peer before the deadline");
+    drop(handle);
+    workers.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_from_outside_the_allow_list_is_refused_and_counted_engine_wide() {
+    let only_localhost = Acl::new(vec![Network::parse("127.0.0.1/32").expect("net")]);
+    let workers = MediaWorkers::new(1, only_localhost);
+    let ports = allocator();
+    let (handle, mut events) = workers
+        .open(
+            MediaParams::default(),
+            ports.allocate().await.expect("ports"),
+        )
+        .expect("worker running");
+    // 127.0.0.2 is loopback too, but outside 127.0.0.1/32.
+    let intruder = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 2), 0))
+        .await
+        .expect("bind 127.0.0.2");
+    for seq in 0..5 {
+        intruder
+            .send_to(&audio_packet(seq, 1200), handle.local_addr())
+            .await
+            .expect("send");
+    }
+    let mut stats = handle.watch_stats();
+    let refused = timeout(DEADLINE, async {
+        loop {
+            stats.changed().await.expect("worker alive");
+            let refused = stats.borrow_and_update().unexpected_source;
+            if refused == 5 {
+                return refused;
+            }
+        }
+    })
+    .await
+    .expect("refusals counted before the deadline");
+    assert_eq!(workers.unexpected_source_packets(), refused);
+    assert_eq!(handle.stats().remote, None, "nothing latched");
+    assert!(events.try_recv().is_err(), "no first packet, no digit");
+    let mut buffer = [0u8; 64];
+    assert!(
+        intruder.try_recv_from(&mut buffer).is_err(),
+        "nothing was sent to the intruder"
+    );
     drop(handle);
     workers.shutdown().await;
 }
