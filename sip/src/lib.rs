@@ -10,7 +10,8 @@
 //! - `registrar`: the registrar for the engine's own users' phones (agents);
 //! - `info`: DTMF in SIP INFO bodies (digits come out as `pii::Pii`);
 //! - `uac`: the client of one INVITE dialog we place (outbound legs), beside `register`;
-//! - `transport`: the tokio driver (UDP, TCP) around the endpoint; the only I/O here.
+//! - `transport`: the tokio driver (UDP, TCP) around the endpoint; the only I/O here;
+//! - `fuzzing`: what each fuzz target does with its input (targets in `fuzz/`).
 //!
 //! Saved state (a call rebuilt on another node) uses serde: dialogs, SDP sessions and the
 //! INVITE client's snapshot derive it, and `text_serde` writes URIs, name-addrs and SDP
@@ -18,6 +19,7 @@
 pub mod auth;
 pub mod dialog;
 pub mod endpoint;
+pub mod fuzzing;
 pub mod info;
 pub mod message;
 pub mod register;

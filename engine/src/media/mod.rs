@@ -25,6 +25,7 @@
 
 pub mod codec;
 pub mod dtmf;
+pub mod fuzzing;
 pub mod g711;
 pub mod ports;
 pub mod prompt;

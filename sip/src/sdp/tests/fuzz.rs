@@ -1,13 +1,10 @@
 //! Garbage in, typed error out: every prefix and many random corruptions of valid bodies.
-//! A seed corpus for a future cargo-fuzz target lives in the same inputs.
-
-use std::net::{IpAddr, Ipv4Addr};
+//! The same body runs in the coverage-guided target `sdp` (`fuzz/`, `scripts/fuzz.sh`).
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::{corpus_body, crlf, ASTERISK, CUCM, NO_G711, RFC3264_OFFER, RFC4566};
-use crate::sdp::{negotiate, process_answer, LocalMedia, SessionDescription};
 
 fn inputs() -> Vec<Vec<u8>> {
     let mut v: Vec<Vec<u8>> = [RFC4566, RFC3264_OFFER, ASTERISK, CUCM, NO_G711]
@@ -20,26 +17,9 @@ fn inputs() -> Vec<Vec<u8>> {
     v
 }
 
-/// Parse, and when that succeeds, exercise everything downstream.
+/// Parse, and when that succeeds, exercise everything downstream (the fuzz target's body).
 fn exercise(bytes: &[u8]) {
-    let Ok(sdp) = SessionDescription::parse_bytes(bytes) else {
-        return;
-    };
-    let text = sdp.to_string();
-    let again = SessionDescription::parse(&text);
-    assert!(
-        again.is_ok(),
-        "our own output must parse: {text:?} -> {again:?}"
-    );
-    for m in &sdp.media {
-        let _ = (m.rtpmaps().count(), m.fmtps().count(), m.ptime(), m.rtcp());
-    }
-    let local = LocalMedia::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 4000, 1);
-    if let Ok(answer) = negotiate(&sdp, &local) {
-        assert_eq!(answer.sdp.media.len(), sdp.media.len());
-        let _ = process_answer(&sdp, &answer.sdp);
-    }
-    let _ = process_answer(&sdp, &sdp);
+    crate::fuzzing::sdp(bytes);
 }
 
 #[test]
