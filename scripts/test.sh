@@ -2,7 +2,8 @@
 # Runs every test of the project: formatting, lints, unit, conformance, scenario and
 # end-to-end tests (real svi processes against sipp on loopback).
 # Installs what the tests need when it is missing (sipp from Debian's sip-tester; nft from
-# nftables, for the HA partition test, which also needs root to mount a small tmpfs).
+# nftables, for the HA partition test, which also needs root to mount a small tmpfs; baresip
+# from baresip-core, the SRTP caller of tests/tests/srtp.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,7 @@ install_debian() {
 missing=()
 command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
 command -v nft >/dev/null 2>&1 || missing+=(nftables)
+command -v baresip >/dev/null 2>&1 || missing+=(baresip-core)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
   install_debian "${missing[@]}"

@@ -15,7 +15,9 @@ use crate::auth::{
     authorize, parse_challenges, parse_credentials, DigestRequest, DigestServer, UserSecret,
 };
 use crate::message::parse_datagram;
-use crate::sdp::{negotiate, process_answer, LocalMedia, SessionDescription};
+use crate::sdp::{
+    negotiate, process_answer, LocalMedia, MasterKey, SessionDescription, SrtpPolicy,
+};
 
 /// A SIP datagram: parse; a message that parses serialises to one that parses the same way,
 /// and its typed headers can be read.
@@ -57,10 +59,15 @@ pub fn sdp(data: &[u8]) {
     for m in &sdp.media {
         let _ = (m.rtpmaps().count(), m.fmtps().count(), m.ptime(), m.rtcp());
     }
-    let local = LocalMedia::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 4000, 1);
-    if let Ok(answer) = negotiate(&sdp, &local) {
-        assert_eq!(answer.sdp.media.len(), sdp.media.len());
-        let _ = process_answer(&sdp, &answer.sdp);
+    let plain = LocalMedia::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 4000, 1);
+    for policy in [SrtpPolicy::Off, SrtpPolicy::Optional, SrtpPolicy::Required] {
+        let local = plain.clone().with_srtp(policy, MasterKey::new([7; 30]));
+        if let Ok(answer) = negotiate(&sdp, &local) {
+            assert_eq!(answer.sdp.media.len(), sdp.media.len());
+            let text = answer.sdp.to_string();
+            assert!(SessionDescription::parse(&text).is_ok(), "{text:?}");
+            let _ = process_answer(&sdp, &answer.sdp);
+        }
     }
     let _ = process_answer(&sdp, &sdp);
 }

@@ -98,13 +98,13 @@ async fn spray(
         }
         let seq = frame as u16;
         let ts = frame.wrapping_mul(160);
-        let codec = if frame % 2 == 0 {
+        let codec = if frame.is_multiple_of(2) {
             Codec::Pcmu
         } else {
             Codec::Pcma
         };
         let mut packets = vec![rtp(codec.static_payload_type(), seq, ts, tone(codec, ts))];
-        if frame % DIGIT_EVERY == 0 {
+        if frame.is_multiple_of(DIGIT_EVERY) {
             for pt in [101, 96] {
                 packets.push(rtp(pt, seq, ts, digit_end()));
             }
@@ -115,7 +115,7 @@ async fn spray(
                     sent.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            if frame % 50 == 0 && port < high {
+            if frame.is_multiple_of(50) && port < high {
                 let _ = socket.send_to(&receiver_report(), (target, port + 1)).await;
             }
         }

@@ -1,6 +1,7 @@
 //! svi's end-to-end test harness: real `svi` processes on loopback, real peers (sipp), and
 //! helpers that wait on events with deadlines (never a bare sleep).
 //!
+//! - `baresip`: Debian's baresip as a caller (SRTP);
 //! - `config`: configuration files on the sample prompts with the test's own flows;
 //! - `contact`: contact-center scenarios with test phones (queued caller, agent phone, `svi` commands);
 //! - `phone`: a scriptable test softphone (tones, digits, what it hears);
@@ -11,6 +12,7 @@
 //! - `pcap`: write pcap files of RTP streams (e.g. in-band DTMF tones) for sipp to play;
 //! - `probe`: raw SIP over UDP (OPTIONS pings, sending torture messages, reading answers).
 
+pub mod baresip;
 pub mod config;
 pub mod contact;
 pub mod ha;

@@ -35,6 +35,8 @@ pub(super) struct Acd {
     pub queues: Vec<String>,
     pub acd: crate::acd::AcdConfig,
     pub agent_passwords: BTreeMap<String, String>,
+    /// `agents[].srtp`: the SRTP policy of legs to the agent's phone.
+    pub agent_srtp: BTreeMap<String, sip::sdp::SrtpPolicy>,
     /// `queues[].record`: the recording policy of calls bridged from each queue.
     pub record_queues: BTreeMap<String, RecordPolicy>,
 }
@@ -85,8 +87,18 @@ pub(super) fn parse(
         queues.push(q.id);
     }
     let mut agent_passwords = BTreeMap::new();
+    let mut agent_srtp = BTreeMap::new();
     for (i, a) in raw_agents.into_iter().enumerate() {
         let mut table = a.rest;
+        if let Some(v) = table.remove("srtp") {
+            let key = format!("agents[{i}].srtp");
+            let text = v
+                .as_str()
+                .ok_or_else(|| cx.err(&key, "must be \"off\", \"optional\" or \"required\""))?;
+            if let Some(policy) = super::srtp::parse_policy(cx, &key, Some(text))? {
+                agent_srtp.insert(a.id.clone(), policy);
+            }
+        }
         table.insert("id".into(), toml::Value::String(a.id.clone()));
         table
             .entry("name")
@@ -120,6 +132,7 @@ pub(super) fn parse(
         queues,
         acd,
         agent_passwords,
+        agent_srtp,
         record_queues,
     })
 }

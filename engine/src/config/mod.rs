@@ -15,6 +15,7 @@ mod connectors;
 mod flows;
 mod recording;
 mod sip;
+mod srtp;
 #[cfg(test)]
 mod tests;
 mod trunks;
@@ -104,6 +105,8 @@ pub struct EngineConfig {
     pub acd: crate::acd::AcdConfig,
     /// Digest passwords of agents whose phones register with the engine.
     pub agent_passwords: std::collections::BTreeMap<String, String>,
+    /// `agents[].srtp`: the SRTP policy of legs to each agent's phone, when set.
+    pub agent_srtp: std::collections::BTreeMap<String, ::sip::sdp::SrtpPolicy>,
     /// The `[ha]` section as written (validated by the binary with the `ha` crate).
     pub ha: Option<toml::Table>,
     /// Connectors for `lookup` and `action` steps.
@@ -180,6 +183,7 @@ impl EngineConfig {
             queues: acd.queues,
             acd: acd.acd,
             agent_passwords: acd.agent_passwords,
+            agent_srtp: acd.agent_srtp,
             ha: raw.ha,
             data_sources: connectors::parse(&cx, "data_sources", raw.data_sources)?,
             actions: connectors::parse(&cx, "actions", raw.actions)?,

@@ -29,6 +29,7 @@ pub(super) struct RawRtp {
     ip: Option<String>,
     timeout_secs: Option<u64>,
     workers: Option<usize>,
+    srtp: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +66,8 @@ pub struct RtpConfig {
     pub timeout: Duration,
     /// Media workers pacing the streams; 0 means one per CPU.
     pub workers: usize,
+    /// SRTP policy of calls no trunk or agent policy covers (see `config/srtp.rs`).
+    pub srtp: ::sip::sdp::SrtpPolicy,
 }
 
 pub(super) fn parse_sip(cx: &Ctx<'_>, raw: RawSip) -> Result<SipConfig, ConfigError> {
@@ -157,6 +160,7 @@ pub(super) fn parse_rtp(
         port_high,
         timeout: Duration::from_secs(timeout_secs),
         workers: raw.workers.unwrap_or(0),
+        srtp: super::srtp::parse_policy(cx, "rtp.srtp", raw.srtp.as_deref())?.unwrap_or_default(),
     })
 }
 

@@ -49,3 +49,43 @@ fn routes_pick_flows() {
     assert_eq!(c.flow_for("100"), "hundred");
     assert_eq!(c.flow_for("200"), "demo");
 }
+
+#[test]
+fn srtp_policies_by_trunk_address_agent_and_default() {
+    use ::sip::sdp::SrtpPolicy;
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+    assert_eq!(parse("").expect("valid").rtp.srtp, SrtpPolicy::Optional);
+    let c = parse(
+        "[rtp]\nsrtp = 'off'\n\
+         [[trunks]]\nname='cucm'\nregistrar='sip:192.0.2.10:5061'\nusername='u'\npassword='p'\nsrtp='required'\n\
+         [[trunks]]\nname='oxe'\nregistrar='sip:pbx.example.com'\nusername='u'\npassword='p'\nsrtp='optional'\nnetworks=['198.51.100.0/28']\n\
+         [[agents]]\nid='1001'\npassword='secret-1'\nsrtp='required'\n\
+         [[agents]]\nid='1002'\npassword='secret-2'\n",
+    )
+    .expect("valid");
+    assert_eq!(c.srtp_for_peer(ip("192.0.2.10")), SrtpPolicy::Required);
+    assert_eq!(c.srtp_for_peer(ip("198.51.100.3")), SrtpPolicy::Optional);
+    assert_eq!(
+        c.srtp_for_peer(ip("192.0.2.11")),
+        SrtpPolicy::Off,
+        "no trunk: the default"
+    );
+    assert_eq!(c.srtp_for_agent("1001"), SrtpPolicy::Required);
+    assert_eq!(c.srtp_for_agent("1002"), SrtpPolicy::Off);
+
+    for (text, key) in [
+        ("[rtp]\nsrtp = 'yes'\n", "rtp.srtp"),
+        (
+            "[[trunks]]\nname='a'\nregistrar='sip:192.0.2.1'\nusername='u'\npassword='p'\nsrtp='mandatory'\n",
+            "trunks[0].srtp",
+        ),
+        (
+            "[[trunks]]\nname='a'\nregistrar='sip:192.0.2.1'\nusername='u'\npassword='p'\nnetworks=['x']\n",
+            "trunks[0].networks[0]",
+        ),
+        ("[[agents]]\nid='1'\npassword='secret'\nsrtp=true\n", "agents[0].srtp"),
+    ] {
+        let e = parse(text).expect_err(key).to_string();
+        assert!(e.starts_with(&format!("t.toml: {key}: ")), "{e}");
+    }
+}

@@ -1,9 +1,13 @@
 //! `[[trunks]]`: the engine's SIP user registered with an IPBX, and the credentials used for
 //! calls the engine places through it.
 
+use std::net::IpAddr;
+
 use serde::Deserialize;
+use sip::sdp::SrtpPolicy;
 
 use super::{ConfigError, Ctx};
+use crate::acl::Network;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -16,6 +20,8 @@ pub(super) struct RawTrunk {
     domain: Option<String>,
     expires: Option<u32>,
     register: Option<bool>,
+    srtp: Option<String>,
+    networks: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -29,6 +35,11 @@ pub struct TrunkConfig {
     pub domain: String,
     pub expires: u32,
     pub register: bool,
+    /// SRTP policy of calls with this trunk's PBX (`None`: `rtp.srtp`).
+    pub srtp: Option<SrtpPolicy>,
+    /// Where the PBX's calls come from: `networks`, else the registrar when it is an IP
+    /// literal (see `config/srtp.rs`).
+    pub networks: Vec<Network>,
 }
 
 pub(super) fn parse(cx: &Ctx<'_>, raw: Vec<RawTrunk>) -> Result<Vec<TrunkConfig>, ConfigError> {
@@ -58,6 +69,25 @@ pub(super) fn parse(cx: &Ctx<'_>, raw: Vec<RawTrunk>) -> Result<Vec<TrunkConfig>
                 .trim_start_matches("sip:");
             rest.split([';', '?']).next().unwrap_or(rest).to_string()
         });
+        let networks = match t.networks {
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .map(|(n, s)| {
+                    Network::parse(s).ok_or_else(|| {
+                        cx.err(
+                            &key(&format!("networks[{n}]")),
+                            format!("`{s}` is not an address or ADDRESS/PREFIX"),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => registrar_ip(&domain)
+                .and_then(|ip| Network::parse(&ip.to_string()))
+                .into_iter()
+                .collect(),
+        };
+        let srtp = super::srtp::parse_policy(cx, &key("srtp"), t.srtp.as_deref())?;
         trunks.push(TrunkConfig {
             auth_username: t.auth_username.unwrap_or_else(|| t.username.clone()),
             name: t.name,
@@ -67,7 +97,18 @@ pub(super) fn parse(cx: &Ctx<'_>, raw: Vec<RawTrunk>) -> Result<Vec<TrunkConfig>
             domain,
             expires,
             register: t.register.unwrap_or(true),
+            srtp,
+            networks,
         });
     }
     Ok(trunks)
+}
+
+/// The registrar's address when its host is an IP literal (`192.0.2.1:5060`, `[2001:db8::1]`).
+fn registrar_ip(host_port: &str) -> Option<IpAddr> {
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => host_port.split(':').next()?,
+    };
+    host.parse().ok()
 }

@@ -43,6 +43,7 @@ pub fn rtp_stream(data: &[u8]) {
         remote: (setup & 2 == 0).then_some(sources[0]),
         telephone_event_pt: (setup & 4 == 0).then_some(96 + (setup >> 3) % 32),
         rtp_timeout: Duration::from_secs(1),
+        srtp: None,
     };
     let mut now = Instant::now();
     let mut stream = MediaStream::new(now, params, allowed);

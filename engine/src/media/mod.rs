@@ -6,7 +6,8 @@
 //!   datagrams, commands and 20 ms ticks go in with the current time, packets to send and
 //!   events for the call actor come out. It owns no socket and reads no clock, so all of its
 //!   behaviour (playback, symmetric RTP, DTMF both ways, RTP timeout) is tested in virtual
-//!   time. Its parts are cores too: [`rtp`] (sequence, loss, jitter, RTCP), [`dtmf`]
+//!   time. Its parts are cores too: [`rtp`] (sequence, loss, jitter, RTCP), [`srtp`] (SRTP
+//!   with SDES keys), [`dtmf`]
 //!   (RFC 4733 and Goertzel in-band detection), [`g711`] and [`codec`].
 //! - **A thin driver.** [`worker::MediaWorkers`] runs a few tasks (one per CPU), each pacing
 //!   many streams on a single 20 ms interval and moving datagrams between sockets and
@@ -30,6 +31,7 @@ pub mod g711;
 pub mod ports;
 pub mod prompt;
 pub mod rtp;
+pub mod srtp;
 pub mod stream;
 pub mod worker;
 

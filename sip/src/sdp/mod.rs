@@ -14,13 +14,15 @@
 //!   `t=`, malformed *attributes*, which are kept and simply not recognised). Every error names
 //!   the line number and text. The writer always emits CRLF in RFC 8866 order.
 //! - [`mod@negotiate`], [`offer`] and [`session`]: RFC 3264 for an IVR. As answerer we accept one
-//!   audio stream with one G.711 codec plus RFC 4733 telephone-event and reject the rest with
+//!   audio stream with one G.711 codec plus RFC 4733 telephone-event, encrypted or not
+//!   ([`crypto`]: SDES keys and the per-peer [`SrtpPolicy`]), and reject the rest with
 //!   port 0; as offerer we build offers and read answers; [`SdpSession`] keeps the `o=` line's
 //!   version across re-INVITEs (hold/resume) so it only increments when our SDP changes.
 //!
 //! No function here does I/O or reads a clock: session ids and versions are inputs.
 
 pub mod attr;
+pub mod crypto;
 pub mod model;
 pub mod negotiate;
 pub mod offer;
@@ -29,6 +31,7 @@ pub mod session;
 pub mod write;
 
 pub use attr::{Direction, Fmtp, RtcpAttr, RtpMap};
+pub use crypto::{CryptoAttr, CryptoSuite, LocalSrtp, MasterKey, SrtpKeys, SrtpPolicy};
 pub use model::{
     AddrType, Address, Attribute, Bandwidth, Connection, MediaDescription, MediaType, Origin,
     Proto, SdpLine, SessionDescription, Timing,

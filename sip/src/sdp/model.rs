@@ -9,6 +9,7 @@
 use std::net::IpAddr;
 
 use super::attr::{Direction, Fmtp, RtcpAttr, RtpMap};
+use super::crypto::CryptoAttr;
 
 /// A parsed SDP body. Only `v=0` exists, so the version is not stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,6 +235,12 @@ impl MediaDescription {
         self.attribute_values("rtcp").find_map(RtcpAttr::parse)
     }
 
+    /// Usable `a=crypto` lines (RFC 4568), in order; others are skipped.
+    pub fn cryptos(&self) -> impl Iterator<Item = CryptoAttr> + '_ {
+        self.attribute_values("crypto")
+            .filter_map(CryptoAttr::parse)
+    }
+
     /// Whether `a=rtcp-mux` (RFC 5761) is present.
     pub fn rtcp_mux(&self) -> bool {
         self.attribute("rtcp-mux").is_some()
@@ -360,8 +367,13 @@ impl Proto {
             .map_or_else(|| Proto::Other(s.to_owned()), |(_, p)| p)
     }
 
-    /// Plain (unencrypted) RTP: what the engine's media stack speaks.
+    /// Plain (unencrypted) RTP profiles.
     pub fn is_plain_rtp(&self) -> bool {
         matches!(self, Proto::RtpAvp | Proto::RtpAvpf)
+    }
+
+    /// Secure RTP profiles (RFC 3711), keyed here with SDES.
+    pub fn is_secure_rtp(&self) -> bool {
+        matches!(self, Proto::RtpSavp | Proto::RtpSavpf)
     }
 }

@@ -1,8 +1,13 @@
 //! RFC 3264 answerer for an IVR: one G.711 audio stream plus RFC 4733 telephone-event.
 //!
 //! Choices, each one the conservative reading of the RFCs:
-//! - **Stream**: the first `m=audio` with a non-zero port, plain RTP (`RTP/AVP` or `RTP/AVPF`;
-//!   we have no SRTP) and a codec in common. Every other `m=` line is answered with port 0 and
+//! - **Stream**: the first `m=audio` with a non-zero port, a transport our SRTP policy accepts
+//!   and a codec in common.
+//! - **SRTP** ([`super::crypto`]): with a policy other than `off`, the first usable `a=crypto`
+//!   of the stream makes it encrypted, under `RTP/SAVP(F)` or, best effort, `RTP/AVP(F)` (the
+//!   answer keeps the offer's profile and echoes the line's tag and suite with our key). A
+//!   `RTP/SAVP` stream without a usable line is refused; so is a stream without one when the
+//!   policy is `required` (the engine answers 488). Every other `m=` line is answered with port 0 and
 //!   its offered format list (RFC 3264 §6: same number of m-lines, rejected ones port 0).
 //! - **Codec**: the *offerer's* order wins (RFC 3264 §6.1 recommends listing formats in the
 //!   offer's order; PBXs put the trunk's preferred codec first and transcode otherwise).
@@ -20,6 +25,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::attr::{Direction, RtpMap};
+use super::crypto::{CryptoAttr, LocalSrtp, SrtpKeys, SrtpPolicy};
 use super::model::{
     Attribute, Connection, MediaDescription, MediaType, Origin, SessionDescription, Timing,
 };
@@ -54,6 +60,8 @@ pub struct LocalMedia {
     pub telephone_event: Option<u8>,
     pub session_id: u64,
     pub session_version: u64,
+    /// SRTP policy and our key; `None` is the `off` policy.
+    pub srtp: Option<LocalSrtp>,
 }
 
 /// The outcome of an offer/answer exchange: everything the media layer needs.
@@ -73,6 +81,8 @@ pub struct Negotiated {
     pub remote_rtcp: Option<SocketAddr>,
     /// The peer's `a=ptime`, informational (we always send 20 ms).
     pub remote_ptime: Option<u32>,
+    /// The keys when the stream is encrypted (SRTP with SDES).
+    pub srtp: Option<SrtpKeys>,
 }
 
 /// Our answer to an offer: the negotiated result and the SDP to send.
@@ -88,8 +98,14 @@ pub struct Answer {
 pub enum NegotiationError {
     #[error("no active audio stream (audio m= line with a non-zero port)")]
     NoAudio,
-    #[error("audio stream {media_index} uses transport `{proto}`; only RTP/AVP and RTP/AVPF are supported")]
+    #[error("audio stream {media_index} uses transport `{proto}`; RTP/AVP(F) is supported, and RTP/SAVP(F) with SDES keys where SRTP is allowed")]
     UnsupportedTransport { media_index: usize, proto: String },
+    #[error("audio stream {media_index} offers no usable SDES key (a=crypto with AES_CM_128_HMAC_SHA1_80 or _32, one inline key, no MKI)")]
+    NoUsableCrypto { media_index: usize },
+    #[error("audio stream {media_index} is plain RTP, and SRTP is required for this peer")]
+    SrtpRequired { media_index: usize },
+    #[error("the answer refused SRTP, which our offer required")]
+    AnswerWithoutSrtp,
     #[error("audio stream {media_index} has no codec in common (offered: {offered:?})")]
     NoCommonCodec {
         media_index: usize,
@@ -148,7 +164,30 @@ impl LocalMedia {
             telephone_event: Some(101),
             session_id,
             session_version: 0,
+            srtp: None,
         }
+    }
+
+    /// The same with SRTP `policy` and our `key` (`off` keeps no key).
+    pub fn with_srtp(mut self, policy: SrtpPolicy, key: super::crypto::MasterKey) -> Self {
+        self.srtp = (policy != SrtpPolicy::Off).then_some(LocalSrtp { policy, key });
+        self
+    }
+
+    /// Our `a=crypto` lines for an offer: every suite, tag 1 first, all with our key.
+    pub(crate) fn offered_crypto(&self) -> Vec<CryptoAttr> {
+        let Some(srtp) = &self.srtp else {
+            return Vec::new();
+        };
+        super::crypto::CryptoSuite::ALL
+            .into_iter()
+            .zip(1..)
+            .map(|(suite, tag)| CryptoAttr {
+                tag,
+                suite,
+                key: srtp.key.clone(),
+            })
+            .collect()
     }
 
     pub(crate) fn origin(&self) -> Origin {
@@ -225,12 +264,7 @@ fn accept_stream(
     media: &MediaDescription,
     local: &LocalMedia,
 ) -> Result<Negotiated, NegotiationError> {
-    if !media.proto.is_plain_rtp() {
-        return Err(NegotiationError::UnsupportedTransport {
-            media_index: index,
-            proto: media.proto.to_string(),
-        });
-    }
+    let srtp = accept_crypto(index, media, local)?;
     let codec = media
         .payload_types()
         .find_map(|pt| {
@@ -263,7 +297,38 @@ fn accept_stream(
         remote_rtp: remote.rtp,
         remote_rtcp: remote.rtcp,
         remote_ptime: media.ptime(),
+        srtp,
     })
+}
+
+/// The SRTP keys of an offered stream under our policy (see the module docs).
+fn accept_crypto(
+    index: usize,
+    media: &MediaDescription,
+    local: &LocalMedia,
+) -> Result<Option<SrtpKeys>, NegotiationError> {
+    let secure = media.proto.is_secure_rtp();
+    if !secure && !media.proto.is_plain_rtp() || secure && local.srtp.is_none() {
+        return Err(NegotiationError::UnsupportedTransport {
+            media_index: index,
+            proto: media.proto.to_string(),
+        });
+    }
+    let Some(ours) = &local.srtp else {
+        return Ok(None);
+    };
+    match media.cryptos().next() {
+        Some(theirs) => Ok(Some(SrtpKeys {
+            suite: theirs.suite,
+            local: ours.key.clone(),
+            remote: theirs.key,
+        })),
+        None if secure => Err(NegotiationError::NoUsableCrypto { media_index: index }),
+        None if ours.policy == SrtpPolicy::Required => {
+            Err(NegotiationError::SrtpRequired { media_index: index })
+        }
+        None => Ok(None),
+    }
 }
 
 /// The peer's transport addresses for one stream.
@@ -342,12 +407,27 @@ fn answer_media(
     negotiated: &Negotiated,
     local: &LocalMedia,
 ) -> MediaDescription {
+    // Echo the tag of the line we took, with our key (RFC 4568 section 5.1.2).
+    let crypto: Vec<CryptoAttr> = negotiated
+        .srtp
+        .as_ref()
+        .and_then(|keys| {
+            let tag = offered.cryptos().next()?.tag;
+            Some(CryptoAttr {
+                tag,
+                suite: keys.suite,
+                key: keys.local.clone(),
+            })
+        })
+        .into_iter()
+        .collect();
     audio_media(
         offered.proto.clone(),
         local.rtp_port,
         &[negotiated.codec],
         negotiated.telephone_event,
         negotiated.direction,
+        &crypto,
     )
 }
 
@@ -358,6 +438,7 @@ pub(crate) fn audio_media(
     codecs: &[NegotiatedCodec],
     telephone_event: Option<u8>,
     direction: Direction,
+    crypto: &[CryptoAttr],
 ) -> MediaDescription {
     let mut formats: Vec<String> = codecs.iter().map(|c| c.payload_type.to_string()).collect();
     let mut attributes: Vec<Attribute> = codecs
@@ -382,6 +463,7 @@ pub(crate) fn audio_media(
     }
     attributes.push(Attribute::value("ptime", PTIME_MS.to_string()));
     attributes.push(Attribute::flag(direction.as_str()));
+    attributes.extend(crypto.iter().map(CryptoAttr::attribute));
     MediaDescription {
         media: MediaType::Audio,
         port,

@@ -1,7 +1,10 @@
 //! RFC 3264 offerer: build an offer for calls the engine places, read the answer to it.
 //!
 //! Our offer is one audio stream listing [`LocalMedia::codecs`] under their static payload
-//! types, plus telephone-event under [`LocalMedia::telephone_event`]. Reading the answer is the
+//! types, plus telephone-event under [`LocalMedia::telephone_event`], and with an SRTP policy
+//! our `a=crypto` lines (under `RTP/SAVP` when SRTP is required, else `RTP/AVP`: best
+//! effort). An answer that echoes one of our tags with the same suite makes the stream
+//! encrypted; without one, a required SRTP offer fails. Reading the answer is the
 //! mirror of [`super::negotiate()`]: the answer keeps our m-line count (§6), the first codec it
 //! lists that we offered and implement wins (§6.1: the answerer's list is its preference), and
 //! our direction is what we offered *and* what the answer allows (sendonly ↔ recvonly).
@@ -9,7 +12,8 @@
 //! [`super::SdpSession`].
 
 use super::attr::Direction;
-use super::model::{Connection, MediaType, Proto, SessionDescription, Timing};
+use super::crypto::{CryptoAttr, SrtpKeys, SrtpPolicy};
+use super::model::{Connection, MediaDescription, MediaType, Proto, SessionDescription, Timing};
 use super::negotiate::{
     audio_media, telephone_event, Codec, LocalMedia, Negotiated, NegotiatedCodec, NegotiationError,
     Remote,
@@ -34,11 +38,12 @@ pub fn build_offer(local: &LocalMedia, direction: Direction) -> SessionDescripti
         timings: vec![Timing::unbounded()],
         attributes: Vec::new(),
         media: vec![audio_media(
-            Proto::RtpAvp,
+            offered_proto(local),
             local.rtp_port,
             &codecs,
             local.telephone_event,
             direction,
+            &local.offered_crypto(),
         )],
         other: Vec::new(),
     }
@@ -57,8 +62,9 @@ pub fn process_answer(
     }
     let mut problem = None;
     for (index, (ours, theirs)) in offer.media.iter().zip(&answer.media).enumerate() {
-        let offered_audio =
-            ours.media == MediaType::Audio && !ours.is_rejected() && ours.proto.is_plain_rtp();
+        let offered_audio = ours.media == MediaType::Audio
+            && !ours.is_rejected()
+            && (ours.proto.is_plain_rtp() || ours.proto.is_secure_rtp());
         if !offered_audio {
             continue;
         }
@@ -86,6 +92,7 @@ pub fn process_answer(
             });
             continue;
         };
+        let srtp = answered_crypto(ours, theirs)?;
         let remote = Remote::of(answer, index, theirs)?;
         let mut allowed = answer.direction_of(theirs).reversed();
         if remote.rtp.is_none() {
@@ -100,7 +107,42 @@ pub fn process_answer(
             remote_rtp: remote.rtp,
             remote_rtcp: remote.rtcp,
             remote_ptime: theirs.ptime(),
+            srtp,
         });
     }
     Err(problem.unwrap_or(NegotiationError::NoAudio))
+}
+
+/// `RTP/SAVP` when SRTP is required, else `RTP/AVP`.
+pub(crate) fn offered_proto(local: &LocalMedia) -> Proto {
+    match &local.srtp {
+        Some(srtp) if srtp.policy == SrtpPolicy::Required => Proto::RtpSavp,
+        _ => Proto::RtpAvp,
+    }
+}
+
+/// The keys agreed for a stream we offered: the answer's line that echoes one of our tags
+/// with the same suite (RFC 4568 section 5.1.3).
+fn answered_crypto(
+    ours: &MediaDescription,
+    theirs: &MediaDescription,
+) -> Result<Option<SrtpKeys>, NegotiationError> {
+    let offered: Vec<CryptoAttr> = ours.cryptos().collect();
+    if offered.is_empty() {
+        return Ok(None);
+    }
+    let agreed = theirs.cryptos().find_map(|answered| {
+        let ours = offered
+            .iter()
+            .find(|o| o.tag == answered.tag && o.suite == answered.suite)?;
+        Some(SrtpKeys {
+            suite: answered.suite,
+            local: ours.key.clone(),
+            remote: answered.key,
+        })
+    });
+    match agreed {
+        None if ours.proto.is_secure_rtp() => Err(NegotiationError::AnswerWithoutSrtp),
+        agreed => Ok(agreed),
+    }
 }

@@ -7,11 +7,14 @@
 //! - a re-offer keeps every m-line of the previous exchange, in place: refused streams stay
 //!   at port 0, our audio stays at its index;
 //! - payload type numbers stay bound to what was negotiated (§8.3.2), so a re-offer lists the
-//!   negotiated codec first and reuses the negotiated telephone-event number.
+//!   negotiated codec first and reuses the negotiated telephone-event number;
+//! - an encrypted stream is re-offered with the agreed suite and our same SDES key, a plain
+//!   one without `a=crypto`.
 //!
 //! Hold is a re-offer with `sendonly` ([`SdpSession::hold`]), resume one with `sendrecv`.
 
 use super::attr::Direction;
+use super::crypto::CryptoAttr;
 use super::model::SessionDescription;
 use super::negotiate::{
     audio_media, negotiate, rejected, Answer, LocalMedia, Negotiated, NegotiatedCodec,
@@ -138,6 +141,19 @@ impl SdpSession {
             .local
             .telephone_event
             .map(|default| negotiated.telephone_event.unwrap_or(default));
+        // An encrypted stream stays encrypted with the agreed suite and our same key (so the
+        // peer's rollover counter for our packets carries on, RFC 4568 section 7.1.4); a
+        // plain one stays plain.
+        let crypto: Vec<CryptoAttr> = negotiated
+            .srtp
+            .as_ref()
+            .map(|keys| CryptoAttr {
+                tag: 1,
+                suite: keys.suite,
+                key: keys.local.clone(),
+            })
+            .into_iter()
+            .collect();
         let media = last
             .media
             .iter()
@@ -150,6 +166,7 @@ impl SdpSession {
                         &codecs,
                         telephone_event,
                         direction,
+                        &crypto,
                     )
                 } else {
                     rejected(m)

@@ -94,6 +94,10 @@ impl Setup<'_> {
             self.env.rtp_ip(),
             local.port(),
             rand::random::<u32>() as u64,
+        )
+        .with_srtp(
+            self.env.config.srtp_for_peer(from.addr.ip()),
+            crate::media::srtp::new_master_key(),
         );
         let mut sdp = SdpSession::new(media);
         let offer = match offer {

@@ -74,6 +74,7 @@ impl CallEnv {
             } else {
                 HOLD_RTP_TIMEOUT
             },
+            srtp: n.srtp.clone(),
         }
     }
 
@@ -84,6 +85,7 @@ impl CallEnv {
             remote: n.remote_rtp.filter(|a| self.allows(a)),
             telephone_event_pt: n.telephone_event,
             rtp_timeout: self.config.rtp.timeout,
+            srtp: n.srtp.clone(),
         }
     }
 

@@ -160,11 +160,14 @@ impl Leg {
         let LegState::Opening { from_user } = &self.state else {
             return;
         };
-        let sdp = SdpSession::new(LocalMedia::new(
-            env.rtp_ip(),
-            local.port(),
-            rand::random::<u32>() as u64,
-        ));
+        let srtp = match &self.purpose {
+            LegPurpose::Agent(agent) => env.config.srtp_for_agent(agent.as_str()),
+            _ => env.config.srtp_for_peer(self.target.peer.addr.ip()),
+        };
+        let sdp = SdpSession::new(
+            LocalMedia::new(env.rtp_ip(), local.port(), rand::random::<u32>() as u64)
+                .with_srtp(srtp, crate::media::srtp::new_master_key()),
+        );
         let from = Uri::parse(&format!("sip:{from_user}@{}", env.local_sip))
             .or_else(|_| Uri::parse(&format!("sip:svi@{}", env.local_sip)));
         let Ok(from) = from else {

@@ -14,6 +14,11 @@
 //! silence. Sending silence when idle is deliberate: it keeps
 //! NAT bindings open and satisfies the RTP timeouts of PBXs and SBCs, as most IVRs do.
 //!
+//! With SRTP negotiated ([`MediaParams::srtp`]), every packet sent is protected and every
+//! datagram received must authenticate (and not be a replay) before anything else looks at
+//! it, latching included ([`super::srtp`]); a stream whose SRTP could not be set up sends
+//! and accepts nothing rather than fall back to plain RTP.
+//!
 //! Receiving: datagrams from a source that may not carry this stream (outside the SDP
 //! address's host or `sip.allowed_networks`, see [`latch`]) are refused and counted; RTCP is
 //! recognised and counted; RTP from the latched source goes through sequence tracking ([`RtpReceiver`]), then audio is decoded (kept in [`inbound`]
@@ -47,7 +52,9 @@ use super::dtmf::rfc4733::{Rfc4733Receiver, Rfc4733Sender};
 use super::dtmf::{self, DtmfDigit, DtmfSource};
 use super::prompt::Prompt;
 use super::rtp::{rtcp, Arrival, RtpReceiver, RtpSender};
+use super::srtp::SrtpSession;
 use crate::acl::Acl;
+use sip::sdp::SrtpKeys;
 
 /// Frames sent at most in one tick to catch up with a late tick.
 pub const MAX_CATCH_UP: u32 = 5;
@@ -74,6 +81,8 @@ pub struct MediaParams {
     /// Silence from the remote after which [`MediaEvent::RtpTimeout`] is raised. A call put
     /// on hold (`sendonly`/`inactive`) should get a longer value, or `Duration::MAX`.
     pub rtp_timeout: Duration,
+    /// SRTP keys when the SDP exchange encrypted the stream (SDES); `None`: plain RTP.
+    pub srtp: Option<SrtpKeys>,
 }
 
 impl Default for MediaParams {
@@ -83,6 +92,7 @@ impl Default for MediaParams {
             remote: None,
             telephone_event_pt: Some(101),
             rtp_timeout: Duration::from_secs(30),
+            srtp: None,
         }
     }
 }
@@ -175,6 +185,9 @@ pub struct MediaStats {
     /// Datagrams (RTP or RTCP) refused because of their source: outside the SDP address's
     /// host, or outside `sip.allowed_networks` (see [`latch`]).
     pub unexpected_source: u64,
+    /// SRTP/SRTCP packets refused: failed authentication, replayed, or plain while SRTP was
+    /// negotiated.
+    pub srtp_refused: u64,
     /// 20 ms slots skipped because ticks came too late to catch up.
     pub frames_skipped: u64,
     /// Times a feed ran ahead of this stream's sending and lost its oldest audio.
@@ -207,6 +220,13 @@ impl UnexpectedSources {
     }
 }
 
+/// The SRTP contexts for `keys`; `None` (logged) if they cannot be set up.
+fn srtp_session(keys: &SrtpKeys) -> Option<SrtpSession> {
+    SrtpSession::new(keys)
+        .map_err(|error| tracing::error!(%error, "SRTP setup failed: media stops"))
+        .ok()
+}
+
 /// `params` with an SDP address outside `allowed` dropped: the stream never sends there.
 fn allowed_params(mut params: MediaParams, allowed: &Acl) -> MediaParams {
     if params.remote.is_some_and(|a| !allowed.allows(a.ip())) {
@@ -230,6 +250,10 @@ pub struct MediaStream {
     params: MediaParams,
     /// `sip.allowed_networks`: the only hosts media may come from or go to.
     allowed: Arc<Acl>,
+    /// The SRTP contexts when `params.srtp` is set (`None` then only if setting them up
+    /// failed: the stream then exchanges nothing).
+    srtp: Option<SrtpSession>,
+    srtp_refused: u64,
     sender: RtpSender,
     receiver: RtpReceiver,
     latch: Latch,
@@ -271,9 +295,12 @@ impl MediaStream {
         allowed: Arc<Acl>,
         sender: RtpSender,
     ) -> Self {
+        let srtp = params.srtp.as_ref().and_then(srtp_session);
         MediaStream {
             params: allowed_params(params, &allowed),
             allowed,
+            srtp,
+            srtp_refused: 0,
             sender,
             receiver: RtpReceiver::new(SAMPLE_RATE),
             latch: Latch::default(),
@@ -338,6 +365,18 @@ impl MediaStream {
             }
             MediaCommand::SetParams(params) => {
                 let params = allowed_params(params, &self.allowed);
+                if params.srtp != self.params.srtp {
+                    self.srtp = match (self.srtp.take(), &params.srtp) {
+                        (Some(mut session), Some(keys)) => match session.rekey(keys) {
+                            Ok(()) => Some(session),
+                            Err(error) => {
+                                tracing::error!(%error, "SRTP rekeying failed: media stops");
+                                None
+                            }
+                        },
+                        (_, keys) => keys.as_ref().and_then(srtp_session),
+                    };
+                }
                 if params.remote != self.params.remote {
                     self.latch.reset();
                 }
@@ -352,6 +391,32 @@ impl MediaStream {
             self.unexpected.record(from);
             return;
         }
+        let decrypted;
+        let datagram = match (&self.params.srtp, self.srtp.as_mut()) {
+            (None, _) => datagram,
+            (Some(_), Some(srtp)) => {
+                let clear = if rtcp::is_rtcp(datagram) {
+                    srtp.unprotect_rtcp(datagram)
+                } else {
+                    srtp.unprotect_rtp(datagram)
+                };
+                match clear {
+                    Ok(clear) => {
+                        decrypted = clear;
+                        &decrypted[..]
+                    }
+                    Err(error) => {
+                        self.srtp_refused += 1;
+                        tracing::trace!(%from, %error, "srtp refused");
+                        return;
+                    }
+                }
+            }
+            (Some(_), None) => {
+                self.srtp_refused += 1;
+                return;
+            }
+        };
         if rtcp::is_rtcp(datagram) {
             self.rtcp_received += 1;
             let summary = rtcp::parse(datagram);
@@ -508,6 +573,7 @@ impl MediaStream {
             rtcp_received: self.rtcp_received,
             packets_ignored: self.packets_ignored,
             unexpected_source: self.unexpected.total,
+            srtp_refused: self.srtp_refused,
             frames_skipped: self.frames_skipped,
             live_dropped: self.live.dropped(),
             tap_dropped: 0,
@@ -532,7 +598,7 @@ impl MediaStream {
                 if let (Some(p), Some(pt), Some(to)) = (packet, self.params.telephone_event_pt, to)
                 {
                     let bytes = self.sender.packet(pt, p.marker, p.timestamp, &p.payload);
-                    self.transmits.push_back(Transmit { to, payload: bytes });
+                    self.transmit(to, bytes);
                 }
                 return;
             }
@@ -565,8 +631,28 @@ impl MediaStream {
         };
         if let Some(to) = to {
             let bytes = self.sender.audio(codec.payload_type(), &payload);
-            self.transmits.push_back(Transmit { to, payload: bytes });
+            self.transmit(to, bytes);
         }
+    }
+
+    /// Queues a packet for sending, protected when the stream is encrypted.
+    fn transmit(&mut self, to: SocketAddr, packet: Vec<u8>) {
+        let payload = match (&self.params.srtp, self.srtp.as_mut()) {
+            (None, _) => packet,
+            (Some(_), Some(srtp)) => match srtp.protect_rtp(&packet) {
+                Ok(protected) => protected,
+                Err(error) => {
+                    tracing::debug!(%error, "srtp protect failed");
+                    self.send_dropped += 1;
+                    return;
+                }
+            },
+            (Some(_), None) => {
+                self.send_dropped += 1;
+                return;
+            }
+        };
+        self.transmits.push_back(Transmit { to, payload });
     }
 
     fn start_next_digit(&mut self) {

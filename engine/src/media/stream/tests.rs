@@ -63,6 +63,7 @@ impl Harness {
             remote: Some(addr(4000)),
             telephone_event_pt: Some(101),
             rtp_timeout: Duration::from_secs(2),
+            srtp: None,
         })
     }
 
@@ -698,4 +699,75 @@ fn a_prompt_takes_precedence_over_feeds_which_keep_their_latest_frames() {
     assert_eq!(h.tick()[0].payload, pcma_level(200));
     assert_eq!(h.tick()[0].payload, pcma_level(400));
     assert_eq!(h.tick()[0].payload, Codec::Pcma.silence_frame().to_vec());
+}
+
+/// Keys of both ends of an SRTP stream: the engine's and the phone's view.
+fn srtp_pair() -> (SrtpKeys, SrtpKeys) {
+    use crate::media::srtp::new_master_key;
+    let (engine, phone) = (new_master_key(), new_master_key());
+    let suite = sip::sdp::CryptoSuite::AesCm128HmacSha1_80;
+    (
+        SrtpKeys {
+            suite,
+            local: engine.clone(),
+            remote: phone.clone(),
+        },
+        SrtpKeys {
+            suite,
+            local: phone,
+            remote: engine,
+        },
+    )
+}
+
+#[test]
+fn an_srtp_stream_sends_only_protected_packets_and_takes_only_authentic_ones() {
+    use crate::media::srtp::SrtpSession;
+    let (engine_keys, phone_keys) = srtp_pair();
+    let mut h = Harness::new(MediaParams {
+        srtp: Some(engine_keys),
+        ..Harness::pcma().stream.params().clone()
+    });
+    let mut phone = SrtpSession::new(&phone_keys).expect("phone's session");
+    // What the engine sends is protected: the phone decrypts it to silence.
+    h.stream.tick(h.now);
+    let sent = h.stream.poll_transmit().expect("a packet");
+    assert_eq!(sent.payload.len(), 12 + 160 + 10, "an 80-bit tag");
+    let clear = phone.unprotect_rtp(&sent.payload).expect("authentic");
+    assert_eq!(
+        RtpReader::new(&clear).expect("rtp").payload(),
+        &[g711::ALAW_SILENCE; 160][..]
+    );
+
+    // Plain packets, even from the SDP address, are refused: not latched, no digit.
+    let event = EventPayload {
+        event: 5,
+        end: true,
+        volume: 10,
+        duration: 800,
+    }
+    .to_bytes();
+    h.receive(addr(4000), 101, true, 8000, &event);
+    assert_eq!(h.events(), vec![]);
+    assert_eq!(h.stream.stats().srtp_refused, 1);
+
+    // The phone's protected digit is heard.
+    let packet = RtpPacketBuilder::new()
+        .payload_type(101)
+        .marked(true)
+        .sequence(Seq::from(900))
+        .timestamp(16_000)
+        .ssrc(0xBEEF)
+        .payload(&event)
+        .build()
+        .expect("valid packet");
+    let protected = phone.protect_rtp(&packet).expect("protect");
+    h.stream.handle_datagram(h.now, addr(4000), &protected);
+    let events = h.events();
+    assert_eq!(events[0], MediaEvent::FirstPacket { from: addr(4000) });
+    assert_eq!(dtmf_events(&events), vec![('5', DtmfSource::Rfc4733)]);
+    // The same packet again is a replay.
+    h.stream.handle_datagram(h.now, addr(4000), &protected);
+    assert_eq!(h.events(), vec![]);
+    assert_eq!(h.stream.stats().srtp_refused, 2);
 }

@@ -69,6 +69,7 @@ async fn a_stream_plays_a_prompt_and_hears_a_digit_over_loopback() {
         remote: Some(peer_addr),
         telephone_event_pt: Some(101),
         rtp_timeout: Duration::from_secs(30),
+        srtp: None,
     };
     let (handle, mut events) = workers
         .open(params, ports.allocate().await.expect("ports"))

@@ -4,6 +4,7 @@ mod fuzz;
 mod negotiate;
 mod offer;
 mod parse;
+mod srtp;
 
 use super::SessionDescription;
 
