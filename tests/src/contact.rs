@@ -124,3 +124,61 @@ pub async fn hear_each_other(caller: &mut Phone, callee: &mut Phone) {
         .await
         .expect("the caller hears the called party");
 }
+
+/// An engine allowing `allowed` (a network) whose flow transfers every call, bridged, to a
+/// target phone that answers after `ring` (the directory holds the engine's configuration).
+pub async fn bridged_transfer_engine(
+    ring: Duration,
+    allowed: &str,
+) -> (tempfile::TempDir, EngineProc, Phone) {
+    let target = Phone::start(PhoneConfig::new("desk").answer(AnswerMode::Auto { ring }))
+        .await
+        .expect("target phone");
+    let dir = tempfile::tempdir().expect("tmp");
+    let flow = crate::config::bridged_transfer_flow(&target.uri());
+    let config =
+        crate::config::write_allowing(dir.path(), &[("bridged", flow.as_str())], allowed, "");
+    let engine = EngineProc::start(crate::proc::EngineOptions {
+        config: Some(config),
+        ..crate::proc::EngineOptions::default()
+    });
+    (dir, engine, target)
+}
+
+/// A caller phone calling the engine's service number.
+pub async fn call_service(engine: &EngineProc) -> Phone {
+    let mut caller = Phone::start(PhoneConfig::new("caller"))
+        .await
+        .expect("caller phone");
+    caller
+        .call(&format!("sip:service@{}", engine.sip))
+        .await
+        .expect("call");
+    caller
+}
+
+/// The end of a bridged call: the caller's digit 7 is the first the target gets, the caller
+/// hangs up, the engine hangs up the target and records `caller_hangup`.
+pub async fn digit_then_caller_hangs_up(
+    engine: &EngineProc,
+    caller: &mut Phone,
+    target: &mut Phone,
+) {
+    caller.send_dtmf("7").expect("dtmf");
+    let (digit, _) = target
+        .wait_dtmf(deadline(5))
+        .await
+        .expect("the caller's digit reaches the target");
+    assert_eq!(
+        digit, '7',
+        "the first digit the target gets is the caller's"
+    );
+    caller.hangup().await.expect("hang up");
+    assert_eq!(
+        target.wait_ended(deadline(5)).await.expect("BYE"),
+        crate::phone::Ended::RemoteBye,
+        "the engine hangs up the target after the caller"
+    );
+    let calls = engine.wait_calls(1, Duration::from_secs(10));
+    assert_eq!(calls[0]["end_reason"], "caller_hangup", "{:#}", calls[0]);
+}

@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use svi_tests::contact::{agent_phone, hear_each_other, queued_caller, svi_ok, AUTO_ANSWER};
+use svi_tests::contact::{
+    agent_phone, bridged_transfer_engine, call_service, digit_then_caller_hangs_up,
+    hear_each_other, queued_caller, svi_ok, AUTO_ANSWER,
+};
 use svi_tests::phone::{
     deadline, wav_channel_tone_power, AnswerMode, Ended, Phone, PhoneConfig, TONE_1100_HZ,
     TONE_1700_HZ, TONE_500_HZ,
@@ -20,23 +23,8 @@ const RINGBACK_HZ: f32 = 425.0;
 /// An engine whose flow transfers (bridged) to a target phone that answers after `ring`,
 /// and a caller calling it (the directory holds the engine's configuration).
 async fn transfer_call(ring: Duration) -> (tempfile::TempDir, EngineProc, Phone, Phone) {
-    let target = Phone::start(PhoneConfig::new("desk").answer(AnswerMode::Auto { ring }))
-        .await
-        .expect("target phone");
-    let dir = tempfile::tempdir().expect("tmp");
-    let flow = svi_tests::config::bridged_transfer_flow(&target.uri());
-    let config = svi_tests::config::write(dir.path(), &[("bridged", flow.as_str())], "");
-    let engine = EngineProc::start(EngineOptions {
-        config: Some(config),
-        ..EngineOptions::default()
-    });
-    let mut caller = Phone::start(PhoneConfig::new("caller"))
-        .await
-        .expect("caller phone");
-    caller
-        .call(&format!("sip:service@{}", engine.sip))
-        .await
-        .expect("call");
+    let (dir, engine, target) = bridged_transfer_engine(ring, "127.0.0.0/8").await;
+    let caller = call_service(&engine).await;
     (dir, engine, target, caller)
 }
 
@@ -81,21 +69,7 @@ async fn a_bridged_transfer_rings_back_then_relays_both_ways() {
         caller.heard(RINGBACK_HZ, WINDOW)
     );
 
-    caller.send_dtmf("7").expect("dtmf");
-    let (digit, _) = target
-        .wait_dtmf(deadline(5))
-        .await
-        .expect("the caller's digit reaches the target");
-    assert_eq!(digit, '7');
-
-    caller.hangup().await.expect("hang up");
-    assert_eq!(
-        target.wait_ended(deadline(5)).await.expect("BYE"),
-        Ended::RemoteBye,
-        "the engine hangs up the target after the caller"
-    );
-    let calls = engine.wait_calls(1, Duration::from_secs(10));
-    assert_eq!(calls[0]["end_reason"], "caller_hangup", "{:#}", calls[0]);
+    digit_then_caller_hangs_up(&engine, &mut caller, &mut target).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -6,12 +6,11 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use svi_tests::contact::hear_each_other;
-use svi_tests::intruder::{Intruder, INTRUDER_HZ};
-use svi_tests::phone::{
-    deadline, AnswerMode, Ended, Phone, PhoneConfig, TONE_1700_HZ, TONE_500_HZ,
+use svi_tests::contact::{
+    bridged_transfer_engine, call_service, digit_then_caller_hangs_up, hear_each_other,
 };
-use svi_tests::proc::{EngineOptions, EngineProc};
+use svi_tests::intruder::{Intruder, INTRUDER_HZ};
+use svi_tests::phone::{deadline, TONE_1700_HZ, TONE_500_HZ};
 
 const WINDOW: Duration = svi_tests::contact::TONE_WINDOW;
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -20,33 +19,11 @@ const OUTSIDE: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rtp_from_outside_the_allow_list_is_never_latched_nor_answered() {
-    let mut target = Phone::start(PhoneConfig::new("desk").answer(AnswerMode::Auto {
-        ring: Duration::ZERO,
-    }))
-    .await
-    .expect("target phone");
-    let dir = tempfile::tempdir().expect("tmp");
-    let flow = svi_tests::config::bridged_transfer_flow(&target.uri());
-    let config = svi_tests::config::write_allowing(
-        dir.path(),
-        &[("bridged", flow.as_str())],
-        "127.0.0.1/32",
-        "",
-    );
-    let engine = EngineProc::start(EngineOptions {
-        config: Some(config),
-        ..EngineOptions::default()
-    });
+    let (_dir, engine, mut target) = bridged_transfer_engine(Duration::ZERO, "127.0.0.1/32").await;
     // Before the call: every port of the range is already sprayed.
     let intruder = Intruder::start(OUTSIDE, LOCALHOST, engine.rtp).await;
 
-    let mut caller = Phone::start(PhoneConfig::new("caller"))
-        .await
-        .expect("caller phone");
-    caller
-        .call(&format!("sip:service@{}", engine.sip))
-        .await
-        .expect("call");
+    let mut caller = call_service(&engine).await;
     caller
         .wait_answered(deadline(10))
         .await
@@ -76,23 +53,7 @@ async fn rtp_from_outside_the_allow_list_is_never_latched_nor_answered() {
     );
     // The intruder's digit (9, every 200 ms on every port) never reached the target; the
     // caller's does.
-    caller.send_dtmf("7").expect("dtmf");
-    let (digit, _) = target
-        .wait_dtmf(deadline(5))
-        .await
-        .expect("the caller's digit reaches the target");
-    assert_eq!(
-        digit, '7',
-        "the first digit the target gets is the caller's"
-    );
-
-    caller.hangup().await.expect("hang up");
-    assert_eq!(
-        target.wait_ended(deadline(5)).await.expect("BYE"),
-        Ended::RemoteBye
-    );
-    let calls = engine.wait_calls(1, Duration::from_secs(10));
-    assert_eq!(calls[0]["end_reason"], "caller_hangup", "{:#}", calls[0]);
+    digit_then_caller_hangs_up(&engine, &mut caller, &mut target).await;
     assert!(
         intruder.sent() > 1000,
         "the intruder sprayed all along: {}",
