@@ -86,13 +86,7 @@ pub async fn agent_phone(
 /// A caller (`user`) in the demo flow's support queue: it calls, and keys 2 until the
 /// engine says the `nth` call is queued (the welcome prompt takes no digits).
 pub async fn queued_caller(engine: &EngineProc, user: &str, nth: usize) -> Phone {
-    let mut caller = Phone::start(PhoneConfig::new(user))
-        .await
-        .expect("caller phone");
-    caller
-        .call(&format!("sip:service@{}", engine.sip))
-        .await
-        .expect("call");
+    let mut caller = call_service(engine, user).await;
     caller.wait_answered(deadline(5)).await.expect("answered");
     let end = Instant::now() + prompt_len("welcome") + Duration::from_secs(10);
     loop {
@@ -145,9 +139,9 @@ pub async fn bridged_transfer_engine(
     (dir, engine, target)
 }
 
-/// A caller phone calling the engine's service number.
-pub async fn call_service(engine: &EngineProc) -> Phone {
-    let mut caller = Phone::start(PhoneConfig::new("caller"))
+/// A caller phone (`user`) calling the engine's service number.
+pub async fn call_service(engine: &EngineProc, user: &str) -> Phone {
+    let mut caller = Phone::start(PhoneConfig::new(user))
         .await
         .expect("caller phone");
     caller

@@ -24,7 +24,7 @@ const RINGBACK_HZ: f32 = 425.0;
 /// and a caller calling it (the directory holds the engine's configuration).
 async fn transfer_call(ring: Duration) -> (tempfile::TempDir, EngineProc, Phone, Phone) {
     let (dir, engine, target) = bridged_transfer_engine(ring, "127.0.0.0/8").await;
-    let caller = call_service(&engine).await;
+    let caller = call_service(&engine, "caller").await;
     (dir, engine, target, caller)
 }
 

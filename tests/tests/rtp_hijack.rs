@@ -23,7 +23,7 @@ async fn rtp_from_outside_the_allow_list_is_never_latched_nor_answered() {
     // Before the call: every port of the range is already sprayed.
     let intruder = Intruder::start(OUTSIDE, LOCALHOST, engine.rtp).await;
 
-    let mut caller = call_service(&engine).await;
+    let mut caller = call_service(&engine, "caller").await;
     caller
         .wait_answered(deadline(10))
         .await
