@@ -6,6 +6,7 @@
 //! - `operator`: `svi queue`, `agent`, `supervise`, `record` (through the control socket);
 //! - `pair`: `svi ha status|promote`;
 //! - `stats`: `svi stats`; `health`: `svi health`;
+//! - `migrate`: `svi migrate [--check]` (schema versions and steps);
 //! - `table`: printing rows as a table or JSON.
 //!
 //! This file holds what they share: where the configuration and data are (`Where`), the
@@ -13,6 +14,7 @@
 
 mod flows;
 mod health;
+mod migrate;
 mod operator;
 mod pair;
 mod records;
@@ -90,6 +92,9 @@ enum Command {
     Health(health::HealthArgs),
     /// Draw a flow as Graphviz DOT or Mermaid.
     Graph(flows::GraphArgs),
+    /// Schema versions of the data directory's databases and the steps this build runs on
+    /// them; `--check` runs them on a copy and changes nothing.
+    Migrate(migrate::MigrateArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -109,6 +114,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Record(args) => operator::record(args),
         Command::Stats(args) => stats::run(args),
         Command::Health(args) => health::run(args),
+        Command::Migrate(args) => migrate::run(args),
     }
 }
 
@@ -127,6 +133,19 @@ fn control(_: &Where, _: &Request) -> anyhow::Result<Reply> {
 /// The reply a request was answered with, or an error naming what came instead.
 fn unexpected(reply: Reply) -> anyhow::Error {
     anyhow::anyhow!("the engine answered with an unexpected reply: {reply:?}")
+}
+
+/// Refuses to go on while an engine or witness runs on `data_dir` (its control socket
+/// answers): `what` changes files that process holds open.
+fn ensure_stopped(data_dir: &Path, what: &str) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    if std::os::unix::net::UnixStream::connect(engine::control::socket_path(data_dir)).is_ok() {
+        anyhow::bail!(
+            "an svi process is running on {} (its control socket answers): stop it before `svi {what}`",
+            data_dir.display()
+        );
+    }
+    Ok(())
 }
 
 fn exit(code: i32) -> ExitCode {

@@ -1,10 +1,12 @@
 //! The one place that talks SQL (STYLE.md §9: only the storage module names sqlx).
 //!
-//! SQLite in WAL mode, so `svi calls` can read while the engine writes. The schema is
-//! versioned with `PRAGMA user_version`; each migration is one step in `MIGRATIONS`.
-//! When the replicated-state work lands, these writes become commands applied by the raft
-//! state machine to this same database; the record types stay.
+//! SQLite in WAL mode, so `svi calls` can read while the engine writes. Every file's schema
+//! is versioned with `PRAGMA user_version` and brought up to date at open (`migrate`).
+//!
+//! - `records`: call records; `raft`: the replicated state machine side of `svi.db` and the
+//!   raft log file; `migrate`: the schemas and their forward-only steps.
 
+pub mod migrate;
 pub mod raft;
 mod records;
 mod watch;
@@ -16,7 +18,6 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::Row;
 
 pub use records::{CallRecord, EndReason, QueueOutcome};
 pub use watch::DocChanges;
@@ -34,39 +35,27 @@ pub enum StorageError {
     Query(#[from] sqlx::Error),
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    #[error(
+        "{file} is at schema version {found}, this build knows up to {known}: it was written by a newer release (upgrade this node, or restore a backup made by this release)"
+    )]
+    NewerSchema {
+        file: String,
+        found: u32,
+        known: u32,
+    },
+    #[error("{file}: migration step {version} ({name}) failed: {source}")]
+    Migration {
+        file: String,
+        version: u32,
+        name: &'static str,
+        source: sqlx::Error,
+    },
+    #[error("cannot copy the database to {path}: {source}")]
+    Copy { path: PathBuf, source: sqlx::Error },
 }
 
-/// Schema steps; index + 1 is the `user_version` after applying it.
-const MIGRATIONS: &[&str] = &[
-    "CREATE TABLE calls (
-        id TEXT PRIMARY KEY,
-        sip_call_id TEXT NOT NULL,
-        started_at TEXT NOT NULL,
-        answered_at TEXT,
-        ended_at TEXT NOT NULL,
-        caller TEXT NOT NULL,
-        called TEXT NOT NULL,
-        flow TEXT,
-        flow_version TEXT,
-        path TEXT NOT NULL,
-        end_reason TEXT NOT NULL,
-        codec TEXT,
-        node TEXT NOT NULL,
-        rtp_sent INTEGER NOT NULL DEFAULT 0,
-        rtp_received INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX calls_ended ON calls(ended_at);",
-    "ALTER TABLE calls ADD COLUMN queue TEXT;
-    ALTER TABLE calls ADD COLUMN agent TEXT;
-    ALTER TABLE calls ADD COLUMN queued_at TEXT;
-    ALTER TABLE calls ADD COLUMN agent_answered_at TEXT;",
-    "ALTER TABLE calls ADD COLUMN queue_outcome TEXT;
-    ALTER TABLE calls ADD COLUMN recording TEXT;
-    ALTER TABLE calls ADD COLUMN recording_sha256 TEXT;
-    ALTER TABLE calls ADD COLUMN recording_ms INTEGER;
-    CREATE INDEX calls_queue ON calls(queue, ended_at);",
-    raft::RAFT_SCHEMA,
-];
+/// Where copies taken before a migration go (and scheduled backups, by default).
+pub const BACKUP_DIR: &str = "backups";
 
 #[derive(Clone, Debug)]
 pub struct Storage {
@@ -100,12 +89,13 @@ impl Storage {
             .connect_with(options)
             .await
             .map_err(open_err)?;
-        let storage = Storage {
+        let mut conn = pool.acquire().await?;
+        migrate::migrate_open(&mut conn, &migrate::ENGINE_DB, &data_dir.join(BACKUP_DIR)).await?;
+        drop(conn);
+        Ok(Storage {
             pool,
             docs: Default::default(),
-        };
-        storage.migrate().await?;
-        Ok(storage)
+        })
     }
 
     /// Opens an existing database for reading only (for `svi calls` beside a running engine).
@@ -129,22 +119,6 @@ impl Storage {
             pool,
             docs: Default::default(),
         })
-    }
-
-    async fn migrate(&self) -> Result<(), StorageError> {
-        let version: i64 = sqlx::query("PRAGMA user_version")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
-        for (i, step) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
-            let mut tx = self.pool.begin().await?;
-            sqlx::raw_sql(step).execute(&mut *tx).await?;
-            sqlx::raw_sql(&format!("PRAGMA user_version = {}", i + 1))
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        }
-        Ok(())
     }
 
     /// Writes one record directly (an engine without replication; the raft state machine
@@ -172,4 +146,38 @@ impl Storage {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// One connection on a database file outside any pool (copies, snapshots, checks).
+pub(crate) async fn open_file(
+    path: &Path,
+    read_only: bool,
+) -> Result<sqlx::sqlite::SqliteConnection, StorageError> {
+    use sqlx::Connection as _;
+    let options = SqliteConnectOptions::from_str("sqlite://")
+        .map_err(|source| StorageError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .filename(path)
+        .read_only(read_only)
+        .busy_timeout(Duration::from_secs(5));
+    sqlx::sqlite::SqliteConnection::connect_with(&options)
+        .await
+        .map_err(|source| StorageError::Open {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Like `open_file`, creating the file if needed (tests build old-release files with it).
+#[cfg(test)]
+pub(crate) async fn open_file_create(
+    path: &Path,
+) -> Result<sqlx::sqlite::SqliteConnection, StorageError> {
+    use sqlx::Connection as _;
+    let options = SqliteConnectOptions::from_str("sqlite://")?
+        .filename(path)
+        .create_if_missing(true);
+    Ok(sqlx::sqlite::SqliteConnection::connect_with(&options).await?)
 }

@@ -20,15 +20,14 @@
 pub mod log;
 
 use std::path::Path;
-use std::str::FromStr;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::sqlite::SqliteConnection;
 use sqlx::{Connection, Row};
 
-use super::{CallRecord, Storage, StorageError};
+use super::{open_file, CallRecord, Storage, StorageError};
 
-/// Part of the schema `MIGRATIONS` (step 4), and created again on first use by databases
-/// opened only as a state machine (IF NOT EXISTS).
+/// Step 4 of `migrate::ENGINE_DB`, and created again on first use by databases opened only
+/// as a state machine (IF NOT EXISTS).
 pub(super) const RAFT_SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS raft_sm_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
     CREATE TABLE IF NOT EXISTS replicated_docs (
@@ -266,8 +265,20 @@ impl Storage {
     }
 
     /// Replaces the content of every table with the snapshot file's, in one transaction.
-    /// Both databases must be at the same schema version.
+    /// A snapshot from an older release (a rolling upgrade) is migrated first, in place; one
+    /// from a newer release is refused (`NewerSchema`): upgrade this node.
     pub async fn install_snapshot_from(&self, src: &Path) -> Result<(), StorageError> {
+        let theirs = super::migrate::file_version(src).await?;
+        if theirs < super::migrate::ENGINE_DB.latest() {
+            super::migrate::migrate_file(src, &super::migrate::ENGINE_DB).await?;
+            tracing::warn!(snapshot = %src.display(), from = theirs, "snapshot from an older release migrated before install");
+        } else if theirs > super::migrate::ENGINE_DB.latest() {
+            return Err(StorageError::NewerSchema {
+                file: src.display().to_string(),
+                found: theirs,
+                known: super::migrate::ENGINE_DB.latest(),
+            });
+        }
         let mut conn = self.pool.acquire().await?;
         sqlx::query("ATTACH DATABASE ? AS snap")
             .bind(src.to_string_lossy().to_string())
@@ -331,22 +342,6 @@ async fn copy_from_attached(conn: &mut SqliteConnection) -> Result<(), StorageEr
     }
     tx.commit().await?;
     Ok(())
-}
-
-async fn open_file(path: &Path, read_only: bool) -> Result<SqliteConnection, StorageError> {
-    let options = SqliteConnectOptions::from_str("sqlite://")
-        .map_err(|source| StorageError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?
-        .filename(path)
-        .read_only(read_only);
-    SqliteConnection::connect_with(&options)
-        .await
-        .map_err(|source| StorageError::Open {
-            path: path.to_path_buf(),
-            source,
-        })
 }
 
 async fn read_applied(db: &mut SqliteConnection) -> Result<RaftApplied, StorageError> {

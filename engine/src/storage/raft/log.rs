@@ -19,7 +19,9 @@ use sqlx::Row;
 
 use crate::storage::StorageError;
 
-const SCHEMA: &str = "
+/// Step 1 of `migrate::RAFT_LOG` (IF NOT EXISTS: files of releases before versioning have
+/// these tables already).
+pub(crate) const LOG_SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS raft_log (idx INTEGER PRIMARY KEY, entry BLOB NOT NULL);
     CREATE TABLE IF NOT EXISTS raft_log_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);";
 
@@ -66,7 +68,18 @@ impl RaftLogDb {
             .connect_with(options)
             .await
             .map_err(open_err)?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        let mut conn = pool.acquire().await?;
+        let backups = path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(crate::storage::BACKUP_DIR);
+        crate::storage::migrate::migrate_open(
+            &mut conn,
+            &crate::storage::migrate::RAFT_LOG,
+            &backups,
+        )
+        .await?;
+        drop(conn);
         Ok(RaftLogDb {
             pool,
             path: path.to_path_buf(),
