@@ -34,7 +34,8 @@
 //!   state machine's tables;
 //! - `replication`: durable writes and the active/standby role, as the engine sees them
 //!   (the `ha` crate implements them for a pair);
-//! - `alarm`: the alarm webhook (JSON POST, short timeout, retries, never blocking).
+//! - `alarm`: the alarm webhook (JSON POST, short timeout, retries, never blocking);
+//! - `backup`: backups (hot copy, checksums, tar or directory), restore, the schedule.
 //!
 //! Personal data (numbers, keyed digits, variables) travels as `pii::Pii`, redacted in any
 //! log line.
@@ -69,6 +70,7 @@ pub mod acd;
 pub mod acl;
 pub mod agents;
 pub mod alarm;
+pub mod backup;
 pub mod call;
 pub mod collect;
 pub mod config;

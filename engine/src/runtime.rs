@@ -238,6 +238,12 @@ impl Engine {
         )));
         tasks.push(flow_task);
 
+        tasks.extend(crate::backup::schedule::spawn(
+            &config,
+            storage.clone(),
+            replication.active.clone(),
+        ));
+
         let mut trunks = Vec::new();
         for t in config.trunks.iter().filter(|t| t.register) {
             trunks.push(trunk::start(

@@ -16,6 +16,8 @@
 //! - `promote`: planned switch (`promote`) and forced single-voter recovery (`--force`);
 //! - `recordings`: each full node copies the other's call recordings in the background
 //!   (chunked over the cluster link, resumable, SHA-256 checked) and updates the index;
+//! - `restore`: the raft log of a node whose database was restored from a backup (standby
+//!   of its pair, or a new single-voter cluster);
 //! - `node`: `HaNode`, the API the binary uses.
 //!
 //! Operators' view: `docs/ha.md`.
@@ -26,6 +28,7 @@ mod network;
 pub mod node;
 mod promote;
 mod recordings;
+pub mod restore;
 mod role;
 pub mod snapshot;
 pub mod state_machine;

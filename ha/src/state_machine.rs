@@ -47,7 +47,9 @@ fn snap_err(e: impl std::error::Error + 'static) -> StorageError {
     StorageIOError::write_snapshot(None, AnyError::new(&e)).into()
 }
 
-fn decode_applied(a: &RaftApplied) -> Result<(Option<LogId>, StoredMembership), serde_json::Error> {
+pub(crate) fn decode_applied(
+    a: &RaftApplied,
+) -> Result<(Option<LogId>, StoredMembership), serde_json::Error> {
     let applied = a
         .last_applied
         .as_deref()

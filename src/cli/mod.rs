@@ -7,11 +7,13 @@
 //! - `pair`: `svi ha status|promote`;
 //! - `stats`: `svi stats`; `health`: `svi health`;
 //! - `migrate`: `svi migrate [--check]` (schema versions and steps);
+//! - `backup`: `svi backup` and `svi restore`;
 //! - `table`: printing rows as a table or JSON.
 //!
 //! This file holds what they share: where the configuration and data are (`Where`), the
 //! runtime, and the control socket call.
 
+mod backup;
 mod flows;
 mod health;
 mod migrate;
@@ -95,6 +97,12 @@ enum Command {
     /// Schema versions of the data directory's databases and the steps this build runs on
     /// them; `--check` runs them on a copy and changes nothing.
     Migrate(migrate::MigrateArgs),
+    /// Take a hot, consistent backup of this node's data (database, optionally the
+    /// recordings) to a tar file or a directory, with a checksum manifest.
+    Backup(backup::BackupArgs),
+    /// Restore a backup onto this stopped node: it then rejoins its pair as standby, or
+    /// starts as a new single node (`--new-cluster`, or a configuration without a pair).
+    Restore(backup::RestoreArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -115,6 +123,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stats(args) => stats::run(args),
         Command::Health(args) => health::run(args),
         Command::Migrate(args) => migrate::run(args),
+        Command::Backup(args) => backup::backup(args),
+        Command::Restore(args) => backup::restore(args),
     }
 }
 

@@ -7,10 +7,11 @@
 //! One file per section, each with its raw (as written) form and its checked form:
 //! `sip` (`[sip]`, `[rtp]`), `flows` (`[prompts]`, `[flows]`, `[[routes]]`), `trunks`,
 //! `acd` (`[[queues]]`, `[[agents]]`), `recording`, `connectors` (`[[data_sources]]`,
-//! `[[actions]]`). This file holds the whole file's shape and puts the sections together.
+//! `[[actions]]`), `backup`. This file holds the whole file's shape and puts the sections together.
 //! `[ha]` is kept as written: the binary checks it with the `ha` crate.
 
 mod acd;
+mod backup;
 mod connectors;
 mod flows;
 mod recording;
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use acd::REGISTERED;
+pub use backup::BackupConfig;
 pub use connectors::ConnectorConfig;
 pub use flows::Route;
 pub use recording::{RecordPolicy, RecordingConfig};
@@ -77,6 +79,8 @@ struct RawConfig {
     actions: Vec<connectors::RawConnector>,
     #[serde(default)]
     recording: recording::RawRecording,
+    #[serde(default)]
+    backup: backup::RawBackup,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -113,6 +117,7 @@ pub struct EngineConfig {
     pub data_sources: Vec<ConnectorConfig>,
     pub actions: Vec<ConnectorConfig>,
     pub recording: RecordingConfig,
+    pub backup: BackupConfig,
 }
 
 /// What every section's parser needs: the file (for errors) and the base of relative paths.
@@ -188,6 +193,7 @@ impl EngineConfig {
             data_sources: connectors::parse(&cx, "data_sources", raw.data_sources)?,
             actions: connectors::parse(&cx, "actions", raw.actions)?,
             recording,
+            backup: backup::parse(&cx, raw.backup)?,
         })
     }
 

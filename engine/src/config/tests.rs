@@ -89,3 +89,21 @@ fn srtp_policies_by_trunk_address_agent_and_default() {
         assert!(e.starts_with(&format!("t.toml: {key}: ")), "{e}");
     }
 }
+
+#[test]
+fn backup_schedule() {
+    let c = parse("").expect("no [backup]");
+    assert_eq!(c.backup.schedule(Path::new("/d")), None);
+    assert_eq!(c.backup.dir(Path::new("/d")), PathBuf::from("/d/backups"));
+    let c = parse("[backup]\ndir = \"b\"\nevery_hours = 72\nkeep = 3\n").expect("schedule");
+    let s = c.backup.schedule(Path::new("/d")).expect("scheduled");
+    assert_eq!(s.dir, PathBuf::from("/base/b"));
+    assert_eq!(s.every, std::time::Duration::from_secs(72 * 3600));
+    assert_eq!((s.keep, s.recordings), (3, false));
+    for bad in ["every_hours = 0", "keep = 0", "every = 3"] {
+        let e = parse(&format!("[backup]\n{bad}\n"))
+            .expect_err(bad)
+            .to_string();
+        assert!(e.contains("backup") || e.contains("every"), "{bad}: {e}");
+    }
+}

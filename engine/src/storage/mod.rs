@@ -6,6 +6,7 @@
 //! - `records`: call records; `raft`: the replicated state machine side of `svi.db` and the
 //!   raft log file; `migrate`: the schemas and their forward-only steps.
 
+pub mod backup;
 pub mod migrate;
 pub mod raft;
 mod records;

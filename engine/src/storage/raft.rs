@@ -85,6 +85,27 @@ impl Storage {
         read_applied(&mut conn).await
     }
 
+    /// Rewrites the raft pointers (a restored database made a new cluster's: `svi restore`).
+    pub async fn set_raft_applied(&self, applied: &RaftApplied) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin().await?;
+        for (key, value) in [
+            (LAST_APPLIED, &applied.last_applied),
+            (LAST_MEMBERSHIP, &applied.last_membership),
+        ] {
+            match value {
+                Some(v) => put_meta(&mut tx, key, v).await?,
+                None => {
+                    sqlx::query("DELETE FROM raft_sm_meta WHERE key = ?")
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Applies a batch of committed entries and moves `last_applied` in one transaction.
     /// Returns, per item, the number of rows the operation changed (0 without operation).
     pub async fn apply_batch(&self, items: &[ApplyItem<'_>]) -> Result<Vec<u64>, StorageError> {

@@ -8,6 +8,7 @@ mod cluster;
 mod faults;
 mod pair;
 mod recordings;
+mod restore;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
