@@ -267,10 +267,20 @@ pub async fn check_copy(
     scratch: &Path,
 ) -> Result<CheckReport, StorageError> {
     let copy = scratch.join(schema.file);
-    {
+    let mut wal = src.as_os_str().to_owned();
+    wal.push("-wal");
+    if std::path::Path::new(&wal).exists() {
+        // Possibly in use: a consistent copy through SQLite (one read transaction).
         let mut conn = super::open_file(src, true).await?;
         vacuum_into(&mut conn, &copy).await?;
         conn.close().await?;
+    } else {
+        // Closed cleanly: the file alone is the database. Copying it leaves the directory
+        // as it was (a read-only SQLite connection would leave empty -wal/-shm files).
+        std::fs::copy(src, &copy).map_err(|source| StorageError::DataDir {
+            path: copy.clone(),
+            source,
+        })?;
     }
     let mut conn = super::open_file(&copy, false).await?;
     let from = user_version(&mut conn).await?;
