@@ -5,6 +5,7 @@ mod cli;
 mod embedded;
 mod ha;
 mod health;
+mod systemd;
 
 use std::process::ExitCode;
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::acd::{AgentSnapshot, QueueSnapshot};
+use crate::alarm::AlarmSnapshot;
 use crate::call::live::CallCommand;
 use crate::handle::{AgentCommand, CallAnswer, CallInProgress, EngineHandle, HandleError};
 use crate::replication::HaStatus;
@@ -25,6 +26,8 @@ pub enum Request {
     HaPromote {
         force: bool,
     },
+    /// The active alarms and counters (`svi alarms`).
+    Alarms,
     Agent {
         agent: String,
         command: AgentCommand,
@@ -43,6 +46,7 @@ pub enum Reply {
     Queues { queues: Vec<QueueSnapshot> },
     Agents { agents: Vec<AgentSnapshot> },
     HaStatus { status: HaStatus },
+    Alarms { alarms: AlarmSnapshot },
     Call { answer: CallAnswer },
     Done,
 }
@@ -74,6 +78,9 @@ pub async fn answer(handle: &EngineHandle, req: Request) -> Result<Reply, Handle
             handle.ha_promote(force).await?;
             Reply::Done
         }
+        Request::Alarms => Reply::Alarms {
+            alarms: handle.alarms()?.snapshot(),
+        },
         Request::Agent { agent, command } => {
             handle.agent(&agent, command).await?;
             Reply::Done

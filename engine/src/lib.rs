@@ -34,7 +34,8 @@
 //!   state machine's tables;
 //! - `replication`: durable writes and the active/standby role, as the engine sees them
 //!   (the `ha` crate implements them for a pair);
-//! - `alarm`: the alarm webhook (JSON POST, short timeout, retries, never blocking);
+//! - `alarm`: one alarm model (raised, cleared, severity) delivered to the log, a metrics
+//!   snapshot, the webhook and by mail, rate limited;
 //! - `backup`: backups (hot copy, checksums, tar or directory), restore, the schedule.
 //!
 //! Personal data (numbers, keyed digits, variables) travels as `pii::Pii`, redacted in any

@@ -44,6 +44,11 @@ pub enum EngineError {
         file: String,
         source: crate::connectors::ConnectorError,
     },
+    #[error("{file}: {source}")]
+    Alarms {
+        file: String,
+        source: crate::alarm::AlarmError,
+    },
 }
 
 /// A running engine. Dropping it without `shutdown` leaves tasks to die with the runtime.
@@ -73,6 +78,12 @@ impl Engine {
         replication: crate::replication::Replication,
     ) -> Result<Engine, EngineError> {
         let config = Arc::new(config);
+        let alarms = crate::alarm::start(&config.alarms, &config.node_name).map_err(|source| {
+            EngineError::Alarms {
+                file: config.file.display().to_string(),
+                source,
+            }
+        })?;
 
         let dir = config.prompts_dir.clone();
         let loaded = tokio::task::spawn_blocking(move || PromptStore::load_dir(&dir))
@@ -229,6 +240,7 @@ impl Engine {
                 live,
                 storage: storage.clone(),
                 flow_sync: flow_sync.clone(),
+                alarms: alarms.clone(),
             },
             replication.ha.clone(),
         );
@@ -236,12 +248,17 @@ impl Engine {
             config.data_dir.clone(),
             handle.clone(),
         )));
+        tasks.push(tokio::spawn(crate::alarm::sources::run(
+            crate::alarm::sources::Watched::of(&config),
+            alarms.clone(),
+        )));
         tasks.push(flow_task);
 
         tasks.extend(crate::backup::schedule::spawn(
             &config,
             storage.clone(),
             replication.active.clone(),
+            alarms.clone(),
         ));
 
         let mut trunks = Vec::new();
@@ -252,6 +269,7 @@ impl Engine {
                 local_sip,
                 to_dispatcher.clone(),
                 replication.active.clone(),
+                alarms.clone(),
             ));
         }
         tracing::info!(

@@ -13,6 +13,7 @@ use sip::transport::{SipEvent, SipHandle};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+use crate::alarm::{AlarmHandle, AlarmKind, Condition, Severity};
 use crate::config::TrunkConfig;
 use crate::dispatch::DispatcherInput;
 
@@ -55,10 +56,11 @@ pub fn start(
     local: SocketAddr,
     dispatcher: mpsc::UnboundedSender<DispatcherInput>,
     active: watch::Receiver<bool>,
+    alarms: AlarmHandle,
 ) -> TrunkHandle {
     let (commands, rx) = mpsc::unbounded_channel();
     let name = cfg.name.clone();
-    tokio::spawn(run(cfg, sip, local, dispatcher, rx, active));
+    tokio::spawn(run(cfg, sip, local, dispatcher, rx, active, alarms));
     TrunkHandle { name, commands }
 }
 
@@ -69,7 +71,10 @@ async fn run(
     dispatcher: mpsc::UnboundedSender<DispatcherInput>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     mut active: watch::Receiver<bool>,
+    alarms: AlarmHandle,
 ) {
+    // Each trunk reports its own condition (cleared on success or when unregistered).
+    let source = format!("trunk {}", cfg.name);
     let host = crate::call::host(local.ip());
     let (Some(registrar), Some(aor), Some(contact)) = (
         uri(&cfg.registrar),
@@ -128,6 +133,7 @@ async fn run(
                     expires, refreshed, ..
                 } => {
                     tracing::info!(trunk = %cfg.name, expires, refreshed, "registered with the IPBX");
+                    alarms.report(source.clone(), Vec::new());
                 }
                 RegistrationEvent::Failed {
                     status,
@@ -136,9 +142,23 @@ async fn run(
                 } => {
                     let retry = retry_at.saturating_duration_since(Instant::now().into_std());
                     tracing::warn!(trunk = %cfg.name, status, %error, retry_in = ?retry, "registration failed");
+                    alarms.report(
+                        source.clone(),
+                        vec![Condition {
+                            kind: AlarmKind::TrunkRegistration,
+                            subject: cfg.name.clone(),
+                            severity: Severity::Major,
+                            message: format!(
+                                "registration with {} failed ({status} {error}); retrying in {} s",
+                                cfg.registrar,
+                                retry.as_secs()
+                            ),
+                        }],
+                    );
                 }
                 RegistrationEvent::Unregistered { clean } => {
                     tracing::info!(trunk = %cfg.name, clean, "unregistered from the IPBX");
+                    alarms.report(source.clone(), Vec::new());
                     if let Some(w) = waiting_unregister.take() {
                         let _ = w.send(());
                         return;

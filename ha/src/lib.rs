@@ -18,11 +18,13 @@
 //!   (chunked over the cluster link, resumable, SHA-256 checked) and updates the index;
 //! - `restore`: the raft log of a node whose database was restored from a backup (standby
 //!   of its pair, or a new single-voter cluster);
+//! - `health`: the pair's alarms seen from a full node (no quorum, peer down, lag);
 //! - `node`: `HaNode`, the API the binary uses.
 //!
 //! Operators' view: `docs/ha.md`.
 
 pub mod config;
+pub mod health;
 pub mod log_store;
 mod network;
 pub mod node;

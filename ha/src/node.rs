@@ -237,6 +237,10 @@ impl HaNode {
         }
     }
 
+    pub(crate) fn timings(&self) -> crate::config::Timings {
+        self.shared.cfg.timings
+    }
+
     /// The configured members.
     pub(crate) fn members(&self) -> std::collections::BTreeMap<NodeId, NodeInfo> {
         self.shared.cfg.members.clone()

@@ -7,12 +7,13 @@
 //! - `pair`: `svi ha status|promote`;
 //! - `stats`: `svi stats`; `health`: `svi health`;
 //! - `migrate`: `svi migrate [--check]` (schema versions and steps);
-//! - `backup`: `svi backup` and `svi restore`;
+//! - `backup`: `svi backup` and `svi restore`; `alarms`: `svi alarms`;
 //! - `table`: printing rows as a table or JSON.
 //!
 //! This file holds what they share: where the configuration and data are (`Where`), the
 //! runtime, and the control socket call.
 
+mod alarms;
 mod backup;
 mod flows;
 mod health;
@@ -24,7 +25,7 @@ mod run;
 mod stats;
 mod table;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -103,6 +104,8 @@ enum Command {
     /// Restore a backup onto this stopped node: it then rejoins its pair as standby, or
     /// starts as a new single node (`--new-cluster`, or a configuration without a pair).
     Restore(backup::RestoreArgs),
+    /// The alarms active on the running node and the counts since it started.
+    Alarms(alarms::AlarmsArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -125,6 +128,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate(args) => migrate::run(args),
         Command::Backup(args) => backup::backup(args),
         Command::Restore(args) => backup::restore(args),
+        Command::Alarms(args) => alarms::run(args),
     }
 }
 

@@ -93,11 +93,36 @@ async fn run_engine(config: EngineConfig) -> anyhow::Result<ExitCode> {
             config.file.display()
         );
     }
+    crate::systemd::check_open_files(config.sip.max_calls as u64);
+    let pair = cluster.members.len() > 1;
+    let health = ha::health::Settings {
+        peer_down_after: config.alarms.peer_down_after,
+        lag_entries: config.alarms.replication_lag,
+    };
     let storage = Storage::open(&config.data_dir).await?;
     let (node, replication) = crate::ha::start(cluster, storage.clone(), alarms).await?;
     let engine = engine::Engine::start_with(config, storage, replication).await?;
+    let handle = engine.handle();
+    // The pair's alarms (peer down, no quorum, lag) go to the engine's alarm board.
+    let alarms = handle.alarms()?.clone();
+    let health = pair.then(|| ha::health::spawn(node.clone(), alarms, health));
+    let notify = crate::systemd::Notify::from_env().map(std::sync::Arc::new);
+    let watchdog = notify.as_ref().and_then(|n| {
+        n.send("READY=1");
+        let period = crate::systemd::watchdog_period()?;
+        let (n, handle) = (n.clone(), handle.clone());
+        Some(tokio::spawn(async move {
+            crate::systemd::watchdog(n, period, || handle.alive()).await
+        }))
+    });
     wait_for_signal().await;
     tracing::info!("shutting down");
+    if let Some(n) = &notify {
+        n.send("STOPPING=1");
+    }
+    for task in health.into_iter().chain(watchdog) {
+        task.abort();
+    }
     engine.shutdown().await;
     node.shutdown().await;
     Ok(ExitCode::SUCCESS)
@@ -107,7 +132,24 @@ async fn run_witness(config: EngineConfig) -> anyhow::Result<ExitCode> {
     let cluster = crate::ha::ha_config(&config)?;
     let node = crate::ha::witness(cluster, crate::ha::alarm_webhook(&config)?).await?;
     tracing::info!("witness ready");
+    // The witness's watchdog proves its runtime runs (it has no engine to ask).
+    let notify = crate::systemd::Notify::from_env().map(std::sync::Arc::new);
+    let watchdog = notify.as_ref().and_then(|n| {
+        n.send("READY=1");
+        let period = crate::systemd::watchdog_period()?;
+        Some(tokio::spawn(crate::systemd::watchdog(
+            n.clone(),
+            period,
+            || async { true },
+        )))
+    });
     wait_for_signal().await;
+    if let Some(n) = &notify {
+        n.send("STOPPING=1");
+    }
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     node.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -10,7 +10,8 @@
 //! - `proc`: start, probe, stop and inspect an engine process in a temporary data directory;
 //! - `sipp`: build sipp scenarios (caller, registrar) and run sipp against the engine;
 //! - `pcap`: write pcap files of RTP streams (e.g. in-band DTMF tones) for sipp to play;
-//! - `probe`: raw SIP over UDP (OPTIONS pings, sending torture messages, reading answers).
+//! - `probe`: raw SIP over UDP (OPTIONS pings, sending torture messages, reading answers);
+//! - `smtp`: a mail server with STARTTLS and authentication that keeps what it receives.
 
 pub mod baresip;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod ports;
 pub mod probe;
 pub mod proc;
 pub mod sipp;
+pub mod smtp;
 
 use std::path::PathBuf;
 

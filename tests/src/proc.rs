@@ -46,6 +46,8 @@ pub struct EngineOptions {
     /// Data directory (default: a fresh temporary one); to restart a node on its data.
     pub data_dir: Option<PathBuf>,
     pub extra: Vec<String>,
+    /// Environment variables of the process (e.g. systemd's `NOTIFY_SOCKET`).
+    pub env: Vec<(String, String)>,
 }
 
 impl EngineProc {
@@ -69,6 +71,7 @@ impl EngineProc {
             .arg("--rtp-ports")
             .arg(format!("{}-{}", rtp.0, rtp.1));
         cmd.args(&opts.extra);
+        cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
         cmd.env(
             "RUST_LOG",
             std::env::var("SVI_TEST_LOG").unwrap_or_else(|_| "info".into()),

@@ -31,7 +31,7 @@ pub const FORMAT: &str = "svi-backup 1";
 /// The collections of replicated documents that are history (left out by
 /// `svi restore --without-history`, like the call records). A collection of events or of
 /// audit entries belongs here.
-pub const HISTORY_COLLECTIONS: &[&str] = &[crate::contact_center::EVENTS_COLLECTION];
+pub const HISTORY_COLLECTIONS: &[&str] = &[crate::acd::driver::EVENTS_COLLECTION];
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -121,7 +121,7 @@ pub async fn create(
     let schema_version = crate::storage::migrate::file_version(&copy).await?;
     let contents = crate::storage::backup::contents(&copy).await?;
     let indexed = if source.recordings {
-        crate::storage::backup::doc_files(&copy, crate::call::RECORDINGS_COLLECTION).await?
+        crate::storage::backup::doc_files(&copy, crate::recording::index::COLLECTION).await?
     } else {
         Vec::new()
     };

@@ -122,6 +122,7 @@ pub fn spawn(
     config: &crate::config::EngineConfig,
     storage: Storage,
     active: watch::Receiver<bool>,
+    alarms: crate::alarm::AlarmHandle,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let schedule = config.backup.schedule(&config.data_dir)?;
     let source = Source {
@@ -131,7 +132,21 @@ pub fn spawn(
         recordings: schedule.recordings,
     };
     tracing::info!(dir = %schedule.dir.display(), every = ?schedule.every, keep = schedule.keep, "backup schedule (runs on the active node)");
-    Some(tokio::spawn(run(storage, source, schedule, active, |_| {})))
+    let dir = schedule.dir.display().to_string();
+    let report = move |r: &Result<PathBuf, BackupError>| {
+        use crate::alarm::{AlarmKind, Condition, Severity};
+        let seen = match r {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![Condition {
+                kind: AlarmKind::BackupFailed,
+                subject: dir.clone(),
+                severity: Severity::Minor,
+                message: format!("the scheduled backup failed: {e}"),
+            }],
+        };
+        alarms.report("backup", seen);
+    };
+    Some(tokio::spawn(run(storage, source, schedule, active, report)))
 }
 
 /// Runs the schedule while the process lives: only while `active` is true.

@@ -7,10 +7,11 @@
 //! One file per section, each with its raw (as written) form and its checked form:
 //! `sip` (`[sip]`, `[rtp]`), `flows` (`[prompts]`, `[flows]`, `[[routes]]`), `trunks`,
 //! `acd` (`[[queues]]`, `[[agents]]`), `recording`, `connectors` (`[[data_sources]]`,
-//! `[[actions]]`), `backup`. This file holds the whole file's shape and puts the sections together.
+//! `[[actions]]`), `backup`, `alarms` (`[alarms]`, `[alarms.mail]`). This file holds the whole file's shape and puts the sections together.
 //! `[ha]` is kept as written: the binary checks it with the `ha` crate.
 
 mod acd;
+mod alarms;
 mod backup;
 mod connectors;
 mod flows;
@@ -81,6 +82,8 @@ struct RawConfig {
     recording: recording::RawRecording,
     #[serde(default)]
     backup: backup::RawBackup,
+    #[serde(default)]
+    alarms: alarms::RawAlarms,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -88,6 +91,9 @@ struct RawConfig {
 struct RawNode {
     name: Option<String>,
     data_dir: Option<String>,
+    /// Set in the package's template: refuses to run until the file was edited.
+    #[serde(default)]
+    unconfigured: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +124,7 @@ pub struct EngineConfig {
     pub actions: Vec<ConnectorConfig>,
     pub recording: RecordingConfig,
     pub backup: BackupConfig,
+    pub alarms: crate::alarm::AlarmsConfig,
 }
 
 /// What every section's parser needs: the file (for errors) and the base of relative paths.
@@ -163,6 +170,12 @@ impl EngineConfig {
             message: e.to_string().trim().replace('\n', " "),
         })?;
         let cx = Ctx { file, base };
+        if raw.node.unconfigured {
+            return Err(cx.err(
+                "node.unconfigured",
+                "this is the package's template: set it up for this site (sip.listen, sip.allowed_networks, agents, trunks; see docs/operations.md), then remove `unconfigured = true`",
+            ));
+        }
 
         let sip = sip::parse_sip(&cx, raw.sip)?;
         let rtp = sip::parse_rtp(&cx, raw.rtp, sip.listen)?;
@@ -194,6 +207,7 @@ impl EngineConfig {
             actions: connectors::parse(&cx, "actions", raw.actions)?,
             recording,
             backup: backup::parse(&cx, raw.backup)?,
+            alarms: alarms::parse(&cx, raw.alarms)?,
         })
     }
 

@@ -11,6 +11,7 @@
 //! | calls | [`EngineHandle::call_command`]: supervise (listen, whisper, barge, stop), recording pause/resume, hang up |
 //! | snapshots | [`calls`](EngineHandle::calls) in progress, [`queues`](EngineHandle::queues), [`agents`](EngineHandle::agents), [`recordings`](EngineHandle::recordings), [`statistics`](EngineHandle::statistics) |
 //! | streams | [`events`](EngineHandle::events) (call and ACD events), [`watch_acd`](EngineHandle::watch_acd) (queues and agents) |
+//! | health | [`alive`](EngineHandle::alive) (the service watchdog), [`alarms`](EngineHandle::alarms) active and counted |
 //! | HA | [`ha_status`](EngineHandle::ha_status), [`ha_promote`](EngineHandle::ha_promote), through the `ha` crate's `HaControl` |
 //! | flows | [`flow_names`](EngineHandle::flow_names), [`flows`](EngineHandle::flows): versions, install, activate, roll back ([`flows`] module) |
 //!
@@ -34,6 +35,7 @@ use crate::acd::report::{queue_report, ReportQuery};
 use crate::acd::{
     AcdHandle, AcdSnapshot, AgentId, AgentSnapshot, Input, QueueSnapshot, QueueStats,
 };
+use crate::alarm::AlarmHandle;
 use crate::call::live::{CallCommand, CommandOutcome, LiveCalls};
 use crate::config::EngineConfig;
 use crate::flows::FlowSet;
@@ -88,6 +90,7 @@ pub(crate) struct Running {
     pub live: LiveCalls,
     pub storage: Storage,
     pub flow_sync: crate::flows::FlowSync,
+    pub alarms: AlarmHandle,
 }
 
 impl EngineHandle {
@@ -291,6 +294,20 @@ impl EngineHandle {
     /// Queues, agents and queued calls, republished after each change.
     pub fn watch_acd(&self) -> Result<watch::Receiver<Arc<AcdSnapshot>>, HandleError> {
         Ok(self.engine()?.acd.watch())
+    }
+
+    // --- health -------------------------------------------------------------------------
+
+    /// Whether the engine's central task (the ACD, which every call goes through) answers:
+    /// the service watchdog is fed only while it does.
+    pub async fn alive(&self) -> bool {
+        self.acd().await.is_ok()
+    }
+
+    /// Where alarm sources report, and the alarms' snapshot (metrics, `svi alarms`); a
+    /// witness raises none.
+    pub fn alarms(&self) -> Result<&AlarmHandle, HandleError> {
+        Ok(&self.engine()?.alarms)
     }
 
     // --- HA -----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-//! Alarm webhook: POSTs a JSON event to an operator's URL (a monitoring system, a chat
+//! The alarm webhook: POSTs a JSON event to an operator's URL (a monitoring system, a chat
 //! bridge). Fire and forget: each event is sent from its own task with a short timeout and
 //! a couple of retries, so a slow or dead receiver never delays what raised the alarm.
 
@@ -28,11 +28,17 @@ pub enum WebhookError {
 }
 
 impl Webhook {
-    pub fn new(url: &str) -> Result<Webhook, WebhookError> {
+    /// An http:// or https:// URL with a host (checked when the configuration is read).
+    pub fn check_url(url: &str) -> Result<Url, WebhookError> {
         let parsed = Url::parse(url).map_err(|_| WebhookError::BadUrl(url.to_string()))?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
             return Err(WebhookError::BadUrl(url.to_string()));
         }
+        Ok(parsed)
+    }
+
+    pub fn new(url: &str) -> Result<Webhook, WebhookError> {
+        let parsed = Webhook::check_url(url)?;
         // reqwest uses the process-wide rustls provider (see `connectors::http`).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
