@@ -3,7 +3,9 @@
 # end-to-end tests (real svi processes against sipp on loopback).
 # Installs what the tests need when it is missing (sipp from Debian's sip-tester; nft from
 # nftables, for the HA partition test, which also needs root to mount a small tmpfs; baresip
-# from baresip-core, the SRTP caller of tests/tests/srtp.rs).
+# from baresip-core, the SRTP caller of tests/tests/srtp.rs; openssl for the test mail
+# server's certificate; systemd-analyze from systemd and dpkg-deb, for the package test,
+# which also needs root for its throwaway container).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +21,9 @@ missing=()
 command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
 command -v nft >/dev/null 2>&1 || missing+=(nftables)
 command -v baresip >/dev/null 2>&1 || missing+=(baresip-core)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v dpkg-deb >/dev/null 2>&1 || missing+=(dpkg)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
   install_debian "${missing[@]}"
