@@ -90,3 +90,11 @@ pub mod uas;
 
 pub use handle::EngineHandle;
 pub use runtime::{Engine, EngineError};
+
+/// A UTC instant from RFC 3339 text, for tests of time-based rules.
+#[cfg(test)]
+pub(crate) fn utc(rfc3339: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .expect("an RFC 3339 time")
+        .with_timezone(&chrono::Utc)
+}

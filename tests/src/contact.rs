@@ -10,10 +10,16 @@ use crate::proc::{svi_bin, EngineProc};
 
 /// `svi ARGS --data-dir DIR` against the engine: exit code and output (stdout + stderr).
 pub fn svi(engine: &EngineProc, args: &[&str]) -> (i32, String) {
+    svi_at(args, &engine.data_dir())
+}
+
+/// `svi ARGS --data-dir DIR` (a running engine's, or a stopped node's): exit code and
+/// output (stdout + stderr).
+pub fn svi_at(args: &[&str], data_dir: &std::path::Path) -> (i32, String) {
     let out = std::process::Command::new(svi_bin())
         .args(args)
         .arg("--data-dir")
-        .arg(engine.data_dir())
+        .arg(data_dir)
         .output()
         .expect("svi");
     (

@@ -381,14 +381,7 @@ pub struct AlarmSink {
 
 impl AlarmSink {
     pub fn start() -> AlarmSink {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind alarm sink");
+        let (runtime, listener) = crate::server_runtime();
         let url = format!("http://{}/alarm", listener.local_addr().expect("addr"));
         let (tx, events) = std::sync::mpsc::channel();
         runtime.spawn(async move {

@@ -28,6 +28,20 @@ pub mod smtp;
 
 use std::path::PathBuf;
 
+/// A one-thread runtime and a listener on a free loopback port, for the test servers that
+/// run beside a test's blocking code (the alarm webhook sink, the SMTP sink).
+pub fn server_runtime() -> (tokio::runtime::Runtime, tokio::net::TcpListener) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind a loopback port");
+    (runtime, listener)
+}
+
 /// The repository root (parent of this crate).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -164,14 +164,7 @@ impl SmtpSink {
             .with_single_cert(certs, key)
             .expect("server config");
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
+        let (runtime, listener) = crate::server_runtime();
         let addr = listener.local_addr().expect("addr");
         let mails = Arc::new(Mutex::new(Vec::new()));
         let refusals = Arc::new(Mutex::new(Vec::new()));

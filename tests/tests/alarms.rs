@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde_json::Value;
 use svi_tests::contact::svi;
 use svi_tests::ha::{wait_role, AlarmSink, HaSpec};
-use svi_tests::smtp::SmtpSink;
+use svi_tests::proc::EngineProc;
+use svi_tests::smtp::{Mail, SmtpSink};
 
 const USER: &str = "svi-alarms";
 const PASSWORD: &str = "sink-password-0123";
@@ -28,10 +29,24 @@ fn engine_config(dir: &Path, sink: &SmtpSink, webhook: &str) -> String {
     )
 }
 
-fn alarms(data_dir: &Path, engine: &svi_tests::proc::EngineProc) -> Value {
+fn alarms(data_dir: &Path, engine: &EngineProc) -> Value {
     let (code, text) = svi(engine, &["alarms", "--json"]);
     assert_eq!(code, 0, "svi alarms on {}: {text}", data_dir.display());
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// The mail with `subject` received after `mark`; fails with every subject received, what
+/// the server refused and the node's log.
+fn wait_mail(sink: &SmtpSink, mark: usize, subject: &str, node: &EngineProc) -> Mail {
+    sink.wait_after(mark, Duration::from_secs(20), |m| m.subject() == subject)
+        .unwrap_or_else(|| {
+            panic!(
+                "no mail `{subject}`; mails: {:?}\nrefused: {:?}\n{}",
+                sink.mails().iter().map(|m| m.subject()).collect::<Vec<_>>(),
+                sink.refusals(),
+                node.log_text()
+            )
+        })
 }
 
 fn peer_down_on(v: &Value, node: &str) -> bool {
@@ -67,18 +82,12 @@ fn killing_the_standby_mails_peer_down_and_its_return_mails_the_clear() {
     let mark = sink.count();
     let b_data = b.data_dir();
     b.kill9();
-    let raised = sink
-        .wait_after(mark, Duration::from_secs(20), |m| {
-            m.subject() == "[svi node-a] RAISED major: peer down (node 2)"
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "no peer-down mail; mails: {:?}\nrefused: {:?}\n{}",
-                sink.mails().iter().map(|m| m.subject()).collect::<Vec<_>>(),
-                sink.refusals(),
-                a.log_text()
-            )
-        });
+    let raised = wait_mail(
+        &sink,
+        mark,
+        "[svi node-a] RAISED major: peer down (node 2)",
+        &a,
+    );
     assert!(raised.tls, "the mail went over STARTTLS");
     assert_eq!(raised.user.as_deref(), Some(USER), "and was authenticated");
     assert_eq!(raised.from, "svi@example.org");
@@ -119,17 +128,7 @@ fn killing_the_standby_mails_peer_down_and_its_return_mails_the_clear() {
     let mark = sink.count();
     let b = spec.node(1, Some(b_data));
     assert!(wait_role(&b.data_dir(), "standby", Duration::from_secs(20)));
-    let cleared = sink
-        .wait_after(mark, Duration::from_secs(20), |m| {
-            m.subject() == "[svi node-a] CLEARED: peer down (node 2)"
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "no clear mail; mails: {:?}\n{}",
-                sink.mails().iter().map(|m| m.subject()).collect::<Vec<_>>(),
-                a.log_text()
-            )
-        });
+    let cleared = wait_mail(&sink, mark, "[svi node-a] CLEARED: peer down (node 2)", &a);
     assert!(cleared.tls && cleared.user.is_some());
     let body = cleared.body();
     assert!(

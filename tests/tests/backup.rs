@@ -8,27 +8,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use svi_tests::contact::{agent_phone, queued_caller, svi, svi_ok, wait_agent, AUTO_ANSWER};
+use svi_tests::contact::{
+    agent_phone, queued_caller, svi, svi_at, svi_ok, wait_agent, AUTO_ANSWER,
+};
 use svi_tests::ha::{calls, record_ids, recordings};
-use svi_tests::proc::{svi_bin, EngineOptions, EngineProc};
-
-/// `svi ARGS` (no engine needed): exit code and stdout + stderr.
-fn run_svi(args: &[&str], data_dir: &Path) -> (i32, String) {
-    let out = Command::new(svi_bin())
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .output()
-        .expect("svi");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
+use svi_tests::proc::{EngineOptions, EngineProc};
 
 fn start_on(data_dir: &Path) -> EngineProc {
     EngineProc::start(EngineOptions {
@@ -101,7 +85,7 @@ async fn a_hot_backup_restored_on_a_wiped_node_brings_back_calls_recordings_and_
     drop(agent);
 
     // A running node is never restored over.
-    let (code, text) = run_svi(&["restore", tar.to_str().unwrap_or_default()], &data);
+    let (code, text) = svi_at(&["restore", tar.to_str().unwrap_or_default()], &data);
     assert_ne!(code, 0, "{text}");
     assert!(text.contains("stop it before"), "{text}");
     let (status, _) = engine.terminate(Duration::from_secs(15));
@@ -110,7 +94,7 @@ async fn a_hot_backup_restored_on_a_wiped_node_brings_back_calls_recordings_and_
     // Wipe, restore, start.
     let wav_sha = recorded[0]["sha256"].clone();
     std::fs::remove_dir_all(&data).expect("wipe");
-    let (code, text) = run_svi(
+    let (code, text) = svi_at(
         &["restore", tar.to_str().unwrap_or_default(), "--json"],
         &data,
     );
@@ -145,7 +129,7 @@ async fn a_hot_backup_restored_on_a_wiped_node_brings_back_calls_recordings_and_
     // Without history: no call records, no ACD events (agents as configured), recordings
     // and their index kept.
     let lean = work.path().join("lean");
-    let (code, text) = run_svi(
+    let (code, text) = svi_at(
         &[
             "restore",
             tar.to_str().unwrap_or_default(),
@@ -201,7 +185,7 @@ fn a_damaged_backup_is_refused_and_the_node_keeps_its_data() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0x55;
     std::fs::write(&db, bytes).expect("write");
-    let (code, text) = run_svi(&["restore", dir_backup.to_str().unwrap_or_default()], &data);
+    let (code, text) = svi_at(&["restore", dir_backup.to_str().unwrap_or_default()], &data);
     assert_ne!(code, 0, "{text}");
     assert!(text.contains("checksum mismatch for svi.db"), "{text}");
     assert_eq!(record_ids(&data), ids);
@@ -214,7 +198,7 @@ fn a_damaged_backup_is_refused_and_the_node_keeps_its_data() {
     // Not a backup at all.
     let junk = work.path().join("junk.tar");
     std::fs::write(&junk, b"not a tar file at all").expect("junk");
-    let (code, text) = run_svi(&["restore", junk.to_str().unwrap_or_default()], &data);
+    let (code, text) = svi_at(&["restore", junk.to_str().unwrap_or_default()], &data);
     assert_ne!(code, 0, "{text}");
     assert_eq!(record_ids(&data), ids);
 }
@@ -265,7 +249,7 @@ fn the_active_node_takes_its_scheduled_backup_and_keeps_the_newest() {
         "{names:?}"
     );
     // The new one is a complete backup: it restores.
-    let (code, text) = run_svi(
+    let (code, text) = svi_at(
         &[
             "restore",
             backups.join(&names[2]).to_str().unwrap_or_default(),

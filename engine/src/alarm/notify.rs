@@ -236,26 +236,21 @@ mod tests {
 
     #[test]
     fn subjects_and_bodies_say_what_and_where() {
-        let one = Batch {
-            changes: vec![change(State::Raised, 2)],
+        let batch = |changes| Batch {
+            changes,
             dropped: 0,
         };
+        let one = batch(vec![change(State::Raised, 2)]);
         assert_eq!(
             mail_subject("node-a", &one),
             "[svi node-a] RAISED major: peer down (node 2)"
         );
-        let cleared = Batch {
-            changes: vec![change(State::Cleared, 2)],
-            dropped: 0,
-        };
+        let cleared = batch(vec![change(State::Cleared, 2)]);
         assert_eq!(
             mail_subject("node-a", &cleared),
             "[svi node-a] CLEARED: peer down (node 2)"
         );
-        let two = Batch {
-            changes: vec![change(State::Raised, 2), change(State::Cleared, 3)],
-            dropped: 0,
-        };
+        let two = batch(vec![change(State::Raised, 2), change(State::Cleared, 3)]);
         assert_eq!(
             mail_subject("node-a", &two),
             "[svi node-a] 2 alarm changes: 1 raised, 1 cleared"

@@ -179,11 +179,7 @@ pub async fn run(watched: Watched, alarms: AlarmHandle) {
 mod tests {
     use super::*;
 
-    fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s)
-            .expect("time")
-            .with_timezone(&Utc)
-    }
+    use crate::utc as t;
 
     #[test]
     fn the_disk_guard_raises_below_its_minimum_only() {

@@ -194,11 +194,7 @@ pub async fn run(
 mod tests {
     use super::*;
 
-    fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s)
-            .expect("time")
-            .with_timezone(&Utc)
-    }
+    use crate::utc as t;
 
     #[test]
     fn names_carry_the_time_and_a_safe_node_name() {

@@ -337,17 +337,20 @@ pub async fn file_version(path: &Path) -> Result<u32, StorageError> {
 mod tests {
     use super::*;
 
+    const ONE: Step = Step {
+        name: "one",
+        sql: "CREATE TABLE a (x INTEGER);",
+    };
+    const TWO: Step = Step {
+        name: "two",
+        sql: "ALTER TABLE a ADD COLUMN y TEXT DEFAULT 'y';",
+    };
+
     static THREE: Schema = Schema {
         file: "t.db",
         steps: &[
-            Step {
-                name: "one",
-                sql: "CREATE TABLE a (x INTEGER);",
-            },
-            Step {
-                name: "two",
-                sql: "ALTER TABLE a ADD COLUMN y TEXT DEFAULT 'y';",
-            },
+            ONE,
+            TWO,
             Step {
                 name: "three",
                 sql: "CREATE TABLE b (z TEXT);",
@@ -355,17 +358,12 @@ mod tests {
         ],
     };
 
+    /// Step 3 fails half-way (its first statement succeeds).
     static BROKEN: Schema = Schema {
         file: "t.db",
         steps: &[
-            Step {
-                name: "one",
-                sql: "CREATE TABLE a (x INTEGER);",
-            },
-            Step {
-                name: "two",
-                sql: "ALTER TABLE a ADD COLUMN y TEXT DEFAULT 'y';",
-            },
+            ONE,
+            TWO,
             Step {
                 name: "bad",
                 sql: "CREATE TABLE c (q TEXT); INSERT INTO nowhere VALUES (1);",
