@@ -91,8 +91,15 @@ impl Storage {
             .await
             .map_err(open_err)?;
         let mut conn = pool.acquire().await?;
-        migrate::migrate_open(&mut conn, &migrate::ENGINE_DB, &data_dir.join(BACKUP_DIR)).await?;
+        let migrated =
+            migrate::migrate_open(&mut conn, &migrate::ENGINE_DB, &data_dir.join(BACKUP_DIR)).await;
         drop(conn);
+        if let Err(e) = migrated {
+            // Closed before the process exits on this error: the last connection's close
+            // removes the -wal and -shm files, leaving refused data as it was found.
+            pool.close().await;
+            return Err(e);
+        }
         Ok(Storage {
             pool,
             docs: Default::default(),
