@@ -274,11 +274,13 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        match call(dir.path(), &Request::Calls).await {
-            Err(ControlError::Engine(HandleError::Unavailable { part, .. })) => {
-                assert_eq!(part, crate::handle::Part::Telephony)
+        for refused in [Request::Calls, Request::Alarms] {
+            match call(dir.path(), &refused).await {
+                Err(ControlError::Engine(HandleError::Unavailable { part, .. })) => {
+                    assert_eq!(part, crate::handle::Part::Telephony)
+                }
+                other => panic!("{refused:?}: {other:?}"),
             }
-            other => panic!("{other:?}"),
         }
         server.abort();
     }
