@@ -41,6 +41,9 @@ pub(crate) struct Observation {
     pub witness: bool,
     /// This node is a voter in the effective membership.
     pub voter: bool,
+    /// This node is the only voter: no other node can be elected without its vote, so
+    /// there is no lease to lose (a single node, or a pair after `promote --force`).
+    pub sole_voter: bool,
     /// This node is raft leader.
     pub leader: bool,
     pub known_leader: Option<NodeId>,
@@ -69,7 +72,7 @@ pub(crate) fn decide(o: &Observation, lease: Duration, prev: Role) -> Role {
         return Role::Joining;
     }
     if o.leader {
-        let lease_ok = o.lease_age.is_some_and(|a| a < lease);
+        let lease_ok = o.sole_voter || o.lease_age.is_some_and(|a| a < lease);
         return match (o.yielding, lease_ok, o.own_term_applied) {
             (true, _, _) => Role::Standby,
             (false, true, true) => Role::Active,
@@ -96,6 +99,9 @@ pub(crate) fn observe(
     seen: Instant,
 ) -> Observation {
     let leader = m.state == ServerState::Leader;
+    let membership = m.membership_config.membership();
+    let voter = membership.voter_ids().any(|v| v == me);
+    let sole_voter = voter && membership.voter_ids().count() == 1;
     let lease_age = m
         .millis_since_quorum_ack
         .filter(|_| leader)
@@ -103,11 +109,8 @@ pub(crate) fn observe(
     Observation {
         running: m.running_state.is_ok(),
         witness,
-        voter: m
-            .membership_config
-            .membership()
-            .voter_ids()
-            .any(|v| v == me),
+        voter,
+        sole_voter,
         leader,
         known_leader: m.current_leader.filter(|l| *l != me || leader),
         lease_age,
@@ -123,13 +126,17 @@ pub(crate) fn observe(
 /// alone is not enough: a node frozen (SIGSTOP, a VM pause, a long GC-like stall) past its
 /// lease resumes with `Active` still published, and whatever it handles before the monitor
 /// runs again (an INVITE queued in the socket) would be served. The deadline is set before
-/// `Active` is published and cleared when the node leaves it.
+/// `Active` is published and cleared when the node leaves it. The only voter of its
+/// cluster holds an unbounded lease: nobody else can be elected without its vote.
 #[derive(Debug)]
 pub struct Lease {
     base: Instant,
-    /// Nanoseconds after `base` at which the lease runs out; 0: not active.
+    /// Nanoseconds after `base` at which the lease runs out; 0: not active; `UNBOUNDED`: no
+    /// deadline.
     until: AtomicU64,
 }
+
+const UNBOUNDED: u64 = u64::MAX;
 
 impl Lease {
     pub(crate) fn new() -> Lease {
@@ -141,7 +148,11 @@ impl Lease {
 
     /// Whether this node may serve at `now` (monotonic): active and within its lease.
     pub fn valid_at(&self, now: Instant) -> bool {
-        self.deadline().is_some_and(|d| now < d)
+        match self.until.load(Ordering::SeqCst) {
+            0 => false,
+            UNBOUNDED => true,
+            _ => self.deadline().is_some_and(|d| now < d),
+        }
     }
 
     /// `valid_at(Instant::now())`.
@@ -149,19 +160,24 @@ impl Lease {
         self.valid_at(Instant::now())
     }
 
+    /// The instant the lease runs out; None when not active or unbounded.
     fn deadline(&self) -> Option<Instant> {
         match self.until.load(Ordering::SeqCst) {
-            0 => None,
+            0 | UNBOUNDED => None,
             ns => Some(self.base + Duration::from_nanos(ns)),
         }
     }
 
     fn renew(&self, until: Instant) {
         let ns = until.saturating_duration_since(self.base).as_nanos();
-        self.until.store(
-            u64::try_from(ns).unwrap_or(u64::MAX).max(1),
-            Ordering::SeqCst,
-        );
+        let ns = u64::try_from(ns).unwrap_or(UNBOUNDED - 1);
+        self.until
+            .store(ns.clamp(1, UNBOUNDED - 1), Ordering::SeqCst);
+    }
+
+    /// No deadline: this node is the only voter.
+    fn renew_unbounded(&self) {
+        self.until.store(UNBOUNDED, Ordering::SeqCst);
     }
 
     fn clear(&self) {
@@ -288,8 +304,13 @@ pub(crate) async fn monitor(
         };
         let prev = *publisher.tx.borrow();
         let role = decide(&obs, lease, prev);
-        // While active, wake exactly when the lease would run out without news.
+        // While active, wake exactly when the lease would run out without news. The only
+        // voter has no lease to lose: a stall (SIGSTOP, a loaded host) must not fence it.
         let expiry = match (role, ack_ms) {
+            (Role::Active, _) if obs.sole_voter => {
+                publisher.lease.renew_unbounded();
+                None
+            }
             (Role::Active, Some(ms)) => {
                 Some(seen + lease.saturating_sub(Duration::from_millis(ms)))
             }
@@ -343,6 +364,7 @@ mod tests {
             running: true,
             witness: false,
             voter: true,
+            sole_voter: false,
             leader: true,
             known_leader: Some(1),
             lease_age: Some(Duration::from_millis(age_ms)),
@@ -359,6 +381,39 @@ mod tests {
         assert_eq!(decide(&leader(5000), LEASE, Role::Fenced), Role::Fenced);
         // Quorum back: active again.
         assert_eq!(decide(&leader(50), LEASE, Role::Fenced), Role::Active);
+    }
+
+    #[test]
+    fn the_only_voter_has_no_lease_to_lose() {
+        let mut o = leader(60_000);
+        o.sole_voter = true;
+        assert_eq!(decide(&o, LEASE, Role::Active), Role::Active);
+        o.lease_age = None;
+        assert_eq!(decide(&o, LEASE, Role::Standby), Role::Active);
+        // Still not before its election is committed, and not when raft stopped.
+        o.own_term_applied = false;
+        assert_eq!(decide(&o, LEASE, Role::Standby), Role::Standby);
+        o.own_term_applied = true;
+        o.running = false;
+        assert_eq!(decide(&o, LEASE, Role::Active), Role::Fenced);
+    }
+
+    #[test]
+    fn an_unbounded_lease_stays_valid_until_cleared() {
+        let p = Publisher::new(1, Role::Standby);
+        p.lease.renew_unbounded();
+        p.publish(Role::Active, 1, Some(1));
+        let later = Instant::now() + Duration::from_secs(3600);
+        assert!(p.lease.valid_at(later), "no deadline for the only voter");
+        // A second voter joins: the lease is bounded again.
+        p.lease.renew(Instant::now() + LEASE);
+        assert!(!p.lease.valid_at(later));
+        p.lease.renew_unbounded();
+        p.publish(Role::Standby, 2, None);
+        assert!(
+            !p.lease.valid_at(Instant::now()),
+            "cleared when leaving active"
+        );
     }
 
     #[test]

@@ -93,6 +93,8 @@ async fn run_engine(config: EngineConfig) -> anyhow::Result<ExitCode> {
             config.file.display()
         );
     }
+    // One process per data directory, before anything in it is opened.
+    let _lock = engine::storage::DataDirLock::acquire(&config.data_dir)?;
     crate::systemd::check_open_files(config.sip.max_calls as u64);
     let pair = cluster.members.len() > 1;
     let health = ha::health::Settings {
@@ -130,6 +132,7 @@ async fn run_engine(config: EngineConfig) -> anyhow::Result<ExitCode> {
 
 async fn run_witness(config: EngineConfig) -> anyhow::Result<ExitCode> {
     let cluster = crate::ha::ha_config(&config)?;
+    let _lock = engine::storage::DataDirLock::acquire(&config.data_dir)?;
     let node = crate::ha::witness(cluster, crate::ha::alarm_webhook(&config)?).await?;
     tracing::info!("witness ready");
     // The witness's watchdog proves its runtime runs (it has no engine to ask).

@@ -35,6 +35,17 @@ pub fn write_allowing(dir: &Path, flows: &[(&str, &str)], allowed: &str, extra: 
     config
 }
 
+/// A flow (`hold`) that keeps the caller listening: the welcome prompt, again and again
+/// (a call that lasts until the caller hangs up, with media from the engine throughout).
+pub const HOLD_FLOW: &str = "flow: hold
+language: en
+start: talk
+steps:
+  talk:
+    play: welcome
+    next: talk
+";
+
 /// The length of a sample prompt (English).
 pub fn prompt_len(name: &str) -> std::time::Duration {
     let path = crate::repo_root()

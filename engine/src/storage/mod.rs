@@ -7,6 +7,7 @@
 //!   raft log file; `migrate`: the schemas and their forward-only steps.
 
 pub mod backup;
+mod lock;
 pub mod migrate;
 pub mod raft;
 mod records;
@@ -20,6 +21,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use lock::{DataDirLock, LockError, LOCK_FILE};
 pub use records::{CallRecord, EndReason, QueueOutcome};
 pub use watch::DocChanges;
 

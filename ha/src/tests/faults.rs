@@ -185,6 +185,24 @@ impl Freezable {
         let _ = self.cmds.send(Cmd::Write(range, tx));
         rx.await.unwrap_or(false)
     }
+
+    /// Freezes the node's thread, runs `meanwhile` (on the test's thread), resumes it and
+    /// returns what the node reported first thing on resuming: its published role and
+    /// whether its lease was valid.
+    async fn freeze(&self, meanwhile: impl std::future::Future<Output = ()>) -> (Role, bool) {
+        let (frozen_tx, frozen) = std::sync::mpsc::channel();
+        let (resume, resume_rx) = std::sync::mpsc::channel();
+        let (report_tx, report) = std::sync::mpsc::channel();
+        let _ = self.cmds.send(Cmd::Freeze {
+            frozen: frozen_tx,
+            resume: resume_rx,
+            report: report_tx,
+        });
+        tokio::task::block_in_place(|| frozen.recv()).expect("node 1 frozen");
+        meanwhile.await;
+        let _ = resume.send(());
+        tokio::task::block_in_place(|| report.recv()).expect("report after resuming")
+    }
 }
 
 impl Drop for Freezable {
@@ -210,20 +228,9 @@ async fn frozen_active_node_resumes_with_its_lease_expired() {
     c.wait_role(2, Role::Standby, FORM).await;
     assert!(n1.write(0..5).await, "writes on node 1");
 
-    let (frozen_tx, frozen) = std::sync::mpsc::channel();
-    let (resume, resume_rx) = std::sync::mpsc::channel();
-    let (report_tx, report) = std::sync::mpsc::channel();
-    let _ = n1.cmds.send(Cmd::Freeze {
-        frozen: frozen_tx,
-        resume: resume_rx,
-        report: report_tx,
-    });
-    tokio::task::block_in_place(|| frozen.recv()).expect("node 1 frozen");
-    c.wait_role(2, Role::Active, failover_bound()).await;
-
-    let _ = resume.send(());
-    let (published, lease_valid) =
-        tokio::task::block_in_place(|| report.recv()).expect("report after resuming");
+    let (published, lease_valid) = n1
+        .freeze(c.wait_role(2, Role::Active, failover_bound()))
+        .await;
     assert!(
         !lease_valid,
         "node 1 resumed with a valid lease while node 2 is active (published role: {published})"
@@ -242,4 +249,31 @@ async fn frozen_active_node_resumes_with_its_lease_expired() {
     assert_eq!(calls_in(&c, 2).await, ids(0..5));
     drop(n1);
     c.kill(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_only_voter_stays_active_through_a_freeze_past_the_lease() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = HaConfig::single(1, dir.path().to_path_buf());
+    let lease = cfg.timings.lease;
+    let n1 = Freezable::start(cfg);
+    let mut r1 = n1.role.clone();
+    let became = tokio::time::timeout(FORM, r1.wait_for(|r| *r == Role::Active)).await;
+    assert!(matches!(became, Ok(Ok(_))), "node 1 active");
+    drop(became);
+    r1.borrow_and_update();
+    assert!(n1.write(0..3).await, "writes before the freeze");
+
+    // The fault itself: the node's only thread stays blocked for four leases.
+    let (published, lease_valid) = n1
+        .freeze(async move { std::thread::sleep(lease * 4) })
+        .await;
+    assert_eq!(published, Role::Active);
+    assert!(lease_valid, "the only voter has no lease to lose");
+    assert!(n1.write(3..5).await, "writes after the freeze");
+    assert!(
+        !r1.has_changed().unwrap_or(true),
+        "the role never left active: now {}",
+        *r1.borrow()
+    );
 }
