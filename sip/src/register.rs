@@ -23,9 +23,16 @@
 //!   which is kept for later refreshes;
 //! - other failures (403, 404, 5xx, timeout, rejected credentials) retry after 30 s, 60 s,
 //!   120 s... capped at 5 min, or after the registrar's Retry-After;
-//! - unregistering sends `Expires: 0` for our Contact only (never `Contact: *`, which would
-//!   remove the bindings of other devices of the same user) and reports `Unregistered`,
-//!   `clean: false` when the registrar did not confirm.
+//! - unregistering sends `Expires: 0` for our Contact only and reports `Unregistered`,
+//!   `clean: false` when the registrar did not confirm;
+//! - with `clear_first` (an HA pair: the user is the IVR's alone), a fresh registration (not
+//!   a refresh) first removes every binding of the user (`Contact: *`, `Expires: 0`, RFC 3261
+//!   §10.2.2), so that the other node's binding (a node that died without unregistering) is
+//!   gone before ours is added: the registrar never holds both. A registrar that refuses the
+//!   removal is logged and our binding added anyway (`ClearRefused`);
+//! - with `instance_id`, the Contact carries `+sip.instance` (and `reg-id` when set, RFC
+//!   5626 §4.2): both nodes of a pair registering the same instance replace each other's
+//!   binding at a registrar that matches bindings by instance.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -73,6 +80,12 @@ pub struct RegistrationConfig {
     pub expires: u32,
     /// Loose-routing outbound proxy (`sip:proxy.example.com;lr`), sent as a Route.
     pub outbound_proxy: Option<Uri>,
+    /// Remove every binding of the user before adding ours (see the module documentation).
+    pub clear_first: bool,
+    /// `+sip.instance` of our Contact (`urn:uuid:...`), shared by the nodes of a pair.
+    pub instance_id: Option<String>,
+    /// `reg-id` of our Contact (with `instance_id` only).
+    pub reg_id: Option<u32>,
 }
 
 /// Never prints the password.
@@ -84,6 +97,9 @@ impl std::fmt::Debug for RegistrationConfig {
             .field("contact", &self.contact)
             .field("expires", &self.expires)
             .field("outbound_proxy", &self.outbound_proxy)
+            .field("clear_first", &self.clear_first)
+            .field("instance_id", &self.instance_id)
+            .field("reg_id", &self.reg_id)
             .finish_non_exhaustive()
     }
 }
@@ -98,6 +114,9 @@ impl RegistrationConfig {
             password: password.to_string(),
             expires: 3600,
             outbound_proxy: None,
+            clear_first: false,
+            instance_id: None,
+            reg_id: None,
         }
     }
 }
@@ -133,10 +152,16 @@ pub enum RegistrationEvent {
     },
     /// The binding is removed (`clean`), or we gave up confirming it (`!clean`).
     Unregistered { clean: bool },
+    /// Every binding of the user was removed (`Contact: *`) before ours is added.
+    Cleared,
+    /// The registrar refused to remove every binding; ours is added anyway.
+    ClearRefused { status: u16 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Purpose {
+    /// `Contact: *`, `Expires: 0`, before a fresh registration.
+    Clear,
     Register,
     Unregister,
 }
@@ -237,7 +262,28 @@ impl RegistrationClient {
         }
         self.timers.clear();
         self.state = RegistrationState::Registering;
-        self.send(Purpose::Register);
+        self.send(self.fresh());
+    }
+
+    /// What a fresh registration (not a refresh) starts with.
+    fn fresh(&self) -> Purpose {
+        if self.config.clear_first {
+            Purpose::Clear
+        } else {
+            Purpose::Register
+        }
+    }
+
+    /// Whether `request` (from `poll_request`) adds or refreshes our binding, as opposed to
+    /// removing bindings. The driver checks that it may still serve before sending one.
+    pub fn adds_binding(request: &Request) -> bool {
+        request.method == Method::Register
+            && request
+                .headers
+                .expires()
+                .ok()
+                .flatten()
+                .is_some_and(|e| e > 0)
     }
 
     /// Removes our binding (`Expires: 0`), whatever the state; done when `Unregistered` comes.
@@ -272,7 +318,7 @@ impl RegistrationClient {
                 Timer::Refresh => self.send(Purpose::Register),
                 Timer::Retry => {
                     self.state = RegistrationState::Registering;
-                    self.send(Purpose::Register);
+                    self.send(self.fresh());
                 }
             }
         }
@@ -298,6 +344,22 @@ impl RegistrationClient {
         }
         let purpose = pending.purpose;
         match response.status {
+            200..=299 if purpose == Purpose::Clear => {
+                self.events.push_back(RegistrationEvent::Cleared);
+                self.send(Purpose::Register);
+            }
+            401 | 407 if purpose == Purpose::Clear => {
+                if let Err(error) = self.answer_challenge(response) {
+                    self.fail(now, response.status, error, None);
+                } else {
+                    self.send(purpose);
+                }
+            }
+            status if purpose == Purpose::Clear => {
+                self.events
+                    .push_back(RegistrationEvent::ClearRefused { status });
+                self.send(Purpose::Register);
+            }
             200..=299 if purpose == Purpose::Unregister => {
                 self.pending = None;
                 self.digest.reset();
@@ -372,6 +434,18 @@ impl RegistrationClient {
         });
     }
 
+    /// Our Contact, with the instance parameters when configured.
+    fn contact_value(&self) -> String {
+        let mut v = NameAddr::new(self.config.contact.clone()).to_string();
+        if let Some(instance) = &self.config.instance_id {
+            v.push_str(&format!(";+sip.instance=\"<{instance}>\""));
+            if let Some(reg_id) = self.config.reg_id {
+                v.push_str(&format!(";reg-id={reg_id}"));
+            }
+        }
+        v
+    }
+
     fn answer_challenge(&mut self, response: &Response) -> Result<(), RegisterError> {
         let pending = self.pending.as_mut().ok_or(RegisterError::Timeout)?;
         pending
@@ -434,7 +508,7 @@ impl RegistrationClient {
     fn build(&mut self, purpose: Purpose) -> Request {
         let expires = match purpose {
             Purpose::Register => self.expires,
-            Purpose::Unregister => 0,
+            Purpose::Unregister | Purpose::Clear => 0,
         };
         let mut req = Request::new(Method::Register, self.config.registrar.clone());
         let h = &mut req.headers;
@@ -461,10 +535,11 @@ impl RegistrationClient {
             }
             .to_string(),
         );
-        h.push(
-            HeaderName::Contact,
-            NameAddr::new(self.config.contact.clone()).to_string(),
-        );
+        if purpose == Purpose::Clear {
+            h.push(HeaderName::Contact, "*");
+        } else {
+            h.push(HeaderName::Contact, self.contact_value());
+        }
         h.push(HeaderName::Expires, expires.to_string());
         if let Err(e) = authorize_request(&mut self.digest, &mut req) {
             tracing::warn!(error = %e, "cannot compute digest credentials");

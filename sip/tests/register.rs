@@ -477,3 +477,89 @@ fn proxy_and_registrar_challenges_in_one_attempt() {
         RegistrationState::Registered { .. }
     ));
 }
+
+#[test]
+fn clear_first_removes_every_binding_before_adding_ours_and_not_on_refresh() {
+    let mut cfg = config();
+    cfg.clear_first = true;
+    cfg.expires = 600;
+    let mut h = Harness::new(cfg);
+    h.client.register(h.at(0));
+    let sent = h.exchange(0);
+    // Clear (challenged), clear with credentials, then our binding.
+    let contacts: Vec<(String, Option<u32>)> = sent
+        .iter()
+        .map(|r| {
+            (
+                r.headers
+                    .get(&HeaderName::Contact)
+                    .expect("contact")
+                    .to_string(),
+                r.headers.expires().expect("expires"),
+            )
+        })
+        .collect();
+    assert_eq!(contacts.len(), 3, "{contacts:?}");
+    assert_eq!(contacts[0], ("*".to_string(), Some(0)));
+    assert_eq!(contacts[1], ("*".to_string(), Some(0)));
+    assert_eq!(contacts[2], (format!("<{CONTACT}>"), Some(600)));
+    assert!(!RegistrationClient::adds_binding(&sent[1]));
+    assert!(RegistrationClient::adds_binding(&sent[2]));
+    let events = h.events();
+    assert!(
+        matches!(events[0], RegistrationEvent::Cleared),
+        "{events:?}"
+    );
+    assert!(matches!(
+        events[1],
+        RegistrationEvent::Registered {
+            refreshed: false,
+            ..
+        }
+    ));
+    // The refresh only renews our binding.
+    let refresh_at = h.client.poll_timeout().expect("refresh timer");
+    h.client.handle_timeout(refresh_at);
+    let refresh = h.request();
+    assert_eq!(
+        refresh.headers.get(&HeaderName::Contact),
+        Some(format!("<{CONTACT}>").as_str())
+    );
+}
+
+#[test]
+fn a_refused_clear_is_reported_and_our_binding_added_anyway() {
+    let mut cfg = config();
+    cfg.clear_first = true;
+    let mut h = Harness::new(cfg);
+    h.client.register(h.at(0));
+    let clear = h.request();
+    assert_eq!(clear.headers.get(&HeaderName::Contact), Some("*"));
+    h.client
+        .handle_response(h.at(0), &Registrar::reply(&clear, 403));
+    assert_eq!(
+        h.events(),
+        vec![RegistrationEvent::ClearRefused { status: 403 }]
+    );
+    let ours = h.request();
+    assert!(RegistrationClient::adds_binding(&ours));
+}
+
+#[test]
+fn a_shared_instance_goes_in_the_contact() {
+    let mut cfg = config();
+    cfg.instance_id = Some("urn:uuid:00000000-0000-4000-8000-000000000001".into());
+    cfg.reg_id = Some(1);
+    let mut h = Harness::new(cfg);
+    h.client.register(h.at(0));
+    let req = h.request();
+    assert_eq!(
+        req.headers.get(&HeaderName::Contact),
+        Some(
+            format!(
+                "<{CONTACT}>;+sip.instance=\"<urn:uuid:00000000-0000-4000-8000-000000000001>\";reg-id=1"
+            )
+            .as_str()
+        )
+    );
+}

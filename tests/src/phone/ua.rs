@@ -277,6 +277,8 @@ impl Ua {
         }
         while let Some(event) = reg.client.poll_event() {
             let result = match event {
+                // The test phone never clears other bindings.
+                RegistrationEvent::Cleared | RegistrationEvent::ClearRefused { .. } => continue,
                 RegistrationEvent::Registered { .. }
                 | RegistrationEvent::Unregistered { clean: true } => Ok(()),
                 RegistrationEvent::Failed { status, error, .. } => Err(PhoneError::Registration(
