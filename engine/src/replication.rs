@@ -14,9 +14,18 @@ use crate::storage::{CallRecord, Storage};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Durable writes of the engine (call records now; configuration, agents, recordings...).
+/// A durable write that was not acknowledged: nothing was stored (or nothing can be
+/// promised), and the caller still holds the data.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("write failed: {0}")]
+    Failed(String),
+}
+
+/// Durable writes of the engine (call records, ACD events, recording index...). `Ok` means
+/// stored durably: committed, or kept on disk until it can be (a crash loses nothing).
 pub trait RecordWriter: Send + Sync + 'static {
-    fn write_call(&self, record: CallRecord) -> BoxFuture<'_, Result<(), String>>;
+    fn write_call(&self, record: CallRecord) -> BoxFuture<'_, Result<(), WriteError>>;
     /// Upserts a JSON document in a named collection (ACD events, and the kinds that have
     /// no typed command yet).
     fn put_doc(
@@ -24,7 +33,7 @@ pub trait RecordWriter: Send + Sync + 'static {
         collection: String,
         key: String,
         value: serde_json::Value,
-    ) -> BoxFuture<'_, Result<(), String>>;
+    ) -> BoxFuture<'_, Result<(), WriteError>>;
 }
 
 /// The HA commands of the control surface (`svi ha status|promote`, the admin API),
@@ -167,8 +176,13 @@ impl Serving {
 pub struct LocalWriter(pub Storage);
 
 impl RecordWriter for LocalWriter {
-    fn write_call(&self, record: CallRecord) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move { self.0.insert_call(&record).await.map_err(|e| e.to_string()) })
+    fn write_call(&self, record: CallRecord) -> BoxFuture<'_, Result<(), WriteError>> {
+        Box::pin(async move {
+            self.0
+                .insert_call(&record)
+                .await
+                .map_err(|e| WriteError::Failed(e.to_string()))
+        })
     }
 
     fn put_doc(
@@ -176,12 +190,12 @@ impl RecordWriter for LocalWriter {
         collection: String,
         key: String,
         value: serde_json::Value,
-    ) -> BoxFuture<'_, Result<(), String>> {
+    ) -> BoxFuture<'_, Result<(), WriteError>> {
         Box::pin(async move {
             self.0
                 .put_doc(&collection, &key, &value.to_string())
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| WriteError::Failed(e.to_string()))
         })
     }
 }

@@ -19,23 +19,34 @@
 //! - `restore`: the raft log of a node whose database was restored from a backup (standby
 //!   of its pair, or a new single-voter cluster);
 //! - `health`: the pair's alarms seen from a full node (no quorum, peer down, lag);
-//! - `node`: `HaNode`, the API the binary uses.
+//! - `shared`, `error`: the state that outlives a raft incarnation and `propose_with`; the
+//!   node's error type;
+//! - `writer`: the engine's record writer: acknowledged at commit, or spooled on disk
+//!   (fsynced) until it can be committed, here or through the leader;
+//! - `node`: `HaNode`, the API the binary uses;
+//! - `settings`, `replication`: the `[ha]` section of the engine's configuration, and what
+//!   the engine gets from the node (writer, role, lease, control): all the binary calls.
 //!
 //! Operators' view: `docs/ha.md`.
 
 pub mod config;
+mod error;
 pub mod health;
 pub mod log_store;
 mod network;
 pub mod node;
 mod promote;
 mod recordings;
+pub mod replication;
 pub mod restore;
 mod role;
+pub mod settings;
+mod shared;
 pub mod snapshot;
 pub mod state_machine;
 pub mod types;
 mod upkeep;
+pub mod writer;
 
 pub use config::{ConfigError, HaConfig, LogRetention, RecordingStore, Secret, Timings};
 pub use node::{HaError, HaNode, HaStatus, MemberStatus};

@@ -8,83 +8,30 @@
 //! again, while the engine keeps the same role receiver.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use engine::storage::Storage;
-use openraft::error::{ClientWriteError, RaftError};
 use openraft::raft::VoteResponse;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch, RwLock};
 use tokio::task::JoinHandle;
 
-use crate::config::{ConfigError, HaConfig};
+use crate::config::HaConfig;
+pub use crate::error::HaError;
 use crate::log_store::LogStore;
 use crate::network::client::{Network, PeerClient};
 use crate::network::server::{NodeHooks, Server};
 use crate::network::{NetState, PeerInfo, Reply, Request};
 use crate::recordings::Chunk;
 use crate::role::{self, Lease, Publisher};
-use crate::state_machine::{StateMachine, StateMachineError};
-use crate::types::{Command, NodeId, NodeInfo, Raft, Response, Role, RoleEvent};
+use crate::shared::{propose_with, Shared};
+use crate::state_machine::StateMachine;
+use crate::types::{Command, MemberKind, NodeId, NodeInfo, Raft, Response, Role, RoleEvent};
 use crate::{promote, upkeep};
 
-#[derive(Debug, thiserror::Error)]
-pub enum HaError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Storage(#[from] engine::storage::StorageError),
-    #[error(transparent)]
-    StateMachine(#[from] StateMachineError),
-    #[error("raft log: {0}")]
-    Log(String),
-    #[error("cluster port {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("raft: {0}")]
-    Raft(String),
-    #[error("this node is {role}, not active (leader: {leader:?})")]
-    NotActive { role: Role, leader: Option<NodeId> },
-    #[error(
-        "not committed within {0:?}; the write may still be applied (commands are idempotent)"
-    )]
-    Timeout(Duration),
-    #[error("{0}")]
-    NotAllowed(String),
-    #[error("promotion failed: {0}")]
-    Promote(String),
-}
-
 pub use engine::replication::{HaStatus, MemberStatus};
-
-/// What outlives an incarnation.
-pub(crate) struct Shared {
-    pub cfg: HaConfig,
-    pub storage: Storage,
-    pub log: LogStore,
-    pub net: Arc<NetState>,
-    pub network: Network,
-    pub publisher: Arc<Publisher>,
-    pub yielding: watch::Sender<bool>,
-    pub yield_gen: AtomicU64,
-    pub promoting: AtomicBool,
-    pub started: Instant,
-}
-
-impl Shared {
-    pub(crate) fn role(&self) -> Role {
-        *self.publisher.tx.borrow()
-    }
-
-    pub(crate) fn me(&self) -> NodeId {
-        self.cfg.node_id
-    }
-}
 
 pub(crate) struct Incarnation {
     pub raft: Raft,
@@ -266,29 +213,57 @@ impl HaNode {
         if self.shared.role() == Role::Active {
             return crate::recordings::mark_present(&self.shared, &raft, call, node).await;
         }
+        let req = Request::RecordingPresent {
+            call: call.into(),
+            node: node.into(),
+        };
+        match self.call_leader(&raft, &req).await {
+            Ok(Reply::Present(r)) => r,
+            Ok(Reply::Refused(e)) => Err(e),
+            Ok(_) => Err("the leader sent an unexpected reply".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Commits `cmd` through the active node: proposed here when this node is active, else
+    /// forwarded to the leader (a node finishing its calls after losing the active role
+    /// still has their records to write). Returns once a quorum has it.
+    pub async fn commit(&self, cmd: Command) -> Result<(), HaError> {
+        let raft = self.raft().await?;
+        if self.shared.role() == Role::Active {
+            return propose_with(&self.shared, &raft, cmd).await.map(|_| ());
+        }
+        match self.call_leader(&raft, &Request::Propose(cmd)).await? {
+            Reply::Proposed(r) => r.map_err(HaError::Forwarded),
+            Reply::Refused(e) => Err(HaError::Forwarded(e)),
+            _ => Err(HaError::Forwarded("unexpected reply".into())),
+        }
+    }
+
+    /// One request to the current leader (another node) over the cluster link.
+    async fn call_leader(&self, raft: &Raft, req: &Request) -> Result<Reply, HaError> {
         let m = raft.metrics().borrow().clone();
+        let role = self.shared.role();
         let leader = m
             .current_leader
             .filter(|l| *l != self.id())
-            .ok_or_else(|| "no active node to update the recording index".to_string())?;
+            .ok_or(HaError::NotActive { role, leader: None })?;
         let addr = m
             .membership_config
             .membership()
             .get_node(&leader)
             .or_else(|| self.shared.cfg.members.get(&leader))
             .map(|n| n.cluster_addr.clone())
-            .ok_or_else(|| format!("no address for the leader {leader}"))?;
-        let req = Request::RecordingPresent {
-            call: call.into(),
-            node: node.into(),
-        };
+            .ok_or(HaError::NotActive {
+                role,
+                leader: Some(leader),
+            })?;
         let ttl = self.shared.cfg.propose_timeout() + Duration::from_secs(1);
-        match self.client(leader, &addr).call(&req, &[], ttl).await {
-            Ok((Reply::Present(r), _)) => r,
-            Ok((Reply::Refused(e), _)) => Err(e),
-            Ok(_) => Err(format!("node {leader} sent an unexpected reply")),
-            Err(e) => Err(e.to_string()),
-        }
+        self.client(leader, &addr)
+            .call(req, &[], ttl)
+            .await
+            .map(|(reply, _)| reply)
+            .map_err(|e| HaError::Forwarded(e.to_string()))
     }
 
     pub async fn status(&self) -> Result<HaStatus, HaError> {
@@ -401,31 +376,6 @@ impl HaNode {
     }
 }
 
-/// Replicates a command through `raft` if this node is active (see `HaNode::propose`).
-pub(crate) async fn propose_with(
-    shared: &Shared,
-    raft: &Raft,
-    cmd: Command,
-) -> Result<Response, HaError> {
-    let role = shared.role();
-    if role != Role::Active {
-        let leader = raft.metrics().borrow().current_leader;
-        return Err(HaError::NotActive { role, leader });
-    }
-    let ttl = shared.cfg.propose_timeout();
-    match tokio::time::timeout(ttl, raft.client_write(cmd)).await {
-        Err(_) => Err(HaError::Timeout(ttl)),
-        Ok(Ok(r)) => Ok(r.data),
-        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-            Err(HaError::NotActive {
-                role: shared.role(),
-                leader: f.leader_id,
-            })
-        }
-        Ok(Err(e)) => Err(HaError::Raft(e.to_string())),
-    }
-}
-
 /// Starts raft and the tasks around it.
 async fn incarnate(shared: &Arc<Shared>) -> Result<Incarnation, HaError> {
     let cfg = &shared.cfg;
@@ -529,5 +479,16 @@ impl NodeHooks for Hooks {
             return Err(format!("node {} is not active", self.shared.me()));
         }
         crate::recordings::mark_present(&self.shared, &self.raft, &call, &node).await
+    }
+
+    async fn propose(&self, from: NodeId, cmd: Command) -> Result<(), String> {
+        // Only a full node has records to write; a witness never proposes.
+        if self.shared.cfg.kind_of(from) != MemberKind::Full {
+            return Err(format!("node {from} is not a full member: writes refused"));
+        }
+        propose_with(&self.shared, &self.raft, cmd)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }

@@ -26,8 +26,9 @@ use std::time::{Duration, Instant};
 use openraft::storage::RaftLogStorage;
 use openraft::{CommittedLeaderId, EntryPayload, Membership, ServerState};
 
+use crate::error::HaError;
 use crate::network::{Reply, Request};
-use crate::node::{HaError, Shared};
+use crate::shared::Shared;
 use crate::types::{Entry, LogId, MemberKind, NodeId, Raft, Role, Vote};
 
 /// The leader's side: stop being active so that `to` can be elected.

@@ -28,7 +28,7 @@ use openraft::{ChangeMembers, ServerState};
 use tokio::sync::watch;
 
 use crate::network::{PeerInfo, Reply, Request};
-use crate::node::Shared;
+use crate::shared::Shared;
 use crate::types::{MemberKind, NodeId, Raft, Role};
 
 async fn hello(shared: &Shared, id: NodeId, addr: &str, ttl: Duration) -> Option<PeerInfo> {

@@ -54,6 +54,9 @@ pub(crate) enum Request {
         call: String,
         node: String,
     },
+    /// Sent to the leader by a full node that is not active: commit this write (the records
+    /// of the calls it finishes, its spooled writes; see `writer`).
+    Propose(crate::types::Command),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -76,6 +79,8 @@ pub(crate) enum Reply {
     },
     /// The index entry was updated (or already said so).
     Present(Result<(), String>),
+    /// The forwarded write is committed (or why not).
+    Proposed(Result<(), String>),
     /// The request could not be handled (e.g. raft is shutting down).
     Refused(String),
 }

@@ -50,6 +50,12 @@ pub(crate) trait NodeHooks: Send + Sync + 'static {
         call: String,
         node: String,
     ) -> impl Future<Output = Result<(), String>> + Send;
+    /// Commits a write forwarded by member `from` (on the active node only).
+    fn propose(
+        &self,
+        from: NodeId,
+        cmd: crate::types::Command,
+    ) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 pub(crate) struct Server<H> {
@@ -174,6 +180,7 @@ impl<H: NodeHooks> Server<H> {
             Request::RecordingPresent { call, node } => {
                 Reply::Present(self.hooks.recording_present(call, node).await)
             }
+            Request::Propose(cmd) => Reply::Proposed(self.hooks.propose(from, cmd).await),
         };
         (reply, Vec::new())
     }

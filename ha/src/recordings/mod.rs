@@ -27,7 +27,7 @@ mod copier;
 mod fetch;
 mod serve;
 
-use crate::node::Shared;
+use crate::shared::Shared;
 use crate::types::{Command, Raft};
 
 pub(crate) use copier::run as run_copier;
@@ -95,7 +95,7 @@ pub(crate) async fn mark_present(
         key: call.into(),
         value: entry.to_doc(),
     };
-    crate::node::propose_with(shared, raft, cmd)
+    crate::shared::propose_with(shared, raft, cmd)
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())
