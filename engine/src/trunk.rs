@@ -1,7 +1,11 @@
 //! Registration of the engine's SIP user with an IPBX: a thin driver around the sans-IO
 //! `RegistrationClient`. The IPBX then sends calls to our Contact. Unregistering on
 //! shutdown (and, with HA, when this node stops being the active one) is what keeps two
-//! nodes from being registered at once.
+//! nodes from being registered at once; with HA, a fresh registration also first removes
+//! every binding of the user (`Contact: *`: the other node's, if it died registered), and
+//! every REGISTER that adds or refreshes our binding is sent only if the lease, read at
+//! that instant, says this node may serve (a node resuming from a freeze past its lease
+//! sends no refresh: it unregisters instead).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -16,6 +20,7 @@ use tokio::time::Instant;
 use crate::alarm::{AlarmHandle, AlarmKind, Condition, Severity};
 use crate::config::TrunkConfig;
 use crate::dispatch::DispatcherInput;
+use crate::replication::Serving;
 
 enum Command {
     Unregister(oneshot::Sender<()>),
@@ -50,17 +55,21 @@ async fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
     tokio::net::lookup_host((host, port)).await.ok()?.next()
 }
 
+/// `ha_pair`: the node has an `[ha]` section (the default of `clear_bindings`).
 pub fn start(
     cfg: TrunkConfig,
     sip: SipHandle,
     local: SocketAddr,
     dispatcher: mpsc::UnboundedSender<DispatcherInput>,
-    active: watch::Receiver<bool>,
+    serving: Serving,
+    ha_pair: bool,
     alarms: AlarmHandle,
 ) -> TrunkHandle {
     let (commands, rx) = mpsc::unbounded_channel();
     let name = cfg.name.clone();
-    tokio::spawn(run(cfg, sip, local, dispatcher, rx, active, alarms));
+    let mut cfg = cfg;
+    cfg.clear_bindings = Some(cfg.clear_bindings.unwrap_or(ha_pair));
+    tokio::spawn(run(cfg, sip, local, dispatcher, rx, serving, alarms));
     TrunkHandle { name, commands }
 }
 
@@ -70,9 +79,10 @@ async fn run(
     local: SocketAddr,
     dispatcher: mpsc::UnboundedSender<DispatcherInput>,
     mut commands: mpsc::UnboundedReceiver<Command>,
-    mut active: watch::Receiver<bool>,
+    serving: Serving,
     alarms: AlarmHandle,
 ) {
+    let mut active: watch::Receiver<bool> = serving.active.clone();
     // Each trunk reports its own condition (cleared on success or when unregistered).
     let source = format!("trunk {}", cfg.name);
     let host = crate::call::host(local.ip());
@@ -87,6 +97,9 @@ async fn run(
     let mut rc =
         RegistrationConfig::new(registrar, aor, contact, &cfg.auth_username, &cfg.password);
     rc.expires = cfg.expires;
+    rc.clear_first = cfg.clear_bindings.unwrap_or(false);
+    rc.instance_id = cfg.instance_id.clone();
+    rc.reg_id = cfg.reg_id;
     let mut client = RegistrationClient::new(rc);
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let _ = dispatcher.send(DispatcherInput::Trunk {
@@ -102,6 +115,14 @@ async fn run(
     let mut waiting_unregister: Option<oneshot::Sender<()>> = None;
     loop {
         while let Some(mut req) = client.poll_request() {
+            if RegistrationClient::adds_binding(&req) && !serving.now() {
+                // The lease ran out (or the role is gone) since the request was queued:
+                // never add a binding then; remove ours instead.
+                tracing::warn!(trunk = %cfg.name, "not serving: registration not sent; unregistering from the IPBX");
+                registered = false;
+                client.unregister(Instant::now().into_std());
+                continue;
+            }
             let Some(hop) = client.next_hop() else { break };
             let Some(addr) = resolve(&hop.host, hop.port.unwrap_or(5060)).await else {
                 tracing::warn!(trunk = %cfg.name, host = %hop.host, "cannot resolve the registrar");
@@ -156,6 +177,12 @@ async fn run(
                         }],
                     );
                 }
+                RegistrationEvent::Cleared => {
+                    tracing::info!(trunk = %cfg.name, "every binding of the trunk user removed before adding ours");
+                }
+                RegistrationEvent::ClearRefused { status } => {
+                    tracing::error!(trunk = %cfg.name, status, "the registrar refused to remove the other bindings of the trunk user (Contact: *): another node's binding may stay until it expires");
+                }
                 RegistrationEvent::Unregistered { clean } => {
                     tracing::info!(trunk = %cfg.name, clean, "unregistered from the IPBX");
                     alarms.report(source.clone(), Vec::new());
@@ -204,9 +231,21 @@ async fn run(
                 registered = now_active;
             }
             _ = timer => client.handle_timeout(Instant::now().into_std()),
+            // Unregistered on a lapsed lease while the role still says active: register
+            // again once the lease is renewed (or the role change comes).
+            _ = tokio::time::sleep(LEASE_RECHECK), if !registered && *active.borrow() => {
+                if serving.now() {
+                    tracing::warn!(trunk = %cfg.name, "the lease is valid again: registering with the IPBX");
+                    client.register(Instant::now().into_std());
+                    registered = true;
+                }
+            }
         }
     }
 }
+
+/// How often a trunk that dropped its registration on a lapsed lease looks at it again.
+const LEASE_RECHECK: Duration = Duration::from_millis(100);
 
 fn sip_user_agent() -> String {
     format!("svi/{}", env!("CARGO_PKG_VERSION"))

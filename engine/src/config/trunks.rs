@@ -22,6 +22,9 @@ pub(super) struct RawTrunk {
     register: Option<bool>,
     srtp: Option<String>,
     networks: Option<Vec<String>>,
+    clear_bindings: Option<bool>,
+    instance_id: Option<String>,
+    reg_id: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +43,12 @@ pub struct TrunkConfig {
     /// Where the PBX's calls come from: `networks`, else the registrar when it is an IP
     /// literal (see `config/srtp.rs`).
     pub networks: Vec<Network>,
+    /// Remove every binding of the user (`Contact: *`) before adding ours; `None`: on with
+    /// an `[ha]` section (the other node's binding must go first), off without.
+    pub clear_bindings: Option<bool>,
+    /// RFC 5626 instance (`urn:uuid:...`) in our Contact, the same on both nodes of a pair.
+    pub instance_id: Option<String>,
+    pub reg_id: Option<u32>,
 }
 
 pub(super) fn parse(cx: &Ctx<'_>, raw: Vec<RawTrunk>) -> Result<Vec<TrunkConfig>, ConfigError> {
@@ -54,6 +63,22 @@ pub(super) fn parse(cx: &Ctx<'_>, raw: Vec<RawTrunk>) -> Result<Vec<TrunkConfig>
         }
         if t.username.is_empty() {
             return Err(cx.err(&key("username"), "must not be empty"));
+        }
+        if let Some(id) = &t.instance_id {
+            let ok = id.starts_with("urn:")
+                && id.len() <= 128
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && !b"\"<>".contains(&b));
+            if !ok {
+                return Err(cx.err(
+                    &key("instance_id"),
+                    format!("`{id}` is not a URN (urn:uuid:...)"),
+                ));
+            }
+        }
+        if t.reg_id.is_some() && t.instance_id.is_none() {
+            return Err(cx.err(&key("reg_id"), "needs trunks.instance_id"));
         }
         let expires = t.expires.unwrap_or(3600);
         if !(60..=86_400).contains(&expires) {
@@ -99,6 +124,9 @@ pub(super) fn parse(cx: &Ctx<'_>, raw: Vec<RawTrunk>) -> Result<Vec<TrunkConfig>
             register: t.register.unwrap_or(true),
             srtp,
             networks,
+            clear_bindings: t.clear_bindings,
+            instance_id: t.instance_id,
+            reg_id: t.reg_id,
         });
     }
     Ok(trunks)
