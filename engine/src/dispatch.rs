@@ -33,6 +33,9 @@ pub enum DispatcherInput {
     },
     /// Refuse new calls and hang up those in progress; reply when none is left.
     Drain { done: oneshot::Sender<()> },
+    /// Agent phone bindings replicated from the previously active node (this one just
+    /// became active).
+    AgentBindings(Vec<(String, Vec<(sip::message::Uri, Instant)>)>),
 }
 
 pub struct Dispatcher {
@@ -130,18 +133,16 @@ impl Dispatcher {
                 _ = registrations_expire(self.agents.poll_timeout()) => self.agents.expire(std::time::Instant::now()),
                 Ok(()) = self.serving.active.changed() => {
                     if !*self.serving.active.borrow_and_update() {
-                        // No longer the active node: end the calls here cleanly (BYE) so the
-                        // PBX retries on the node that takes over.
-                        tracing::warn!(calls = self.calls(), "this node is no longer active: ending its calls");
-                        for owner in self.owners.values() {
-                            if let Owner::Call(tx) = owner {
-                                let _ = tx.send(CallInput::Shutdown);
-                            }
-                        }
+                        // Fencing is for new work only: new calls get 503 from now on (the
+                        // check in `request`), while the calls in progress keep their media,
+                        // which is here, to their natural end; their records reach the log
+                        // through the active node (the writer forwards or spools them).
+                        tracing::warn!(calls = self.calls(), "this node is no longer active: new calls refused, calls in progress kept to their end");
                     }
                 }
                 c = inputs.recv() => match c {
                     Some(DispatcherInput::Trunk { call_id, events }) => { self.owners.insert(call_id, Owner::Trunk(events)); }
+                    Some(DispatcherInput::AgentBindings(list)) => self.agents.restore(Instant::now(), list),
                     Some(DispatcherInput::Drain { done }) => {
                         self.draining.get_or_insert_with(Vec::new).push(done);
                         for owner in self.owners.values() {

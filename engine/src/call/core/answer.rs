@@ -15,7 +15,7 @@ use sip::sdp::{Direction, LocalMedia, Negotiated, SdpSession, SessionDescription
 
 use super::env::{media_codec, CallEnv};
 use super::io::{MediaOut, Output, SipOut, StreamOpened};
-use super::phase::{Caller, CallerLeg, Offer, Phase, Step, Wait};
+use super::phase::{Caller, CallerLeg, Offer, Phase, Step};
 use super::{CallCore, Facts, FlowRun, Refused, CALLER_STREAM};
 use crate::acd::Timeline;
 use crate::call::signalling::{contact, finish_request, next_hop};
@@ -213,11 +213,17 @@ impl CallCore {
     /// A response in the server transaction of `req`, with the dialog's To tag.
     pub(super) fn respond_caller(&mut self, tx: Option<ServerTxId>, req: &Request, status: u16) {
         let Some(tx) = tx else { return };
-        let mut response = Response::for_request(req, status);
-        if let CallerLeg::Answered { dialog, .. } = &self.caller.leg {
-            response = response.with_to_tag(&dialog.id.local_tag);
-        }
+        let response = self.caller_response(req, status);
         self.push(Output::Sip(SipOut::Respond { tx, response }));
+    }
+
+    /// Our answer to a request of the caller (in its dialog, our To tag).
+    pub(super) fn caller_response(&self, req: &Request, status: u16) -> Response {
+        let response = Response::for_request(req, status);
+        match &self.caller.leg {
+            CallerLeg::Answered { dialog, .. } => response.with_to_tag(&dialog.id.local_tag),
+            _ => response,
+        }
     }
 
     /// A request for the call's Call-ID or one of its legs'.
@@ -232,9 +238,12 @@ impl CallCore {
             return self.leg_request(now, tx, req);
         }
         if matches!(self.phase, super::Phase::Ending(_)) {
-            // A BYE crossing ours, a late INFO...: answer and keep waiting.
-            if req.method != Method::Ack {
-                self.respond_caller(tx, &req, 200);
+            // A late INFO...: answer and keep waiting; a BYE is answered once the record
+            // is stored.
+            match req.method {
+                Method::Ack => {}
+                Method::Bye => self.caller_bye(now, tx, &req),
+                _ => self.respond_caller(tx, &req, 200),
             }
             return;
         }
@@ -255,16 +264,7 @@ impl CallCore {
             _ => {}
         }
         match req.method {
-            Method::Bye => {
-                self.respond_caller(tx, &req, 200);
-                if let Phase::Queued(q) = &self.phase {
-                    if matches!(q.wait, Wait::Confirming { .. }) {
-                        // Hung up during the confirmation: the callback stands.
-                        return self.caller_leaves_for_callback(now, false);
-                    }
-                }
-                self.end(now, EndReason::CallerHangup);
-            }
+            Method::Bye => self.caller_bye(now, tx, &req),
             Method::Info => {
                 let digit =
                     sip::info::dtmf_from_info(req.headers.content_type().as_deref(), &req.body);

@@ -1,17 +1,20 @@
 //! Hanging up, whatever ends the call: the phase it was in lets go of what it holds (the
-//! ACD, the legs, the supervisor, the recording, a message being left), the caller gets our
-//! BYE if the call was answered and did not end by the caller's own BYE, and the record is
-//! written once nothing is pending any more (or our BYE went unanswered for
-//! [`BYE_WAIT`](super::BYE_WAIT)).
+//! ACD, the legs, the supervisor, the recording, a message being left); once nothing is
+//! pending any more the record goes out to be stored (`Output::Record`), and only once the
+//! driver says it is stored (`handle_record_stored`) does the caller learn that the call
+//! ended: our 200 to its BYE, or our BYE if the call was answered and the caller is still
+//! there. Our BYE's answer is then awaited for at most [`BYE_WAIT`](super::BYE_WAIT).
+//! A crash at any moment thus loses no record of a call the caller saw end.
 
 use std::time::Instant;
 
 use ivr_scripts::Input;
-use sip::message::{HeaderName, Method};
+use sip::endpoint::ServerTxId;
+use sip::message::{HeaderName, Method, Request};
 
 use super::answer::Setup;
-use super::io::{MediaOut, MessageOut, Output};
-use super::phase::{Ending, Message, Phase, Step};
+use super::io::{MediaOut, MessageOut, Output, SipOut};
+use super::phase::{Ending, Message, Phase, RecordState, Step, Wait};
 use super::{date, CallCore, Facts, QueueRecord, BYE_WAIT};
 use crate::acd::Timestamp;
 use crate::flows::LoadedFlow;
@@ -23,10 +26,13 @@ impl CallCore {
         let phase = std::mem::replace(&mut self.phase, Phase::Ended);
         let mut ending = Ending {
             reason,
-            bye: None,
-            deadline: self.stamp(now) + BYE_WAIT,
             recording: false,
             message: false,
+            record: RecordState::Pending,
+            reply: None,
+            bye_due: false,
+            bye: None,
+            deadline: self.stamp(now) + BYE_WAIT,
         };
         match phase {
             Phase::Ending(e) => {
@@ -40,11 +46,36 @@ impl CallCore {
         }
         if reason == EndReason::CallerHangup {
             self.flow.interp.resume(self.wall(now), Input::CallerHangup);
-        } else {
-            ending.bye = self.bye_caller();
+        } else if self.is_answered() {
+            // The caller hears nothing more from the flow while the record is stored.
+            let stream = self.caller.stream;
+            self.push(Output::Media(MediaOut::StopPlayback { stream }));
+            ending.bye_due = true;
         }
         self.phase = Phase::Ending(ending);
         self.try_finish(now);
+    }
+
+    /// The caller's BYE: the call ends, and our 200 waits for the record to be stored.
+    pub(super) fn caller_bye(&mut self, now: Instant, tx: Option<ServerTxId>, req: &Request) {
+        match &mut self.phase {
+            Phase::Queued(q) if matches!(q.wait, Wait::Confirming { .. }) => {
+                // Hung up during the confirmation: the callback stands, the call goes on.
+                self.respond_caller(tx, req, 200);
+                return self.caller_leaves_for_callback(now, false);
+            }
+            Phase::Ending(e) if e.record != RecordState::Stored => {
+                // The caller leaves while the call ends: no BYE for it any more.
+                e.bye_due = false;
+            }
+            // A BYE crossing ours: the record is stored already.
+            Phase::Ending(_) | Phase::Ended => return self.respond_caller(tx, req, 200),
+            _ => self.end(now, EndReason::CallerHangup),
+        }
+        let reply = tx.map(|tx| (tx, self.caller_response(req, 200)));
+        if let Phase::Ending(e) = &mut self.phase {
+            e.reply = reply;
+        }
     }
 
     /// What the flow step in progress leaves behind.
@@ -69,8 +100,6 @@ impl CallCore {
             HeaderName::Reason,
             "SIP;cause=200;text=\"Call completed by the IVR\"",
         );
-        let stream = self.caller.stream;
-        self.push(Output::Media(MediaOut::StopPlayback { stream }));
         Some(self.send(bye, peer))
     }
 
@@ -87,20 +116,49 @@ impl CallCore {
         true
     }
 
-    /// Writes the record once nothing the end waits for is pending.
-    pub(super) fn try_finish(&mut self, now: Instant) {
-        let Phase::Ending(e) = &self.phase else {
+    /// The driver stored the record (`Output::Record`): the caller may now learn that the
+    /// call ended.
+    pub(super) fn record_stored(&mut self, now: Instant) {
+        let Phase::Ending(e) = &mut self.phase else {
             return;
         };
-        if e.bye.is_some() || e.recording || e.message {
+        if e.record != RecordState::Storing {
             return;
         }
-        let record = self.record(now, e.reason);
-        self.phase = Phase::Ended;
-        self.push(Output::Ended {
-            record: Box::new(record),
-            caller_stream: self.caller.stream,
-        });
+        e.record = RecordState::Stored;
+        let reply = e.reply.take();
+        let bye_due = std::mem::take(&mut e.bye_due);
+        if let Some((tx, response)) = reply {
+            self.push(Output::Sip(SipOut::Respond { tx, response }));
+        }
+        let bye = if bye_due { self.bye_caller() } else { None };
+        let deadline = self.stamp(now) + BYE_WAIT;
+        if let Phase::Ending(e) = &mut self.phase {
+            e.bye = bye;
+            e.deadline = deadline;
+        }
+        self.try_finish(now);
+    }
+
+    /// Moves the end on: the record out once nothing it waits for is pending; the call
+    /// over once the record is stored and our BYE answered (or given up on).
+    pub(super) fn try_finish(&mut self, now: Instant) {
+        let Phase::Ending(e) = &mut self.phase else {
+            return;
+        };
+        match e.record {
+            RecordState::Pending if !e.recording && !e.message => {
+                e.record = RecordState::Storing;
+                let reason = e.reason;
+                let record = self.record(now, reason);
+                self.push(Output::Record {
+                    record: Box::new(record),
+                    caller_stream: self.caller.stream,
+                });
+            }
+            RecordState::Stored if e.bye.is_none() => self.phase = Phase::Ended,
+            _ => {}
+        }
     }
 
     /// The call's record as it stands (`reason`, ended now).

@@ -14,7 +14,7 @@
 //! | `Connector`            | runs a lookup or an action (bounded by its timeout)    | `handle_connector`              |
 //! | `Recording(..)`        | records the bridge (stereo WAV)                        | `handle_recording_started`/`finished` |
 //! | `Message(..)`          | captures the caller's audio for a `record` step        | `handle_message_saved`          |
-//! | `Ended`                | writes the call's record; the call is over             | -                               |
+//! | `Record`               | stores the call's record (committed or spooled)        | `handle_record_stored`          |
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -58,9 +58,10 @@ pub enum Output {
     },
     Recording(RecordingOut),
     Message(MessageOut),
-    /// The call is over. `caller_stream`'s counters complete the record (RTP sent and
-    /// received); then the record is written and every stream of the call is closed.
-    Ended {
+    /// The call is ending: store its record. `caller_stream`'s counters complete it (RTP
+    /// sent and received). The caller is told that the call ended (our 200 to its BYE, or
+    /// our BYE) only after `handle_record_stored`; the streams close when the core is ended.
+    Record {
         record: Box<CallRecord>,
         caller_stream: StreamId,
     },

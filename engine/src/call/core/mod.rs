@@ -4,10 +4,10 @@
 //! The driver feeds it what happens, each with the current time: SIP events for the call and
 //! the legs it placed (`handle_sip`), media events of its streams (`handle_media`), the
 //! outcome of what it asked for (streams opened, connector results, the call recording, a
-//! saved message), ACD actions, operator commands, and the expiry of its next deadline
-//! (`handle_timeout`). After each, the driver drains [`CallCore::poll_output`] (SIP to send,
-//! media commands, ACD inputs, connector calls, recordings, the record at the end) and
-//! sleeps until the next input or [`CallCore::poll_timeout`].
+//! saved message, the record stored), ACD actions, operator commands, and the expiry of its
+//! next deadline (`handle_timeout`). After each, the driver drains [`CallCore::poll_output`]
+//! (SIP to send, media commands, ACD inputs, connector calls, recordings, the record to
+//! store at the end) and sleeps until the next input or [`CallCore::poll_timeout`].
 //!
 //! The core owns the flow interpreter; it reads no clock, opens no socket, spawns nothing.
 //! Time: handlers take a monotonic `Instant`, but the state holds `Timestamp`s on a
@@ -325,6 +325,12 @@ impl CallCore {
         }
     }
 
+    /// The record of `Output::Record` is stored (committed, or in the writer's durable
+    /// spool): the caller is told that the call ended.
+    pub fn handle_record_stored(&mut self, now: Instant) {
+        self.record_stored(now);
+    }
+
     /// The engine is stopping: end the call (BYE if answered, 503 otherwise).
     pub fn handle_shutdown(&mut self, now: Instant) {
         if matches!(self.phase, Phase::Ending(_) | Phase::Ended) {
@@ -369,7 +375,8 @@ impl CallCore {
             .min()
     }
 
-    /// The record is out ([`Output::Ended`]); legs may still finish their signalling.
+    /// The record is stored and the caller told ([`Output::Record`], then
+    /// `handle_record_stored`); legs may still finish their signalling.
     pub fn is_over(&self) -> bool {
         matches!(self.phase, Phase::Ended)
     }

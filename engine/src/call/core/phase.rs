@@ -13,7 +13,8 @@
 //!
 //! Every phase can end (`Ending`): the caller or the second party hangs up, the flow ends,
 //! the engine shuts down. `Ending` waits for what must finish before the record is
-//! written (our BYE's answer, the call recording, a message being saved).
+//! written (the call recording, a message being saved), then for the record to be stored,
+//! and only then tells the caller (our 200 to its BYE, or our BYE, whose answer it awaits).
 //!
 //! Legs (the calls the engine places) live in the core's leg table, by their stream; a
 //! phase names the legs it uses and says what they are for. Everything here is plain data
@@ -24,8 +25,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sip::dialog::Dialog;
-use sip::endpoint::Peer;
-use sip::message::Request;
+use sip::endpoint::{Peer, ServerTxId};
+use sip::message::{Request, Response};
 use sip::sdp::{SdpSession, SessionDescription};
 
 use super::io::{PlayId, ReqId, StreamId, SuperviseMode};
@@ -216,13 +217,34 @@ impl Supervision {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Ending {
     pub reason: EndReason,
-    /// Our BYE to the caller, until answered or `deadline`.
-    pub bye: Option<ReqId>,
-    pub deadline: Timestamp,
     /// The call recording is being completed.
     pub recording: bool,
     /// A message left before hanging up is being saved (voicemail behaviour).
     pub message: bool,
+    /// Where the call's record is. The caller learns that the call ended (our 200 to its
+    /// BYE, or our BYE) only once it is `Stored`: a crash after that loses no record of a
+    /// call the caller saw end.
+    pub record: RecordState,
+    /// Our 200 to the caller's BYE, held until the record is stored. Not in a snapshot:
+    /// its server transaction does not survive the node (the caller retransmits its BYE).
+    #[serde(skip)]
+    pub reply: Option<(ServerTxId, Response)>,
+    /// The caller is still on the line and gets our BYE once the record is stored.
+    pub bye_due: bool,
+    /// Our BYE to the caller, until answered or `deadline`.
+    pub bye: Option<ReqId>,
+    pub deadline: Timestamp,
+}
+
+/// The call's record while the call ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum RecordState {
+    /// Waiting for the recording or a message to complete it.
+    Pending,
+    /// Handed to the driver (`Output::Record`); `handle_record_stored` follows.
+    Storing,
+    /// Durable: committed, or in the writer's local spool.
+    Stored,
 }
 
 /// Why the engine placed a leg.

@@ -281,7 +281,7 @@ impl Driver {
                 }
                 Output::Recording(out) => self.recording(out).await,
                 Output::Message(out) => self.message(out).await,
-                Output::Ended {
+                Output::Record {
                     mut record,
                     caller_stream,
                 } => {
@@ -290,13 +290,17 @@ impl Driver {
                         record.rtp_sent = stats.packets_sent;
                         record.rtp_received = stats.packets_received;
                     }
-                    // The call is over for the engine: out of the live calls and of the
-                    // dispatcher's count; legs still finishing keep their own routes.
+                    // Its record is fixed: the call leaves the live calls.
                     self.live.end(record.end_reason);
                     write_record(&self.ctx, *record).await;
-                    self.call_route = None;
+                    self.core.handle_record_stored(now());
                 }
             }
+        }
+        if self.core.is_over() && self.call_route.is_some() {
+            // Record stored and caller told: out of the dispatcher's count; legs still
+            // finishing keep their own routes.
+            self.call_route = None;
         }
         self.live.set(self.core.view());
     }
@@ -454,7 +458,8 @@ async fn next_media_event(
     .await
 }
 
-/// Writes the call's record (and its recording's index entry first).
+/// Writes the call's record (and its recording's index entry first). The writer returns
+/// once they are durable: committed, or in its fsynced local spool.
 async fn write_record(ctx: &CallContext, record: CallRecord) {
     let id = record.id.clone();
     let (flow, reason, steps) = (record.flow.clone(), record.end_reason, record.path.len());

@@ -295,8 +295,7 @@ fn shutdown_of_a_bridged_call_hangs_up_both_sides_and_completes_the_recording() 
         .handle_recording_started(sim.now, Ok("/rec/call.wav".into()));
     sim.core.handle_shutdown(sim.now);
     sim.drain();
-    let _ = sim.sent(Method::Bye, "1001");
-    assert!(sim.sent_to_caller(Method::Bye).is_some());
+    let (agent_req, agent_bye) = sim.sent(Method::Bye, "1001");
     assert!(matches!(
         sim.log
             .iter()
@@ -304,9 +303,19 @@ fn shutdown_of_a_bridged_call_hangs_up_both_sides_and_completes_the_recording() 
             .find(|o| matches!(o, Output::Recording(_))),
         Some(Output::Recording(RecordingOut::Stop))
     ));
-    sim.caller_answers_bye();
-    assert!(!sim.core.is_ended());
+    // The caller's BYE waits for the recording and the record.
+    assert!(sim.sent_to_caller(Method::Bye).is_none());
     sim.core.handle_recording_finished(sim.now, None);
     sim.drain();
     assert_eq!(sim.record().end_reason, EndReason::Shutdown);
+    assert!(sim.sent_to_caller(Method::Bye).is_some());
+    assert!(!sim.core.is_over());
+    sim.caller_answers_bye();
+    assert!(sim.core.is_over());
+    assert!(
+        !sim.core.is_ended(),
+        "the agent's leg still awaits its BYE's answer"
+    );
+    sim.answer(agent_req, &agent_bye, 200, None);
+    assert!(sim.core.is_ended());
 }

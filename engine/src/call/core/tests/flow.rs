@@ -291,7 +291,8 @@ fn a_caller_who_hangs_up_while_leaving_a_message_keeps_it() {
     let mut sim = Sim::new(RECORD, "", Some(offer("sendrecv")));
     sim.play_ends();
     sim.after(secs(4));
-    sim.caller_hangs_up();
+    let answers = sim.caller_sends("BYE", "");
+    assert!(answers.is_empty(), "our 200 waits for the record");
     assert!(matches!(
         sim.log.last(),
         Some(Output::Message(MessageOut::Save))
@@ -301,6 +302,11 @@ fn a_caller_who_hangs_up_while_leaving_a_message_keeps_it() {
     sim.core.handle_message_saved(sim.now, saved);
     sim.drain();
     assert_eq!(sim.record().end_reason, EndReason::CallerHangup);
+    let ok = sim.fresh().iter().any(
+        |o| matches!(o, Output::Sip(SipOut::Respond { response, .. }) if response.status == 200),
+    );
+    assert!(ok, "the 200 to the BYE once the record is stored");
+    assert!(sim.core.is_ended());
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! test reads as a script of one call.
 
 mod bridge;
+mod end;
 mod flow;
 mod queue;
 mod snapshot;
@@ -124,6 +125,9 @@ pub(super) struct Sim {
     pub log: Vec<Output>,
     /// `log[..seen]` was returned by `fresh` already.
     seen: usize,
+    /// The record is not reported stored until [`Sim::record_stored`] (by default the
+    /// driver stores it at once).
+    pub hold_record: bool,
     /// The caller's next CSeq in the dialog.
     cseq: u32,
     next_tx: u64,
@@ -170,6 +174,7 @@ impl Sim {
             now: t0,
             log: Vec::new(),
             seen: 0,
+            hold_record: false,
             cseq: 1,
             next_tx: 1,
         };
@@ -205,7 +210,11 @@ impl Sim {
                 self.core.handle_stream_opened(self.now, stream, Ok(addr));
                 continue;
             }
+            let store = matches!(o, Output::Record { .. }) && !self.hold_record;
             self.log.push(o);
+            if store {
+                self.core.handle_record_stored(self.now);
+            }
         }
     }
 
@@ -460,10 +469,16 @@ impl Sim {
         self.log
             .iter()
             .find_map(|o| match o {
-                Output::Ended { record, .. } => Some(&**record),
+                Output::Record { record, .. } => Some(&**record),
                 _ => None,
             })
             .expect("the call ended")
+    }
+
+    /// The driver reports the record stored (with `hold_record`).
+    pub fn record_stored(&mut self) {
+        self.core.handle_record_stored(self.now);
+        self.drain();
     }
 
     /// The caller hangs up (BYE); the engine answers 200.

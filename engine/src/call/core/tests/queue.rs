@@ -116,16 +116,13 @@ fn a_queued_caller_is_bridged_to_the_agent_who_answers() {
     )));
     sim.core
         .handle_recording_started(sim.now, Ok("/rec/call.wav".into()));
-    // The agent hangs up: the caller gets BYE, the ACD hears the call ended.
+    // The agent hangs up: the ACD hears the call ended; the caller gets BYE once the
+    // recording is complete and the record stored.
     let bye = sim.leg_sends(&invite, "BYE", "");
     assert_eq!(status(&bye), [200]);
     assert!(sim.acd_inputs().contains(&acd::Input::CallEnded { call }));
     assert!(sim.left_acd());
-    assert!(matches!(
-        sim.log.last(),
-        Some(Output::Sip(SipOut::Request { request, .. })) if request.method == Method::Bye
-    ));
-    sim.caller_answers_bye();
+    assert!(sim.sent_to_caller(Method::Bye).is_none());
     assert!(!sim.core.is_ended(), "the recording is being completed");
     let file = RecordedFile {
         path: "/rec/x.wav".into(),
@@ -134,6 +131,12 @@ fn a_queued_caller_is_bridged_to_the_agent_who_answers() {
     };
     sim.core.handle_recording_finished(sim.now, Some(file));
     sim.drain();
+    assert!(matches!(
+        sim.log.last(),
+        Some(Output::Sip(SipOut::Request { request, .. })) if request.method == Method::Bye
+    ));
+    sim.caller_answers_bye();
+    assert!(sim.core.is_ended());
     let r = sim.record();
     assert_eq!(r.end_reason, EndReason::AgentHangup);
     assert_eq!(r.agent.as_deref(), Some("1001"));
@@ -512,6 +515,7 @@ fn the_view_follows_the_call_from_the_menu_to_the_queue_an_agent_and_the_bridge(
     assert!(v.bridged_at.is_some());
     // The view carries the caller's number for operators, never in its Debug form.
     assert!(!format!("{v:?}").contains("612345678"));
-    sim.caller_hangs_up();
+    // The caller hangs up: the call ends (our 200 waits for the recording and the record).
+    let _ = sim.caller_sends("BYE", "");
     assert_ne!(sim.core.view().phase, CallPhase::Bridged);
 }

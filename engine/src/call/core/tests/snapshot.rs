@@ -148,10 +148,11 @@ fn a_bridged_call_with_its_recording_and_a_supervisor_continues_after_a_round_tr
     assert_eq!(status(&bye), [200]);
     let (_, sup_bye) = sim.sent(Method::Bye, "2000");
     assert_eq!(sup_bye.headers.call_id(), sinvite.headers.call_id());
-    sim.caller_answers_bye();
     sim.core.handle_recording_finished(sim.now, None);
     sim.drain();
     assert_eq!(sim.record().end_reason, EndReason::AgentHangup);
+    sim.caller_answers_bye();
+    assert!(sim.core.is_over());
 }
 
 #[test]
