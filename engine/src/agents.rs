@@ -25,6 +25,8 @@ pub struct AgentPhones {
     registered: BTreeSet<String>,
     acd: AcdHandle,
     contacts: watch::Sender<Contacts>,
+    /// Where binding changes are replicated (`agent_bindings`), and this node's name.
+    replica: Option<(crate::agent_bindings::BindingWriter, String)>,
 }
 
 impl AgentPhones {
@@ -46,6 +48,7 @@ impl AgentPhones {
                 registered: BTreeSet::new(),
                 acd,
                 contacts,
+                replica: None,
             },
             rx,
         )
@@ -53,6 +56,35 @@ impl AgentPhones {
 
     pub fn enabled(&self) -> bool {
         !self.passwords.is_empty()
+    }
+
+    /// Replicates every binding change through `writer` (see `agent_bindings`).
+    pub fn replicate_to(&mut self, writer: crate::agent_bindings::BindingWriter, node: &str) {
+        self.replica = Some((writer, node.to_string()));
+    }
+
+    fn replicate(&self, user: &str, now: Instant) {
+        if let Some((w, node)) = &self.replica {
+            let doc = crate::agent_bindings::stored(&self.registrar.bindings(user, now), now, node);
+            w.send(user, doc);
+        }
+    }
+
+    /// Bindings replicated from the node that was active before (this one just became
+    /// active): the agents are reachable at once. Their ACD states come back separately.
+    pub fn restore(&mut self, now: Instant, bindings: Vec<(String, Vec<(Uri, Instant)>)>) {
+        for (user, list) in bindings {
+            if !self.passwords.contains_key(&user) {
+                continue;
+            }
+            for (contact, expires_at) in list {
+                self.registrar.restore(&user, contact, expires_at, now);
+            }
+            if self.registered.insert(user.clone()) {
+                tracing::info!(agent = %user, "agent phone binding taken over from the replicated state");
+            }
+        }
+        self.publish(now);
     }
 
     pub fn handle(&mut self, now: Instant, req: &Request) -> Response {
@@ -64,7 +96,7 @@ impl AgentPhones {
         let (response, change) = self
             .registrar
             .handle(now, unix, req, |u| passwords.get(u).cloned());
-        match change {
+        match &change {
             BindingChange::Registered { user } if self.registered.insert(user.clone()) => {
                 tracing::info!(agent = %user, "agent phone registered: agent ready");
                 self.acd.input(Input::AgentLogin {
@@ -74,8 +106,11 @@ impl AgentPhones {
                     agent: AgentId::from(user.as_str()),
                 });
             }
-            BindingChange::Unregistered { user } => self.gone(&user),
+            BindingChange::Unregistered { user } => self.gone(user),
             _ => {}
+        }
+        if let BindingChange::Registered { user } | BindingChange::Unregistered { user } = &change {
+            self.replicate(user, now);
         }
         self.publish(now);
         response
@@ -153,6 +188,7 @@ impl AgentPhones {
     pub fn expire(&mut self, now: Instant) {
         for user in self.registrar.expire(now) {
             self.gone(&user);
+            self.replicate(&user, now);
         }
         self.publish(now);
     }

@@ -27,6 +27,7 @@
 //! - `connectors`: `lookup` and `action` backends (SQL, HTTP) with timeouts;
 //! - `recording`: call recordings (stereo WAV that survives a crash) and their replicated
 //!   index;
+//! - `agent_bindings`: those registrations replicated, taken over by a newly active node;
 //! - `trunk`: registration of the engine's SIP user with an IPBX.
 //!
 //! What a call leaves and what the node is:
@@ -69,6 +70,7 @@
 //! ```
 pub mod acd;
 pub mod acl;
+pub mod agent_bindings;
 pub mod agents;
 pub mod alarm;
 pub mod backup;

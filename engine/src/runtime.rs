@@ -176,17 +176,22 @@ impl Engine {
         let (sip, events, sip_task) = transport::start(driver).await?;
         let local_sip = SocketAddr::new(config.sip.public_ip, sip.local_addr().port());
 
-        let (agents, agent_contacts) = crate::agents::AgentPhones::new(
+        let (mut agents, agent_contacts) = crate::agents::AgentPhones::new(
             &config.node_name,
             config.agent_passwords.clone(),
             acd.clone(),
         );
+        agents.replicate_to(
+            crate::agent_bindings::BindingWriter::start(replication.writer.clone()),
+            &config.node_name,
+        );
         let (to_dispatcher, dispatcher_rx) = mpsc::unbounded_channel();
         // Each time this node becomes active (at start for a single node), the agents take
-        // back their last replicated states.
+        // back their last replicated states and phone bindings.
         {
             let acd = acd.clone();
             let storage = storage.clone();
+            let to_dispatcher = to_dispatcher.clone();
             let mut active = replication.active.clone();
             tokio::spawn(async move {
                 let mut was = false;
@@ -196,6 +201,11 @@ impl Engine {
                         let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
                         let since = now_ms.saturating_sub(24 * 3600 * 1000);
                         crate::acd::driver::restore_agents(&acd, &storage, since).await;
+                        let bindings =
+                            crate::agent_bindings::load(&storage, std::time::Instant::now()).await;
+                        if !bindings.is_empty() {
+                            let _ = to_dispatcher.send(DispatcherInput::AgentBindings(bindings));
+                        }
                     }
                     was = now;
                     if active.changed().await.is_err() {
@@ -268,7 +278,8 @@ impl Engine {
                 sip.clone(),
                 local_sip,
                 to_dispatcher.clone(),
-                replication.active.clone(),
+                replication.serving(),
+                config.ha.is_some(),
                 alarms.clone(),
             ));
         }

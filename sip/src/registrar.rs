@@ -221,6 +221,35 @@ impl Registrar {
         list.into_iter().map(|b| b.contact.clone()).collect()
     }
 
+    /// Every live binding of `user` with its expiry (to replicate it to another node).
+    pub fn bindings(&self, user: &str, now: Instant) -> Vec<(Uri, Instant)> {
+        self.bindings
+            .get(user)
+            .into_iter()
+            .flatten()
+            .filter(|b| b.expires_at > now)
+            .map(|b| (b.contact.clone(), b.expires_at))
+            .collect()
+    }
+
+    /// Adds a binding learnt from another node (replicated registrations): it lives until
+    /// `expires_at` unless the phone's next REGISTER updates it. Returns whether `user` had
+    /// no live binding before.
+    pub fn restore(&mut self, user: &str, contact: Uri, expires_at: Instant, now: Instant) -> bool {
+        let was_unbound = self.live(user, now) == 0;
+        let list = self.bindings.entry(user.to_string()).or_default();
+        match list.iter_mut().find(|b| same_contact(&b.contact, &contact)) {
+            Some(b) => b.expires_at = b.expires_at.max(expires_at),
+            None => list.push(Binding {
+                contact,
+                expires_at,
+                call_id: String::new(),
+                cseq: 0,
+            }),
+        }
+        was_unbound
+    }
+
     /// Drops expired bindings; returns the users left with none.
     pub fn expire(&mut self, now: Instant) -> Vec<String> {
         let mut gone = Vec::new();
