@@ -5,7 +5,8 @@
 # nftables, for the HA partition test, which also needs root to mount a small tmpfs; baresip
 # from baresip-core, the SRTP caller of tests/tests/srtp.rs; openssl for the test mail
 # server's certificate; systemd-analyze from systemd and dpkg-deb, for the package test,
-# which also needs root for its throwaway container).
+# which also needs root for its throwaway container; kamailio, the IPBX registrar of the HA
+# registration test, with kamcmd to read its bindings).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,7 @@ command -v baresip >/dev/null 2>&1 || missing+=(baresip-core)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v dpkg-deb >/dev/null 2>&1 || missing+=(dpkg)
+command -v kamailio >/dev/null 2>&1 || missing+=(kamailio)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
   install_debian "${missing[@]}"

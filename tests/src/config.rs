@@ -46,6 +46,20 @@ steps:
     next: talk
 ";
 
+/// An HA pair's engine configuration (everything but `[node]` and `[ha]`, for
+/// `ha::HaSpec::with_engine`): the hold flow as default in `DIR/flows`, loopback allowed, no
+/// call-rate limit, and `extra` TOML at the end (trunks...).
+pub fn hold_engine(dir: &Path, extra: &str) -> String {
+    let flows = dir.join("flows");
+    std::fs::create_dir_all(&flows).expect("flows dir");
+    std::fs::write(flows.join("hold.yaml"), HOLD_FLOW).expect("write flow");
+    format!(
+        "[sip]\nallowed_networks = [\"127.0.0.0/8\"]\nmax_calls_per_second = 0\n\n[prompts]\ndir = \"{prompts}\"\ndefault_language = \"en\"\n\n[flows]\ndir = \"{flows}\"\ndefault = \"hold\"\n\n{extra}",
+        prompts = crate::repo_root().join("samples/prompts").display(),
+        flows = flows.display(),
+    )
+}
+
 /// The length of a sample prompt (English).
 pub fn prompt_len(name: &str) -> std::time::Duration {
     let path = crate::repo_root()

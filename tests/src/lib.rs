@@ -7,6 +7,7 @@
 //! - `phone`: a scriptable test softphone (tones, digits, what it hears);
 //! - `intruder`: an RTP sprayer from outside the allow-list (media hijack attempts);
 //! - `ha`: HA pairs of real processes (samples or generated), status, role history;
+//! - `kamailio`: Kamailio as the IPBX's registrar, and a watch on its bindings;
 //! - `proc`: start, probe, stop and inspect an engine process in a temporary data directory;
 //! - `sipp`: build sipp scenarios (caller, registrar) and run sipp against the engine;
 //! - `pcap`: write pcap files of RTP streams (e.g. in-band DTMF tones) for sipp to play;
@@ -18,6 +19,7 @@ pub mod config;
 pub mod contact;
 pub mod ha;
 pub mod intruder;
+pub mod kamailio;
 pub mod pcap;
 pub mod phone;
 pub mod ports;
