@@ -281,6 +281,25 @@ impl HaSpec {
         })
     }
 
+    /// Starts the witness and both full nodes on fresh data directories, and waits until
+    /// node A (0) is active and node B (1) standby.
+    pub fn start_pair(&self) -> (Witness, EngineProc, EngineProc) {
+        let w = self.witness();
+        let a = self.node(0, None);
+        let b = self.node(1, None);
+        assert!(
+            wait_role(&a.data_dir(), "active", Duration::from_secs(20)),
+            "A active:\n{}",
+            a.log_text()
+        );
+        assert!(
+            wait_role(&b.data_dir(), "standby", Duration::from_secs(10)),
+            "B standby:\n{}",
+            b.log_text()
+        );
+        (w, a, b)
+    }
+
     pub fn witness(&self) -> Witness {
         Witness::start(
             &self.configs[2],

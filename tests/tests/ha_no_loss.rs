@@ -50,19 +50,7 @@ fn calls_seen_ended(trace: &str) -> BTreeSet<String> {
 fn a_kill_under_load_loses_no_record_of_a_call_seen_ended() {
     let work = tempfile::tempdir().expect("tmp");
     let spec = HaSpec::with_engine(&svi_tests::config::hold_engine(work.path(), ""), "");
-    let _witness = spec.witness();
-    let mut a = spec.node(0, None);
-    let b = spec.node(1, None);
-    assert!(
-        wait_role(&a.data_dir(), "active", Duration::from_secs(20)),
-        "A active:\n{}",
-        a.log_text()
-    );
-    assert!(
-        wait_role(&b.data_dir(), "standby", Duration::from_secs(10)),
-        "B standby:\n{}",
-        b.log_text()
-    );
+    let (_witness, mut a, b) = spec.start_pair();
     // Short calls at 20 per second for 30 s, each hung up by the caller after 200 ms.
     let mut caller = Caller::new(Codec::Pcma);
     caller.hangup_after = Some(Duration::from_millis(200));

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use svi_tests::contact::hear_each_other;
-use svi_tests::ha::{recordings, wait_role, HaSpec};
+use svi_tests::ha::{recordings, HaSpec};
 use svi_tests::phone::{deadline, AnswerMode, Ended, Phone, PhoneConfig};
 
 /// The pair's engine configuration: a flow that bridges every call to `target`, and every
@@ -71,19 +71,7 @@ async fn a_recording_made_on_the_active_node_is_copied_to_the_standby() {
     .expect("desk phone");
     let work = tempfile::tempdir().expect("tmp");
     let spec = HaSpec::with_engine(&engine_config(work.path(), &desk.uri()), "");
-    let _witness = spec.witness();
-    let a = spec.node(0, None);
-    let b = spec.node(1, None);
-    assert!(
-        wait_role(&a.data_dir(), "active", Duration::from_secs(20)),
-        "A active:\n{}",
-        a.log_text()
-    );
-    assert!(
-        wait_role(&b.data_dir(), "standby", Duration::from_secs(10)),
-        "B standby:\n{}",
-        b.log_text()
-    );
+    let (_witness, a, b) = spec.start_pair();
 
     // A recorded call through the active node: bridged to the desk, both talking.
     let mut caller = Phone::start(PhoneConfig::new("caller"))

@@ -34,19 +34,7 @@ fn wait_all_records(data_dir: &Path, want: &BTreeSet<String>, timeout: Duration)
 async fn a_promote_keeps_the_calls_in_progress_to_their_end_and_their_records_on_both() {
     let work = tempfile::tempdir().expect("tmp");
     let spec = HaSpec::with_engine(&svi_tests::config::hold_engine(work.path(), ""), "");
-    let _witness = spec.witness();
-    let a = spec.node(0, None);
-    let b = spec.node(1, None);
-    assert!(
-        wait_role(&a.data_dir(), "active", Duration::from_secs(20)),
-        "A active:\n{}",
-        a.log_text()
-    );
-    assert!(
-        wait_role(&b.data_dir(), "standby", Duration::from_secs(10)),
-        "B standby:\n{}",
-        b.log_text()
-    );
+    let (_witness, a, b) = spec.start_pair();
     let mut callers = Vec::new();
     for i in 0..5 {
         let mut phone = Phone::start(PhoneConfig::new(&format!("caller{i}")))
