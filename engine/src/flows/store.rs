@@ -297,7 +297,7 @@ impl FlowStore {
         self.writer
             .put_doc(collection.to_string(), key, value)
             .await
-            .map_err(FlowStoreError::Write)
+            .map_err(|e| FlowStoreError::Write(e.to_string()))
     }
 
     /// Waits until `done` holds on this node's database (the write was applied here),
