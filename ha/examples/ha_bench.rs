@@ -86,6 +86,7 @@ async fn main() {
             listen: Some(members[&id].cluster_addr.parse().expect("addr")),
             members: members.clone(),
             secret: Secret::new("bench-secret-0123456789"),
+            pins: BTreeMap::new(),
             timings: Timings::default(),
             retention: LogRetention::default(),
             recordings: None,

@@ -1,5 +1,5 @@
-//! `HaConfig`: who the members are, where to listen, the shared secret and the timings,
-//! checked once before anything starts.
+//! `HaConfig`: who the members are, where to listen, the shared secret, the members'
+//! pinned certificates and the timings, checked once before anything starts.
 //!
 //! ## Why the timing rule `lease + heartbeat <= election_timeout_min`
 //! Fencing must happen before any other node can be elected. A follower that heard the
@@ -20,6 +20,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::network::tls::Fingerprint;
 use crate::types::{MemberKind, NodeId, NodeInfo};
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +119,10 @@ pub struct HaConfig {
     /// Every member, this node included (id -> addresses and kind).
     pub members: BTreeMap<NodeId, NodeInfo>,
     pub secret: Secret,
+    /// Each member's pinned cluster certificate(s) (several while one is rotated). Empty:
+    /// the cluster link is the shared-secret channel alone, not encrypted; otherwise every
+    /// member has at least one and the link runs inside TLS (`network::tls`).
+    pub pins: BTreeMap<NodeId, Vec<Fingerprint>>,
     pub timings: Timings,
     pub retention: LogRetention,
     /// `None`: the node neither serves nor copies recordings (witness, single node).
@@ -133,6 +138,7 @@ impl HaConfig {
             listen: None,
             members: BTreeMap::from([(node_id, NodeInfo::default())]),
             secret: Secret::new(""),
+            pins: BTreeMap::new(),
             timings: Timings::default(),
             retention: LogRetention::default(),
             recordings: None,
@@ -185,6 +191,26 @@ impl HaConfig {
                 return Err(invalid(
                     "members",
                     format!("member {id} has no cluster address"),
+                ));
+            }
+        }
+        if let Some(id) = self.pins.keys().find(|id| !self.members.contains_key(id)) {
+            return Err(invalid(
+                "members",
+                format!("a certificate is pinned for {id}, which is not a member"),
+            ));
+        }
+        if !self.pins.is_empty() {
+            let unpinned = self
+                .members
+                .keys()
+                .find(|id| self.pins.get(id).is_none_or(|p| p.is_empty()));
+            if let Some(id) = unpinned {
+                return Err(invalid(
+                    "members",
+                    format!(
+                        "member {id} has no `fingerprint`: pin every member's certificate, or none"
+                    ),
                 ));
             }
         }
@@ -294,5 +320,18 @@ mod tests {
             Err(ConfigError::Invalid { key: "secret", .. })
         ));
         assert_eq!(format!("{:?}", c.secret), "Secret(***)");
+    }
+
+    #[test]
+    fn pins_are_all_or_none() {
+        let print = Fingerprint::parse(&format!("sha256:{}", "ab".repeat(32))).expect("print");
+        let mut c = pair();
+        c.pins.insert(1, vec![print]);
+        let err = c.validate().expect_err("member 2 unpinned").to_string();
+        assert!(err.contains("member 2 has no `fingerprint`"), "{err}");
+        c.pins.insert(2, vec![print]);
+        c.validate().expect("every member pinned");
+        c.pins.insert(9, vec![print]);
+        assert!(c.validate().is_err(), "a pin for a stranger");
     }
 }

@@ -36,4 +36,6 @@ pub enum HaError {
     Promote(String),
     #[error("forwarded to the leader: {0}")]
     Forwarded(String),
+    #[error(transparent)]
+    Tls(#[from] crate::network::tls::TlsError),
 }

@@ -10,7 +10,8 @@
 //!   openraft's storage suite;
 //! - `state_machine`, `snapshot`: commands applied to the engine database (`svi.db`)
 //!   atomically with `last_applied`; snapshots are database copies;
-//! - `network`: authenticated TCP transport (shared-secret handshake, MAC per frame);
+//! - `network`: authenticated TCP transport (shared-secret handshake, MAC per frame), inside
+//!   TLS with each member's certificate pinned by fingerprint; what the witness may ask;
 //! - `role`: from raft's metrics and a lease clock to `Active`/`Standby`/`Fenced`/...;
 //! - `upkeep`: first-start bootstrap, witness duty, re-adding members;
 //! - `promote`: planned switch (`promote`) and forced single-voter recovery (`--force`);
@@ -49,6 +50,7 @@ mod upkeep;
 pub mod writer;
 
 pub use config::{ConfigError, HaConfig, LogRetention, RecordingStore, Secret, Timings};
+pub use network::tls::{member_fingerprint, Fingerprint, TlsError};
 pub use node::{HaError, HaNode, HaStatus, MemberStatus};
 pub use role::Lease;
 pub use types::{Command, MemberKind, NodeId, NodeInfo, Outcome, Response, Role, RoleEvent};

@@ -23,6 +23,7 @@ pub use crate::error::HaError;
 use crate::log_store::LogStore;
 use crate::network::client::{Network, PeerClient};
 use crate::network::server::{NodeHooks, Server};
+use crate::network::tls::{ClusterTls, Identity, TLS_DIR};
 use crate::network::{NetState, PeerInfo, Reply, Request};
 use crate::recordings::Chunk;
 use crate::role::{self, Lease, Publisher};
@@ -80,6 +81,7 @@ impl HaNode {
     pub async fn start_with_storage(cfg: HaConfig, storage: Storage) -> Result<HaNode, HaError> {
         cfg.validate()?;
         let log = LogStore::open(&cfg.data_dir.join("raft-log.db")).await?;
+        let tls = cluster_tls(&cfg)?;
         let net = Arc::new(NetState::new());
         let network = Network {
             me: cfg.node_id,
@@ -89,6 +91,7 @@ impl HaNode {
             // enough and a returning one is contacted within that.
             retry: cfg.timings.election_timeout_min / 2,
             bind: cfg.listen.map(|a| a.ip()).filter(|ip| !ip.is_unspecified()),
+            tls,
         };
         let initial = if cfg.is_witness() {
             Role::Witness
@@ -376,6 +379,23 @@ impl HaNode {
     }
 }
 
+/// The cluster link's TLS when the members' certificates are pinned: this member's
+/// certificate (generated on first use) must be the one pinned for it.
+fn cluster_tls(cfg: &HaConfig) -> Result<Option<Arc<ClusterTls>>, HaError> {
+    if cfg.pins.is_empty() {
+        if cfg.members.len() > 1 {
+            tracing::warn!("no member certificate is pinned (`fingerprint`): the cluster link is not encrypted");
+        }
+        return Ok(None);
+    }
+    let identity = Identity::load_or_generate(&cfg.data_dir.join(TLS_DIR))?;
+    Ok(Some(Arc::new(ClusterTls::new(
+        cfg.node_id,
+        &identity,
+        &cfg.pins,
+    )?)))
+}
+
 /// Starts raft and the tasks around it.
 async fn incarnate(shared: &Arc<Shared>) -> Result<Incarnation, HaError> {
     let cfg = &shared.cfg;
@@ -398,7 +418,8 @@ async fn incarnate(shared: &Arc<Shared>) -> Result<Incarnation, HaError> {
         let server = Arc::new(Server {
             me: cfg.node_id,
             secret: cfg.secret.clone(),
-            members: cfg.members.keys().copied().collect(),
+            members: cfg.members.iter().map(|(id, m)| (*id, m.kind)).collect(),
+            tls: shared.network.tls.clone(),
             raft: raft.clone(),
             state: shared.net.clone(),
             hooks: Arc::new(Hooks {

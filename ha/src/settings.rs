@@ -1,6 +1,7 @@
-//! The `[ha]` section of the engine's configuration file, read into an `HaConfig`: members,
-//! the cluster port, the secret (inline or from the environment), timings and the alarm
-//! webhook. Without `[ha]` the node is a one-voter cluster (`HaConfig::single`).
+//! The `[ha]` section of the engine's configuration file, read into an `HaConfig`: members
+//! (with their pinned certificates), the cluster port, the secret (inline or from the
+//! environment), timings and the alarm webhook. Without `[ha]` the node is a one-voter
+//! cluster (`HaConfig::single`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use engine::config::EngineConfig;
 use serde::Deserialize;
 
 use crate::config::{ConfigError, HaConfig, RecordingStore, Secret, Timings};
+use crate::network::tls::Fingerprint;
 use crate::types::{MemberKind, NodeInfo};
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +56,25 @@ struct RawMember {
     sip: Option<String>,
     #[serde(default)]
     kind: Option<String>,
+    /// The member's cluster certificate: `sha256:...`, or a list while one is rotated.
+    #[serde(default)]
+    fingerprint: Option<OneOrMany>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn list(&self) -> &[String] {
+        match self {
+            OneOrMany::One(s) => std::slice::from_ref(s),
+            OneOrMany::Many(v) => v,
+        }
+    }
 }
 
 fn file_of(config: &EngineConfig) -> String {
@@ -109,7 +130,23 @@ pub fn ha_config(config: &EngineConfig) -> Result<HaConfig, SettingsError> {
         }
     };
     let mut members = BTreeMap::new();
+    let mut pins = BTreeMap::new();
     for (i, m) in raw.members.iter().enumerate() {
+        if let Some(prints) = &m.fingerprint {
+            let parsed = prints
+                .list()
+                .iter()
+                .map(|p| Fingerprint::parse(p))
+                .collect::<Option<Vec<_>>>()
+                .filter(|v| !v.is_empty());
+            let Some(parsed) = parsed else {
+                return Err(invalid(
+                    config,
+                    format!("members[{i}].fingerprint: expected `sha256:` and 64 hex digits (see `svi ha cert`)"),
+                ));
+            };
+            pins.insert(m.id, parsed);
+        }
         let kind = match m.kind.as_deref().unwrap_or("full") {
             "full" => MemberKind::Full,
             "witness" => MemberKind::Witness,
@@ -143,6 +180,7 @@ pub fn ha_config(config: &EngineConfig) -> Result<HaConfig, SettingsError> {
         listen: raw.listen,
         members,
         secret: Secret::new(secret),
+        pins,
         timings,
         retention: Default::default(),
         recordings: None,

@@ -1,4 +1,5 @@
-//! `svi ha status|promote`: the HA pair as this node sees it, and manual fail-back.
+//! `svi ha status|promote|cert`: the HA pair as this node sees it, manual fail-back, and
+//! this member's cluster certificate (its fingerprint, to pin in every member's `[ha]`).
 
 use std::process::ExitCode;
 
@@ -6,7 +7,7 @@ use engine::control::{Reply, Request};
 use engine::replication::HaStatus;
 
 use super::table::print_table;
-use super::{control, unexpected, Where};
+use super::{control, data_dir_of, unexpected, Where};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum HaCommand {
@@ -25,10 +26,19 @@ pub enum HaCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Print this member's cluster certificate fingerprint, generating the certificate in
+    /// the data directory first if there is none (the node need not be running).
+    Cert {
+        #[command(flatten)]
+        at: Where,
+    },
 }
 
 pub fn run(command: HaCommand) -> anyhow::Result<ExitCode> {
     match command {
+        HaCommand::Cert { at } => {
+            println!("{}", crate::ha::member_fingerprint(&data_dir_of(&at)?)?);
+        }
         HaCommand::Promote { at, force } => match control(&at, &Request::HaPromote { force })? {
             Reply::Done => println!("ok"),
             other => return Err(unexpected(other)),

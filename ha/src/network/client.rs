@@ -1,5 +1,6 @@
-//! Calling another member: a lazily (re)connected authenticated channel per client, and
-//! openraft's `RaftNetwork` on top of it.
+//! Calling another member: a lazily (re)connected authenticated channel per client (inside
+//! TLS to the certificate pinned for that member, when pins are configured), and openraft's
+//! `RaftNetwork` on top of it.
 //!
 //! openraft creates one client per replication stream and per election, and calls it with
 //! `&mut self`, so a client owns its connection and needs no lock: one request in flight.
@@ -22,8 +23,9 @@ use openraft::raft::{
 use openraft::{RaftNetwork, RaftNetworkFactory};
 use tokio::net::{TcpSocket, TcpStream};
 
+use super::tls::ClusterTls;
 use super::wire::{self, Channel, WireError};
-use super::{NetState, Reply, Request};
+use super::{Link, NetState, Reply, Request};
 use crate::config::Secret;
 use crate::types::{NodeId, NodeInfo, TypeConfig};
 
@@ -51,6 +53,8 @@ pub(crate) struct Network {
     /// specific one, so that the members' traffic leaves from the cluster network (and a
     /// firewall rule on that address covers both directions).
     pub(crate) bind: Option<IpAddr>,
+    /// TLS with pinned member certificates (None: the shared-secret channel alone).
+    pub(crate) tls: Option<Arc<ClusterTls>>,
 }
 
 impl Network {
@@ -68,7 +72,7 @@ pub(crate) struct PeerClient {
     net: Network,
     target: NodeId,
     addr: String,
-    conn: Option<Channel<TcpStream>>,
+    conn: Option<Channel<Link>>,
 }
 
 impl PeerClient {
@@ -111,7 +115,18 @@ impl PeerClient {
                 .await
                 .map_err(|e| CallError::Unreachable(target, e.to_string()))?;
             let _ = stream.set_nodelay(true);
-            let ch = wire::client(stream, &self.net.secret, self.net.me, target)
+            let link: Link = match &self.net.tls {
+                Some(tls) => Box::new(tls.connect(target, stream).await.map_err(|e| {
+                    // rustls reports a refused certificate as invalid data.
+                    if e.kind() == std::io::ErrorKind::InvalidData {
+                        self.net.state.count_auth_failure();
+                        tracing::warn!(peer = target, error = %e, "cluster peer refused: its certificate is not the one pinned for it");
+                    }
+                    CallError::Failed(target, format!("TLS: {e}"))
+                })?),
+                None => Box::new(stream),
+            };
+            let ch = wire::client(link, &self.net.secret, self.net.me, target)
                 .await
                 .map_err(|e| {
                     if matches!(e, WireError::BadProof) {

@@ -1,9 +1,12 @@
 //! The cluster network: raft RPCs (append-entries, vote, snapshot chunks) and a few svi
-//! messages (hello, yield, recording chunks) between members, over TCP on the cluster port.
+//! messages (hello, yield, recording chunks) between members, over TCP on the cluster port,
+//! inside TLS when the members' certificates are pinned.
 //!
+//! - `tls`: each member's certificate, pinned by fingerprint; who a peer is;
 //! - `wire`: the authenticated channel (shared-secret handshake, MAC on every frame);
 //! - `client`: one connection per openraft client, every call under a deadline;
-//! - `server`: the listener, which hands raft RPCs to openraft and svi messages to the node.
+//! - `server`: the listener, which hands raft RPCs to openraft and svi messages to the node,
+//!   within what the calling member may ask.
 //!
 //! A lean framed protocol rather than HTTP: raft needs request/response on a long-lived
 //! connection and nothing else, so axum/reqwest would add two stacks for no feature. The
@@ -12,6 +15,7 @@
 
 pub(crate) mod client;
 pub(crate) mod server;
+pub(crate) mod tls;
 pub(crate) mod wire;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,8 +28,14 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::types::{NodeId, TypeConfig};
+
+/// The byte stream under a channel: TCP, or TLS over TCP.
+pub(crate) trait LinkIo: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> LinkIo for T {}
+pub(crate) type Link = Box<dyn LinkIo>;
 
 /// A request from one member to another.
 #[derive(Serialize, Deserialize)]
@@ -57,6 +67,24 @@ pub(crate) enum Request {
     /// Sent to the leader by a full node that is not active: commit this write (the records
     /// of the calls it finishes, its spooled writes; see `writer`).
     Propose(crate::types::Command),
+}
+
+impl Request {
+    /// What the witness may ask: take part in raft and hand over leadership. Not fetch a
+    /// recording, nor write, nor ask to be made active (it holds no call data to serve).
+    pub(crate) fn allowed_for_witness(&self) -> bool {
+        match self {
+            Request::Hello
+            | Request::AppendEntries(_)
+            | Request::Vote(_)
+            | Request::InstallSnapshot(_)
+            | Request::TakeOver => true,
+            Request::Yield
+            | Request::FetchRecording { .. }
+            | Request::RecordingPresent { .. }
+            | Request::Propose(_) => false,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]

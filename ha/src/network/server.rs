@@ -3,14 +3,22 @@
 //! Raft RPCs go to openraft; `Hello`, `Yield` and the recording messages go to the node
 //! (`NodeHooks`). Before a vote request reaches openraft, the node may refuse it: an active
 //! node never grants a vote (see `role.rs`: this is what makes "fenced before anyone else is
-//! elected" hold even when the candidate can reach the active node). Outsiders are bounded: a connection must finish the
-//! handshake within a deadline, at most `MAX_HANDSHAKES` run at once, and authenticated
-//! sessions have their own budget (`MAX_SESSIONS`), so a flood of unauthenticated
-//! connections cannot crowd out the members' replication.
+//! elected" hold even when the candidate can reach the active node).
+//!
+//! Who calls: with pinned certificates (`tls`), the member whose certificate the peer holds,
+//! and the id it claims in the channel handshake must be that one; without, the id it
+//! claims with the shared secret. What it may ask depends on it: the witness takes part in
+//! raft but cannot fetch a recording nor write (`Request::allowed_for_witness`).
+//!
+//! Outsiders are bounded: a connection must finish the handshake within a deadline, at most
+//! `MAX_HANDSHAKES` run at once and `MAX_HANDSHAKES_PER_SOURCE` from one address, and
+//! authenticated sessions have their own budget (`MAX_SESSIONS`), so a flood of
+//! unauthenticated connections from one place cannot crowd out the members' replication.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::raft::VoteResponse;
@@ -18,13 +26,15 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
+use super::tls::ClusterTls;
 use super::wire::{self, Channel, WireError};
-use super::{NetState, PeerInfo, Reply, Request};
+use super::{Link, NetState, PeerInfo, Reply, Request};
 use crate::config::Secret;
 use crate::recordings::Chunk;
-use crate::types::{NodeId, Raft};
+use crate::types::{MemberKind, NodeId, Raft};
 
 const MAX_HANDSHAKES: usize = 16;
+const MAX_HANDSHAKES_PER_SOURCE: usize = 4;
 const MAX_SESSIONS: usize = 64;
 
 /// What the server asks of the node for svi's own messages.
@@ -61,7 +71,9 @@ pub(crate) trait NodeHooks: Send + Sync + 'static {
 pub(crate) struct Server<H> {
     pub(crate) me: NodeId,
     pub(crate) secret: Secret,
-    pub(crate) members: BTreeSet<NodeId>,
+    pub(crate) members: BTreeMap<NodeId, MemberKind>,
+    /// Pinned member certificates (None: the shared-secret channel alone).
+    pub(crate) tls: Option<Arc<ClusterTls>>,
     pub(crate) raft: Raft,
     pub(crate) state: Arc<NetState>,
     pub(crate) hooks: Arc<H>,
@@ -72,6 +84,7 @@ impl<H: NodeHooks> Server<H> {
     /// Serves until the task is aborted (aborting drops the connection tasks too).
     pub(crate) async fn run(self: Arc<Self>, listener: TcpListener) {
         let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+        let sources = Arc::new(Sources::default());
         let sessions = Arc::new(Semaphore::new(MAX_SESSIONS));
         let mut conns = JoinSet::new();
         loop {
@@ -84,6 +97,10 @@ impl<H: NodeHooks> Server<H> {
                             continue;
                         }
                     };
+                    let Some(slot) = sources.take(peer.ip()) else {
+                        tracing::warn!(%peer, "too many cluster handshakes from this address; closing");
+                        continue;
+                    };
                     let Ok(permit) = handshakes.clone().try_acquire_owned() else {
                         tracing::warn!(%peer, "too many cluster handshakes in progress; closing");
                         continue;
@@ -91,7 +108,7 @@ impl<H: NodeHooks> Server<H> {
                     let me = self.clone();
                     let sessions = sessions.clone();
                     conns.spawn(async move {
-                        me.connection(stream, peer, permit, sessions).await;
+                        me.connection(stream, peer, (permit, slot), sessions).await;
                     });
                 }
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
@@ -103,18 +120,30 @@ impl<H: NodeHooks> Server<H> {
         &self,
         stream: TcpStream,
         peer: std::net::SocketAddr,
-        handshake: OwnedSemaphorePermit,
+        handshake: (OwnedSemaphorePermit, SourceSlot),
         sessions: Arc<Semaphore>,
     ) {
         let _ = stream.set_nodelay(true);
-        let members = &self.members;
-        let hs = wire::server(stream, &self.secret, self.me, |id| {
-            members.contains(&id) && id != self.me
-        });
+        let hs = async {
+            let (link, pinned): (Link, Option<NodeId>) = match &self.tls {
+                Some(tls) => {
+                    let (s, member) = tls.accept(stream).await.map_err(WireError::Tls)?;
+                    (Box::new(s), Some(member))
+                }
+                None => (Box::new(stream), None),
+            };
+            // The claimed id must be a member, not us, and the pinned certificate's owner.
+            wire::server(link, &self.secret, self.me, |id| {
+                self.members.contains_key(&id)
+                    && id != self.me
+                    && pinned.is_none_or(|member| member == id)
+            })
+            .await
+        };
         let (mut ch, from) = match tokio::time::timeout(self.handshake_timeout, hs).await {
             Ok(Ok(x)) => x,
             Ok(Err(e)) => {
-                if !matches!(e, WireError::Io(_)) {
+                if e.is_refusal() {
                     self.state.count_auth_failure();
                     tracing::warn!(%peer, error = %e, "refused a cluster connection");
                 }
@@ -143,6 +172,13 @@ impl<H: NodeHooks> Server<H> {
 
     /// The reply and its attachment (only recording chunks have one).
     async fn handle(&self, req: Request, attachment: Vec<u8>, from: NodeId) -> (Reply, Vec<u8>) {
+        if self.members.get(&from) == Some(&MemberKind::Witness) && !req.allowed_for_witness() {
+            tracing::warn!(member = from, "refused a request the witness may not make");
+            return (
+                Reply::Refused("not allowed for the witness".into()),
+                Vec::new(),
+            );
+        }
         let reply = match req {
             Request::Hello => Reply::Hello(self.hooks.hello().await),
             Request::AppendEntries(rpc) => {
@@ -186,11 +222,69 @@ impl<H: NodeHooks> Server<H> {
     }
 }
 
-async fn send(
-    ch: &mut Channel<TcpStream>,
-    reply: &Reply,
-    attachment: &[u8],
-) -> Result<(), WireError> {
+/// Handshakes in progress per source address (`MAX_HANDSHAKES_PER_SOURCE`).
+#[derive(Default)]
+struct Sources(Mutex<HashMap<IpAddr, usize>>);
+
+/// One handshake slot of a source, given back when dropped.
+pub(crate) struct SourceSlot {
+    sources: Arc<Sources>,
+    ip: IpAddr,
+}
+
+impl Sources {
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<SourceSlot> {
+        let mut map = self.0.lock().ok()?;
+        let n = map.entry(ip).or_default();
+        if *n >= MAX_HANDSHAKES_PER_SOURCE {
+            return None;
+        }
+        *n += 1;
+        Some(SourceSlot {
+            sources: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.sources.0.lock() {
+            if let Some(n) = map.get_mut(&self.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&self.ip);
+                }
+            }
+        }
+    }
+}
+
+async fn send(ch: &mut Channel<Link>, reply: &Reply, attachment: &[u8]) -> Result<(), WireError> {
     let json = serde_json::to_vec(reply).map_err(|e| WireError::Io(std::io::Error::other(e)))?;
     ch.send(&json, attachment).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_source_holds_at_most_its_share_of_the_handshake_slots() {
+        let sources = Arc::new(Sources::default());
+        let flood: IpAddr = "192.0.2.66".parse().expect("ip");
+        let member: IpAddr = "192.0.2.12".parse().expect("ip");
+        let held: Vec<SourceSlot> = (0..MAX_HANDSHAKES_PER_SOURCE)
+            .map(|_| sources.take(flood).expect("a slot"))
+            .collect();
+        assert!(
+            sources.take(flood).is_none(),
+            "one more from the flooding host"
+        );
+        let _member = sources
+            .take(member)
+            .expect("another host still gets a slot");
+        drop(held);
+        assert!(sources.take(flood).is_some(), "slots come back when done");
+    }
 }

@@ -10,8 +10,8 @@
 //! direction has its own key `HMAC(secret, "c2s"|"s2c" cn sn)` and every frame carries
 //! `HMAC(key, seq header json attachment)` with a per-direction sequence number, so an
 //! outsider can neither inject, replay, reorder nor alter a message on an established
-//! connection. The traffic is not encrypted (call records cross the cluster link in clear):
-//! keep the cluster port on a private network; TLS may follow.
+//! connection. The channel itself does not encrypt: with pinned member certificates it runs
+//! inside TLS (`tls`); without, call records cross the cluster link in clear.
 //!
 //! Frame: `json_len: u32 BE`, `bin_len: u32 BE`, JSON, binary attachment (snapshot
 //! chunks travel raw instead of as a JSON array of numbers), 32-byte tag. Lengths are
@@ -49,6 +49,21 @@ pub enum WireError {
     TooLarge(u32),
     #[error("frame authentication failed (altered or injected)")]
     BadTag,
+    #[error("TLS: {0}")]
+    Tls(std::io::Error),
+}
+
+impl WireError {
+    /// The peer was refused (a bad secret, certificate or id), rather than the connection
+    /// failing: what the authentication-failure counter counts.
+    pub(crate) fn is_refusal(&self) -> bool {
+        match self {
+            WireError::Io(_) => false,
+            // rustls reports a refused certificate as invalid data.
+            WireError::Tls(e) => e.kind() == std::io::ErrorKind::InvalidData,
+            _ => true,
+        }
+    }
 }
 
 fn mac(key: &[u8], parts: &[&[u8]]) -> HmacSha256 {

@@ -9,6 +9,7 @@ mod faults;
 mod pair;
 mod recordings;
 mod restore;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -132,6 +133,7 @@ impl Cluster {
                     listen: Some(info.cluster_addr.parse().expect("addr")),
                     members: members.clone(),
                     secret: Secret::new(SECRET),
+                    pins: BTreeMap::new(),
                     timings: timings(),
                     retention,
                     recordings: None,

@@ -138,6 +138,7 @@ async fn wrong_secret_is_refused() {
         listen: Some(members[&id].cluster_addr.parse().expect("addr")),
         members: members.clone(),
         secret: Secret::new(secret),
+        pins: Default::default(),
         timings: super::timings(),
         retention: LogRetention::default(),
         recordings: None,
