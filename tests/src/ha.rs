@@ -206,13 +206,29 @@ pub struct HaSpec {
     pub dir: tempfile::TempDir,
     pub cluster: [std::net::SocketAddr; 3],
     pub configs: [PathBuf; 3],
+    /// Every member's cluster certificate is pinned (`new_tls`); the full nodes then run on
+    /// `data_dir(i)`, where their certificates are.
+    pub tls: bool,
 }
+
+/// The members' names: node A, node B, the witness.
+const NAMES: [&str; 3] = ["node-a", "node-b", "witness"];
 
 impl HaSpec {
     /// `extra` is added to each full node's `[ha]` section (e.g. `alarm_webhook = ...`).
     pub fn new(extra: &str) -> HaSpec {
+        HaSpec::samples(extra, false)
+    }
+
+    /// Like `new`, with each member's cluster certificate made by `svi ha cert` in its data
+    /// directory and pinned in every member's configuration: the link runs inside TLS.
+    pub fn new_tls(extra: &str) -> HaSpec {
+        HaSpec::samples(extra, true)
+    }
+
+    fn samples(extra: &str, tls: bool) -> HaSpec {
         let samples = sample("");
-        HaSpec::build(extra, |name| {
+        HaSpec::build(extra, tls, |name| {
             let text = std::fs::read_to_string(sample(&format!("{name}.toml"))).expect("sample");
             text.split("[ha]")
                 .next()
@@ -225,14 +241,21 @@ impl HaSpec {
     /// `node-b`) followed by `engine` (everything but `[node]` and `[ha]`: flows,
     /// recording...) instead of the samples'.
     pub fn with_engine(engine: &str, extra: &str) -> HaSpec {
-        HaSpec::build(extra, |name| {
+        HaSpec::build(extra, false, |name| {
             format!("[node]\nname = \"{name}\"\n\n{engine}\n")
         })
     }
 
     /// `head(name)`: a full node's configuration before its `[ha]` section.
-    fn build(extra: &str, head: impl Fn(&str) -> String) -> HaSpec {
+    fn build(extra: &str, tls: bool, head: impl Fn(&str) -> String) -> HaSpec {
         let dir = tempfile::tempdir().expect("tempdir");
+        let pin = |i: usize| {
+            if !tls {
+                return String::new();
+            }
+            let data = dir.path().join(format!("{}-data", NAMES[i]));
+            format!("fingerprint = \"{}\"\n", cert_fingerprint(&data))
+        };
         let cluster = ADDRS.map(|ip| {
             let l = std::net::TcpListener::bind((ip, 0))
                 .unwrap_or_else(|e| panic!("bind {ip}: {e} (loopback must cover 127.0.0.0/8)"));
@@ -242,9 +265,10 @@ impl HaSpec {
             .map(|i| {
                 let kind = if i == 2 { "witness" } else { "full" };
                 format!(
-                    "\n[[ha.members]]\nid = {}\ncluster = \"{}\"\nkind = \"{kind}\"\n",
+                    "\n[[ha.members]]\nid = {}\ncluster = \"{}\"\nkind = \"{kind}\"\n{}",
                     i + 1,
-                    cluster[i]
+                    cluster[i],
+                    pin(i)
                 )
             })
             .collect();
@@ -269,11 +293,20 @@ impl HaSpec {
             dir,
             cluster,
             configs: [a, b, w],
+            tls,
         }
     }
 
-    /// Starts full node `i` (0: node-a, 1: node-b) on `data_dir` (None: a fresh one).
+    /// Member `i`'s data directory in the spec's directory (0: node-a, 1: node-b, 2: the
+    /// witness).
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("{}-data", NAMES[i]))
+    }
+
+    /// Starts full node `i` (0: node-a, 1: node-b) on `data_dir` (None: a fresh one, or
+    /// `data_dir(i)` with pinned certificates).
     pub fn node(&self, i: usize, data_dir: Option<PathBuf>) -> EngineProc {
+        let data_dir = data_dir.or_else(|| self.tls.then(|| self.data_dir(i)));
         EngineProc::start(EngineOptions {
             config: Some(self.configs[i].clone()),
             data_dir,
@@ -303,7 +336,7 @@ impl HaSpec {
     pub fn witness(&self) -> Witness {
         Witness::start(
             &self.configs[2],
-            &self.dir.path().join("witness-data"),
+            &self.data_dir(2),
             Some(&self.dir.path().join("witness.log")),
         )
     }
@@ -311,6 +344,21 @@ impl HaSpec {
     pub fn witness_log(&self) -> String {
         crate::proc::read_to_string(&self.dir.path().join("witness.log"))
     }
+}
+
+/// `svi ha cert --data-dir DIR`: the member's certificate fingerprint (made if missing).
+pub fn cert_fingerprint(data_dir: &Path) -> String {
+    let out = Command::new(svi_bin())
+        .args(["ha", "cert", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .expect("run svi ha cert");
+    assert!(
+        out.status.success(),
+        "svi ha cert: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// When a node could take calls: [start, end].
