@@ -1,6 +1,7 @@
 //! Faults of the HA pair with real processes: kill -9 of the standby and of the witness,
-//! the active node frozen (SIGSTOP) past its lease, the active node cut off by a packet
-//! filter, every node restarted, and the active node's disk full.
+//! the active node frozen (SIGSTOP) past its lease and for 1, 3 and 10 s, the active node
+//! cut off by a packet filter (both ways, or one way in either direction), every node
+//! restarted, and the active node's disk full.
 //!
 //! Every test checks the two promises of `docs/ha.md`:
 //! - **at most one node serving at any instant**: the active intervals each node logged
@@ -316,6 +317,81 @@ fn frozen_active_node_resumes_fenced_and_answers_nothing_with_200() {
 }
 
 #[test]
+fn active_node_frozen_for_1_s_one_node_active_nothing_lost() {
+    let takeover = freeze_active_for(Duration::from_secs(1));
+    eprintln!("1 s freeze: B active after {takeover:?}");
+}
+
+#[test]
+fn active_node_frozen_for_3_s_one_node_active_nothing_lost() {
+    let takeover = freeze_active_for(Duration::from_secs(3));
+    eprintln!("3 s freeze: B active after {takeover:?}");
+}
+
+#[test]
+fn active_node_frozen_for_10_s_is_replaced_one_node_active_nothing_lost() {
+    let takeover = freeze_active_for(Duration::from_secs(10));
+    eprintln!("10 s freeze: B active after {takeover:?}");
+    assert!(takeover.is_some(), "B took over during a 10 s freeze");
+}
+
+/// A (active) frozen with SIGSTOP for `freeze`, then resumed. While A is frozen, B's role
+/// is sampled without pause (A itself cannot answer); the time B became active, if it did,
+/// is returned. Afterwards one node is active and the other standby, the active one takes
+/// a call whose record reaches the other, no two nodes were ever active at once (their
+/// logged active intervals), and every record acknowledged before the freeze is on both.
+fn freeze_active_for(freeze: Duration) -> Option<Duration> {
+    let _serial = serial();
+    let p = form(HaSpec::new(""), None);
+    let acked = p.calls_on_a(3);
+    p.a.send_signal("STOP");
+    let stopped = Instant::now();
+    let mut takeover = None;
+    let mut samples = 0u32;
+    while stopped.elapsed() < freeze {
+        if takeover.is_none() && role(&p.b.data_dir()) == "active" {
+            takeover = Some(stopped.elapsed());
+        }
+        samples += 1;
+    }
+    p.a.send_signal("CONT");
+    assert!(samples > 1, "B's role sampled during the freeze");
+    let deadline = Instant::now() + FAILOVER;
+    let (active, standby) = loop {
+        let roles = (role(&p.a.data_dir()), role(&p.b.data_dir()));
+        match (roles.0.as_str(), roles.1.as_str()) {
+            ("active", "standby") => break (&p.a, &p.b),
+            ("standby", "active") => break (&p.b, &p.a),
+            _ if Instant::now() > deadline => {
+                panic!(
+                    "not settled after the freeze: {roles:?}\n{}",
+                    p.a.log_text()
+                )
+            }
+            _ => std::thread::yield_now(),
+        }
+    };
+    assert!(
+        one_call(active.sip, p.dir()),
+        "the active node takes a call"
+    );
+    let n = acked.len() + 1;
+    let on_standby = wait_records(&standby.data_dir(), n, Duration::from_secs(10));
+    assert!(
+        on_standby.len() >= n,
+        "the new call reached the standby: {on_standby:?}"
+    );
+    let now = Utc::now();
+    let nodes = [
+        ("node-a", intervals(&p.a.log_text(), now)),
+        ("node-b", intervals(&p.b.log_text(), now)),
+    ];
+    check(&nodes, &active.data_dir(), &acked);
+    check(&nodes, &standby.data_dir(), &acked);
+    takeover
+}
+
+#[test]
 fn invalid_alarm_webhook_is_a_config_error_naming_the_key() {
     let spec = HaSpec::new("alarm_webhook = \"not a url\"");
     let out = Command::new(svi_bin())
@@ -339,14 +415,35 @@ impl Partition {
     /// Drops every packet to or from `me`'s cluster port and from `me`'s address to the
     /// other members' cluster ports (and their answers), on loopback.
     fn isolate(me: SocketAddr, others: &[SocketAddr]) -> Partition {
-        require_root("nft (the partition)");
-        let table = format!("svi_fault_{}", std::process::id());
         let ip = me.ip();
         let port = me.port();
         let ports: Vec<String> = others.iter().map(|o| o.port().to_string()).collect();
         let ports = ports.join(", ");
+        Partition::apply(&format!(
+            "  ip daddr {ip} tcp dport {port} drop\n  ip saddr {ip} tcp sport {port} drop\n  ip saddr {ip} tcp dport {{ {ports} }} drop\n  ip daddr {ip} tcp sport {{ {ports} }} drop\n"
+        ))
+    }
+
+    /// Drops the packets one way only: from the `from` members' addresses to the `to`
+    /// members' (each member has its own loopback address; SIP stays on 127.0.0.1).
+    fn one_way(from: &[SocketAddr], to: &[SocketAddr]) -> Partition {
+        let ips = |m: &[SocketAddr]| {
+            let v: Vec<String> = m.iter().map(|o| o.ip().to_string()).collect();
+            v.join(", ")
+        };
+        Partition::apply(&format!(
+            "  ip saddr {{ {} }} ip daddr {{ {} }} drop\n",
+            ips(from),
+            ips(to)
+        ))
+    }
+
+    /// Installs `rules` in an input chain of a table of its own.
+    fn apply(rules: &str) -> Partition {
+        require_root("nft (the partition)");
+        let table = format!("svi_fault_{}", std::process::id());
         let script = format!(
-            "table inet {table} {{\n chain input {{\n  type filter hook input priority -10; policy accept;\n  ip daddr {ip} tcp dport {port} drop\n  ip saddr {ip} tcp sport {port} drop\n  ip saddr {ip} tcp dport {{ {ports} }} drop\n  ip daddr {ip} tcp sport {{ {ports} }} drop\n }}\n}}\n"
+            "table inet {table} {{\n chain input {{\n  type filter hook input priority -10; policy accept;\n{rules} }}\n}}\n"
         );
         let mut child = Command::new("nft")
             .args(["-f", "-"])
@@ -376,19 +473,38 @@ impl Drop for Partition {
 
 #[test]
 fn partitioned_active_node_fences_itself_and_rejoins_as_standby() {
+    partitioned_active_node(|c| Partition::isolate(c[0], &c[1..]));
+}
+
+#[test]
+fn active_node_unheard_one_way_fences_itself_and_rejoins_as_standby() {
+    // A hears the others; nothing A sends reaches them.
+    partitioned_active_node(|c| Partition::one_way(&c[..1], &c[1..]));
+}
+
+#[test]
+fn active_node_deaf_one_way_fences_itself_and_rejoins_as_standby() {
+    // The others hear A; nothing they send reaches it.
+    partitioned_active_node(|c| Partition::one_way(&c[1..], &c[..1]));
+}
+
+/// The active node A cut off by `cut` (given the members' cluster addresses): A fences
+/// itself and refuses new calls, B takes over and takes calls, and once healed A is standby
+/// with every record; never two active, nothing acknowledged lost.
+fn partitioned_active_node(cut: impl FnOnce(&[SocketAddr; 3]) -> Partition) {
     let _serial = serial();
     let p = form(HaSpec::new(""), None);
     let mut acked = p.calls_on_a(5);
-    let cut = Partition::isolate(p.spec.cluster[0], &p.spec.cluster[1..]);
+    let cut = cut(&p.spec.cluster);
     assert!(
         wait_role(&p.a.data_dir(), "fenced", Duration::from_secs(5)),
-        "the isolated A fences itself: {:?}",
+        "the cut-off A fences itself: {:?}",
         status(&p.a.data_dir())
     );
     assert!(
         p.a.wait_log("this node is no longer active", Duration::from_secs(2))
             .is_some(),
-        "A stops serving (ends its calls, unregisters its trunks)"
+        "A stops taking new calls and unregisters its trunks"
     );
     let probe = Probe::new(p.a.sip);
     send_invite(&probe, p.a.sip, "isolated-a");
