@@ -6,21 +6,26 @@
 //! The engine talks to it through `SipHandle` (commands) and receives `SipEvent`s, which are
 //! the endpoint's events plus the Call-ID of the transaction when the driver knows it, so the
 //! engine can route timeouts to the right call.
+//!
+//! `channel` is the same driver over in-process channels instead of sockets, for tests that
+//! run an engine and its peers in one process in virtual time.
 
+mod call_ids;
+pub mod channel;
 mod tcp;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use call_ids::CallIds;
+
 use crate::endpoint::{
-    shrink_sparse, ClientTxId, Endpoint, EndpointConfig, EndpointEvent, EndpointStats, Peer,
-    ServerTxId, Transmit, Transport,
+    ClientTxId, Endpoint, EndpointConfig, EndpointStats, Peer, ServerTxId, Transmit, Transport,
 };
 use crate::message::{Request, Response, SipMessage};
 
@@ -200,9 +205,7 @@ pub async fn start(
         tcp,
         commands: cmd_rx,
         events: ev_tx,
-        call_ids: HashMap::new(),
-        server_call_ids: HashMap::new(),
-        last_purge: Instant::now(),
+        ids: CallIds::new(Instant::now()),
     };
     let task = tokio::spawn(driver.run());
     Ok((
@@ -221,17 +224,9 @@ struct Driver {
     tcp: Option<tcp::Tcp>,
     commands: mpsc::UnboundedReceiver<SipCommand>,
     events: mpsc::UnboundedSender<SipEvent>,
-    /// Call-IDs of live client and server transactions, for routing their timeouts and
-    /// cancellations; an entry goes once the endpoint no longer knows its transaction.
-    call_ids: HashMap<ClientTxId, String>,
-    server_call_ids: HashMap<ServerTxId, String>,
-    last_purge: Instant,
+    /// Call-IDs of live transactions, for routing their timeouts and cancellations.
+    ids: CallIds,
 }
-
-/// How often the Call-ID tables drop the entries of ended transactions. At 2,000 calls/s
-/// that is some 8,000 entries per sweep; keeping them for 300 s instead (as before) held
-/// about 1.2 million.
-const PURGE_EVERY: Duration = Duration::from_secs(2);
 
 impl Driver {
     async fn run(mut self) {
@@ -269,35 +264,10 @@ impl Driver {
     }
 
     fn command(&mut self, cmd: SipCommand) {
-        let now = Instant::now();
-        match cmd {
-            SipCommand::SendRequest { request, to, reply } => {
-                let call_id = request.headers.call_id().map(str::to_string);
-                let tx = self.endpoint.send_request(now, request, to);
-                if let Some(c) = call_id {
-                    self.call_ids.insert(tx, c);
-                }
-                let _ = reply.send(tx);
-            }
-            SipCommand::SendResponse { tx, response } => {
-                self.endpoint.send_response(now, tx, response)
-            }
-            SipCommand::SendStateless { message, to } => {
-                self.endpoint.send_stateless(now, message, to)
-            }
-            SipCommand::Cancel { tx } => {
-                if let Some(cancel_tx) = self.endpoint.cancel(now, tx) {
-                    if let Some(c) = self.call_ids.get(&tx).cloned() {
-                        self.call_ids.insert(cancel_tx, c);
-                    }
-                }
-            }
-            SipCommand::Stats { reply } => {
-                let mut stats = self.endpoint.stats();
-                stats.call_id_entries = self.call_ids.len() + self.server_call_ids.len();
-                let _ = reply.send(stats);
-            }
-            SipCommand::Shutdown => {}
+        if let Some(SipCommand::Stats { reply }) =
+            self.ids.command(&mut self.endpoint, Instant::now(), cmd)
+        {
+            let _ = reply.send(self.ids.stats(&self.endpoint));
         }
     }
 
@@ -305,42 +275,12 @@ impl Driver {
         while let Some(t) = self.endpoint.poll_transmit() {
             self.transmit(t).await;
         }
-        let now = Instant::now();
         while let Some(ev) = self.endpoint.poll_event() {
-            let ev = match ev {
-                EndpointEvent::Request { tx, request, from } => {
-                    if let (Some(tx), Some(c)) = (tx, request.headers.call_id()) {
-                        self.server_call_ids.insert(tx, c.to_string());
-                    }
-                    SipEvent::Request { tx, request, from }
-                }
-                EndpointEvent::Response { tx, response } => SipEvent::Response { tx, response },
-                EndpointEvent::Timeout { tx } => SipEvent::Timeout {
-                    tx,
-                    call_id: self.call_ids.get(&tx).cloned(),
-                },
-                EndpointEvent::Cancelled { tx } => SipEvent::Cancelled {
-                    tx,
-                    call_id: self.server_call_ids.get(&tx).cloned(),
-                },
-                EndpointEvent::AckTimeout { tx } => SipEvent::AckTimeout {
-                    tx,
-                    call_id: self.server_call_ids.get(&tx).cloned(),
-                },
-            };
-            if self.events.send(ev).is_err() {
+            if self.events.send(self.ids.event(ev)).is_err() {
                 return;
             }
         }
-        if now.duration_since(self.last_purge) >= PURGE_EVERY {
-            self.last_purge = now;
-            let endpoint = &self.endpoint;
-            self.call_ids.retain(|tx, _| endpoint.client_alive(*tx));
-            self.server_call_ids
-                .retain(|tx, _| endpoint.server_alive(*tx));
-            shrink_sparse(&mut self.call_ids);
-            shrink_sparse(&mut self.server_call_ids);
-        }
+        self.ids.purge(&self.endpoint, Instant::now());
     }
 
     async fn transmit(&mut self, t: Transmit) {
