@@ -15,7 +15,7 @@ mod recorders;
 
 use ivr_scripts::ConnectorResult;
 use sip::endpoint::{ClientTxId, Peer, ServerTxId};
-use sip::message::Request;
+use sip::message::{Method, Request, Response};
 use sip::transport::SipEvent;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -204,6 +204,29 @@ impl Driver {
                 () = timer => self.core.handle_timeout(now()),
             }
             self.drain().await;
+        }
+        self.refuse_late_requests(&mut inputs);
+    }
+
+    /// Requests that reached the call's queue after its end (a caller's INFO crossing the
+    /// answer to our BYE): the dialog is gone, 481, as the dispatcher answers once the
+    /// call's route is dropped.
+    fn refuse_late_requests(&self, inputs: &mut mpsc::UnboundedReceiver<CallInput>) {
+        while let Ok(input) = inputs.try_recv() {
+            let CallInput::Sip(event) = input else {
+                continue;
+            };
+            if let SipEvent::Request {
+                tx: Some(tx),
+                request,
+                ..
+            } = *event
+            {
+                if request.method != Method::Ack {
+                    let gone = Response::for_request(&request, 481);
+                    self.ctx.sip.send_response(tx, gone);
+                }
+            }
         }
     }
 
