@@ -91,7 +91,7 @@ pub mod trunk;
 pub mod uas;
 
 pub use handle::EngineHandle;
-pub use runtime::{Engine, EngineError};
+pub use runtime::{Engine, EngineError, EngineIo, SipIo};
 
 /// A UTC instant from RFC 3339 text, for tests of time-based rules.
 #[cfg(test)]

@@ -58,8 +58,30 @@ pub struct Engine {
     dispatcher: mpsc::UnboundedSender<DispatcherInput>,
     trunks: Vec<trunk::TrunkHandle>,
     tasks: Vec<JoinHandle<()>>,
-    media: Arc<MediaWorkers>,
+    /// The media workers (none when the media came from `EngineIo`).
+    media: Option<Arc<MediaWorkers>>,
     storage: Storage,
+}
+
+/// What the engine talks to the world through. By default, the sockets of the
+/// configuration: SIP on `sip.listen`, RTP port pairs from `rtp.ports` paced by the media
+/// workers. A test harness gives an in-process SIP transport and a media stand-in instead,
+/// and runs whole calls in virtual time.
+#[derive(Default)]
+pub struct EngineIo {
+    pub sip: Option<SipIo>,
+    pub media: Option<Arc<dyn crate::call::MediaPort>>,
+    /// How often the flows directory is read for new versions (2 s by default).
+    pub flow_scan: Option<Duration>,
+    /// The prompts, loaded already (by default they are read from `prompts.dir`).
+    pub prompts: Option<PromptStore>,
+}
+
+/// A started SIP transport: its handle, its events and its task.
+pub struct SipIo {
+    pub handle: SipHandle,
+    pub events: mpsc::UnboundedReceiver<sip::transport::SipEvent>,
+    pub task: JoinHandle<()>,
 }
 
 impl Engine {
@@ -77,6 +99,16 @@ impl Engine {
         storage: Storage,
         replication: crate::replication::Replication,
     ) -> Result<Engine, EngineError> {
+        Engine::start_with_io(config, storage, replication, EngineIo::default()).await
+    }
+
+    /// As [`Engine::start_with`], talking through `io`.
+    pub async fn start_with_io(
+        config: EngineConfig,
+        storage: Storage,
+        replication: crate::replication::Replication,
+        io: EngineIo,
+    ) -> Result<Engine, EngineError> {
         let config = Arc::new(config);
         let alarms = crate::alarm::start(&config.alarms, &config.node_name).map_err(|source| {
             EngineError::Alarms {
@@ -85,23 +117,10 @@ impl Engine {
             }
         })?;
 
-        let dir = config.prompts_dir.clone();
-        let loaded = tokio::task::spawn_blocking(move || PromptStore::load_dir(&dir))
-            .await
-            .map_err(|e| EngineError::Prompts {
-                dir: config.prompts_dir.display().to_string(),
-                source: PromptError::Unreadable {
-                    path: config.prompts_dir.clone(),
-                    source: std::io::Error::other(e.to_string()),
-                },
-            })?;
-        let (prompts, bad) = loaded.map_err(|source| EngineError::Prompts {
-            dir: config.prompts_dir.display().to_string(),
-            source,
-        })?;
-        for e in &bad {
-            tracing::warn!("prompt skipped: {e}");
-        }
+        let prompts = match io.prompts {
+            Some(prompts) => prompts,
+            None => load_prompts(&config).await?,
+        };
         let prompts = Arc::new(prompts.with_fallback_language(config.default_language.clone()));
         let check = flows::check_context(&flows::prompt_names(&prompts), &config);
         let flow_store = flows::FlowStore::new(
@@ -114,7 +133,7 @@ impl Engine {
             check,
             &storage,
             flow_store,
-            Duration::from_secs(2),
+            io.flow_scan.unwrap_or(Duration::from_secs(2)),
         )
         .await?;
         let flows_rx = flow_sync.set();
@@ -151,16 +170,25 @@ impl Engine {
             source,
         })?;
 
-        let ports = Arc::new(PortAllocator::new(
-            config.rtp.ip,
-            config.rtp.port_low,
-            config.rtp.port_high,
-        )?);
-        let workers = match config.rtp.workers {
-            0 => MediaWorkers::with_default_size(config.sip.allowed.clone()),
-            n => MediaWorkers::new(n, config.sip.allowed.clone()),
+        let (media_port, media) = match io.media {
+            Some(port) => (port, None),
+            None => {
+                let ports = Arc::new(PortAllocator::new(
+                    config.rtp.ip,
+                    config.rtp.port_low,
+                    config.rtp.port_high,
+                )?);
+                let workers = Arc::new(match config.rtp.workers {
+                    0 => MediaWorkers::with_default_size(config.sip.allowed.clone()),
+                    n => MediaWorkers::new(n, config.sip.allowed.clone()),
+                });
+                let port: Arc<dyn crate::call::MediaPort> = Arc::new(crate::call::WorkerMedia {
+                    workers: workers.clone(),
+                    ports,
+                });
+                (port, Some(workers))
+            }
         };
-        let media = Arc::new(workers);
 
         let driver = DriverConfig {
             listen: config.sip.listen,
@@ -173,7 +201,14 @@ impl Engine {
                 ..EndpointConfig::default()
             },
         };
-        let (sip, events, sip_task) = transport::start(driver).await?;
+        let (sip, events, sip_task) = match io.sip {
+            Some(SipIo {
+                handle,
+                events,
+                task,
+            }) => (handle, events, task),
+            None => transport::start(driver).await?,
+        };
         let local_sip = SocketAddr::new(config.sip.public_ip, sip.local_addr().port());
 
         let (mut agents, agent_contacts) = crate::agents::AgentPhones::new(
@@ -222,10 +257,7 @@ impl Engine {
             routes,
             config: config.clone(),
             sip: sip.clone(),
-            media: Arc::new(crate::call::WorkerMedia {
-                workers: media.clone(),
-                ports,
-            }),
+            media: media_port,
             prompts,
             flows: flows_rx.clone(),
             writer: replication.writer.clone(),
@@ -324,7 +356,9 @@ impl Engine {
         for t in self.tasks {
             t.abort();
         }
-        self.media.shutdown().await;
+        if let Some(media) = self.media {
+            media.shutdown().await;
+        }
         self.storage.close().await;
         tracing::info!("svi stopped");
     }
@@ -407,4 +441,26 @@ async fn sweep_recordings(dir: std::path::PathBuf, retention: std::time::Duratio
             tracing::info!(files = removed.len(), dir = %dir.display(), "old recordings deleted (retention)");
         }
     }
+}
+
+/// Reads and encodes every prompt of `prompts.dir` (off the runtime: it takes a while).
+async fn load_prompts(config: &EngineConfig) -> Result<PromptStore, EngineError> {
+    let dir = config.prompts_dir.clone();
+    let loaded = tokio::task::spawn_blocking(move || PromptStore::load_dir(&dir))
+        .await
+        .map_err(|e| EngineError::Prompts {
+            dir: config.prompts_dir.display().to_string(),
+            source: PromptError::Unreadable {
+                path: config.prompts_dir.clone(),
+                source: std::io::Error::other(e.to_string()),
+            },
+        })?;
+    let (prompts, bad) = loaded.map_err(|source| EngineError::Prompts {
+        dir: config.prompts_dir.display().to_string(),
+        source,
+    })?;
+    for e in &bad {
+        tracing::warn!("prompt skipped: {e}");
+    }
+    Ok(prompts)
 }
