@@ -1,6 +1,8 @@
 //! The ACD end to end: an agent's phone registers with the engine (digest), a caller keys 2
 //! in the demo flow, the engine rings the agent, bridges both legs through itself, and when
 //! the caller hangs up, sends BYE to the agent. The call record names queue and agent.
+//! (Skills, a paused agent, overflow and ring-no-answer run in virtual time in
+//! `engine/tests/calls/queue.rs`.)
 
 use std::time::Duration;
 
@@ -144,59 +146,6 @@ fn agent_and_queue_commands_reach_the_running_engine() {
     );
 }
 
-#[test]
-fn the_best_skill_level_gets_the_call_first() {
-    let engine = EngineProc::start(EngineOptions::default());
-    let dir = engine.dir.path().to_path_buf();
-    // Both agents register; 1001 (support level 5) must ring, not 1002 (level 3).
-    let mut phones = Vec::new();
-    for (agent, password) in [("1002", "demo-1002"), ("1001", "demo-1001")] {
-        let port = free_sip_port();
-        let d = dir.clone();
-        let a = agent.to_string();
-        phones.push((
-            agent,
-            std::thread::spawn(move || {
-                let mut s = Sipp::new(agent_phone_xml(&a))
-                    .arg("-p")
-                    .arg(port.to_string())
-                    .calls(1)
-                    .with_media();
-                s.timeout = Duration::from_secs(12);
-                s.run(&d, None)
-            }),
-        ));
-        let reg = Sipp::new(agent_register_xml(agent, password, port))
-            .calls(1)
-            .run(&dir, Some(engine.sip));
-        assert!(reg.success(), "{}", reg.report());
-    }
-    assert!(
-        engine
-            .wait_log_count("agent phone registered", 2, Duration::from_secs(5))
-            .is_some(),
-        "{}",
-        engine.log_text()
-    );
-    let mut caller = Caller::new(Codec::Pcma).dtmf(
-        prompt_len("welcome") + Duration::from_secs(1),
-        Dtmf::Info('2'),
-    );
-    caller.hangup_after = Some(Duration::from_secs(1));
-    let run = Sipp::new(caller.xml())
-        .calls(1)
-        .with_media()
-        .run(&dir, Some(engine.sip));
-    assert!(run.success(), "{}\n{}", run.report(), engine.log_text());
-    let calls = engine.wait_calls(1, Duration::from_secs(10));
-    assert_eq!(calls[0]["agent"], "1001", "{:#}", calls[0]);
-    for (agent, phone) in phones {
-        let run = phone.join().expect("phone");
-        // 1001's phone took the call; 1002's never rang (its sipp times out waiting).
-        assert_eq!(run.success(), agent == "1001", "{agent}: {}", run.report());
-    }
-}
-
 /// Registers `agent`'s phone (sipp answering at a free port, in its own thread) and waits
 /// until the engine has it.
 fn register_phone(
@@ -229,108 +178,6 @@ fn register_phone(
         engine.log_text()
     );
     phone
-}
-
-#[test]
-fn a_waiting_caller_hears_its_position_and_gets_the_next_ready_agent() {
-    let engine = EngineProc::start(EngineOptions::default());
-    let phone = register_phone(&engine, "1001", "demo-1001", Duration::from_secs(30));
-    let (code, text) = svi(&engine, &["agent", "pause", "1001", "--reason", "break"]);
-    assert_eq!(code, 0, "{text}");
-
-    let mut caller = Caller::new(Codec::Pcma).dtmf(
-        prompt_len("welcome") + Duration::from_secs(1),
-        Dtmf::Info('2'),
-    );
-    caller.hangup_after = Some(Duration::from_secs(12));
-    let dir = engine.dir.path().to_path_buf();
-    let sip = engine.sip;
-    let call = std::thread::spawn(move || {
-        Sipp::new(caller.xml())
-            .calls(1)
-            .with_media()
-            .run(&dir, Some(sip))
-    });
-    // Nobody is ready: the caller waits, hears music and its position (on arrival).
-    let announced = engine.wait_log("position announced", Duration::from_secs(15));
-    assert!(
-        announced
-            .as_deref()
-            .is_some_and(|l| l.contains("position=1")),
-        "{}",
-        engine.log_text()
-    );
-    assert!(
-        !engine.log_text().contains("ringing the agent"),
-        "a paused agent is not rung"
-    );
-    let (code, text) = svi(&engine, &["agent", "ready", "1001"]);
-    assert_eq!(code, 0, "{text}");
-    let run = call.join().expect("caller");
-    assert!(run.success(), "{}\n{}", run.report(), engine.log_text());
-    let phone = phone.join().expect("phone");
-    assert!(phone.success(), "{}\n{}", phone.report(), engine.log_text());
-    let calls = engine.wait_calls(1, Duration::from_secs(10));
-    assert_eq!(calls[0]["agent"], "1001", "{:#}", calls[0]);
-    assert_eq!(calls[0]["queue"], "support", "{:#}", calls[0]);
-}
-
-#[test]
-fn past_its_max_wait_a_call_overflows_to_the_flow() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let extra = "max_wait = 2000\non_max_wait = { flow = {} }\n\
-        [[agents]]\nid = \"1001\"\nname = \"A\"\npassword = \"pw-1001\"\n";
-    let config = svi_tests::config::write(
-        dir.path(),
-        &[("demo", svi_tests::config::sample_flow("demo").as_str())],
-        extra,
-    );
-    let engine = EngineProc::start(EngineOptions {
-        config: Some(config),
-        ..EngineOptions::default()
-    });
-    // Logged in but paused: the queue is staffed, so the caller waits (no `on_no_agents`).
-    assert_eq!(svi(&engine, &["agent", "login", "1001"]).0, 0);
-    assert_eq!(svi(&engine, &["agent", "pause", "1001"]).0, 0);
-    let caller = Caller::new(Codec::Pcma).dtmf(
-        prompt_len("welcome") + Duration::from_secs(1),
-        Dtmf::Info('2'),
-    );
-    let run = Sipp::new(caller.xml())
-        .calls(1)
-        .with_media()
-        .run(dir.path(), Some(engine.sip));
-    assert!(run.success(), "{}\n{}", run.report(), engine.log_text());
-    let calls = engine.wait_calls(1, Duration::from_secs(10));
-    let call = &calls[0];
-    assert_eq!(
-        svi_tests::path_of(call).last().map(String::as_str),
-        Some("end"),
-        "{call:#}"
-    );
-    assert!(
-        svi_tests::path_of(call).iter().any(|s| s == "no_agent"),
-        "the overflow branch played: {call:#}"
-    );
-    let waited = ms_between(&call["queued_at"], &call["ended_at"]);
-    // Queued, 2 s of max wait, then the overflow branch's message before the hangup.
-    let floor = 2000 + prompt_len("no_agent_available").as_millis() as i64 - 300;
-    assert!(
-        waited >= floor,
-        "waited {waited} ms, expected at least {floor}"
-    );
-    assert!(engine.log_text().contains("queue overflow"));
-    assert_eq!(call["queue_outcome"], "overflow", "{call:#}");
-    let stats = wait_stats(&engine, "support", |s| s["overflowed"] == 1);
-    assert_eq!(
-        (&stats["offered"], &stats["answered"]),
-        (&1.into(), &0.into()),
-        "{stats:#}"
-    );
-    assert!(
-        stats["longest_wait"].as_u64().unwrap_or(0) >= 2000,
-        "{stats:#}"
-    );
 }
 
 /// The IPBX: challenges the engine's INVITE (401, digest; sipp checks only `Authorization`), checks the credentials of the

@@ -1,13 +1,13 @@
-//! Dialog behaviour seen from a raw SIP peer on UDP: 488 for an offer without G.711,
-//! re-INVITE hold and resume, caller BYE, 481 for an unknown dialog; and the process's own
-//! refusals of a bad configuration or flow at start.
+//! Dialog behaviour seen from a raw SIP peer on UDP: calls beyond the call rate refused;
+//! the process's own refusals of a bad configuration or flow at start; personal data kept
+//! out of the log. (488, hold and resume, BYE and 481, the RTP timeout and `max_calls` run
+//! in virtual time in `engine/tests/calls/dialogs.rs`.)
 
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sip::message::{parse_datagram, HeaderName, Response, SipMessage};
-use sip::sdp::{Direction, SessionDescription};
 use svi_tests::probe::Probe;
 use svi_tests::proc::{svi_bin, EngineOptions, EngineProc};
 
@@ -91,93 +91,6 @@ fn offer(formats: &str, extra: &str, direction: &str) -> String {
     format!(
         "v=0\no=raw 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 49170 RTP/AVP {formats}\n{extra}a={direction}\n"
     )
-}
-
-fn answer_direction(r: &Response) -> Direction {
-    let sdp = SessionDescription::parse_bytes(&r.body).expect("SDP answer");
-    sdp.direction_of(&sdp.media[0])
-}
-
-#[test]
-fn offer_without_g711_gets_488_and_the_engine_stays_up() {
-    let engine = EngineProc::start(EngineOptions::default());
-    let mut peer = Peer::new(engine.sip, "no-g711@test");
-    peer.send(
-        "INVITE",
-        Some(&offer("18", "a=rtpmap:18 G729/8000\n", "sendrecv")),
-        true,
-    );
-    let r = peer.final_response();
-    assert_eq!(r.status, 488);
-    assert!(
-        r.headers
-            .get(&HeaderName::Warning)
-            .is_some_and(|w| w.starts_with("305")),
-        "{r:?}"
-    );
-    peer.ack();
-    let calls = engine.wait_calls(1, Duration::from_secs(10));
-    assert_eq!(calls[0]["end_reason"], "rejected");
-    assert!(Probe::new(engine.sip).wait_ready(Duration::from_secs(5)));
-}
-
-#[test]
-fn hold_resume_then_caller_bye() {
-    let engine = EngineProc::start(EngineOptions::default());
-    let mut peer = Peer::new(engine.sip, "hold@test");
-    peer.send(
-        "INVITE",
-        Some(&offer(
-            "8 101",
-            "a=rtpmap:101 telephone-event/8000\n",
-            "sendrecv",
-        )),
-        true,
-    );
-    let r = peer.final_response();
-    assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!(answer_direction(&r), Direction::SendRecv);
-    peer.ack();
-    peer.send(
-        "INVITE",
-        Some(&offer(
-            "8 101",
-            "a=rtpmap:101 telephone-event/8000\n",
-            "sendonly",
-        )),
-        true,
-    );
-    let r = peer.final_response();
-    assert_eq!(
-        (r.status, answer_direction(&r)),
-        (200, Direction::RecvOnly),
-        "hold is mirrored"
-    );
-    peer.ack();
-    peer.send(
-        "INVITE",
-        Some(&offer(
-            "8 101",
-            "a=rtpmap:101 telephone-event/8000\n",
-            "sendrecv",
-        )),
-        true,
-    );
-    let r = peer.final_response();
-    assert_eq!(
-        (r.status, answer_direction(&r)),
-        (200, Direction::SendRecv),
-        "resume"
-    );
-    peer.ack();
-    peer.send("BYE", None, true);
-    assert_eq!(peer.final_response().status, 200);
-    let calls = engine.wait_calls(1, Duration::from_secs(10));
-    assert_eq!(calls[0]["end_reason"], "caller_hangup");
-
-    // The dialog is gone: a second BYE is answered 481.
-    peer.send("BYE", None, true);
-    assert_eq!(peer.final_response().status, 481);
 }
 
 fn svi(args: &[&str]) -> (i32, String) {
@@ -274,35 +187,6 @@ fn caller_numbers_and_digits_stay_out_of_the_log() {
     }
 }
 
-#[test]
-fn a_silent_peer_is_hung_up_after_the_rtp_timeout() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let config = svi_tests::config::write(
-        dir.path(),
-        &[("demo", &svi_tests::config::sample_flow("demo"))],
-        "[rtp]\ntimeout_secs = 2\n",
-    );
-    let engine = EngineProc::start(EngineOptions {
-        config: Some(config),
-        ..EngineOptions::default()
-    });
-    let mut peer = Peer::new(engine.sip, "silent@test");
-    peer.send("INVITE", Some(&offer("8", "", "sendrecv")), true);
-    assert_eq!(peer.final_response().status, 200);
-    peer.ack();
-    // The peer never sends RTP: the engine ends the call with a BYE of its own.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let bye =
-        std::iter::from_fn(|| peer.probe.recv_until(deadline)).find(|m| m.starts_with("BYE "));
-    assert!(
-        bye.is_some(),
-        "no BYE after the RTP timeout:\n{}",
-        engine.log_text()
-    );
-    let calls = engine.wait_calls(1, Duration::from_secs(10));
-    assert_eq!(calls[0]["end_reason"], "rtp_timeout", "{:#}", calls[0]);
-}
-
 /// An engine on the sample flow with extra `[sip]` settings (the overload limits).
 fn engine_with_sip(sip: &str) -> (tempfile::TempDir, EngineProc) {
     let dir = tempfile::tempdir().expect("tmp");
@@ -345,12 +229,6 @@ fn second_call_refused(engine: &EngineProc, retry_after: &str, warning: &str) {
     second.ack();
     first.send("BYE", None, true);
     assert_eq!(first.final_response().status, 200);
-}
-
-#[test]
-fn calls_beyond_max_calls_are_refused_with_503() {
-    let (_dir, engine) = engine_with_sip("max_calls = 1");
-    second_call_refused(&engine, "5", "399 svi \"overloaded\"");
 }
 
 #[test]

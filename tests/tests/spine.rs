@@ -1,6 +1,7 @@
 //! The engine spine end to end: a real `svi run` on loopback called by sipp.
 //! Issue acceptance: OPTIONS, the demo flow with DTMF as RFC 4733 (PCMA and PCMU), SIP INFO
-//! and in-band tones, the no-input and invalid-digit paths, and a 50-call load.
+//! and in-band tones, and a 50-call load. (The no-input and invalid-digit paths run in
+//! virtual time in `engine/tests/calls/flow.rs`.)
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -113,79 +114,6 @@ fn in_band_tones() {
         engine.log_text()
     );
     assert_option1(&last_call(&engine, 1), "PCMA", false);
-}
-
-#[test]
-fn no_input_repeats_the_menu_three_times_then_goodbye() {
-    let engine = EngineProc::start(EngineOptions::default());
-    let mut caller = Caller::new(Codec::Pcma);
-    caller.bye_timeout = Duration::from_secs(60);
-    let run = run_caller(&engine, caller, true);
-    assert!(
-        run.success(),
-        "{}\nengine log:\n{}",
-        run.report(),
-        engine.log_text()
-    );
-    let call = last_call(&engine, 1);
-    assert_eq!(
-        path_of(&call),
-        [
-            "welcome",
-            "main_menu",
-            "main_menu",
-            "main_menu",
-            "goodbye",
-            "end"
-        ],
-        "{call:#}"
-    );
-    assert_eq!(call["end_reason"], "engine_hangup");
-    // Three menus with their 5 s timeouts, the welcome and the goodbye: the BYE came last.
-    let lasted =
-        chrono::DateTime::parse_from_rfc3339(call["ended_at"].as_str().unwrap_or_default())
-            .expect("ended")
-            - chrono::DateTime::parse_from_rfc3339(
-                call["answered_at"].as_str().unwrap_or_default(),
-            )
-            .expect("answered");
-    let expected = prompt_len("welcome")
-        + 3 * (prompt_len("main_menu") + Duration::from_secs(5))
-        + prompt_len("goodbye");
-    assert!(
-        lasted.num_milliseconds() as u128 + 500 >= expected.as_millis(),
-        "call lasted {lasted}, prompts need {expected:?}"
-    );
-}
-
-#[test]
-fn invalid_digit_says_so_and_asks_again() {
-    let engine = EngineProc::start(EngineOptions::default());
-    let again = prompt_len("invalid_choice") + Duration::from_secs(1);
-    let caller = Caller::new(Codec::Pcma)
-        .dtmf(in_menu(), Dtmf::Info('9'))
-        .dtmf(again, Dtmf::Info('1'));
-    let run = run_caller(&engine, caller, true);
-    assert!(
-        run.success(),
-        "{}\nengine log:\n{}",
-        run.report(),
-        engine.log_text()
-    );
-    let call = last_call(&engine, 1);
-    assert_eq!(
-        path_of(&call),
-        [
-            "welcome",
-            "main_menu",
-            "invalid_choice",
-            "main_menu",
-            "option1",
-            "end"
-        ],
-        "{call:#}"
-    );
-    assert_eq!(call["end_reason"], "engine_hangup");
 }
 
 #[test]
