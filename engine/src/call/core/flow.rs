@@ -395,9 +395,12 @@ impl CallCore {
     }
 }
 
+/// A collect's input for the flow. Too few digits (ended by the terminator or the
+/// inter-digit timeout) are given to the flow as keyed, which counts them as invalid; only
+/// silence is no input (docs/flows.md, "Menus and collects"; `svi simulate` does the same).
 fn collected_input(c: Collected) -> Input {
     match c {
-        Collected::Digits(digits) => Input::Digits { digits },
-        Collected::Timeout(_) => Input::Timeout,
+        Collected::Timeout(digits) if digits.reveal().is_empty() => Input::Timeout,
+        Collected::Digits(digits) | Collected::Timeout(digits) => Input::Digits { digits },
     }
 }

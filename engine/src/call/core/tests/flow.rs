@@ -72,6 +72,54 @@ fn menu_timeout_repeats_the_menu_then_says_goodbye() {
     );
 }
 
+const COLLECT: &str = r##"flow: test
+start: ask
+steps:
+  ask:
+    collect: main_menu
+    into: ticket
+    min_digits: 4
+    terminator: "#"
+    attempts: 5
+    invalid: wrong
+    no_input: silent
+    exhausted: end
+    next: end
+  wrong:
+    play: invalid_choice
+    next: ask
+  silent:
+    play: goodbye
+    next: ask
+  end:
+    hangup:
+"##;
+
+#[test]
+fn too_few_digits_are_invalid_and_silence_is_no_input() {
+    let mut sim = Sim::new(COLLECT, "", Some(offer("sendrecv")));
+    // Ended by the terminator.
+    sim.key("12#");
+    assert_eq!(sim.playing(), ["invalid_choice"]);
+    sim.play_ends();
+    // Ended by the inter-digit timeout (3 s by default).
+    sim.key("12");
+    sim.after(secs(3));
+    assert_eq!(sim.playing(), ["invalid_choice"]);
+    sim.play_ends();
+    // Nothing keyed: the collect's timeout (5 s) after its prompt.
+    sim.play_ends();
+    sim.after(secs(5));
+    assert_eq!(sim.playing(), ["goodbye"]);
+    sim.play_ends();
+    sim.key("1234#");
+    sim.caller_answers_bye();
+    assert_eq!(
+        path(&sim),
+        ["ask", "wrong", "ask", "wrong", "ask", "silent", "ask", "end"]
+    );
+}
+
 #[test]
 fn digits_keyed_during_a_menu_prompt_barge_in() {
     let mut sim = Sim::demo();
