@@ -1,4 +1,5 @@
-//! The demo flow: menus, their timeouts, wrong keys, digits by RFC 4733 and SIP INFO.
+//! The demo flow: menus, their timeouts, wrong keys, digits by RFC 4733 and SIP INFO; a
+//! collect validated and read back.
 //! (Moved from `tests/tests/spine.rs`, which keeps the wire: sipp with RFC 4733 on PCMA and
 //! PCMU, in-band tones and the 50-call load.)
 
@@ -102,4 +103,71 @@ async fn a_digit_by_rfc_4733_or_by_sip_info_chooses_the_option() {
         assert_eq!(r.codec.as_deref(), Some("PCMA"), "{r:?}");
     }
     h.idle(secs(5)).await;
+}
+
+/// Collects a 4 to 6 digit number starting with 4 and reads it back.
+const COLLECT: &str = r##"flow: collect
+language: en
+start: ask
+steps:
+  ask:
+    collect: main_menu
+    into: ticket
+    min_digits: 4
+    max_digits: 6
+    terminator: "#"
+    inter_digit_timeout: 3s
+    validate: ticket.starts_with("4")
+    invalid: wrong
+    exhausted: goodbye
+    next: read_back
+  wrong:
+    play: invalid_choice
+    next: ask
+  read_back:
+    say: ticket
+    as: digits
+    next: goodbye
+  goodbye:
+    play: goodbye
+    next: end
+  end:
+    hangup:
+"##;
+
+#[tokio::test]
+async fn collected_digits_are_validated_then_read_back() {
+    let mut h = Harness::start(&[("collect", COLLECT)], "").await;
+    let mut caller = h.ua("caller");
+    let call = caller.dial("3000", secs(5)).await;
+    tokio::time::sleep(secs(1)).await;
+    // Not starting with 4: said so, asked again.
+    h.media.key(caller.rtp, "1234#");
+    tokio::time::sleep(prompt_len("invalid_choice") + secs(1)).await;
+    // Two digits then silence: the inter-digit timeout ends the input, too short.
+    h.media.key(caller.rtp, "43");
+    tokio::time::sleep(secs(3) + prompt_len("invalid_choice") + secs(1)).await;
+    h.media.key(caller.rtp, "4321#");
+    caller.expect_bye(&call, secs(10)).await;
+    let r = &h.records(1, secs(5)).await[0];
+    assert_eq!(
+        r.path,
+        ["ask", "wrong", "ask", "wrong", "ask", "read_back", "goodbye", "end"]
+    );
+    // Each wrong input is said so; the valid one is read back digit by digit.
+    assert_eq!(
+        h.media.heard(caller.rtp),
+        [
+            "main_menu",
+            "invalid_choice",
+            "main_menu",
+            "invalid_choice",
+            "main_menu",
+            "digits/4",
+            "digits/3",
+            "digits/2",
+            "digits/1",
+            "goodbye"
+        ]
+    );
 }
