@@ -130,7 +130,7 @@ impl Dispatcher {
                     Some(ev) => self.event(ev),
                     None => break,
                 },
-                _ = registrations_expire(self.agents.poll_timeout()) => self.agents.expire(std::time::Instant::now()),
+                _ = registrations_expire(self.agents.poll_timeout()) => self.agents.expire(now()),
                 Ok(()) = self.serving.active.changed() => {
                     if !*self.serving.active.borrow_and_update() {
                         // Fencing is for new work only: new calls get 503 from now on (the
@@ -247,7 +247,7 @@ impl Dispatcher {
             return self.reply(tx, r);
         }
         if request.method == Method::Register && self.agents.enabled() {
-            let r = self.agents.handle(std::time::Instant::now(), &request);
+            let r = self.agents.handle(now(), &request);
             return self.reply(tx, r);
         }
         if let Some(r) = uas::screen(&request) {
@@ -306,7 +306,7 @@ impl Dispatcher {
                     r.headers.push(HeaderName::RetryAfter, "30");
                     return self.reply(tx, r);
                 }
-                if !self.admission.admit(Instant::now()) {
+                if !self.admission.admit(now()) {
                     self.warn_refused_by_rate();
                     let mut r = Response::for_request(&request, 503);
                     r.headers.push(HeaderName::RetryAfter, "1");
@@ -327,7 +327,7 @@ impl Dispatcher {
     /// A flood would log a line per refused call: one line a second says how many.
     fn warn_refused_by_rate(&mut self) {
         self.refused_by_rate += 1;
-        let now = Instant::now();
+        let now = now();
         if self
             .last_rate_warning
             .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
@@ -345,6 +345,11 @@ impl Dispatcher {
 }
 
 /// Sleeps until the next registration expiry, if any.
+/// Tokio's clock, as the call drivers read it: paused in tests, the wall clock otherwise.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 async fn registrations_expire(at: Option<std::time::Instant>) {
     match at {
         Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
