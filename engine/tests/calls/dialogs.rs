@@ -1,5 +1,5 @@
 //! A caller's dialog: re-INVITE hold and resume, BYE from either side, a caller that went
-//! silent, refusals (no common codec, the engine at `max_calls`). (Moved from
+//! silent, refusals (no common codec, the engine at `max_calls` or its call rate). (Moved from
 //! `tests/tests/dialogs.rs`, which keeps the configuration and log checks of the process.)
 
 use engine::storage::EndReason;
@@ -98,9 +98,10 @@ async fn an_offer_without_g711_gets_488() {
     caller.dial("3000", secs(5)).await;
 }
 
-#[tokio::test]
-async fn calls_beyond_max_calls_are_refused_with_503() {
-    let mut h = Harness::start_with(&[("demo", &demo_flow())], "max_calls = 1", SUPPORT).await;
+/// A first call is answered, a second one at once is refused with 503 and `retry_after`;
+/// once the first ended, or a second later, a new call is taken.
+async fn second_call_refused(sip: &str, retry_after: &str, warning: &str) -> Harness {
+    let mut h = Harness::start_with(&[("demo", &demo_flow())], sip, SUPPORT).await;
     let mut first = h.ua("first");
     let mut call = first.dial("3000", secs(5)).await;
     let mut second = h.ua("second");
@@ -109,13 +110,32 @@ async fn calls_beyond_max_calls_are_refused_with_503() {
         .await;
     let r = second.final_response(tx, secs(5)).await;
     assert_eq!(r.status, 503, "{r:?}");
-    assert_eq!(r.headers.get(&HeaderName::RetryAfter), Some("5"));
-    assert_eq!(
-        r.headers.get(&HeaderName::Warning),
-        Some("399 svi \"overloaded\"")
-    );
+    assert_eq!(r.headers.get(&HeaderName::RetryAfter), Some(retry_after));
+    assert_eq!(r.headers.get(&HeaderName::Warning), Some(warning));
     first.hang_up(&mut call).await;
-    // Once the first call ended, a new one is taken.
     h.records(1, secs(5)).await;
+    tokio::time::sleep(secs(1)).await;
     second.dial("3000", secs(5)).await;
+    h
+}
+
+#[tokio::test]
+async fn calls_beyond_max_calls_are_refused_with_503() {
+    second_call_refused("max_calls = 1", "5", "399 svi \"overloaded\"").await;
+}
+
+#[tokio::test]
+async fn calls_beyond_max_calls_per_second_are_refused_with_503() {
+    // One call a second: the second INVITE, sent right after the first, finds no token.
+    let h = second_call_refused(
+        "max_calls_per_second = 1",
+        "1",
+        "399 svi \"call rate limit\"",
+    )
+    .await;
+    assert!(
+        h.log.contains("sip.max_calls_per_second exceeded"),
+        "{}",
+        h.log.text()
+    );
 }

@@ -152,7 +152,16 @@ async fn collected_digits_are_validated_then_read_back() {
     let r = &h.records(1, secs(5)).await[0];
     assert_eq!(
         r.path,
-        ["ask", "wrong", "ask", "wrong", "ask", "read_back", "goodbye", "end"]
+        [
+            "ask",
+            "wrong",
+            "ask",
+            "wrong",
+            "ask",
+            "read_back",
+            "goodbye",
+            "end"
+        ]
     );
     // Each wrong input is said so; the valid one is read back digit by digit.
     assert_eq!(
