@@ -95,17 +95,20 @@ impl PortAllocator {
                         },
                     })
                 }
+                Err(error) if error.kind() == io::ErrorKind::AddrInUse => {
+                    // Held by another program: it rests like a pair just freed, so the
+                    // next draws pick other pairs while any is free.
+                    lock(&self.state).release(index, self.pairs);
+                    tracing::debug!(port, "rtp port pair busy, skipped");
+                }
                 Err(error) => {
                     // Not resting: the pair was never used.
                     lock(&self.state).in_use.remove(&index);
-                    if error.kind() != io::ErrorKind::AddrInUse {
-                        return Err(MediaError::Bind {
-                            ip: self.ip,
-                            port,
-                            source: error,
-                        });
-                    }
-                    tracing::debug!(port, "rtp port pair busy, skipped");
+                    return Err(MediaError::Bind {
+                        ip: self.ip,
+                        port,
+                        source: error,
+                    });
                 }
             }
         }
