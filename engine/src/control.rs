@@ -1,7 +1,7 @@
 //! The local control socket: `DATA_DIR/control.sock` (Unix, mode 0600), one JSON request
 //! and one JSON answer per connection, a thin adapter over the [`EngineHandle`]: each
 //! [`Request`] is one handle operation, each answer an [`Answer`] holding the handle's typed
-//! [`Reply`] or [`HandleError`]. `svi agent|queue|calls --live|supervise|record|ha` use it
+//! [`Reply`] or [`HandleError`]. `svi agent|queue|calls --live|supervise|record|ha|flow` use it
 //! through [`call`] and read the same types back; only the engine's own user can open it.
 
 use std::path::{Path, PathBuf};
@@ -12,7 +12,11 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use crate::acd::{AgentSnapshot, QueueSnapshot};
 use crate::alarm::AlarmSnapshot;
 use crate::call::live::CallCommand;
-use crate::handle::{AgentCommand, CallAnswer, CallInProgress, EngineHandle, HandleError};
+use crate::flows::{ActiveFlow, Installed};
+use crate::handle::{
+    AgentCommand, CallAnswer, CallInProgress, EngineHandle, FlowListing, HandleError,
+    MAX_FLOW_SOURCE,
+};
 use crate::replication::HaStatus;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +41,22 @@ pub enum Request {
         call: String,
         command: CallCommand,
     },
+    /// The flows this node holds, their versions and the active ones (`svi flow list`).
+    FlowList,
+    /// Checks and installs a flow's source (`svi flow install FILE`); `file` names where it
+    /// came from.
+    FlowInstall {
+        file: PathBuf,
+        source: String,
+        activate: bool,
+    },
+    FlowActivate {
+        name: String,
+        version: String,
+    },
+    FlowRollback {
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +68,9 @@ pub enum Reply {
     HaStatus { status: HaStatus },
     Alarms { alarms: AlarmSnapshot },
     Call { answer: CallAnswer },
+    Flows { flows: Vec<FlowListing> },
+    FlowInstalled { installed: Installed },
+    FlowActive { active: ActiveFlow },
     Done,
 }
 
@@ -88,6 +111,22 @@ pub async fn answer(handle: &EngineHandle, req: Request) -> Result<Reply, Handle
         Request::Call { call, command } => Reply::Call {
             answer: handle.call_command(&call, command).await?,
         },
+        Request::FlowList => Reply::Flows {
+            flows: handle.flow_list().await?,
+        },
+        Request::FlowInstall {
+            file,
+            source,
+            activate,
+        } => Reply::FlowInstalled {
+            installed: handle.flow_install(&source, &file, activate).await?,
+        },
+        Request::FlowActivate { name, version } => Reply::FlowActive {
+            active: handle.flow_activate(&name, &version).await?,
+        },
+        Request::FlowRollback { name } => Reply::FlowActive {
+            active: handle.flow_rollback(&name).await?,
+        },
     })
 }
 
@@ -95,8 +134,9 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join("control.sock")
 }
 
-/// Requests are one short line; a longer one is cut and refused by the parser.
-const MAX_REQUEST: u64 = 64 * 1024;
+/// Requests are one line, the longest a flow's source (JSON-escaped); a longer one is cut
+/// and refused by the parser.
+const MAX_REQUEST: u64 = 2 * MAX_FLOW_SOURCE as u64 + 64 * 1024;
 
 /// Serves the socket until the task is aborted.
 #[cfg(unix)]

@@ -3,6 +3,7 @@
 //! - `run`: `svi run` and `svi witness` (the long-running processes), logging, signals;
 //! - `records`: `svi calls` and `svi recordings` (read from the data directory);
 //! - `flows`: `svi check`, `simulate`, `test-flow`, `graph` (no engine needed);
+//! - `flow_store`: `svi flow install|list|activate|rollback` (through the control socket);
 //! - `operator`: `svi queue`, `agent`, `supervise`, `record` (through the control socket);
 //! - `pair`: `svi ha status|promote`;
 //! - `stats`: `svi stats`; `health`: `svi health`;
@@ -15,6 +16,7 @@
 
 mod alarms;
 mod backup;
+mod flow_store;
 mod flows;
 mod health;
 mod migrate;
@@ -69,6 +71,11 @@ enum Command {
     Check(flows::CheckArgs),
     /// Run a flow without telephony, in virtual time, printing each effect.
     Simulate(flows::SimulateArgs),
+    /// Flow versions of the running engine: install a file, list, activate, roll back.
+    Flow {
+        #[command(subcommand)]
+        command: flow_store::FlowCommand,
+    },
     /// Run the test cases of flow test files (`*.test.yaml`).
     TestFlow(flows::TestFlowArgs),
     /// Queues of the running engine.
@@ -118,6 +125,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => flows::check(args),
         Command::Simulate(args) => flows::simulate(args),
         Command::TestFlow(args) => flows::test_flow(args),
+        Command::Flow { command } => flow_store::run(command),
         Command::Graph(args) => flows::graph(args),
         Command::Queue { command } => operator::queue(command),
         Command::Agent { command } => operator::agent(command),

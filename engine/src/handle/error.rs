@@ -2,6 +2,7 @@
 //! [`HandleError`]; the control socket sends it as JSON and the CLI reads it back, so the
 //! variants are data (serde) as well as messages (`Display`).
 
+use ivr_scripts::Diagnostic;
 use serde::{Deserialize, Serialize};
 
 use crate::acd::AcdError;
@@ -17,6 +18,10 @@ pub enum Missing {
     Queue,
     /// A call in progress given by the agent on it: the agent is on no call.
     AgentCall,
+    /// No version of a flow of that name is installed.
+    Flow,
+    /// The flow has no installed version of that name (`id`: "NAME VERSION").
+    FlowVersion,
 }
 
 impl Missing {
@@ -26,6 +31,8 @@ impl Missing {
             Missing::Agent => "no agent is",
             Missing::Queue => "no queue is",
             Missing::AgentCall => "neither a call in progress nor an agent on a call is",
+            Missing::Flow => "no installed flow is",
+            Missing::FlowVersion => "no installed flow version is",
         }
     }
 }
@@ -63,6 +70,14 @@ pub enum HandleError {
     NotActive { role: Role, leader: Option<u64> },
     #[error("{part:?} is not available on this node: {reason}")]
     Unavailable { part: Part, reason: String },
+    /// A flow that does not pass the checks against this engine (prompts, queues,
+    /// connectors): each diagnostic has its line and column; `rendered` shows them with
+    /// their source lines, as `svi check` prints them.
+    #[error("the flow is invalid:\n{rendered}")]
+    InvalidFlow {
+        diagnostics: Vec<Diagnostic>,
+        rendered: String,
+    },
     /// A request the engine cannot read (bad JSON on the socket, an empty range...).
     #[error("bad request: {reason}")]
     BadRequest { reason: String },
@@ -145,6 +160,26 @@ mod tests {
         );
         let back: HandleError =
             serde_json::from_str(&serde_json::to_string(&e).expect("json")).expect("back");
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn an_invalid_flow_travels_with_its_diagnostics() {
+        let ctx = ivr_scripts::CheckContext::permissive();
+        let source = "flow: f\nstart: a\nsteps:\n  a: { play: hello, next: nowhere }\n";
+        let diagnostics = match ivr_scripts::compile(source, std::path::Path::new("f.yaml"), &ctx) {
+            Err(d) => d,
+            Ok(_) => panic!("the flow names a missing step"),
+        };
+        let e = HandleError::InvalidFlow {
+            rendered: crate::flows::render(&diagnostics, source),
+            diagnostics,
+        };
+        assert!(e.to_string().contains("f.yaml:4:"), "{e}");
+        let json = serde_json::to_value(&e).expect("json");
+        assert_eq!(json["error"], "invalid_flow");
+        assert_eq!(json["diagnostics"][0]["line"], 4, "{json:#}");
+        let back: HandleError = serde_json::from_value(json).expect("back");
         assert_eq!(back, e);
     }
 }

@@ -1,7 +1,7 @@
 //! The one control surface of a running engine (ARCHITECTURE.md, "One control surface"):
 //! everything an operator or an integrator does goes through an [`EngineHandle`], and
 //! nothing else reaches into the engine's tasks. The control socket (`crate::control`,
-//! behind `svi agent|queue|calls --live|supervise|record|ha`) and the admin API are thin
+//! behind `svi agent|queue|calls --live|supervise|record|ha|flow`) and the admin API are thin
 //! adapters over it; every type it takes or returns is documented serde data, and every
 //! failure is a [`HandleError`].
 //!
@@ -13,7 +13,7 @@
 //! | streams | [`events`](EngineHandle::events) (call and ACD events), [`watch_acd`](EngineHandle::watch_acd) (queues and agents) |
 //! | health | [`alive`](EngineHandle::alive) (the service watchdog), [`alarms`](EngineHandle::alarms) active and counted |
 //! | HA | [`ha_status`](EngineHandle::ha_status), [`ha_promote`](EngineHandle::ha_promote), through the `ha` crate's `HaControl` |
-//! | flows | [`flow_names`](EngineHandle::flow_names), [`flows`](EngineHandle::flows): versions, install, activate, roll back ([`flows`] module) |
+//! | flows | [`flow_names`](EngineHandle::flow_names), [`flow_list`](EngineHandle::flow_list) (versions, the active one), [`flow_install`](EngineHandle::flow_install), [`flow_activate`](EngineHandle::flow_activate), [`flow_rollback`](EngineHandle::flow_rollback) ([`flows`] module) |
 //!
 //! A witness has no telephony: its handle ([`EngineHandle::witness`]) answers the HA
 //! operations and refuses the others with [`Part::Telephony`].
@@ -45,6 +45,7 @@ use crate::storage::Storage;
 
 pub use error::{HandleError, Missing, Part};
 pub use events::{EngineEvent, EngineEvents};
+pub use flows::{FlowListing, FlowVersionInfo, MAX_FLOW_SOURCE};
 pub use views::CallInProgress;
 
 /// A change of an agent's state asked by an operator.
