@@ -74,6 +74,13 @@ impl Storage {
             source,
         })?;
         let path = data_dir.join("svi.db");
+        let backups = data_dir.join(BACKUP_DIR);
+        if path.exists() {
+            // Migrated, or refused, on a connection of its own whose close is awaited: a
+            // pool's connections may still be closing when the process exits on the error,
+            // which would leave -wal and -shm files beside data we refused to touch.
+            migrate::migrate_path(&path, &migrate::ENGINE_DB, &backups).await?;
+        }
         let open_err = |source| StorageError::Open {
             path: path.clone(),
             source,
@@ -92,16 +99,10 @@ impl Storage {
             .connect_with(options)
             .await
             .map_err(open_err)?;
+        // A new file: its schema, from the first step.
         let mut conn = pool.acquire().await?;
-        let migrated =
-            migrate::migrate_open(&mut conn, &migrate::ENGINE_DB, &data_dir.join(BACKUP_DIR)).await;
+        migrate::migrate_open(&mut conn, &migrate::ENGINE_DB, &backups).await?;
         drop(conn);
-        if let Err(e) = migrated {
-            // Closed before the process exits on this error: the last connection's close
-            // removes the -wal and -shm files, leaving refused data as it was found.
-            pool.close().await;
-            return Err(e);
-        }
         Ok(Storage {
             pool,
             docs: Default::default(),
