@@ -13,7 +13,8 @@
 //! - `network`: authenticated TCP transport (shared-secret handshake, MAC per frame), inside
 //!   TLS with each member's certificate pinned by fingerprint; what the witness may ask;
 //! - `role`: from raft's metrics and a lease clock to `Active`/`Standby`/`Fenced`/...;
-//! - `upkeep`: first-start bootstrap, witness duty, re-adding members;
+//! - `upkeep`: first-start bootstrap, witness duty, re-adding members; `campaign`: a
+//!   standby campaigns as soon as the voters may elect it (the faster takeover);
 //! - `promote`: planned switch (`promote`) and forced single-voter recovery (`--force`);
 //! - `recordings`: each full node copies the other's call recordings in the background
 //!   (chunked over the cluster link, resumable, SHA-256 checked) and updates the index;
@@ -30,6 +31,7 @@
 //!
 //! Operators' view: `docs/ha.md`.
 
+mod campaign;
 pub mod config;
 mod error;
 pub mod health;

@@ -30,7 +30,7 @@ use crate::role::{self, Lease, Publisher};
 use crate::shared::{propose_with, Shared};
 use crate::state_machine::StateMachine;
 use crate::types::{Command, MemberKind, NodeId, NodeInfo, Raft, Response, Role, RoleEvent};
-use crate::{promote, upkeep};
+use crate::{campaign, promote, upkeep};
 
 pub use engine::replication::{HaStatus, MemberStatus};
 
@@ -445,6 +445,11 @@ async fn incarnate(shared: &Arc<Shared>) -> Result<Incarnation, HaError> {
         stop_rx.clone(),
     )));
     tasks.push(tokio::spawn(upkeep::maintain(
+        shared.clone(),
+        raft.clone(),
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(campaign::run(
         shared.clone(),
         raft.clone(),
         stop_rx,
