@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Failover benchmark (issue 5): time from kill -9 of the active node to the standby answering
-# an INVITE with 200, over N runs (default 20) of the three sample processes on loopback.
-# Writes bench/results/failover-<stamp>.md and prints median and worst.
+# Failover benchmark (issue 5, issue 12): time from kill -9 of the active node to the standby
+# answering an INVITE with 200, over N runs (default 20) of the three sample processes on
+# loopback. Writes bench/results/failover-<stamp>.md and prints median and worst.
+# Timings: the samples' (samples/ha/*.toml) unless HEARTBEAT_MS, ELECTION_MIN_MS,
+# ELECTION_MAX_MS and LEASE_MS are given (all four; the same on the three members).
 # Needs: a built svi (release by default: BIN=target/release/svi) and sipp.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,9 +12,24 @@ BIN="${BIN:-target/release/svi}"
 [ -x "$BIN" ] || cargo build --release --bin svi --quiet
 command -v sipp >/dev/null || { echo "sipp is needed (apt-get install sip-tester)"; exit 1; }
 work=$(mktemp -d)
+cfg=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() { for p in "${pids[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work" "$cfg"; }
 trap cleanup EXIT
+
+# The samples with their relative paths made absolute, and the timings if given.
+samples="$PWD/samples/ha"
+for m in node-a node-b witness; do
+  sed -e "s|\"\.\./|\"$samples/../|g" "$samples/$m.toml" > "$cfg/$m.toml"
+  if [ -n "${ELECTION_MAX_MS:-}" ]; then
+    sed -i -e "s/^heartbeat_ms = .*/heartbeat_ms = $HEARTBEAT_MS/" \
+      -e "s/^election_timeout_min_ms = .*/election_timeout_min_ms = $ELECTION_MIN_MS/" \
+      -e "s/^election_timeout_max_ms = .*/election_timeout_max_ms = $ELECTION_MAX_MS/" \
+      -e "s/^lease_ms = .*/lease_ms = $LEASE_MS/" "$cfg/$m.toml"
+  fi
+done
+timing() { sed -n "s/^$1 = \([0-9]*\).*/\1/p" "$cfg/node-a.toml"; }
+timings="heartbeat $(timing heartbeat_ms) ms, election timeout $(timing election_timeout_min_ms)-$(timing election_timeout_max_ms) ms, lease $(timing lease_ms) ms"
 
 role() { "$BIN" ha status --json --data-dir "$1" 2>/dev/null | sed -n 's/.*"role": *"\([a-z]*\)".*/\1/p' | head -1; }
 wait_role() { # dir role seconds
@@ -24,10 +41,10 @@ now_ms() { date +%s%3N; }
 
 times=()
 for run in $(seq 1 "$RUNS"); do
-  rm -rf "$work"/*; pids=()
-  "$BIN" witness --config samples/ha/witness.toml --data-dir "$work/w" >"$work/w.log" 2>&1 & pids+=($!)
-  "$BIN" run --config samples/ha/node-a.toml --data-dir "$work/a" >"$work/a.log" 2>&1 & a=$!; pids+=($a)
-  "$BIN" run --config samples/ha/node-b.toml --data-dir "$work/b" >"$work/b.log" 2>&1 & pids+=($!)
+  rm -rf "${work:?}"/*; pids=()
+  "$BIN" witness --config "$cfg/witness.toml" --data-dir "$work/w" >"$work/w.log" 2>&1 & pids+=($!)
+  "$BIN" run --config "$cfg/node-a.toml" --data-dir "$work/a" >"$work/a.log" 2>&1 & a=$!; pids+=($a)
+  "$BIN" run --config "$cfg/node-b.toml" --data-dir "$work/b" >"$work/b.log" 2>&1 & pids+=($!)
   wait_role "$work/a" active 30 || { echo "run $run: no active node"; exit 1; }
   wait_role "$work/b" standby 30 || { echo "run $run: no standby"; exit 1; }
   start=$(now_ms)
@@ -52,7 +69,7 @@ mkdir -p bench/results
   echo "# Failover benchmark, $stamp"
   echo
   echo "kill -9 of the active node to the standby answering INVITE with 200 (sipp uac, loopback),"
-  echo "samples/ha timings (heartbeat 100 ms, election timeout 1-2 s, lease 0.5 s), $RUNS runs, $(nproc) CPUs,"
+  echo "$timings, $RUNS runs, $(nproc) CPUs, $BIN,"
   echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)."
   echo
   echo "| runs | best ms | median ms | worst ms |"
@@ -61,4 +78,4 @@ mkdir -p bench/results
   echo
   echo "Each run, ms: ${times[*]}"
 } > "bench/results/failover-$stamp.md"
-echo "median ${median} ms, worst ${worst} ms (bench/results/failover-$stamp.md)"
+echo "median ${median} ms, worst ${worst} ms ($timings; bench/results/failover-$stamp.md)"
