@@ -30,6 +30,7 @@ pub mod inbound;
 pub mod latch;
 pub mod mix;
 pub mod playback;
+mod send;
 #[cfg(test)]
 mod tests;
 
@@ -46,10 +47,11 @@ use self::latch::{Latch, Verdict};
 use self::mix::LiveMix;
 pub use self::mix::{Link, MAX_LIVE_FRAMES};
 use self::playback::Playback;
+use self::send::OutgoingDtmf;
 use super::codec::{Codec, FRAME_DURATION, SAMPLES_PER_FRAME, SAMPLE_RATE};
 use super::dtmf::goertzel::InBandDetector;
-use super::dtmf::rfc4733::{Rfc4733Receiver, Rfc4733Sender};
-use super::dtmf::{self, DtmfDigit, DtmfSource};
+use super::dtmf::rfc4733::Rfc4733Receiver;
+use super::dtmf::{DtmfDigit, DtmfSource};
 use super::prompt::Prompt;
 use super::rtp::{rtcp, Arrival, RtpReceiver, RtpSender};
 use super::srtp::SrtpSession;
@@ -60,10 +62,6 @@ use sip::sdp::SrtpKeys;
 pub const MAX_CATCH_UP: u32 = 5;
 /// Default duration of a DTMF digit we send.
 pub const DEFAULT_DTMF_DURATION: Duration = Duration::from_millis(100);
-/// Audio frames between two digits we send, so the far end sees separate key presses.
-const INTER_DIGIT_FRAMES: u8 = 2;
-/// Peak amplitude of each tone of in-band DTMF we generate: about -10 dBm0.
-const INBAND_DTMF_AMPLITUDE: f64 = 7000.0;
 /// RFC 3389 comfort noise, which we accept and ignore.
 const COMFORT_NOISE_PT: u8 = 13;
 
@@ -234,15 +232,6 @@ fn allowed_params(mut params: MediaParams, allowed: &Acl) -> MediaParams {
         params.remote = None;
     }
     params
-}
-
-enum OutgoingDtmf {
-    Rfc4733(Rfc4733Sender),
-    InBand {
-        digit: DtmfDigit,
-        sent: usize,
-        total: usize,
-    },
 }
 
 /// One call leg's media state.
@@ -579,106 +568,5 @@ impl MediaStream {
             tap_dropped: 0,
             remote: self.remote(),
         }
-    }
-
-    /// Produces the packet of one 20 ms slot (if there is somewhere to send it).
-    fn send_slot(&mut self) {
-        if self.dtmf_out.is_none() && self.gap_frames == 0 {
-            self.start_next_digit();
-        }
-        let codec = self.params.codec;
-        let to = self.remote();
-        let payload = match self.dtmf_out.as_mut() {
-            Some(OutgoingDtmf::Rfc4733(event)) => {
-                let packet = event.next_packet();
-                let done = event.is_done();
-                if done {
-                    self.finish_digit();
-                }
-                if let (Some(p), Some(pt), Some(to)) = (packet, self.params.telephone_event_pt, to)
-                {
-                    let bytes = self.sender.packet(pt, p.marker, p.timestamp, &p.payload);
-                    self.transmit(to, bytes);
-                }
-                return;
-            }
-            Some(OutgoingDtmf::InBand { digit, sent, total }) => {
-                let pcm = dtmf::synthesize(*digit, *sent, SAMPLES_PER_FRAME, INBAND_DTMF_AMPLITUDE);
-                *sent += SAMPLES_PER_FRAME;
-                if *sent >= *total {
-                    self.finish_digit();
-                }
-                codec
-                    .encode_frames(&pcm)
-                    .pop()
-                    .unwrap_or(codec.silence_frame())
-            }
-            None => {
-                self.gap_frames = self.gap_frames.saturating_sub(1);
-                let events = &mut self.events;
-                let live = &mut self.live;
-                // A prompt (announcement, whisper) takes precedence over relayed audio.
-                self.playback
-                    .next_frame(codec, |id| {
-                        events.push_back(MediaEvent::PlaybackFinished { id })
-                    })
-                    .or_else(|| {
-                        live.next_frame()
-                            .and_then(|pcm| codec.encode_frames(&pcm).pop())
-                    })
-                    .unwrap_or(codec.silence_frame())
-            }
-        };
-        if let Some(to) = to {
-            let bytes = self.sender.audio(codec.payload_type(), &payload);
-            self.transmit(to, bytes);
-        }
-    }
-
-    /// Queues a packet for sending, protected when the stream is encrypted.
-    fn transmit(&mut self, to: SocketAddr, packet: Vec<u8>) {
-        let payload = match (&self.params.srtp, self.srtp.as_mut()) {
-            (None, _) => packet,
-            (Some(_), Some(srtp)) => match srtp.protect_rtp(&packet) {
-                Ok(protected) => protected,
-                Err(error) => {
-                    tracing::debug!(%error, "srtp protect failed");
-                    self.send_dropped += 1;
-                    return;
-                }
-            },
-            (Some(_), None) => {
-                self.send_dropped += 1;
-                return;
-            }
-        };
-        self.transmits.push_back(Transmit { to, payload });
-    }
-
-    fn start_next_digit(&mut self) {
-        let Some((digit, duration)) = self.dtmf_queue.pop_front() else {
-            return;
-        };
-        self.dtmf_out = Some(if self.params.telephone_event_pt.is_some() {
-            OutgoingDtmf::Rfc4733(Rfc4733Sender::new(digit, duration, self.sender.clock()))
-        } else {
-            let frames = duration
-                .as_millis()
-                .div_ceil(FRAME_DURATION.as_millis())
-                .max(2) as usize;
-            OutgoingDtmf::InBand {
-                digit,
-                sent: 0,
-                total: frames * SAMPLES_PER_FRAME,
-            }
-        });
-    }
-
-    fn finish_digit(&mut self) {
-        if matches!(self.dtmf_out.take(), Some(OutgoingDtmf::Rfc4733(_))) {
-            // Audio after an event starts a new talk spurt (RFC 4733 section 2.5.1.5).
-            self.sender.start_talk_spurt();
-        }
-        self.gap_frames = INTER_DIGIT_FRAMES;
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
 
 use super::*;
+use crate::media::dtmf;
 use crate::media::dtmf::goertzel::InBandDetector;
 use crate::media::dtmf::rfc4733::EventPayload;
 use crate::media::g711;

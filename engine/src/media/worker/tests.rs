@@ -14,6 +14,7 @@ use crate::media::codec::Codec;
 use crate::media::dtmf::rfc4733::EventPayload;
 use crate::media::dtmf::DtmfSource;
 use crate::media::ports::PortAllocator;
+use crate::media::prompt::Prompt;
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const DEADLINE: Duration = Duration::from_secs(10);
