@@ -1,6 +1,7 @@
 //! `svi`: the composition root. Parses the command line, loads configuration, wires the
 //! crates together and runs the chosen command. No business logic lives here.
 
+mod admin;
 mod cli;
 mod embedded;
 mod ha;

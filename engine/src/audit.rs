@@ -128,9 +128,20 @@ pub async fn read(
     since: DateTime<Utc>,
     limit: usize,
 ) -> Result<Vec<AuditEntry>, AuditError> {
-    let from = format!("{:016}", since.timestamp_millis().max(0));
+    read_between(storage, since, None, limit).await
+}
+
+/// Entries in `[from, to)` (`to` None: up to now), oldest first, at most `limit`.
+pub async fn read_between(
+    storage: &Storage,
+    from: DateTime<Utc>,
+    to: Option<DateTime<Utc>>,
+    limit: usize,
+) -> Result<Vec<AuditEntry>, AuditError> {
+    let key = |t: DateTime<Utc>| format!("{:016}", t.timestamp_millis().max(0));
+    let to = to.map(key).unwrap_or_else(|| "~".to_string());
     let docs = storage
-        .docs_in_range(COLLECTION, &from, "~")
+        .docs_in_range(COLLECTION, &key(from), &to)
         .await
         .map_err(|e| AuditError::Read(e.to_string()))?;
     docs.into_iter()

@@ -37,7 +37,8 @@
 //!   (the `ha` crate implements them for a pair);
 //! - `alarm`: one alarm model (raised, cleared, severity) delivered to the log, a metrics
 //!   snapshot, the webhook and by mail, rate limited;
-//! - `backup`: backups (hot copy, checksums, tar or directory), restore, the schedule.
+//! - `backup`: backups (hot copy, checksums, tar or directory), restore, the schedule;
+//! - `audit`: the replicated, append-only audit log (admin API, plug-ins).
 //!
 //! Personal data (numbers, keyed digits, variables) travels as `pii::Pii`, redacted in any
 //! log line.
@@ -73,6 +74,7 @@ pub mod acl;
 pub mod agent_bindings;
 pub mod agents;
 pub mod alarm;
+pub mod audit;
 pub mod backup;
 pub mod call;
 pub mod collect;

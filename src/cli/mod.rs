@@ -9,11 +9,13 @@
 //! - `stats`: `svi stats`; `health`: `svi health`;
 //! - `migrate`: `svi migrate [--check]` (schema versions and steps);
 //! - `backup`: `svi backup` and `svi restore`; `alarms`: `svi alarms`;
+//! - `accounts`: `svi user` and `svi apikey` (the admin API's accounts);
 //! - `table`: printing rows as a table or JSON.
 //!
 //! This file holds what they share: where the configuration and data are (`Where`), the
 //! runtime, and the control socket call.
 
+mod accounts;
 mod alarms;
 mod backup;
 mod flow_store;
@@ -113,6 +115,16 @@ enum Command {
     Restore(backup::RestoreArgs),
     /// The alarms active on the running node and the counts since it started.
     Alarms(alarms::AlarmsArgs),
+    /// Users of the admin API: add, list, disable, set a password.
+    User {
+        #[command(subcommand)]
+        command: accounts::UserCommand,
+    },
+    /// API keys of the admin API: create (shown once), list, revoke.
+    Apikey {
+        #[command(subcommand)]
+        command: accounts::ApiKeyCommand,
+    },
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -137,6 +149,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backup(args) => backup::backup(args),
         Command::Restore(args) => backup::restore(args),
         Command::Alarms(args) => alarms::run(args),
+        Command::User { command } => accounts::user(command),
+        Command::Apikey { command } => accounts::apikey(command),
     }
 }
 

@@ -20,6 +20,9 @@ pub struct RunArgs {
     /// RTP port range, overriding the configuration.
     #[arg(long, value_name = "LOW-HIGH")]
     rtp_ports: Option<String>,
+    /// Admin API (HTTPS) listen address, overriding `[admin] listen`.
+    #[arg(long, value_name = "ADDR:PORT")]
+    http_listen: Option<SocketAddr>,
     #[command(flatten)]
     log: LogArgs,
 }
@@ -56,6 +59,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         })?;
         config.rtp.port_low = low;
         config.rtp.port_high = high;
+    }
+    if let Some(addr) = args.http_listen {
+        config.admin.listen = addr;
     }
     runtime()?.block_on(run_engine(config))
 }
@@ -103,6 +109,8 @@ async fn run_engine(config: EngineConfig) -> anyhow::Result<ExitCode> {
     };
     let storage = Storage::open(&config.data_dir).await?;
     let (node, replication) = crate::ha::start(cluster, storage.clone(), alarms).await?;
+    let writer = replication.writer.clone();
+    let admin_config = config.clone();
     let engine = engine::Engine::start_with(config, storage, replication).await?;
     let handle = engine.handle();
     // The pair's alarms (peer down, no quorum, lag) go to the engine's alarm board.
@@ -117,8 +125,10 @@ async fn run_engine(config: EngineConfig) -> anyhow::Result<ExitCode> {
             crate::systemd::watchdog(n, period, || handle.alive()).await
         }))
     });
+    let admin = crate::admin::start(&admin_config, handle.clone(), node.clone(), writer).await?;
     wait_for_signal().await;
     tracing::info!("shutting down");
+    admin.shutdown();
     if let Some(n) = &notify {
         n.send("STOPPING=1");
     }

@@ -7,10 +7,12 @@
 //! One file per section, each with its raw (as written) form and its checked form:
 //! `sip` (`[sip]`, `[rtp]`), `flows` (`[prompts]`, `[flows]`, `[[routes]]`), `trunks`,
 //! `acd` (`[[queues]]`, `[[agents]]`), `recording`, `connectors` (`[[data_sources]]`,
-//! `[[actions]]`), `backup`, `alarms` (`[alarms]`, `[alarms.mail]`). This file holds the whole file's shape and puts the sections together.
+//! `[[actions]]`), `backup`, `alarms` (`[alarms]`, `[alarms.mail]`), `admin`. This file holds
+//! the whole file's shape and puts the sections together.
 //! `[ha]` is kept as written: the binary checks it with the `ha` crate.
 
 mod acd;
+mod admin;
 mod alarms;
 mod backup;
 mod connectors;
@@ -27,6 +29,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use acd::REGISTERED;
+pub use admin::AdminConfig;
 pub use backup::BackupConfig;
 pub use connectors::ConnectorConfig;
 pub use flows::Route;
@@ -84,6 +87,8 @@ struct RawConfig {
     backup: backup::RawBackup,
     #[serde(default)]
     alarms: alarms::RawAlarms,
+    #[serde(default)]
+    admin: admin::RawAdmin,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -125,6 +130,8 @@ pub struct EngineConfig {
     pub recording: RecordingConfig,
     pub backup: BackupConfig,
     pub alarms: crate::alarm::AlarmsConfig,
+    /// The admin REST API (`svi run` serves it; the engine itself does not).
+    pub admin: AdminConfig,
 }
 
 /// What every section's parser needs: the file (for errors) and the base of relative paths.
@@ -208,6 +215,7 @@ impl EngineConfig {
             recording,
             backup: backup::parse(&cx, raw.backup)?,
             alarms: alarms::parse(&cx, raw.alarms)?,
+            admin: admin::parse(&cx, raw.admin)?,
         })
     }
 

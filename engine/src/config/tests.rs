@@ -107,3 +107,29 @@ fn backup_schedule() {
         assert!(e.contains("backup") || e.contains("every"), "{bad}: {e}");
     }
 }
+
+#[test]
+fn admin_is_https_on_loopback_by_default_and_checked() {
+    let c = parse("").expect("defaults");
+    assert!(c.admin.enabled);
+    assert_eq!(c.admin.listen.to_string(), "127.0.0.1:8443");
+    assert_eq!((c.admin.tls_files.clone(), c.admin.http_redirect), (None, None));
+    let c = parse(
+        "[admin]\nlisten='0.0.0.0:9443'\ncert='tls/a.crt'\nkey='/k.pem'\nhttp_redirect='0.0.0.0:8080'\n",
+    )
+    .expect("valid");
+    assert_eq!(
+        c.admin.tls_files,
+        Some((PathBuf::from("/base/tls/a.crt"), PathBuf::from("/k.pem")))
+    );
+    assert_eq!(c.admin.http_redirect.map(|a| a.port()), Some(8080));
+    for (text, key) in [
+        ("[admin]\nlisten='8443'\n", "admin.listen"),
+        ("[admin]\ncert='a.crt'\n", "admin.cert"),
+        ("[admin]\nhttp_redirect='127.0.0.1:8443'\n", "admin.http_redirect"),
+        ("[admin]\nsession_idle_minutes=0\n", "admin.session_idle_minutes"),
+    ] {
+        let e = parse(text).expect_err(text).to_string();
+        assert!(e.starts_with(&format!("t.toml: {key}: ")), "{e}");
+    }
+}

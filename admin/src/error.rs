@@ -1,0 +1,160 @@
+//! The API's one error type: every handler returns `Result<_, ApiError>`, and the answer's
+//! status and JSON body come from here only (`{"error": kind, "message": ..., "field"?: ...}`).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Bad input; `field` names the offending field (`password`, `role`, a query key).
+    #[error("{field}: {message}")]
+    BadRequest { field: String, message: String },
+    /// No credentials, or credentials that do not identify anyone (the same answer for an
+    /// unknown user and a wrong password: no user enumeration).
+    #[error("authentication required")]
+    Unauthenticated,
+    /// Too many failed logins for this account or from this address.
+    #[error("too many failed attempts; retry in {retry_after_secs} s")]
+    Throttled { retry_after_secs: u64 },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{what} `{id}` not found")]
+    NotFound { what: &'static str, id: String },
+    #[error("{0}")]
+    Conflict(String),
+    /// A write on a node that is not the active one: where the active node is, if known.
+    #[error("this node is {role}, not the active node; writes go to the active node")]
+    NotActive {
+        role: String,
+        active_node: Option<u64>,
+        active_sip: Option<String>,
+    },
+    #[error("{0}")]
+    Unavailable(String),
+    /// A failure of ours; the details are logged, not sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// `bad_request`, `unauthenticated`, `throttled`, `forbidden`, `not_found`, `conflict`,
+    /// `not_active`, `unavailable`, `internal`.
+    pub error: &'static str,
+    pub message: String,
+    /// The input field at fault (400 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// On a standby: the active node's id and SIP address (503 `not_active`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_node: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_sip: Option<String>,
+}
+
+impl ApiError {
+    pub fn bad(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::NotActive { .. } | ApiError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { .. } => "bad_request",
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::Throttled { .. } => "throttled",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound { .. } => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::NotActive { .. } => "not_active",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(error = %detail, "admin API: internal error");
+        }
+        let status = self.status();
+        let (field, active_node, active_sip) = match &self {
+            ApiError::BadRequest { field, .. } => (Some(field.clone()), None, None),
+            ApiError::NotActive {
+                active_node,
+                active_sip,
+                ..
+            } => (None, *active_node, active_sip.clone()),
+            _ => (None, None, None),
+        };
+        let body = ErrorBody {
+            error: self.kind(),
+            message: self.to_string(),
+            field,
+            active_node,
+            active_sip,
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::Unauthenticated => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"svi\""),
+                );
+            }
+            ApiError::Throttled { retry_after_secs } => {
+                if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                    headers.insert(header::RETRY_AFTER, v);
+                }
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<engine::storage::StorageError> for ApiError {
+    fn from(e: engine::storage::StorageError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+/// Bodies that are not the JSON a route expects: 400 with the serde message (which names
+/// the field and its line/column), never a 422 or a 500.
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(e: axum::extract::rejection::JsonRejection) -> Self {
+        ApiError::bad("body", e.body_text())
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(e: axum::extract::rejection::QueryRejection) -> Self {
+        ApiError::bad("query", e.body_text())
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(e: axum::extract::rejection::PathRejection) -> Self {
+        ApiError::bad("path", e.body_text())
+    }
+}

@@ -1,0 +1,123 @@
+//! What every handler reaches: the engine's handle, the HA node, accounts, sessions, the
+//! login throttle and the audit log.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use engine::audit::AuditLog;
+use engine::storage::Storage;
+use engine::EngineHandle;
+
+use crate::accounts::{AccountError, Accounts};
+use crate::error::ApiError;
+use crate::session::{Sessions, Timeouts};
+use crate::throttle::{Limits, Throttle};
+
+#[derive(Clone)]
+pub struct AdminState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: EngineHandle,
+    node: Arc<ha::HaNode>,
+    accounts: Accounts,
+    audit: AuditLog,
+    storage: Storage,
+    // Plain mutexes: every request touches them for a map lookup and never awaits while
+    // holding them; an actor would add a channel hop per request for nothing.
+    sessions: Mutex<Sessions>,
+    throttle: Mutex<Throttle>,
+}
+
+/// A lock whose holder panicked still guards consistent data here (each critical section
+/// is one map operation), so it is taken over rather than propagated.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl AdminState {
+    pub fn new(
+        engine: EngineHandle,
+        node: Arc<ha::HaNode>,
+        audit: AuditLog,
+        timeouts: Timeouts,
+        limits: Limits,
+    ) -> AdminState {
+        let storage = node.storage();
+        let accounts = Accounts::new(
+            storage.clone(),
+            crate::accounts::Writes::Replicated(node.clone()),
+        );
+        AdminState {
+            inner: Arc::new(Inner {
+                engine,
+                node,
+                accounts,
+                audit,
+                storage,
+                sessions: Mutex::new(Sessions::new(timeouts)),
+                throttle: Mutex::new(Throttle::new(limits)),
+            }),
+        }
+    }
+
+    pub fn engine(&self) -> &EngineHandle {
+        &self.inner.engine
+    }
+
+    pub fn node(&self) -> &Arc<ha::HaNode> {
+        &self.inner.node
+    }
+
+    pub fn accounts(&self) -> &Accounts {
+        &self.inner.accounts
+    }
+
+    pub fn audit(&self) -> &AuditLog {
+        &self.inner.audit
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.inner.storage
+    }
+
+    pub fn sessions(&self) -> MutexGuard<'_, Sessions> {
+        lock(&self.inner.sessions)
+    }
+
+    pub fn throttle(&self) -> MutexGuard<'_, Throttle> {
+        lock(&self.inner.throttle)
+    }
+
+    /// An account error as the API answers it; on a standby, with the active node's
+    /// id and SIP address from the cluster status.
+    pub async fn account_error(&self, e: AccountError) -> ApiError {
+        match e {
+            AccountError::Invalid { field, message } => ApiError::bad(field, message),
+            AccountError::UserExists(_) => ApiError::Conflict(e.to_string()),
+            AccountError::NoUser(id) => ApiError::NotFound { what: "user", id },
+            AccountError::NoKey(id) => ApiError::NotFound {
+                what: "API key",
+                id,
+            },
+            AccountError::NotActive { role, leader } => self.not_active(role, leader).await,
+            AccountError::Store(m) => ApiError::Internal(m),
+        }
+    }
+
+    pub async fn not_active(&self, role: String, leader: Option<u64>) -> ApiError {
+        let active_sip = match (leader, self.node().status().await) {
+            (Some(id), Ok(status)) => status
+                .members
+                .into_iter()
+                .find(|m| m.id == id)
+                .and_then(|m| m.sip_addr),
+            _ => None,
+        };
+        ApiError::NotActive {
+            role,
+            active_node: leader,
+            active_sip,
+        }
+    }
+}
