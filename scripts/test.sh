@@ -6,7 +6,8 @@
 # from baresip-core, the SRTP caller of tests/tests/srtp.rs; openssl for the test mail
 # server's certificate; systemd-analyze from systemd and dpkg-deb, for the package test,
 # which also needs root for its throwaway container; kamailio, the IPBX registrar of the HA
-# registration test, with kamcmd to read its bindings).
+# registration test, with kamcmd to read its bindings; promtool from prometheus, for the
+# admin API's /metrics test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,7 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v dpkg-deb >/dev/null 2>&1 || missing+=(dpkg)
 command -v kamailio >/dev/null 2>&1 || missing+=(kamailio)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
   install_debian "${missing[@]}"

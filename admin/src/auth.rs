@@ -40,7 +40,9 @@ pub struct Principal {
 pub enum Via {
     Key,
     /// A browser session; its token (hashed in the store) for logging out.
-    Session { token: String },
+    Session {
+        token: String,
+    },
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Principal {
@@ -83,16 +85,12 @@ pub fn origin(peer: Option<&Peer>) -> String {
 }
 
 pub fn peer_ip(peer: Option<&Peer>) -> IpAddr {
-    peer.map(|p| p.0.ip())
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    peer.map(|p| p.0.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]))
 }
 
 /// The middleware (installed with `route_layer`, so it sees matched routes only).
 pub async fn guard(State(state): State<AdminState>, mut req: Request, next: Next) -> Response {
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<Peer>>()
-        .map(|c| c.0);
+    let peer = req.extensions().get::<ConnectInfo<Peer>>().map(|c| c.0);
     let method = req.method().clone();
     let target = req.uri().path().to_string();
     let matched = req.extensions().get::<MatchedPath>();
@@ -107,7 +105,16 @@ pub async fn guard(State(state): State<AdminState>, mut req: Request, next: Next
         Ok(Some(p)) => p,
         Ok(None) => return ApiError::Unauthenticated.into_response(),
         Err((actor, e)) => {
-            record(&state, rule, &actor, &target, peer.as_ref(), Outcome::Denied, Some(e.to_string())).await;
+            record(
+                &state,
+                rule,
+                &actor,
+                &target,
+                peer.as_ref(),
+                Outcome::Denied,
+                Some(e.to_string()),
+            )
+            .await;
             return e.into_response();
         }
     };
@@ -116,7 +123,16 @@ pub async fn guard(State(state): State<AdminState>, mut req: Request, next: Next
             "the {} role may not {} {}",
             principal.role, rule.method, rule.path
         ));
-        record(&state, rule, &principal.actor, &target, peer.as_ref(), Outcome::Denied, Some(e.to_string())).await;
+        record(
+            &state,
+            rule,
+            &principal.actor,
+            &target,
+            peer.as_ref(),
+            Outcome::Denied,
+            Some(e.to_string()),
+        )
+        .await;
         return e.into_response();
     }
     let actor = principal.actor.clone();
@@ -133,7 +149,16 @@ pub async fn guard(State(state): State<AdminState>, mut req: Request, next: Next
             Outcome::Failed
         };
         let detail = (!status.is_success()).then(|| status.to_string());
-        record(&state, rule, &actor, &target, peer.as_ref(), outcome, detail).await;
+        record(
+            &state,
+            rule,
+            &actor,
+            &target,
+            peer.as_ref(),
+            outcome,
+            detail,
+        )
+        .await;
     }
     response
 }

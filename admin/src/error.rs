@@ -10,6 +10,9 @@ pub enum ApiError {
     /// Bad input; `field` names the offending field (`password`, `role`, a query key).
     #[error("{field}: {message}")]
     BadRequest { field: String, message: String },
+    /// A flow refused by the checker: each problem with its line and column.
+    #[error("the flow is invalid ({} problem(s))", .0.len())]
+    InvalidFlow(Vec<DiagnosticView>),
     /// No credentials, or credentials that do not identify anyone (the same answer for an
     /// unknown user and a wrong password: no user enumeration).
     #[error("authentication required")]
@@ -37,6 +40,34 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// One problem the flow checker found.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DiagnosticView {
+    /// 1-based line and column in the uploaded source.
+    pub line: u32,
+    pub column: u32,
+    /// `error` or `warning`.
+    pub severity: String,
+    /// A stable code (`unknown-field`, `yaml-syntax`...; docs/flows.md).
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl From<&ivr_scripts::Diagnostic> for DiagnosticView {
+    fn from(d: &ivr_scripts::Diagnostic) -> Self {
+        DiagnosticView {
+            line: d.line,
+            column: d.column,
+            severity: d.severity.to_string(),
+            code: d.code.as_str().to_string(),
+            message: d.message.clone(),
+            hint: d.hint.clone(),
+        }
+    }
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// `bad_request`, `unauthenticated`, `throttled`, `forbidden`, `not_found`, `conflict`,
@@ -51,6 +82,9 @@ pub struct ErrorBody {
     pub active_node: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active_sip: Option<String>,
+    /// A refused flow's problems (400 `invalid_flow`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diagnostics: Option<Vec<DiagnosticView>>,
 }
 
 impl ApiError {
@@ -63,7 +97,7 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest { .. } | ApiError::InvalidFlow(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -79,6 +113,7 @@ impl ApiError {
     fn kind(&self) -> &'static str {
         match self {
             ApiError::BadRequest { .. } => "bad_request",
+            ApiError::InvalidFlow(_) => "invalid_flow",
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::Throttled { .. } => "throttled",
             ApiError::Forbidden(_) => "forbidden",
@@ -106,12 +141,17 @@ impl IntoResponse for ApiError {
             } => (None, *active_node, active_sip.clone()),
             _ => (None, None, None),
         };
+        let diagnostics = match &self {
+            ApiError::InvalidFlow(d) => Some(d.clone()),
+            _ => None,
+        };
         let body = ErrorBody {
             error: self.kind(),
             message: self.to_string(),
-            field,
+            field: field.or_else(|| diagnostics.as_ref().map(|_| "source".to_string())),
             active_node,
             active_sip,
+            diagnostics,
         };
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
@@ -143,7 +183,39 @@ impl From<engine::storage::StorageError> for ApiError {
 /// the field and its line/column), never a 422 or a 500.
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(e: axum::extract::rejection::JsonRejection) -> Self {
-        ApiError::bad("body", e.body_text())
+        let text = e.body_text();
+        ApiError::bad(json_field(&text).unwrap_or("body"), text.clone())
+    }
+}
+
+/// The field a JSON data error names: axum words it `...target type: PATH: what` (serde's
+/// path to the field), e.g. `role: unknown variant`. `None` for errors about the whole body.
+fn json_field(text: &str) -> Option<&str> {
+    if let Some((_, rest)) = text.split_once("missing field `") {
+        return rest.split_once('`').map(|(f, _)| f);
+    }
+    let rest = text.split_once("target type: ")?.1;
+    let (path, _) = rest.split_once(": ")?;
+    let ok = !path.is_empty()
+        && path.len() <= 100
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.[]".contains(&b));
+    ok.then_some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn json_errors_name_their_field() {
+        let t = "Failed to deserialize the JSON body into the target type: role: unknown variant `boss` at line 1 column 28";
+        assert_eq!(super::json_field(t), Some("role"));
+        let t = "Failed to deserialize the JSON body into the target type: missing field `name` at line 1 column 2";
+        assert_eq!(super::json_field(t), Some("name"));
+        assert_eq!(
+            super::json_field("Failed to parse the request body as JSON: EOF"),
+            None
+        );
     }
 }
 

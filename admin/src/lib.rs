@@ -1,5 +1,5 @@
 //! svi's admin REST API: HTTPS, accounts and roles, API keys, the audit log, OpenAPI and
-//! Prometheus metrics (docs/admin.md; choices in docs/adr/0006-admin-api.md). A library:
+//! Prometheus metrics (docs/admin.md; choices in docs/adr/0008-admin-api.md). A library:
 //! `svi run` builds an [`AdminState`] over the engine's handle and the HA node, and serves
 //! [`router`] with [`serve::Server`].
 //!

@@ -62,7 +62,10 @@ pub enum Reply {
     User(UserView),
     Users(Vec<UserView>),
     /// A new key: `key` is shown this once.
-    Key { key: String, view: ApiKeyView },
+    Key {
+        key: String,
+        view: ApiKeyView,
+    },
     Keys(Vec<ApiKeyView>),
     Revoked(ApiKeyView),
     Error(String),
@@ -90,9 +93,10 @@ pub async fn execute(accounts: &Accounts, audit: &AuditLog, actor: &str, req: Re
             .await
             .map(|u| Reply::Users(u.iter().map(UserView::from).collect())),
         Request::UserDisable { name } => accounts.set_disabled(&name, true).await.map(Reply::User),
-        Request::UserPasswd { name, password } => {
-            accounts.set_password(&name, &password).await.map(Reply::User)
-        }
+        Request::UserPasswd { name, password } => accounts
+            .set_password(&name, &password)
+            .await
+            .map(Reply::User),
         Request::KeyCreate { name, role } => accounts
             .create_key(&name, role, actor)
             .await

@@ -1,7 +1,7 @@
 //! Prometheus text exposition (format 0.0.4), written by hand: a few dozen lines cover the
 //! gauges and counters the engine exposes, with no registry to keep in step (the values are
 //! read at scrape time from the engine's own snapshots, so nothing on the call or media
-//! path is touched). Why not a crate: docs/adr/0006-admin-api.md.
+//! path is touched). Why not a crate: docs/adr/0008-admin-api.md.
 //!
 //! Families (issue 14's list): each is written only when its source exists on this node
 //! (a family with no source is absent, never faked).

@@ -1,5 +1,5 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations (utoipa; why:
-//! docs/adr/0006-admin-api.md) and served at `/api/v1/openapi.json`. A test checks that
+//! docs/adr/0008-admin-api.md) and served at `/api/v1/openapi.json`. A test checks that
 //! every route of the rights table is in it, with its method.
 
 use axum::Json;
@@ -19,6 +19,10 @@ use crate::routes;
         routes::session::whoami,
         routes::session::logout,
         routes::flows::list,
+        routes::flows::upload,
+        routes::flows::source,
+        routes::flows::activate,
+        routes::flows::rollback,
         routes::ha::status,
         routes::ha::promote,
         routes::users::list,
@@ -69,10 +73,21 @@ mod tests {
     #[test]
     fn every_route_of_the_rights_table_is_documented_with_its_method() {
         let doc = serde_json::to_value(ApiDoc::openapi()).expect("json");
-        assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "{}", doc["openapi"]);
+        assert!(
+            doc["openapi"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("3.1")),
+            "{}",
+            doc["openapi"]
+        );
         for r in crate::roles::ROUTES {
             let op = &doc["paths"][r.path][r.method.to_lowercase()];
-            assert!(op.is_object(), "{} {} is not in the OpenAPI document", r.method, r.path);
+            assert!(
+                op.is_object(),
+                "{} {} is not in the OpenAPI document",
+                r.method,
+                r.path
+            );
         }
         // And nothing documented that the router does not serve.
         let paths = doc["paths"].as_object().expect("paths");

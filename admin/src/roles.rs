@@ -10,7 +10,17 @@ use serde::{Deserialize, Serialize};
 /// A user's or an API key's role. Users are admin, supervisor, agent or auditor; `metrics`
 /// is for the keys of a monitoring system (it reads `/metrics` and nothing else).
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -121,6 +131,14 @@ pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/api/v1/session", Access::Signed),
     rule("DELETE", "/api/v1/session", Access::Signed),
     rule("GET", "/api/v1/flows", Access::Roles(&[A, S])),
+    rule("POST", "/api/v1/flows", Access::Roles(&[A])),
+    rule(
+        "GET",
+        "/api/v1/flows/{name}/versions/{version}",
+        Access::Roles(&[A, S]),
+    ),
+    rule("POST", "/api/v1/flows/{name}/activate", Access::Roles(&[A])),
+    rule("POST", "/api/v1/flows/{name}/rollback", Access::Roles(&[A])),
     rule("GET", "/api/v1/ha", Access::Roles(&[A, S])),
     rule("POST", "/api/v1/ha/promote", Access::Roles(&[A])),
     audited("GET", "/api/v1/users", Access::Roles(&[A, U])),
@@ -135,9 +153,7 @@ pub const ROUTES: &[RouteRule] = &[
 
 /// The rule of a matched route (`None`: not in the table, refused).
 pub fn rule_for(method: &str, path: &str) -> Option<&'static RouteRule> {
-    ROUTES
-        .iter()
-        .find(|r| r.method == method && r.path == path)
+    ROUTES.iter().find(|r| r.method == method && r.path == path)
 }
 
 /// The table as `docs/admin.md` prints it: one line per route, `yes`/`-` per role, then
@@ -155,7 +171,11 @@ pub fn matrix_markdown() -> String {
     for rule in ROUTES {
         out.push_str(&format!("| {} | `{}` |", rule.method, rule.path));
         for role in Role::ALL {
-            out.push_str(if rule.access.allows(role) { " yes |" } else { " - |" });
+            out.push_str(if rule.access.allows(role) {
+                " yes |"
+            } else {
+                " - |"
+            });
         }
         out.push_str(if rule.access == Access::Open {
             " yes |\n"

@@ -78,7 +78,9 @@ impl TlsListener {
                         Ok(Ok(tls)) => {
                             let _ = tx.send((tls, peer)).await;
                         }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "admin: TLS handshake refused"),
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "admin: TLS handshake refused")
+                        }
                         Err(_) => tracing::debug!(%peer, "admin: TLS handshake timed out"),
                     }
                 });
@@ -199,21 +201,30 @@ fn redirect_to_https(host: Option<&header::HeaderValue>, uri: &Uri, port: u16) -
         .and_then(|h| h.to_str().ok())
         .map(|h| match h.rsplit_once(':') {
             Some((name, p)) if !name.ends_with(']') || h.starts_with('[') => {
-                if p.bytes().all(|b| b.is_ascii_digit()) { name } else { h }
+                if p.bytes().all(|b| b.is_ascii_digit()) {
+                    name
+                } else {
+                    h
+                }
             }
             _ => h,
         })
         .filter(|h| {
             !h.is_empty()
                 && h.len() <= 253
-                && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b))
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b))
         });
     let Some(host) = host else {
         return (StatusCode::BAD_REQUEST, "HTTPS only; no usable Host header").into_response();
     };
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let location = format!("https://{host}:{port}{path}");
-    (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, location)]).into_response()
+    (
+        StatusCode::PERMANENT_REDIRECT,
+        [(header::LOCATION, location)],
+    )
+        .into_response()
 }
 
 #[cfg(test)]
@@ -234,7 +245,10 @@ mod tests {
             loc("svi.example:8080", "/api/v1/queues?x=1").as_deref(),
             Some("https://svi.example:8443/api/v1/queues?x=1")
         );
-        assert_eq!(loc("127.0.0.1", "/").as_deref(), Some("https://127.0.0.1:8443/"));
+        assert_eq!(
+            loc("127.0.0.1", "/").as_deref(),
+            Some("https://127.0.0.1:8443/")
+        );
         assert_eq!(loc("[::1]:80", "/").as_deref(), Some("https://[::1]:8443/"));
         assert_eq!(loc("evil.example/x?", "/"), None);
         assert_eq!(loc("", "/"), None);

@@ -105,7 +105,8 @@ impl Sessions {
         let key = digest(token);
         let t = self.timeouts;
         let s = self.by_hash.get_mut(&key)?;
-        if now.duration_since(s.last_seen) >= t.idle || now.duration_since(s.created) >= t.absolute {
+        if now.duration_since(s.last_seen) >= t.idle || now.duration_since(s.created) >= t.absolute
+        {
             self.by_hash.remove(&key);
             return None;
         }
@@ -133,8 +134,7 @@ impl Sessions {
 /// Constant-time equality of two tokens.
 pub fn same_token(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -176,12 +176,19 @@ mod tests {
         let a = s.open(t0, "ann", Role::Supervisor);
         // Kept alive by use every 50 s...
         for i in 1..6 {
-            assert!(s.touch(t0 + Duration::from_secs(50 * i), &a.token).is_some(), "{i}");
+            assert!(
+                s.touch(t0 + Duration::from_secs(50 * i), &a.token)
+                    .is_some(),
+                "{i}"
+            );
         }
         // ...until the absolute limit.
         assert!(s.touch(t0 + Duration::from_secs(300), &a.token).is_none());
         let b = s.open(t0, "bob", Role::Admin);
-        assert!(s.touch(t0 + Duration::from_secs(60), &b.token).is_none(), "idle");
+        assert!(
+            s.touch(t0 + Duration::from_secs(60), &b.token).is_none(),
+            "idle"
+        );
         assert!(s.touch(t0, "not-a-token").is_none());
     }
 

@@ -37,9 +37,7 @@ struct Failures<K> {
 
 impl<K> Default for Failures<K> {
     fn default() -> Self {
-        Failures {
-            by: HashMap::new(),
-        }
+        Failures { by: HashMap::new() }
     }
 }
 
@@ -56,13 +54,20 @@ impl<K: Hash + Eq + Clone> Failures<K> {
     /// How long until `key` may try again (None: now).
     fn wait(&self, key: &K, now: Instant, window: Duration, limit: usize) -> Option<Duration> {
         let q = self.by.get(key)?;
-        let recent: Vec<&Instant> = q.iter().filter(|t| now.duration_since(**t) < window).collect();
+        let recent: Vec<&Instant> = q
+            .iter()
+            .filter(|t| now.duration_since(**t) < window)
+            .collect();
         if recent.len() < limit {
             return None;
         }
         // The failure whose leaving brings the count under the limit.
         let opens = *recent[recent.len() - limit] + window;
-        Some(opens.saturating_duration_since(now).max(Duration::from_secs(1)))
+        Some(
+            opens
+                .saturating_duration_since(now)
+                .max(Duration::from_secs(1)),
+        )
     }
 
     fn record(&mut self, key: K, now: Instant, window: Duration, limit: usize) {
@@ -106,7 +111,9 @@ impl Throttle {
     /// `Err(retry_after)` when this account or this address has failed too often.
     pub fn check(&self, now: Instant, account: &str, source: IpAddr) -> Result<(), Duration> {
         let l = &self.limits;
-        let a = self.accounts.wait(&account.to_string(), now, l.window, l.per_account);
+        let a = self
+            .accounts
+            .wait(&account.to_string(), now, l.window, l.per_account);
         let s = self.sources.wait(&source, now, l.window, l.per_source);
         match a.max(s) {
             Some(d) => Err(d),
@@ -141,7 +148,9 @@ mod tests {
         let mut t = Throttle::new(Limits::default());
         let t0 = Instant::now();
         for i in 0..5 {
-            assert!(t.check(t0 + Duration::from_secs(i), "alice", ip(i as u8)).is_ok());
+            assert!(t
+                .check(t0 + Duration::from_secs(i), "alice", ip(i as u8))
+                .is_ok());
             t.failed(t0 + Duration::from_secs(i), "alice", ip(i as u8));
         }
         let wait = t
@@ -150,7 +159,9 @@ mod tests {
         assert_eq!(wait, Duration::from_secs(15 * 60 - 10));
         assert!(t.check(t0 + Duration::from_secs(10), "bob", ip(99)).is_ok());
         // The first failure leaves the window: one more try.
-        assert!(t.check(t0 + Duration::from_secs(900), "alice", ip(99)).is_ok());
+        assert!(t
+            .check(t0 + Duration::from_secs(900), "alice", ip(99))
+            .is_ok());
     }
 
     #[test]
@@ -170,7 +181,11 @@ mod tests {
         let mut t = Throttle::new(Limits::default());
         let t0 = Instant::now();
         for i in 0..(MAX_TRACKED + 50) {
-            t.failed(t0 + Duration::from_millis(i as u64), &format!("n{i}"), ip(3));
+            t.failed(
+                t0 + Duration::from_millis(i as u64),
+                &format!("n{i}"),
+                ip(3),
+            );
         }
         assert!(t.accounts.by.len() <= MAX_TRACKED);
     }

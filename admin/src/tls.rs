@@ -181,7 +181,10 @@ mod tests {
         let identity = Identity::load(files.clone()).expect("loads");
         identity.server_config().expect("rustls takes it");
         let first = identity.leaf().expect("leaf");
-        assert_eq!(CertFiles::self_signed(dir.path(), &names).expect("kept"), files);
+        assert_eq!(
+            CertFiles::self_signed(dir.path(), &names).expect("kept"),
+            files
+        );
         assert_eq!(identity.leaf(), Some(first.clone()));
 
         // A broken replacement is refused and the old identity stays.

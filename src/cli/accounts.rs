@@ -12,7 +12,7 @@ use admin::roles::Role;
 use anyhow::{bail, Context as _};
 
 use super::table::print_table;
-use super::{load_config, runtime, Where};
+use super::{data_dir_of, load_config, runtime, Where};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum UserCommand {
@@ -83,9 +83,8 @@ pub enum ApiKeyCommand {
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
-    Role::parse(s).ok_or_else(|| {
-        format!("`{s}` is not one of admin, supervisor, agent, auditor, metrics")
-    })
+    Role::parse(s)
+        .ok_or_else(|| format!("`{s}` is not one of admin, supervisor, agent, auditor, metrics"))
 }
 
 fn read_password(flag: bool) -> anyhow::Result<String> {
@@ -110,7 +109,16 @@ pub fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
             at,
         } => {
             let password = read_password(password_stdin)?;
-            (at, Request::UserAdd { name, role, agent, password }, false)
+            (
+                at,
+                Request::UserAdd {
+                    name,
+                    role,
+                    agent,
+                    password,
+                },
+                false,
+            )
         }
         UserCommand::List { json, at } => (at, Request::UserList, json),
         UserCommand::Disable { name, at } => (at, Request::UserDisable { name }, false),
@@ -138,10 +146,26 @@ pub fn apikey(command: ApiKeyCommand) -> anyhow::Result<ExitCode> {
 fn show(reply: Reply, json: bool) -> anyhow::Result<ExitCode> {
     match reply {
         Reply::Error(e) => bail!("{e}"),
-        Reply::User(u) => println!("user {} ({}){}", u.name, u.role, if u.disabled { ", disabled" } else { "" }),
+        Reply::User(u) => println!(
+            "user {} ({}){}",
+            u.name,
+            u.role,
+            if u.disabled { ", disabled" } else { "" }
+        ),
         Reply::Users(users) => {
             let rows = serde_json::to_value(&users)?;
-            print_table(&rows, json, &["name", "role", "agent", "disabled", "created_at", "created_by"]);
+            print_table(
+                &rows,
+                json,
+                &[
+                    "name",
+                    "role",
+                    "agent",
+                    "disabled",
+                    "created_at",
+                    "created_by",
+                ],
+            );
         }
         Reply::Key { key, view } => {
             println!("{key}");
@@ -152,7 +176,11 @@ fn show(reply: Reply, json: bool) -> anyhow::Result<ExitCode> {
         }
         Reply::Keys(keys) => {
             let rows = serde_json::to_value(&keys)?;
-            print_table(&rows, json, &["id", "prefix", "name", "role", "created_at", "revoked_at"]);
+            print_table(
+                &rows,
+                json,
+                &["id", "prefix", "name", "role", "created_at", "revoked_at"],
+            );
         }
         Reply::Revoked(k) => println!("API key {} ({}) revoked", k.id, k.name),
     }
@@ -161,14 +189,15 @@ fn show(reply: Reply, json: bool) -> anyhow::Result<ExitCode> {
 
 /// To the running engine if one answers; else to the data directory (single node only).
 fn send(at: &Where, req: Request) -> anyhow::Result<Reply> {
-    let config = load_config(at)?;
+    let data_dir = data_dir_of(at)?;
     runtime()?.block_on(async move {
         #[cfg(unix)]
-        match admin::local::call(&config.data_dir, &req).await {
+        match admin::local::call(&data_dir, &req).await {
             Ok(reply) => return Ok(reply),
             Err(admin::local::LocalError::NotRunning(_)) => {}
             Err(e) => return Err(e.into()),
         }
+        let config = load_config(at)?;
         let cluster = crate::ha::ha_config(&config)?;
         if cluster.members.len() > 1 {
             bail!(

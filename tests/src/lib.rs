@@ -1,6 +1,7 @@
 //! svi's end-to-end test harness: real `svi` processes on loopback, real peers (sipp), and
 //! helpers that wait on events with deadlines (never a bare sleep).
 //!
+//! - `admin`: the admin API over HTTPS (client, accounts made with the CLI);
 //! - `baresip`: Debian's baresip as a caller (SRTP);
 //! - `config`: configuration files on the sample prompts with the test's own flows;
 //! - `contact`: contact-center scenarios with test phones (queued caller, agent phone, `svi` commands);
@@ -14,6 +15,7 @@
 //! - `probe`: raw SIP over UDP (OPTIONS pings, sending torture messages, reading answers);
 //! - `smtp`: a mail server with STARTTLS and authentication that keeps what it receives.
 
+pub mod admin;
 pub mod baresip;
 pub mod config;
 pub mod contact;

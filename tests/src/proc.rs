@@ -32,6 +32,8 @@ pub struct EngineProc {
     pub dir: tempfile::TempDir,
     pub sip: SocketAddr,
     pub rtp: (u16, u16),
+    /// The admin API's HTTPS address (`--http-listen`, a free port per engine).
+    pub http: SocketAddr,
     data: PathBuf,
     /// Every log line the process wrote so far (stderr), shared with the reader thread.
     log: Arc<Mutex<Vec<String>>>,
@@ -66,6 +68,10 @@ impl EngineProc {
         if let Some(c) = &opts.config {
             cmd.arg("--config").arg(c);
         }
+        let http: SocketAddr = format!("127.0.0.1:{}", free_sip_port())
+            .parse()
+            .expect("addr");
+        cmd.arg("--http-listen").arg(http.to_string());
         cmd.arg("--sip-listen")
             .arg(sip.to_string())
             .arg("--rtp-ports")
@@ -104,6 +110,7 @@ impl EngineProc {
             dir,
             sip,
             rtp,
+            http,
             data,
             log,
             log_signal,

@@ -51,7 +51,13 @@ mod tests {
         let other = generate();
         assert!(!matches(&other.key, &k.hash));
         assert!(!k.hash.contains(&k.key[PREFIX.len() + 13..]));
-        for bad in ["", "svi_", "svi_zz_zz", "Bearer x", &k.key[..k.key.len() - 1]] {
+        for bad in [
+            "",
+            "svi_",
+            "svi_zz_zz",
+            "Bearer x",
+            &k.key[..k.key.len() - 1],
+        ] {
             assert_eq!(parse_id(bad), None, "{bad}");
         }
     }

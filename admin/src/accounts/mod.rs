@@ -164,7 +164,10 @@ pub struct Accounts {
 pub fn check_name(field: &'static str, name: &str) -> Result<(), AccountError> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
@@ -186,7 +189,12 @@ impl Accounts {
         Accounts { storage, writes }
     }
 
-    async fn put(&self, collection: &str, key: &str, value: serde_json::Value) -> Result<(), AccountError> {
+    async fn put(
+        &self,
+        collection: &str,
+        key: &str,
+        value: serde_json::Value,
+    ) -> Result<(), AccountError> {
         match &self.writes {
             // `Storage::open` creates the documents table (schema step 4).
             Writes::Local(s) => Ok(s.put_doc(collection, key, &value.to_string()).await?),
@@ -208,7 +216,11 @@ impl Accounts {
         }
     }
 
-    async fn get<T: DeserializeOwned>(&self, collection: &str, key: &str) -> Result<Option<T>, AccountError> {
+    async fn get<T: DeserializeOwned>(
+        &self,
+        collection: &str,
+        key: &str,
+    ) -> Result<Option<T>, AccountError> {
         match self.storage.get_doc(collection, key).await? {
             Some(text) => serde_json::from_str(&text)
                 .map(Some)
@@ -255,7 +267,9 @@ impl Accounts {
         if !role.for_users() {
             return Err(AccountError::Invalid {
                 field: "role",
-                message: format!("`{role}` is for API keys; users are admin, supervisor, agent or auditor"),
+                message: format!(
+                    "`{role}` is for API keys; users are admin, supervisor, agent or auditor"
+                ),
             });
         }
         if let Some(a) = &agent {
@@ -333,7 +347,12 @@ impl Accounts {
     // --- API keys -------------------------------------------------------------------------
 
     /// Makes a key; the returned string is the only time the key is seen.
-    pub async fn create_key(&self, name: &str, role: Role, by: &str) -> Result<(ApiKeyView, String), AccountError> {
+    pub async fn create_key(
+        &self,
+        name: &str,
+        role: Role,
+        by: &str,
+    ) -> Result<(ApiKeyView, String), AccountError> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(AccountError::Invalid {

@@ -97,7 +97,12 @@ pub async fn list(
     let csv = match q.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
-        Some(other) => return Err(ApiError::bad("format", format!("`{other}` is not json or csv"))),
+        Some(other) => {
+            return Err(ApiError::bad(
+                "format",
+                format!("`{other}` is not json or csv"),
+            ))
+        }
     };
     let entries = engine::audit::read_between(state.storage(), from, to, limit)
         .await
@@ -125,7 +130,10 @@ pub async fn list(
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"audit.csv\""),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"audit.csv\"",
+            ),
         ],
         out,
     )

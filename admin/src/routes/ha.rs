@@ -88,7 +88,9 @@ pub async fn promote(
 ) -> Result<Json<HaView>, ApiError> {
     let Json(p) = body?;
     if *state.node().role().borrow() == ha::Role::Active {
-        return Err(ApiError::Conflict("this node is already the active one".into()));
+        return Err(ApiError::Conflict(
+            "this node is already the active one".into(),
+        ));
     }
     state
         .node()

@@ -46,7 +46,11 @@ pub async fn create(
     body: Result<Json<NewKey>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     let Json(k) = body?;
-    match state.accounts().create_key(&k.name, k.role, &who.actor).await {
+    match state
+        .accounts()
+        .create_key(&k.name, k.role, &who.actor)
+        .await
+    {
         Ok((view, key)) => Ok((StatusCode::CREATED, Json(CreatedKey { key, view }))),
         Err(e) => Err(state.account_error(e).await),
     }

@@ -22,7 +22,12 @@ pub async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
 
     // Raft: term, how far the applied state trails the commit, the role.
     if let Ok(s) = state.node().status().await {
-        e.single("svi_raft_term", Kind::Gauge, "Current raft term.", s.term as f64);
+        e.single(
+            "svi_raft_term",
+            Kind::Gauge,
+            "Current raft term.",
+            s.term as f64,
+        );
         if let (Some(c), Some(a)) = (s.commit_index, s.applied_index) {
             e.single(
                 "svi_raft_commit_lag",
@@ -35,9 +40,19 @@ pub async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
         let now = s.role.to_string();
         let samples: Vec<_> = roles
             .iter()
-            .map(|r| (vec![("role", r.to_string())], f64::from(u8::from(*r == now))))
+            .map(|r| {
+                (
+                    vec![("role", r.to_string())],
+                    f64::from(u8::from(*r == now)),
+                )
+            })
             .collect();
-        e.family("svi_ha_role", Kind::Gauge, "1 for this node's HA role.", &samples);
+        e.family(
+            "svi_ha_role",
+            Kind::Gauge,
+            "1 for this node's HA role.",
+            &samples,
+        );
     }
     e.single(
         "svi_cluster_auth_failures_total",
@@ -49,7 +64,13 @@ pub async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     // Free space where recordings are written.
     let config = engine.config();
     let dir = config.recording.settings(&config.data_dir).dir;
-    let free = tokio::task::spawn_blocking(move || engine::recording::free_bytes(&dir)).await;
+    let data = config.data_dir.clone();
+    // Before the first recording the directory may not exist: its file system is the data
+    // directory's.
+    let free = tokio::task::spawn_blocking(move || {
+        engine::recording::free_bytes(&dir).or_else(|_| engine::recording::free_bytes(&data))
+    })
+    .await;
     if let Ok(Ok(bytes)) = free {
         e.single(
             "svi_recording_disk_free_bytes",
@@ -59,7 +80,10 @@ pub async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
         );
     }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         e.finish(),
     )
 }

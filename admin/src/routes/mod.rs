@@ -29,7 +29,13 @@ pub fn router(state: AdminState) -> Router {
                 .get(session::whoami)
                 .delete(session::logout),
         )
-        .route("/api/v1/flows", get(flows::list))
+        .route("/api/v1/flows", get(flows::list).post(flows::upload))
+        .route(
+            "/api/v1/flows/{name}/versions/{version}",
+            get(flows::source),
+        )
+        .route("/api/v1/flows/{name}/activate", post(flows::activate))
+        .route("/api/v1/flows/{name}/rollback", post(flows::rollback))
         .route("/api/v1/ha", get(ha::status))
         .route("/api/v1/ha/promote", post(ha::promote))
         .route("/api/v1/users", get(users::list).post(users::create))
@@ -62,9 +68,15 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
         header::STRICT_TRANSPORT_SECURITY,
         HeaderValue::from_static("max-age=31536000"),
     );
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     response

@@ -58,7 +58,16 @@ pub async fn login(
     let target = "/api/v1/session";
     let throttled = state.throttle().check(Instant::now(), &login.user, ip);
     if let Err(wait) = throttled {
-        record(&state, rule, &actor, target, peer.as_ref(), Outcome::Denied, Some("throttled".into())).await;
+        record(
+            &state,
+            rule,
+            &actor,
+            target,
+            peer.as_ref(),
+            Outcome::Denied,
+            Some("throttled".into()),
+        )
+        .await;
         return Err(ApiError::Throttled {
             retry_after_secs: wait.as_secs().max(1),
         });
@@ -70,15 +79,36 @@ pub async fn login(
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let Some(user) = user else {
         state.throttle().failed(Instant::now(), &login.user, ip);
-        record(&state, rule, &actor, target, peer.as_ref(), Outcome::Denied, Some("wrong user or password".into())).await;
+        record(
+            &state,
+            rule,
+            &actor,
+            target,
+            peer.as_ref(),
+            Outcome::Denied,
+            Some("wrong user or password".into()),
+        )
+        .await;
         return Err(ApiError::Unauthenticated);
     };
     state.throttle().succeeded(&login.user);
     let (opened, timeouts) = {
         let mut sessions = state.sessions();
-        (sessions.open(Instant::now(), &user.name, user.role), sessions.timeouts())
+        (
+            sessions.open(Instant::now(), &user.name, user.role),
+            sessions.timeouts(),
+        )
     };
-    record(&state, rule, &actor, target, peer.as_ref(), Outcome::Done, None).await;
+    record(
+        &state,
+        rule,
+        &actor,
+        target,
+        peer.as_ref(),
+        Outcome::Done,
+        None,
+    )
+    .await;
     let info = SessionInfo {
         user: user.name,
         role: user.role,
@@ -117,5 +147,9 @@ pub async fn logout(State(state): State<AdminState>, who: Principal) -> Response
     if let Via::Session { token } = &who.via {
         state.sessions().close(token);
     }
-    (StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear_cookie())]).into_response()
+    (
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, clear_cookie())],
+    )
+        .into_response()
 }

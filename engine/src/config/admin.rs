@@ -80,11 +80,17 @@ pub(super) fn parse(cx: &Ctx<'_>, raw: RawAdmin) -> Result<AdminConfig, ConfigEr
     };
     let idle = raw.session_idle_minutes.unwrap_or(30);
     if !(1..=24 * 60).contains(&idle) {
-        return Err(cx.err("admin.session_idle_minutes", format!("{idle} is outside 1..=1440")));
+        return Err(cx.err(
+            "admin.session_idle_minutes",
+            format!("{idle} is outside 1..=1440"),
+        ));
     }
     let max = raw.session_max_hours.unwrap_or(12);
     if !(1..=7 * 24).contains(&max) {
-        return Err(cx.err("admin.session_max_hours", format!("{max} is outside 1..=168")));
+        return Err(cx.err(
+            "admin.session_max_hours",
+            format!("{max} is outside 1..=168"),
+        ));
     }
     Ok(AdminConfig {
         enabled: raw.enabled.unwrap_or(true),

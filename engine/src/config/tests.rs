@@ -113,7 +113,10 @@ fn admin_is_https_on_loopback_by_default_and_checked() {
     let c = parse("").expect("defaults");
     assert!(c.admin.enabled);
     assert_eq!(c.admin.listen.to_string(), "127.0.0.1:8443");
-    assert_eq!((c.admin.tls_files.clone(), c.admin.http_redirect), (None, None));
+    assert_eq!(
+        (c.admin.tls_files.clone(), c.admin.http_redirect),
+        (None, None)
+    );
     let c = parse(
         "[admin]\nlisten='0.0.0.0:9443'\ncert='tls/a.crt'\nkey='/k.pem'\nhttp_redirect='0.0.0.0:8080'\n",
     )
@@ -126,8 +129,14 @@ fn admin_is_https_on_loopback_by_default_and_checked() {
     for (text, key) in [
         ("[admin]\nlisten='8443'\n", "admin.listen"),
         ("[admin]\ncert='a.crt'\n", "admin.cert"),
-        ("[admin]\nhttp_redirect='127.0.0.1:8443'\n", "admin.http_redirect"),
-        ("[admin]\nsession_idle_minutes=0\n", "admin.session_idle_minutes"),
+        (
+            "[admin]\nhttp_redirect='127.0.0.1:8443'\n",
+            "admin.http_redirect",
+        ),
+        (
+            "[admin]\nsession_idle_minutes=0\n",
+            "admin.session_idle_minutes",
+        ),
     ] {
         let e = parse(text).expect_err(text).to_string();
         assert!(e.starts_with(&format!("t.toml: {key}: ")), "{e}");

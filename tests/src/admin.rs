@@ -1,0 +1,217 @@
+//! The admin API from outside, as `curl` would use it: HTTPS to a real `svi run`, trusting
+//! only the certificate the engine made in its data directory; accounts made with the
+//! `svi user` / `svi apikey` commands.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::proc::{svi_bin, EngineProc};
+
+/// How a request authenticates.
+#[derive(Debug, Clone, Copy)]
+pub enum Auth<'a> {
+    None,
+    Key(&'a str),
+    /// A browser session: its cookie and CSRF token.
+    Session {
+        cookie: &'a str,
+        csrf: &'a str,
+    },
+}
+
+/// An answer: status, body as JSON (Null if not JSON) and as text, headers.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub json: Value,
+    pub text: String,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+pub struct Api {
+    client: reqwest::Client,
+    pub base: String,
+}
+
+fn provider() {
+    // reqwest is built without a default crypto provider (ring only, as the engine).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl Api {
+    /// A client of `engine`'s admin API that trusts its self-signed certificate only.
+    /// Waits until the engine logs that the API is ready (it starts after the SIP side
+    /// that `EngineProc::start` waits for).
+    pub fn new(engine: &EngineProc) -> Api {
+        assert!(
+            engine
+                .wait_log("admin API ready", std::time::Duration::from_secs(20))
+                .is_some(),
+            "the admin API did not start:\n{}",
+            engine.log_text()
+        );
+        Api::trusting(&engine.data_dir().join("admin-tls.crt"), engine.http)
+    }
+
+    /// A client of the API at `http` that trusts the certificate in `cert` only.
+    pub fn trusting(cert: &Path, http: std::net::SocketAddr) -> Api {
+        provider();
+        let pem = std::fs::read(cert).unwrap_or_else(|e| panic!("{}: {e}", cert.display()));
+        let cert = reqwest::Certificate::from_pem(&pem).expect("certificate");
+        let client = reqwest::Client::builder()
+            .tls_certs_only([cert])
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .expect("client");
+        Api {
+            client,
+            base: format!("https://localhost:{}", http.port()),
+        }
+    }
+
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Auth<'_>,
+        body: Option<&Value>,
+    ) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        match auth {
+            Auth::None => {}
+            Auth::Key(k) => req = req.header("authorization", format!("Bearer {k}")),
+            Auth::Session { cookie, csrf } => {
+                req = req.header("cookie", cookie).header("x-csrf-token", csrf)
+            }
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let resp = req.send().await.expect("admin API answers");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer {
+            status,
+            json,
+            text,
+            headers,
+        }
+    }
+
+    /// A GET that may fail (e.g. a certificate this client does not trust).
+    pub async fn try_get(&self, path: &str) -> Result<u16, String> {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .map_err(|e| format!("{e:?}"))
+    }
+
+    pub async fn get(&self, path: &str, auth: Auth<'_>) -> Answer {
+        self.send("GET", path, auth, None).await
+    }
+
+    /// Sends raw bytes as a JSON body (fuzzing).
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Auth<'_>,
+        body: Vec<u8>,
+    ) -> Result<(u16, String), String> {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Auth::Key(k) = auth {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        let resp = req.send().await.map_err(|e| format!("{e:?}"))?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.text().await.unwrap_or_default()))
+    }
+
+    /// Logs in; returns the cookie header value and the CSRF token.
+    pub async fn login(&self, user: &str, password: &str) -> Option<(String, String)> {
+        let a = self
+            .send(
+                "POST",
+                "/api/v1/session",
+                Auth::None,
+                Some(&serde_json::json!({"user": user, "password": password})),
+            )
+            .await;
+        if a.status != 200 {
+            return None;
+        }
+        let set = a.headers.get("set-cookie")?.to_str().ok()?;
+        let cookie = set.split(';').next()?.to_string();
+        Some((cookie, a.json["csrf_token"].as_str()?.to_string()))
+    }
+}
+
+/// Runs `svi ARGS --data-dir DIR [--config FILE]` with `stdin`; (exit code, stdout, stderr).
+pub fn svi_cli(
+    data_dir: &Path,
+    config: Option<&Path>,
+    args: &[&str],
+    stdin: &str,
+) -> (i32, String, String) {
+    use std::io::Write as _;
+    let mut cmd = Command::new(svi_bin());
+    cmd.args(args).arg("--data-dir").arg(data_dir);
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run svi");
+    if let Some(mut i) = child.stdin.take() {
+        let _ = i.write_all(stdin.as_bytes());
+    }
+    let out = child.wait_with_output().expect("svi output");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `svi user add NAME --role ROLE --password-stdin`, which must succeed.
+pub fn add_user(data_dir: &Path, config: Option<&Path>, name: &str, role: &str, password: &str) {
+    let (code, out, err) = svi_cli(
+        data_dir,
+        config,
+        &["user", "add", name, "--role", role, "--password-stdin"],
+        &format!("{password}\n"),
+    );
+    assert_eq!(code, 0, "svi user add {name}: {out}{err}");
+}
+
+/// `svi apikey create --role ROLE --name NAME`: the key it prints.
+pub fn create_key(data_dir: &Path, config: Option<&Path>, role: &str, name: &str) -> String {
+    let (code, out, err) = svi_cli(
+        data_dir,
+        config,
+        &["apikey", "create", "--role", role, "--name", name],
+        "",
+    );
+    assert_eq!(code, 0, "svi apikey create: {out}{err}");
+    let key = out.trim().to_string();
+    assert!(key.starts_with("svi_"), "{out}");
+    key
+}
