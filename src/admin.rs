@@ -19,7 +19,7 @@ impl Admin {
         for t in self.tasks {
             t.abort();
         }
-        if let Some(server) = self.server.and_then(|s| Arc::into_inner(s)) {
+        if let Some(server) = self.server {
             server.shutdown();
         }
     }

@@ -204,6 +204,18 @@ fn json_field(text: &str) -> Option<&str> {
     ok.then_some(path)
 }
 
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(e: axum::extract::rejection::QueryRejection) -> Self {
+        ApiError::bad("query", e.body_text())
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(e: axum::extract::rejection::PathRejection) -> Self {
+        ApiError::bad("path", e.body_text())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -216,17 +228,5 @@ mod tests {
             super::json_field("Failed to parse the request body as JSON: EOF"),
             None
         );
-    }
-}
-
-impl From<axum::extract::rejection::QueryRejection> for ApiError {
-    fn from(e: axum::extract::rejection::QueryRejection) -> Self {
-        ApiError::bad("query", e.body_text())
-    }
-}
-
-impl From<axum::extract::rejection::PathRejection> for ApiError {
-    fn from(e: axum::extract::rejection::PathRejection) -> Self {
-        ApiError::bad("path", e.body_text())
     }
 }

@@ -128,7 +128,7 @@ pub struct Server {
     pub https: SocketAddr,
     pub http: Option<SocketAddr>,
     identity: Arc<Identity>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Vec<tokio::task::AbortHandle>,
 }
 
 impl Server {
@@ -156,7 +156,8 @@ impl Server {
             if let Err(e) = axum::serve(listener, service).await {
                 tracing::error!(error = %e, "admin: HTTPS server stopped");
             }
-        })];
+        })
+        .abort_handle()];
         let mut http = None;
         if let Some(addr) = redirect {
             let tcp = TcpListener::bind(addr)
@@ -167,11 +168,14 @@ impl Server {
             let to_https = Router::new().fallback(move |req: axum::extract::Request| async move {
                 redirect_to_https(req.headers().get(header::HOST), req.uri(), port)
             });
-            tasks.push(tokio::spawn(async move {
-                if let Err(e) = axum::serve(tcp, to_https).await {
-                    tracing::error!(error = %e, "admin: HTTP redirect stopped");
-                }
-            }));
+            tasks.push(
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(tcp, to_https).await {
+                        tracing::error!(error = %e, "admin: HTTP redirect stopped");
+                    }
+                })
+                .abort_handle(),
+            );
         }
         tracing::info!(%https, http = ?http, "admin API ready");
         Ok(Server {
@@ -187,8 +191,9 @@ impl Server {
         self.identity.reload()
     }
 
-    pub fn shutdown(self) {
-        for t in self.tasks {
+    /// Stops listening (connections in progress end with the process).
+    pub fn shutdown(&self) {
+        for t in &self.tasks {
             t.abort();
         }
     }
