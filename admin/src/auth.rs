@@ -18,6 +18,9 @@ use crate::roles::{rule_for, Access, Role, RouteRule};
 use crate::session::{same_token, token_from_cookies, CSRF_HEADER};
 use crate::state::AdminState;
 
+/// The largest request body (a flow's source is at most 512 KiB, in JSON).
+pub const MAX_BODY: usize = 1024 * 1024;
+
 /// The connection's remote address (set by the listener for each connection).
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
@@ -136,9 +139,32 @@ pub async fn guard(State(state): State<AdminState>, mut req: Request, next: Next
         return e.into_response();
     }
     let actor = principal.actor.clone();
+    let write = method != Method::GET && method != Method::HEAD;
+    if write {
+        // The whole body is read before the handler runs, even by routes that take none:
+        // a connection closed with unread data is reset, and the client loses the answer.
+        let (parts, body) = req.into_parts();
+        let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+            Ok(b) => b,
+            Err(_) => {
+                let e = ApiError::TooLarge(MAX_BODY);
+                record(
+                    &state,
+                    rule,
+                    &actor,
+                    &target,
+                    peer.as_ref(),
+                    Outcome::Denied,
+                    Some(e.to_string()),
+                )
+                .await;
+                return e.into_response();
+            }
+        };
+        req = Request::from_parts(parts, axum::body::Body::from(bytes));
+    }
     req.extensions_mut().insert(principal);
     let response = next.run(req).await;
-    let write = method != Method::GET && method != Method::HEAD;
     if write || rule.audit_reads {
         let status = response.status();
         let outcome = if status.is_success() || status.is_redirection() {

@@ -22,6 +22,8 @@ pub enum ApiError {
     Throttled { retry_after_secs: u64 },
     #[error("{0}")]
     Forbidden(String),
+    #[error("the request body is over {0} bytes")]
+    TooLarge(usize),
     #[error("{what} `{id}` not found")]
     NotFound { what: &'static str, id: String },
     #[error("{0}")]
@@ -70,8 +72,8 @@ impl From<&ivr_scripts::Diagnostic> for DiagnosticView {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
-    /// `bad_request`, `unauthenticated`, `throttled`, `forbidden`, `not_found`, `conflict`,
-    /// `not_active`, `unavailable`, `internal`.
+    /// `bad_request`, `invalid_flow`, `unauthenticated`, `throttled`, `forbidden`,
+    /// `too_large`, `not_found`, `conflict`, `not_active`, `unavailable`, `internal`.
     pub error: &'static str,
     pub message: String,
     /// The input field at fault (400 only).
@@ -101,6 +103,7 @@ impl ApiError {
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::NotActive { .. } | ApiError::Unavailable(_) => {
@@ -117,6 +120,7 @@ impl ApiError {
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::Throttled { .. } => "throttled",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::TooLarge(_) => "too_large",
             ApiError::NotFound { .. } => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::NotActive { .. } => "not_active",

@@ -23,6 +23,7 @@ use crate::routes;
         routes::flows::source,
         routes::flows::activate,
         routes::flows::rollback,
+        routes::records::search,
         routes::ha::status,
         routes::ha::promote,
         routes::users::list,

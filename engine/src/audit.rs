@@ -102,8 +102,8 @@ impl AuditLog {
         }
     }
 
-    /// Writes `entry` (its `node` set to this node's) and returns its key, once the writer
-    /// has it durably (committed by the pair with HA).
+    /// Writes `entry` (its `node` set to this node's) and returns its key once the writer
+    /// has taken it (with HA, queued for the replicated log and retried until committed).
     pub async fn append(&self, mut entry: AuditEntry) -> Result<String, AuditError> {
         entry.node = self.node.clone();
         let key = format!(

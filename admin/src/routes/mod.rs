@@ -6,6 +6,7 @@ pub mod ha;
 pub mod health;
 pub mod keys;
 pub mod metrics;
+pub mod records;
 pub mod session;
 pub mod users;
 
@@ -36,6 +37,7 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/api/v1/flows/{name}/activate", post(flows::activate))
         .route("/api/v1/flows/{name}/rollback", post(flows::rollback))
+        .route("/api/v1/records", get(records::search))
         .route("/api/v1/ha", get(ha::status))
         .route("/api/v1/ha/promote", post(ha::promote))
         .route("/api/v1/users", get(users::list).post(users::create))

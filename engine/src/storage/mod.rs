@@ -22,7 +22,7 @@ use sqlx::sqlite::{
 };
 
 pub use lock::{DataDirLock, LockError, LOCK_FILE};
-pub use records::{CallRecord, EndReason, QueueOutcome};
+pub use records::{CallQuery, CallRecord, EndReason, QueueOutcome};
 pub use watch::DocChanges;
 
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +152,31 @@ impl Storage {
     /// Changes of these replicated-document collections on this node from now on.
     pub fn watch_docs(&self, collections: &[&str]) -> DocChanges {
         DocChanges::new(collections.iter().map(|c| self.docs.subscribe(c)).collect())
+    }
+
+    /// Call records matching `q`, newest first (by start), `q.limit` from `q.offset`.
+    pub async fn search_calls(&self, q: &CallQuery) -> Result<Vec<CallRecord>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT * FROM calls WHERE (?1 IS NULL OR started_at >= ?1)
+               AND (?2 IS NULL OR started_at < ?2)
+               AND (?3 IS NULL OR caller = ?3 OR called = ?3)
+               AND (?4 IS NULL OR queue = ?4) AND (?5 IS NULL OR agent = ?5)
+               AND (?6 IS NULL OR queue_outcome = ?6) AND (?7 IS NULL OR end_reason = ?7)
+             ORDER BY started_at DESC, id DESC LIMIT ?8 OFFSET ?9",
+        )
+        // RFC 3339 text as stored: compares in time order (see `records::CallQuery`).
+        .bind(q.from.map(|t| t.to_rfc3339()))
+        .bind(q.to.map(|t| t.to_rfc3339()))
+        .bind(&q.number)
+        .bind(&q.queue)
+        .bind(&q.agent)
+        .bind(q.queue_outcome.map(|o| o.as_str()))
+        .bind(q.end_reason.map(|r| r.as_str()))
+        .bind(i64::from(q.limit))
+        .bind(i64::from(q.offset))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(records::from_row).collect()
     }
 
     pub async fn close(&self) {

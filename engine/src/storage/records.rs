@@ -104,6 +104,25 @@ pub struct CallRecord {
     pub recording_ms: Option<u64>,
 }
 
+/// A search of call records (the admin API's `/api/v1/records`). Times are compared as the
+/// RFC 3339 text they are stored as, which sorts in time order: `chrono` writes UTC as
+/// `+00:00` with 0, 3, 6 or 9 fraction digits, and `+` sorts before `.`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallQuery {
+    /// Started at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Started before.
+    pub to: Option<DateTime<Utc>>,
+    /// The caller's or the called number, exactly.
+    pub number: Option<String>,
+    pub queue: Option<String>,
+    pub agent: Option<String>,
+    pub queue_outcome: Option<QueueOutcome>,
+    pub end_reason: Option<EndReason>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
 /// How a call's wait in a queue ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -191,40 +210,47 @@ mod tests {
     use super::*;
     use crate::storage::Storage;
 
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("t")
+            .with_timezone(&Utc)
+    }
+
+    fn record(i: i64, started_at: DateTime<Utc>) -> CallRecord {
+        CallRecord {
+            id: format!("c{i}"),
+            sip_call_id: format!("sip{i}"),
+            started_at,
+            answered_at: Some(started_at),
+            ended_at: started_at + chrono::Duration::seconds(i),
+            caller: "1000".into(),
+            called: "2000".into(),
+            flow: Some("demo".into()),
+            flow_version: None,
+            path: vec!["welcome".into(), "main_menu".into()],
+            end_reason: EndReason::EngineHangup,
+            codec: Some("PCMA".into()),
+            node: "a".into(),
+            rtp_sent: 10,
+            rtp_received: 9,
+            queue: Some("support".into()),
+            agent: None,
+            queued_at: Some(started_at),
+            agent_answered_at: None,
+            queue_outcome: Some(QueueOutcome::Abandoned),
+            recording: None,
+            recording_sha256: None,
+            recording_ms: None,
+        }
+    }
+
     #[tokio::test]
     async fn insert_and_read_back_newest_first() {
         let dir = tempfile::tempdir().expect("tempdir");
         let storage = Storage::open(dir.path()).await.expect("open");
-        let t0 = DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z")
-            .expect("t")
-            .with_timezone(&Utc);
+        let t0 = t("2026-11-21T10:00:00Z");
         for i in 0..3 {
-            let r = CallRecord {
-                id: format!("c{i}"),
-                sip_call_id: format!("sip{i}"),
-                started_at: t0,
-                answered_at: Some(t0),
-                ended_at: t0 + chrono::Duration::seconds(i),
-                caller: "1000".into(),
-                called: "2000".into(),
-                flow: Some("demo".into()),
-                flow_version: None,
-                path: vec!["welcome".into(), "main_menu".into()],
-                end_reason: EndReason::EngineHangup,
-                codec: Some("PCMA".into()),
-                node: "a".into(),
-                rtp_sent: 10,
-                rtp_received: 9,
-                queue: Some("support".into()),
-                agent: None,
-                queued_at: Some(t0),
-                agent_answered_at: None,
-                queue_outcome: Some(QueueOutcome::Abandoned),
-                recording: None,
-                recording_sha256: None,
-                recording_ms: None,
-            };
-            storage.insert_call(&r).await.expect("insert");
+            storage.insert_call(&record(i, t0)).await.expect("insert");
         }
         let reader = Storage::open_read_only(dir.path()).await.expect("ro");
         let got = reader.latest_calls(2).await.expect("latest");
@@ -237,5 +263,60 @@ mod tests {
         drop(storage);
         let again = Storage::open(dir.path()).await.expect("reopen");
         assert_eq!(again.latest_calls(10).await.expect("all").len(), 3);
+    }
+
+    #[tokio::test]
+    async fn search_by_time_number_queue_agent_outcome_paged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(dir.path()).await.expect("open");
+        // Fractions of 0, 3 and 9 digits within one second sort in time order.
+        let starts = [
+            "2026-11-21T10:00:00Z",
+            "2026-11-21T10:00:00.5Z",
+            "2026-11-21T10:00:00.123456789Z",
+            "2026-11-21T11:00:00Z",
+        ];
+        for (i, s) in starts.iter().enumerate() {
+            let mut r = record(i as i64, t(s));
+            if i == 3 {
+                r.caller = "+33100000001".into();
+                r.agent = Some("1001".into());
+                r.queue_outcome = Some(QueueOutcome::Answered);
+            }
+            storage.insert_call(&r).await.expect("insert");
+        }
+        let ids = |v: Vec<CallRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        let all = CallQuery {
+            limit: 10,
+            ..CallQuery::default()
+        };
+        let got = storage.search_calls(&all).await.expect("search");
+        assert_eq!(ids(got), ["c3", "c1", "c2", "c0"]);
+        let q = CallQuery {
+            from: Some(t("2026-11-21T10:00:00.2Z")),
+            to: Some(t("2026-11-21T11:00:00Z")),
+            ..all.clone()
+        };
+        assert_eq!(ids(storage.search_calls(&q).await.expect("range")), ["c1"]);
+        let q = CallQuery {
+            number: Some("+33100000001".into()),
+            agent: Some("1001".into()),
+            queue: Some("support".into()),
+            queue_outcome: Some(QueueOutcome::Answered),
+            ..all.clone()
+        };
+        assert_eq!(
+            ids(storage.search_calls(&q).await.expect("filters")),
+            ["c3"]
+        );
+        let page = CallQuery {
+            limit: 2,
+            offset: 2,
+            ..all
+        };
+        assert_eq!(
+            ids(storage.search_calls(&page).await.expect("page")),
+            ["c2", "c0"]
+        );
     }
 }
