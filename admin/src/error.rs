@@ -3,6 +3,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use engine::handle::{HandleError, Missing};
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +175,34 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         response
+    }
+}
+
+/// The engine handle's errors as the API answers them (`AdminState::handle_error` adds the
+/// active node's SIP address to `NotActive`).
+impl From<HandleError> for ApiError {
+    fn from(e: HandleError) -> Self {
+        match e {
+            HandleError::NotFound { what, id } => ApiError::NotFound {
+                what: match what {
+                    Missing::Call => "call",
+                    Missing::Agent => "agent",
+                    Missing::Queue => "queue",
+                    Missing::AgentCall => "call or agent on a call",
+                },
+                id,
+            },
+            HandleError::Refused { .. }
+            | HandleError::CallRefused { .. }
+            | HandleError::CallEnded { .. } => ApiError::Conflict(e.to_string()),
+            HandleError::NotActive { role, leader } => ApiError::NotActive {
+                role: role.to_string(),
+                active_node: leader,
+                active_sip: None,
+            },
+            HandleError::Unavailable { .. } => ApiError::Unavailable(e.to_string()),
+            HandleError::BadRequest { reason } => ApiError::bad("body", reason),
+        }
     }
 }
 

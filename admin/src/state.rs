@@ -105,6 +105,22 @@ impl AdminState {
         }
     }
 
+    /// Flow versions (list, install, activate, roll back), through the engine's handle.
+    pub fn flows(&self) -> Result<&engine::flows::FlowSync, ApiError> {
+        Ok(self.engine().flows()?)
+    }
+
+    /// An engine handle error as the API answers it; `NotActive` with the active node's SIP
+    /// address.
+    pub async fn handle_error(&self, e: engine::handle::HandleError) -> ApiError {
+        match ApiError::from(e) {
+            ApiError::NotActive {
+                role, active_node, ..
+            } => self.not_active(role, active_node).await,
+            other => other,
+        }
+    }
+
     pub async fn not_active(&self, role: String, leader: Option<u64>) -> ApiError {
         let active_sip = match (leader, self.node().status().await) {
             (Some(id), Ok(status)) => status

@@ -134,7 +134,7 @@ async fn flow_error(state: &AdminState, e: FlowStoreError) -> ApiError {
 #[utoipa::path(get, path = "/api/v1/flows", tag = "flows",
     responses((status = 200, body = [FlowView]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(State(state): State<AdminState>) -> Result<Json<Vec<FlowView>>, ApiError> {
-    let flows = state.engine().flows();
+    let flows = state.flows()?;
     let versions = match flows.versions(None).await {
         Ok(v) => v,
         Err(e) => return Err(flow_error(&state, e).await),
@@ -144,7 +144,7 @@ pub async fn list(State(state): State<AdminState>) -> Result<Json<Vec<FlowView>>
         Err(e) => return Err(flow_error(&state, e).await),
     };
     let mut by_name: BTreeMap<String, FlowView> = BTreeMap::new();
-    for name in state.engine().flow_names() {
+    for name in state.engine().flow_names()? {
         by_name.insert(name.clone(), view(name));
     }
     for v in versions {
@@ -195,8 +195,7 @@ pub async fn source(
     check_word("name", &name)?;
     check_word("version", &version)?;
     match state
-        .engine()
-        .flows()
+        .flows()?
         .store()
         .version(&name, &version)
         .await
@@ -230,8 +229,7 @@ pub async fn upload(
         ));
     }
     match state
-        .engine()
-        .flows()
+        .flows()?
         .install(&u.source, Path::new("api"), u.activate)
         .await
     {
@@ -260,7 +258,7 @@ pub async fn activate(
     let Json(a) = body?;
     check_word("name", &name)?;
     check_word("version", &a.version)?;
-    match state.engine().flows().activate(&name, &a.version).await {
+    match state.flows()?.activate(&name, &a.version).await {
         Ok(active) => Ok(Json(active.into())),
         Err(e) => Err(flow_error(&state, e).await),
     }
@@ -276,7 +274,7 @@ pub async fn rollback(
 ) -> Result<Json<ActiveView>, ApiError> {
     let UrlPath(name) = name?;
     check_word("name", &name)?;
-    match state.engine().flows().rollback(&name).await {
+    match state.flows()?.rollback(&name).await {
         Ok(active) => Ok(Json(active.into())),
         Err(e) => Err(flow_error(&state, e).await),
     }

@@ -61,23 +61,25 @@ pub async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
         *state.node().auth_failures().borrow() as f64,
     );
 
-    // Free space where recordings are written.
-    let config = engine.config();
-    let dir = config.recording.settings(&config.data_dir).dir;
-    let data = config.data_dir.clone();
-    // Before the first recording the directory may not exist: its file system is the data
-    // directory's.
-    let free = tokio::task::spawn_blocking(move || {
-        engine::recording::free_bytes(&dir).or_else(|_| engine::recording::free_bytes(&data))
-    })
-    .await;
-    if let Ok(Ok(bytes)) = free {
-        e.single(
-            "svi_recording_disk_free_bytes",
-            Kind::Gauge,
-            "Free bytes on the recording directory's file system.",
-            bytes as f64,
-        );
+    // Free space where recordings are written (a witness has no recordings).
+    if let Some(config) = engine.config() {
+        let dir = config.recording.settings(&config.data_dir).dir;
+        let data = config.data_dir.clone();
+        // Before the first recording the directory may not exist: its file system is the
+        // data directory's.
+        let free = tokio::task::spawn_blocking(move || {
+            engine::recording::free_bytes(&dir)
+                .or_else(|_| engine::recording::free_bytes(&data))
+        })
+        .await;
+        if let Ok(Ok(bytes)) = free {
+            e.single(
+                "svi_recording_disk_free_bytes",
+                Kind::Gauge,
+                "Free bytes on the recording directory's file system.",
+                bytes as f64,
+            );
+        }
     }
     (
         [(
