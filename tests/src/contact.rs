@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use crate::config::prompt_len;
 use crate::phone::{deadline, AnswerMode, Phone, PhoneConfig, TONE_1700_HZ, TONE_500_HZ};
+use crate::ports::free_sip_port;
 use crate::proc::{svi_bin, EngineProc};
+use crate::sipp::{agent_phone_xml, agent_register_xml, Sipp, SippRun};
 
 /// `svi ARGS --data-dir DIR` against the engine: exit code and output (stdout + stderr).
 pub fn svi(engine: &EngineProc, args: &[&str]) -> (i32, String) {
@@ -181,4 +183,38 @@ pub async fn digit_then_caller_hangs_up(
     );
     let calls = engine.wait_calls(1, Duration::from_secs(10));
     assert_eq!(calls[0]["end_reason"], "caller_hangup", "{:#}", calls[0]);
+}
+
+/// Registers `agent`'s phone, sipp answering one call at a free port in its own thread, and
+/// waits until the engine has it.
+pub fn register_phone(
+    engine: &EngineProc,
+    agent: &str,
+    password: &str,
+    phone_timeout: Duration,
+) -> std::thread::JoinHandle<SippRun> {
+    let port = free_sip_port();
+    let dir = engine.dir.path().to_path_buf();
+    let a = agent.to_string();
+    let phone = std::thread::spawn(move || {
+        let mut s = Sipp::new(agent_phone_xml(&a))
+            .arg("-p")
+            .arg(port.to_string())
+            .calls(1)
+            .with_media();
+        s.timeout = phone_timeout;
+        s.run(&dir, None)
+    });
+    let reg = Sipp::new(agent_register_xml(agent, password, port))
+        .calls(1)
+        .run(engine.dir.path(), Some(engine.sip));
+    assert!(reg.success(), "{}\n{}", reg.report(), engine.log_text());
+    assert!(
+        engine
+            .wait_log("agent phone registered", Duration::from_secs(5))
+            .is_some(),
+        "{}",
+        engine.log_text()
+    );
+    phone
 }

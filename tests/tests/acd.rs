@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use chrono::DateTime;
 use svi_tests::config::prompt_len;
-use svi_tests::contact::svi;
+use svi_tests::contact::{register_phone, svi};
 use svi_tests::ports::free_sip_port;
 use svi_tests::proc::{EngineOptions, EngineProc};
-use svi_tests::sipp::{agent_phone_xml, agent_register_xml, Caller, Codec, Dtmf, Sipp};
+use svi_tests::sipp::{Caller, Codec, Dtmf, Sipp};
 
 fn ms_between(a: &serde_json::Value, b: &serde_json::Value) -> i64 {
     let t = |v: &serde_json::Value| {
@@ -144,40 +144,6 @@ fn agent_and_queue_commands_reach_the_running_engine() {
         text.contains("1001") && text.contains("logged_out"),
         "{text}"
     );
-}
-
-/// Registers `agent`'s phone (sipp answering at a free port, in its own thread) and waits
-/// until the engine has it.
-fn register_phone(
-    engine: &EngineProc,
-    agent: &str,
-    password: &str,
-    phone_timeout: Duration,
-) -> std::thread::JoinHandle<svi_tests::sipp::SippRun> {
-    let port = free_sip_port();
-    let dir = engine.dir.path().to_path_buf();
-    let a = agent.to_string();
-    let phone = std::thread::spawn(move || {
-        let mut s = Sipp::new(agent_phone_xml(&a))
-            .arg("-p")
-            .arg(port.to_string())
-            .calls(1)
-            .with_media();
-        s.timeout = phone_timeout;
-        s.run(&dir, None)
-    });
-    let reg = Sipp::new(agent_register_xml(agent, password, port))
-        .calls(1)
-        .run(engine.dir.path(), Some(engine.sip));
-    assert!(reg.success(), "{}\n{}", reg.report(), engine.log_text());
-    assert!(
-        engine
-            .wait_log("agent phone registered", Duration::from_secs(5))
-            .is_some(),
-        "{}",
-        engine.log_text()
-    );
-    phone
 }
 
 /// The IPBX: challenges the engine's INVITE (401, digest; sipp checks only `Authorization`), checks the credentials of the
