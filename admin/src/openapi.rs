@@ -10,7 +10,7 @@ use crate::routes;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "svi admin API", description = "Queues, agents, calls, records, flows, HA, users, API keys, audit log. Rights per route: docs/admin.md."),
+    info(title = "svi admin API", description = "Queues, agents, calls, the live event feed, statistics, records, flows, HA, users, API keys, audit log. Rights per route: docs/admin.md."),
     paths(
         routes::health::healthz,
         routes::metrics::metrics,
@@ -18,6 +18,16 @@ use crate::routes;
         routes::session::login,
         routes::session::whoami,
         routes::session::logout,
+        routes::queues::queues,
+        routes::queues::agents,
+        routes::queues::set_state,
+        routes::calls::list,
+        routes::calls::one,
+        routes::calls::supervise,
+        routes::calls::recording,
+        routes::calls::hangup,
+        routes::events::feed,
+        routes::stats::statistics,
         routes::flows::list,
         routes::flows::upload,
         routes::flows::source,

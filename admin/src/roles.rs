@@ -101,6 +101,7 @@ pub struct RouteRule {
 
 const A: Role = Role::Admin;
 const S: Role = Role::Supervisor;
+const G: Role = Role::Agent;
 const U: Role = Role::Auditor;
 const M: Role = Role::Metrics;
 
@@ -130,6 +131,24 @@ pub const ROUTES: &[RouteRule] = &[
     rule("POST", "/api/v1/session", Access::Open),
     rule("GET", "/api/v1/session", Access::Signed),
     rule("DELETE", "/api/v1/session", Access::Signed),
+    rule("GET", "/api/v1/queues", Access::Roles(&[A, S, G])),
+    rule("GET", "/api/v1/agents", Access::Roles(&[A, S])),
+    rule("POST", "/api/v1/agents/{id}/state", Access::Roles(&[A, S])),
+    rule("GET", "/api/v1/calls", Access::Roles(&[A, S])),
+    rule("GET", "/api/v1/calls/{id}", Access::Roles(&[A, S])),
+    rule(
+        "POST",
+        "/api/v1/calls/{id}/supervise",
+        Access::Roles(&[A, S]),
+    ),
+    rule(
+        "POST",
+        "/api/v1/calls/{id}/recording",
+        Access::Roles(&[A, S]),
+    ),
+    rule("POST", "/api/v1/calls/{id}/hangup", Access::Roles(&[A, S])),
+    rule("GET", "/api/v1/events", Access::Roles(&[A, S])),
+    rule("GET", "/api/v1/statistics", Access::Roles(&[A, S])),
     rule("GET", "/api/v1/flows", Access::Roles(&[A, S])),
     rule("POST", "/api/v1/flows", Access::Roles(&[A])),
     rule(

@@ -17,9 +17,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use pii::Pii;
 use crate::replication::RecordWriter;
 use crate::storage::Storage;
+use pii::Pii;
 
 /// The replicated collection of the audit log.
 pub const COLLECTION: &str = "audit";

@@ -96,13 +96,36 @@ impl Api {
         let resp = req.send().await.expect("admin API answers");
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let text = resp.text().await.unwrap_or_default();
+        // An event stream never ends: its answer is the status and headers.
+        let text = if is_event_stream(&headers) {
+            String::new()
+        } else {
+            resp.text().await.unwrap_or_default()
+        };
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
         Answer {
             status,
             json,
             text,
             headers,
+        }
+    }
+
+    /// Subscribes to the server-sent events of `path` (`/api/v1/events`).
+    pub async fn events(&self, path: &str, key: &str) -> Events {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("authorization", format!("Bearer {key}"))
+            .timeout(std::time::Duration::from_secs(3600))
+            .send()
+            .await
+            .expect("admin API answers");
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        assert!(is_event_stream(resp.headers()), "{:?}", resp.headers());
+        Events {
+            resp,
+            buffer: String::new(),
         }
     }
 
@@ -158,6 +181,77 @@ impl Api {
         let set = a.headers.get("set-cookie")?.to_str().ok()?;
         let cookie = set.split(';').next()?.to_string();
         Some((cookie, a.json["csrf_token"].as_str()?.to_string()))
+    }
+}
+
+fn is_event_stream(headers: &reqwest::header::HeaderMap) -> bool {
+    headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+/// One server-sent event: its name, its data as JSON, and when this client read it.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub name: String,
+    pub data: Value,
+    pub received: std::time::SystemTime,
+}
+
+/// A subscription to a server-sent event stream.
+pub struct Events {
+    resp: reqwest::Response,
+    buffer: String,
+}
+
+impl Events {
+    /// The next event (keep-alive comments skipped); `None` when the stream ends or
+    /// nothing comes within `within`.
+    pub async fn next(&mut self, within: std::time::Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut name, mut data) = (String::from("message"), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        name = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if data.is_empty() {
+                    continue;
+                }
+                return Some(SseEvent {
+                    name,
+                    data: serde_json::from_str(&data).unwrap_or(Value::String(data)),
+                    received: std::time::SystemTime::now(),
+                });
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.resp.chunk()).await;
+            match chunk {
+                Ok(Ok(Some(bytes))) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// The next event that `want` accepts, skipping others; `None` past `within`.
+    pub async fn find(
+        &mut self,
+        within: std::time::Duration,
+        want: impl Fn(&SseEvent) -> bool,
+    ) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let e = self.next(left).await?;
+            if want(&e) {
+                return Some(e);
+            }
+        }
     }
 }
 

@@ -62,14 +62,17 @@ async fn https_only_no_credentials_401_supervisor_key_200_and_403_on_users() {
     assert_eq!(health.json["role"], "active");
     assert!(health.json["version"].is_string());
 
-    let anon = api.get("/api/v1/ha", Auth::None).await;
+    let anon = api.get("/api/v1/queues", Auth::None).await;
     assert_eq!(anon.status, 401, "{}", anon.text);
     assert!(anon.headers.get("www-authenticate").is_some());
     assert_eq!(anon.json["error"], "unauthenticated");
 
-    let sup = api.get("/api/v1/ha", Auth::Key(&key)).await;
+    let sup = api.get("/api/v1/queues", Auth::Key(&key)).await;
     assert_eq!(sup.status, 200, "{}", sup.text);
-    assert_eq!(sup.json["role"], "active");
+    assert_eq!(sup.json[0]["id"], "support", "{}", sup.text);
+    let ha = api.get("/api/v1/ha", Auth::Key(&key)).await;
+    assert_eq!(ha.status, 200, "{}", ha.text);
+    assert_eq!(ha.json["role"], "active");
     let users = api
         .send(
             "POST",
@@ -626,12 +629,19 @@ async fn metrics_pass_promtool_and_the_calls_active_gauge_follows_a_call() {
         "svi_raft_term",
         "svi_ha_role",
         "svi_recording_disk_free_bytes",
+        "svi_queue_calls_waiting",
+        "svi_queue_longest_wait_seconds",
+        "svi_agents",
     ] {
         assert!(
             idle.contains(&format!("# TYPE {family} ")),
             "{family}:\n{idle}"
         );
     }
+    assert!(
+        idle.contains("svi_queue_calls_waiting{queue=\"support\"} 0"),
+        "{idle}"
+    );
     // The metrics key reaches nothing else.
     assert_eq!(api.get("/api/v1/ha", Auth::Key(&key)).await.status, 403);
 
@@ -711,7 +721,11 @@ async fn metrics_pass_promtool_and_the_calls_active_gauge_follows_a_call() {
         .filter(|l| l.contains("GET /api/v1/records"))
         .collect::<Vec<_>>();
     assert!(searches.len() >= 4, "{}", audit.text);
-    assert!(searches.iter().all(|l| l.contains("key:")), "{}", audit.text);
+    assert!(
+        searches.iter().all(|l| l.contains("key:")),
+        "{}",
+        audit.text
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

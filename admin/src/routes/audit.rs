@@ -2,7 +2,6 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -10,6 +9,7 @@ use engine::audit::{AuditEntry, Outcome};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::csv::{attachment, cell, wants_csv};
 use crate::state::AdminState;
 
 const MAX_LIMIT: usize = 10_000;
@@ -94,16 +94,7 @@ pub async fn list(
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::bad("limit", format!("give 1-{MAX_LIMIT}")));
     }
-    let csv = match q.format.as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(other) => {
-            return Err(ApiError::bad(
-                "format",
-                format!("`{other}` is not json or csv"),
-            ))
-        }
-    };
+    let csv = wants_csv(q.format.as_deref())?;
     let entries = engine::audit::read_between(state.storage(), from, to, limit)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -124,47 +115,8 @@ pub async fn list(
             &v.outcome,
             v.detail.as_deref().unwrap_or(""),
         ];
-        out.push_str(&row.map(csv_cell).join(","));
+        out.push_str(&row.map(cell).join(","));
         out.push_str("\r\n");
     }
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"audit.csv\"",
-            ),
-        ],
-        out,
-    )
-        .into_response())
-}
-
-/// One CSV cell (RFC 4180 quoting). A cell a spreadsheet would take for a formula (`=`,
-/// `+`, `-`, `@` first) is prefixed with `'`: the log holds text that callers chose.
-pub(crate) fn csv_cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::csv_cell;
-
-    #[test]
-    fn csv_cells_are_quoted_and_formulas_defused() {
-        assert_eq!(csv_cell("plain"), "plain");
-        assert_eq!(csv_cell("a,b"), "\"a,b\"");
-        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(csv_cell("-1"), "'-1");
-    }
+    Ok(attachment("audit.csv", out))
 }

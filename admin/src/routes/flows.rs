@@ -92,7 +92,7 @@ impl From<engine::flows::ActiveFlow> for ActiveView {
     }
 }
 
-fn check_word(field: &str, v: &str) -> Result<(), ApiError> {
+pub(crate) fn check_word(field: &str, v: &str) -> Result<(), ApiError> {
     let ok = !v.is_empty()
         && v.len() <= 64
         && v.bytes()
@@ -194,12 +194,7 @@ pub async fn source(
     let UrlPath((name, version)) = p?;
     check_word("name", &name)?;
     check_word("version", &version)?;
-    match state
-        .flows()?
-        .store()
-        .version(&name, &version)
-        .await
-    {
+    match state.flows()?.store().version(&name, &version).await {
         Ok(Some(v)) => Ok(Json(SourceView {
             name: v.name,
             version: v.version,

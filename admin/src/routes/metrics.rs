@@ -5,7 +5,9 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
-use crate::metrics::{Exposition, Kind};
+use engine::acd::{AcdSnapshot, AgentState};
+
+use crate::metrics::{Exposition, Kind, Sample};
 use crate::state::AdminState;
 
 #[utoipa::path(get, path = "/metrics", tag = "metrics",
@@ -19,6 +21,10 @@ pub async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
         "Calls in progress on this node.",
         engine.active_calls() as f64,
     );
+    // Queues and agents, from the ACD's snapshot (absent on a witness).
+    if let Ok(snapshot) = engine.acd().await {
+        acd(&mut e, &snapshot);
+    }
 
     // Raft: term, how far the applied state trails the commit, the role.
     if let Ok(s) = state.node().status().await {
@@ -68,8 +74,7 @@ pub async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
         // Before the first recording the directory may not exist: its file system is the
         // data directory's.
         let free = tokio::task::spawn_blocking(move || {
-            engine::recording::free_bytes(&dir)
-                .or_else(|_| engine::recording::free_bytes(&data))
+            engine::recording::free_bytes(&dir).or_else(|_| engine::recording::free_bytes(&data))
         })
         .await;
         if let Ok(Ok(bytes)) = free {
@@ -88,4 +93,55 @@ pub async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
         )],
         e.finish(),
     )
+}
+
+/// Queue sizes and longest waits per queue; agents per state.
+fn acd(e: &mut Exposition, snapshot: &AcdSnapshot) {
+    let per_queue = |f: &dyn Fn(&engine::acd::QueueSnapshot) -> f64| -> Vec<Sample<'static>> {
+        snapshot
+            .queues
+            .iter()
+            .map(|q| (vec![("queue", q.id.as_str().to_string())], f(q)))
+            .collect()
+    };
+    e.family(
+        "svi_queue_calls_waiting",
+        Kind::Gauge,
+        "Calls waiting in the queue (callbacks included).",
+        &per_queue(&|q| f64::from(q.waiting)),
+    );
+    e.family(
+        "svi_queue_longest_wait_seconds",
+        Kind::Gauge,
+        "The longest current wait in the queue (0 when none waits).",
+        &per_queue(&|q| q.longest_wait.map_or(0.0, |d| d.as_secs_f64())),
+    );
+    let states = [
+        "logged_out",
+        "ready",
+        "not_ready",
+        "reserved",
+        "ringing",
+        "talking",
+        "wrap_up",
+    ];
+    let mut counts = [0u32; 7];
+    for a in &snapshot.agents {
+        let i = match a.state {
+            AgentState::LoggedOut => 0,
+            AgentState::Ready => 1,
+            AgentState::NotReady { .. } => 2,
+            AgentState::Reserved { .. } => 3,
+            AgentState::Ringing { .. } => 4,
+            AgentState::Talking { .. } => 5,
+            AgentState::WrapUp { .. } => 6,
+        };
+        counts[i] += 1;
+    }
+    let samples: Vec<Sample<'_>> = states
+        .iter()
+        .zip(counts)
+        .map(|(s, n)| (vec![("state", s.to_string())], f64::from(n)))
+        .collect();
+    e.family("svi_agents", Kind::Gauge, "Agents per state.", &samples);
 }

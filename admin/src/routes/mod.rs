@@ -1,13 +1,18 @@
 //! The router: one file per resource; every route passes the guard (`auth::guard`).
 
 pub mod audit;
+pub mod calls;
+mod csv;
+pub mod events;
 pub mod flows;
 pub mod ha;
 pub mod health;
 pub mod keys;
 pub mod metrics;
+pub mod queues;
 pub mod records;
 pub mod session;
+pub mod stats;
 pub mod users;
 
 use axum::http::{header, HeaderValue};
@@ -30,6 +35,16 @@ pub fn router(state: AdminState) -> Router {
                 .get(session::whoami)
                 .delete(session::logout),
         )
+        .route("/api/v1/queues", get(queues::queues))
+        .route("/api/v1/agents", get(queues::agents))
+        .route("/api/v1/agents/{id}/state", post(queues::set_state))
+        .route("/api/v1/calls", get(calls::list))
+        .route("/api/v1/calls/{id}", get(calls::one))
+        .route("/api/v1/calls/{id}/supervise", post(calls::supervise))
+        .route("/api/v1/calls/{id}/recording", post(calls::recording))
+        .route("/api/v1/calls/{id}/hangup", post(calls::hangup))
+        .route("/api/v1/events", get(events::feed))
+        .route("/api/v1/statistics", get(stats::statistics))
         .route("/api/v1/flows", get(flows::list).post(flows::upload))
         .route(
             "/api/v1/flows/{name}/versions/{version}",
