@@ -159,6 +159,13 @@ pub const ROUTES: &[RouteRule] = &[
     rule("POST", "/api/v1/flows/{name}/activate", Access::Roles(&[A])),
     rule("POST", "/api/v1/flows/{name}/rollback", Access::Roles(&[A])),
     audited("GET", "/api/v1/records", Access::Roles(&[A, S])),
+    audited("GET", "/api/v1/recordings", Access::Roles(&[A, S])),
+    audited("GET", "/api/v1/recordings/{call}", Access::Roles(&[A, S])),
+    audited(
+        "GET",
+        "/api/v1/recordings/{call}/audio",
+        Access::Roles(&[A, S]),
+    ),
     rule("GET", "/api/v1/ha", Access::Roles(&[A, S])),
     rule("POST", "/api/v1/ha/promote", Access::Roles(&[A])),
     audited("GET", "/api/v1/users", Access::Roles(&[A, U])),

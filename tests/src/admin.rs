@@ -111,6 +111,27 @@ impl Api {
         }
     }
 
+    /// A GET with an API key and an optional `Range` header: status, headers, body bytes.
+    pub async fn get_bytes(
+        &self,
+        path: &str,
+        key: &str,
+        range: Option<&str>,
+    ) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+        let mut req = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("authorization", format!("Bearer {key}"));
+        if let Some(r) = range {
+            req = req.header("range", r);
+        }
+        let resp = req.send().await.expect("admin API answers");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.expect("body").to_vec();
+        (status, headers, body)
+    }
+
     /// Subscribes to the server-sent events of `path` (`/api/v1/events`).
     pub async fn events(&self, path: &str, key: &str) -> Events {
         let resp = self

@@ -40,6 +40,7 @@ fn concrete(path: &str) -> String {
     path.replace("{name}", "nobody")
         .replace("{version}", "000000000000")
         .replace("{id}", "000000000000")
+        .replace("{call}", "000000000000")
 }
 
 fn is_write(method: &str) -> bool {

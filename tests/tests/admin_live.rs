@@ -3,7 +3,8 @@
 //! a sipp caller keys 2 and waits in `support`; `/api/v1/queues` and `/api/v1/calls` show
 //! it waiting, the event feed delivers the join; the supervisor makes the agent ready, the
 //! agent answers, and the feed delivers the answer. Each event must reach the feed within
-//! 1 s of the engine's own timestamp for it.
+//! 1 s of the engine's own timestamp for it. After the call, its recording is listed and
+//! sent whole and by byte range, each access audited.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -38,6 +39,7 @@ async fn a_queued_call_is_seen_waiting_and_its_join_and_answer_reach_the_feed_wi
     let data = dir.path().join("data");
     let key = create_key(&data, None, "supervisor", "wallboard");
     let agent_key = create_key(&data, None, "agent", "softphone");
+    let auditor = create_key(&data, None, "auditor", "audit");
     let engine = EngineProc::start(EngineOptions {
         data_dir: Some(data),
         ..EngineOptions::default()
@@ -248,4 +250,76 @@ async fn a_queued_call_is_seen_waiting_and_its_join_and_answer_reach_the_feed_wi
         })
         .await;
     assert!(ended.is_some(), "no call ended event");
+
+    // The call's recording: listed once the call has ended, sent whole or by byte range,
+    // to the roles that may hear it, and every access is in the audit log.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut every = tokio::time::interval(Duration::from_millis(100));
+    let entry = loop {
+        every.tick().await;
+        let list = api.get("/api/v1/recordings", Auth::Key(&key)).await;
+        assert_eq!(list.status, 200, "{}", list.text);
+        let found = list
+            .json
+            .as_array()
+            .and_then(|l| l.iter().find(|r| r["call"] == id.as_str()).cloned());
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no recording of {id}: {}",
+            list.text
+        );
+    };
+    let bytes = entry["bytes"].as_u64().expect("bytes");
+    assert!(bytes > 44, "{entry}");
+    let audio = format!("/api/v1/recordings/{id}/audio");
+    let (status, headers, whole) = api.get_bytes(&audio, &key, None).await;
+    assert_eq!((status, whole.len() as u64), (200, bytes), "{headers:?}");
+    assert_eq!(&whole[..4], b"RIFF");
+    assert_eq!(headers["content-type"], "audio/wav");
+    let (status, headers, head) = api.get_bytes(&audio, &key, Some("bytes=0-11")).await;
+    assert_eq!(status, 206, "{headers:?}");
+    assert_eq!(head, whole[..12]);
+    assert_eq!(
+        headers["content-range"],
+        format!("bytes 0-11/{bytes}").as_str()
+    );
+    let (status, _, tail) = api.get_bytes(&audio, &key, Some("bytes=-100")).await;
+    assert_eq!((status, &tail[..]), (206, &whole[whole.len() - 100..]));
+    let (status, headers, _) = api
+        .get_bytes(&audio, &key, Some(&format!("bytes={bytes}-")))
+        .await;
+    assert_eq!(status, 416, "{headers:?}");
+    assert_eq!(
+        headers["content-range"],
+        format!("bytes */{bytes}").as_str()
+    );
+    let (status, _, _) = api.get_bytes(&audio, &agent_key, None).await;
+    assert_eq!(status, 403);
+    let (status, _, _) = api
+        .get_bytes("/api/v1/recordings/0000000000000000/audio", &key, None)
+        .await;
+    assert_eq!(status, 404);
+    // Five reads of the file: four by the supervisor's key, one refused to the agent's.
+    let target = format!(",/api/v1/recordings/{id}/audio,");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let audit = loop {
+        every.tick().await;
+        let audit = api
+            .get("/api/v1/audit?format=csv", Auth::Key(&auditor))
+            .await;
+        assert_eq!(audit.status, 200, "{}", audit.text);
+        if audit.text.matches(&target).count() >= 5 || tokio::time::Instant::now() > deadline {
+            break audit.text;
+        }
+    };
+    let reads: Vec<&str> = audit.lines().filter(|l| l.contains(&target)).collect();
+    assert_eq!(reads.len(), 5, "{audit}");
+    assert_eq!(
+        reads.iter().filter(|l| l.contains(",denied,")).count(),
+        2,
+        "{audit}"
+    );
 }

@@ -10,6 +10,7 @@ pub mod health;
 pub mod keys;
 pub mod metrics;
 pub mod queues;
+pub mod recordings;
 pub mod records;
 pub mod session;
 pub mod stats;
@@ -53,6 +54,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/flows/{name}/activate", post(flows::activate))
         .route("/api/v1/flows/{name}/rollback", post(flows::rollback))
         .route("/api/v1/records", get(records::search))
+        .route("/api/v1/recordings", get(recordings::list))
+        .route("/api/v1/recordings/{call}", get(recordings::one))
+        .route("/api/v1/recordings/{call}/audio", get(recordings::audio))
         .route("/api/v1/ha", get(ha::status))
         .route("/api/v1/ha/promote", post(ha::promote))
         .route("/api/v1/users", get(users::list).post(users::create))
