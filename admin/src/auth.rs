@@ -104,39 +104,23 @@ pub async fn guard(State(state): State<AdminState>, mut req: Request, next: Next
     if rule.access == Access::Open {
         return next.run(req).await;
     }
+    let trail = Trail {
+        state: &state,
+        rule,
+        target: &target,
+        peer: peer.as_ref(),
+    };
     let principal = match authenticate(&state, req.headers(), &method).await {
         Ok(Some(p)) => p,
         Ok(None) => return ApiError::Unauthenticated.into_response(),
-        Err((actor, e)) => {
-            record(
-                &state,
-                rule,
-                &actor,
-                &target,
-                peer.as_ref(),
-                Outcome::Denied,
-                Some(e.to_string()),
-            )
-            .await;
-            return e.into_response();
-        }
+        Err((actor, e)) => return trail.refuse(&actor, e).await,
     };
     if !rule.access.allows(principal.role) {
         let e = ApiError::Forbidden(format!(
             "the {} role may not {} {}",
             principal.role, rule.method, rule.path
         ));
-        record(
-            &state,
-            rule,
-            &principal.actor,
-            &target,
-            peer.as_ref(),
-            Outcome::Denied,
-            Some(e.to_string()),
-        )
-        .await;
-        return e.into_response();
+        return trail.refuse(&principal.actor, e).await;
     }
     let actor = principal.actor.clone();
     let write = method != Method::GET && method != Method::HEAD;
@@ -146,20 +130,7 @@ pub async fn guard(State(state): State<AdminState>, mut req: Request, next: Next
         let (parts, body) = req.into_parts();
         let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
             Ok(b) => b,
-            Err(_) => {
-                let e = ApiError::TooLarge(MAX_BODY);
-                record(
-                    &state,
-                    rule,
-                    &actor,
-                    &target,
-                    peer.as_ref(),
-                    Outcome::Denied,
-                    Some(e.to_string()),
-                )
-                .await;
-                return e.into_response();
-            }
+            Err(_) => return trail.refuse(&actor, ApiError::TooLarge(MAX_BODY)).await,
         };
         req = Request::from_parts(parts, axum::body::Body::from(bytes));
     }
@@ -175,18 +146,32 @@ pub async fn guard(State(state): State<AdminState>, mut req: Request, next: Next
             Outcome::Failed
         };
         let detail = (!status.is_success()).then(|| status.to_string());
-        record(
-            &state,
-            rule,
-            &actor,
-            &target,
-            peer.as_ref(),
-            outcome,
-            detail,
-        )
-        .await;
+        trail.write(&actor, outcome, detail).await;
     }
     response
+}
+
+/// The audit entries of one request: the route, the path and the caller's address are
+/// known once; who and the outcome vary.
+struct Trail<'a> {
+    state: &'a AdminState,
+    rule: &'static RouteRule,
+    target: &'a str,
+    peer: Option<&'a Peer>,
+}
+
+impl Trail<'_> {
+    async fn write(&self, actor: &str, outcome: Outcome, detail: Option<String>) {
+        let t = self;
+        record(t.state, t.rule, actor, t.target, t.peer, outcome, detail).await;
+    }
+
+    /// Writes the refusal `e` of `actor`'s request and answers it.
+    async fn refuse(&self, actor: &str, e: ApiError) -> Response {
+        self.write(actor, Outcome::Denied, Some(e.to_string()))
+            .await;
+        e.into_response()
+    }
 }
 
 /// `Ok(None)`: no credentials at all. `Err((actor, why))`: credentials that fail.
