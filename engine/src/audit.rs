@@ -8,7 +8,7 @@
 //! share a key, so an entry is never overwritten. [`read`] lists them by time.
 //!
 //! Entries are records, not log lines: the origin may hold a caller's number (who asked a
-//! door to open matters to security), so `Debug` redacts it like [`crate::pii::Pii`].
+//! door to open matters to security), so `Debug` redacts it like [`pii::Pii`].
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,7 +103,8 @@ impl AuditLog {
     }
 
     /// Writes `entry` (its `node` set to this node's) and returns its key once the writer
-    /// has taken it (with HA, queued for the replicated log and retried until committed).
+    /// has it durably (committed, or kept on disk until it can be; readers may see it a
+    /// moment later).
     pub async fn append(&self, mut entry: AuditEntry) -> Result<String, AuditError> {
         entry.node = self.node.clone();
         let key = format!(
@@ -117,7 +118,7 @@ impl AuditLog {
         self.writer
             .put_doc(COLLECTION.to_string(), key.clone(), value)
             .await
-            .map_err(AuditError::Write)?;
+            .map_err(|e| AuditError::Write(e.to_string()))?;
         Ok(key)
     }
 }
