@@ -189,6 +189,8 @@ impl From<HandleError> for ApiError {
                     Missing::Agent => "agent",
                     Missing::Queue => "queue",
                     Missing::AgentCall => "call or agent on a call",
+                    Missing::Flow => "flow",
+                    Missing::FlowVersion => "flow version",
                 },
                 id,
             },
@@ -202,6 +204,9 @@ impl From<HandleError> for ApiError {
             },
             HandleError::Unavailable { .. } => ApiError::Unavailable(e.to_string()),
             HandleError::BadRequest { reason } => ApiError::bad("body", reason),
+            HandleError::InvalidFlow { diagnostics, .. } => {
+                ApiError::InvalidFlow(diagnostics.iter().map(DiagnosticView::from).collect())
+            }
         }
     }
 }

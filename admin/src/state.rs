@@ -105,11 +105,6 @@ impl AdminState {
         }
     }
 
-    /// Flow versions (list, install, activate, roll back), through the engine's handle.
-    pub fn flows(&self) -> Result<&engine::flows::FlowSync, ApiError> {
-        Ok(self.engine().flows()?)
-    }
-
     /// An engine handle error as the API answers it; `NotActive` with the active node's SIP
     /// address.
     pub async fn handle_error(&self, e: engine::handle::HandleError) -> ApiError {

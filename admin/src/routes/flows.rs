@@ -1,5 +1,5 @@
 //! Flows (list and versions: admin, supervisor; changes: admin): versions are replicated
-//! data (`engine::flows::FlowSync`); an upload is checked first and refused with the
+//! data, reached through the engine handle's flow commands; an upload is checked first and refused with the
 //! checker's line/column diagnostics; activate a version, or roll back to the previous one.
 
 use std::collections::BTreeMap;
@@ -9,14 +9,13 @@ use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::Json;
-use engine::flows::{FlowStoreError, FlowVersion};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, DiagnosticView, ErrorBody};
 use crate::state::AdminState;
 
 /// Longest flow source accepted (bytes).
-const MAX_SOURCE: usize = 512 * 1024;
+const MAX_SOURCE: usize = engine::handle::MAX_FLOW_SOURCE;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FlowView {
@@ -107,70 +106,33 @@ pub(crate) fn check_word(field: &str, v: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn flow_error(state: &AdminState, e: FlowStoreError) -> ApiError {
-    match e {
-        FlowStoreError::Invalid { diagnostics, .. } => {
-            ApiError::InvalidFlow(diagnostics.iter().map(DiagnosticView::from).collect())
-        }
-        FlowStoreError::UnknownFlow(n) => ApiError::NotFound {
-            what: "flow",
-            id: n,
-        },
-        FlowStoreError::UnknownVersion { name, version } => ApiError::NotFound {
-            what: "flow version",
-            id: format!("{name}/{version}"),
-        },
-        FlowStoreError::NoPrevious(_) => ApiError::Conflict(e.to_string()),
-        FlowStoreError::NotActive => {
-            let role = state.node().role().borrow().to_string();
-            let leader = state.node().status().await.ok().and_then(|s| s.leader);
-            state.not_active(role, leader).await
-        }
-        FlowStoreError::NotApplied(_) => ApiError::Unavailable(e.to_string()),
-        other => ApiError::Internal(other.to_string()),
-    }
-}
-
 #[utoipa::path(get, path = "/api/v1/flows", tag = "flows",
     responses((status = 200, body = [FlowView]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(State(state): State<AdminState>) -> Result<Json<Vec<FlowView>>, ApiError> {
-    let flows = state.flows()?;
-    let versions = match flows.versions(None).await {
-        Ok(v) => v,
-        Err(e) => return Err(flow_error(&state, e).await),
-    };
-    let active = match flows.active().await {
-        Ok(a) => a,
-        Err(e) => return Err(flow_error(&state, e).await),
+    let engine = state.engine();
+    let listed = match engine.flow_list().await {
+        Ok(l) => l,
+        Err(e) => return Err(state.handle_error(e).await),
     };
     let mut by_name: BTreeMap<String, FlowView> = BTreeMap::new();
-    for name in state.engine().flow_names()? {
+    for name in engine.flow_names()? {
         by_name.insert(name.clone(), view(name));
     }
-    for v in versions {
-        let FlowVersion {
-            name,
-            version,
-            file,
-            installed_at,
-            ..
-        } = v;
-        by_name
-            .entry(name.clone())
-            .or_insert_with(|| view(name))
-            .versions
-            .push(VersionView {
-                version,
-                file,
-                installed_at,
-            });
-    }
-    for a in active {
+    for l in listed {
         let f = by_name
-            .entry(a.name.clone())
-            .or_insert_with(|| view(a.name.clone()));
-        f.active_version = Some(a.version);
-        f.activated_at = Some(a.activated_at);
+            .entry(l.name.clone())
+            .or_insert_with(|| view(l.name.clone()));
+        f.active_version = l.active;
+        f.activated_at = l.activated_at;
+        f.versions = l
+            .versions
+            .into_iter()
+            .map(|v| VersionView {
+                version: v.version,
+                file: v.file,
+                installed_at: v.installed_at,
+            })
+            .collect();
     }
     Ok(Json(by_name.into_values().collect()))
 }
@@ -194,17 +156,13 @@ pub async fn source(
     let UrlPath((name, version)) = p?;
     check_word("name", &name)?;
     check_word("version", &version)?;
-    match state.flows()?.store().version(&name, &version).await {
-        Ok(Some(v)) => Ok(Json(SourceView {
+    match state.engine().flow_source(&name, &version).await {
+        Ok(v) => Ok(Json(SourceView {
             name: v.name,
             version: v.version,
             source: v.source,
         })),
-        Ok(None) => Err(ApiError::NotFound {
-            what: "flow version",
-            id: format!("{name}/{version}"),
-        }),
-        Err(e) => Err(flow_error(&state, e).await),
+        Err(e) => Err(state.handle_error(e).await),
     }
 }
 
@@ -224,8 +182,8 @@ pub async fn upload(
         ));
     }
     match state
-        .flows()?
-        .install(&u.source, Path::new("api"), u.activate)
+        .engine()
+        .flow_install(&u.source, Path::new("api"), u.activate)
         .await
     {
         Ok(i) => Ok((
@@ -237,7 +195,7 @@ pub async fn upload(
                 active: i.active,
             }),
         )),
-        Err(e) => Err(flow_error(&state, e).await),
+        Err(e) => Err(state.handle_error(e).await),
     }
 }
 
@@ -253,9 +211,9 @@ pub async fn activate(
     let Json(a) = body?;
     check_word("name", &name)?;
     check_word("version", &a.version)?;
-    match state.flows()?.activate(&name, &a.version).await {
+    match state.engine().flow_activate(&name, &a.version).await {
         Ok(active) => Ok(Json(active.into())),
-        Err(e) => Err(flow_error(&state, e).await),
+        Err(e) => Err(state.handle_error(e).await),
     }
 }
 
@@ -269,8 +227,8 @@ pub async fn rollback(
 ) -> Result<Json<ActiveView>, ApiError> {
     let UrlPath(name) = name?;
     check_word("name", &name)?;
-    match state.flows()?.rollback(&name).await {
+    match state.engine().flow_rollback(&name).await {
         Ok(active) => Ok(Json(active.into())),
-        Err(e) => Err(flow_error(&state, e).await),
+        Err(e) => Err(state.handle_error(e).await),
     }
 }

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{EngineHandle, HandleError, Missing, Part};
-use crate::flows::{ActiveFlow, FlowStoreError, Installed};
+use crate::flows::{ActiveFlow, FlowStoreError, FlowVersion, Installed};
 
 /// The largest flow source accepted (a flow is a few kilobytes of YAML).
 pub const MAX_FLOW_SOURCE: usize = 512 * 1024;
@@ -90,6 +90,18 @@ impl EngineHandle {
             });
         }
         Ok(flows.into_values().collect())
+    }
+
+    /// One installed version of a flow, with its source.
+    pub async fn flow_source(&self, name: &str, version: &str) -> Result<FlowVersion, HandleError> {
+        let sync = &self.engine()?.flow_sync;
+        match self.flow_result(sync.store().version(name, version).await).await? {
+            Some(v) => Ok(v),
+            None => Err(HandleError::NotFound {
+                what: Missing::FlowVersion,
+                id: format!("{name} {version}"),
+            }),
+        }
     }
 
     /// Checks `source` against this engine (prompts, queues, connectors) and installs it as
