@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ApiError, DiagnosticView, ErrorBody};
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AdminState;
 
 /// Longest flow source accepted (bytes).

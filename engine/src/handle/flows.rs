@@ -95,7 +95,10 @@ impl EngineHandle {
     /// One installed version of a flow, with its source.
     pub async fn flow_source(&self, name: &str, version: &str) -> Result<FlowVersion, HandleError> {
         let sync = &self.engine()?.flow_sync;
-        match self.flow_result(sync.store().version(name, version).await).await? {
+        match self
+            .flow_result(sync.store().version(name, version).await)
+            .await?
+        {
             Some(v) => Ok(v),
             None => Err(HandleError::NotFound {
                 what: Missing::FlowVersion,
