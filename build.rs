@@ -26,10 +26,21 @@ fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    // Read when the script runs, not when it was compiled: worktrees sharing a target
+    // directory share this compiled script (cargo hashes workspace paths relative to the
+    // workspace), and a path baked in at compile time would name another checkout.
+    let manifest_dir =
+        std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR is set by cargo");
+    let root = Path::new(&manifest_dir).join("samples");
     println!("cargo:rerun-if-changed=samples");
     let mut files = Vec::new();
     walk(&root, &root, &mut files);
+    // A binary without its default configuration would start nowhere: fail the build.
+    assert!(
+        files.iter().any(|f| f == "svi.toml"),
+        "{}: no svi.toml to embed",
+        root.display()
+    );
     let mut code = String::from("pub static FILES: &[(&str, &[u8])] = &[\n");
     for f in &files {
         let abs = root.join(f);
