@@ -8,7 +8,7 @@
 # The previous commit is built in its own worktree and target directory (PREV_TARGET,
 # default under the work directory; give an existing one to reuse it), or PREV_BIN names a
 # binary already built. The current one is this tree's (CUR_BIN, default target/$PROFILE/svi,
-# built if missing). PROFILE: release (default) or debug.
+# built, or brought up to date, by the script). PROFILE: release (default) or debug.
 #
 # The "PBX" sends one short call per second (sipp's built-in uac scenario) to node A, and to
 # node B when A refuses it or does not answer: what a PBX does with a primary and an
@@ -43,10 +43,14 @@ if [ -z "${PREV_BIN:-}" ]; then
   git worktree add --detach "$work/prev-src" "$FROM" >/dev/null
   target="${PREV_TARGET:-$work/prev-target}"
   (cd "$work/prev-src" && CARGO_TARGET_DIR="$target" cargo build $flag --bin svi --quiet)
-  PREV_BIN="$target/$PROFILE/svi"
+  # Copied out: PREV_TARGET may be this tree's own target, whose svi the next build replaces.
+  cp "$target/$PROFILE/svi" "$work/svi-prev"
+  PREV_BIN="$work/svi-prev"
 fi
-CUR_BIN="${CUR_BIN:-target/$PROFILE/svi}"
-[ -x "$CUR_BIN" ] || cargo build $flag --bin svi --quiet
+if [ -z "${CUR_BIN:-}" ]; then
+  cargo build $flag --bin svi --quiet
+  CUR_BIN="target/$PROFILE/svi"
+fi
 echo "from $prev_rev ($PREV_BIN) to $cur_rev ($CUR_BIN)"
 
 status() { "$CUR_BIN" ha status --json --data-dir "$1" 2>/dev/null || true; }
