@@ -91,6 +91,7 @@ fn init_logging(args: &LogArgs) {
 }
 
 async fn run_engine(config: EngineConfig) -> anyhow::Result<ExitCode> {
+    let stop = StopSignal::install();
     let cluster = crate::ha::ha_config(&config)?;
     let alarms = crate::ha::alarm_webhook(&config)?;
     if cluster.is_witness() {
@@ -116,6 +117,7 @@ async fn run_engine(config: EngineConfig) -> anyhow::Result<ExitCode> {
     // The pair's alarms (peer down, no quorum, lag) go to the engine's alarm board.
     let alarms = handle.alarms()?.clone();
     let health = pair.then(|| ha::health::spawn(node.clone(), alarms, health));
+    let admin = crate::admin::start(&admin_config, handle.clone(), node.clone(), writer).await?;
     let notify = crate::systemd::Notify::from_env().map(std::sync::Arc::new);
     let watchdog = notify.as_ref().and_then(|n| {
         n.send("READY=1");
@@ -125,8 +127,7 @@ async fn run_engine(config: EngineConfig) -> anyhow::Result<ExitCode> {
             crate::systemd::watchdog(n, period, || handle.alive()).await
         }))
     });
-    let admin = crate::admin::start(&admin_config, handle.clone(), node.clone(), writer).await?;
-    wait_for_signal().await;
+    stop.wait().await;
     tracing::info!("shutting down");
     admin.shutdown();
     if let Some(n) = &notify {
@@ -141,6 +142,7 @@ async fn run_engine(config: EngineConfig) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_witness(config: EngineConfig) -> anyhow::Result<ExitCode> {
+    let stop = StopSignal::install();
     let cluster = crate::ha::ha_config(&config)?;
     let _lock = engine::storage::DataDirLock::acquire(&config.data_dir)?;
     let node = crate::ha::witness(cluster, crate::ha::alarm_webhook(&config)?).await?;
@@ -156,7 +158,7 @@ async fn run_witness(config: EngineConfig) -> anyhow::Result<ExitCode> {
             || async { true },
         )))
     });
-    wait_for_signal().await;
+    stop.wait().await;
     if let Some(n) = &notify {
         n.send("STOPPING=1");
     }
@@ -167,24 +169,53 @@ async fn run_witness(config: EngineConfig) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and SIGINT, caught from the moment this is made: a stop asked while the engine
+/// is still starting (systemd, an operator, a test) is a clean stop, not the signal's
+/// default action.
+struct StopSignal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignal {
+    fn install() -> StopSignal {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            StopSignal {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        StopSignal {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        {
+            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            if self.term.is_none() && self.int.is_none() {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+            tokio::select! {
+                _ = recv(&mut self.term) => {}
+                _ = recv(&mut self.int) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
