@@ -236,14 +236,19 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> RpcResult<VoteResponse<NodeId>> {
+        let mine = rpc.last_log_id;
         let (reply, _) = self
             .call(&Request::Vote(rpc), &[], option.hard_ttl())
             .await
             .map_err(|e| self.rpc_err(e))?;
         match reply {
-            Reply::Vote(r) => {
-                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            Reply::Vote(Ok(r)) => {
+                if r.last_log_id > mine {
+                    self.net.state.longer_log_reported();
+                }
+                Ok(r)
             }
+            Reply::Vote(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
             _ => Err(self.rpc_err(CallError::Unexpected(self.target))),
         }
     }

@@ -133,6 +133,7 @@ pub(crate) struct NetState {
     auth_failures: tokio::sync::watch::Sender<u64>,
     // A std mutex around a plain value: held for one read or write, never across an await.
     last_leader_contact: Mutex<Option<Instant>>,
+    longer_log_reported: Mutex<Option<Instant>>,
 }
 
 impl NetState {
@@ -141,6 +142,7 @@ impl NetState {
             isolated: AtomicBool::new(false),
             auth_failures: tokio::sync::watch::channel(0).0,
             last_leader_contact: Mutex::new(None),
+            longer_log_reported: Mutex::new(None),
         }
     }
 
@@ -172,5 +174,17 @@ impl NetState {
     /// When a leader last sent entries, a heartbeat or a snapshot chunk to this node.
     pub(crate) fn last_leader_contact(&self) -> Option<Instant> {
         self.last_leader_contact.lock().ok().and_then(|t| *t)
+    }
+
+    pub(crate) fn longer_log_reported(&self) {
+        if let Ok(mut t) = self.longer_log_reported.lock() {
+            *t = Some(Instant::now());
+        }
+    }
+
+    /// When a voter last answered a vote request of this node with a longer log than the
+    /// one the request carried (so that voter, not this node, can be elected).
+    pub(crate) fn last_longer_log_report(&self) -> Option<Instant> {
+        self.longer_log_reported.lock().ok().and_then(|t| *t)
     }
 }
