@@ -177,3 +177,43 @@ fn serialise_then_parse_roundtrip() {
     assert_eq!(m.headers().vias(), again.headers().vias());
     assert_eq!(m.headers().cseq(), again.headers().cseq());
 }
+
+/// An OPTIONS with the given Call-ID and `vias` Via entries (one per line).
+fn options_with(call_id: &str, vias: usize) -> String {
+    let mut text = String::from("OPTIONS sip:ivr@127.0.0.1 SIP/2.0\r\n");
+    for i in 0..vias {
+        text.push_str(&format!(
+            "Via: SIP/2.0/UDP 192.0.2.{}:5060;branch=z9hG4bKcap{i}\r\n",
+            i % 250
+        ));
+    }
+    text.push_str(&format!(
+        "From: <sip:a@example.com>;tag=1\r\nTo: <sip:ivr@example.com>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    ));
+    text
+}
+
+#[test]
+fn call_id_length_and_via_count_are_capped() {
+    use sip::message::{ParseErrorKind, MAX_CALL_ID, MAX_VIAS};
+    let longest = "c".repeat(MAX_CALL_ID);
+    assert!(parse_datagram(options_with(&longest, MAX_VIAS).as_bytes()).is_ok());
+
+    let too_long = "c".repeat(MAX_CALL_ID + 1);
+    let e = parse_datagram(options_with(&too_long, 1).as_bytes()).expect_err("long Call-ID");
+    assert_eq!(e.kind, ParseErrorKind::CallIdTooLong(MAX_CALL_ID + 1));
+    assert_eq!(e.status(), 400);
+    assert!(e.request_headers.is_some(), "answerable with 400");
+
+    let e = parse_datagram(options_with("x", MAX_VIAS + 1).as_bytes()).expect_err("Vias");
+    assert_eq!(e.kind, ParseErrorKind::TooManyVias(MAX_VIAS + 1));
+    // Several entries on one line count as well.
+    let one_line = options_with("x", 1).replace(
+        "Via: SIP/2.0/UDP 192.0.2.0:5060;branch=z9hG4bKcap0",
+        &vec!["SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKl"; MAX_VIAS + 1]
+            .join(", ")
+            .replacen("SIP", "Via: SIP", 1),
+    );
+    let e = parse_datagram(one_line.as_bytes()).expect_err("Vias on one line");
+    assert_eq!(e.kind, ParseErrorKind::TooManyVias(MAX_VIAS + 1));
+}

@@ -4,17 +4,20 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use sip::endpoint::{EndpointConfig, EndpointStats, Peer, Transport};
+use sip::acl::{Acl, Network};
+use sip::endpoint::{EndpointConfig, Peer, Transport};
 use sip::message::{parse_datagram, HeaderName, Method, Request, Response, SipMessage, Uri};
-use sip::transport::{start, DriverConfig, SipEvent, SipHandle};
+use sip::transport::{start, DriverConfig, DriverStats, EdgeConfig, SipEvent, SipHandle};
 use tokio::net::UdpSocket;
 use tokio::time::{timeout, Instant};
 
 /// T1 of 40 ms: Timer F and Timer J (64 x T1) last 2.56 s, longer than one purge sweep (2 s).
 fn config() -> DriverConfig {
+    let edge = EdgeConfig {
+        allowed: Acl::new(vec![Network::parse("127.0.0.1/32").expect("net")]),
+        ..EdgeConfig::default()
+    };
     DriverConfig {
-        listen: "127.0.0.1:0".parse().expect("address"),
-        udp: true,
         tcp: false,
         endpoint: EndpointConfig {
             t1: Duration::from_millis(40),
@@ -22,6 +25,7 @@ fn config() -> DriverConfig {
             t4: Duration::from_millis(200),
             ..EndpointConfig::default()
         },
+        ..DriverConfig::new("127.0.0.1:0".parse().expect("address"), edge)
     }
 }
 
@@ -43,8 +47,8 @@ async fn stats_until(
     sip: &SipHandle,
     within: Duration,
     what: &str,
-    done: impl Fn(&EndpointStats) -> bool,
-) -> EndpointStats {
+    done: impl Fn(&DriverStats) -> bool,
+) -> DriverStats {
     let deadline = Instant::now() + within;
     loop {
         let stats = sip.stats().await.expect("driver running");
@@ -124,7 +128,7 @@ async fn call_ids_of_ended_transactions_are_dropped_and_live_ones_kept() {
         }
     }
     let peak = sip.stats().await.expect("stats");
-    assert!(peak.call_id_entries > N, "{peak:?}");
+    assert!(peak.endpoint.call_id_entries > N, "{peak:?}");
 
     // The lost request's transaction outlives a purge sweep and still reports its Call-ID.
     let timed_out = timeout(Duration::from_secs(10), async {
@@ -141,9 +145,10 @@ async fn call_ids_of_ended_transactions_are_dropped_and_live_ones_kept() {
 
     // Once every transaction has ended, the driver keeps nothing for them.
     let after = stats_until(&sip, Duration::from_secs(10), "tables emptied", |s| {
+        let s = &s.endpoint;
         s.server_transactions == 0 && s.client_transactions == 0 && s.call_id_entries == 0
     })
     .await;
-    assert!(after.table_room <= 4 * 1024, "{after:?}");
+    assert!(after.endpoint.table_room <= 4 * 1024, "{after:?}");
     sip.shutdown();
 }

@@ -46,12 +46,27 @@ pub use routing::NextHop;
 pub enum Transport {
     Udp,
     Tcp,
+    Tls,
 }
 
 impl Transport {
     /// Reliable transports skip retransmissions and linger timers (RFC 3261 §17).
     pub fn is_reliable(self) -> bool {
-        matches!(self, Transport::Tcp)
+        matches!(self, Transport::Tcp | Transport::Tls)
+    }
+
+    /// A stream (one connection per peer, responses on the request's connection).
+    pub fn is_stream(self) -> bool {
+        self.is_reliable()
+    }
+
+    /// The `transport` URI parameter naming it (`None` for UDP, the default).
+    pub fn uri_param(self) -> Option<&'static str> {
+        match self {
+            Transport::Udp => None,
+            Transport::Tcp => Some("tcp"),
+            Transport::Tls => Some("tls"),
+        }
     }
 
     /// The transport token of a Via header.
@@ -59,6 +74,7 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
     }
 }

@@ -75,7 +75,7 @@ pub(crate) fn stamp_received(headers: &mut Headers, from: Peer, force_rport: boo
         *headers = replace_first(headers, &HeaderName::Via, line);
     }
     match from.transport {
-        Transport::Tcp => from,
+        Transport::Tcp | Transport::Tls => from,
         Transport::Udp if wants_rport => from,
         Transport::Udp => Peer {
             transport: Transport::Udp,
@@ -91,7 +91,7 @@ pub struct NextHop {
     pub host: String,
     pub port: Option<u16>,
     pub transport: Transport,
-    /// `sips:` or `transport=tls`: needs TLS, which the driver does not offer yet.
+    /// `sips:` or `transport=tls`: sent over TLS.
     pub secure: bool,
 }
 
@@ -102,8 +102,8 @@ impl NextHop {
         let transport_param = sip.transport();
         let secure = sip.secure || transport_param.as_deref() == Some("tls");
         let transport = match transport_param.as_deref() {
-            Some("tcp") | Some("tls") => Transport::Tcp,
-            _ if sip.secure => Transport::Tcp,
+            _ if secure => Transport::Tls,
+            Some("tcp") => Transport::Tcp,
             _ => Transport::Udp,
         };
         let host = match sip.param("maddr").flatten() {

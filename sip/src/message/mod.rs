@@ -18,7 +18,9 @@ mod uri;
 pub use header::{Header, HeaderName, Headers};
 pub use method::Method;
 pub use msg::{reason_phrase, Request, Response, SipMessage};
-pub use parse::{parse_datagram, stream_frame_len, ParseError, ParseErrorKind, MAX_HEAD};
+pub use parse::{
+    parse_datagram, stream_frame_len, stream_message_len, ParseError, ParseErrorKind, MAX_CALL_ID, MAX_HEAD, MAX_VIAS,
+};
 pub use scan::split_commas;
 pub use typed::{CSeq, HeaderError, NameAddr, Params, Via, MAGIC_COOKIE};
 pub use uri::{split_host_port, valid_host, SipUri, Uri, UriError};

@@ -19,6 +19,15 @@ use super::uri::{Uri, UriError};
 /// datagram or by Content-Length on streams.
 pub const MAX_HEAD: usize = 64 * 1024;
 
+/// Longest Call-ID accepted. RFC 3261 sets no limit; real ones are under 100 bytes (the
+/// longest in the RFC 4475 corpus, `longreq`, has 142). A cap keeps the tables that are keyed
+/// by Call-ID from holding kilobytes per entry for an attacker.
+pub const MAX_CALL_ID: usize = 256;
+
+/// Most Via entries accepted: more than Max-Forwards' usual 70 hops means a loop or an
+/// attack (`longreq` has 34).
+pub const MAX_VIAS: usize = 70;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseErrorKind {
     #[error("empty message")]
@@ -53,6 +62,10 @@ pub enum ParseErrorKind {
     BodyTooShort { declared: usize, available: usize },
     #[error("invalid Call-ID `{0}`")]
     BadCallId(String),
+    #[error("Call-ID of {0} bytes is longer than {MAX_CALL_ID}")]
+    CallIdTooLong(usize),
+    #[error("{0} Via entries are more than {MAX_VIAS}")]
+    TooManyVias(usize),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -201,13 +214,19 @@ fn check_common(headers: &Headers) -> Result<CSeq, ParseErrorKind> {
     let call_id = headers
         .call_id()
         .ok_or(ParseErrorKind::MissingHeader("Call-ID"))?;
+    if call_id.len() > MAX_CALL_ID {
+        return Err(ParseErrorKind::CallIdTooLong(call_id.len()));
+    }
     if call_id.is_empty() || call_id.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(ParseErrorKind::BadCallId(call_id.to_string()));
     }
     if headers.get(&HeaderName::Via).is_none() {
         return Err(ParseErrorKind::MissingHeader("Via"));
     }
-    headers.vias()?;
+    let vias = headers.vias()?.len();
+    if vias > MAX_VIAS {
+        return Err(ParseErrorKind::TooManyVias(vias));
+    }
     if headers.get(&HeaderName::From).is_none() {
         return Err(ParseErrorKind::MissingHeader("From"));
     }
@@ -334,6 +353,13 @@ pub fn parse_datagram(buf: &[u8]) -> Result<SipMessage, ParseError> {
 /// keep-alives included), or `None` when more bytes are needed. Content-Length is mandatory
 /// on streams (RFC 3261 §18.3); its absence counts as zero.
 pub fn stream_frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
+    Ok(stream_message_len(buf)?.filter(|total| buf.len() >= *total))
+}
+
+/// For stream transports: the length the first message in `buf` will have (leading CRLF
+/// keep-alives included) as soon as its head is complete, whether or not its body has
+/// arrived; `None` while the head is incomplete.
+pub fn stream_message_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
     let skip = skip_leading_crlf(buf);
     let rest = &buf[skip..];
     if rest.is_empty() {
@@ -352,6 +378,5 @@ pub fn stream_frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
         .content_length()
         .map_err(|e| ParseError::bare(e.into()))?
         .unwrap_or(0);
-    let total = skip + body_offset + len;
-    Ok((buf.len() >= total).then_some(total))
+    Ok(Some(skip + body_offset + len))
 }

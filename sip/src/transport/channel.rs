@@ -3,6 +3,9 @@
 //! [`ChannelWire`] the owner holds instead of sockets. Its clock is tokio's, so under
 //! `tokio::time::pause` transactions retransmit and time out in virtual time: an engine and
 //! its peers in one test process, whole calls in milliseconds.
+//!
+//! It has no allow-list, no streams and no TLS: the test network holds only the test's own
+//! endpoints, and the edge is tested over real sockets (`sip/tests/edge.rs`).
 
 use std::net::SocketAddr;
 
@@ -12,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::call_ids::CallIds;
-use super::{SipCommand, SipEvent, SipHandle};
+use super::{DriverStats, SipCommand, SipEvent, SipHandle};
 use crate::endpoint::{Endpoint, EndpointConfig, Peer};
 
 /// A datagram on the wire: who sent it (inbound) or where it goes (outbound).
@@ -53,6 +56,7 @@ pub fn start(
     let handle = SipHandle {
         commands: cmd_tx,
         local,
+        tls: None,
     };
     (handle, ev_rx, task, ChannelWire { outbound, inbound })
 }
@@ -92,7 +96,10 @@ impl ChannelDriver {
                         if let Some(SipCommand::Stats { reply }) =
                             self.ids.command(&mut self.endpoint, now(), cmd)
                         {
-                            let _ = reply.send(self.ids.stats(&self.endpoint));
+                            let _ = reply.send(DriverStats {
+                                endpoint: self.ids.stats(&self.endpoint),
+                                ..DriverStats::default()
+                            });
                         }
                     }
                 },
