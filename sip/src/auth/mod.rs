@@ -22,12 +22,15 @@
 //! - [`server`]: [`DigestServer`] issues stateless nonces (`timestamp.counter.HMAC`) and checks
 //!   credentials against a password or a stored HA1, with the time as an input (`now`, unix
 //!   seconds) so expiry is tested without clocks.
+//! - [`guard`]: [`AuthGuard`] counts failures per source and per user and bans, doubling,
+//!   with the time as an input.
 //!
 //! Usernames are not written into error messages (they may be extensions or phone numbers);
 //! they are in typed fields for the caller to log through its redaction policy.
 
 pub mod client;
 pub mod digest;
+pub mod guard;
 pub mod header;
 pub mod round;
 pub mod scan;
@@ -37,6 +40,7 @@ pub use client::{
     authorize, cnonce_from, random_cnonce, select_challenge, Authorization, ChallengeKind,
     DigestClient, DigestRequest,
 };
+pub use guard::{AuthGuard, BanPolicy, GuardStats};
 pub use header::{parse_challenges, parse_credentials, Algorithm, Challenge, Credentials, Qop};
 pub use round::{authorize_request, ChallengeRound};
 pub use server::{DigestServer, UserSecret};

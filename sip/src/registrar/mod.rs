@@ -4,11 +4,18 @@
 //!
 //! Time comes in twice: `now` (monotonic) for binding expiry, `unix_now` (seconds) for the
 //! digest server's stateless nonces.
+//!
+//! An unknown user and a wrong password get the same answer (a new challenge), through the
+//! same code: an unknown user is checked against a random secret no one can know, so not
+//! even the time taken tells them apart (RFC 3261 §22.1 leaves the choice; enumeration tools
+//! such as `svwar` rely on the difference). [`Registration::auth`] tells the caller what the
+//! credentials were worth, for its brute-force guard (`crate::auth::guard`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::auth::{Algorithm, AuthError, DigestRequest, DigestServer, UserSecret};
+use crate::endpoint::Peer;
 use crate::message::{HeaderName, NameAddr, Request, Response, Uri};
 
 /// Lifetime granted when the phone asks for none.
@@ -22,6 +29,13 @@ pub const MAX_EXPIRES: u32 = 7200;
 pub struct Binding {
     pub contact: Uri,
     pub expires_at: Instant,
+    /// For a REGISTER that came over TCP or TLS: the connection it came on, as a URI. A
+    /// phone on a stream is reached back on its own connection (RFC 5626 §5.3, RFC 5923):
+    /// the port in its Contact is often not listening, and over TLS a phone rarely holds a
+    /// certificate to accept a connection with.
+    reach: Option<Uri>,
+    /// The address the REGISTER came from.
+    source: std::net::IpAddr,
     call_id: String,
     cseq: u32,
 }
@@ -40,9 +54,31 @@ pub enum BindingChange {
     },
 }
 
+/// What the credentials of a REGISTER were worth.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// None for our realm, or not answering one of our live nonces: challenged, nothing
+    /// was checked.
+    Challenged,
+    /// Checked and wrong (wrong password, unknown user, a replay, another user's address of
+    /// record). `user` is the username the credentials gave.
+    Failed { user: String },
+    Passed { user: String },
+}
+
+/// The answer to a REGISTER and what it changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub response: Response,
+    pub change: BindingChange,
+    pub auth: AuthOutcome,
+}
+
 pub struct Registrar {
     auth: DigestServer,
     bindings: HashMap<String, Vec<Binding>>,
+    /// The secret unknown users are checked against (random, never shown).
+    unknown_user_secret: String,
 }
 
 impl std::fmt::Debug for Registrar {
@@ -57,62 +93,98 @@ fn respond(req: &Request, status: u16) -> Response {
     Response::for_request(req, status)
 }
 
+/// What a digest check of a request came to: the authenticated user, or the answer to send
+/// (a fresh challenge) and what the credentials were worth.
+pub fn verify_digest<F>(
+    server: &mut DigestServer,
+    unknown_user_secret: &str,
+    unix_now: u64,
+    req: &Request,
+    secret: F,
+) -> Result<String, (Response, AuthOutcome)>
+where
+    F: Fn(&str) -> Option<String>,
+{
+    let authorizations: Vec<&str> = req.headers.get_all(&HeaderName::Authorization).collect();
+    let uri = req.uri.to_string();
+    let dreq = DigestRequest {
+        method: req.method.as_str(),
+        uri: &uri,
+        body: None,
+    };
+    let checked = server.verify(&authorizations, &dreq, unix_now, |u: &str, _| {
+        Some(UserSecret::Password(
+            secret(u).unwrap_or_else(|| unknown_user_secret.to_string()),
+        ))
+    });
+    let e = match checked {
+        Ok(user) => return Ok(user),
+        Err(e) => e,
+    };
+    let outcome = match &e {
+        AuthError::UnknownUser { username }
+        | AuthError::BadResponse { username }
+        | AuthError::NonceReplay { username, .. } => AuthOutcome::Failed {
+            user: username.clone(),
+        },
+        _ => AuthOutcome::Challenged,
+    };
+    let stale = matches!(e, AuthError::StaleNonce { .. });
+    let mut r = respond(req, 401);
+    for c in server.challenges(unix_now, stale) {
+        r.headers.push(HeaderName::WwwAuthenticate, c.to_string());
+    }
+    Err((r, outcome))
+}
+
+/// A secret for unknown users: random, so that no password matches it.
+pub fn unknown_user_secret() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
 impl Registrar {
     /// `realm` names the protection domain in challenges; `key` signs nonces (keep it
-    /// secret, share it between the nodes of a pair so either can check the other's nonces).
-    pub fn new(realm: &str, key: &[u8]) -> Self {
-        // MD5 first: many desk phones (and sipp) answer only the first challenge and know
-        // only MD5; clients that support SHA-256 (RFC 8760) pick it from the second.
-        let auth = DigestServer::new(realm, key.to_vec())
-            .with_algorithms(vec![Algorithm::Md5, Algorithm::Sha256]);
+    /// secret, share it between the nodes of a pair so either can check the other's nonces);
+    /// `algorithms` are offered in this order (RFC 8760 §2.4: most preferred first) and the
+    /// only ones accepted.
+    pub fn new(realm: &str, key: &[u8], algorithms: Vec<Algorithm>) -> Self {
+        let auth = DigestServer::new(realm, key.to_vec()).with_algorithms(algorithms);
         Registrar {
             auth,
             bindings: HashMap::new(),
+            unknown_user_secret: unknown_user_secret(),
         }
     }
 
-    /// Handles one REGISTER. `secret` gives the password of a known user (None: unknown).
-    pub fn handle<F>(
+    /// Handles one REGISTER that came from `source`. `secret` gives the password of a known
+    /// user (None: unknown); `on_call` whether a user is on a call now.
+    pub fn handle<F, B>(
         &mut self,
         now: Instant,
         unix_now: u64,
         req: &Request,
+        source: Peer,
         secret: F,
-    ) -> (Response, BindingChange)
+        on_call: B,
+    ) -> Registration
     where
         F: Fn(&str) -> Option<String>,
+        B: Fn(&str) -> bool,
     {
-        let authorizations: Vec<&str> = req.headers.get_all(&HeaderName::Authorization).collect();
-        let uri = req.uri.to_string();
-        let dreq = DigestRequest {
-            method: "REGISTER",
-            uri: &uri,
-            body: None,
+        let refused = |response, auth| Registration {
+            response,
+            change: BindingChange::None,
+            auth,
         };
-        let user = match self.auth.verify(
-            &authorizations,
-            &dreq,
+        let user = match verify_digest(
+            &mut self.auth,
+            &self.unknown_user_secret,
             unix_now,
-            |u: &str, _: &Algorithm| secret(u).map(UserSecret::Password),
+            req,
+            secret,
         ) {
             Ok(user) => user,
-            Err(e) => {
-                let stale = matches!(e, AuthError::StaleNonce { .. });
-                let mut r = respond(
-                    req,
-                    if matches!(e, AuthError::UnknownUser { .. }) {
-                        403
-                    } else {
-                        401
-                    },
-                );
-                if r.status == 401 {
-                    for c in self.auth.challenges(unix_now, stale) {
-                        r.headers.push(HeaderName::WwwAuthenticate, c.to_string());
-                    }
-                }
-                return (r, BindingChange::None);
-            }
+            Err((response, auth)) => return refused(response, auth),
         };
         // The authenticated user may only register its own address of record.
         let aor_user = req
@@ -121,8 +193,37 @@ impl Registrar {
             .ok()
             .and_then(|t| t.uri.user().map(str::to_string));
         if aor_user.as_deref() != Some(user.as_str()) {
-            return (respond(req, 403), BindingChange::None);
+            return refused(respond(req, 403), AuthOutcome::Failed { user });
         }
+        let busy = on_call(&user);
+        let (response, change) = self.bind(now, req, source, user.clone(), busy);
+        Registration {
+            response,
+            change,
+            auth: AuthOutcome::Passed { user },
+        }
+    }
+
+    /// Updates the bindings of an authenticated `user` (RFC 3261 §10.3 steps 6 to 8).
+    fn bind(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        source: Peer,
+        user: String,
+        on_call: bool,
+    ) -> (Response, BindingChange) {
+        let reach = source.transport.uri_param().and_then(|t| {
+            let host = match source.addr.ip() {
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                v4 => v4.to_string(),
+            };
+            Uri::parse(&format!(
+                "sip:{user}@{host}:{};transport={t}",
+                source.addr.port()
+            ))
+            .ok()
+        });
         let Some(call_id) = req.headers.call_id().map(str::to_string) else {
             return (respond(req, 400), BindingChange::None);
         };
@@ -139,6 +240,23 @@ impl Registrar {
             Err(_) => return (respond(req, 400), BindingChange::None),
         };
         let had = self.live(&user, now) > 0;
+        // A user on a call keeps its phone: a REGISTER from an address none of its live
+        // bindings came from may not add, move or remove bindings until the call ends
+        // (else the next calls, or this one's end, would go to whoever sent it).
+        if on_call
+            && had
+            && !self
+                .bindings
+                .get(&user)
+                .is_some_and(|l| l.iter().any(|b| b.expires_at > now && b.source == source.addr.ip()))
+        {
+            let mut r = respond(req, 403);
+            r.headers.push(
+                HeaderName::Warning,
+                "399 svi \"on a call from another device\"",
+            );
+            return (r, BindingChange::None);
+        }
         if star {
             // `Contact: *` is only valid alone and with Expires: 0 (§10.3 step 6).
             if !contacts.is_empty() || header_expires != Some(0) {
@@ -174,6 +292,8 @@ impl Registrar {
                 if asked > 0 {
                     list.push(Binding {
                         contact: c.uri,
+                        reach: reach.clone(),
+                        source: source.addr.ip(),
                         expires_at: now + Duration::from_secs(asked.into()),
                         call_id: call_id.clone(),
                         cseq: cseq.seq,
@@ -208,7 +328,8 @@ impl Registrar {
             .unwrap_or(0)
     }
 
-    /// Where `user` can be reached now (newest binding first).
+    /// Where `user` can be reached now (newest binding first): the Contact, or for a phone
+    /// on a stream its connection.
     pub fn contacts(&self, user: &str, now: Instant) -> Vec<Uri> {
         let mut list: Vec<&Binding> = self
             .bindings
@@ -218,7 +339,9 @@ impl Registrar {
             .filter(|b| b.expires_at > now)
             .collect();
         list.sort_by_key(|b| std::cmp::Reverse(b.expires_at));
-        list.into_iter().map(|b| b.contact.clone()).collect()
+        list.into_iter()
+            .map(|b| b.reach.clone().unwrap_or_else(|| b.contact.clone()))
+            .collect()
     }
 
     /// Every live binding of `user` with its expiry (to replicate it to another node).
@@ -288,122 +411,4 @@ fn same_contact(a: &Uri, b: &Uri) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::auth::{parse_challenges, DigestClient};
-    use crate::message::{parse_datagram, SipMessage};
-
-    fn register(contact: &str, expires: Option<u32>, cseq: u32, auth: Option<&str>) -> Request {
-        let mut text = format!(
-            "REGISTER sip:svi.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK{cseq}\r\nFrom: <sip:1001@svi.test>;tag=a\r\nTo: <sip:1001@svi.test>\r\nCall-ID: reg-1001\r\nCSeq: {cseq} REGISTER\r\nContact: {contact}\r\n"
-        );
-        if let Some(e) = expires {
-            text.push_str(&format!("Expires: {e}\r\n"));
-        }
-        if let Some(a) = auth {
-            text.push_str(&format!("Authorization: {a}\r\n"));
-        }
-        text.push_str("Content-Length: 0\r\n\r\n");
-        match parse_datagram(text.as_bytes()) {
-            Ok(SipMessage::Request(r)) => r,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    fn secret(u: &str) -> Option<String> {
-        (u == "1001").then(|| "pw1001".to_string())
-    }
-
-    /// Answers the registrar's challenge like a phone would.
-    fn authorise(
-        reg: &mut Registrar,
-        now: Instant,
-        contact: &str,
-        expires: Option<u32>,
-        cseq: u32,
-    ) -> (Response, BindingChange) {
-        let (challenge, change) =
-            reg.handle(now, 1_000, &register(contact, expires, cseq, None), secret);
-        assert_eq!((challenge.status, &change), (401, &BindingChange::None));
-        let values: Vec<&str> = challenge
-            .headers
-            .get_all(&HeaderName::WwwAuthenticate)
-            .collect();
-        let mut client = DigestClient::new("1001", "pw1001");
-        let challenges: Vec<_> = values
-            .iter()
-            .flat_map(|v| parse_challenges(v).expect("challenge"))
-            .collect();
-        client
-            .on_challenge(crate::auth::ChallengeKind::Www, &challenges)
-            .expect("usable challenge");
-        let auth = client
-            .authorize(
-                &DigestRequest {
-                    method: "REGISTER",
-                    uri: "sip:svi.test",
-                    body: None,
-                },
-                "cnonce1",
-            )
-            .expect("authorize");
-        let value = auth[0].header_value();
-        reg.handle(
-            now,
-            1_001,
-            &register(contact, expires, cseq + 1, Some(&value)),
-            secret,
-        )
-    }
-
-    #[test]
-    fn challenge_then_binding_then_expiry() {
-        let mut reg = Registrar::new("svi.test", b"key");
-        let t0 = Instant::now();
-        let (ok, change) = authorise(&mut reg, t0, "<sip:1001@127.0.0.1:5070>", Some(120), 1);
-        assert_eq!(ok.status, 200);
-        assert_eq!(
-            change,
-            BindingChange::Registered {
-                user: "1001".into()
-            }
-        );
-        assert_eq!(
-            ok.headers.get(&HeaderName::Contact),
-            Some("<sip:1001@127.0.0.1:5070>;expires=120")
-        );
-        assert_eq!(reg.contacts("1001", t0).len(), 1);
-        assert_eq!(reg.poll_timeout(), Some(t0 + Duration::from_secs(120)));
-        assert_eq!(
-            reg.expire(t0 + Duration::from_secs(121)),
-            vec!["1001".to_string()]
-        );
-        assert!(reg
-            .contacts("1001", t0 + Duration::from_secs(121))
-            .is_empty());
-    }
-
-    #[test]
-    fn unregister_min_expires_and_wrong_password() {
-        let mut reg = Registrar::new("svi.test", b"key");
-        let t0 = Instant::now();
-        let (r, _) = authorise(&mut reg, t0, "<sip:1001@127.0.0.1:5070>", Some(10), 1);
-        assert_eq!(
-            (r.status, r.headers.get(&HeaderName::MinExpires)),
-            (423, Some("60"))
-        );
-        authorise(&mut reg, t0, "<sip:1001@127.0.0.1:5070>", Some(300), 3);
-        let (r, change) = authorise(&mut reg, t0, "*", Some(0), 5);
-        assert_eq!(
-            (r.status, change),
-            (
-                200,
-                BindingChange::Unregistered {
-                    user: "1001".into()
-                }
-            )
-        );
-        let bad = register("<sip:1001@x>", None, 9, Some("Digest username=\"1001\", realm=\"svi.test\", nonce=\"x\", uri=\"sip:svi.test\", response=\"00\", qop=auth, nc=00000001, cnonce=\"c\""));
-        assert_eq!(reg.handle(t0, 1_000, &bad, secret).0.status, 401);
-    }
-}
+mod tests;
