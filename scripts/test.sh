@@ -2,10 +2,11 @@
 # Runs every test of the project: formatting, lints, unit, conformance, scenario and
 # end-to-end tests (real svi processes against sipp on loopback).
 # Installs what the tests need when it is missing (sipp from Debian's sip-tester; nft from
-# nftables, for the HA partition test, which also needs root to mount a small tmpfs; baresip
-# from baresip-core, the SRTP caller of tests/tests/srtp.rs; openssl for the test mail
-# server's certificate; systemd-analyze from systemd and dpkg-deb, for the package test,
-# which also needs root for its throwaway container; kamailio, the IPBX registrar of the HA
+# nftables, for the HA partition test, which also needs root to mount a small tmpfs;
+# svcrack and svwar from sipvicious, for the edge tests; baresip from baresip-core, the
+# softphone of the SRTP, TLS and agent tests; openssl for the test mail server's
+# certificate; systemd-analyze from systemd and dpkg-deb, for the package test, which also
+# needs root for its throwaway container; kamailio, the IPBX registrar of the HA
 # registration test, with kamcmd to read its bindings; promtool from prometheus, for the
 # admin API's /metrics test).
 set -euo pipefail
@@ -22,6 +23,7 @@ install_debian() {
 missing=()
 command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
 command -v nft >/dev/null 2>&1 || missing+=(nftables)
+command -v svcrack >/dev/null 2>&1 || missing+=(sipvicious)
 command -v baresip >/dev/null 2>&1 || missing+=(baresip-core)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)

@@ -2,13 +2,21 @@
 //! plus what registration means to the ACD. In the demo configuration an agent becomes
 //! ready when its phone registers and is logged out when the binding ends; the bindings
 //! are published for call actors, which ring agents at their registered contact.
+//!
+//! Every digest check here (REGISTER and feature-code INVITEs) goes through one brute-force
+//! guard (`sip::auth::guard`): a banned source or user is refused with 403 before its
+//! credentials are read, each failure is logged in the fixed format of `crate::security`,
+//! and the guard's counters are published for metrics.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use sip::auth::{Algorithm, AuthError, DigestRequest, DigestServer, UserSecret};
+use sip::auth::guard::Verdict;
+use sip::auth::{parse_credentials, Algorithm, AuthGuard, BanPolicy, DigestServer, GuardStats};
+use sip::endpoint::Peer;
 use sip::message::{HeaderName, Request, Response, Uri};
-use sip::registrar::{BindingChange, Registrar};
+use sip::registrar::{unknown_user_secret, verify_digest, AuthOutcome, BindingChange, Registrar};
 use tokio::sync::watch;
 
 use crate::acd::AcdHandle;
@@ -17,10 +25,30 @@ use crate::acd::{AgentId, Input};
 /// Where each registered agent can be reached now.
 pub type Contacts = HashMap<String, Vec<Uri>>;
 
+/// How agents' phones authenticate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentAuth {
+    /// Offered in this order (`sip.digest_algorithms`).
+    pub algorithms: Vec<Algorithm>,
+    pub bans: BanPolicy,
+}
+
+impl Default for AgentAuth {
+    fn default() -> Self {
+        AgentAuth {
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+            bans: BanPolicy::default(),
+        }
+    }
+}
+
 pub struct AgentPhones {
     registrar: Registrar,
     /// Checks the digest of feature-code INVITEs (`*1`, `*2`, `*3`).
     codes_auth: DigestServer,
+    unknown_user_secret: String,
+    guard: AuthGuard,
+    auth_stats: watch::Sender<GuardStats>,
     passwords: BTreeMap<String, String>,
     registered: BTreeSet<String>,
     acd: AcdHandle,
@@ -33,6 +61,7 @@ impl AgentPhones {
     pub fn new(
         realm: &str,
         passwords: BTreeMap<String, String>,
+        auth: AgentAuth,
         acd: AcdHandle,
     ) -> (Self, watch::Receiver<Contacts>) {
         // Nonces are signed with a per-process key: they only need to outlive a REGISTER
@@ -41,9 +70,12 @@ impl AgentPhones {
         let (contacts, rx) = watch::channel(Contacts::new());
         (
             AgentPhones {
-                registrar: Registrar::new(realm, &key),
+                registrar: Registrar::new(realm, &key, auth.algorithms.clone()),
                 codes_auth: DigestServer::new(realm, key.to_vec())
-                    .with_algorithms(vec![Algorithm::Md5, Algorithm::Sha256]),
+                    .with_algorithms(auth.algorithms),
+                unknown_user_secret: unknown_user_secret(),
+                guard: AuthGuard::new(auth.bans),
+                auth_stats: watch::Sender::new(GuardStats::default()),
                 passwords,
                 registered: BTreeSet::new(),
                 acd,
@@ -87,15 +119,74 @@ impl AgentPhones {
         self.publish(now);
     }
 
-    pub fn handle(&mut self, now: Instant, req: &Request) -> Response {
+    /// The guard's counters, published after each authentication (for metrics).
+    pub fn auth_stats(&self) -> watch::Receiver<GuardStats> {
+        self.auth_stats.subscribe()
+    }
+
+    /// A banned source or user: 403 before anything else is read.
+    fn refused_while_banned(&mut self, now: Instant, req: &Request, source: IpAddr) -> Option<Response> {
+        let user = claimed_user(req);
+        if !self.guard.refuses(now, source, user.as_deref()) {
+            return None;
+        }
+        self.auth_stats.send_replace(self.guard.stats(now));
+        Some(Response::for_request(req, 403).with_to_tag(&sip::endpoint::new_tag()))
+    }
+
+    /// Counts what a digest check came to; a failure that starts a ban turns the answer
+    /// into a 403.
+    fn judge(&mut self, now: Instant, req: &Request, source: IpAddr, outcome: &AuthOutcome, response: Response) -> Response {
+        let response = match outcome {
+            AuthOutcome::Challenged => return response,
+            AuthOutcome::Passed { user } => {
+                self.guard.success(now, source, user);
+                response
+            }
+            AuthOutcome::Failed { user } => {
+                let verdict = self.guard.failure(now, source, user);
+                crate::security::log_auth_failure(source, user, req.method.as_str(), verdict);
+                match verdict {
+                    Verdict::Counted => response,
+                    Verdict::Banned { .. } => Response::for_request(req, 403),
+                }
+            }
+        };
+        self.auth_stats.send_replace(self.guard.stats(now));
+        response
+    }
+
+    pub fn handle(&mut self, now: Instant, req: &Request, from: Peer) -> Response {
+        if let Some(r) = self.refused_while_banned(now, req, from.addr.ip()) {
+            return r;
+        }
         let unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let passwords = &self.passwords;
-        let (response, change) = self
-            .registrar
-            .handle(now, unix, req, |u| passwords.get(u).cloned());
+        let acd = &self.acd;
+        let registration = self.registrar.handle(
+            now,
+            unix,
+            req,
+            from,
+            |u| passwords.get(u).cloned(),
+            |u| acd.on_call(u),
+        );
+        if registration.response.status == 403 {
+            if let AuthOutcome::Passed { user } = &registration.auth {
+                tracing::warn!(target: crate::security::TARGET, agent = %user, source = %from.addr.ip(), "REGISTER refused: the agent is on a call from another device");
+            }
+        }
+        let response = self.judge(
+            now,
+            req,
+            from.addr.ip(),
+            &registration.auth,
+            registration.response,
+        );
+        let change = registration.change;
         match &change {
             BindingChange::Registered { user } if self.registered.insert(user.clone()) => {
                 tracing::info!(agent = %user, "agent phone registered: agent ready");
@@ -124,38 +215,35 @@ impl AgentPhones {
     /// A feature code dialled from an agent's phone: the INVITE is challenged (digest, the
     /// agent's password), then the agent's state changes and the phone gets a final answer
     /// whose reason phrase says what happened (`480 Agent 1001 ready`): no media needed.
-    pub fn feature_code(&mut self, req: &Request) -> Response {
+    pub fn feature_code(&mut self, now: Instant, req: &Request, from: Peer) -> Response {
+        if let Some(r) = self.refused_while_banned(now, req, from.addr.ip()) {
+            return r;
+        }
         let unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let authorizations: Vec<&str> = req.headers.get_all(&HeaderName::Authorization).collect();
-        let uri = req.uri.to_string();
-        let dreq = DigestRequest {
-            method: "INVITE",
-            uri: &uri,
-            body: None,
-        };
         let passwords = &self.passwords;
-        let user = match self
-            .codes_auth
-            .verify(&authorizations, &dreq, unix, |u, _| {
-                passwords.get(u).cloned().map(UserSecret::Password)
-            }) {
+        let user = match verify_digest(
+            &mut self.codes_auth,
+            &self.unknown_user_secret,
+            unix,
+            req,
+            |u| passwords.get(u).cloned(),
+        ) {
             Ok(user) => user,
-            Err(e) => {
-                let unknown = matches!(e, AuthError::UnknownUser { .. });
-                let mut r = Response::for_request(req, if unknown { 403 } else { 401 })
-                    .with_to_tag(&sip::endpoint::new_tag());
-                if !unknown {
-                    let stale = matches!(e, AuthError::StaleNonce { .. });
-                    for c in self.codes_auth.challenges(unix, stale) {
-                        r.headers.push(HeaderName::WwwAuthenticate, c.to_string());
-                    }
-                }
-                return r;
+            Err((response, outcome)) => {
+                let r = self.judge(now, req, from.addr.ip(), &outcome, response);
+                return r.with_to_tag(&sip::endpoint::new_tag());
             }
         };
+        self.judge(
+            now,
+            req,
+            from.addr.ip(),
+            &AuthOutcome::Passed { user: user.clone() },
+            Response::new(200),
+        );
         let agent = AgentId::from(user.as_str());
         let (input, done) = match req.uri.user() {
             Some("*1") => (Input::AgentReady { agent }, "ready"),
@@ -205,4 +293,20 @@ impl AgentPhones {
             .collect();
         self.contacts.send_replace(map);
     }
+}
+
+/// The user a request claims: its digest username, else the user part of To.
+fn claimed_user(req: &Request) -> Option<String> {
+    req.headers
+        .get_all(&HeaderName::Authorization)
+        .filter_map(|v| parse_credentials(v).ok())
+        .flatten()
+        .map(|c| c.username)
+        .next()
+        .or_else(|| {
+            req.headers
+                .to_addr()
+                .ok()
+                .and_then(|t| t.uri.user().map(str::to_string))
+        })
 }

@@ -1,8 +1,9 @@
-//! The local control socket: `DATA_DIR/control.sock` (Unix, mode 0600), one JSON request
-//! and one JSON answer per connection, a thin adapter over the [`EngineHandle`]: each
-//! [`Request`] is one handle operation, each answer an [`Answer`] holding the handle's typed
-//! [`Reply`] or [`HandleError`]. `svi agent|queue|calls --live|supervise|record|ha|flow` use it
-//! through [`call`] and read the same types back; only the engine's own user can open it.
+//! The local control socket: `DATA_DIR/run/control.sock` (Unix, in a 0700 directory), one
+//! JSON request and one JSON answer per connection, a thin adapter over the [`EngineHandle`]:
+//! each [`Request`] is one handle operation, each answer an [`Answer`] holding the handle's
+//! typed [`Reply`] or [`HandleError`]. `svi agent|queue|calls --live|supervise|record|ha|flow`
+//! use it through [`call`] and read the same types back; only the engine's own user can
+//! open it.
 
 use std::path::{Path, PathBuf};
 
@@ -130,8 +131,10 @@ pub async fn answer(handle: &EngineHandle, req: Request) -> Result<Reply, Handle
     })
 }
 
+/// `DATA_DIR/run/control.sock`: the directory is the owner's only (0700) before the socket
+/// is bound, so no other local user can reach the socket at any moment.
 pub fn socket_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("control.sock")
+    data_dir.join("run").join("control.sock")
 }
 
 /// Requests are one line, the longest a flow's source (JSON-escaped); a longer one is cut
@@ -141,8 +144,13 @@ const MAX_REQUEST: u64 = 2 * MAX_FLOW_SOURCE as u64 + 64 * 1024;
 /// Serves the socket until the task is aborted.
 #[cfg(unix)]
 pub async fn serve(data_dir: PathBuf, handle: EngineHandle) {
-    use std::os::unix::fs::PermissionsExt;
     let path = socket_path(&data_dir);
+    if let Some(dir) = path.parent() {
+        if let Err(e) = crate::files::create_private_dir(dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "no control socket: cannot make its private directory");
+            return;
+        }
+    }
     let _ = std::fs::remove_file(&path);
     let listener = match tokio::net::UnixListener::bind(&path) {
         Ok(l) => l,
@@ -151,7 +159,6 @@ pub async fn serve(data_dir: PathBuf, handle: EngineHandle) {
             return;
         }
     };
-    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;

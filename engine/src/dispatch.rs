@@ -1,6 +1,6 @@
 //! The SIP dispatcher: one task that receives every `SipEvent` from the transport driver,
-//! answers what no call owns (OPTIONS, screening errors, 481 for unknown dialogs, 403 for
-//! peers outside the allow-list, 503 while shutting down), starts a call actor for each new
+//! answers what no call owns (OPTIONS, screening errors, 481 for unknown dialogs, 503 while
+//! shutting down; peers outside the allow-list never get here: the transport refuses them), starts a call actor for each new
 //! INVITE, and routes everything else to its owner by Call-ID (calls and trunk
 //! registrations alike).
 
@@ -229,10 +229,6 @@ impl Dispatcher {
         request: Request,
         from: sip::endpoint::Peer,
     ) {
-        if !self.ctx.config.sip.allowed.allows(from.addr.ip()) {
-            tracing::warn!(peer = %from.addr, method = %request.method, "request from a peer outside sip.allowed_networks refused");
-            return self.reply(tx, Response::for_request(&request, 403));
-        }
         // The lease is read now, not only the published role: see `replication::Serving`.
         if matches!(request.method, Method::Invite | Method::Register)
             && !in_dialog_request(&request)
@@ -247,7 +243,7 @@ impl Dispatcher {
             return self.reply(tx, r);
         }
         if request.method == Method::Register && self.agents.enabled() {
-            let r = self.agents.handle(now(), &request);
+            let r = self.agents.handle(now(), &request, from);
             return self.reply(tx, r);
         }
         if let Some(r) = uas::screen(&request) {
@@ -284,7 +280,9 @@ impl Dispatcher {
                     && self.agents.enabled()
                     && crate::agents::AgentPhones::is_feature_code(&request) =>
             {
-                let r = self.agents.feature_code(&request);
+                let r = self
+                    .agents
+                    .feature_code(now(), &request, from);
                 self.reply(tx, r);
             }
             (Method::Invite, None) if !in_dialog => {

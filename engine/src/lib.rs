@@ -24,6 +24,8 @@
 //! - `acd`: queues, agents, skills, routing and overflow as a sans-IO core; `acd::driver`,
 //!   the task that owns it; `acd::report`, queue statistics from its persisted events;
 //! - `agents`: agent phones registering with the engine (registrar -> ACD login/ready);
+//! - `dialplan`: which numbers callbacks and transfers may dial (toll-fraud protection);
+//! - `security`: the fail2ban-readable lines of authentication failures and bans;
 //! - `connectors`: `lookup` and `action` backends (SQL, HTTP) with timeouts;
 //! - `recording`: call recordings (stereo WAV that survives a crash) and their replicated
 //!   index;
@@ -35,6 +37,7 @@
 //!   state machine's tables;
 //! - `replication`: durable writes and the active/standby role, as the engine sees them
 //!   (the `ha` crate implements them for a pair);
+//! - `files`: private files and directories (umask, 0700 directories);
 //! - `alarm`: one alarm model (raised, cleared, severity) delivered to the log, a metrics
 //!   snapshot, the webhook and by mail, rate limited;
 //! - `backup`: backups (hot copy, checksums, tar or directory), restore, the schedule;
@@ -46,7 +49,7 @@
 //! # The running engine: tasks and channels
 //!
 //! ```text
-//!  PBX, phones ◄──UDP/TCP──► SIP transport task (sip::transport)
+//!  PBX, phones ◄─UDP/TCP/TLS─► SIP transport task (sip::transport)
 //!                               │ SipEvent (mpsc)          ▲ SipHandle (send requests,
 //!                               ▼                          │ responses, CANCEL)
 //!  trunk tasks ◄──SipEvent── dispatcher task               │
@@ -81,13 +84,16 @@ pub mod collect;
 pub mod config;
 pub mod connectors;
 pub mod control;
+pub mod dialplan;
 pub mod dispatch;
+pub mod files;
 pub mod flows;
 pub mod handle;
 pub mod media;
 pub mod recording;
 pub mod replication;
 pub mod runtime;
+pub mod security;
 pub mod storage;
 pub mod trunk;
 pub mod uas;

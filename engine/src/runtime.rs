@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sip::endpoint::EndpointConfig;
-use sip::transport::{self, DriverConfig, SipHandle};
+use sip::transport::{self, DriverConfig, EdgeConfig, SipHandle};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -34,6 +34,10 @@ pub enum EngineError {
     Media(#[from] MediaError),
     #[error(transparent)]
     Sip(#[from] transport::DriverError),
+    #[error("SIP over TLS: {0}")]
+    Tls(#[from] transport::TlsError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("{file}: queues and agents: {source}")]
     Acd {
         file: String,
@@ -109,6 +113,7 @@ impl Engine {
         replication: crate::replication::Replication,
         io: EngineIo,
     ) -> Result<Engine, EngineError> {
+        config.check_serving()?;
         let config = Arc::new(config);
         let alarms = crate::alarm::start(&config.alarms, &config.node_name).map_err(|source| {
             EngineError::Alarms {
@@ -190,30 +195,23 @@ impl Engine {
             }
         };
 
-        let driver = DriverConfig {
-            listen: config.sip.listen,
-            udp: config.sip.transports.contains(&SipTransport::Udp),
-            tcp: config.sip.transports.contains(&SipTransport::Tcp),
-            endpoint: EndpointConfig {
-                t1: config.sip.t1,
-                user_agent: config.sip.user_agent.clone(),
-                force_rport: config.sip.force_rport,
-                ..EndpointConfig::default()
-            },
-        };
         let (sip, events, sip_task) = match io.sip {
             Some(SipIo {
                 handle,
                 events,
                 task,
             }) => (handle, events, task),
-            None => transport::start(driver).await?,
+            None => transport::start(driver_config(&config)?).await?,
         };
-        let local_sip = SocketAddr::new(config.sip.public_ip, sip.local_addr().port());
+        let local_sip = crate::call::LocalSip {
+            addr: SocketAddr::new(config.sip.public_ip, sip.local_addr().port()),
+            tls_port: sip.tls_addr().map(|a| a.port()),
+        };
 
         let (mut agents, agent_contacts) = crate::agents::AgentPhones::new(
             &config.node_name,
             config.agent_passwords.clone(),
+            config.sip.agent_auth.clone(),
             acd.clone(),
         );
         agents.replicate_to(
@@ -221,6 +219,7 @@ impl Engine {
             &config.node_name,
         );
         let (to_dispatcher, dispatcher_rx) = mpsc::unbounded_channel();
+        let auth_stats = agents.auth_stats();
         // Each time this node becomes active (at start for a single node), the agents take
         // back their last replicated states and phone bindings.
         {
@@ -275,7 +274,8 @@ impl Engine {
         let handle = EngineHandle::new(
             Running {
                 config: config.clone(),
-                sip_addr: sip.local_addr(),
+                sip: sip.clone(),
+                auth: auth_stats,
                 active_calls: active_rx,
                 flows: flows_rx.clone(),
                 acd: acd.clone(),
@@ -463,4 +463,60 @@ async fn load_prompts(config: &EngineConfig) -> Result<PromptStore, EngineError>
         tracing::warn!("prompt skipped: {e}");
     }
     Ok(prompts)
+}
+
+/// The TLS identity: the configured certificate and key, else a self-signed pair made at
+/// first start in `DATA_DIR/tls/` (valid for the public address, the listen address and
+/// `localhost`).
+fn tls_identity(
+    settings: &crate::config::TlsSettings,
+    data_dir: &std::path::Path,
+    public_ip: std::net::IpAddr,
+) -> Result<transport::TlsConfig, transport::TlsError> {
+    let (cert, key) = match (&settings.certificate, &settings.key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        _ => {
+            let dir = data_dir.join("tls");
+            crate::files::create_private_dir(&dir).map_err(|source| {
+                transport::TlsError::Write {
+                    path: dir.clone(),
+                    source,
+                }
+            })?;
+            let mut names = vec![public_ip.to_string(), settings.listen.ip().to_string()];
+            names.push("localhost".to_string());
+            names.dedup();
+            transport::tls::self_signed(&dir, &names)?
+        }
+    };
+    transport::TlsConfig::from_pem_files(
+        &cert,
+        &key,
+        settings.client_ca.as_deref(),
+        settings.server_ca.as_deref(),
+    )
+}
+
+/// The SIP transport of the configuration: its listening sockets, TLS identity and edge.
+fn driver_config(config: &EngineConfig) -> Result<DriverConfig, EngineError> {
+    Ok(DriverConfig {
+        listen: config.sip.listen,
+        udp: config.sip.transports.contains(&SipTransport::Udp),
+        tcp: config.sip.transports.contains(&SipTransport::Tcp),
+        tls: match &config.sip.tls {
+            Some(t) => Some((t.listen, tls_identity(t, &config.data_dir, config.sip.public_ip)?)),
+            None => None,
+        },
+        edge: EdgeConfig {
+            allowed: config.sip.allowed.clone(),
+            refusal: config.sip.refusal,
+        },
+        stream_limits: config.sip.stream_limits,
+        endpoint: EndpointConfig {
+            t1: config.sip.t1,
+            user_agent: config.sip.user_agent.clone(),
+            force_rport: config.sip.force_rport,
+            ..EndpointConfig::default()
+        },
+    })
 }

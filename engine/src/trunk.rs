@@ -59,7 +59,7 @@ async fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
 pub fn start(
     cfg: TrunkConfig,
     sip: SipHandle,
-    local: SocketAddr,
+    local: crate::call::LocalSip,
     dispatcher: mpsc::UnboundedSender<DispatcherInput>,
     serving: Serving,
     ha_pair: bool,
@@ -76,7 +76,7 @@ pub fn start(
 async fn run(
     cfg: TrunkConfig,
     sip: SipHandle,
-    local: SocketAddr,
+    local: crate::call::LocalSip,
     dispatcher: mpsc::UnboundedSender<DispatcherInput>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     serving: Serving,
@@ -85,11 +85,25 @@ async fn run(
     let mut active: watch::Receiver<bool> = serving.active.clone();
     // Each trunk reports its own condition (cleared on success or when unregistered).
     let source = format!("trunk {}", cfg.name);
-    let host = crate::call::host(local.ip());
+    // Over TLS (`sips:` or `;transport=tls`), our Contact names the TLS port.
+    let transport = uri(&cfg.registrar)
+        .as_ref()
+        .and_then(sip::endpoint::NextHop::from_uri)
+        .map_or(sip::endpoint::Transport::Udp, |h| h.transport);
+    let at = local.over(transport);
+    let param = transport
+        .uri_param()
+        .map(|t| format!(";transport={t}"))
+        .unwrap_or_default();
     let (Some(registrar), Some(aor), Some(contact)) = (
         uri(&cfg.registrar),
         uri(&format!("sip:{}@{}", cfg.username, cfg.domain)),
-        uri(&format!("sip:{}@{}:{}", cfg.username, host, local.port())),
+        uri(&format!(
+            "sip:{}@{}:{}{param}",
+            cfg.username,
+            crate::call::host(at.ip()),
+            at.port()
+        )),
     ) else {
         tracing::error!(trunk = %cfg.name, registrar = %cfg.registrar, "cannot build the registration URIs; not registering");
         return;
@@ -124,11 +138,16 @@ async fn run(
                 continue;
             }
             let Some(hop) = client.next_hop() else { break };
-            let Some(addr) = resolve(&hop.host, hop.port.unwrap_or(5060)).await else {
+            let default_port = if hop.secure { 5061 } else { 5060 };
+            let Some(addr) = resolve(&hop.host, hop.port.unwrap_or(default_port)).await else {
                 tracing::warn!(trunk = %cfg.name, host = %hop.host, "cannot resolve the registrar");
                 client.handle_transaction_timeout(Instant::now().into_std());
                 continue;
             };
+            if hop.secure && hop.host.parse::<IpAddr>().is_err() {
+                // The registrar's certificate is checked against the name we were given.
+                sip.set_tls_server_name(addr, hop.host.clone());
+            }
             req.headers
                 .set(HeaderName::Via, crate::call::via(local, hop.transport));
             if req.headers.get(&HeaderName::UserAgent).is_none() {

@@ -107,6 +107,8 @@ impl Default for LogRetention {
 pub struct RecordingStore {
     pub dir: PathBuf,
     pub node_name: String,
+    /// The recordings' disk guard (`recording.min_free_mb`): no copy below it.
+    pub min_free_bytes: u64,
 }
 
 #[derive(Debug, Clone)]

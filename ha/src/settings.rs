@@ -191,6 +191,7 @@ pub fn ha_config(config: &EngineConfig) -> Result<HaConfig, SettingsError> {
         cfg.recordings = Some(RecordingStore {
             dir: config.recording.settings(&config.data_dir).dir,
             node_name: config.node_name.clone(),
+            min_free_bytes: config.recording.min_free_bytes,
         });
     }
     cfg.validate().map_err(|source| SettingsError::Config {

@@ -63,12 +63,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(addr) = args.http_listen {
         config.admin.listen = addr;
     }
+    config.check_serving()?;
+    engine::files::restrict_umask();
+    let files = engine::files::ensure_open_files(&config)?;
+    tracing::debug!(open_files = files, "open-file limit");
     runtime()?.block_on(run_engine(config))
 }
 
 pub fn witness(args: WitnessArgs) -> anyhow::Result<ExitCode> {
     init_logging(&args.log);
     let config = load_config(&args.at)?;
+    engine::files::restrict_umask();
     runtime()?.block_on(run_witness(config))
 }
 

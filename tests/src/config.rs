@@ -19,6 +19,11 @@ pub fn write(dir: &Path, flows: &[(&str, &str)], extra: &str) -> PathBuf {
 
 /// [`write`] with `allowed` (a network) as the only entry of `sip.allowed_networks`.
 pub fn write_allowing(dir: &Path, flows: &[(&str, &str)], allowed: &str, extra: &str) -> PathBuf {
+    write_with_sip(dir, flows, &format!("allowed_networks = [\"{allowed}\"]\n"), extra)
+}
+
+/// As [`write`], with `sip` as the `[sip]` table's keys (it must give `allowed_networks`).
+pub fn write_with_sip(dir: &Path, flows: &[(&str, &str)], sip: &str, extra: &str) -> PathBuf {
     let flows_dir = dir.join("flows");
     std::fs::create_dir_all(&flows_dir).expect("flows dir");
     for (name, text) in flows {
@@ -26,7 +31,7 @@ pub fn write_allowing(dir: &Path, flows: &[(&str, &str)], allowed: &str, extra: 
     }
     let default = flows.first().map(|f| f.0).unwrap_or("demo");
     let text = format!(
-        "[sip]\nallowed_networks = [\"{allowed}\"]\n[prompts]\ndir = \"{prompts}\"\n[flows]\ndir = \"{flows}\"\ndefault = \"{default}\"\n[[queues]]\nid = \"support\"\n{extra}",
+        "[sip]\n{sip}[prompts]\ndir = \"{prompts}\"\n[flows]\ndir = \"{flows}\"\ndefault = \"{default}\"\n[[queues]]\nid = \"support\"\n{extra}",
         prompts = crate::repo_root().join("samples/prompts").display(),
         flows = flows_dir.display(),
     );
@@ -58,6 +63,40 @@ pub fn hold_engine(dir: &Path, extra: &str) -> String {
         prompts = crate::repo_root().join("samples/prompts").display(),
         flows = flows.display(),
     )
+}
+
+/// The sample configuration (`samples/svi.toml`, the embedded default) written to
+/// `DIR/svi.toml` with `edit` applied to its text; its prompts and flows are the
+/// repository's, its connector database is made in `DIR/data`.
+pub fn sample(dir: &Path, edit: impl Fn(&str) -> String) -> PathBuf {
+    let samples = crate::repo_root().join("samples");
+    std::fs::create_dir_all(dir.join("data")).expect("data dir");
+    std::fs::copy(
+        samples.join("data/sample.sql"),
+        dir.join("data/sample.sql"),
+    )
+    .expect("sample.sql");
+    let text = std::fs::read_to_string(samples.join("svi.toml")).expect("samples/svi.toml");
+    let text = text
+        .replace(
+            "dir = \"prompts\"",
+            &format!("dir = \"{}\"", samples.join("prompts").display()),
+        )
+        .replace(
+            "dir = \"flows\"",
+            &format!("dir = \"{}\"", samples.join("flows").display()),
+        );
+    let config = dir.join("svi.toml");
+    std::fs::write(&config, edit(&text)).expect("write config");
+    config
+}
+
+/// Agents' phones get MD5 challenges only (`sip.digest_algorithms`): sipp's digest knows
+/// no SHA-256.
+pub fn md5_only(sample_text: &str) -> String {
+    let default = "digest_algorithms = [\"SHA-256\", \"MD5\"]";
+    assert!(sample_text.contains(default), "the sample sets {default}");
+    sample_text.replace(default, "digest_algorithms = [\"MD5\"]")
 }
 
 /// The length of a sample prompt (English).

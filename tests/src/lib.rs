@@ -2,7 +2,7 @@
 //! helpers that wait on events with deadlines (never a bare sleep).
 //!
 //! - `admin`: the admin API over HTTPS (client, accounts made with the CLI);
-//! - `baresip`: Debian's baresip as a caller (SRTP);
+//! - `baresip`: Debian's baresip as a headless softphone (commands in, log lines out);
 //! - `config`: configuration files on the sample prompts with the test's own flows;
 //! - `contact`: contact-center scenarios with test phones (queued caller, agent phone, `svi` commands);
 //! - `phone`: a scriptable test softphone (tones, digits, what it hears);

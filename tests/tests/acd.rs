@@ -13,6 +13,18 @@ use svi_tests::ports::free_sip_port;
 use svi_tests::proc::{EngineOptions, EngineProc};
 use svi_tests::sipp::{Caller, Codec, Dtmf, Sipp};
 
+/// The embedded default's configuration, with MD5 challenges for sipp's REGISTERs; the
+/// directory holding it lives as long as the engine is used.
+fn sample_for_sipp() -> (tempfile::TempDir, EngineProc) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = svi_tests::config::sample(dir.path(), svi_tests::config::md5_only);
+    let engine = EngineProc::start(EngineOptions {
+        config: Some(config),
+        ..EngineOptions::default()
+    });
+    (dir, engine)
+}
+
 fn ms_between(a: &serde_json::Value, b: &serde_json::Value) -> i64 {
     let t = |v: &serde_json::Value| {
         DateTime::parse_from_rfc3339(v.as_str().unwrap_or_default()).expect("time")
@@ -22,7 +34,7 @@ fn ms_between(a: &serde_json::Value, b: &serde_json::Value) -> i64 {
 
 #[test]
 fn a_queued_call_is_bridged_to_a_registered_agent() {
-    let engine = EngineProc::start(EngineOptions::default());
+    let (_config, engine) = sample_for_sipp();
     let phone = register_phone(&engine, "1001", "demo-1001", Duration::from_secs(30));
 
     let talk = Duration::from_secs(5);

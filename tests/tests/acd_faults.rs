@@ -14,7 +14,7 @@ const WINDOW: Duration = svi_tests::contact::TONE_WINDOW;
 
 fn engine_with(dir: &Path, queue_extra: &str, more: &str) -> EngineProc {
     let extra = format!(
-        "{queue_extra}\n[[agents]]\nid = \"1001\"\nname = \"A\"\npassword = \"pw-1001\"\n{more}"
+        "{queue_extra}\n[[agents]]\nid = \"1001\"\nname = \"A\"\npassword = \"pass-1001\"\n{more}"
     );
     let config = svi_tests::config::write(
         dir,
@@ -32,7 +32,7 @@ async fn queued(engine: &EngineProc) -> Phone {
 }
 
 async fn agent(engine: &EngineProc, mode: AnswerMode) -> Phone {
-    agent_phone(engine, "1001", "pw-1001", mode).await
+    agent_phone(engine, "1001", "pass-1001", mode).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

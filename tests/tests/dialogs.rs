@@ -30,7 +30,11 @@ fn svi(args: &[&str]) -> (i32, String) {
 fn a_bad_configuration_value_is_refused_with_file_and_key() {
     let dir = tempfile::tempdir().expect("tmp");
     let file = dir.path().join("bad.toml");
-    std::fs::write(&file, "[rtp]\nports = \"20000-10\"\n").expect("write");
+    std::fs::write(
+        &file,
+        "[sip]\nallowed_networks = [\"127.0.0.0/8\"]\n[rtp]\nports = \"20000-10\"\n",
+    )
+    .expect("write");
     let (code, err) = svi(&[
         "run",
         "--config",
@@ -56,7 +60,7 @@ fn an_invalid_flow_refuses_the_start_with_its_position() {
     std::fs::write(
         &config,
         format!(
-            "[prompts]\ndir = \"{}\"\n[flows]\ndir = \"{}\"\n",
+            "[sip]\nallowed_networks = [\"127.0.0.0/8\"]\n[prompts]\ndir = \"{}\"\n[flows]\ndir = \"{}\"\n",
             svi_tests::repo_root().join("samples/prompts").display(),
             flows.display()
         ),

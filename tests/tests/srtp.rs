@@ -46,14 +46,13 @@ fn engine(extra: &str) -> (tempfile::TempDir, EngineProc) {
 
 fn baresip_call_reaches_option_1_over_srtp(transport: &str) {
     if !baresip::available() {
-        eprintln!("NOTICE: baresip is not installed; SRTP interop test skipped");
         return;
     }
     let (dir, engine) = engine("[rtp]\nsrtp = \"required\"\n");
     let wav = dir.path().join("key1.wav");
     key_1_in_the_menu(&wav);
     let uri = format!("sip:100@{};transport={transport}", engine.sip);
-    let phone = Baresip::call(&uri, "srtp-mand", &wav);
+    let phone = Baresip::call(&dir.path().join("baresip"), &uri, "srtp-mand", &wav);
     let calls = engine.wait_calls(1, Duration::from_secs(40));
     let console = phone.stop();
     let call = &calls[0];

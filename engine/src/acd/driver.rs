@@ -8,14 +8,17 @@
 //! while someone watches and at most every [`SNAPSHOT_EVERY`], so the routing path pays
 //! nothing for a wallboard nobody looks at.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::acd::{Acd, AcdConfig, AcdError, AcdEvent, AcdSnapshot, Action, CallId, Input};
+use crate::acd::{
+    Acd, AcdConfig, AcdError, AcdEvent, AcdSnapshot, Action, AgentId, AgentState, CallId,
+    EventKind, Input,
+};
 use crate::replication::RecordWriter;
 
 /// The most often the watched snapshot is recomputed.
@@ -64,9 +67,15 @@ pub struct AcdHandle {
     events: broadcast::Sender<AcdEvent>,
     /// Shared with the task, which publishes only while a receiver exists.
     snapshots: Arc<watch::Sender<Arc<AcdSnapshot>>>,
+    on_call: watch::Receiver<BTreeSet<AgentId>>,
 }
 
 impl AcdHandle {
+    /// Whether `agent` is on a call now (reserved for one, ringing or talking).
+    pub fn on_call(&self, agent: &str) -> bool {
+        self.on_call.borrow().contains(&AgentId::from(agent))
+    }
+
     pub fn input(&self, input: Input) {
         let _ = self.tx.send(AcdCommand::Input(input));
     }
@@ -149,17 +158,20 @@ pub fn start(
     let (persist_tx, persist_rx) = mpsc::unbounded_channel();
     let events = broadcast::channel(EVENT_BACKLOG).0;
     let snapshots = Arc::new(watch::channel(Arc::new(AcdSnapshot::default())).0);
+    let (on_call_tx, on_call) = watch::channel(BTreeSet::new());
     tokio::spawn(persist_events(writer, node, persist_rx));
     let out = Outputs {
         persist: persist_tx,
         events: events.clone(),
         snapshots: snapshots.clone(),
+        on_call: on_call_tx,
     };
     tokio::spawn(run(acd, rx, out));
     Ok(AcdHandle {
         tx,
         events,
         snapshots,
+        on_call,
     })
 }
 
@@ -168,6 +180,8 @@ struct Outputs {
     persist: mpsc::UnboundedSender<AcdEvent>,
     events: broadcast::Sender<AcdEvent>,
     snapshots: Arc<watch::Sender<Arc<AcdSnapshot>>>,
+    /// The agents on a call (for the registrar: a new source cannot take their calls).
+    on_call: watch::Sender<BTreeSet<AgentId>>,
 }
 
 /// Writes the ACD's events in batches (one replicated write per batch).
@@ -295,6 +309,18 @@ async fn run(mut acd: Acd, mut commands: mpsc::UnboundedReceiver<AcdCommand>, ou
         }
         while let Some(ev) = acd.poll_event() {
             tracing::info!(event = ?ev.kind, "acd");
+            if let EventKind::AgentStateChanged { agent, state } = &ev.kind {
+                let busy = matches!(
+                    state,
+                    AgentState::Reserved { .. }
+                        | AgentState::Ringing { .. }
+                        | AgentState::Talking { .. }
+                );
+                out.on_call.send_if_modified(|set| match busy {
+                    true => set.insert(agent.clone()),
+                    false => set.remove(agent),
+                });
+            }
             // No subscriber is the usual case, not an error.
             let _ = out.events.send(ev.clone());
             let _ = out.persist.send(ev);

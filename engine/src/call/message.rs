@@ -17,6 +17,8 @@ pub struct Message {
     pub max_length: Duration,
     pub path: PathBuf,
     pcm: Vec<i16>,
+    /// The disk guard: no message is written below this much free space.
+    min_free_bytes: u64,
 }
 
 impl Message {
@@ -26,7 +28,15 @@ impl Message {
             max_length,
             path,
             pcm: Vec::new(),
+            min_free_bytes: 0,
         }
+    }
+
+    /// Refuses to write the message when the disk holds less than `bytes` free (the guard
+    /// recordings use, with the same alarm).
+    pub fn with_disk_guard(mut self, bytes: u64) -> Self {
+        self.min_free_bytes = bytes;
+        self
     }
 
     fn max_samples(&self) -> usize {
@@ -59,9 +69,12 @@ impl Message {
         let duration = self.duration();
         let path = self.path.clone();
         let pcm = self.pcm;
+        let min_free = self.min_free_bytes;
         tokio::task::spawn_blocking(move || -> Result<(), String> {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                crate::recording::disk_guard(dir, min_free, "message")
+                    .map_err(|e| format!("{}: {e}", dir.display()))?;
             }
             let spec = hound::WavSpec {
                 channels: 1,
@@ -106,6 +119,19 @@ mod tests {
             (8000, 1, 800)
         );
         assert_eq!(d, Duration::from_millis(100));
+    }
+
+    #[tokio::test]
+    async fn no_message_is_written_on_a_disk_below_the_guard() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let before = crate::recording::alarms().disk_guard_refusals;
+        let mut r =
+            Recording::new(dir.path().join("m/2.wav"), Duration::from_secs(1)).with_disk_guard(u64::MAX);
+        r.push(&[1000; 160]);
+        let e = r.save().await.expect_err("refused");
+        assert!(e.contains("bytes free, below"), "{e}");
+        assert!(!dir.path().join("m/2.wav").exists());
+        assert!(crate::recording::alarms().disk_guard_refusals > before, "an alarm");
     }
 
     #[tokio::test(start_paused = true)]

@@ -22,7 +22,6 @@ pub mod route;
 mod signalling;
 mod transfer;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use sip::endpoint::{Peer, ServerTxId};
@@ -37,7 +36,7 @@ use crate::media::PromptStore;
 pub use self::core::{CallCommand, CommandError, CommandOutcome, SuperviseMode};
 pub use media::{MediaPort, StreamPort, WorkerMedia};
 pub use route::{Route, RouteGuard, Routes};
-pub use signalling::{host, via};
+pub use signalling::{host, via, LocalSip};
 
 /// What every call needs from the engine; cheap to clone.
 #[derive(Clone)]
@@ -55,8 +54,8 @@ pub struct CallContext {
     pub agent_contacts: watch::Receiver<crate::agents::Contacts>,
     /// The dispatcher's routes to the legs calls place.
     pub routes: Routes,
-    /// Our SIP address as written in Via and Contact (public IP, bound port).
-    pub local_sip: SocketAddr,
+    /// Our SIP addresses as written in Via and Contact (public IP, bound ports).
+    pub local_sip: signalling::LocalSip,
     /// The calls in progress: each call publishes its view there and takes commands.
     pub live: live::LiveCalls,
 }

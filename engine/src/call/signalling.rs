@@ -8,12 +8,49 @@ use sip::message::{HeaderName, Request, SipUri, Uri};
 
 use crate::acl::Acl;
 
+/// Our SIP addresses as written in Via and Contact: the public IP with the UDP/TCP port,
+/// and the TLS port when TLS is on. Which one a message names depends on its transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalSip {
+    pub addr: SocketAddr,
+    pub tls_port: Option<u16>,
+}
+
+impl LocalSip {
+    /// The address a peer reaches us at over `transport`.
+    pub fn over(&self, transport: Transport) -> SocketAddr {
+        match (transport, self.tls_port) {
+            (Transport::Tls, Some(port)) => SocketAddr::new(self.addr.ip(), port),
+            _ => self.addr,
+        }
+    }
+
+    pub fn ip(&self) -> IpAddr {
+        self.addr.ip()
+    }
+}
+
+impl From<SocketAddr> for LocalSip {
+    fn from(addr: SocketAddr) -> Self {
+        LocalSip {
+            addr,
+            tls_port: None,
+        }
+    }
+}
+
+impl std::fmt::Display for LocalSip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.addr.fmt(f)
+    }
+}
+
 /// A `Via` for a request we send from `local` over `transport`.
-pub fn via(local: SocketAddr, transport: Transport) -> String {
+pub fn via(local: impl Into<LocalSip>, transport: Transport) -> String {
     format!(
         "SIP/2.0/{} {};branch={};rport",
         transport.via_token(),
-        host_port(local),
+        host_port(local.into().over(transport)),
         new_branch()
     )
 }
@@ -31,12 +68,13 @@ pub fn host(ip: IpAddr) -> String {
 }
 
 /// Our Contact URI for dialogs over `transport`.
-pub fn contact(local: SocketAddr, transport: Transport) -> Uri {
+pub fn contact(local: impl Into<LocalSip>, transport: Transport) -> Uri {
+    let local = local.into().over(transport);
     let host = host(local.ip());
-    let params = match transport {
-        Transport::Tcp => vec![("transport".to_string(), Some("tcp".to_string()))],
-        Transport::Udp => Vec::new(),
-    };
+    let params = transport
+        .uri_param()
+        .map(|t| vec![("transport".to_string(), Some(t.to_string()))])
+        .unwrap_or_default();
     Uri::Sip(SipUri {
         secure: false,
         user: Some("svi".into()),
@@ -53,18 +91,12 @@ pub fn contact(local: SocketAddr, transport: Transport) -> Uri {
 pub fn next_hop(hop: Option<NextHop>, invite_from: Peer, acl: &Acl) -> Peer {
     // A peer that called over TCP keeps its connection for the whole dialog (its Contact
     // often names a port where nothing listens, e.g. behind NAT): reuse it (RFC 5923 spirit).
-    if invite_from.transport == Transport::Tcp {
+    if invite_from.transport.is_stream() {
         return invite_from;
     }
-    if let Some(h) = hop {
-        if let Ok(ip) = h.host.parse::<IpAddr>() {
-            if acl.allows(ip) && !h.secure {
-                let port = h.port.unwrap_or(5060);
-                return Peer {
-                    transport: h.transport,
-                    addr: SocketAddr::new(ip, port),
-                };
-            }
+    if let Some(peer) = hop.and_then(|h| h.peer()) {
+        if acl.allows(peer.addr.ip()) {
+            return peer;
         }
     }
     invite_from
@@ -73,7 +105,7 @@ pub fn next_hop(hop: Option<NextHop>, invite_from: Peer, acl: &Acl) -> Peer {
 /// Adds Via and Max-Forwards to an in-dialog request built by the dialog.
 pub fn finish_request(
     req: &mut Request,
-    local: SocketAddr,
+    local: LocalSip,
     transport: Transport,
     user_agent: &str,
 ) {
@@ -130,13 +162,13 @@ mod tests {
 
     #[test]
     fn via_and_contact_forms() {
-        let v = via("127.0.0.1:5060".parse().expect("a"), Transport::Tcp);
+        let v = via("127.0.0.1:5060".parse::<SocketAddr>().expect("a"), Transport::Tcp);
         assert!(
             v.starts_with("SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bK") && v.ends_with(";rport"),
             "{v}"
         );
         assert_eq!(
-            contact("[::1]:5070".parse().expect("a"), Transport::Udp).to_string(),
+            contact("[::1]:5070".parse::<SocketAddr>().expect("a"), Transport::Udp).to_string(),
             "sip:svi@[::1]:5070"
         );
     }

@@ -4,9 +4,14 @@
 
 use sip::dialog::Dialog;
 
+/// A target written as a URI (`sip:`, `sips:`, `tel:`) rather than a number.
+pub fn is_uri(target: &str) -> bool {
+    target.starts_with("sip:") || target.starts_with("sips:") || target.starts_with("tel:")
+}
+
 /// The Refer-To URI: a SIP URI as given, or a number at the host the call came from.
 pub fn refer_target(target: &str, dialog: &Dialog) -> String {
-    if target.starts_with("sip:") || target.starts_with("sips:") || target.starts_with("tel:") {
+    if is_uri(target) {
         return target.to_string();
     }
     let host = match dialog.remote_uri.uri.as_sip() {

@@ -26,6 +26,9 @@ pub(super) struct RawAgent {
     rest: toml::Table,
 }
 
+/// The shortest agent password accepted.
+pub const MIN_AGENT_PASSWORD: usize = 8;
+
 /// The `contact` of an agent whose phone registers with the engine (the default).
 pub const REGISTERED: &str = "registered";
 
@@ -112,11 +115,21 @@ pub(super) fn parse(
                 .map_err(|e: toml::de::Error| {
                     cx.err(&format!("agents[{i}]"), e.message().to_string())
                 })?;
+        if acd.agents.iter().any(|o: &crate::acd::AgentConfig| o.id == agent.id) {
+            return Err(cx.err(
+                &format!("agents[{i}].id"),
+                format!("`{}` is defined twice", a.id),
+            ));
+        }
         if let Some(p) = a.password {
-            if p.len() < 4 {
+            let n = p.chars().count();
+            if n < MIN_AGENT_PASSWORD {
                 return Err(cx.err(
                     &format!("agents[{i}].password"),
-                    "is shorter than 4 characters",
+                    format!(
+                        "is {n} characters; at least {MIN_AGENT_PASSWORD} are needed (one captured \
+                         REGISTER lets anyone try passwords offline)"
+                    ),
                 ));
             }
             agent_passwords.insert(a.id.clone(), p);

@@ -58,7 +58,9 @@ pub(super) fn default_language(cx: &Ctx<'_>, raw: &RawPrompts) -> Result<String,
 pub(super) fn routes(cx: &Ctx<'_>, raw: Vec<RawRoute>) -> Result<Vec<Route>, ConfigError> {
     let mut routes = Vec::new();
     for (i, r) in raw.into_iter().enumerate() {
-        if r.number.is_empty() || r.number[..r.number.len().saturating_sub(1)].contains('*') {
+        // A `*` anywhere but last (char-wise: a number may end with a multibyte character).
+        let before_last = r.number.char_indices().last().map_or("", |(i, _)| &r.number[..i]);
+        if r.number.is_empty() || before_last.contains('*') {
             return Err(cx.err(
                 &format!("routes[{i}].number"),
                 format!(

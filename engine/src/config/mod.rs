@@ -5,7 +5,7 @@
 //! resolved against the directory of the configuration file.
 //!
 //! One file per section, each with its raw (as written) form and its checked form:
-//! `sip` (`[sip]`, `[rtp]`), `flows` (`[prompts]`, `[flows]`, `[[routes]]`), `trunks`,
+//! `sip` (`[sip]`, `[rtp]`, with the edge's TLS, limits and authentication in `edge`), `flows` (`[prompts]`, `[flows]`, `[[routes]]`), `trunks`,
 //! `acd` (`[[queues]]`, `[[agents]]`), `recording`, `connectors` (`[[data_sources]]`,
 //! `[[actions]]`), `backup`, `alarms` (`[alarms]`, `[alarms.mail]`), `admin`. This file holds
 //! the whole file's shape and puts the sections together.
@@ -16,6 +16,7 @@ mod admin;
 mod alarms;
 mod backup;
 mod connectors;
+mod edge;
 mod flows;
 mod recording;
 mod sip;
@@ -34,7 +35,7 @@ pub use backup::BackupConfig;
 pub use connectors::ConnectorConfig;
 pub use flows::Route;
 pub use recording::{RecordPolicy, RecordingConfig};
-pub use sip::{parse_port_range, RtpConfig, SipConfig, SipTransport};
+pub use sip::{parse_port_range, RtpConfig, SipConfig, SipTransport, TlsSettings};
 pub use trunks::TrunkConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -219,6 +220,19 @@ impl EngineConfig {
         })
     }
 
+    /// Refuses a configuration that cannot serve SIP safely: without `sip.allowed_networks`
+    /// the engine would take requests from nobody (the list is required, fail closed).
+    pub fn check_serving(&self) -> Result<(), ConfigError> {
+        if self.sip.allowed.is_empty() {
+            return Err(ConfigError::Value {
+                file: self.file.clone(),
+                key: "sip.allowed_networks".into(),
+                problem: sip::ALLOWED_NETWORKS_NEEDED.into(),
+            });
+        }
+        Ok(())
+    }
+
     /// The flow for a called number: the first matching route, else the default flow.
     pub fn flow_for(&self, called: &str) -> &str {
         self.routes
@@ -226,5 +240,19 @@ impl EngineConfig {
             .find(|r| r.matches(called))
             .map(|r| r.flow.as_str())
             .unwrap_or(&self.default_flow)
+    }
+}
+
+/// Test configurations: `text` with loopback allowed (`sip.allowed_networks` is required),
+/// added to its `[sip]` table or as one.
+#[cfg(test)]
+pub(crate) fn with_loopback_allowed(text: &str) -> String {
+    const ALLOW: &str = "allowed_networks = [\"127.0.0.0/8\", \"::1/128\"]\n";
+    if text.contains("allowed_networks") {
+        text.to_string()
+    } else if text.contains("[sip]\n") {
+        text.replacen("[sip]\n", &format!("[sip]\n{ALLOW}"), 1)
+    } else {
+        format!("{text}\n[sip]\n{ALLOW}")
     }
 }

@@ -1,12 +1,16 @@
 //! `[sip]` and `[rtp]`: where the engine listens, whom it talks to, and its media ports.
+//! The edge's own settings (TLS, connection limits, digest and bans) are in `edge`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::edge::{self, RawTls};
 use super::{ConfigError, Ctx};
 use crate::acl::{Acl, Network};
+
+pub use super::edge::TlsSettings;
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -20,6 +24,19 @@ pub(super) struct RawSip {
     force_rport: Option<bool>,
     max_calls: Option<usize>,
     max_calls_per_second: Option<u32>,
+    refusal: Option<String>,
+    tls: Option<RawTls>,
+    tcp_max_connections: Option<usize>,
+    tcp_max_per_source: Option<usize>,
+    tcp_head_timeout_secs: Option<u64>,
+    tcp_idle_timeout_secs: Option<u64>,
+    digest_algorithms: Option<Vec<String>>,
+    auth_max_failures: Option<u32>,
+    auth_window_secs: Option<u64>,
+    auth_ban_secs: Option<u64>,
+    auth_max_ban_secs: Option<u64>,
+    dial_prefixes: Option<Vec<String>>,
+    dial_max_digits: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -36,6 +53,7 @@ pub(super) struct RawRtp {
 pub enum SipTransport {
     Udp,
     Tcp,
+    Tls,
 }
 
 #[derive(Debug, Clone)]
@@ -46,8 +64,19 @@ pub struct SipConfig {
     pub public_ip: IpAddr,
     pub user_agent: String,
     pub t1: Duration,
-    /// Peers the engine takes requests from and sends SIP/RTP to (empty: everyone).
+    /// Peers the engine takes requests from and sends SIP/RTP to (never empty).
     pub allowed: Acl,
+    /// What a request from outside `allowed` gets (nothing, or one stateless 403).
+    pub refusal: sip::transport::Refusal,
+    /// SIP over TLS, when `tls` is among the transports.
+    pub tls: Option<TlsSettings>,
+    /// Connection caps and timeouts of TCP and TLS.
+    pub stream_limits: sip::transport::StreamLimits,
+    /// Digest algorithms offered to agents' phones, and the brute-force bans.
+    pub agent_auth: crate::agents::AgentAuth,
+    /// Numbers callbacks and transfers may dial back through the PBX a call came from
+    /// (when no trunk is configured).
+    pub dial: crate::dialplan::DialPolicy,
     /// Answer UDP requests to their source port even without `;rport` (NAT-friendly).
     pub force_rport: bool,
     /// Calls in progress beyond which new INVITEs get 503 (overload protection).
@@ -70,6 +99,11 @@ pub struct RtpConfig {
     pub srtp: ::sip::sdp::SrtpPolicy,
 }
 
+/// Why a configuration without `sip.allowed_networks` cannot serve SIP.
+pub(super) const ALLOWED_NETWORKS_NEEDED: &str = "must list the networks allowed to send SIP \
+     (your PBX, phones), e.g. [\"192.0.2.0/24\"]; to allow everyone, write \
+     [\"0.0.0.0/0\", \"::/0\"]";
+
 pub(super) fn parse_sip(cx: &Ctx<'_>, raw: RawSip) -> Result<SipConfig, ConfigError> {
     let listen_s = raw.listen.as_deref().unwrap_or("127.0.0.1:5060");
     let listen: SocketAddr = listen_s.parse().map_err(|_| {
@@ -86,10 +120,11 @@ pub(super) fn parse_sip(cx: &Ctx<'_>, raw: RawSip) -> Result<SipConfig, ConfigEr
         transports.push(match t.to_ascii_lowercase().as_str() {
             "udp" => SipTransport::Udp,
             "tcp" => SipTransport::Tcp,
+            "tls" => SipTransport::Tls,
             other => {
                 return Err(cx.err(
                     "sip.transports",
-                    format!("`{other}` is not a transport (udp, tcp)"),
+                    format!("`{other}` is not a transport (udp, tcp, tls)"),
                 ))
             }
         });
@@ -108,7 +143,7 @@ pub(super) fn parse_sip(cx: &Ctx<'_>, raw: RawSip) -> Result<SipConfig, ConfigEr
         return Err(cx.err("sip.t1_ms", format!("{t1_ms} is outside 50..=10000")));
     }
     let mut networks = Vec::new();
-    for (i, n) in raw.allowed_networks.unwrap_or_default().iter().enumerate() {
+    for (i, n) in raw.allowed_networks.iter().flatten().enumerate() {
         networks.push(Network::parse(n).ok_or_else(|| {
             cx.err(
                 &format!("sip.allowed_networks[{i}]"),
@@ -116,7 +151,59 @@ pub(super) fn parse_sip(cx: &Ctx<'_>, raw: RawSip) -> Result<SipConfig, ConfigEr
             )
         })?);
     }
+    // Fail closed: who may talk to the engine is written down. A missing list is refused
+    // when the engine starts (`EngineConfig::check_serving`: a witness has no SIP to guard),
+    // an empty one here.
+    if raw.allowed_networks.as_ref().is_some_and(Vec::is_empty) {
+        return Err(cx.err("sip.allowed_networks", ALLOWED_NETWORKS_NEEDED));
+    }
+    let refusal = match raw.refusal.as_deref() {
+        None | Some("silent") => sip::transport::Refusal::Silent,
+        Some("403") => sip::transport::Refusal::Forbidden,
+        Some(other) => {
+            return Err(cx.err(
+                "sip.refusal",
+                format!("`{other}` is not \"silent\" or \"403\""),
+            ))
+        }
+    };
+    let tls = match (transports.contains(&SipTransport::Tls), raw.tls) {
+        (true, tls) => Some(edge::parse_tls(cx, tls.unwrap_or_default(), listen)?),
+        (false, Some(_)) => {
+            return Err(cx.err(
+                "sip.tls",
+                "is set but `tls` is not in sip.transports",
+            ))
+        }
+        (false, None) => None,
+    };
+    let stream_limits = edge::parse_stream_limits(
+        cx,
+        edge::RawStreamLimits {
+            max_connections: raw.tcp_max_connections,
+            max_per_source: raw.tcp_max_per_source,
+            head_timeout_secs: raw.tcp_head_timeout_secs,
+            idle_timeout_secs: raw.tcp_idle_timeout_secs,
+        },
+    )?;
+    let agent_auth = edge::parse_agent_auth(
+        cx,
+        edge::RawAgentAuth {
+            digest_algorithms: raw.digest_algorithms,
+            max_failures: raw.auth_max_failures,
+            window_secs: raw.auth_window_secs,
+            ban_secs: raw.auth_ban_secs,
+            max_ban_secs: raw.auth_max_ban_secs,
+        },
+    )?;
+    let dial = super::trunks::parse_dial(
+        cx,
+        &|k: &str| format!("sip.{k}"),
+        raw.dial_prefixes,
+        raw.dial_max_digits,
+    )?;
     Ok(SipConfig {
+        dial,
         listen,
         transports,
         public_ip,
@@ -125,6 +212,10 @@ pub(super) fn parse_sip(cx: &Ctx<'_>, raw: RawSip) -> Result<SipConfig, ConfigEr
             .unwrap_or_else(|| format!("svi/{}", env!("CARGO_PKG_VERSION"))),
         t1: Duration::from_millis(t1_ms),
         allowed: Acl::new(networks),
+        refusal,
+        tls,
+        stream_limits,
+        agent_auth,
         force_rport: raw.force_rport.unwrap_or(true),
         max_calls: raw.max_calls.unwrap_or(1000),
         max_calls_per_second: raw.max_calls_per_second.unwrap_or(300),

@@ -4,7 +4,15 @@ use std::path::{Path, PathBuf};
 use super::*;
 
 fn parse(text: &str) -> Result<EngineConfig, ConfigError> {
-    EngineConfig::parse(text, Path::new("t.toml"), Path::new("/base"))
+    EngineConfig::parse(
+        &with_loopback_allowed(text),
+        Path::new("t.toml"),
+        Path::new("/base"),
+    )
+}
+
+fn error(text: &str) -> String {
+    parse(text).expect_err(text).to_string()
 }
 
 #[test]
@@ -83,7 +91,7 @@ fn srtp_policies_by_trunk_address_agent_and_default() {
             "[[trunks]]\nname='a'\nregistrar='sip:192.0.2.1'\nusername='u'\npassword='p'\nnetworks=['x']\n",
             "trunks[0].networks[0]",
         ),
-        ("[[agents]]\nid='1'\npassword='secret'\nsrtp=true\n", "agents[0].srtp"),
+        ("[[agents]]\nid='1'\npassword='secret-1'\nsrtp=true\n", "agents[0].srtp"),
     ] {
         let e = parse(text).expect_err(key).to_string();
         assert!(e.starts_with(&format!("t.toml: {key}: ")), "{e}");
@@ -140,5 +148,256 @@ fn admin_is_https_on_loopback_by_default_and_checked() {
     ] {
         let e = parse(text).expect_err(text).to_string();
         assert!(e.starts_with(&format!("t.toml: {key}: ")), "{e}");
+    }
+}
+
+#[test]
+fn allowed_networks_must_be_given() {
+    let raw = |text: &str| EngineConfig::parse(text, Path::new("t.toml"), Path::new("/base"));
+    let needed = |e: String| {
+        assert!(
+            e.starts_with("t.toml: sip.allowed_networks: must list")
+                && e.contains(r#"["0.0.0.0/0", "::/0"]"#),
+            "{e}"
+        );
+    };
+    // Empty: refused at load. Missing: loads (a witness serves no SIP), refused to serve.
+    needed(raw("[sip]\nallowed_networks = []\n").expect_err("empty").to_string());
+    let missing = raw("").expect("loads");
+    needed(missing.check_serving().expect_err("missing").to_string());
+    let everyone = raw("[sip]\nallowed_networks = [\"0.0.0.0/0\", \"::/0\"]\n").expect("explicit");
+    assert!(everyone.check_serving().is_ok());
+    assert!(everyone.sip.allowed.allows("198.51.100.7".parse().expect("ip")));
+}
+
+#[test]
+fn edge_settings() {
+    let c = parse("").expect("defaults");
+    assert_eq!(c.sip.refusal, ::sip::transport::Refusal::Silent);
+    assert!(c.sip.tls.is_none());
+    assert_eq!(
+        c.sip.agent_auth.algorithms,
+        vec![::sip::auth::Algorithm::Sha256, ::sip::auth::Algorithm::Md5]
+    );
+    let c = parse(
+        "[sip]\nrefusal = \"403\"\ndigest_algorithms = [\"md5\"]\nauth_max_failures = 3\ntcp_max_per_source = 8\ntransports = [\"udp\", \"tls\"]\n[sip.tls]\ncertificate = \"c.pem\"\nkey = \"k.pem\"\n",
+    )
+    .expect("set");
+    assert_eq!(c.sip.refusal, ::sip::transport::Refusal::Forbidden);
+    assert_eq!(c.sip.agent_auth.algorithms, vec![::sip::auth::Algorithm::Md5]);
+    assert_eq!(c.sip.agent_auth.bans.max_failures, 3);
+    assert_eq!(c.sip.stream_limits.max_per_source, 8);
+    let tls = c.sip.tls.expect("tls");
+    assert_eq!(tls.listen, "127.0.0.1:5061".parse::<SocketAddr>().expect("addr"));
+    assert_eq!(tls.certificate, Some(PathBuf::from("/base/c.pem")));
+
+    for (text, key) in [
+        ("[sip]\nrefusal = \"loud\"\n", "sip.refusal"),
+        ("[sip]\ndigest_algorithms = []\n", "sip.digest_algorithms"),
+        ("[sip]\ndigest_algorithms = [\"SHA-512\"]\n", "sip.digest_algorithms[0]"),
+        ("[sip]\ntcp_max_per_source = 0\n", "sip.tcp_max_per_source"),
+        ("[sip]\n[sip.tls]\n", "sip.tls"),
+        (
+            "[sip]\ntransports = [\"tls\"]\n[sip.tls]\nkey = \"k.pem\"\n",
+            "sip.tls",
+        ),
+    ] {
+        let e = error(text);
+        assert!(e.starts_with(&format!("t.toml: {key}: ")), "{text}: {e}");
+    }
+}
+
+#[test]
+fn agents_need_long_passwords_and_distinct_ids() {
+    let e = error("[[agents]]\nid = \"1001\"\npassword = \"1234\"\n");
+    assert_eq!(
+        e,
+        "t.toml: agents[0].password: is 4 characters; at least 8 are needed (one captured REGISTER lets anyone try passwords offline)"
+    );
+    let e = error(
+        "[[agents]]\nid = \"1001\"\npassword = \"long-enough\"\n[[agents]]\nid = \"1001\"\npassword = \"long-enough-too\"\n",
+    );
+    assert_eq!(e, "t.toml: agents[1].id: `1001` is defined twice");
+}
+
+#[test]
+fn a_route_number_ending_with_a_multibyte_character_is_checked_not_a_panic() {
+    let c = parse("[[routes]]\nnumber = \"12é\"\nflow = \"f\"\n").expect("a number");
+    assert_eq!(c.flow_for("12é"), "f");
+    let e = error("[[routes]]\nnumber = \"1*é\"\nflow = \"f\"\n");
+    assert!(e.starts_with("t.toml: routes[0].number"), "{e}");
+}
+
+/// Every key of the sample configuration (and the edge's keys it leaves commented out) set
+/// to random values of every TOML type, and random bytes written over the sample text:
+/// loading answers with a configuration or an error, never a panic.
+#[test]
+fn no_panic_on_any_value_of_any_key() {
+    use rand::{Rng, SeedableRng};
+    let sample = include_str!("../../../samples/svi.toml");
+    let table: toml::Table = sample.parse().expect("the sample parses");
+    let mut paths = Vec::new();
+    leaves(&toml::Value::Table(table.clone()), &mut Vec::new(), &mut paths);
+    for extra in [
+        "sip.refusal",
+        "sip.digest_algorithms",
+        "sip.auth_max_failures",
+        "sip.auth_window_secs",
+        "sip.auth_ban_secs",
+        "sip.auth_max_ban_secs",
+        "sip.tcp_max_connections",
+        "sip.tcp_max_per_source",
+        "sip.tcp_head_timeout_secs",
+        "sip.tcp_idle_timeout_secs",
+        "sip.tls.listen",
+        "sip.tls.certificate",
+        "sip.tls.key",
+        "sip.tls.client_ca",
+        "sip.tls.server_ca",
+        "routes.0.number",
+        "trunks.0.allowed_prefixes",
+        "trunks.0.max_digits",
+    ] {
+        paths.push(extra.split('.').map(str::to_string).collect());
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+    let mut tried = 0;
+    for path in &paths {
+        // Every tricky string once (a number ending with a multibyte character...), then
+        // random values of every type.
+        let values = STRINGS
+            .iter()
+            .map(|s| toml::Value::String(s.to_string()))
+            .chain((0..10).map(|_| random_value(&mut rng, 2)))
+            .collect::<Vec<_>>();
+        for value in values {
+            let mut doc = toml::Value::Table(table.clone());
+            set(&mut doc, path, value);
+            let text = toml::to_string(&doc).unwrap_or_default();
+            let _ = EngineConfig::parse(&text, Path::new("t.toml"), Path::new("/base"));
+            tried += 1;
+        }
+    }
+    for _ in 0..500 {
+        let mut bytes = sample.as_bytes().to_vec();
+        for _ in 0..rng.gen_range(1..8) {
+            let i = rng.gen_range(0..bytes.len());
+            bytes[i] = rng.gen();
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        let _ = EngineConfig::parse(&text, Path::new("t.toml"), Path::new("/base"));
+    }
+    assert!(tried > 2000, "{tried} values tried over {} keys", paths.len());
+}
+
+fn leaves(v: &toml::Value, at: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                at.push(k.clone());
+                leaves(v, at, out);
+                at.pop();
+            }
+        }
+        toml::Value::Array(a) if a.iter().all(toml::Value::is_table) && !a.is_empty() => {
+            for (i, v) in a.iter().enumerate() {
+                at.push(i.to_string());
+                leaves(v, at, out);
+                at.pop();
+            }
+        }
+        _ => out.push(at.clone()),
+    }
+}
+
+/// Sets `path` in `doc`, making tables (and array entries) on the way.
+fn set(doc: &mut toml::Value, path: &[String], value: toml::Value) {
+    let Some((first, rest)) = path.split_first() else {
+        *doc = value;
+        return;
+    };
+    let next = match doc {
+        toml::Value::Array(a) => {
+            let i: usize = first.parse().unwrap_or(0);
+            while a.len() <= i {
+                a.push(toml::Value::Table(toml::Table::new()));
+            }
+            &mut a[i]
+        }
+        toml::Value::Table(t) => {
+            let index_next = rest.first().is_some_and(|r| r.parse::<usize>().is_ok());
+            t.entry(first.clone()).or_insert_with(|| {
+                if index_next {
+                    toml::Value::Array(Vec::new())
+                } else {
+                    toml::Value::Table(toml::Table::new())
+                }
+            })
+        }
+        other => {
+            *other = toml::Value::Table(toml::Table::new());
+            return set(other, path, value);
+        }
+    };
+    set(next, rest, value);
+}
+
+const STRINGS: &[&str] = &[
+        "",
+        "*",
+        "é",
+        "12é",
+        "1*",
+        "*é",
+        "0.0.0.0/0",
+        "::/0",
+        "127.0.0.1:0",
+        "[::1]:5060",
+        "udp",
+        "tls",
+        "sips:x",
+        "sip:",
+        "20000-20001",
+        "65535-1",
+        "-1",
+        "\u{0}",
+        "🦀🦀",
+        "a/b/../c",
+        "all",
+        "none",
+        "SHA-256",
+];
+
+fn random_value(rng: &mut impl rand::Rng, depth: u32) -> toml::Value {
+    match rng.gen_range(0..if depth == 0 { 6 } else { 8 }) {
+        0 => toml::Value::String(STRINGS[rng.gen_range(0..STRINGS.len())].to_string()),
+        1 => toml::Value::String(
+            (0..rng.gen_range(0..12))
+                .map(|_| char::from_u32(rng.gen_range(0..0x1_0000)).unwrap_or('x'))
+                .collect(),
+        ),
+        2 => toml::Value::Integer(
+            *[0, 1, -1, 3, 60, 65535, 65536, i64::MAX, i64::MIN, 4_294_967_296]
+                .get(rng.gen_range(0..10))
+                .unwrap_or(&0),
+        ),
+        3 => toml::Value::Integer(rng.gen()),
+        4 => toml::Value::Float([0.0, -1.5, 1e300, f64::NAN][rng.gen_range(0..4)]),
+        5 => toml::Value::Boolean(rng.gen()),
+        6 => toml::Value::Array(
+            (0..rng.gen_range(0..4))
+                .map(|_| random_value(rng, depth - 1))
+                .collect(),
+        ),
+        _ => {
+            let mut t = toml::Table::new();
+            for _ in 0..rng.gen_range(0..3) {
+                t.insert(
+                    STRINGS[rng.gen_range(0..STRINGS.len())].to_string(),
+                    random_value(rng, depth - 1),
+                );
+            }
+            toml::Value::Table(t)
+        }
     }
 }

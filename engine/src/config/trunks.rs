@@ -8,6 +8,7 @@ use sip::sdp::SrtpPolicy;
 
 use super::{ConfigError, Ctx};
 use crate::acl::Network;
+use crate::dialplan::{is_dialable, DialPolicy};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,6 +26,8 @@ pub(super) struct RawTrunk {
     clear_bindings: Option<bool>,
     instance_id: Option<String>,
     reg_id: Option<u32>,
+    dial_prefixes: Option<Vec<String>>,
+    dial_max_digits: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +52,38 @@ pub struct TrunkConfig {
     /// RFC 5626 instance (`urn:uuid:...`) in our Contact, the same on both nodes of a pair.
     pub instance_id: Option<String>,
     pub reg_id: Option<u32>,
+    /// Numbers callbacks and transfers may dial through this trunk.
+    pub dial: DialPolicy,
+}
+
+/// `dial_prefixes` and `dial_max_digits` (of a trunk, or of `[sip]` for the PBX calls come
+/// from): nothing is dialled on a caller's behalf without them.
+pub(super) fn parse_dial(
+    cx: &Ctx<'_>,
+    key: &dyn Fn(&str) -> String,
+    prefixes: Option<Vec<String>>,
+    max_digits: Option<usize>,
+) -> Result<DialPolicy, ConfigError> {
+    let prefixes = prefixes.unwrap_or_default();
+    for (i, p) in prefixes.iter().enumerate() {
+        if !is_dialable(p) {
+            return Err(cx.err(
+                &key(&format!("dial_prefixes[{i}]")),
+                format!("`{p}` is not digits with an optional leading +"),
+            ));
+        }
+    }
+    let max_digits = max_digits.unwrap_or(15);
+    if !(1..=32).contains(&max_digits) {
+        return Err(cx.err(
+            &key("dial_max_digits"),
+            format!("{max_digits} is outside 1..=32"),
+        ));
+    }
+    Ok(DialPolicy {
+        allowed_prefixes: prefixes,
+        max_digits,
+    })
 }
 
 pub(super) fn parse(cx: &Ctx<'_>, raw: Vec<RawTrunk>) -> Result<Vec<TrunkConfig>, ConfigError> {
@@ -113,7 +148,9 @@ pub(super) fn parse(cx: &Ctx<'_>, raw: Vec<RawTrunk>) -> Result<Vec<TrunkConfig>
                 .collect(),
         };
         let srtp = super::srtp::parse_policy(cx, &key("srtp"), t.srtp.as_deref())?;
+        let dial = parse_dial(cx, &key, t.dial_prefixes, t.dial_max_digits)?;
         trunks.push(TrunkConfig {
+            dial,
             auth_username: t.auth_username.unwrap_or_else(|| t.username.clone()),
             name: t.name,
             registrar: t.registrar,

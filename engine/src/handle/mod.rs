@@ -84,7 +84,9 @@ struct Inner {
 /// The parts of a running engine the handle reaches.
 pub(crate) struct Running {
     pub config: Arc<EngineConfig>,
-    pub sip_addr: SocketAddr,
+    pub sip: sip::transport::SipHandle,
+    /// Agents' authentication counters, published by the registrar.
+    pub auth: watch::Receiver<sip::auth::GuardStats>,
     pub active_calls: watch::Receiver<usize>,
     pub flows: watch::Receiver<Arc<FlowSet>>,
     pub acd: AcdHandle,
@@ -128,7 +130,26 @@ impl EngineHandle {
 
     /// The bound SIP address (UDP and TCP); `None` on a witness.
     pub fn sip_addr(&self) -> Option<SocketAddr> {
-        self.inner.engine.as_ref().map(|e| e.sip_addr)
+        self.inner.engine.as_ref().map(|e| e.sip.local_addr())
+    }
+
+    /// The bound SIP over TLS address; `None` without TLS or on a witness.
+    pub fn sip_tls_addr(&self) -> Option<SocketAddr> {
+        self.inner.engine.as_ref().and_then(|e| e.sip.tls_addr())
+    }
+
+    /// Agents' authentication: failures, bans, requests refused while banned (for metrics).
+    pub fn auth_stats(&self) -> Result<sip::auth::GuardStats, HandleError> {
+        Ok(*self.engine()?.auth.borrow())
+    }
+
+    /// The SIP transport's counters: refusals by the allow-list, TCP and TLS connections.
+    pub async fn sip_stats(&self) -> Result<sip::transport::DriverStats, HandleError> {
+        self.engine()?
+            .sip
+            .stats()
+            .await
+            .map_err(|e| HandleError::unavailable(Part::Telephony, e.to_string()))
     }
 
     /// Calls in progress as the dispatcher counts them (0 on a witness).

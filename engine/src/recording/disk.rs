@@ -12,6 +12,42 @@ use std::time::{Duration, SystemTime};
 
 use super::journal::JOURNAL_EXTENSION;
 
+/// The free-space guard of every writer of audio (recordings, messages, recording copies):
+/// below `min_free` bytes on the file system holding `dir` the write is refused and an alarm
+/// raised (an `ALARM` error line, and the `disk_guard_refusals` counter). `what` names the
+/// writer in the alarm. An unreadable free space skips the guard (with a warning).
+pub fn guard(dir: &Path, min_free: u64, what: &str) -> Result<(), super::RecordingError> {
+    guard_with(dir, min_free, what, &|d: &Path| free_bytes(d))
+}
+
+pub(super) fn guard_with(
+    dir: &Path,
+    min_free: u64,
+    what: &str,
+    free_space: &dyn Fn(&Path) -> std::io::Result<u64>,
+) -> Result<(), super::RecordingError> {
+    match free_space(dir) {
+        Ok(free) if free < min_free => {
+            super::DISK_GUARD_REFUSALS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::error!(
+                dir = %dir.display(),
+                free,
+                min = min_free,
+                "ALARM {what} refused: free space below the minimum"
+            );
+            Err(super::RecordingError::DiskGuard {
+                free,
+                min: min_free,
+            })
+        }
+        Ok(_) => Ok(()),
+        Err(error) => {
+            tracing::warn!(dir = %dir.display(), %error, "cannot read free space: guard skipped");
+            Ok(())
+        }
+    }
+}
+
 /// Bytes available to the engine on the file system holding `dir`.
 #[cfg(unix)]
 pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {

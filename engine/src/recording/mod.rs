@@ -33,7 +33,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-pub use disk::{free_bytes, sweep_retention};
+pub use disk::{free_bytes, guard as disk_guard, sweep_retention};
 pub use index::IndexEntry;
 pub use journal::{recover, Recovered};
 pub use recorder::{Recorder, RecorderHandle};

@@ -30,7 +30,7 @@ use super::journal::{remove_journal, wav_path, write_journal};
 use super::timeline::{Channel, Timeline};
 use super::wav::{repair_wav, WavWriter};
 use super::{
-    check_id, disk, RecordingError, RecordingInfo, RecordingSettings, DISK_GUARD_REFUSALS,
+    check_id, disk, RecordingError, RecordingInfo, RecordingSettings,
     DISK_GUARD_STOPS, WRITE_FAILURES,
 };
 
@@ -121,25 +121,7 @@ fn open(
 ) -> Result<WavWriter, RecordingError> {
     let dir = &settings.dir;
     std::fs::create_dir_all(dir).map_err(|e| RecordingError::io(dir, e))?;
-    match free_space(dir) {
-        Ok(free) if free < settings.min_free_bytes => {
-            DISK_GUARD_REFUSALS.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(
-                dir = %dir.display(),
-                free,
-                min = settings.min_free_bytes,
-                "ALARM recording refused: free space below the minimum"
-            );
-            return Err(RecordingError::DiskGuard {
-                free,
-                min: settings.min_free_bytes,
-            });
-        }
-        Ok(_) => {}
-        Err(error) => {
-            tracing::warn!(dir = %dir.display(), %error, "cannot read free space: guard skipped");
-        }
-    }
+    disk::guard_with(dir, settings.min_free_bytes, "recording", free_space.as_ref())?;
     let path = wav_path(dir, id);
     let writer = WavWriter::create(&path, settings.flush_every)?;
     if let Err(error) = write_journal(dir, id, journal) {

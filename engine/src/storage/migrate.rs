@@ -108,6 +108,10 @@ pub static ENGINE_DB: Schema = Schema {
             name: "raft state machine pointers and replicated documents",
             sql: super::raft::RAFT_SCHEMA,
         },
+        Step {
+            name: "number the dial plan refused for a call",
+            sql: "ALTER TABLE calls ADD COLUMN dial_refused TEXT;",
+        },
     ],
 };
 

@@ -422,8 +422,8 @@ pub(super) async fn insert_call_on(
         "INSERT OR REPLACE INTO calls (id, sip_call_id, started_at, answered_at, ended_at, caller, called,
          flow, flow_version, path, end_reason, codec, node, rtp_sent, rtp_received,
          queue, agent, queued_at, agent_answered_at, queue_outcome, recording, recording_sha256,
-         recording_ms)
-         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+         recording_ms, dial_refused)
+         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     )
     .bind(&r.id)
     .bind(&r.sip_call_id)
@@ -448,6 +448,7 @@ pub(super) async fn insert_call_on(
     .bind(&r.recording)
     .bind(&r.recording_sha256)
     .bind(r.recording_ms.map(|ms| ms as i64))
+    .bind(&r.dial_refused)
     .execute(&mut *db)
     .await?;
     Ok(done.rows_affected())

@@ -102,6 +102,10 @@ pub struct CallRecord {
     pub recording_sha256: Option<String>,
     #[serde(default)]
     pub recording_ms: Option<u64>,
+    /// A number the toll-fraud policy refused to dial for this call (a callback or a
+    /// transfer), and why (`crate::dialplan`; the number masked).
+    #[serde(default)]
+    pub dial_refused: Option<String>,
 }
 
 /// A search of call records (the admin API's `/api/v1/records`). Times are compared as the
@@ -202,6 +206,7 @@ pub(super) fn from_row(row: &SqliteRow) -> Result<CallRecord, StorageError> {
         recording_ms: row
             .try_get::<Option<i64>, _>("recording_ms")?
             .map(|ms| ms.max(0) as u64),
+        dial_refused: row.try_get("dial_refused")?,
     })
 }
 
@@ -241,6 +246,7 @@ mod tests {
             recording: None,
             recording_sha256: None,
             recording_ms: None,
+            dial_refused: None,
         }
     }
 

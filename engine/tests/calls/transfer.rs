@@ -1,9 +1,12 @@
 //! Transfers from a flow: blind (REFER, the outcome in the NOTIFYs) and bridged (the engine
 //! calls the target and relays both ways), answered, refused, unanswered, hung up by either
-//! side. (Moved from `tests/tests/steps.rs` and `bridge_audio.rs`, which keep the wire:
-//! sipp's REFER scenario and the audio both ways with test phones.)
+//! side, or refused by the dial plan before anything is sent. (Moved from
+//! `tests/tests/steps.rs` and `bridge_audio.rs`, which keep the wire: sipp's REFER scenario
+//! and the audio both ways with test phones.)
 
 use engine::storage::EndReason;
+use sip::message::Method;
+use sip::transport::SipEvent;
 
 use crate::harness::*;
 
@@ -74,6 +77,28 @@ async fn blind_transfer_completes_when_the_target_answers() {
 async fn blind_transfer_failure_takes_the_failed_branch() {
     let (_h, path) = blind("486 Busy Here").await;
     assert_eq!(path, ["go", "sorry", "end"]);
+}
+
+/// Toll-fraud protection: a number outside the PBX's `dial_prefixes` is never sent in a
+/// REFER; the flow takes its failed branch and the call record says why.
+#[tokio::test]
+async fn a_transfer_to_a_number_outside_the_dial_plan_is_refused_and_recorded() {
+    let mut h = Harness::start_with(&[("xfer", BLIND)], "dial_prefixes = [\"0\"]", "").await;
+    let mut caller = h.ua("caller");
+    let call = caller.dial("3000", secs(5)).await;
+    caller
+        .expect_bye(&call, prompt_len("no_agent_available") + secs(5))
+        .await;
+    assert!(
+        !caller.got(|e| matches!(e, SipEvent::Request { request, .. } if request.method == Method::Refer)),
+        "no REFER"
+    );
+    let record = h.records(1, secs(5)).await.remove(0);
+    assert_eq!(record.path, ["go", "sorry", "end"]);
+    assert_eq!(
+        record.dial_refused.as_deref(),
+        Some("transfer to ***00 refused: no prefix the PBX the call came from allows (0)")
+    );
 }
 
 /// The bridged flow called; the target's phone rings.

@@ -169,6 +169,18 @@ impl Copier {
                 }
             }
         }
+        if copied.is_none() {
+            // The disk guard of every writer of audio (the alarm is raised there).
+            let _ = tokio::fs::create_dir_all(&self.store.dir).await;
+            let guard = engine::recording::disk_guard(
+                &self.store.dir,
+                self.store.min_free_bytes,
+                "recording copy",
+            );
+            if guard.is_err() {
+                return Err(());
+            }
+        }
         let sources = match copied {
             Some(_) => Vec::new(),
             None => self.sources(&entry).await,

@@ -74,6 +74,7 @@ async fn the_standby_copies_a_recording_and_the_index_names_both_nodes() {
         c.cfgs.get_mut(&id).expect("cfg").recordings = Some(RecordingStore {
             dir: dir(name),
             node_name: name.into(),
+            min_free_bytes: 0,
         });
     }
     let mut nodes: BTreeMap<NodeId, Arc<HaNode>> = BTreeMap::new();

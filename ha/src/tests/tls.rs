@@ -60,6 +60,7 @@ async fn the_witness_credentials_cannot_fetch_a_recording_and_strangers_cannot_j
             cfg.recordings = Some(RecordingStore {
                 dir: dir(name),
                 node_name: name.into(),
+                min_free_bytes: 0,
             });
         }
     }

@@ -110,14 +110,23 @@ impl Ua {
         events: mpsc::UnboundedSender<PhoneEvent>,
         media: mpsc::UnboundedSender<MediaCommand>,
     ) -> Result<Ua, PhoneError> {
+        // The phone talks to the engine on loopback only.
+        let edge = sip::transport::EdgeConfig {
+            allowed: sip::acl::Acl::new(
+                ["127.0.0.0/8", "::1/128"]
+                    .iter()
+                    .filter_map(|n| sip::acl::Network::parse(n))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
         let (sip, sip_events, _task) = sip::transport::start(DriverConfig {
-            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-            udp: true,
             tcp: false,
             endpoint: EndpointConfig {
                 user_agent: "svi-test-phone".to_string(),
                 ..EndpointConfig::default()
             },
+            ..DriverConfig::new(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0), edge)
         })
         .await?;
         let local = sip.local_addr();

@@ -61,7 +61,12 @@ impl CallCore {
     /// The agent of a callback answered: dial the caller back.
     pub(super) fn dial_caller_back(&mut self, now: Instant, attempts: u32) {
         let number = self.facts.caller.reveal().clone();
-        let target = match self.env.via_pbx(&number, self.caller.peer) {
+        let allowed = self.dial_for_caller(crate::dialplan::Purpose::Callback, &number);
+        let target = match allowed.and_then(|()| {
+            self.env
+                .via_pbx(&number, self.caller.peer)
+                .map_err(|e| e.to_string())
+        }) {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!(call = %self.facts.id, error = %e, "cannot call the caller back");

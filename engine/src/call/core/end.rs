@@ -190,6 +190,7 @@ impl CallCore {
             r.recording_sha256 = Some(f.sha256.clone());
             r.recording_ms = Some(f.duration_ms);
         }
+        r.dial_refused = self.dial_refused.clone();
         r
     }
 }
@@ -235,5 +236,6 @@ fn base_record(
         recording: None,
         recording_sha256: None,
         recording_ms: None,
+        dial_refused: None,
     }
 }

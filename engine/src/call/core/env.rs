@@ -34,8 +34,8 @@ impl ContactBook for NoContacts {
 pub struct CallEnv {
     pub config: Arc<EngineConfig>,
     pub prompts: Arc<PromptStore>,
-    /// Our SIP address as written in Via and Contact (public IP, bound port).
-    pub local_sip: SocketAddr,
+    /// Our SIP addresses as written in Via and Contact (public IP, bound ports).
+    pub local_sip: crate::call::LocalSip,
     pub contacts: Arc<dyn ContactBook>,
 }
 

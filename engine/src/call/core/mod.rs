@@ -113,6 +113,8 @@ pub struct CallCore {
     recorded: Option<RecordedFile>,
     /// The legs the call placed, by stream (see `routing`).
     legs: BTreeMap<StreamId, leg::Leg>,
+    /// A number the toll-fraud policy refused to dial (for the call record).
+    dial_refused: Option<String>,
     io: Outbox,
 }
 
@@ -198,6 +200,7 @@ impl CallCore {
             queue: QueueRecord::default(),
             recorded: None,
             legs: BTreeMap::new(),
+            dial_refused: None,
             io: Outbox::new(),
         };
         core.start(now);

@@ -3,10 +3,8 @@
 //! PBX the call came from). Hosts must be IP literals in `sip.allowed_networks`: the
 //! engine resolves no names a peer or a flow wrote.
 
-use std::net::{IpAddr, SocketAddr};
-
 use serde::{Deserialize, Serialize};
-use sip::endpoint::{Peer, Transport};
+use sip::endpoint::{NextHop, Peer};
 use sip::message::Uri;
 
 use super::env::CallEnv;
@@ -20,6 +18,9 @@ pub struct LegTarget {
     pub uri: Uri,
     pub peer: Peer,
     pub trunk: Option<String>,
+    /// The number dialled through the trunk or the PBX (not a URI or an agent's phone).
+    #[serde(default)]
+    pub number: Option<String>,
 }
 
 impl CallEnv {
@@ -77,6 +78,7 @@ impl CallEnv {
             uri,
             peer,
             trunk: None,
+            number: None,
         })
     }
 
@@ -101,6 +103,7 @@ impl CallEnv {
                 uri,
                 peer: pbx,
                 trunk: None,
+                number: Some(number.to_string()),
             });
         };
         let trunk_error = |error: String| TargetError::Trunk {
@@ -122,30 +125,19 @@ impl CallEnv {
             uri,
             peer,
             trunk: Some(trunk.name.clone()),
+            number: Some(number.to_string()),
         })
     }
 
     /// Where a SIP URI given as contact or target is sent: its host must be an IP literal
-    /// (no DNS for contacts) inside `sip.allowed_networks`.
+    /// (no DNS for contacts) inside `sip.allowed_networks`; `sips:` or `;transport=tls` go
+    /// over TLS (port 5061 by default), `;transport=tcp` over TCP.
     fn leg_peer(&self, uri: &Uri) -> Result<Peer, TargetError> {
-        let sip = uri
-            .as_sip()
-            .ok_or_else(|| TargetError::NotSip(uri.to_string()))?;
-        let ip: IpAddr = sip
-            .host_unbracketed()
-            .parse()
-            .map_err(|_| TargetError::NotAnIp(sip.host.clone()))?;
-        if !self.config.sip.allowed.allows(ip) {
-            return Err(TargetError::NotAllowed(ip));
+        let hop = NextHop::from_uri(uri).ok_or_else(|| TargetError::NotSip(uri.to_string()))?;
+        let peer = hop.peer().ok_or_else(|| TargetError::NotAnIp(hop.host.clone()))?;
+        if !self.config.sip.allowed.allows(peer.addr.ip()) {
+            return Err(TargetError::NotAllowed(peer.addr.ip()));
         }
-        let transport = if sip.transport().as_deref() == Some("tcp") {
-            Transport::Tcp
-        } else {
-            Transport::Udp
-        };
-        Ok(Peer {
-            transport,
-            addr: SocketAddr::new(ip, sip.port.unwrap_or(5060)),
-        })
+        Ok(peer)
     }
 }

@@ -13,11 +13,30 @@ use super::io::{MediaOut, Output, StreamId};
 use super::leg::LegEvent;
 use super::phase::{CallerLeg, LegPurpose, Phase, Step};
 use super::CallCore;
-use crate::call::transfer::refer_target;
+use crate::call::transfer::{is_uri, refer_target};
+use crate::dialplan::Purpose;
 
 impl CallCore {
+    /// A number the engine dials for the caller (a transfer, a callback) must pass the
+    /// toll-fraud policy of its route (`crate::dialplan`); a refusal is logged and kept for
+    /// the call record.
+    pub(super) fn dial_for_caller(&mut self, purpose: Purpose, number: &str) -> Result<(), String> {
+        crate::dialplan::check(&self.env.config, purpose, number).map_err(|refused| {
+            tracing::warn!(call = %self.facts.id, "{refused}");
+            let text = refused.to_string();
+            self.dial_refused = Some(text.clone());
+            text
+        })
+    }
+
     /// A blind transfer with REFER; the result comes from the REFER's answer and NOTIFYs.
     pub(super) fn refer(&mut self, now: Instant, target: &str, timeout: Duration) -> Option<Input> {
+        if !is_uri(target) {
+            // The PBX would dial this number for us: the toll-fraud policy applies.
+            if let Err(why) = self.dial_for_caller(Purpose::Transfer, target) {
+                return Some(Input::TransferResult(TransferOutcome::Failed(why)));
+            }
+        }
         let CallerLeg::Answered { dialog, .. } = &mut self.caller.leg else {
             let why = "the call is not answered".to_string();
             return Some(Input::TransferResult(TransferOutcome::Failed(why)));
@@ -54,6 +73,11 @@ impl CallCore {
                 return Some(Input::TransferResult(TransferOutcome::Failed(why)));
             }
         };
+        if let Some(number) = &to.number {
+            if let Err(why) = self.dial_for_caller(Purpose::Transfer, number) {
+                return Some(Input::TransferResult(TransferOutcome::Failed(why)));
+            }
+        }
         let from = self.facts.caller.reveal().clone();
         let leg = self.place_leg(to, LegPurpose::Transfer, from);
         let tone = self.env.ringback(&self.env.config.default_language);

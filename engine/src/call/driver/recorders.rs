@@ -124,7 +124,8 @@ impl Driver {
                     .streams
                     .get(&stream)
                     .is_some_and(|s| s.port.add_tap(Link::Relay, tx).is_ok());
-                let mut message = Message::new(path, max_length);
+                let mut message = Message::new(path, max_length)
+                    .with_disk_guard(self.ctx.config.recording.min_free_bytes);
                 message.started = Some(Instant::now());
                 self.capture = Some(Capture {
                     stream,

@@ -142,8 +142,15 @@ impl Harness {
         Harness::start_with(flows, "", extra).await
     }
 
-    /// As `start`, with `sip` settings added to the `[sip]` section.
+    /// As `start`, with `sip` settings added to the `[sip]` section. Callbacks and transfers
+    /// dial only what the dial plan allows: the scenarios' numbers (`2...`, `06...`) unless
+    /// `sip` gives its own `dial_prefixes`.
     pub async fn start_with(flows: &[(&str, &str)], sip: &str, extra: &str) -> Harness {
+        let dial = if sip.contains("dial_prefixes") {
+            ""
+        } else {
+            "dial_prefixes = [\"2\", \"06\"]\n"
+        };
         let (log, log_guard) = Log::capture();
         let dir = tempfile::tempdir().expect("a temporary directory");
         let flows_dir = dir.path().join("flows");
@@ -155,7 +162,7 @@ impl Harness {
         let text = format!(
             "[node]\nname = \"harness\"\ndata_dir = \"{data}\"\n\
              [sip]\nlisten = \"{ENGINE}\"\ntransports = [\"udp\"]\n\
-             allowed_networks = [\"127.0.0.0/8\"]\n{sip}\n\
+             allowed_networks = [\"127.0.0.0/8\"]\n{dial}{sip}\n\
              [rtp]\nports = \"40000-40999\"\ntimeout_secs = 30\n\
              [prompts]\ndir = \"{prompts}\"\ndefault_language = \"en\"\n\
              [flows]\ndir = \"{flows}\"\ndefault = \"{first}\"\n\

@@ -150,7 +150,10 @@ impl Sim {
         let env = CallEnv {
             config: Arc::new(config(flow.flow.name(), extra)),
             prompts: Arc::new(prompts(PROMPTS)),
-            local_sip: "127.0.0.1:5060".parse().expect("addr"),
+            local_sip: "127.0.0.1:5060"
+                .parse::<std::net::SocketAddr>()
+                .expect("addr")
+                .into(),
             contacts: Arc::new(Book),
         };
         let flows = crate::flows::FlowSet::of([flow]);
