@@ -71,8 +71,7 @@ impl AgentPhones {
         (
             AgentPhones {
                 registrar: Registrar::new(realm, &key, auth.algorithms.clone()),
-                codes_auth: DigestServer::new(realm, key.to_vec())
-                    .with_algorithms(auth.algorithms),
+                codes_auth: DigestServer::new(realm, key.to_vec()).with_algorithms(auth.algorithms),
                 unknown_user_secret: unknown_user_secret(),
                 guard: AuthGuard::new(auth.bans),
                 auth_stats: watch::Sender::new(GuardStats::default()),
@@ -125,7 +124,12 @@ impl AgentPhones {
     }
 
     /// A banned source or user: 403 before anything else is read.
-    fn refused_while_banned(&mut self, now: Instant, req: &Request, source: IpAddr) -> Option<Response> {
+    fn refused_while_banned(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        source: IpAddr,
+    ) -> Option<Response> {
         let user = claimed_user(req);
         if !self.guard.refuses(now, source, user.as_deref()) {
             return None;
@@ -136,7 +140,14 @@ impl AgentPhones {
 
     /// Counts what a digest check came to; a failure that starts a ban turns the answer
     /// into a 403.
-    fn judge(&mut self, now: Instant, req: &Request, source: IpAddr, outcome: &AuthOutcome, response: Response) -> Response {
+    fn judge(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        source: IpAddr,
+        outcome: &AuthOutcome,
+        response: Response,
+    ) -> Response {
         let response = match outcome {
             AuthOutcome::Challenged => return response,
             AuthOutcome::Passed { user } => {

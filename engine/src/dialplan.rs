@@ -41,7 +41,10 @@ impl Purpose {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DialRefused {
     #[error("{purpose} to {number} refused: not a number (digits, an optional leading +)")]
-    NotANumber { purpose: &'static str, number: Pii<String> },
+    NotANumber {
+        purpose: &'static str,
+        number: Pii<String>,
+    },
     #[error("{purpose} to {number} refused: {route} allows no number (set dial_prefixes)")]
     NothingAllowed {
         purpose: &'static str,

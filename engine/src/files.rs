@@ -34,10 +34,7 @@ pub enum FilesError {
         max_calls: usize,
     },
     #[error("cannot raise the open-file limit to {needed}: {source}")]
-    Raise {
-        needed: u64,
-        source: std::io::Error,
-    },
+    Raise { needed: u64, source: std::io::Error },
 }
 
 /// The file descriptors `config` may need at its peak.
@@ -97,6 +94,7 @@ pub fn ensure_open_files(config: &EngineConfig) -> Result<u64, FilesError> {
 #[cfg(unix)]
 pub fn restrict_umask() -> u32 {
     let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    #[allow(clippy::useless_conversion)] // `RawMode` is u16 on some Unix systems.
     old.as_raw_mode().into()
 }
 

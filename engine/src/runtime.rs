@@ -504,7 +504,10 @@ fn driver_config(config: &EngineConfig) -> Result<DriverConfig, EngineError> {
         udp: config.sip.transports.contains(&SipTransport::Udp),
         tcp: config.sip.transports.contains(&SipTransport::Tcp),
         tls: match &config.sip.tls {
-            Some(t) => Some((t.listen, tls_identity(t, &config.data_dir, config.sip.public_ip)?)),
+            Some(t) => Some((
+                t.listen,
+                tls_identity(t, &config.data_dir, config.sip.public_ip)?,
+            )),
             None => None,
         },
         edge: EdgeConfig {

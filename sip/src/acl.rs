@@ -94,7 +94,10 @@ mod tests {
             .contains(ip("198.51.100.1")));
         let acl = Acl::new(vec![lo]);
         assert!(acl.allows(ip("127.0.0.1")) && !acl.allows(ip("192.0.2.1")));
-        assert!(!Acl::default().allows(ip("127.0.0.1")), "empty allows nobody");
+        assert!(
+            !Acl::default().allows(ip("127.0.0.1")),
+            "empty allows nobody"
+        );
         let everyone = Acl::new(vec![
             Network::parse("0.0.0.0/0").expect("v4"),
             Network::parse("::/0").expect("v6"),

@@ -323,7 +323,10 @@ async fn sip_over_tls_round_trip_with_a_client_certificate_check() {
     );
     let client_tls = client.tls_addr().expect("TLS bound");
     for (name, value) in [
-        ("Via", format!("SIP/2.0/TLS {client_tls};branch=z9hG4bKtls1")),
+        (
+            "Via",
+            format!("SIP/2.0/TLS {client_tls};branch=z9hG4bKtls1"),
+        ),
         ("From", "<sips:a@example.com>;tag=t".to_string()),
         ("To", "<sips:100@example.com>".to_string()),
         ("Call-ID", "tls-1".to_string()),
@@ -342,7 +345,10 @@ async fn sip_over_tls_round_trip_with_a_client_certificate_check() {
         .await
         .expect("sent");
     let (call_id, from) = next_request(&mut server_events).await;
-    assert_eq!((call_id.as_str(), from.transport), ("tls-1", Transport::Tls));
+    assert_eq!(
+        (call_id.as_str(), from.transport),
+        ("tls-1", Transport::Tls)
+    );
 
     // A TLS client that trusts the server but has no certificate fails the handshake and is
     // never heard.

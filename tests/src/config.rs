@@ -71,11 +71,8 @@ pub fn hold_engine(dir: &Path, extra: &str) -> String {
 pub fn sample(dir: &Path, edit: impl Fn(&str) -> String) -> PathBuf {
     let samples = crate::repo_root().join("samples");
     std::fs::create_dir_all(dir.join("data")).expect("data dir");
-    std::fs::copy(
-        samples.join("data/sample.sql"),
-        dir.join("data/sample.sql"),
-    )
-    .expect("sample.sql");
+    std::fs::copy(samples.join("data/sample.sql"), dir.join("data/sample.sql"))
+        .expect("sample.sql");
     let text = std::fs::read_to_string(samples.join("svi.toml")).expect("samples/svi.toml");
     let text = text
         .replace(

@@ -34,7 +34,10 @@ fn agent(dir: &std::path::Path, engine: &EngineProc, registrar: &str, extra: &st
         &format!("<sip:1001@{registrar}>;auth_pass=demo-1001;answermode=auto;regint=600"),
         extra,
     );
-    let ready = engine.wait_log("agent phone registered: agent ready agent=1001", Duration::from_secs(10));
+    let ready = engine.wait_log(
+        "agent phone registered: agent ready agent=1001",
+        Duration::from_secs(10),
+    );
     assert!(
         ready.is_some(),
         "baresip did not register:\n{}\nengine:\n{}",
@@ -65,8 +68,13 @@ async fn baresip_registers_as_agent_1001_with_md5_and_takes_a_queued_call() {
         dir.path(),
         "allowed_networks = [\"127.0.0.0/8\"]\ndigest_algorithms = [\"MD5\"]\n",
     );
-    let phone = agent(&dir.path().join("baresip"), &engine, &engine.sip.to_string(), "");
-    let mut caller = queued_caller(&engine, "0612345678", 1).await;
+    let phone = agent(
+        &dir.path().join("baresip"),
+        &engine,
+        &engine.sip.to_string(),
+        "",
+    );
+    let caller = queued_caller(&engine, "0612345678", 1).await;
     let established = phone.wait_log("Call established", Duration::from_secs(15));
     assert!(established.is_some(), "{}", phone.log_text());
     caller.hangup().await.expect("hang up");
@@ -101,7 +109,7 @@ async fn baresip_over_tls_registers_takes_a_call_and_calls_the_demo_flow() {
         "{}",
         phone.log_text()
     );
-    let mut caller = queued_caller(&engine, "0612345678", 1).await;
+    let caller = queued_caller(&engine, "0612345678", 1).await;
     let established = phone.wait_log("Call established", Duration::from_secs(15));
     assert!(established.is_some(), "{}", phone.log_text());
     caller.hangup().await.expect("hang up");
@@ -113,7 +121,9 @@ async fn baresip_over_tls_registers_takes_a_call_and_calls_the_demo_flow() {
         &format!("<sip:0612345678@127.0.0.1:{tls_port};transport=tls>;regint=0"),
         &ca,
     );
-    tls_caller.keys(&format!("/dial sip:100@127.0.0.1:{tls_port};transport=tls\n"));
+    tls_caller.keys(&format!(
+        "/dial sip:100@127.0.0.1:{tls_port};transport=tls\n"
+    ));
     assert!(
         tls_caller
             .wait_log("Call established", Duration::from_secs(15))
@@ -139,5 +149,10 @@ async fn baresip_over_tls_registers_takes_a_call_and_calls_the_demo_flow() {
     }
     let calls = engine.wait_calls(2, Duration::from_secs(30));
     let path = svi_tests::path_of(&calls[0]);
-    assert_eq!(path, ["welcome", "main_menu", "option1", "end"], "{:#}", calls[0]);
+    assert_eq!(
+        path,
+        ["welcome", "main_menu", "option1", "end"],
+        "{:#}",
+        calls[0]
+    );
 }

@@ -75,7 +75,10 @@ fn a_spoofed_invite_from_outside_the_allow_list_gets_at_most_one_packet() {
             assert!(r.headers.get(&HeaderName::Server).is_none(), "{answer}");
         }
         let line = engine
-            .wait_log("SIP from outside sip.allowed_networks refused", Duration::from_secs(5))
+            .wait_log(
+                "SIP from outside sip.allowed_networks refused",
+                Duration::from_secs(5),
+            )
             .expect("a refusal line");
         assert!(line.contains("last_source=127.0.0.2"), "{line}");
         // No call was started for it.
@@ -154,11 +157,19 @@ fn svcrack_does_not_find_a_password_at_position_191() {
     let out = svcrack(&guarded, &words, Duration::from_secs(20));
     assert!(!out.contains("correct-horse-191"), "{out}");
     let ban = guarded
-        .wait_log("auth ban: src=127.0.0.1 method=REGISTER", Duration::from_secs(5))
+        .wait_log(
+            "auth ban: src=127.0.0.1 method=REGISTER",
+            Duration::from_secs(5),
+        )
         .expect("the source is banned");
-    assert!(ban.contains("source_ban=60s") && ban.contains("user=\"1001\""), "{ban}");
+    assert!(
+        ban.contains("source_ban=60s") && ban.contains("user=\"1001\""),
+        "{ban}"
+    );
     let log = guarded.log_text();
-    let failures = log.matches("auth failure: src=127.0.0.1 method=REGISTER user=\"1001\"").count();
+    let failures = log
+        .matches("auth failure: src=127.0.0.1 method=REGISTER user=\"1001\"")
+        .count();
     assert_eq!(failures, 4, "four failures, the fifth bans");
     assert!(!log.contains("guess-0"), "no password in the log");
     assert!(!log.contains("agent phone registered"), "{log}");
@@ -243,7 +254,13 @@ fn svwar_and_wrong_passwords_cannot_tell_known_users_from_unknown_ones() {
             .get(&HeaderName::WwwAuthenticate)
             .expect("challenged")
             .to_string();
-        let wrong = register(&socket, engine.sip, user, Some((&challenge, "not-it")), n + 2);
+        let wrong = register(
+            &socket,
+            engine.sip,
+            user,
+            Some((&challenge, "not-it")),
+            n + 2,
+        );
         answers.push((shape(&first), shape(&wrong)));
     }
     assert_eq!(answers[0], answers[1]);
@@ -345,9 +362,12 @@ fn data_files_are_private() {
 #[test]
 fn the_open_file_limit_fits_max_calls_or_the_start_is_refused() {
     let dir = tempfile::tempdir().expect("tmp");
-    let engine = engine(dir.path(), "allowed_networks = [\"127.0.0.0/8\"]\nmax_calls = 1000\n");
-    let limits = std::fs::read_to_string(format!("/proc/{}/limits", engine.child.id()))
-        .expect("limits");
+    let engine = engine(
+        dir.path(),
+        "allowed_networks = [\"127.0.0.0/8\"]\nmax_calls = 1000\n",
+    );
+    let limits =
+        std::fs::read_to_string(format!("/proc/{}/limits", engine.child.id())).expect("limits");
     let line = limits
         .lines()
         .find(|l| l.starts_with("Max open files"))
@@ -437,7 +457,10 @@ fn a_trunk_registers_over_tls_with_a_verified_certificate() {
                 b.log_text()
             );
             assert!(b
-                .wait_log("agent phone registered: agent ready agent=1001", Duration::from_secs(5))
+                .wait_log(
+                    "agent phone registered: agent ready agent=1001",
+                    Duration::from_secs(5)
+                )
                 .is_some());
         } else {
             assert!(

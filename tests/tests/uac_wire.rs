@@ -214,11 +214,16 @@ async fn the_invite_client_calls_a_sipp_phone_with_digest_hold_and_bye() {
         }
     });
 
+    let edge = sip::transport::EdgeConfig {
+        allowed: sip::acl::Acl::new(vec![
+            sip::acl::Network::parse("127.0.0.0/8").expect("loopback")
+        ]),
+        ..Default::default()
+    };
     let (sip, events, _task) = start(DriverConfig {
-        listen: "127.0.0.1:0".parse().expect("address"),
-        udp: true,
         tcp: false,
         endpoint: EndpointConfig::default(),
+        ..DriverConfig::new("127.0.0.1:0".parse().expect("address"), edge)
     })
     .await
     .expect("driver starts");

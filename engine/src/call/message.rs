@@ -131,7 +131,10 @@ mod tests {
         let e = r.save().await.expect_err("refused");
         assert!(e.contains("bytes free, below"), "{e}");
         assert!(!dir.path().join("m/2.wav").exists());
-        assert!(crate::recording::alarms().disk_guard_refusals > before, "an alarm");
+        assert!(
+            crate::recording::alarms().disk_guard_refusals > before,
+            "an alarm"
+        );
     }
 
     #[tokio::test(start_paused = true)]

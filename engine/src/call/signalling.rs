@@ -103,12 +103,7 @@ pub fn next_hop(hop: Option<NextHop>, invite_from: Peer, acl: &Acl) -> Peer {
 }
 
 /// Adds Via and Max-Forwards to an in-dialog request built by the dialog.
-pub fn finish_request(
-    req: &mut Request,
-    local: LocalSip,
-    transport: Transport,
-    user_agent: &str,
-) {
+pub fn finish_request(req: &mut Request, local: LocalSip, transport: Transport, user_agent: &str) {
     req.headers.set(HeaderName::Via, via(local, transport));
     if req.headers.get(&HeaderName::MaxForwards).is_none() {
         req.headers.push(HeaderName::MaxForwards, "70");
@@ -162,13 +157,20 @@ mod tests {
 
     #[test]
     fn via_and_contact_forms() {
-        let v = via("127.0.0.1:5060".parse::<SocketAddr>().expect("a"), Transport::Tcp);
+        let v = via(
+            "127.0.0.1:5060".parse::<SocketAddr>().expect("a"),
+            Transport::Tcp,
+        );
         assert!(
             v.starts_with("SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bK") && v.ends_with(";rport"),
             "{v}"
         );
         assert_eq!(
-            contact("[::1]:5070".parse::<SocketAddr>().expect("a"), Transport::Udp).to_string(),
+            contact(
+                "[::1]:5070".parse::<SocketAddr>().expect("a"),
+                Transport::Udp
+            )
+            .to_string(),
             "sip:svi@[::1]:5070"
         );
     }

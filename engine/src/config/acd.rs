@@ -115,7 +115,11 @@ pub(super) fn parse(
                 .map_err(|e: toml::de::Error| {
                     cx.err(&format!("agents[{i}]"), e.message().to_string())
                 })?;
-        if acd.agents.iter().any(|o: &crate::acd::AgentConfig| o.id == agent.id) {
+        if acd
+            .agents
+            .iter()
+            .any(|o: &crate::acd::AgentConfig| o.id == agent.id)
+        {
             return Err(cx.err(
                 &format!("agents[{i}].id"),
                 format!("`{}` is defined twice", a.id),

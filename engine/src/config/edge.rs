@@ -93,17 +93,18 @@ pub(super) fn parse_stream_limits(
             format!("{max_per_source} is outside 1..=sip.tcp_max_connections ({max_connections})"),
         ));
     }
-    let secs = |key: &str, v: Option<u64>, default: Duration, range: std::ops::RangeInclusive<u64>| {
-        let v = v.unwrap_or(default.as_secs());
-        if range.contains(&v) {
-            Ok(Duration::from_secs(v))
-        } else {
-            Err(cx.err(
-                key,
-                format!("{v} is outside {}..={} seconds", range.start(), range.end()),
-            ))
-        }
-    };
+    let secs =
+        |key: &str, v: Option<u64>, default: Duration, range: std::ops::RangeInclusive<u64>| {
+            let v = v.unwrap_or(default.as_secs());
+            if range.contains(&v) {
+                Ok(Duration::from_secs(v))
+            } else {
+                Err(cx.err(
+                    key,
+                    format!("{v} is outside {}..={} seconds", range.start(), range.end()),
+                ))
+            }
+        };
     Ok(StreamLimits {
         max_connections,
         max_per_source,
@@ -131,10 +132,7 @@ pub(super) struct RawAgentAuth {
     pub(super) max_ban_secs: Option<u64>,
 }
 
-pub(super) fn parse_agent_auth(
-    cx: &Ctx<'_>,
-    raw: RawAgentAuth,
-) -> Result<AgentAuth, ConfigError> {
+pub(super) fn parse_agent_auth(cx: &Ctx<'_>, raw: RawAgentAuth) -> Result<AgentAuth, ConfigError> {
     let d = AgentAuth::default();
     let algorithms = match raw.digest_algorithms {
         None => d.algorithms,
@@ -187,10 +185,7 @@ pub(super) fn parse_agent_auth(
     let first_ban = secs("sip.auth_ban_secs", raw.ban_secs, b.first_ban)?;
     let max_ban = secs("sip.auth_max_ban_secs", raw.max_ban_secs, b.max_ban)?;
     if max_ban < first_ban {
-        return Err(cx.err(
-            "sip.auth_max_ban_secs",
-            "is shorter than sip.auth_ban_secs",
-        ));
+        return Err(cx.err("sip.auth_max_ban_secs", "is shorter than sip.auth_ban_secs"));
     }
     Ok(AgentAuth {
         algorithms,

@@ -59,7 +59,11 @@ pub(super) fn routes(cx: &Ctx<'_>, raw: Vec<RawRoute>) -> Result<Vec<Route>, Con
     let mut routes = Vec::new();
     for (i, r) in raw.into_iter().enumerate() {
         // A `*` anywhere but last (char-wise: a number may end with a multibyte character).
-        let before_last = r.number.char_indices().last().map_or("", |(i, _)| &r.number[..i]);
+        let before_last = r
+            .number
+            .char_indices()
+            .last()
+            .map_or("", |(i, _)| &r.number[..i]);
         if r.number.is_empty() || before_last.contains('*') {
             return Err(cx.err(
                 &format!("routes[{i}].number"),

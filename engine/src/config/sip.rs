@@ -170,10 +170,7 @@ pub(super) fn parse_sip(cx: &Ctx<'_>, raw: RawSip) -> Result<SipConfig, ConfigEr
     let tls = match (transports.contains(&SipTransport::Tls), raw.tls) {
         (true, tls) => Some(edge::parse_tls(cx, tls.unwrap_or_default(), listen)?),
         (false, Some(_)) => {
-            return Err(cx.err(
-                "sip.tls",
-                "is set but `tls` is not in sip.transports",
-            ))
+            return Err(cx.err("sip.tls", "is set but `tls` is not in sip.transports"))
         }
         (false, None) => None,
     };

@@ -162,12 +162,19 @@ fn allowed_networks_must_be_given() {
         );
     };
     // Empty: refused at load. Missing: loads (a witness serves no SIP), refused to serve.
-    needed(raw("[sip]\nallowed_networks = []\n").expect_err("empty").to_string());
+    needed(
+        raw("[sip]\nallowed_networks = []\n")
+            .expect_err("empty")
+            .to_string(),
+    );
     let missing = raw("").expect("loads");
     needed(missing.check_serving().expect_err("missing").to_string());
     let everyone = raw("[sip]\nallowed_networks = [\"0.0.0.0/0\", \"::/0\"]\n").expect("explicit");
     assert!(everyone.check_serving().is_ok());
-    assert!(everyone.sip.allowed.allows("198.51.100.7".parse().expect("ip")));
+    assert!(everyone
+        .sip
+        .allowed
+        .allows("198.51.100.7".parse().expect("ip")));
 }
 
 #[test]
@@ -184,17 +191,26 @@ fn edge_settings() {
     )
     .expect("set");
     assert_eq!(c.sip.refusal, ::sip::transport::Refusal::Forbidden);
-    assert_eq!(c.sip.agent_auth.algorithms, vec![::sip::auth::Algorithm::Md5]);
+    assert_eq!(
+        c.sip.agent_auth.algorithms,
+        vec![::sip::auth::Algorithm::Md5]
+    );
     assert_eq!(c.sip.agent_auth.bans.max_failures, 3);
     assert_eq!(c.sip.stream_limits.max_per_source, 8);
     let tls = c.sip.tls.expect("tls");
-    assert_eq!(tls.listen, "127.0.0.1:5061".parse::<SocketAddr>().expect("addr"));
+    assert_eq!(
+        tls.listen,
+        "127.0.0.1:5061".parse::<SocketAddr>().expect("addr")
+    );
     assert_eq!(tls.certificate, Some(PathBuf::from("/base/c.pem")));
 
     for (text, key) in [
         ("[sip]\nrefusal = \"loud\"\n", "sip.refusal"),
         ("[sip]\ndigest_algorithms = []\n", "sip.digest_algorithms"),
-        ("[sip]\ndigest_algorithms = [\"SHA-512\"]\n", "sip.digest_algorithms[0]"),
+        (
+            "[sip]\ndigest_algorithms = [\"SHA-512\"]\n",
+            "sip.digest_algorithms[0]",
+        ),
         ("[sip]\ntcp_max_per_source = 0\n", "sip.tcp_max_per_source"),
         ("[sip]\n[sip.tls]\n", "sip.tls"),
         (
@@ -237,7 +253,11 @@ fn no_panic_on_any_value_of_any_key() {
     let sample = include_str!("../../../samples/svi.toml");
     let table: toml::Table = sample.parse().expect("the sample parses");
     let mut paths = Vec::new();
-    leaves(&toml::Value::Table(table.clone()), &mut Vec::new(), &mut paths);
+    leaves(
+        &toml::Value::Table(table.clone()),
+        &mut Vec::new(),
+        &mut paths,
+    );
     for extra in [
         "sip.refusal",
         "sip.digest_algorithms",
@@ -287,7 +307,11 @@ fn no_panic_on_any_value_of_any_key() {
         let text = String::from_utf8_lossy(&bytes);
         let _ = EngineConfig::parse(&text, Path::new("t.toml"), Path::new("/base"));
     }
-    assert!(tried > 2000, "{tried} values tried over {} keys", paths.len());
+    assert!(
+        tried > 2000,
+        "{tried} values tried over {} keys",
+        paths.len()
+    );
 }
 
 fn leaves(v: &toml::Value, at: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
@@ -343,29 +367,29 @@ fn set(doc: &mut toml::Value, path: &[String], value: toml::Value) {
 }
 
 const STRINGS: &[&str] = &[
-        "",
-        "*",
-        "é",
-        "12é",
-        "1*",
-        "*é",
-        "0.0.0.0/0",
-        "::/0",
-        "127.0.0.1:0",
-        "[::1]:5060",
-        "udp",
-        "tls",
-        "sips:x",
-        "sip:",
-        "20000-20001",
-        "65535-1",
-        "-1",
-        "\u{0}",
-        "🦀🦀",
-        "a/b/../c",
-        "all",
-        "none",
-        "SHA-256",
+    "",
+    "*",
+    "é",
+    "12é",
+    "1*",
+    "*é",
+    "0.0.0.0/0",
+    "::/0",
+    "127.0.0.1:0",
+    "[::1]:5060",
+    "udp",
+    "tls",
+    "sips:x",
+    "sip:",
+    "20000-20001",
+    "65535-1",
+    "-1",
+    "\u{0}",
+    "🦀🦀",
+    "a/b/../c",
+    "all",
+    "none",
+    "SHA-256",
 ];
 
 fn random_value(rng: &mut impl rand::Rng, depth: u32) -> toml::Value {
@@ -377,9 +401,20 @@ fn random_value(rng: &mut impl rand::Rng, depth: u32) -> toml::Value {
                 .collect(),
         ),
         2 => toml::Value::Integer(
-            *[0, 1, -1, 3, 60, 65535, 65536, i64::MAX, i64::MIN, 4_294_967_296]
-                .get(rng.gen_range(0..10))
-                .unwrap_or(&0),
+            *[
+                0,
+                1,
+                -1,
+                3,
+                60,
+                65535,
+                65536,
+                i64::MAX,
+                i64::MIN,
+                4_294_967_296,
+            ]
+            .get(rng.gen_range(0..10))
+            .unwrap_or(&0),
         ),
         3 => toml::Value::Integer(rng.gen()),
         4 => toml::Value::Float([0.0, -1.5, 1e300, f64::NAN][rng.gen_range(0..4)]),

@@ -30,8 +30,8 @@ use super::journal::{remove_journal, wav_path, write_journal};
 use super::timeline::{Channel, Timeline};
 use super::wav::{repair_wav, WavWriter};
 use super::{
-    check_id, disk, RecordingError, RecordingInfo, RecordingSettings,
-    DISK_GUARD_STOPS, WRITE_FAILURES,
+    check_id, disk, RecordingError, RecordingInfo, RecordingSettings, DISK_GUARD_STOPS,
+    WRITE_FAILURES,
 };
 
 /// How often the timeline is advanced: one media frame.
@@ -121,7 +121,12 @@ fn open(
 ) -> Result<WavWriter, RecordingError> {
     let dir = &settings.dir;
     std::fs::create_dir_all(dir).map_err(|e| RecordingError::io(dir, e))?;
-    disk::guard_with(dir, settings.min_free_bytes, "recording", free_space.as_ref())?;
+    disk::guard_with(
+        dir,
+        settings.min_free_bytes,
+        "recording",
+        free_space.as_ref(),
+    )?;
     let path = wav_path(dir, id);
     let writer = WavWriter::create(&path, settings.flush_every)?;
     if let Err(error) = write_journal(dir, id, journal) {

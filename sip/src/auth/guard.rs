@@ -250,7 +250,10 @@ mod tests {
                 user: None
             }
         );
-        assert!(g.refuses(t0, attacker, Some("1001")), "the right password too");
+        assert!(
+            g.refuses(t0, attacker, Some("1001")),
+            "the right password too"
+        );
         assert!(!g.refuses(t0, ip("192.0.2.1"), Some("1001")), "others pass");
         let t1 = t0 + Duration::from_secs(10);
         assert!(!g.refuses(t1, attacker, None), "the ban is over");
@@ -278,7 +281,12 @@ mod tests {
         );
         let s = g.stats(t2);
         assert_eq!(
-            (s.failures, s.source_bans, s.user_bans, s.refused_while_banned),
+            (
+                s.failures,
+                s.source_bans,
+                s.user_bans,
+                s.refused_while_banned
+            ),
             (9, 3, 0, 1)
         );
         assert_eq!(s.banned_sources_now, 1);
@@ -326,7 +334,11 @@ mod tests {
         g.failure(t0, phone, "1001");
         g.failure(t0, phone, "1002");
         g.success(t0, phone, "1001");
-        assert_eq!(g.failure(t0, phone, "1003"), Verdict::Counted, "source forgiven");
+        assert_eq!(
+            g.failure(t0, phone, "1003"),
+            Verdict::Counted,
+            "source forgiven"
+        );
         // The user's count goes on (attacks from elsewhere must not be reset by its phone),
         // but its phone is exempt from the user's ban.
         g.failure(t0, ip("192.0.2.1"), "1001");

@@ -19,7 +19,8 @@ pub use header::{Header, HeaderName, Headers};
 pub use method::Method;
 pub use msg::{reason_phrase, Request, Response, SipMessage};
 pub use parse::{
-    parse_datagram, stream_frame_len, stream_message_len, ParseError, ParseErrorKind, MAX_CALL_ID, MAX_HEAD, MAX_VIAS,
+    parse_datagram, stream_frame_len, stream_message_len, ParseError, ParseErrorKind, MAX_CALL_ID,
+    MAX_HEAD, MAX_VIAS,
 };
 pub use scan::split_commas;
 pub use typed::{CSeq, HeaderError, NameAddr, Params, Via, MAGIC_COOKIE};

@@ -62,8 +62,12 @@ pub enum AuthOutcome {
     Challenged,
     /// Checked and wrong (wrong password, unknown user, a replay, another user's address of
     /// record). `user` is the username the credentials gave.
-    Failed { user: String },
-    Passed { user: String },
+    Failed {
+        user: String,
+    },
+    Passed {
+        user: String,
+    },
 }
 
 /// The answer to a REGISTER and what it changed.
@@ -245,10 +249,10 @@ impl Registrar {
         // (else the next calls, or this one's end, would go to whoever sent it).
         if on_call
             && had
-            && !self
-                .bindings
-                .get(&user)
-                .is_some_and(|l| l.iter().any(|b| b.expires_at > now && b.source == source.addr.ip()))
+            && !self.bindings.get(&user).is_some_and(|l| {
+                l.iter()
+                    .any(|b| b.expires_at > now && b.source == source.addr.ip())
+            })
         {
             let mut r = respond(req, 403);
             r.headers.push(

@@ -161,15 +161,19 @@ fn unregister_min_expires_and_wrong_password() {
     let bad = register("<sip:1001@x>", None, 9, Some("Digest username=\"1001\", realm=\"svi.test\", nonce=\"x\", uri=\"sip:svi.test\", response=\"00\", qop=auth, nc=00000001, cnonce=\"c\""));
     let r = reg.handle(t0, 1_000, &bad, udp(), secret, |_| false);
     // A nonce that is not ours: nothing was checked.
-    assert_eq!(
-        (r.response.status, r.auth),
-        (401, AuthOutcome::Challenged)
-    );
+    assert_eq!((r.response.status, r.auth), (401, AuthOutcome::Challenged));
 }
 
 /// Credentials for `user` with `password`, answering a challenge of `reg`.
 fn guess(reg: &mut Registrar, user: &str, password: &str) -> Registration {
-    let challenge = reg.handle(Instant::now(), 1_000, &register("<sip:x@h>", None, 1, None), udp(), secret, |_| false);
+    let challenge = reg.handle(
+        Instant::now(),
+        1_000,
+        &register("<sip:x@h>", None, 1, None),
+        udp(),
+        secret,
+        |_| false,
+    );
     let values: Vec<String> = challenge
         .response
         .headers
@@ -214,7 +218,11 @@ fn unknown_users_and_wrong_passwords_get_the_same_answer() {
         assert_eq!(r.auth, AuthOutcome::Failed { user: user.into() });
     }
     let names = |r: &Registration| -> Vec<String> {
-        r.response.headers.iter().map(|h| h.name.to_string()).collect()
+        r.response
+            .headers
+            .iter()
+            .map(|h| h.name.to_string())
+            .collect()
     };
     assert_eq!(names(&wrong), names(&unknown));
     assert_eq!(guess(&mut reg, "1001", "pw1001").response.status, 200);
@@ -243,8 +251,15 @@ fn a_register_from_elsewhere_does_not_take_an_agent_on_a_call() {
     // Its own phone refreshes during the call; once the call ends, another may come.
     let (r, _) = authorise_from(&mut reg, t0, phone, Some(300), 20, udp(), true);
     assert_eq!(r.status, 200);
-    let (r, _) =
-        authorise_from(&mut reg, t0, "<sip:1001@127.0.0.9:5099>", Some(300), 30, intruder, false);
+    let (r, _) = authorise_from(
+        &mut reg,
+        t0,
+        "<sip:1001@127.0.0.9:5099>",
+        Some(300),
+        30,
+        intruder,
+        false,
+    );
     assert_eq!(r.status, 200);
     assert_eq!(reg.contacts("1001", t0).len(), 2);
 }
@@ -257,7 +272,19 @@ fn a_phone_on_a_stream_is_reached_on_its_connection() {
         transport: Transport::Tls,
         addr: "127.0.0.1:40123".parse().expect("addr"),
     };
-    let first = reg.handle(t0, 1_000, &register("<sip:1001@127.0.0.1:5071;transport=tls>", Some(300), 1, None), tls, secret, |_| false);
+    let first = reg.handle(
+        t0,
+        1_000,
+        &register(
+            "<sip:1001@127.0.0.1:5071;transport=tls>",
+            Some(300),
+            1,
+            None,
+        ),
+        tls,
+        secret,
+        |_| false,
+    );
     let challenges: Vec<_> = first
         .response
         .headers
@@ -282,7 +309,12 @@ fn a_phone_on_a_stream_is_reached_on_its_connection() {
     let ok = reg.handle(
         t0,
         1_001,
-        &register("<sip:1001@127.0.0.1:5071;transport=tls>", Some(300), 2, Some(&value)),
+        &register(
+            "<sip:1001@127.0.0.1:5071;transport=tls>",
+            Some(300),
+            2,
+            Some(&value),
+        ),
         tls,
         secret,
         |_| false,
@@ -301,11 +333,21 @@ fn a_phone_on_a_stream_is_reached_on_its_connection() {
 #[test]
 fn challenges_follow_the_configured_algorithms() {
     for (algorithms, expected) in [
-        (vec![Algorithm::Sha256, Algorithm::Md5], vec!["SHA-256", "MD5"]),
+        (
+            vec![Algorithm::Sha256, Algorithm::Md5],
+            vec!["SHA-256", "MD5"],
+        ),
         (vec![Algorithm::Md5], vec!["MD5"]),
     ] {
         let mut reg = Registrar::new("svi.test", b"key", algorithms);
-        let r = reg.handle(Instant::now(), 1_000, &register("<sip:x@h>", None, 1, None), udp(), secret, |_| false);
+        let r = reg.handle(
+            Instant::now(),
+            1_000,
+            &register("<sip:x@h>", None, 1, None),
+            udp(),
+            secret,
+            |_| false,
+        );
         let offered: Vec<String> = r
             .response
             .headers

@@ -80,7 +80,12 @@ impl Gate {
     }
 
     /// A datagram from `from`, checked before it is parsed.
-    pub(crate) fn check_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Verdict {
+    pub(crate) fn check_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) -> Verdict {
         if self.allows(from) {
             return Verdict::Pass;
         }
@@ -131,8 +136,7 @@ fn forbidden(bytes: &[u8]) -> Option<Bytes> {
     let Ok(SipMessage::Request(request)) = parse_datagram(bytes) else {
         return None;
     };
-    let response =
-        Response::for_request(&request, 403).with_to_tag(&crate::endpoint::new_tag());
+    let response = Response::for_request(&request, 403).with_to_tag(&crate::endpoint::new_tag());
     Some(Bytes::from(response.to_bytes()))
 }
 
@@ -178,8 +182,7 @@ mod tests {
     fn forbidden_answers_requests_once_without_server() {
         let mut g = gate(Refusal::Forbidden);
         let t0 = Instant::now();
-        let Verdict::Answer(bytes) = g.check_datagram(t0, addr("127.0.0.2:5070"), &invite())
-        else {
+        let Verdict::Answer(bytes) = g.check_datagram(t0, addr("127.0.0.2:5070"), &invite()) else {
             panic!("a 403")
         };
         let Ok(SipMessage::Response(r)) = parse_datagram(&bytes) else {

@@ -174,9 +174,7 @@ impl SipHandle {
     /// Verify the certificate of the TLS server at `addr` against `name` (the host its URI
     /// gave) rather than its IP address.
     pub fn set_tls_server_name(&self, addr: SocketAddr, name: String) {
-        let _ = self
-            .commands
-            .send(SipCommand::TlsServerName { addr, name });
+        let _ = self.commands.send(SipCommand::TlsServerName { addr, name });
     }
 
     pub async fn send_request(
@@ -224,10 +222,12 @@ impl SipHandle {
 pub async fn start(
     config: DriverConfig,
 ) -> Result<(SipHandle, mpsc::UnboundedReceiver<SipEvent>, JoinHandle<()>), DriverError> {
-    let bind_error = |transport, addr| move |source| DriverError::Bind {
-        transport,
-        addr,
-        source,
+    let bind_error = |transport, addr| {
+        move |source| DriverError::Bind {
+            transport,
+            addr,
+            source,
+        }
     };
     let udp = if config.udp {
         Some(
@@ -427,8 +427,7 @@ impl Driver {
         if !sent {
             // No such transport, the cap is reached, or the peer does not read: the
             // transactions towards it fail now rather than at their timeout.
-            self.endpoint
-                .handle_transport_error(Instant::now(), t.peer);
+            self.endpoint.handle_transport_error(Instant::now(), t.peer);
         }
     }
 }

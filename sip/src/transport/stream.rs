@@ -229,8 +229,7 @@ impl Streams {
     /// Takes a connection the allow-list let in, if the caps allow.
     pub(super) fn adopt(&mut self, stream: TcpStream, peer: SocketAddr) {
         let from_source = self.per_source.get(&peer.ip()).copied().unwrap_or(0);
-        if self.open() >= self.limits.max_connections || from_source >= self.limits.max_per_source
-        {
+        if self.open() >= self.limits.max_connections || from_source >= self.limits.max_per_source {
             self.stats.refused_by_cap += 1;
             tracing::debug!(transport = self.transport.via_token(), source = %peer.ip(), from_source, "SIP connection refused: connection cap reached");
             return;
@@ -248,17 +247,28 @@ impl Streams {
                 Ok(Ok(s)) => serve(s, peer, id, true, limits, inbound, writer, close).await,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    let _ = inbound.send(Inbound::Ended { peer, id, ending: Ending::Closed });
+                    let _ = inbound.send(Inbound::Ended {
+                        peer,
+                        id,
+                        ending: Ending::Closed,
+                    });
                 }
                 Err(_) => {
-                    let _ = inbound.send(Inbound::Ended { peer, id, ending: Ending::TimedOut });
+                    let _ = inbound.send(Inbound::Ended {
+                        peer,
+                        id,
+                        ending: Ending::TimedOut,
+                    });
                 }
             }
         });
     }
 
     /// A new table entry for `peer`; the caller starts the task that owns the other ends.
-    fn register(&mut self, peer: SocketAddr) -> (u64, mpsc::Receiver<Bytes>, oneshot::Receiver<()>) {
+    fn register(
+        &mut self,
+        peer: SocketAddr,
+    ) -> (u64, mpsc::Receiver<Bytes>, oneshot::Receiver<()>) {
         let id = self.next_id;
         self.next_id += 1;
         let (writer, writer_rx) = mpsc::channel(self.limits.write_queue.max(1));
@@ -314,7 +324,9 @@ impl Streams {
                     ending: Ending::ConnectFailed,
                 });
             };
-            let tcp = match tokio::time::timeout(limits.connect_timeout, TcpStream::connect(peer)).await {
+            let tcp = match tokio::time::timeout(limits.connect_timeout, TcpStream::connect(peer))
+                .await
+            {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "SIP connect failed");
@@ -332,7 +344,8 @@ impl Streams {
                 tracing::warn!(%peer, "no usable TLS server name for the SIP peer");
                 return failed(&inbound);
             };
-            match tokio::time::timeout(limits.head_timeout, tls.connector.connect(name, tcp)).await {
+            match tokio::time::timeout(limits.head_timeout, tls.connector.connect(name, tcp)).await
+            {
                 Ok(Ok(s)) => serve(s, peer, id, false, limits, inbound, writer_rx, close).await,
                 Ok(Err(e)) => {
                     tracing::warn!(%peer, error = %e, "TLS handshake with the SIP peer failed");

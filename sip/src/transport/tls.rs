@@ -228,8 +228,8 @@ mod tests {
         let first = fs::read(&cert).expect("cert");
         self_signed(dir.path(), &names).expect("kept");
         assert_eq!(fs::read(&cert).expect("cert"), first, "not regenerated");
-        let config = TlsConfig::from_pem_files(&cert, &key, Some(&cert), Some(&cert))
-            .expect("loads");
+        let config =
+            TlsConfig::from_pem_files(&cert, &key, Some(&cert), Some(&cert)).expect("loads");
         assert_eq!(config.cert_chain.len(), 1);
         TlsSide::new(&config).expect("rustls accepts it");
         assert!(!format!("{config:?}").contains("PRIVATE"));
@@ -241,19 +241,16 @@ mod tests {
         let empty = dir.path().join("empty.pem");
         fs::write(&empty, "").expect("write");
         let e = TlsConfig::from_pem_files(&empty, &empty, None, None)
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .to_string();
         assert!(e.contains("empty.pem") && e.contains("certificate"), "{e}");
         let (cert, _) = self_signed(dir.path(), &["localhost".to_string()]).expect("made");
         let e = TlsConfig::from_pem_files(&cert, &empty, None, None)
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .to_string();
         assert!(e.contains("empty.pem") && e.contains("private key"), "{e}");
         let e = TlsConfig::from_pem_files(&dir.path().join("none.pem"), &empty, None, None)
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .to_string();
         assert!(e.contains("none.pem"), "{e}");
     }
