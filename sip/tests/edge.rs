@@ -68,6 +68,21 @@ async fn udp_from(ip: &str) -> UdpSocket {
     UdpSocket::bind(format!("{ip}:0")).await.expect("bind")
 }
 
+/// An OPTIONS over UDP from an allowed address; the Call-ID of the next request the TU gets.
+async fn options_from_127_0_0_1(
+    target: SocketAddr,
+    call_id: &str,
+    events: &mut UnboundedReceiver<SipEvent>,
+) -> String {
+    let socket = udp_from("127.0.0.1").await;
+    let via = format!("UDP {}", socket.local_addr().expect("addr"));
+    socket
+        .send_to(request("OPTIONS", call_id, &via).as_bytes(), target)
+        .await
+        .expect("send");
+    next_request(events).await.0
+}
+
 #[tokio::test]
 async fn a_spoofed_invite_from_outside_gets_nothing_and_leaves_no_state() {
     let (sip, mut events) = driver(only_127_0_0_1(Refusal::Silent)).await;
@@ -79,14 +94,10 @@ async fn a_spoofed_invite_from_outside_gets_nothing_and_leaves_no_state() {
         .await
         .expect("send");
     // An allowed peer's request, sent after it, is the first the TU hears of.
-    let insider = udp_from("127.0.0.1").await;
-    let via = format!("UDP {}", insider.local_addr().expect("addr"));
-    insider
-        .send_to(request("OPTIONS", "allowed", &via).as_bytes(), target)
-        .await
-        .expect("send");
-    let (call_id, _) = next_request(&mut events).await;
-    assert_eq!(call_id, "allowed");
+    assert_eq!(
+        options_from_127_0_0_1(target, "allowed", &mut events).await,
+        "allowed"
+    );
 
     let stats = sip.stats().await.expect("stats");
     assert_eq!(stats.edge_refused, 1);
@@ -122,13 +133,10 @@ async fn with_forbidden_a_refused_request_gets_exactly_one_403() {
     assert_eq!(r.status, 403);
     assert!(r.headers.get(&HeaderName::Server).is_none(), "no Server");
 
-    let insider = udp_from("127.0.0.1").await;
-    let via = format!("UDP {}", insider.local_addr().expect("addr"));
-    insider
-        .send_to(request("OPTIONS", "allowed", &via).as_bytes(), target)
-        .await
-        .expect("send");
-    assert_eq!(next_request(&mut events).await.0, "allowed");
+    assert_eq!(
+        options_from_127_0_0_1(target, "allowed", &mut events).await,
+        "allowed"
+    );
     let stats = sip.stats().await.expect("stats");
     assert_eq!(
         (stats.edge_refused, stats.endpoint.server_transactions),
@@ -204,13 +212,10 @@ async fn tcp_connections_are_capped_per_source_and_in_all() {
     assert_eq!((stats.tcp.open, stats.tcp.refused_by_cap), (20, 4));
 
     // ...while UDP keeps working, and TCP again once the idle ones are gone.
-    let caller = udp_from("127.0.0.1").await;
-    let via = format!("UDP {}", caller.local_addr().expect("addr"));
-    caller
-        .send_to(request("OPTIONS", "udp-call", &via).as_bytes(), target)
-        .await
-        .expect("send");
-    assert_eq!(next_request(&mut events).await.0, "udp-call");
+    assert_eq!(
+        options_from_127_0_0_1(target, "udp-call", &mut events).await,
+        "udp-call"
+    );
     drop(held);
     while sip.stats().await.expect("stats").tcp.open > 0 {
         tokio::task::yield_now().await;

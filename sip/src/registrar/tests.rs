@@ -27,6 +27,30 @@ fn secret(u: &str) -> Option<String> {
 }
 
 /// Answers the registrar's challenge like a phone would.
+/// The `Authorization` value answering `challenge` (a 401) as `user` with `password`.
+fn answer(challenge: &Response, user: &str, password: &str) -> String {
+    let challenges: Vec<_> = challenge
+        .headers
+        .get_all(&HeaderName::WwwAuthenticate)
+        .flat_map(|v| parse_challenges(v).expect("challenge"))
+        .collect();
+    let mut client = DigestClient::new(user, password);
+    client
+        .on_challenge(crate::auth::ChallengeKind::Www, &challenges)
+        .expect("usable challenge");
+    client
+        .authorize(
+            &DigestRequest {
+                method: "REGISTER",
+                uri: "sip:svi.test",
+                body: None,
+            },
+            "cnonce1",
+        )
+        .expect("authorize")[0]
+        .header_value()
+}
+
 fn authorise(
     reg: &mut Registrar,
     now: Instant,
@@ -59,30 +83,7 @@ fn authorise_from(
         (first.response.status, &first.change, &first.auth),
         (401, &BindingChange::None, &AuthOutcome::Challenged)
     );
-    let challenge = first.response;
-    let values: Vec<&str> = challenge
-        .headers
-        .get_all(&HeaderName::WwwAuthenticate)
-        .collect();
-    let mut client = DigestClient::new("1001", "pw1001");
-    let challenges: Vec<_> = values
-        .iter()
-        .flat_map(|v| parse_challenges(v).expect("challenge"))
-        .collect();
-    client
-        .on_challenge(crate::auth::ChallengeKind::Www, &challenges)
-        .expect("usable challenge");
-    let auth = client
-        .authorize(
-            &DigestRequest {
-                method: "REGISTER",
-                uri: "sip:svi.test",
-                body: None,
-            },
-            "cnonce1",
-        )
-        .expect("authorize");
-    let value = auth[0].header_value();
+    let value = answer(&first.response, "1001", "pw1001");
     let r = reg.handle(
         now,
         1_001,
@@ -164,41 +165,22 @@ fn unregister_min_expires_and_wrong_password() {
     assert_eq!((r.response.status, r.auth), (401, AuthOutcome::Challenged));
 }
 
-/// Credentials for `user` with `password`, answering a challenge of `reg`.
-fn guess(reg: &mut Registrar, user: &str, password: &str) -> Registration {
-    let challenge = reg.handle(
+/// `reg`'s answer to a REGISTER without credentials.
+fn unauthenticated(reg: &mut Registrar) -> Registration {
+    reg.handle(
         Instant::now(),
         1_000,
         &register("<sip:x@h>", None, 1, None),
         udp(),
         secret,
         |_| false,
-    );
-    let values: Vec<String> = challenge
-        .response
-        .headers
-        .get_all(&HeaderName::WwwAuthenticate)
-        .map(str::to_string)
-        .collect();
-    let challenges: Vec<_> = values
-        .iter()
-        .flat_map(|v| parse_challenges(v).expect("challenge"))
-        .collect();
-    let mut client = DigestClient::new(user, password);
-    client
-        .on_challenge(crate::auth::ChallengeKind::Www, &challenges)
-        .expect("usable");
-    let auth = client
-        .authorize(
-            &DigestRequest {
-                method: "REGISTER",
-                uri: "sip:svi.test",
-                body: None,
-            },
-            "c",
-        )
-        .expect("authorize")[0]
-        .header_value();
+    )
+}
+
+/// Credentials for `user` with `password`, answering a challenge of `reg`.
+fn guess(reg: &mut Registrar, user: &str, password: &str) -> Registration {
+    let challenge = unauthenticated(reg);
+    let auth = answer(&challenge.response, user, password);
     let text = format!(
         "REGISTER sip:svi.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKg\r\nFrom: <sip:{user}@svi.test>;tag=a\r\nTo: <sip:{user}@svi.test>\r\nCall-ID: g\r\nCSeq: 2 REGISTER\r\nContact: <sip:{user}@127.0.0.1:5070>\r\nAuthorization: {auth}\r\nContent-Length: 0\r\n\r\n"
     );
@@ -285,27 +267,7 @@ fn a_phone_on_a_stream_is_reached_on_its_connection() {
         secret,
         |_| false,
     );
-    let challenges: Vec<_> = first
-        .response
-        .headers
-        .get_all(&HeaderName::WwwAuthenticate)
-        .flat_map(|v| parse_challenges(v).expect("challenge"))
-        .collect();
-    let mut client = DigestClient::new("1001", "pw1001");
-    client
-        .on_challenge(crate::auth::ChallengeKind::Www, &challenges)
-        .expect("usable");
-    let value = client
-        .authorize(
-            &DigestRequest {
-                method: "REGISTER",
-                uri: "sip:svi.test",
-                body: None,
-            },
-            "c",
-        )
-        .expect("authorize")[0]
-        .header_value();
+    let value = answer(&first.response, "1001", "pw1001");
     let ok = reg.handle(
         t0,
         1_001,
@@ -340,14 +302,7 @@ fn challenges_follow_the_configured_algorithms() {
         (vec![Algorithm::Md5], vec!["MD5"]),
     ] {
         let mut reg = Registrar::new("svi.test", b"key", algorithms);
-        let r = reg.handle(
-            Instant::now(),
-            1_000,
-            &register("<sip:x@h>", None, 1, None),
-            udp(),
-            secret,
-            |_| false,
-        );
+        let r = unauthenticated(&mut reg);
         let offered: Vec<String> = r
             .response
             .headers

@@ -123,6 +123,14 @@ fn refused(e: impl std::fmt::Display) -> TlsError {
     TlsError::Rustls(e.to_string())
 }
 
+fn roots(cas: &[CertificateDer<'static>]) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for ca in cas {
+        roots.add(ca.clone()).map_err(refused)?;
+    }
+    Ok(roots)
+}
+
 impl TlsSide {
     pub(crate) fn new(config: &TlsConfig) -> Result<TlsSide, TlsError> {
         let server = ServerConfig::builder_with_provider(provider())
@@ -130,12 +138,8 @@ impl TlsSide {
             .map_err(refused)?;
         let server = match &config.client_ca {
             Some(cas) => {
-                let mut roots = RootCertStore::empty();
-                for ca in cas {
-                    roots.add(ca.clone()).map_err(refused)?;
-                }
                 let verifier =
-                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots(cas)?), provider())
                         .build()
                         .map_err(refused)?;
                 server.with_client_cert_verifier(verifier)
@@ -149,13 +153,7 @@ impl TlsSide {
             .with_safe_default_protocol_versions()
             .map_err(refused)?;
         let client = match &config.server_roots {
-            Some(cas) => {
-                let mut roots = RootCertStore::empty();
-                for ca in cas {
-                    roots.add(ca.clone()).map_err(refused)?;
-                }
-                client.with_root_certificates(roots)
-            }
+            Some(cas) => client.with_root_certificates(roots(cas)?),
             None => client.with_platform_verifier().map_err(refused)?,
         }
         .with_client_auth_cert(config.cert_chain.clone(), config.key.clone_key())
