@@ -105,7 +105,9 @@ async fn baresip_over_tls_registers_takes_a_call_and_calls_the_demo_flow() {
     let registrar = format!("127.0.0.1:{tls_port};transport=tls");
     let phone = agent(&dir.path().join("agent"), &engine, &registrar, &ca);
     assert!(
-        phone.log_text().contains("{0/TLS/v4} 200 OK"),
+        phone
+            .wait_log("{0/TLS/v4} 200 OK", Duration::from_secs(5))
+            .is_some(),
         "{}",
         phone.log_text()
     );
