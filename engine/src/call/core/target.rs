@@ -134,7 +134,9 @@ impl CallEnv {
     /// over TLS (port 5061 by default), `;transport=tcp` over TCP.
     fn leg_peer(&self, uri: &Uri) -> Result<Peer, TargetError> {
         let hop = NextHop::from_uri(uri).ok_or_else(|| TargetError::NotSip(uri.to_string()))?;
-        let peer = hop.peer().ok_or_else(|| TargetError::NotAnIp(hop.host.clone()))?;
+        let peer = hop
+            .peer()
+            .ok_or_else(|| TargetError::NotAnIp(hop.host.clone()))?;
         if !self.config.sip.allowed.allows(peer.addr.ip()) {
             return Err(TargetError::NotAllowed(peer.addr.ip()));
         }

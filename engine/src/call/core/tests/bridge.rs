@@ -124,6 +124,21 @@ fn a_blind_transfer_completes_on_a_2xx_notify() {
     assert_eq!(sim.record().end_reason, EndReason::EngineHangup);
 }
 
+/// Toll-fraud protection: a number the dial plan does not allow is never sent in a REFER;
+/// the flow takes its failed branch and the record says why.
+#[test]
+fn a_transfer_outside_the_dial_plan_is_refused_and_recorded() {
+    let flow = BLIND.replace("transfer: 2000", "transfer: 9000");
+    let mut sim = Sim::new(&flow, "", Some(offer("sendrecv")));
+    assert!(sim.sent_to_caller(Method::Refer).is_none());
+    assert_eq!(sim.playing(), ["no_agent_available"]);
+    sim.caller_hangs_up();
+    assert_eq!(
+        sim.record().dial_refused.as_deref(),
+        Some("transfer to ***00 refused: no prefix the PBX the call came from allows (2, +336)")
+    );
+}
+
 #[test]
 fn a_refused_refer_takes_the_failed_branch() {
     let mut sim = Sim::new(BLIND, "", Some(offer("sendrecv")));

@@ -67,6 +67,7 @@ pub(super) fn config(flow: &str, extra: &str) -> EngineConfig {
     let text = format!(
         "[node]\nname = \"test\"\ndata_dir = \"/nonexistent/svi-core-tests\"\n\
          [sip]\nlisten = \"127.0.0.1:5060\"\nallowed_networks = [\"127.0.0.0/8\"]\n\
+         dial_prefixes = [\"2\", \"+336\"]\n\
          [rtp]\ntimeout_secs = 30\n\
          [flows]\ndir = \"flows\"\ndefault = \"{flow}\"\n[[routes]]\nnumber = \"*\"\nflow = \"{flow}\"\n\
          [recording]\ndefault = \"none\"\n{extra}"
