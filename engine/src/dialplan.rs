@@ -12,7 +12,7 @@
 //! it shows the number masked (`Pii`).
 
 use crate::config::EngineConfig;
-use crate::pii::Pii;
+use pii::Pii;
 
 /// What numbers a route may dial (`[[trunks]] dial_prefixes`, `dial_max_digits`; for the PBX
 /// the call came from, the same keys in `[sip]`).

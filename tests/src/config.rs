@@ -19,7 +19,12 @@ pub fn write(dir: &Path, flows: &[(&str, &str)], extra: &str) -> PathBuf {
 
 /// [`write`] with `allowed` (a network) as the only entry of `sip.allowed_networks`.
 pub fn write_allowing(dir: &Path, flows: &[(&str, &str)], allowed: &str, extra: &str) -> PathBuf {
-    write_with_sip(dir, flows, &format!("allowed_networks = [\"{allowed}\"]\n"), extra)
+    write_with_sip(
+        dir,
+        flows,
+        &format!("allowed_networks = [\"{allowed}\"]\n"),
+        extra,
+    )
 }
 
 /// As [`write`], with `sip` as the `[sip]` table's keys (it must give `allowed_networks`).

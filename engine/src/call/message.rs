@@ -125,7 +125,7 @@ mod tests {
     async fn no_message_is_written_on_a_disk_below_the_guard() {
         let dir = tempfile::tempdir().expect("tmp");
         let before = crate::recording::alarms().disk_guard_refusals;
-        let mut r = Recording::new(dir.path().join("m/2.wav"), Duration::from_secs(1))
+        let mut r = Message::new(dir.path().join("m/2.wav"), Duration::from_secs(1))
             .with_disk_guard(u64::MAX);
         r.push(&[1000; 160]);
         let e = r.save().await.expect_err("refused");

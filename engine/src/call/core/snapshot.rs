@@ -45,6 +45,9 @@ pub struct CallSnapshot {
     pub codec: Option<Codec>,
     pub(crate) queue: QueueRecord,
     pub recorded: Option<RecordedFile>,
+    /// A number the dial plan refused (for the call record).
+    #[serde(default)]
+    pub dial_refused: Option<String>,
     pub(crate) caller_side: Caller,
     pub(crate) phase: Phase,
     pub(crate) legs: Vec<SavedLeg>,
@@ -85,6 +88,7 @@ impl CallCore {
             codec: self.codec,
             queue: self.queue.clone(),
             recorded: self.recorded.clone(),
+            dial_refused: self.dial_refused.clone(),
             caller_side: self.caller.clone(),
             phase: self.phase.clone(),
             legs: self.legs.values().map(|l| l.save(now)).collect(),
@@ -139,6 +143,7 @@ impl CallCore {
             codec: snapshot.codec,
             queue: snapshot.queue,
             recorded: snapshot.recorded,
+            dial_refused: snapshot.dial_refused,
             legs,
             io,
         })
