@@ -307,8 +307,14 @@ mod tests {
 
     #[tokio::test]
     async fn ports_held_by_others_are_skipped() {
-        let (low, high) = free_range(3);
-        let squatter = std::net::UdpSocket::bind((LOCALHOST, low + 1)).expect("squat on RTCP port");
+        // Another test may take a port of a free range before it is squatted: take another.
+        let (low, high, squatter) = (0..50)
+            .find_map(|_| {
+                let (low, high) = free_range(3);
+                let squatter = std::net::UdpSocket::bind((LOCALHOST, low + 1)).ok()?;
+                Some((low, high, squatter))
+            })
+            .expect("squat on an RTCP port");
         let allocator = PortAllocator::new(LOCALHOST, low, high).expect("valid range");
         let a = allocator.allocate().await.expect("skips the busy pair");
         let b = allocator.allocate().await.expect("skips the busy pair");
