@@ -9,7 +9,7 @@
 //!
 //! Agents' own contacts and SIP URIs written in a flow are the configuration's, not the
 //! caller's, and are not checked here. The refusal's text is for the call record and logs:
-//! it shows the number masked (`Pii`).
+//! it shows only the number's length (`Pii`).
 
 use crate::config::EngineConfig;
 use pii::Pii;
@@ -146,7 +146,7 @@ mod tests {
     }
 
     #[test]
-    fn everything_else_is_refused_with_the_number_masked() {
+    fn everything_else_is_refused_with_the_number_redacted() {
         let p = policy();
         let refused = |n: &str| {
             p.check(Purpose::Callback, "trunk `ipbx`", n)
@@ -155,11 +155,11 @@ mod tests {
         };
         assert_eq!(
             refused("+881234567"),
-            "callback to ***67 refused: no prefix trunk `ipbx` allows (0, +331)"
+            "callback to <redacted: 10 chars> refused: no prefix trunk `ipbx` allows (0, +331)"
         );
         assert_eq!(
             refused("012345678901"),
-            "callback to ***01 refused: more than the 11 digits trunk `ipbx` allows"
+            "callback to <redacted: 12 chars> refused: more than the 11 digits trunk `ipbx` allows"
         );
         for n in ["*72+8812345", "01#", "", "+", "caller", "0 1", "٠١٢"] {
             assert!(refused(n).contains("refused: not a number"), "{n}");
@@ -170,7 +170,7 @@ mod tests {
             .to_string();
         assert_eq!(
             e,
-            "transfer to ***23 refused: the PBX allows no number (set dial_prefixes)"
+            "transfer to <redacted: 4 chars> refused: the PBX allows no number (set dial_prefixes)"
         );
     }
 }
