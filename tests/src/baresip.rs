@@ -167,18 +167,27 @@ impl Baresip {
 
 /// A 440 Hz tone, 8 kHz mono 16-bit.
 fn write_tone(path: &Path, length: Duration) {
+    write_mic(
+        path,
+        (0..(length.as_millis() as u64 * 8)).map(|n| {
+            ((n as f64 * 2.0 * std::f64::consts::PI * 440.0 / 8000.0).sin() * 4000.0) as i16
+        }),
+    );
+}
+
+/// A microphone file for baresip: `samples` as 8 kHz mono 16-bit WAV.
+pub fn write_mic(path: &Path, samples: impl Iterator<Item = i16>) {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: 8000,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
-    let mut w = hound::WavWriter::create(path, spec).expect("tone file");
-    for n in 0..(length.as_millis() as u64 * 8) {
-        let v = (n as f64 * 2.0 * std::f64::consts::PI * 440.0 / 8000.0).sin() * 4000.0;
-        w.write_sample(v as i16).expect("sample");
+    let mut w = hound::WavWriter::create(path, spec).expect("microphone file");
+    for sample in samples {
+        w.write_sample(sample).expect("sample");
     }
-    w.finalize().expect("tone file");
+    w.finalize().expect("microphone file");
 }
 
 impl Drop for Baresip {

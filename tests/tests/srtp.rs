@@ -16,21 +16,13 @@ use svi_tests::proc::{EngineOptions, EngineProc};
 
 /// The caller's microphone: silence until the menu plays, the key 1, then silence.
 fn key_1_in_the_menu(path: &Path) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut wav = hound::WavWriter::create(path, spec).expect("wav");
-    let lead = (prompt_len("welcome") + Duration::from_secs(1)).as_millis() as u32;
-    for sample in std::iter::repeat_n(0i16, (lead * 8) as usize)
-        .chain(dtmf_pcm('1', 120, 60))
-        .chain(std::iter::repeat_n(0i16, 20 * 8000))
-    {
-        wav.write_sample(sample).expect("sample");
-    }
-    wav.finalize().expect("wav");
+    let lead = (prompt_len("welcome") + Duration::from_secs(1)).as_millis() as usize;
+    baresip::write_mic(
+        path,
+        std::iter::repeat_n(0i16, lead * 8)
+            .chain(dtmf_pcm('1', 120, 60))
+            .chain(std::iter::repeat_n(0i16, 20 * 8000)),
+    );
 }
 
 fn engine(extra: &str) -> (tempfile::TempDir, EngineProc) {
