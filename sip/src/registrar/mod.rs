@@ -368,8 +368,16 @@ impl Registrar {
         match list.iter_mut().find(|b| same_contact(&b.contact, &contact)) {
             Some(b) => b.expires_at = b.expires_at.max(expires_at),
             None => list.push(Binding {
+                // The REGISTER's source is known on the node that took it only: the
+                // Contact's address stands in for it (a phone behind no NAT registers from
+                // there); a stream connection stayed on that node.
+                source: contact
+                    .as_sip()
+                    .and_then(|u| u.host_unbracketed().parse().ok())
+                    .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
                 contact,
                 expires_at,
+                reach: None,
                 call_id: String::new(),
                 cseq: 0,
             }),
