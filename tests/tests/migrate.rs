@@ -107,21 +107,26 @@ fn the_previous_release_s_data_is_checked_on_a_copy_then_migrated_at_start() {
         data_dir: Some(data.clone()),
         ..EngineOptions::default()
     });
-    let line = engine
-        .wait_log("schema migrated", Duration::from_secs(5))
-        .unwrap_or_else(|| panic!("no migration logged:\n{}", engine.log_text()));
-    assert!(
-        line.contains("raft-log.db") && line.contains("from=0"),
-        "{line}"
-    );
-    let backups: Vec<String> = std::fs::read_dir(data.join("backups"))
+    // Both files: the raft log from before versioning, and `svi.db` from version 4 (the
+    // release before the dial plan's `dial_refused` column).
+    for (file, from) in [("raft-log.db", 0), ("svi.db", 4)] {
+        engine
+            .wait_log(
+                &format!("file=\"{file}\" from={from} "),
+                Duration::from_secs(5),
+            )
+            .unwrap_or_else(|| panic!("{file} not migrated:\n{}", engine.log_text()));
+    }
+    let mut backups: Vec<String> = std::fs::read_dir(data.join("backups"))
         .expect("backups")
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().to_string())
         .collect();
-    assert_eq!(backups.len(), 1, "{backups:?}");
+    backups.sort();
+    assert_eq!(backups.len(), 2, "{backups:?}");
     assert!(
-        backups[0].starts_with("pre-migrate-raft-log.db-v0-"),
+        backups[0].starts_with("pre-migrate-raft-log.db-v0-")
+            && backups[1].starts_with("pre-migrate-svi.db-v4-"),
         "{backups:?}"
     );
     // The node works on the migrated data: the old records, and new calls.
@@ -134,6 +139,7 @@ fn the_previous_release_s_data_is_checked_on_a_copy_then_migrated_at_start() {
     assert_eq!(code, 0);
     assert_eq!(file(&report, "raft-log.db")["from"], 1, "{report:#}");
     assert_eq!(file(&report, "raft-log.db")["steps"], serde_json::json!([]));
+    assert_eq!(file(&report, "svi.db")["steps"], serde_json::json!([]));
 }
 
 #[test]

@@ -206,7 +206,12 @@ pub(super) fn from_row(row: &SqliteRow) -> Result<CallRecord, StorageError> {
         recording_ms: row
             .try_get::<Option<i64>, _>("recording_ms")?
             .map(|ms| ms.max(0) as u64),
-        dial_refused: row.try_get("dial_refused")?,
+        // A file not migrated yet (`svi calls` reads it read-only beside a stopped or
+        // older engine) has no such column: nothing was refused there.
+        dial_refused: match row.try_get("dial_refused") {
+            Err(sqlx::Error::ColumnNotFound(_)) => None,
+            other => other?,
+        },
     })
 }
 
