@@ -280,9 +280,7 @@ impl Dispatcher {
                     && self.agents.enabled()
                     && crate::agents::AgentPhones::is_feature_code(&request) =>
             {
-                let r = self
-                    .agents
-                    .feature_code(now(), &request, from);
+                let r = self.agents.feature_code(now(), &request, from);
                 self.reply(tx, r);
             }
             (Method::Invite, None) if !in_dialog => {

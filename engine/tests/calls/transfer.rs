@@ -90,7 +90,9 @@ async fn a_transfer_to_a_number_outside_the_dial_plan_is_refused_and_recorded() 
         .expect_bye(&call, prompt_len("no_agent_available") + secs(5))
         .await;
     assert!(
-        !caller.got(|e| matches!(e, SipEvent::Request { request, .. } if request.method == Method::Refer)),
+        !caller.got(
+            |e| matches!(e, SipEvent::Request { request, .. } if request.method == Method::Refer)
+        ),
         "no REFER"
     );
     let record = h.records(1, secs(5)).await.remove(0);
