@@ -8,6 +8,7 @@ mod callback;
 mod dialogs;
 mod flow;
 mod queue;
+mod security;
 mod shutdown;
 mod supervision;
 mod transfer;

@@ -399,6 +399,14 @@ impl Ua {
 
     /// Registers as `user` (digest with `password`) with the engine's registrar.
     pub async fn register(&mut self, password: &str) {
+        if let Err(refused) = self.try_register(password).await {
+            panic!("{}: registration: {refused:?}", self.user);
+        }
+    }
+
+    /// As [`Ua::register`]; when the registrar does not take the binding, the client's event
+    /// that says so (a `Failed` with the final status).
+    pub async fn try_register(&mut self, password: &str) -> Result<(), RegistrationEvent> {
         let registrar = Uri::parse(&format!("sip:{}", self.engine.addr)).expect("uri");
         let aor = Uri::parse(&format!("sip:{}@{}", self.user, self.engine.addr.ip())).expect("uri");
         let config =
@@ -420,8 +428,8 @@ impl Ua {
                 }
             }
             match client.poll_event() {
-                Some(RegistrationEvent::Registered { .. }) => return,
-                Some(other) => panic!("{}: registration: {other:?}", self.user),
+                Some(RegistrationEvent::Registered { .. }) => return Ok(()),
+                Some(other) => return Err(other),
                 None => {}
             }
         }
