@@ -186,7 +186,8 @@ pub async fn digit_then_caller_hangs_up(
 }
 
 /// Registers `agent`'s phone, sipp answering one call at a free port in its own thread, and
-/// waits until the engine has it.
+/// waits until the engine has it. sipp's digest knows no SHA-256: the engine must challenge
+/// with MD5 only (`config::md5_only`).
 pub fn register_phone(
     engine: &EngineProc,
     agent: &str,

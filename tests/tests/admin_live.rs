@@ -40,7 +40,10 @@ async fn a_queued_call_is_seen_waiting_and_its_join_and_answer_reach_the_feed_wi
     let key = create_key(&data, None, "supervisor", "wallboard");
     let agent_key = create_key(&data, None, "agent", "softphone");
     let auditor = create_key(&data, None, "auditor", "audit");
+    // The embedded default with MD5 challenges: sipp's digest knows no SHA-256.
+    let config = svi_tests::config::sample(dir.path(), svi_tests::config::md5_only);
     let engine = EngineProc::start(EngineOptions {
+        config: Some(config),
         data_dir: Some(data),
         ..EngineOptions::default()
     });
