@@ -88,6 +88,7 @@ impl Endpoint {
     }
 
     fn handle_request(&mut self, now: Instant, from: Peer, mut request: Request) {
+        self.stats.requests_received.add(&request.method);
         let peer = stamp_received(&mut request.headers, from, self.config.force_rport);
         let key = match ServerKey::of_request(&request) {
             Ok(key) => key,
@@ -233,6 +234,7 @@ impl Endpoint {
     }
 
     fn handle_response(&mut self, now: Instant, response: Response) {
+        self.stats.responses_received.add(response.status);
         let id = ClientKey::of_response(&response)
             .ok()
             .and_then(|k| self.client_keys.get(&k).copied());
@@ -271,6 +273,7 @@ impl Endpoint {
         self.add_server_header(&mut response);
         tracing::debug!(%error, peer = %from.addr, status = response.status, "unparseable request answered");
         self.stats.malformed_answered += 1;
+        self.stats.responses_sent.add(response.status);
         self.push_transmit(peer, Bytes::from(response.to_bytes()), false);
     }
 }

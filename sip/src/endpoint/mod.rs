@@ -20,6 +20,7 @@
 //! in-dialog requests, 483 for Max-Forwards 0), dialogs (`crate::dialog`), DNS resolution.
 
 mod ack_wait;
+mod counts;
 mod ids;
 mod inbound;
 mod outbound;
@@ -39,6 +40,7 @@ use crate::transaction::{ClientKey, ClientTransaction, ServerKey, ServerTransact
 use ack_wait::{AckKey, AckWait};
 use schedule::{Schedule, Slot};
 
+pub use counts::{MethodCounts, StatusCounts};
 pub use ids::{new_branch, new_call_id, new_tag};
 pub use routing::NextHop;
 
@@ -199,6 +201,13 @@ pub struct EndpointStats {
     pub table_room: usize,
     /// Call-IDs the transport keeps for live transactions (set by `transport`, 0 here).
     pub call_id_entries: usize,
+    /// Requests received (retransmissions included), by method.
+    pub requests_received: MethodCounts,
+    /// Responses sent by the TU (and our 100 Trying), by status code; their retransmissions
+    /// are not counted again.
+    pub responses_sent: StatusCounts,
+    /// Responses received (retransmissions and strays included), by status code.
+    pub responses_received: StatusCounts,
 }
 
 /// A CANCEL the TU asked for: sent once the INVITE got a provisional response (§9.1).

@@ -133,6 +133,7 @@ impl Endpoint {
             tracing::warn!(%tx, error = %e, "response dropped");
             return;
         }
+        self.stats.responses_sent.add(response.status);
         if let Some(tag) = response
             .headers
             .to_addr()
@@ -176,7 +177,10 @@ impl Endpoint {
                 }
                 request.to_bytes()
             }
-            SipMessage::Response(response) => response.to_bytes(),
+            SipMessage::Response(response) => {
+                self.stats.responses_sent.add(response.status);
+                response.to_bytes()
+            }
         };
         self.push_transmit(to, Bytes::from(bytes), false);
     }
