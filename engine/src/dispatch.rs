@@ -12,6 +12,7 @@ use sip::message::{HeaderName, Method, Request, Response};
 use sip::transport::{SipEvent, SipHandle};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::admission::{Admission, Refusal};
 use crate::agents::AgentPhones;
 use crate::call::{self, CallContext, CallInput, Route};
 use crate::replication::Serving;
@@ -49,6 +50,8 @@ pub struct Dispatcher {
     serving: Serving,
     /// `sip.max_calls_per_second`.
     admission: CallRate,
+    /// New calls admitted and refused, for metrics.
+    counts: std::sync::Arc<Admission>,
     /// New calls refused by the rate since the last warning (logged at most once a second).
     refused_by_rate: u64,
     last_rate_warning: Option<Instant>,
@@ -99,9 +102,11 @@ impl Dispatcher {
         active: watch::Sender<usize>,
         agents: AgentPhones,
         serving: Serving,
+        counts: std::sync::Arc<Admission>,
     ) -> Self {
         Dispatcher {
             admission: CallRate::new(ctx.config.sip.max_calls_per_second),
+            counts,
             refused_by_rate: 0,
             last_rate_warning: None,
             serving,
@@ -236,6 +241,7 @@ impl Dispatcher {
         {
             // A standby keeps the PBX on the active node ("dissuasion"); OPTIONS still
             // answer, so the PBX sees the standby alive.
+            self.count_refusal(&request, Refusal::Standby);
             let mut r = Response::for_request(&request, 503);
             r.headers.push(HeaderName::RetryAfter, "30");
             r.headers
@@ -291,6 +297,7 @@ impl Dispatcher {
                         calls = self.calls(),
                         "sip.max_calls reached: new call refused with 503"
                     );
+                    self.counts.refused(Refusal::Overloaded);
                     let mut r = Response::for_request(&request, 503);
                     r.headers.push(HeaderName::RetryAfter, "5");
                     r.headers
@@ -298,11 +305,13 @@ impl Dispatcher {
                     return self.reply(tx, r);
                 }
                 if self.draining.is_some() {
+                    self.counts.refused(Refusal::Draining);
                     let mut r = Response::for_request(&request, 503);
                     r.headers.push(HeaderName::RetryAfter, "30");
                     return self.reply(tx, r);
                 }
                 if !self.admission.admit(now()) {
+                    self.counts.refused(Refusal::RateLimit);
                     self.warn_refused_by_rate();
                     let mut r = Response::for_request(&request, 503);
                     r.headers.push(HeaderName::RetryAfter, "1");
@@ -311,12 +320,20 @@ impl Dispatcher {
                     return self.reply(tx, r);
                 }
                 let Some(tx) = tx else { return };
+                self.counts.admitted();
                 let input = call::spawn(self.ctx.clone(), tx, request, from, call_id.clone());
                 self.owners.insert(call_id, Owner::Call(input));
                 self.publish_active();
             }
             (Method::Ack, _) => {} // ACK for a call that is gone: nothing to do.
             _ => self.reply(tx, Response::for_request(&request, 481)),
+        }
+    }
+
+    /// Counts a refused request if it is a new call (an INVITE outside a dialog).
+    fn count_refusal(&self, request: &Request, why: Refusal) {
+        if request.method == Method::Invite && !in_dialog_request(request) {
+            self.counts.refused(why);
         }
     }
 

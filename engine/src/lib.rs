@@ -15,6 +15,7 @@
 //! - `dispatch`: one task receiving every SIP event; starts a call per new INVITE, routes
 //!   the rest by Call-ID, answers what no call owns; `uas`: request screening (RFC 3261
 //!   §8.2) as a pure function; `acl`: network allow-lists;
+//! - `admission`: new calls admitted and refused by reason (metrics);
 //! - `call`: one sans-IO core per call (typed phases: the flow interpreter, the SIP dialog,
 //!   the queue, the second legs, the bridge) and the thin driver task that feeds it;
 //!   `call::live`, the registry of calls in progress (each call's view, operators'
@@ -74,6 +75,7 @@
 //! ```
 pub mod acd;
 pub mod acl;
+pub mod admission;
 pub mod agent_bindings;
 pub mod agents;
 pub mod alarm;

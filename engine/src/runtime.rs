@@ -265,8 +265,15 @@ impl Engine {
             live: live.clone(),
         };
         let (active_tx, active_rx) = watch::channel(0usize);
-        let dispatcher =
-            Dispatcher::new(sip.clone(), ctx, active_tx, agents, replication.serving());
+        let admission = Arc::new(crate::admission::Admission::default());
+        let dispatcher = Dispatcher::new(
+            sip.clone(),
+            ctx,
+            active_tx,
+            agents,
+            replication.serving(),
+            admission.clone(),
+        );
         let mut tasks = vec![
             sip_task,
             tokio::spawn(dispatcher.run(events, dispatcher_rx, routes_rx)),
@@ -283,6 +290,8 @@ impl Engine {
                 storage: storage.clone(),
                 flow_sync: flow_sync.clone(),
                 alarms: alarms.clone(),
+                admission,
+                media: media.clone(),
             },
             replication.ha.clone(),
         );

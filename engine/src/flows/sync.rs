@@ -60,6 +60,16 @@ impl FlowSync {
         self.store.activate(name, version).await
     }
 
+    /// Compiles `source` against this engine, as an install would, without installing it.
+    pub fn compile(&self, source: &str, file: &Path) -> Result<LoadedFlow, FlowStoreError> {
+        super::compile_source(source, file, &self.ctx).map_err(|diagnostics| {
+            FlowStoreError::Invalid {
+                rendered: super::render(&diagnostics, source),
+                diagnostics,
+            }
+        })
+    }
+
     pub async fn rollback(&self, name: &str) -> Result<ActiveFlow, FlowStoreError> {
         self.store.rollback(name).await
     }

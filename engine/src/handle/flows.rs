@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,29 @@ pub struct FlowVersionInfo {
     pub file: String,
     pub installed_at: DateTime<Utc>,
     pub active: bool,
+}
+
+/// What a simulated call is given.
+#[derive(Debug, Clone)]
+pub struct FlowSimulation {
+    /// Digits keyed at each menu or collect, as `svi simulate --input` takes them
+    /// (`"1 2 #"`; `-` or a missing token: no input).
+    pub inputs: String,
+    /// The virtual start time (business hours depend on it).
+    pub at: DateTime<Utc>,
+    pub caller: String,
+    pub called: String,
+    pub language: Option<String>,
+    /// Canned lookup, action, queue and transfer outcomes (`svi simulate --stubs`, as JSON).
+    pub stubs: Option<serde_json::Value>,
+}
+
+/// A simulated call: which version ran, and its transcript.
+#[derive(Debug)]
+pub struct Simulated {
+    pub name: String,
+    pub version: String,
+    pub transcript: ivr_scripts::cli::Transcript,
 }
 
 impl EngineHandle {
@@ -105,6 +129,54 @@ impl EngineHandle {
                 id: format!("{name} {version}"),
             }),
         }
+    }
+
+    /// Runs a flow in virtual time without telephony, as `svi simulate` does: the version
+    /// new calls run (`version` `None`), or an installed one; see [`FlowSimulation`].
+    pub async fn flow_simulate(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        sim: FlowSimulation,
+    ) -> Result<Simulated, HandleError> {
+        let sync = &self.engine()?.flow_sync;
+        let loaded = match version {
+            None => {
+                let live = sync.set();
+                let found = live.borrow().get(name);
+                found.ok_or_else(|| HandleError::NotFound {
+                    what: Missing::Flow,
+                    id: name.to_string(),
+                })?
+            }
+            Some(v) => {
+                let stored = self.flow_source(name, v).await?;
+                let file = Path::new(&stored.file);
+                Arc::new(self.flow_result(sync.compile(&stored.source, file)).await?)
+            }
+        };
+        let stubs = match &sim.stubs {
+            Some(v) => {
+                ivr_scripts::cli::Stubs::from_json(v).map_err(|reason| HandleError::BadRequest {
+                    reason: format!("stubs: {reason}"),
+                })?
+            }
+            None => ivr_scripts::cli::Stubs::default(),
+        };
+        let call = ivr_scripts::interp::CallInfo {
+            caller: sim.caller.as_str().into(),
+            called: sim.called.as_str().into(),
+            call_id: "simulated".into(),
+            language: sim.language,
+        };
+        let inputs = ivr_scripts::cli::parse_inputs(&sim.inputs);
+        let transcript =
+            ivr_scripts::cli::run_simulation(loaded.flow.clone(), call, sim.at, &inputs, &stubs);
+        Ok(Simulated {
+            name: name.to_string(),
+            version: loaded.version.clone(),
+            transcript,
+        })
     }
 
     /// Checks `source` against this engine (prompts, queues, connectors) and installs it as

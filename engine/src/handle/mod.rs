@@ -45,7 +45,7 @@ use crate::storage::Storage;
 
 pub use error::{HandleError, Missing, Part};
 pub use events::{EngineEvent, EngineEvents};
-pub use flows::{FlowListing, FlowVersionInfo, MAX_FLOW_SOURCE};
+pub use flows::{FlowListing, FlowSimulation, FlowVersionInfo, Simulated, MAX_FLOW_SOURCE};
 pub use views::CallInProgress;
 
 /// A change of an agent's state asked by an operator.
@@ -94,6 +94,10 @@ pub(crate) struct Running {
     pub storage: Storage,
     pub flow_sync: crate::flows::FlowSync,
     pub alarms: AlarmHandle,
+    /// New calls admitted and refused (the dispatcher counts them).
+    pub admission: Arc<crate::admission::Admission>,
+    /// The media workers (none when a test harness supplies the media).
+    pub media: Option<Arc<crate::media::MediaWorkers>>,
 }
 
 impl EngineHandle {
@@ -158,6 +162,17 @@ impl EngineHandle {
             .engine
             .as_ref()
             .map_or(0, |e| *e.active_calls.borrow())
+    }
+
+    /// New calls admitted and refused by reason since the start (for metrics).
+    pub fn admission(&self) -> Result<crate::admission::AdmissionCounts, HandleError> {
+        Ok(self.engine()?.admission.counts())
+    }
+
+    /// RTP totals over every stream since the start; `None` when the media workers are
+    /// not the engine's own (a test harness's media).
+    pub fn rtp_totals(&self) -> Result<Option<crate::media::tally::RtpTotals>, HandleError> {
+        Ok(self.engine()?.media.as_ref().map(|m| m.rtp_totals()))
     }
 
     pub fn watch_active_calls(&self) -> Result<watch::Receiver<usize>, HandleError> {

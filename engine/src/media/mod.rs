@@ -33,6 +33,7 @@ pub mod prompt;
 pub mod rtp;
 pub mod srtp;
 pub mod stream;
+pub mod tally;
 pub mod worker;
 
 use std::net::IpAddr;

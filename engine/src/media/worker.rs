@@ -67,6 +67,8 @@ pub struct MediaWorkers {
     next_worker: AtomicUsize,
     /// Datagrams refused for their source, over all streams since the start.
     unexpected_source: Arc<AtomicU64>,
+    /// Every stream's stats snapshots, for RTP totals.
+    tally: super::tally::MediaTally,
     /// Join handles, taken once by `shutdown`. A `Mutex` so that `shutdown` works through
     /// a shared reference; it is never held across an await.
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -168,6 +170,7 @@ impl MediaWorkers {
             next_play_id: Arc::new(AtomicU64::new(1)),
             next_worker: AtomicUsize::new(0),
             unexpected_source,
+            tally: super::tally::MediaTally::default(),
             tasks: Mutex::new(tasks),
         }
     }
@@ -184,6 +187,11 @@ impl MediaWorkers {
     /// [`super::stream::latch`]): RTP from an unexpected source, for metrics.
     pub fn unexpected_source_packets(&self) -> u64 {
         self.unexpected_source.load(Ordering::Relaxed)
+    }
+
+    /// RTP totals over every stream since the start (see [`super::tally`]), for metrics.
+    pub fn rtp_totals(&self) -> super::tally::RtpTotals {
+        self.tally.totals()
     }
 
     /// Number of workers.
@@ -236,6 +244,7 @@ impl MediaWorkers {
             worker.streams.fetch_sub(1, Ordering::Relaxed);
             return Err(MediaError::WorkerGone);
         }
+        self.tally.add(stats_rx.clone());
         let handle = MediaHandle {
             links: link_tx,
             commands: command_tx,

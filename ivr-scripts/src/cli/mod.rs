@@ -27,7 +27,9 @@ use std::path::{Path, PathBuf};
 
 pub use check::{check, check_with};
 pub use graph::{graph, GraphFormat};
-pub use sim::{parse_inputs, MAX_EFFECTS};
+pub use sim::{
+    parse_inputs, run as run_simulation, Ending, Event as SimulatedEvent, Transcript, MAX_EFFECTS,
+};
 pub use simulate::{simulate, SimulateOptions};
 pub use stubs::Stubs;
 pub use test_flow::test_flow;

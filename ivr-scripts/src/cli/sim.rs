@@ -36,19 +36,19 @@ pub fn parse_inputs(text: &str) -> Vec<Option<String>> {
 
 /// One effect and what the simulated engine answered.
 #[derive(Clone, Debug, Serialize)]
-pub(crate) struct Event {
+pub struct Event {
     #[serde(flatten)]
-    pub(crate) effect: Effect,
+    pub effect: Effect,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) input: Option<Input>,
+    pub input: Option<Input>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub(crate) errors: Vec<String>,
+    pub errors: Vec<String>,
 }
 
 /// How a simulation ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum Ending {
+pub enum Ending {
     /// The flow hung up or the call finished.
     Finished,
     /// The call went to a queue or a transfer without a stubbed outcome: the routing decision.
@@ -57,20 +57,25 @@ pub(crate) enum Ending {
     Endless,
 }
 
-pub(crate) struct Transcript {
-    pub(crate) events: Vec<Event>,
-    pub(crate) path: Vec<String>,
-    pub(crate) errors: Vec<FlowError>,
-    pub(crate) ending: Ending,
+/// A whole simulated call: each effect with its answer, the steps visited, how it ended.
+#[derive(Debug, Serialize)]
+pub struct Transcript {
+    pub events: Vec<Event>,
+    pub path: Vec<String>,
+    #[serde(skip)]
+    pub errors: Vec<FlowError>,
+    pub ending: Ending,
 }
 
 impl Transcript {
-    pub(crate) fn last_effect(&self) -> Option<&Effect> {
+    pub fn last_effect(&self) -> Option<&Effect> {
         self.events.last().map(|e| &e.effect)
     }
 }
 
-pub(crate) fn run(
+/// Runs `flow` for `call` from `at`, keying `inputs` at its menus and collects, with the
+/// canned outcomes of `stubs` (`svi simulate` and the admin API's simulate route).
+pub fn run(
     flow: Arc<Flow>,
     call: CallInfo,
     at: DateTime<Utc>,

@@ -172,6 +172,8 @@ pub struct MediaStats {
     pub packets_lost: u64,
     /// RTP packets received twice.
     pub packets_duplicate: u64,
+    /// RTP packets too old or out of sequence to be played (late).
+    pub packets_late: u64,
     /// Interarrival jitter (RFC 3550). The worker reads sockets every 20 ms, so this
     /// includes up to 20 ms of polling delay.
     pub jitter: Duration,
@@ -558,6 +560,7 @@ impl MediaStream {
             packets_received: rx.packets_received,
             packets_lost: rx.packets_lost,
             packets_duplicate: rx.duplicates,
+            packets_late: rx.discarded,
             jitter: rx.jitter,
             rtcp_received: self.rtcp_received,
             packets_ignored: self.packets_ignored,
