@@ -16,7 +16,7 @@ use engine::audit::{AuditEntry, Outcome};
 use crate::error::ApiError;
 use crate::roles::{rule_for, Access, Role, RouteRule};
 use crate::session::{same_token, token_from_cookies, CSRF_HEADER};
-use crate::state::AdminState;
+use crate::state::{AdminState, AuthFailures};
 
 /// The largest request body (a flow's source is at most 512 KiB, in JSON).
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -182,10 +182,12 @@ async fn authenticate(
 ) -> Result<Option<Principal>, (String, ApiError)> {
     if let Some(auth) = headers.get(header::AUTHORIZATION) {
         let text = auth.to_str().unwrap_or_default();
+        let failures = &state.auth_failures().key;
         let Some(key) = text
             .strip_prefix("Bearer ")
             .or_else(|| text.strip_prefix("bearer "))
         else {
+            AuthFailures::count(failures);
             return Err(("unknown".into(), ApiError::Unauthenticated));
         };
         let key = key.trim();
@@ -200,7 +202,10 @@ async fn authenticate(
                 agent: None,
                 via: Via::Key,
             })),
-            Ok(None) => Err((actor, ApiError::Unauthenticated)),
+            Ok(None) => {
+                AuthFailures::count(failures);
+                Err((actor, ApiError::Unauthenticated))
+            }
             Err(e) => Err((actor, ApiError::Internal(e.to_string()))),
         };
     }

@@ -134,6 +134,8 @@ pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/api/v1/queues", Access::Roles(&[A, S, G])),
     rule("GET", "/api/v1/agents", Access::Roles(&[A, S])),
     rule("POST", "/api/v1/agents/{id}/state", Access::Roles(&[A, S])),
+    rule("GET", "/api/v1/me/agent", Access::Roles(&[G])),
+    rule("POST", "/api/v1/me/agent/state", Access::Roles(&[G])),
     rule("GET", "/api/v1/calls", Access::Roles(&[A, S])),
     rule("GET", "/api/v1/calls/{id}", Access::Roles(&[A, S])),
     rule(
@@ -158,6 +160,11 @@ pub const ROUTES: &[RouteRule] = &[
     ),
     rule("POST", "/api/v1/flows/{name}/activate", Access::Roles(&[A])),
     rule("POST", "/api/v1/flows/{name}/rollback", Access::Roles(&[A])),
+    rule(
+        "POST",
+        "/api/v1/flows/{name}/simulate",
+        Access::Roles(&[A, S]),
+    ),
     audited("GET", "/api/v1/records", Access::Roles(&[A, S])),
     audited("GET", "/api/v1/recordings", Access::Roles(&[A, S])),
     audited("GET", "/api/v1/recordings/{call}", Access::Roles(&[A, S])),

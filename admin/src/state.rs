@@ -1,6 +1,7 @@
 //! What every handler reaches: the engine's handle, the HA node, accounts, sessions, the
 //! login throttle and the audit log.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use engine::audit::AuditLog;
@@ -8,6 +9,7 @@ use engine::storage::Storage;
 use engine::EngineHandle;
 
 use crate::accounts::{AccountError, Accounts};
+use crate::auth::{Principal, Via};
 use crate::error::ApiError;
 use crate::session::{Sessions, Timeouts};
 use crate::throttle::{Limits, Throttle};
@@ -27,6 +29,22 @@ struct Inner {
     // holding them; an actor would add a channel hop per request for nothing.
     sessions: Mutex<Sessions>,
     throttle: Mutex<Throttle>,
+    failures: AuthFailures,
+}
+
+/// Failed authentications of the API since the start, for metrics.
+#[derive(Debug, Default)]
+pub struct AuthFailures {
+    /// Logins with a wrong user or password.
+    pub login: AtomicU64,
+    /// Requests with an API key that is unknown, malformed or revoked.
+    pub key: AtomicU64,
+}
+
+impl AuthFailures {
+    pub fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// A lock whose holder panicked still guards consistent data here (each critical section
@@ -57,6 +75,7 @@ impl AdminState {
                 storage,
                 sessions: Mutex::new(Sessions::new(timeouts)),
                 throttle: Mutex::new(Throttle::new(limits)),
+                failures: AuthFailures::default(),
             }),
         }
     }
@@ -81,12 +100,39 @@ impl AdminState {
         &self.inner.storage
     }
 
+    pub fn auth_failures(&self) -> &AuthFailures {
+        &self.inner.failures
+    }
+
     pub fn sessions(&self) -> MutexGuard<'_, Sessions> {
         lock(&self.inner.sessions)
     }
 
     pub fn throttle(&self) -> MutexGuard<'_, Throttle> {
         lock(&self.inner.throttle)
+    }
+
+    /// Whether the credentials of `who` still hold: the key not revoked, the user enabled
+    /// with the same role, the session open (and touched: an open feed is use).
+    pub async fn still_valid(&self, who: &Principal) -> bool {
+        match &who.via {
+            Via::Key => {
+                let id = who.actor.strip_prefix("key:").unwrap_or_default();
+                matches!(self.accounts().key(id).await, Ok(Some(k)) if k.revoked_at.is_none())
+            }
+            Via::Session { token } => {
+                let user = match self.accounts().user(&who.name).await {
+                    Ok(Some(u)) => u,
+                    _ => return false,
+                };
+                !user.disabled
+                    && user.role == who.role
+                    && self
+                        .sessions()
+                        .touch(std::time::Instant::now(), token)
+                        .is_some()
+            }
+        }
     }
 
     /// An account error as the API answers it; on a standby, with the active node's

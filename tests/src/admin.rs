@@ -132,16 +132,23 @@ impl Api {
         (status, headers, body)
     }
 
-    /// Subscribes to the server-sent events of `path` (`/api/v1/events`).
+    /// Subscribes to the server-sent events of `path` (`/api/v1/events`) with an API key.
     pub async fn events(&self, path: &str, key: &str) -> Events {
-        let resp = self
+        self.events_as(path, Auth::Key(key)).await
+    }
+
+    /// Subscribes to the server-sent events of `path` as `auth`.
+    pub async fn events_as(&self, path: &str, auth: Auth<'_>) -> Events {
+        let mut req = self
             .client
             .get(format!("{}{path}", self.base))
-            .header("authorization", format!("Bearer {key}"))
-            .timeout(std::time::Duration::from_secs(3600))
-            .send()
-            .await
-            .expect("admin API answers");
+            .timeout(std::time::Duration::from_secs(3600));
+        match auth {
+            Auth::None => {}
+            Auth::Key(k) => req = req.header("authorization", format!("Bearer {k}")),
+            Auth::Session { cookie, .. } => req = req.header("cookie", cookie),
+        }
+        let resp = req.send().await.expect("admin API answers");
         assert_eq!(resp.status().as_u16(), 200, "{path}");
         assert!(is_event_stream(resp.headers()), "{:?}", resp.headers());
         Events {
@@ -259,6 +266,20 @@ impl Events {
         }
     }
 
+    /// Whether the server ends the stream within `within` (events on the way are skipped);
+    /// false when it is still open at the deadline.
+    pub async fn ends_within(&mut self, within: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.resp.chunk()).await {
+                Ok(Ok(Some(_))) => continue,
+                Ok(Ok(None)) => return true,
+                Ok(Err(e)) => panic!("the event stream failed instead of ending: {e:?}"),
+                Err(_) => return false,
+            }
+        }
+    }
+
     /// The next event that `want` accepts, skipping others; `None` past `within`.
     pub async fn find(
         &mut self,
@@ -329,4 +350,36 @@ pub fn create_key(data_dir: &Path, config: Option<&Path>, role: &str, name: &str
     let key = out.trim().to_string();
     assert!(key.starts_with("svi_"), "{out}");
     key
+}
+
+/// The value of a sample in a Prometheus text exposition: `name` is the metric's name with
+/// its labels as written (`svi_calls_total`, `svi_agents{state="ready"}`).
+pub fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// `promtool check metrics` (Debian's prometheus package) on an exposition.
+pub fn promtool(text: &str) {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; the test script installs it)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("promtool output");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use admin::roles::{Access, Role, ROUTES};
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use svi_tests::admin::{add_user, create_key, svi_cli, Api, Auth};
+use svi_tests::admin::{add_user, create_key, promtool, sample, svi_cli, Api, Auth};
 use svi_tests::config::{sample_flow, write};
 use svi_tests::ports::free_sip_port;
 use svi_tests::proc::{EngineOptions, EngineProc};
@@ -561,36 +561,6 @@ async fn the_certificate_files_are_reloaded_on_sighup() {
     assert!(
         refused.is_err(),
         "the old certificate is still served: {refused:?}"
-    );
-}
-
-/// The value of an unlabelled sample in a Prometheus text exposition.
-fn sample(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
-/// `promtool check metrics` (Debian's prometheus package) on an exposition.
-fn promtool(text: &str) {
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus; the test script installs it)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("promtool output");
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}{}\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     );
 }
 

@@ -383,12 +383,19 @@ impl Accounts {
         self.all(KEYS).await
     }
 
-    pub async fn revoke_key(&self, id: &str) -> Result<ApiKeyView, AccountError> {
-        let mut key: ApiKey = match id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            true => self.get(KEYS, id).await?,
-            false => None,
+    /// The key record `id` (revoked or not).
+    pub async fn key(&self, id: &str) -> Result<Option<ApiKey>, AccountError> {
+        if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
         }
-        .ok_or_else(|| AccountError::NoKey(id.to_string()))?;
+        self.get(KEYS, id).await
+    }
+
+    pub async fn revoke_key(&self, id: &str) -> Result<ApiKeyView, AccountError> {
+        let mut key = self
+            .key(id)
+            .await?
+            .ok_or_else(|| AccountError::NoKey(id.to_string()))?;
         if key.revoked_at.is_none() {
             key.revoked_at = Some(Utc::now());
             self.put_key(&key).await?;

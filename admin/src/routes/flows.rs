@@ -232,3 +232,122 @@ pub async fn rollback(
         Err(e) => Err(state.handle_error(e).await),
     }
 }
+
+/// A call to simulate: digits keyed, start time, numbers, canned connector outcomes.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Simulate {
+    /// An installed version; by default the one new calls run.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Digits keyed at each menu or collect, as `svi simulate --input` takes them:
+    /// `"1 2 #"`, `-` for no input (or comma-separated: `"1,,4321#"`).
+    #[serde(default)]
+    pub inputs: String,
+    /// Virtual start time, RFC 3339 (default: now); business hours depend on it.
+    #[serde(default)]
+    pub at: Option<String>,
+    #[serde(default)]
+    pub caller: Option<String>,
+    #[serde(default)]
+    pub called: Option<String>,
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Outcomes of lookups, actions, queues and transfers, as `svi simulate --stubs`
+    /// takes them (docs/flows.md).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub stubs: Option<serde_json::Value>,
+}
+
+/// A simulated call: each effect of the flow with what the simulated engine answered.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SimulationView {
+    pub name: String,
+    pub version: String,
+    /// The steps visited, in order.
+    pub path: Vec<String>,
+    /// `finished` (the flow hung up or ended), `routed` (to a queue or a transfer without a
+    /// stubbed outcome) or `endless` (stopped: the flow loops with these inputs).
+    pub ending: String,
+    /// One object per effect: step, what the flow did (`kind` and its fields), the answer.
+    #[schema(value_type = Vec<Object>)]
+    pub effects: Vec<serde_json::Value>,
+}
+
+/// A number or a language as a caller would send it: 1-64 printable characters.
+fn check_text(field: &str, v: &str) -> Result<(), ApiError> {
+    if v.is_empty() || v.chars().count() > 64 || v.chars().any(char::is_control) {
+        return Err(ApiError::bad(field, "1-64 printable characters"));
+    }
+    Ok(())
+}
+
+#[utoipa::path(post, path = "/api/v1/flows/{name}/simulate", tag = "flows", request_body = Simulate,
+    params(("name" = String, Path)),
+    responses((status = 200, body = SimulationView), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn simulate(
+    State(state): State<AdminState>,
+    name: Result<UrlPath<String>, PathRejection>,
+    body: Result<Json<Simulate>, JsonRejection>,
+) -> Result<Json<SimulationView>, ApiError> {
+    let UrlPath(name) = name?;
+    let Json(s) = body?;
+    check_word("name", &name)?;
+    if let Some(v) = &s.version {
+        check_word("version", v)?;
+    }
+    if s.inputs.len() > 1024 || s.inputs.chars().any(char::is_control) {
+        return Err(ApiError::bad("inputs", "at most 1024 printable characters"));
+    }
+    let at = match &s.at {
+        Some(t) => chrono::DateTime::parse_from_rfc3339(t)
+            .map_err(|_| ApiError::bad("at", "an RFC 3339 time, e.g. 2026-12-25T10:00:00+01:00"))?
+            .with_timezone(&chrono::Utc),
+        None => chrono::Utc::now(),
+    };
+    let caller = s.caller.unwrap_or_else(|| "+33100000000".into());
+    let called = s.called.unwrap_or_else(|| "100".into());
+    check_text("caller", &caller)?;
+    check_text("called", &called)?;
+    if let Some(l) = &s.language {
+        check_word("language", l)?;
+    }
+    let sim = engine::handle::FlowSimulation {
+        inputs: s.inputs,
+        at,
+        caller,
+        called,
+        language: s.language,
+        stubs: s.stubs,
+    };
+    let done = match state
+        .engine()
+        .flow_simulate(&name, s.version.as_deref(), sim)
+        .await
+    {
+        Ok(d) => d,
+        Err(engine::handle::HandleError::BadRequest { reason }) => {
+            return Err(ApiError::bad("stubs", reason))
+        }
+        Err(e) => return Err(state.handle_error(e).await),
+    };
+    let t = done.transcript;
+    let effects = t
+        .events
+        .iter()
+        .map(|e| serde_json::to_value(e).map_err(|e| ApiError::Internal(e.to_string())))
+        .collect::<Result<_, _>>()?;
+    let ending = match serde_json::to_value(t.ending) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    };
+    Ok(Json(SimulationView {
+        name: done.name,
+        version: done.version,
+        path: t.path,
+        ending,
+        effects,
+    }))
+}

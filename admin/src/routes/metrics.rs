@@ -1,5 +1,7 @@
 //! `GET /metrics` (an API key with the `metrics` role, or an admin): the engine's figures
-//! in Prometheus' text format, read at scrape time.
+//! in Prometheus' text format, read at scrape time from the engine handle's counters and
+//! snapshots (calls, refusals, RTP, queues, agents, raft, disk) and the API's own
+//! authentication failures. The families and their labels: docs/admin.md, "Metrics".
 
 use axum::extract::State;
 use axum::http::header;
@@ -21,6 +23,11 @@ pub async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
         "Calls in progress on this node.",
         engine.active_calls() as f64,
     );
+    calls(&mut e, engine);
+    if let Ok(Some(totals)) = engine.rtp_totals() {
+        rtp(&mut e, &totals);
+    }
+    auth(&mut e, &state);
     // Queues and agents, from the ACD's snapshot (absent on a witness).
     if let Ok(snapshot) = engine.acd().await {
         acd(&mut e, &snapshot);
@@ -60,12 +67,6 @@ pub async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
             &samples,
         );
     }
-    e.single(
-        "svi_cluster_auth_failures_total",
-        Kind::Counter,
-        "Cluster connections refused for a bad secret.",
-        *state.node().auth_failures().borrow() as f64,
-    );
 
     // Free space where recordings are written (a witness has no recordings).
     if let Some(config) = engine.config() {
@@ -93,6 +94,115 @@ pub async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
         )],
         e.finish(),
     )
+}
+
+/// New calls started and refused by reason (their rate: `rate(svi_calls_total[1m])`).
+fn calls(e: &mut Exposition, engine: &engine::EngineHandle) {
+    let Ok(counts) = engine.admission() else {
+        return;
+    };
+    e.single(
+        "svi_calls_total",
+        Kind::Counter,
+        "New calls started on this node.",
+        counts.admitted as f64,
+    );
+    let refused: Vec<Sample<'_>> = counts
+        .refused
+        .iter()
+        .map(|(r, n)| (vec![("reason", r.as_str().to_string())], *n as f64))
+        .collect();
+    e.family(
+        "svi_calls_refused_total",
+        Kind::Counter,
+        "New calls refused before they started, by reason.",
+        &refused,
+    );
+}
+
+/// RTP over every stream since the start, from the streams' own stats snapshots.
+fn rtp(e: &mut Exposition, t: &engine::media::tally::RtpTotals) {
+    let n = |v: u64| v as f64;
+    e.family(
+        "svi_rtp_packets_total",
+        Kind::Counter,
+        "RTP packets sent and received (distinct, from the latched source).",
+        &[
+            (vec![("direction", "sent".to_string())], n(t.packets_sent)),
+            (
+                vec![("direction", "received".to_string())],
+                n(t.packets_received),
+            ),
+        ],
+    );
+    for (name, help, v) in [
+        (
+            "svi_rtp_packets_lost_total",
+            "RTP packets expected but never received (RFC 3550).",
+            t.packets_lost,
+        ),
+        (
+            "svi_rtp_packets_late_total",
+            "RTP packets that came too late or out of sequence to be played.",
+            t.packets_late,
+        ),
+        (
+            "svi_rtp_packets_duplicate_total",
+            "RTP packets received twice.",
+            t.packets_duplicate,
+        ),
+    ] {
+        e.single(name, Kind::Counter, help, n(v));
+    }
+    e.family(
+        "svi_rtp_packets_refused_total",
+        Kind::Counter,
+        "RTP and RTCP datagrams refused, by reason.",
+        &[
+            (
+                vec![("reason", "unexpected_source".to_string())],
+                n(t.packets_unexpected_source),
+            ),
+            (
+                vec![("reason", "srtp".to_string())],
+                n(t.packets_srtp_refused),
+            ),
+        ],
+    );
+    e.single(
+        "svi_rtp_streams",
+        Kind::Gauge,
+        "RTP streams open now.",
+        n(t.streams),
+    );
+    e.single(
+        "svi_rtp_jitter_max_seconds",
+        Kind::Gauge,
+        "The largest interarrival jitter among the streams open now (RFC 3550; includes up to 20 ms of polling).",
+        t.jitter_max.as_secs_f64(),
+    );
+}
+
+/// Failed authentications: the API's logins and keys, the cluster link's connections.
+fn auth(e: &mut Exposition, state: &AdminState) {
+    let f = state.auth_failures();
+    let read =
+        |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed) as f64;
+    e.family(
+        "svi_api_auth_failures_total",
+        Kind::Counter,
+        "Admin API requests refused for their credentials: wrong user or password at login, unknown or revoked API keys.",
+        &[
+            (vec![("kind", "login".to_string())], read(&f.login)),
+            (vec![("kind", "api_key".to_string())], read(&f.key)),
+        ],
+    );
+    e.single(
+        "svi_cluster_auth_failures_total",
+        Kind::Counter,
+        "Cluster connections refused for a bad secret.",
+        *state.node().auth_failures().borrow() as f64,
+    );
 }
 
 /// Queue sizes and longest waits per queue; agents per state.

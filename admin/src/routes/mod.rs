@@ -8,6 +8,7 @@ pub mod flows;
 pub mod ha;
 pub mod health;
 pub mod keys;
+pub mod me;
 pub mod metrics;
 pub mod queues;
 pub mod recordings;
@@ -39,6 +40,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/queues", get(queues::queues))
         .route("/api/v1/agents", get(queues::agents))
         .route("/api/v1/agents/{id}/state", post(queues::set_state))
+        .route("/api/v1/me/agent", get(me::show))
+        .route("/api/v1/me/agent/state", post(me::set_state))
         .route("/api/v1/calls", get(calls::list))
         .route("/api/v1/calls/{id}", get(calls::one))
         .route("/api/v1/calls/{id}/supervise", post(calls::supervise))
@@ -53,6 +56,7 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/api/v1/flows/{name}/activate", post(flows::activate))
         .route("/api/v1/flows/{name}/rollback", post(flows::rollback))
+        .route("/api/v1/flows/{name}/simulate", post(flows::simulate))
         .route("/api/v1/records", get(records::search))
         .route("/api/v1/recordings", get(recordings::list))
         .route("/api/v1/recordings/{call}", get(recordings::one))

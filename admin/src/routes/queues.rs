@@ -211,7 +211,7 @@ pub async fn agents(State(state): State<AdminState>) -> Result<Json<Vec<AgentVie
     Ok(Json(agents.into_iter().map(AgentView::from).collect()))
 }
 
-/// A supervisor's change of an agent's state.
+/// A change of an agent's state (by a supervisor, or by the agent itself).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentAction {
@@ -266,16 +266,31 @@ pub async fn set_state(
     let Path(id) = id?;
     let Json(action) = body?;
     check_word("id", &id)?;
+    apply(&state, id, action).await.map(Json)
+}
+
+/// Applies `action` to agent `id` and answers the agent as it is now.
+pub(crate) async fn apply(
+    state: &AdminState,
+    id: String,
+    action: AgentAction,
+) -> Result<AgentView, ApiError> {
     let command = action.command()?;
     let engine = state.engine();
     if let Err(e) = engine.agent(&id, command).await {
         return Err(state.handle_error(e).await);
     }
-    let agent = engine
+    agent_view(state, id).await
+}
+
+/// Agent `id` as it is now.
+pub(crate) async fn agent_view(state: &AdminState, id: String) -> Result<AgentView, ApiError> {
+    state
+        .engine()
         .agents()
         .await?
         .into_iter()
         .find(|a| a.id.as_str() == id)
-        .ok_or(ApiError::NotFound { what: "agent", id })?;
-    Ok(Json(agent.into()))
+        .map(AgentView::from)
+        .ok_or(ApiError::NotFound { what: "agent", id })
 }

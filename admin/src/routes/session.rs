@@ -14,7 +14,7 @@ use crate::auth::{peer_ip, record, ClientAddr, Principal, Via};
 use crate::error::{ApiError, ErrorBody};
 use crate::roles::{rule_for, Role};
 use crate::session::{clear_cookie, set_cookie};
-use crate::state::AdminState;
+use crate::state::{AdminState, AuthFailures};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -79,6 +79,7 @@ pub async fn login(
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let Some(user) = user else {
         state.throttle().failed(Instant::now(), &login.user, ip);
+        AuthFailures::count(&state.auth_failures().login);
         record(
             &state,
             rule,
