@@ -383,3 +383,24 @@ pub fn promtool(text: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// An engine on a test configuration, with accounts made offline before it starts.
+pub fn engine_with(
+    extra: &str,
+    accounts: impl FnOnce(&Path, &Path),
+) -> (tempfile::TempDir, EngineProc) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = crate::config::write(
+        dir.path(),
+        &[("demo", &crate::config::sample_flow("demo"))],
+        extra,
+    );
+    let data = dir.path().join("data");
+    accounts(&data, &config);
+    let engine = EngineProc::start(crate::proc::EngineOptions {
+        config: Some(config),
+        data_dir: Some(data),
+        ..crate::proc::EngineOptions::default()
+    });
+    (dir, engine)
+}

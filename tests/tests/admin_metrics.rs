@@ -1,11 +1,12 @@
-//! `/metrics` counts what happened, against a real `svi run` (issue 14): new calls started
-//! and refused by reason (`sip.max_calls_per_second` here), RTP packets both ways from a
-//! real sipp call with media, and failed logins and API keys; every scrape passes Debian's
-//! `promtool check metrics`.
+//! `/metrics` against a real `svi run` (issue 14, acceptance 5): the calls-active gauge
+//! follows a sipp call; new calls started and refused by reason (`sip.max_calls_per_second`
+//! here), RTP packets both ways from a real sipp call with media, and failed logins and API
+//! keys are counted; every scrape passes Debian's `promtool check metrics`. Also the call
+//! record search (paged, audited) on the record that call left.
 
 use std::time::Duration;
 
-use svi_tests::admin::{create_key, promtool, sample, Api, Auth};
+use svi_tests::admin::{create_key, engine_with, promtool, sample, Api, Auth};
 use svi_tests::config::{sample_flow, write};
 use svi_tests::pcap::write_rtp_pcap;
 use svi_tests::proc::{EngineOptions, EngineProc};
@@ -133,5 +134,140 @@ async fn metrics_count_calls_refusals_rtp_and_auth_failures() {
     assert_eq!(
         value(&after_auth, "svi_api_auth_failures_total{kind=\"api_key\"}"),
         2.0
+    );
+}
+
+/// Scrapes until `svi_calls_active` is `want` (the gauge is read at scrape time), within
+/// `within`; returns the last exposition.
+async fn scrape_active(api: &Api, key: &str, want: f64, within: Duration) -> String {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut every = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        every.tick().await;
+        let a = api.get("/metrics", Auth::Key(key)).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        if sample(&a.text, "svi_calls_active") == Some(want) {
+            return a.text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "svi_calls_active never {want}:\n{}",
+            a.text
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_pass_promtool_and_the_calls_active_gauge_follows_a_call() {
+    use svi_tests::sipp::{Caller, Codec, Sipp};
+    let (mut key, mut sup, mut admin) = (String::new(), String::new(), String::new());
+    let (dir, engine) = engine_with("", |data, config| {
+        key = create_key(data, Some(config), "metrics", "prometheus");
+        sup = create_key(data, Some(config), "supervisor", "records");
+        admin = create_key(data, Some(config), "admin", "audit");
+    });
+    let api = Api::new(&engine);
+    let idle = scrape_active(&api, &key, 0.0, Duration::from_secs(5)).await;
+    promtool(&idle);
+    for family in [
+        "svi_raft_term",
+        "svi_ha_role",
+        "svi_recording_disk_free_bytes",
+        "svi_queue_calls_waiting",
+        "svi_queue_longest_wait_seconds",
+        "svi_agents",
+    ] {
+        assert!(
+            idle.contains(&format!("# TYPE {family} ")),
+            "{family}:\n{idle}"
+        );
+    }
+    assert!(
+        idle.contains("svi_queue_calls_waiting{queue=\"support\"} 0"),
+        "{idle}"
+    );
+    // The metrics key reaches nothing else.
+    assert_eq!(api.get("/api/v1/ha", Auth::Key(&key)).await.status, 403);
+
+    // One call that stays in the demo flow for 3 s, then hangs up.
+    let mut caller = Caller::new(Codec::Pcma);
+    caller.hangup_after = Some(Duration::from_secs(3));
+    let (work, sip) = (dir.path().to_path_buf(), engine.sip);
+    let call = std::thread::spawn(move || Sipp::new(caller.xml()).calls(1).run(&work, Some(sip)));
+    let during = scrape_active(&api, &key, 1.0, Duration::from_secs(20)).await;
+    promtool(&during);
+    let run = call.join().expect("sipp thread");
+    assert!(run.success(), "{}", run.report());
+    let after = scrape_active(&api, &key, 0.0, Duration::from_secs(20)).await;
+    promtool(&after);
+
+    // The call's record, written through the replicated log as the call ends, then found
+    // again by its called number (the harness's sipp dials its default `[service]`).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut every = tokio::time::interval(Duration::from_millis(100));
+    let all = loop {
+        every.tick().await;
+        let all = api.get("/api/v1/records", Auth::Key(&sup)).await;
+        assert_eq!(all.status, 200, "{}", all.text);
+        let n = all.json["records"].as_array().map_or(0, Vec::len);
+        if n > 0 || tokio::time::Instant::now() > deadline {
+            break all;
+        }
+    };
+    let records = all.json["records"].as_array().expect("records");
+    assert_eq!(records.len(), 1, "{}", all.text);
+    assert_eq!(records[0]["flow"], "demo", "{}", all.text);
+    assert_eq!(records[0]["end_reason"], "caller_hangup", "{}", all.text);
+    let called = records[0]["called"].as_str().expect("called").to_string();
+    let by_number = api
+        .get(
+            &format!("/api/v1/records?number={called}&per_page=10"),
+            Auth::Key(&sup),
+        )
+        .await;
+    assert_eq!(by_number.json["records"], all.json["records"]);
+    let none = api
+        .get(
+            &format!("/api/v1/records?number={called}&outcome=answered"),
+            Auth::Key(&sup),
+        )
+        .await;
+    assert_eq!(
+        none.json["records"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        none.text
+    );
+    let bad = api
+        .get("/api/v1/records?outcome=maybe", Auth::Key(&sup))
+        .await;
+    assert_eq!(
+        (bad.status, bad.json["field"].as_str()),
+        (400, Some("outcome")),
+        "{}",
+        bad.text
+    );
+    // Each search is in the audit log, with who made it (the entries are queued for the
+    // replicated log as each answer leaves, so they are awaited).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let audit = loop {
+        every.tick().await;
+        let audit = api.get("/api/v1/audit?format=csv", Auth::Key(&admin)).await;
+        assert_eq!(audit.status, 200, "{}", audit.text);
+        let n = audit.text.matches("GET /api/v1/records").count();
+        if n >= 4 || tokio::time::Instant::now() > deadline {
+            break audit;
+        }
+    };
+    let searches = audit
+        .text
+        .lines()
+        .filter(|l| l.contains("GET /api/v1/records"))
+        .collect::<Vec<_>>();
+    assert!(searches.len() >= 4, "{}", audit.text);
+    assert!(
+        searches.iter().all(|l| l.contains("key:")),
+        "{}",
+        audit.text
     );
 }
