@@ -27,7 +27,9 @@
 //! - `agents`: agent phones registering with the engine (registrar -> ACD login/ready);
 //! - `dialplan`: which numbers callbacks and transfers may dial (toll-fraud protection);
 //! - `security`: the fail2ban-readable lines of authentication failures and bans;
-//! - `connectors`: `lookup` and `action` backends (SQL, HTTP) with timeouts;
+//! - `connectors`: `lookup` and `action` backends (SQL, HTTP, access control, helpdesk) as
+//!   a registry of kinds, with timeouts, retries of reads, a cache and a circuit breaker;
+//!   `secrets`: their settings encrypted at rest;
 //! - `recording`: call recordings (stereo WAV that survives a crash) and their replicated
 //!   index;
 //! - `agent_bindings`: those registrations replicated, taken over by a newly active node;
@@ -42,7 +44,8 @@
 //! - `alarm`: one alarm model (raised, cleared, severity) delivered to the log, a metrics
 //!   snapshot, the webhook and by mail, rate limited;
 //! - `backup`: backups (hot copy, checksums, tar or directory), restore, the schedule;
-//! - `audit`: the replicated, append-only audit log (admin API, plug-ins).
+//! - `audit`: the replicated, append-only audit log (admin API requests, plug-ins: a door
+//!   opened, a badge blocked, an alarm called out).
 //!
 //! Personal data (numbers, keyed digits, variables) travels as `pii::Pii`, redacted in any
 //! log line.
@@ -95,6 +98,7 @@ pub mod media;
 pub mod recording;
 pub mod replication;
 pub mod runtime;
+pub mod secrets;
 pub mod security;
 pub mod storage;
 pub mod trunk;

@@ -103,7 +103,19 @@ impl Engine {
         storage: Storage,
         replication: crate::replication::Replication,
     ) -> Result<Engine, EngineError> {
-        Engine::start_with_io(config, storage, replication, EngineIo::default()).await
+        let kinds = crate::connectors::Kinds::builtin();
+        Engine::start_with_kinds(config, storage, replication, &kinds).await
+    }
+
+    /// [`Engine::start_with`] with connector kinds of the embedder's (plug-ins) besides
+    /// the built-in ones.
+    pub async fn start_with_kinds(
+        config: EngineConfig,
+        storage: Storage,
+        replication: crate::replication::Replication,
+        kinds: &crate::connectors::Kinds,
+    ) -> Result<Engine, EngineError> {
+        Engine::start_all(config, storage, replication, kinds, EngineIo::default()).await
     }
 
     /// As [`Engine::start_with`], talking through `io`.
@@ -111,6 +123,17 @@ impl Engine {
         config: EngineConfig,
         storage: Storage,
         replication: crate::replication::Replication,
+        io: EngineIo,
+    ) -> Result<Engine, EngineError> {
+        let kinds = crate::connectors::Kinds::builtin();
+        Engine::start_all(config, storage, replication, &kinds, io).await
+    }
+
+    async fn start_all(
+        config: EngineConfig,
+        storage: Storage,
+        replication: crate::replication::Replication,
+        kinds: &crate::connectors::Kinds,
         io: EngineIo,
     ) -> Result<Engine, EngineError> {
         config.check_serving()?;
@@ -158,12 +181,21 @@ impl Engine {
             tokio::spawn(sweep_recordings(dir, retention));
         }
 
-        let connectors = crate::connectors::Connectors::build(&config)
-            .await
-            .map_err(|source| EngineError::Connectors {
-                file: config.file.display().to_string(),
-                source,
-            })?;
+        let audit = crate::audit::AuditLog::new(replication.writer.clone(), &config.node_name);
+        let connectors = crate::connectors::Connectors::build_with(
+            &config,
+            crate::connectors::BuildOptions {
+                kinds,
+                env: &|name: &str| std::env::var(name).ok(),
+                data_dir: None,
+                audit: Some(audit),
+            },
+        )
+        .await
+        .map_err(|source| EngineError::Connectors {
+            file: config.file.display().to_string(),
+            source,
+        })?;
 
         let acd = crate::acd::driver::start(
             config.acd.clone(),
@@ -260,7 +292,7 @@ impl Engine {
             prompts,
             flows: flows_rx.clone(),
             writer: replication.writer.clone(),
-            connectors,
+            connectors: connectors.clone(),
             local_sip,
             live: live.clone(),
         };
@@ -292,6 +324,7 @@ impl Engine {
                 alarms: alarms.clone(),
                 admission,
                 media: media.clone(),
+                connectors: connectors.clone(),
             },
             replication.ha.clone(),
         );

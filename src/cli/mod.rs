@@ -26,6 +26,7 @@ mod operator;
 mod pair;
 mod records;
 mod run;
+mod secret;
 mod stats;
 mod table;
 
@@ -125,6 +126,11 @@ enum Command {
         #[command(subcommand)]
         command: accounts::ApiKeyCommand,
     },
+    /// Secrets of the configuration: encrypt a password or API key for a setting.
+    Secret {
+        #[command(subcommand)]
+        command: secret::SecretCommand,
+    },
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -151,6 +157,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Alarms(args) => alarms::run(args),
         Command::User { command } => accounts::user(command),
         Command::Apikey { command } => accounts::apikey(command),
+        Command::Secret { command } => secret::run(command),
     }
 }
 

@@ -7,8 +7,8 @@
 //! One file per section, each with its raw (as written) form and its checked form:
 //! `sip` (`[sip]`, `[rtp]`, with the edge's TLS, limits and authentication in `edge`), `flows` (`[prompts]`, `[flows]`, `[[routes]]`), `trunks`,
 //! `acd` (`[[queues]]`, `[[agents]]`), `recording`, `connectors` (`[[data_sources]]`,
-//! `[[actions]]`), `backup`, `alarms` (`[alarms]`, `[alarms.mail]`), `admin`. This file holds
-//! the whole file's shape and puts the sections together.
+//! `[[actions]]`, `[[connections]]`), `backup`, `alarms` (`[alarms]`, `[alarms.mail]`),
+//! `admin`. This file holds the whole file's shape and puts the sections together.
 //! `[ha]` is kept as written: the binary checks it with the `ha` crate.
 
 mod acd;
@@ -83,6 +83,8 @@ struct RawConfig {
     #[serde(default)]
     actions: Vec<connectors::RawConnector>,
     #[serde(default)]
+    connections: Vec<connectors::RawConnector>,
+    #[serde(default)]
     recording: recording::RawRecording,
     #[serde(default)]
     backup: backup::RawBackup,
@@ -128,6 +130,8 @@ pub struct EngineConfig {
     /// Connectors for `lookup` and `action` steps.
     pub data_sources: Vec<ConnectorConfig>,
     pub actions: Vec<ConnectorConfig>,
+    /// Named backends shared by connectors (`[[connections]]`: kinds `sql`, `rest`).
+    pub connections: Vec<ConnectorConfig>,
     pub recording: RecordingConfig,
     pub backup: BackupConfig,
     pub alarms: crate::alarm::AlarmsConfig,
@@ -213,6 +217,7 @@ impl EngineConfig {
             ha: raw.ha,
             data_sources: connectors::parse(&cx, "data_sources", raw.data_sources)?,
             actions: connectors::parse(&cx, "actions", raw.actions)?,
+            connections: connectors::parse(&cx, "connections", raw.connections)?,
             recording,
             backup: backup::parse(&cx, raw.backup)?,
             alarms: alarms::parse(&cx, raw.alarms)?,

@@ -6,16 +6,28 @@
 use super::ConnectorError;
 use crate::config::ConnectorConfig;
 
-pub(super) struct Settings<'a> {
+/// `500ms`, `2s`, `5m`, `1h`.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit())?;
+    let n: u64 = text[..digits].parse().ok()?;
+    let ms = match &text[digits..] {
+        "ms" => n,
+        "s" => n.checked_mul(1000)?,
+        "m" => n.checked_mul(60_000)?,
+        "h" => n.checked_mul(3_600_000)?,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_millis(ms))
+}
+
+pub struct Settings<'a> {
     cfg: &'a ConnectorConfig,
 }
 
 impl<'a> Settings<'a> {
     /// Checks that every key of the table is one of `known`.
-    pub(super) fn new(
-        cfg: &'a ConnectorConfig,
-        known: &[&str],
-    ) -> Result<Settings<'a>, ConnectorError> {
+    pub fn new(cfg: &'a ConnectorConfig, known: &[&str]) -> Result<Settings<'a>, ConnectorError> {
         let s = Settings { cfg };
         if let Some(k) = cfg.settings.keys().find(|k| !known.contains(&k.as_str())) {
             return Err(s.err(
@@ -30,23 +42,23 @@ impl<'a> Settings<'a> {
         Ok(s)
     }
 
-    pub(super) fn name(&self) -> &'a str {
+    pub fn name(&self) -> &'a str {
         &self.cfg.name
     }
 
     /// An error about `key` of this connector.
-    pub(super) fn err(&self, key: &str, problem: impl Into<String>) -> ConnectorError {
+    pub fn err(&self, key: &str, problem: impl Into<String>) -> ConnectorError {
         ConnectorError::Config {
             key: format!("{}.{key}", self.cfg.key),
             problem: problem.into(),
         }
     }
 
-    pub(super) fn get(&self, key: &str) -> Option<&'a toml::Value> {
+    pub fn get(&self, key: &str) -> Option<&'a toml::Value> {
         self.cfg.settings.get(key)
     }
 
-    pub(super) fn string(&self, key: &str) -> Result<Option<&'a str>, ConnectorError> {
+    pub fn string(&self, key: &str) -> Result<Option<&'a str>, ConnectorError> {
         match self.get(key) {
             None => Ok(None),
             Some(toml::Value::String(s)) => Ok(Some(s)),
@@ -56,13 +68,13 @@ impl<'a> Settings<'a> {
         }
     }
 
-    pub(super) fn required_string(&self, key: &str) -> Result<&'a str, ConnectorError> {
+    pub fn required_string(&self, key: &str) -> Result<&'a str, ConnectorError> {
         self.string(key)?
             .ok_or_else(|| self.err(key, "is required"))
     }
 
     /// An integer within `min..=max`, or `default` when absent.
-    pub(super) fn integer(
+    pub fn integer(
         &self,
         key: &str,
         min: i64,
@@ -82,7 +94,7 @@ impl<'a> Settings<'a> {
     }
 
     /// A list of strings (a single string is accepted as a list of one).
-    pub(super) fn strings(&self, key: &str) -> Result<Vec<&'a str>, ConnectorError> {
+    pub fn strings(&self, key: &str) -> Result<Vec<&'a str>, ConnectorError> {
         match self.get(key) {
             None => Ok(Vec::new()),
             Some(toml::Value::String(s)) => Ok(vec![s.as_str()]),
@@ -102,7 +114,7 @@ impl<'a> Settings<'a> {
     }
 
     /// A list of integers within `min..=max` (a single integer is a list of one).
-    pub(super) fn integers(
+    pub fn integers(
         &self,
         key: &str,
         min: i64,
@@ -125,7 +137,20 @@ impl<'a> Settings<'a> {
         }
     }
 
-    pub(super) fn table(&self, key: &str) -> Result<Option<&'a toml::Table>, ConnectorError> {
+    /// A duration written as flows write them (`500ms`, `2s`, `5m`), or `None` when absent.
+    pub fn duration(&self, key: &str) -> Result<Option<std::time::Duration>, ConnectorError> {
+        let Some(text) = self.string(key)? else {
+            return Ok(None);
+        };
+        parse_duration(text).map(Some).ok_or_else(|| {
+            self.err(
+                key,
+                format!("`{text}` is not a duration such as \"500ms\", \"2s\" or \"5m\""),
+            )
+        })
+    }
+
+    pub fn table(&self, key: &str) -> Result<Option<&'a toml::Table>, ConnectorError> {
         match self.get(key) {
             None => Ok(None),
             Some(toml::Value::Table(t)) => Ok(Some(t)),

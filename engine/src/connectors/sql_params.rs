@@ -1,4 +1,5 @@
-//! `:name` parameters in connector queries, rewritten to numbered `?N` parameters.
+//! `:name` parameters in connector queries, rewritten to numbered `?N` (SQLite) or `$N`
+//! (PostgreSQL) parameters.
 //!
 //! Query authors write `WHERE number = :number`, matching the step's `params` keys. SQLite
 //! itself numbers named parameters in order of first appearance (a name used twice shares
@@ -11,7 +12,8 @@
 //! statement after `;`. Quoted strings, quoted identifiers and comments are copied as they
 //! are: a `:` inside `'10:30'` is not a parameter.
 
-/// A query ready for sqlx: `sql` uses `?1`, `?2`...; `params[i]` is the name bound to `?i+1`.
+/// A query ready for sqlx: `sql` uses `?1`, `?2`... (or `$1`...); `params[i]` is the name
+/// bound to number `i+1`.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct Rewritten {
     pub sql: String,
@@ -20,7 +22,16 @@ pub(super) struct Rewritten {
     pub first_keyword: String,
 }
 
-pub(super) fn rewrite(sql: &str) -> Result<Rewritten, String> {
+/// How the driver numbers parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Numbered {
+    /// SQLite: `?1`.
+    Question,
+    /// PostgreSQL: `$1`; `::type` casts are left alone.
+    Dollar,
+}
+
+pub(super) fn rewrite(sql: &str, style: Numbered) -> Result<Rewritten, String> {
     let chars: Vec<char> = sql.chars().collect();
     let mut out = String::with_capacity(sql.len() + 8);
     let mut params: Vec<String> = Vec::new();
@@ -65,6 +76,10 @@ pub(super) fn rewrite(sql: &str) -> Result<Rewritten, String> {
                 out.push(c);
                 i += 1;
             }
+            ':' if style == Numbered::Dollar && next == Some(':') => {
+                out.push_str("::");
+                i += 2;
+            }
             ':' => {
                 let start = i + 1;
                 let end = (start..chars.len())
@@ -79,7 +94,11 @@ pub(super) fn rewrite(sql: &str) -> Result<Rewritten, String> {
                         params.len() - 1
                     }
                 };
-                out.push_str(&format!("?{}", n + 1));
+                let mark = match style {
+                    Numbered::Question => '?',
+                    Numbered::Dollar => '$',
+                };
+                out.push_str(&format!("{mark}{}", n + 1));
                 i = end;
             }
             '?' => {
@@ -150,7 +169,21 @@ mod tests {
     use super::*;
 
     fn ok(sql: &str) -> Rewritten {
-        rewrite(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+        rewrite(sql, Numbered::Question).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    #[test]
+    fn postgres_numbers_with_dollars_and_keeps_casts() {
+        let r = rewrite(
+            "SELECT status FROM tickets WHERE id = :ticket::int AND owner = :user OR id = :ticket",
+            Numbered::Dollar,
+        )
+        .expect("valid");
+        assert_eq!(
+            r.sql,
+            "SELECT status FROM tickets WHERE id = $1::int AND owner = $2 OR id = $1"
+        );
+        assert_eq!(r.params, ["ticket", "user"]);
     }
 
     #[test]
@@ -195,7 +228,7 @@ mod tests {
             ("SELECT 1; DELETE FROM t", "only one statement"),
             ("  -- nothing\n", "is empty"),
         ] {
-            let e = rewrite(sql).expect_err(sql);
+            let e = rewrite(sql, Numbered::Question).expect_err(sql);
             assert!(e.contains(expected), "{sql}: {e}");
         }
     }

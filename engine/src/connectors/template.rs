@@ -10,6 +10,8 @@
 
 use serde_json::{Map, Value};
 
+use super::CallError;
+
 #[derive(Debug, Clone, PartialEq)]
 enum Part {
     Text(String),
@@ -93,7 +95,7 @@ impl Template {
         &self,
         params: &Map<String, Value>,
         encode: fn(&str) -> String,
-    ) -> Result<String, String> {
+    ) -> Result<String, CallError> {
         let mut out = String::new();
         for part in &self.parts {
             match part {
@@ -106,20 +108,24 @@ impl Template {
 }
 
 /// A parameter as text. Errors name the parameter, never its value.
-pub(super) fn param<'a>(params: &'a Map<String, Value>, name: &str) -> Result<&'a Value, String> {
+pub(super) fn param<'a>(
+    params: &'a Map<String, Value>,
+    name: &str,
+) -> Result<&'a Value, CallError> {
     params
         .get(name)
-        .ok_or_else(|| format!("parameter `{name}` is missing"))
+        .ok_or_else(|| CallError::MissingParam(name.to_string()))
 }
 
-fn param_text(params: &Map<String, Value>, name: &str) -> Result<String, String> {
+pub(super) fn param_text(params: &Map<String, Value>, name: &str) -> Result<String, CallError> {
     match param(params, name)? {
         Value::String(s) => Ok(s.clone()),
         Value::Null => Ok(String::new()),
         v @ (Value::Number(_) | Value::Bool(_)) => Ok(v.to_string()),
-        Value::Array(_) | Value::Object(_) => {
-            Err(format!("parameter `{name}` is a list or a map, not a text"))
-        }
+        Value::Array(_) | Value::Object(_) => Err(CallError::BadParam {
+            name: name.to_string(),
+            problem: "is a list or a map, not a text".into(),
+        }),
     }
 }
 
@@ -193,9 +199,9 @@ mod tests {
         let e = t
             .render(&params(json!({ "number": [1] })), verbatim)
             .expect_err("list");
-        assert!(e.contains("`number`"), "{e}");
+        assert!(e.to_string().contains("`number`"), "{e}");
         let e = t.render(&Map::new(), verbatim).expect_err("missing");
-        assert_eq!(e, "parameter `number` is missing");
+        assert_eq!(e.to_string(), "parameter `number` is missing");
     }
 
     #[test]

@@ -98,6 +98,7 @@ pub(crate) struct Running {
     pub admission: Arc<crate::admission::Admission>,
     /// The media workers (none when a test harness supplies the media).
     pub media: Option<Arc<crate::media::MediaWorkers>>,
+    pub connectors: crate::connectors::Connectors,
 }
 
 impl EngineHandle {
@@ -177,6 +178,15 @@ impl EngineHandle {
 
     pub fn watch_active_calls(&self) -> Result<watch::Receiver<usize>, HandleError> {
         Ok(self.engine()?.active_calls.clone())
+    }
+
+    /// Health and latency of each connector (circuit state, calls, errors, timeouts): what
+    /// the metrics exporter reads. Empty on a witness.
+    pub fn connector_health(&self) -> Vec<crate::connectors::ConnectorHealth> {
+        self.inner
+            .engine
+            .as_ref()
+            .map_or_else(Vec::new, |e| e.connectors.health())
     }
 
     // --- agents -------------------------------------------------------------------------

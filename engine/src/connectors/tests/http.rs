@@ -246,8 +246,8 @@ async fn bad_configuration_is_refused_at_build_with_its_key() {
             "actions[0].not_found_status[1]: 99 is outside 100..=599",
         ),
         (
-            "url = 'http://h/'\ntimeout = '2s'",
-            "actions[0].timeout: not a setting of kind `http`",
+            "url = 'http://h/'\ntimout = '2s'",
+            "actions[0].timout: not a setting of kind `http`",
         ),
         ("method = 'GET'", "actions[0].url: is required"),
     ] {

@@ -3,6 +3,8 @@
 //! are short real timeouts on calls that cannot succeed; no test sleeps.
 
 mod http;
+mod plugins;
+mod resilience;
 mod server;
 mod sql;
 
@@ -15,7 +17,8 @@ use serde_json::{json, Map, Value};
 use tracing::field::Field;
 use tracing::instrument::WithSubscriber;
 
-use super::{human, CallFuture, Connector, ConnectorError, Connectors, Role};
+use super::error::human;
+use super::{BuildOptions, CallFuture, Connector, ConnectorError, Connectors, Kinds, Role};
 use crate::config::EngineConfig;
 
 /// Connectors from configuration text, paths relative to `dir`, `${VAR}` read from `env`.
@@ -27,9 +30,16 @@ async fn build(toml: &str, dir: &Path, env: &[(&str, &str)]) -> Result<Connector
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    Connectors::build_with_env(&config, &move |var: &str| {
-        env.iter().find(|(k, _)| k == var).map(|(_, v)| v.clone())
-    })
+    let lookup = move |var: &str| env.iter().find(|(k, _)| k == var).map(|(_, v)| v.clone());
+    Connectors::build_with(
+        &config,
+        BuildOptions {
+            kinds: &Kinds::builtin(),
+            env: &lookup,
+            data_dir: Some(dir.to_path_buf()),
+            audit: None,
+        },
+    )
     .await
 }
 

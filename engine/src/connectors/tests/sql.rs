@@ -214,7 +214,7 @@ async fn bad_configuration_is_refused_at_build_with_its_key() {
     let dir = dir_with(TABLE);
     let db = "[[data_sources]]\nname = 'q'\nkind = 'sql'\ndatabase = 'db.sqlite'\ninit_sql = 'init.sql'\n";
     for (toml, expected) in [
-        (source("SELECT * FROM nowhere", ""), "data_sources[0].query: SQLite refuses it: "),
+        (source("SELECT * FROM nowhere", ""), "data_sources[0].query: the database refuses it: "),
         (source("SELECT * FROM t WHERE k = :numéro", ""), "data_sources[0].query: parameter `:numéro`"),
         (source("SELECT * FROM t WHERE k = ?", ""), "data_sources[0].query: positional `?`"),
         (source("DELETE FROM t", ""), "data_sources[0].query: a data source runs a SELECT, not DELETE"),
@@ -223,10 +223,10 @@ async fn bad_configuration_is_refused_at_build_with_its_key() {
         (source("SELECT k FROM t", "max_connections = 0"), "data_sources[0].max_connections: 0 is outside 1..=64"),
         (source("SELECT k FROM t", "qeury = 'x'"), "data_sources[0].qeury: not a setting of kind `sql`"),
         (db.to_string(), "data_sources[0].query: is required"),
-        (format!("{db}url = 'sqlite:x.db'\nquery = 'SELECT 1'"), "data_sources[0].url: give `database` or `url`, not both"),
+        (format!("{db}url = 'sqlite:x.db'\nquery = 'SELECT 1'"), "data_sources[0].url: give one of `database`, `url` and `dsn`"),
         (
-            "[[data_sources]]\nname='q'\nkind='sql'\nurl='postgres://h/db'\nquery='SELECT 1'".into(),
-            "data_sources[0].url: PostgreSQL connectors are planned",
+            "[[data_sources]]\nname='q'\nkind='sql'\nurl='mysql://h/db'\nquery='SELECT 1'".into(),
+            "data_sources[0].url: must be a `sqlite:` or `postgres://` URL",
         ),
         ("[[data_sources]]\nname='q'\nkind='sql'\nurl='sqlite::memory:'\nquery='SELECT 1'".into(), "data_sources[0].url: an in-memory"),
         ("[[data_sources]]\nname='q'\nkind='sql'\ndatabase='absent.db'\nquery='SELECT 1'".into(), "data_sources[0].database: "),
