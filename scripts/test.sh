@@ -8,7 +8,8 @@
 # certificate; systemd-analyze from systemd and dpkg-deb, for the package test, which also
 # needs root for its throwaway container; kamailio, the IPBX registrar of the HA
 # registration test, with kamcmd to read its bindings; promtool from prometheus, for the
-# admin API's /metrics test).
+# admin API's /metrics test; PostgreSQL's server for the helpdesk tests, which start a
+# private one on a free port).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +34,13 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
   install_debian "${missing[@]}"
+fi
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "test.sh: installing postgresql"
+  install_debian postgresql || true
+fi
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "NOTICE: PostgreSQL is not installed: the PostgreSQL variant of the helpdesk tests is skipped"
 fi
 
 # The shared conformance corpus sits beside the repository; tests find it there.

@@ -13,8 +13,11 @@
 //! - `sipp`: build sipp scenarios (caller, registrar) and run sipp against the engine;
 //! - `pcap`: write pcap files of RTP streams (e.g. in-band DTMF tones) for sipp to play;
 //! - `probe`: raw SIP over UDP (OPTIONS pings, sending torture messages, reading answers);
-//! - `smtp`: a mail server with STARTTLS and authentication that keeps what it receives.
+//! - `smtp`: a mail server with STARTTLS and authentication that keeps what it receives;
+//! - `acs`: a reference access-control server (REST, tokens, TLS with its own CA, faults);
+//! - `postgres`: a private PostgreSQL server (helpdesk fixtures in `tests/fixtures`).
 
+pub mod acs;
 pub mod admin;
 pub mod baresip;
 pub mod config;
@@ -25,6 +28,7 @@ pub mod kamailio;
 pub mod pcap;
 pub mod phone;
 pub mod ports;
+pub mod postgres;
 pub mod probe;
 pub mod proc;
 pub mod sipp;

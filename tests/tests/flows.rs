@@ -35,7 +35,15 @@ fn s(p: &Path) -> String {
 #[test]
 fn check_accepts_the_samples() {
     let flows = samples().join("flows");
-    let files = ["demo.yaml", "service-desk.yaml", "reception.yaml"].map(|f| s(&flows.join(f)));
+    let files = [
+        "demo.yaml",
+        "service-desk.yaml",
+        "reception.yaml",
+        "badge-hotline.yaml",
+        "door.yaml",
+        "alarm-callout.yaml",
+    ]
+    .map(|f| s(&flows.join(f)));
     let mut args = vec!["check"];
     args.extend(files.iter().map(String::as_str));
     let (code, text) = svi(&args);
