@@ -8,7 +8,14 @@ use std::collections::BTreeSet;
 use common::{prompt_lines, repo, sample, samples_context};
 use ivr_scripts::{cli, compile};
 
-const SAMPLES: &[&str] = &["demo", "service-desk", "reception"];
+const SAMPLES: &[&str] = &[
+    "demo",
+    "service-desk",
+    "reception",
+    "badge-hotline",
+    "door",
+    "alarm-callout",
+];
 
 #[test]
 fn samples_load_without_warnings() {
@@ -49,7 +56,7 @@ fn check_command_accepts_all_samples() {
     let text = String::from_utf8_lossy(&out);
     assert_eq!(code, 0, "{text}");
     assert!(
-        text.contains("3 file(s) checked: 0 error(s), 0 warning(s)"),
+        text.contains("6 file(s) checked: 0 error(s), 0 warning(s)"),
         "{text}"
     );
 }

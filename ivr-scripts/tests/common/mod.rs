@@ -47,8 +47,36 @@ pub fn samples_context() -> CheckContext {
         default_language: "en".into(),
         languages: prompts.keys().cloned().collect::<Catalog>(),
         prompts: Some(prompts),
-        queues: ["support", "vip", "hw", "sw", "apps"].into_iter().collect(),
-        data_sources: ["directory", "appointments"].into_iter().collect(),
-        actions: Catalog::default(),
+        queues: [
+            "support",
+            "vip",
+            "hw",
+            "sw",
+            "apps",
+            "reception",
+            "security",
+        ]
+        .into_iter()
+        .collect(),
+        data_sources: [
+            "directory",
+            "appointments",
+            "helpdesk_user",
+            "ticket_status",
+            "visitor_appointment",
+            "badge_holder",
+            "current_alarm",
+        ]
+        .into_iter()
+        .collect(),
+        actions: [
+            "create_incident",
+            "confirm_visit",
+            "block_badge",
+            "open_door",
+            "ack_alarm",
+        ]
+        .into_iter()
+        .collect(),
     }
 }
