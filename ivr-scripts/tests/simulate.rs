@@ -116,7 +116,7 @@ fn service_desk_vip_on_tuesday_morning_goes_to_the_priority_queue() {
     );
     assert_eq!(code, 0);
     assert!(
-        out.contains("found {\"name\":\"Ada Lovelace\",\"vip\":true}"),
+        out.contains("found {\"id\":\"1\",\"name\":\"Ada Lovelace\",\"vip\":true}"),
         "{out}"
     );
     assert!(

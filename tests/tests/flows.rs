@@ -122,7 +122,7 @@ fn simulate_service_desk_closed_on_sunday_and_vip_on_tuesday() {
     let stubs = dir.path().join("stubs.yaml");
     std::fs::write(
         &stubs,
-        "lookups:\n  directory:\n    found: { name: Ada, vip: true }\n",
+        "lookups:\n  helpdesk_user:\n    found: { id: \"1\", name: Ada, vip: true }\n",
     )
     .expect("stubs");
     let effects = simulate(&[
