@@ -22,7 +22,8 @@ pub struct CallView {
     pub id: String,
     pub caller: String,
     pub called: String,
-    /// `setup`, `flow`, `queued`, `agent_ringing`, `bridged` or `ending`.
+    /// `setup`, `dialing` (a call the engine placed, ringing), `flow`, `queued`,
+    /// `agent_ringing`, `bridged` or `ending`.
     pub phase: String,
     pub flow: Option<String>,
     pub flow_version: Option<String>,
@@ -45,6 +46,7 @@ pub struct CallView {
 fn phase(p: CallPhase) -> &'static str {
     match p {
         CallPhase::Setup => "setup",
+        CallPhase::Dialing => "dialing",
         CallPhase::Flow => "flow",
         CallPhase::Queued => "queued",
         CallPhase::AgentRinging => "agent_ringing",

@@ -60,6 +60,8 @@ pub struct CallView {
 pub enum CallPhase {
     /// The INVITE is being served; not answered yet.
     Setup,
+    /// A call the engine placed: the called number rings.
+    Dialing,
     /// In its flow (menus, messages, lookups...).
     Flow,
     /// Waiting in an ACD queue.

@@ -35,6 +35,8 @@ pub enum EndReason {
     OperatorHangup,
     /// The call failed inside the engine (the record's path says where).
     Error,
+    /// A call the engine placed was not answered (no answer in time, busy, declined).
+    NoAnswer,
 }
 
 impl EndReason {
@@ -52,6 +54,7 @@ impl EndReason {
             EndReason::TargetHangup => "target_hangup",
             EndReason::OperatorHangup => "operator_hangup",
             EndReason::Error => "error",
+            EndReason::NoAnswer => "no_answer",
         }
     }
 

@@ -12,7 +12,7 @@ use sip::message::Method;
 
 use super::io::{AcdOut, MediaOut, Output, StreamId};
 use super::leg::LegEvent;
-use super::phase::{Caller, CallerLeg, LegPurpose, Phase, Queued, Wait};
+use super::phase::{CallerLeg, LegPurpose, Phase, Queued, Wait};
 use super::CallCore;
 use crate::acd::{self, CallbackResult};
 use crate::storage::{EndReason, QueueOutcome};
@@ -110,29 +110,16 @@ impl CallCore {
         match event {
             LegEvent::Ringing | LegEvent::MediaUpdated(_) => {}
             LegEvent::Answered(Some(n)) => {
-                let Some((dialog, sdp)) = self.leg(stream).and_then(|l| l.answered_parts()) else {
+                // The caller's new leg is the call's leg from now on.
+                if !self.leg_becomes_caller(stream) {
                     return;
-                };
-                let Some(leg) = self.legs.remove(&stream) else {
-                    return;
-                };
+                }
                 if let Phase::Queued(q) = &mut self.phase {
                     q.wait = Wait::Reconnected;
                 }
-                // The caller's new leg is the call's leg from now on (its Call-ID stays
-                // routed here).
                 let params = self.env.leg_params(&n);
                 self.push(Output::Media(MediaOut::Params { stream, params }));
                 self.codec = Some(super::env::media_codec(n.codec.codec));
-                self.caller = Caller {
-                    peer: leg.target.peer,
-                    stream,
-                    sdp,
-                    leg: CallerLeg::Answered {
-                        dialog: Box::new(dialog),
-                        awaiting_ack_sdp: false,
-                    },
-                };
                 self.queue.outcome = Some(QueueOutcome::Callback);
                 tracing::info!(call = %self.facts.id, "the caller answered the callback");
                 let call = self.call_key();

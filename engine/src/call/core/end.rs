@@ -40,6 +40,8 @@ impl CallCore {
                 return;
             }
             Phase::Ended => return,
+            // The number rings: CANCEL (its signalling finishes on its own).
+            Phase::Dialing(d) => self.hang_up(now, d.leg),
             Phase::Flow(step) => self.end_step(now, step, &mut ending),
             Phase::Queued(q) => self.leave_queue(now, q, reason),
             Phase::Bridged(b) => ending.recording = self.end_bridge(now, *b, reason),

@@ -307,6 +307,8 @@ pub enum TargetError {
     Unregistered,
     #[error("the call already has a second leg")]
     Busy,
+    #[error("no trunk is configured to dial numbers through")]
+    NoTrunk,
 }
 
 /// Where the local end of a stream is (its RTP address as bound).

@@ -18,7 +18,8 @@
 //! concern: `answer` (the caller's INVITE and dialog), `flow` (the interpreter's effects),
 //! `queue` (the ACD), `leg` (calls the engine places), `bridge` (relay, recording,
 //! supervision), `transfer` (REFER and bridged transfers), `end` (hanging up, the record),
-//! `view` (what the call shows operators, derived from its state).
+//! `view` (what the call shows operators, derived from its state), `origin` (a call that
+//! starts with the engine's INVITE: [`CallCore::originate`]).
 
 mod answer;
 mod bridge;
@@ -28,6 +29,7 @@ pub mod env;
 mod flow;
 pub mod io;
 mod leg;
+mod origin;
 pub(crate) mod phase;
 mod queue;
 mod routing;
@@ -61,6 +63,7 @@ pub use io::{
     RecordedFile, RecordingOut, ReqId, SavedMessage, SipIn, SipOut, StreamId, StreamOpened,
     SuperviseMode, TargetError,
 };
+pub use origin::{Originate, OriginateError};
 use phase::{Caller, Phase, Step};
 pub use snapshot::{CallSnapshot, RestoreError};
 
@@ -352,6 +355,11 @@ impl CallCore {
         if matches!(self.phase, Phase::Flow(_)) {
             return self.step_timeout(now, at);
         }
+        if let Phase::Dialing(d) = &self.phase {
+            if d.deadline <= at {
+                return self.ring_timeout(now);
+            }
+        }
         if let Phase::Ending(e) = &mut self.phase {
             if e.bye.is_some() && e.deadline <= at {
                 e.bye = None;
@@ -369,6 +377,7 @@ impl CallCore {
         let at = match &self.phase {
             Phase::Flow(step) => step_deadline(step),
             Phase::Ending(e) => e.bye.map(|_| e.deadline),
+            Phase::Dialing(d) => Some(d.deadline),
             _ => None,
         };
         let legs = self.legs.values().filter_map(leg::Leg::poll_timeout);

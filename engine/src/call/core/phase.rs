@@ -2,6 +2,8 @@
 //! where the call is.
 //!
 //! ```text
+//! (originate) ──> Dialing ──(answered)──┐
+//!                                       v
 //!            (INVITE) ──> Flow ─┬──> Queued ──(Bridge)──> Bridged ──┐
 //!                         ^     │      │  ^                         │
 //!                         │     │      │  └─(callback: caller away, │
@@ -11,6 +13,8 @@
 //!                               └──(bridged transfer answered)──> Bridged ──> Ending ──> Ended
 //! ```
 //!
+//! A call the engine places starts `Dialing`: its number rings on a leg; when it answers,
+//! that leg becomes the caller side and the flow runs as for an inbound call.
 //! Every phase can end (`Ending`): the caller or the second party hangs up, the flow ends,
 //! the engine shuts down. `Ending` waits for what must finish before the record is
 //! written (the call recording, a message being saved), then for the record to be stored,
@@ -73,6 +77,8 @@ pub(crate) enum Offer {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Phase {
+    /// A call the engine places: its number rings on `leg` until `deadline`.
+    Dialing(Dialing),
     /// The flow runs a step.
     Flow(Step),
     /// In an ACD queue (the caller on the line or away for a callback).
@@ -81,6 +87,13 @@ pub(crate) enum Phase {
     Bridged(Box<Bridge>),
     Ending(Ending),
     Ended,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Dialing {
+    pub leg: StreamId,
+    /// When the number has rung long enough.
+    pub deadline: Timestamp,
 }
 
 /// What the current flow step waits for.
@@ -258,4 +271,6 @@ pub(crate) enum LegPurpose {
     Supervisor,
     /// The caller, called back.
     Customer,
+    /// The number a call the engine places rings (see `origin`).
+    Callee,
 }

@@ -12,7 +12,7 @@ use sip::message::{Method, Request, Response};
 
 use super::io::{MediaOut, Output, ReqId, SipOut, StreamId, StreamOpened};
 use super::leg::{Leg, LegEvent};
-use super::phase::{LegPurpose, Phase, Queued, Step, Wait};
+use super::phase::{Caller, CallerLeg, LegPurpose, Phase, Queued, Step, Wait};
 use super::target::LegTarget;
 use super::CallCore;
 use crate::media::MediaEvent;
@@ -29,6 +29,8 @@ pub(super) enum Slot {
     /// The bridged second party.
     Peer,
     Supervisor,
+    /// The number a call the engine places rings.
+    Callee,
 }
 
 impl CallCore {
@@ -43,6 +45,7 @@ impl CallCore {
             }) if *customer == stream => Some(Slot::Customer),
             Phase::Bridged(b) if b.peer == stream => Some(Slot::Peer),
             Phase::Bridged(b) if b.supervision.leg() == Some(stream) => Some(Slot::Supervisor),
+            Phase::Dialing(d) if d.leg == stream => Some(Slot::Callee),
             _ => None,
         }
     }
@@ -67,6 +70,28 @@ impl CallCore {
         let stream = leg.stream;
         self.legs.insert(stream, leg);
         stream
+    }
+
+    /// An answered leg becomes the call's caller side: its dialog, SDP session and stream
+    /// (its Call-ID stays routed here). A caller called back, the number a placed call
+    /// rang. False, and nothing changes, if the leg is not answered.
+    pub(super) fn leg_becomes_caller(&mut self, stream: StreamId) -> bool {
+        let Some((dialog, sdp)) = self.leg(stream).and_then(|l| l.answered_parts()) else {
+            return false;
+        };
+        let Some(leg) = self.legs.remove(&stream) else {
+            return false;
+        };
+        self.caller = Caller {
+            peer: leg.target.peer,
+            stream,
+            sdp,
+            leg: CallerLeg::Answered {
+                dialog: Box::new(dialog),
+                awaiting_ack_sdp: false,
+            },
+        };
+        true
     }
 
     /// Hangs up `stream`'s leg (CANCEL or BYE) and retires it. The phase no longer names it.
@@ -138,6 +163,7 @@ impl CallCore {
                 Some(Slot::Customer) => self.customer_leg_event(now, stream, event),
                 Some(Slot::Supervisor) => self.supervisor_leg_event(now, stream, event),
                 Some(Slot::Peer) => self.peer_leg_event(now, event),
+                Some(Slot::Callee) => self.callee_leg_event(now, stream, event),
                 // Retired: nothing it does matters any more.
                 None => {}
             }

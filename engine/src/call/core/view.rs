@@ -12,6 +12,7 @@ impl CallCore {
     /// in by the handle).
     pub fn view(&self) -> CallView {
         let (phase, agent) = match &self.phase {
+            Phase::Dialing(_) => (CallPhase::Dialing, None),
             Phase::Flow(_) if self.answered_at.is_none() => (CallPhase::Setup, None),
             Phase::Flow(_) => (CallPhase::Flow, None),
             Phase::Queued(q) => match q.agents.iter().find_map(|s| self.leg_agent(s)) {

@@ -6,6 +6,7 @@
 mod bridge;
 mod end;
 mod flow;
+mod origin;
 mod queue;
 mod snapshot;
 
@@ -141,23 +142,7 @@ impl Sim {
     }
 
     pub fn try_new(flow: &str, extra: &str, sdp: Option<String>) -> Result<Sim, Refused> {
-        let flow = crate::flows::compile_source(
-            flow,
-            Path::new("test.yaml"),
-            &ivr_scripts::CheckContext::permissive(),
-        )
-        .map_err(|d| crate::flows::render(&d, flow))
-        .expect("test flow");
-        let env = CallEnv {
-            config: Arc::new(config(flow.flow.name(), extra)),
-            prompts: Arc::new(prompts(PROMPTS)),
-            local_sip: "127.0.0.1:5060"
-                .parse::<std::net::SocketAddr>()
-                .expect("addr")
-                .into(),
-            contacts: Arc::new(Book),
-        };
-        let flows = crate::flows::FlowSet::of([flow]);
+        let (env, flows) = env_and_flows(flow, extra);
         let head = format!(
             "INVITE sip:5000@127.0.0.1:5060 SIP/2.0\r\n\
              Via: SIP/2.0/UDP {CALLER};branch=z9hG4bK-invite\r\n\
@@ -170,6 +155,18 @@ impl Sim {
         let from = peer(CALLER);
         let media = Ok("127.0.0.1:30000".parse().expect("addr"));
         let core = CallCore::new(t0, wall(), env.clone(), &flows, invite, from, media)?;
+        Ok(Sim::of(core, env, flows, t0))
+    }
+
+    /// A call the engine places with `order`, into `flow` (YAML).
+    pub fn originate(flow: &str, extra: &str, order: Originate) -> Result<Sim, OriginateError> {
+        let (env, flows) = env_and_flows(flow, extra);
+        let t0 = Instant::now();
+        let core = CallCore::originate(t0, wall(), env.clone(), &flows, order)?;
+        Ok(Sim::of(core, env, flows, t0))
+    }
+
+    fn of(core: CallCore, env: CallEnv, flows: crate::flows::FlowSet, t0: Instant) -> Sim {
         let mut sim = Sim {
             core,
             env,
@@ -183,7 +180,7 @@ impl Sim {
             next_tx: 1,
         };
         sim.drain();
-        Ok(sim)
+        sim
     }
 
     /// The demo flow: welcome, a menu (1: information, 2: support queue), goodbye.
@@ -297,11 +294,16 @@ impl Sim {
 
     /// The caller keys `digits` (RFC 4733).
     pub fn key(&mut self, digits: &str) {
+        self.key_on(CALLER_STREAM, digits);
+    }
+
+    /// `digits` keyed (RFC 4733) on `stream`.
+    pub fn key_on(&mut self, stream: StreamId, digits: &str) {
         for c in digits.chars() {
             let digit = DtmfDigit::from_char(c).expect("a DTMF digit");
             let source = DtmfSource::Rfc4733;
             let digit = pii::Pii::new(digit);
-            self.media(CALLER_STREAM, MediaEvent::Dtmf { digit, source });
+            self.media(stream, MediaEvent::Dtmf { digit, source });
         }
     }
 
@@ -500,6 +502,27 @@ impl Sim {
     pub fn call_id(&self) -> crate::acd::CallId {
         crate::acd::CallId::from(self.core.id())
     }
+}
+
+/// The call's environment (agent 1001 and extension 2000 registered) and `flow` compiled.
+fn env_and_flows(flow: &str, extra: &str) -> (CallEnv, crate::flows::FlowSet) {
+    let flow = crate::flows::compile_source(
+        flow,
+        Path::new("test.yaml"),
+        &ivr_scripts::CheckContext::permissive(),
+    )
+    .map_err(|d| crate::flows::render(&d, flow))
+    .expect("test flow");
+    let env = CallEnv {
+        config: Arc::new(config(flow.flow.name(), extra)),
+        prompts: Arc::new(prompts(PROMPTS)),
+        local_sip: "127.0.0.1:5060"
+            .parse::<std::net::SocketAddr>()
+            .expect("addr")
+            .into(),
+        contacts: Arc::new(Book),
+    };
+    (env, crate::flows::FlowSet::of([flow]))
 }
 
 pub(super) fn peer(addr: &str) -> Peer {
