@@ -37,6 +37,11 @@ pub enum DispatcherInput {
     /// Agent phone bindings replicated from the previously active node (this one just
     /// became active).
     AgentBindings(Vec<(String, Vec<(sip::message::Uri, Instant)>)>),
+    /// Place a call (see `call::originate`), if this node takes calls now.
+    Originate {
+        order: call::Originate,
+        reply: oneshot::Sender<Result<call::Originated, call::OriginateError>>,
+    },
 }
 
 pub struct Dispatcher {
@@ -148,6 +153,7 @@ impl Dispatcher {
                 c = inputs.recv() => match c {
                     Some(DispatcherInput::Trunk { call_id, events }) => { self.owners.insert(call_id, Owner::Trunk(events)); }
                     Some(DispatcherInput::AgentBindings(list)) => self.agents.restore(Instant::now(), list),
+                    Some(DispatcherInput::Originate { order, reply }) => self.originate(order, reply),
                     Some(DispatcherInput::Drain { done }) => {
                         self.draining.get_or_insert_with(Vec::new).push(done);
                         for owner in self.owners.values() {
@@ -175,6 +181,25 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    /// Places a call, counted as any other: not on a standby, not while draining, not at
+    /// `sip.max_calls`.
+    fn originate(
+        &mut self,
+        order: call::Originate,
+        reply: oneshot::Sender<Result<call::Originated, call::OriginateError>>,
+    ) {
+        let full = self.calls() >= self.ctx.config.sip.max_calls;
+        if full || self.draining.is_some() || !self.serving.now() {
+            let _ = reply.send(Err(call::OriginateError::NotServing));
+            return;
+        }
+        // Not a SIP Call-ID: the number's leg routes its own.
+        let key = format!("originated-{:016x}", rand::random::<u64>());
+        let input = call::originate(self.ctx.clone(), order, key.clone(), reply);
+        self.owners.insert(key, Owner::Call(input));
+        self.publish_active();
     }
 
     fn calls(&self) -> usize {

@@ -33,7 +33,9 @@
 //! - `recording`: call recordings (stereo WAV that survives a crash) and their replicated
 //!   index;
 //! - `agent_bindings`: those registrations replicated, taken over by a newly active node;
-//! - `trunk`: registration of the engine's SIP user with an IPBX.
+//! - `trunk`: registration of the engine's SIP user with an IPBX;
+//! - `callout`: access-control alarms call the on-duty numbers (calls the engine places,
+//!   `EngineHandle::originate`).
 //!
 //! What a call leaves and what the node is:
 //! - `storage`: SQLite (the only module that names sqlx): call records, documents, the raft
@@ -85,6 +87,7 @@ pub mod alarm;
 pub mod audit;
 pub mod backup;
 pub mod call;
+pub mod callout;
 pub mod collect;
 pub mod config;
 pub mod connectors;

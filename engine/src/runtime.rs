@@ -170,6 +170,7 @@ impl Engine {
             .iter()
             .map(|r| &r.flow)
             .chain(std::iter::once(&config.default_flow))
+            .chain(config.alarm_callout.as_ref().map(|c| &c.flow))
         {
             if flows_rx.borrow().get(name).is_none() {
                 return Err(FlowLoadError::Missing(name.clone()).into());
@@ -188,7 +189,7 @@ impl Engine {
                 kinds,
                 env: &|name: &str| std::env::var(name).ok(),
                 data_dir: None,
-                audit: Some(audit),
+                audit: Some(audit.clone()),
             },
         )
         .await
@@ -325,6 +326,7 @@ impl Engine {
                 admission,
                 media: media.clone(),
                 connectors: connectors.clone(),
+                dispatcher: to_dispatcher.clone(),
             },
             replication.ha.clone(),
         );
@@ -364,6 +366,17 @@ impl Engine {
             data = %config.data_dir.display(),
             "svi ready"
         );
+        if let Some(callout) = config.alarm_callout.clone() {
+            tasks.push(tokio::spawn(crate::callout::run(
+                crate::callout::CalloutContext {
+                    config: callout,
+                    connectors: connectors.clone(),
+                    engine: handle.clone(),
+                    audit,
+                    serving: replication.serving(),
+                },
+            )));
+        }
         Ok(Engine {
             handle,
             sip,

@@ -1,4 +1,4 @@
-//! Issue 16, acceptance 2 and 3: live calls through `svi run` (sipp callers) against the
+//! Issue 16, acceptance 2, 3 and 4: live calls through `svi run` (sipp callers) against the
 //! reference servers: the access-control API over HTTPS (`svi_tests::acs`) and the helpdesk
 //! database (the SQLite fixture `samples/data/helpdesk.sql`). Secrets in the configuration
 //! are encrypted with `svi secret encrypt` in the engine's own data directory.
@@ -62,6 +62,11 @@ struct Site {
 /// connectors pointed at the reference servers, and routes 3100 (service desk), 3200
 /// (reception), 3400 (door).
 async fn site(acs_fault: Fault) -> Site {
+    site_with(acs_fault, "").await
+}
+
+/// [`site`] with `more` configuration (the alarm-callout flow is always loaded).
+async fn site_with(acs_fault: Fault, more: &str) -> Site {
     let acs = AcsServer::start(true, Duration::from_secs(300)).await;
     acs.set_fault(acs_fault);
     let dir = tempfile::tempdir().expect("tmp");
@@ -96,7 +101,7 @@ async fn site(acs_fault: Fault) -> Site {
         "[[queues]]\nid = \"vip\"\n[[queues]]\nid = \"hw\"\n[[queues]]\nid = \"sw\"\n[[queues]]\nid = \"apps\"\n\
          [[queues]]\nid = \"reception\"\n[[queues]]\nid = \"security\"\n\
          [[routes]]\nnumber = \"3100\"\nflow = \"service-desk\"\n[[routes]]\nnumber = \"3200\"\nflow = \"reception\"\n\
-         [[routes]]\nnumber = \"3400\"\nflow = \"door\"\n{connectors}"
+         [[routes]]\nnumber = \"3400\"\nflow = \"door\"\n{connectors}\n{more}"
     );
     let config = svi_tests::config::write(
         dir.path(),
@@ -104,6 +109,10 @@ async fn site(acs_fault: Fault) -> Site {
             ("service-desk", &service_desk),
             ("reception", &svi_tests::config::sample_flow("reception")),
             ("door", &svi_tests::config::sample_flow("door")),
+            (
+                "alarm-callout",
+                &svi_tests::config::sample_flow("alarm-callout"),
+            ),
         ],
         &extra,
     );
@@ -384,4 +393,127 @@ async fn with_access_control_hanging_visitors_reach_the_reception_queue_and_the_
         requests,
         "no request while the circuit is open"
     );
+}
+
+/// Acceptance 4: an alarm raised on the access-control server makes the engine call the
+/// on-duty numbers (test phones registered as agents 2001 and 2002). The first rings and
+/// does not answer: after the ring timeout the engine cancels it and calls the second,
+/// which hears the alarm, keys 1, and the server records the acknowledgement. The audit
+/// log has every step.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alarm_calls_the_on_duty_numbers_until_one_acknowledges_it() {
+    use svi_tests::phone::{deadline, AnswerMode, Ended, Phone, PhoneConfig};
+    let more = "[[agents]]\nid = \"2001\"\npassword = \"duty-2001\"\n\
+        [[agents]]\nid = \"2002\"\npassword = \"duty-2002\"\n\
+        [alarm_callout]\nsource = \"current_alarm\"\nflow = \"alarm-callout\"\n\
+        numbers = [\"2001\", \"2002\"]\ncaller_id = \"svi-alarm\"\nring_timeout = \"3s\"\n\
+        poll_every = \"500ms\"\nrounds = 1\n";
+    let site = site_with(Fault::None, more).await;
+    let first = PhoneConfig::new("2001")
+        .password("duty-2001")
+        .answer(AnswerMode::Manual);
+    let mut first = Phone::start(first).await.expect("phone 2001");
+    first
+        .register(site.engine.sip, deadline(5))
+        .await
+        .expect("2001 registers");
+    let second = PhoneConfig::new("2002")
+        .password("duty-2002")
+        .answer(AnswerMode::Auto {
+            ring: Duration::from_millis(200),
+        });
+    let mut second = Phone::start(second).await.expect("phone 2002");
+    second
+        .register(site.engine.sip, deadline(5))
+        .await
+        .expect("2002 registers");
+    // Polled with no alarm open: nobody is called.
+    assert!(site
+        .engine
+        .wait_log("alarm call-out on", Duration::from_secs(5))
+        .is_some());
+
+    let alarm = site.acs.raise_alarm("12", "forced");
+    let from = first
+        .wait_incoming(deadline(10))
+        .await
+        .unwrap_or_else(|e| panic!("2001 never rang: {e}\n{}", site.engine.log_text()));
+    assert!(from.contains("svi-alarm"), "{from}");
+    // 2001 does not answer: cancelled after the ring timeout.
+    assert_eq!(
+        first.wait_ended(deadline(10)).await.expect("2001 ends"),
+        Ended::RemoteCancel
+    );
+    second
+        .wait_answered(deadline(10))
+        .await
+        .unwrap_or_else(|e| panic!("2002 never answered: {e}\n{}", site.engine.log_text()));
+    // 2002 hears the alarm (speech, well above silence)...
+    second
+        .wait_frames(50, deadline(5))
+        .await
+        .expect("audio from the engine");
+    // ...and keys 1 until the menu takes it (digits during the announcement are not
+    // collected: a person presses again, about once a second).
+    let until = deadline(30);
+    while site.acs.alarms()[0].acked_by.is_none() {
+        assert!(
+            std::time::Instant::now() < until,
+            "never acknowledged:\n{}",
+            site.engine.log_text()
+        );
+        second.send_dtmf("1").expect("dtmf");
+        tokio::time::sleep(Duration::from_millis(900)).await;
+    }
+    assert!(
+        second.level_dbfs(Duration::from_secs(5)) > -45.0,
+        "the alarm was heard"
+    );
+    let alarms = site.acs.alarms();
+    assert_eq!(alarms[0].id, alarm);
+    assert_eq!(
+        alarms[0].acked_by.as_deref(),
+        Some("2002"),
+        "by who answered"
+    );
+    assert_eq!(
+        second.wait_ended(deadline(15)).await.expect("2002 ends"),
+        Ended::RemoteBye,
+        "the engine hangs up after thanking"
+    );
+    let engine = &site.engine;
+    tokio::task::block_in_place(|| {
+        engine.wait_log("alarm call-out: acknowledged", Duration::from_secs(10))
+    })
+    .unwrap_or_else(|| panic!("not seen acknowledged:\n{}", engine.log_text()));
+
+    let calls = engine.wait_calls(2, Duration::from_secs(10));
+    let reasons: Vec<&str> = calls
+        .as_array()
+        .expect("calls")
+        .iter()
+        .map(|c| c["end_reason"].as_str().unwrap_or_default())
+        .collect();
+    assert!(reasons.contains(&"no_answer"), "{calls:#}");
+    let storage = Storage::open_read_only(&site.data)
+        .await
+        .expect("engine database");
+    let since = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let entries = audit::read(&storage, since, 20).await.expect("audit");
+    let steps: Vec<(&str, &str, Outcome)> = entries
+        .iter()
+        .map(|e| (e.action.as_str(), e.target.as_str(), e.outcome))
+        .collect();
+    let target = format!("alarm:{alarm}");
+    assert_eq!(
+        steps,
+        [
+            ("alarm.callout", target.as_str(), Outcome::Requested),
+            ("alarm.call", target.as_str(), Outcome::Failed),
+            ("alarm.call", target.as_str(), Outcome::Done),
+            ("alarm.acknowledged", target.as_str(), Outcome::Done),
+        ],
+        "{entries:#?}"
+    );
+    assert!(entries.iter().all(|e| e.actor == "system:alarm-callout"));
 }

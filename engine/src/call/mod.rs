@@ -27,13 +27,15 @@ use std::sync::Arc;
 use sip::endpoint::{Peer, ServerTxId};
 use sip::message::Request;
 use sip::transport::{SipEvent, SipHandle};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::EngineConfig;
 use crate::flows::FlowSet;
 use crate::media::PromptStore;
 
-pub use self::core::{CallCommand, CommandError, CommandOutcome, SuperviseMode};
+pub use self::core::{
+    CallCommand, CommandError, CommandOutcome, Originate, OriginateError, SuperviseMode,
+};
 pub use media::{MediaPort, StreamPort, WorkerMedia};
 pub use route::{Route, RouteGuard, Routes};
 pub use signalling::{host, via, LocalSip};
@@ -84,4 +86,38 @@ pub fn spawn(
     let route = ctx.routes.call(call_id);
     tokio::spawn(driver::run(ctx, tx, invite, from, input_rx, me, route));
     input_tx
+}
+
+/// Starts the task of a call the engine places. `key` is the dispatcher's name for the
+/// call (it has no Call-ID of its own until its number rings), released when the task
+/// ends; `reply` gets the call's id, or why it was not placed.
+pub fn originate(
+    ctx: CallContext,
+    order: Originate,
+    key: String,
+    reply: oneshot::Sender<Result<Originated, OriginateError>>,
+) -> mpsc::UnboundedSender<CallInput> {
+    let (input_tx, input_rx) = mpsc::unbounded_channel();
+    let me = input_tx.clone();
+    let route = ctx.routes.call(key);
+    tokio::spawn(driver::run_originated(
+        ctx, order, input_rx, me, route, reply,
+    ));
+    input_tx
+}
+
+/// A call the engine placed: its id (its record's), and how it ends.
+#[derive(Debug)]
+pub struct Originated {
+    pub call: String,
+    /// Told once the call's record is written.
+    pub ended: oneshot::Receiver<CallEnded>,
+}
+
+/// How a call the engine placed ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallEnded {
+    pub reason: crate::storage::EndReason,
+    /// The number answered (`reason` then says how the call ended after that).
+    pub answered: bool,
 }

@@ -8,13 +8,15 @@
 //! `sip` (`[sip]`, `[rtp]`, with the edge's TLS, limits and authentication in `edge`), `flows` (`[prompts]`, `[flows]`, `[[routes]]`), `trunks`,
 //! `acd` (`[[queues]]`, `[[agents]]`), `recording`, `connectors` (`[[data_sources]]`,
 //! `[[actions]]`, `[[connections]]`), `backup`, `alarms` (`[alarms]`, `[alarms.mail]`),
-//! `admin`. This file holds the whole file's shape and puts the sections together.
+//! `admin`, `callout` (`[alarm_callout]`). This file holds the whole file's shape and puts
+//! the sections together.
 //! `[ha]` is kept as written: the binary checks it with the `ha` crate.
 
 mod acd;
 mod admin;
 mod alarms;
 mod backup;
+mod callout;
 mod connectors;
 mod edge;
 mod flows;
@@ -32,6 +34,7 @@ use serde::Deserialize;
 pub use acd::REGISTERED;
 pub use admin::AdminConfig;
 pub use backup::BackupConfig;
+pub use callout::AlarmCalloutConfig;
 pub use connectors::ConnectorConfig;
 pub use flows::Route;
 pub use recording::{RecordPolicy, RecordingConfig};
@@ -92,6 +95,7 @@ struct RawConfig {
     alarms: alarms::RawAlarms,
     #[serde(default)]
     admin: admin::RawAdmin,
+    alarm_callout: Option<callout::RawAlarmCallout>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -137,6 +141,8 @@ pub struct EngineConfig {
     pub alarms: crate::alarm::AlarmsConfig,
     /// The admin REST API (`svi run` serves it; the engine itself does not).
     pub admin: AdminConfig,
+    /// Calls to the on-duty numbers for access-control alarms (None: never).
+    pub alarm_callout: Option<AlarmCalloutConfig>,
 }
 
 /// What every section's parser needs: the file (for errors) and the base of relative paths.
@@ -197,6 +203,8 @@ impl EngineConfig {
         let acd = acd::parse(&cx, raw.queues, raw.agents)?;
         let data_dir = cx.path(raw.node.data_dir.as_deref().unwrap_or("svi-data"));
         let recording = recording::parse(&cx, raw.recording, acd.record_queues)?;
+        let data_sources = connectors::parse(&cx, "data_sources", raw.data_sources)?;
+        let alarm_callout = callout::parse(&cx, raw.alarm_callout, &data_sources)?;
 
         Ok(EngineConfig {
             file: file.to_path_buf(),
@@ -215,13 +223,14 @@ impl EngineConfig {
             agent_passwords: acd.agent_passwords,
             agent_srtp: acd.agent_srtp,
             ha: raw.ha,
-            data_sources: connectors::parse(&cx, "data_sources", raw.data_sources)?,
+            data_sources,
             actions: connectors::parse(&cx, "actions", raw.actions)?,
             connections: connectors::parse(&cx, "connections", raw.connections)?,
             recording,
             backup: backup::parse(&cx, raw.backup)?,
             alarms: alarms::parse(&cx, raw.alarms)?,
             admin: admin::parse(&cx, raw.admin)?,
+            alarm_callout,
         })
     }
 

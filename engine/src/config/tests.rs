@@ -436,3 +436,39 @@ fn random_value(rng: &mut impl rand::Rng, depth: u32) -> toml::Value {
         }
     }
 }
+
+#[test]
+fn the_alarm_callout_is_off_unless_configured_and_checked_when_it_is() {
+    assert_eq!(parse("").expect("empty").alarm_callout, None, "fail closed");
+    let source = "[[data_sources]]\nname = \"current_alarm\"\nkind = \"access_control\"\n";
+    let c = parse(&format!(
+        "{source}[alarm_callout]\nsource = \"current_alarm\"\nflow = \"alarm-callout\"\n\
+         numbers = [\"2001\", \"+33600000002\"]\nring_timeout = \"20s\"\n"
+    ))
+    .expect("valid");
+    let a = c.alarm_callout.expect("on");
+    assert_eq!(a.numbers.len(), 2);
+    assert_eq!(a.ring_timeout, std::time::Duration::from_secs(20));
+    assert_eq!((a.rounds, a.caller_id.as_str()), (1, "svi"));
+    assert!(!format!("{a:?}").contains("600000002"), "numbers redacted");
+    let err = |extra: &str| {
+        parse(&format!(
+            "{source}[alarm_callout]\nflow = \"f\"\nnumbers = [\"2001\"]\n{extra}"
+        ))
+        .expect_err("refused")
+        .to_string()
+    };
+    assert!(err("source = \"nope\"\n").contains("alarm_callout.source"));
+    let e = err("source = \"current_alarm\"\nring_timeout = \"0s\"\n");
+    assert!(e.contains("alarm_callout.ring_timeout"), "{e}");
+    let e = err("source = \"current_alarm\"\nrounds = 0\n");
+    assert!(e.contains("alarm_callout.rounds"), "{e}");
+    let e = err("source = \"current_alarm\"\ncaller_id = \"a@b\"\n");
+    assert!(e.contains("alarm_callout.caller_id"), "{e}");
+    let e = parse(&format!(
+        "{source}[alarm_callout]\nsource = \"current_alarm\"\nflow = \"f\"\nnumbers = []\n"
+    ))
+    .expect_err("no number")
+    .to_string();
+    assert!(e.contains("alarm_callout.numbers"), "{e}");
+}

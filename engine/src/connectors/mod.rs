@@ -72,7 +72,7 @@ pub use ivr_scripts::ConnectorResult;
 pub use kinds::{BuildContext, BuildFuture, ConnectorKind, Kinds, Secrets};
 pub use resilience::{ConnectorHealth, Policy};
 use serde_json::{Map, Value};
-pub use settings::Settings;
+pub use settings::{parse_duration, Settings};
 
 use crate::audit::AuditLog;
 use crate::config::{ConnectorConfig, EngineConfig};

@@ -13,6 +13,7 @@
 //! | streams | [`events`](EngineHandle::events) (call and ACD events), [`watch_acd`](EngineHandle::watch_acd) (queues and agents) |
 //! | health | [`alive`](EngineHandle::alive) (the service watchdog), [`alarms`](EngineHandle::alarms) active and counted |
 //! | HA | [`ha_status`](EngineHandle::ha_status), [`ha_promote`](EngineHandle::ha_promote), through the `ha` crate's `HaControl` |
+//! | placed calls | [`originate`](EngineHandle::originate): the engine calls a number and runs a flow when it answers |
 //! | flows | [`flow_names`](EngineHandle::flow_names), [`flow_list`](EngineHandle::flow_list) (versions, the active one), [`flow_install`](EngineHandle::flow_install), [`flow_activate`](EngineHandle::flow_activate), [`flow_rollback`](EngineHandle::flow_rollback) ([`flows`] module) |
 //!
 //! A witness has no telephony: its handle ([`EngineHandle::witness`]) answers the HA
@@ -21,6 +22,7 @@
 mod error;
 mod events;
 pub mod flows;
+mod origin;
 mod views;
 
 use std::collections::HashMap;
@@ -99,6 +101,8 @@ pub(crate) struct Running {
     /// The media workers (none when a test harness supplies the media).
     pub media: Option<Arc<crate::media::MediaWorkers>>,
     pub connectors: crate::connectors::Connectors,
+    /// Calls the engine places start at the dispatcher (counted, refused on a standby).
+    pub dispatcher: tokio::sync::mpsc::UnboundedSender<crate::dispatch::DispatcherInput>,
 }
 
 impl EngineHandle {

@@ -11,7 +11,10 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
+mod origin;
 mod recorders;
+
+pub(super) use origin::run as run_originated;
 
 use ivr_scripts::ConnectorResult;
 use sip::endpoint::{ClientTxId, Peer, ServerTxId};
@@ -67,7 +70,8 @@ struct Driver {
     core: CallCore,
     /// The call's entry in the live-call registry, republished after every input.
     live: LiveCall,
-    invite_tx: ServerTxId,
+    /// The caller's INVITE (None: a call the engine placed).
+    invite_tx: Option<ServerTxId>,
     /// This call's input channel (legs' SIP events are routed to it).
     me: mpsc::UnboundedSender<CallInput>,
     streams: HashMap<StreamId, Stream>,
@@ -80,6 +84,8 @@ struct Driver {
     connector: Option<Pending<ConnectorResult>>,
     recorder: Option<RecorderHandle>,
     capture: Option<Capture>,
+    /// Told how the call ended, for whoever placed it.
+    ended: Option<tokio::sync::oneshot::Sender<super::CallEnded>>,
 }
 
 fn now() -> std::time::Instant {
@@ -108,12 +114,7 @@ pub(super) async fn run(
         }
         Err(e) => (None, Err(e.to_string())),
     };
-    let env = CallEnv {
-        config: ctx.config.clone(),
-        prompts: ctx.prompts.clone(),
-        local_sip: ctx.local_sip,
-        contacts: Arc::new(ctx.agent_contacts.clone()),
-    };
+    let env = call_env(&ctx);
     let flows = ctx.flows.borrow().clone();
     let core = CallCore::new(now(), SystemTime::now(), env, &flows, invite, from, opened);
     let core = match core {
@@ -127,29 +128,52 @@ pub(super) async fn run(
     if let Some(s) = stream {
         streams.insert(super::core::CALLER_STREAM, s);
     }
-    let deliver = me.clone();
-    let live = ctx.live.register(core.view(), move |r| {
-        deliver.send(CallInput::Command(r)).is_ok()
-    });
-    let mut driver = Driver {
-        live,
-        ctx,
-        core,
-        invite_tx,
-        me,
-        streams,
-        requests: HashMap::new(),
-        call_route: Some(call_route),
-        routes: HashMap::new(),
-        acd: None,
-        connector: None,
-        recorder: None,
-        capture: None,
-    };
+    let mut driver = Driver::new(ctx, core, me, streams, call_route);
+    driver.invite_tx = Some(invite_tx);
     driver.drive(inputs).await;
 }
 
+/// What a call core reads of the engine's shared state.
+fn call_env(ctx: &CallContext) -> CallEnv {
+    CallEnv {
+        config: ctx.config.clone(),
+        prompts: ctx.prompts.clone(),
+        local_sip: ctx.local_sip,
+        contacts: Arc::new(ctx.agent_contacts.clone()),
+    }
+}
+
 impl Driver {
+    /// The driver of `core`, listed in the live-call registry.
+    fn new(
+        ctx: CallContext,
+        core: CallCore,
+        me: mpsc::UnboundedSender<CallInput>,
+        streams: HashMap<StreamId, Stream>,
+        call_route: RouteGuard,
+    ) -> Driver {
+        let deliver = me.clone();
+        let live = ctx.live.register(core.view(), move |r| {
+            deliver.send(CallInput::Command(r)).is_ok()
+        });
+        Driver {
+            live,
+            ctx,
+            core,
+            invite_tx: None,
+            me,
+            streams,
+            requests: HashMap::new(),
+            call_route: Some(call_route),
+            routes: HashMap::new(),
+            acd: None,
+            connector: None,
+            recorder: None,
+            capture: None,
+            ended: None,
+        }
+    }
+
     async fn drive(&mut self, mut inputs: mpsc::UnboundedReceiver<CallInput>) {
         self.drain().await;
         while !self.core.is_ended() {
@@ -315,7 +339,15 @@ impl Driver {
                     }
                     // Its record is fixed: the call leaves the live calls.
                     self.live.end(record.end_reason);
+                    let ended = super::CallEnded {
+                        reason: record.end_reason,
+                        answered: record.answered_at.is_some(),
+                    };
                     write_record(&self.ctx, *record).await;
+                    // Whoever placed the call learns how it ended once its record is stored.
+                    if let Some(tx) = self.ended.take() {
+                        let _ = tx.send(ended);
+                    }
                     self.core.handle_record_stored(now());
                 }
             }
@@ -331,7 +363,11 @@ impl Driver {
     async fn sip(&mut self, out: SipOut) {
         let sip = &self.ctx.sip;
         match out {
-            SipOut::AnswerInvite(r) => sip.send_response(self.invite_tx, r),
+            SipOut::AnswerInvite(r) => {
+                if let Some(tx) = self.invite_tx {
+                    sip.send_response(tx, r);
+                }
+            }
             SipOut::Respond { tx, response } => sip.send_response(tx, response),
             SipOut::Stateless { message, to } => sip.send_stateless(message, to),
             SipOut::Request { req, request, to } => match sip.send_request(request, to).await {
