@@ -44,6 +44,7 @@ install -D -m 0755 "$binary" "$root/usr/bin/svi"
 install -d "$root/usr/share/svi/prompts" "$root/etc/svi/flows" "$root/usr/share/doc/svi"
 cp -r samples/prompts/en samples/prompts/fr "$root/usr/share/svi/prompts/"
 install -D -m 0644 samples/data/sample.sql "$root/usr/share/svi/data/sample.sql"
+install -D -m 0644 samples/data/helpdesk.sql "$root/usr/share/svi/data/helpdesk.sql"
 install -m 0644 samples/flows/*.yaml "$root/etc/svi/flows/"
 install -D -m 0644 packaging/systemd/svi.service "$root/lib/systemd/system/svi.service"
 install -D -m 0644 packaging/systemd/svi-witness.service \
@@ -61,6 +62,8 @@ sed -e 's|^data_dir = .*|data_dir = "/var/lib/svi"|' \
     -e '/^\[flows\]/,/^\[/ s|^dir = "flows"|dir = "/etc/svi/flows"|' \
     -e 's|^database = "data/sample.db"|database = "/var/lib/svi/sample.db"|' \
     -e 's|^init_sql = "data/sample.sql"|init_sql = "/usr/share/svi/data/sample.sql"|' \
+    -e 's|^database = "data/helpdesk.db"|database = "/var/lib/svi/helpdesk.db"|' \
+    -e 's|^init_sql = "data/helpdesk.sql"|init_sql = "/usr/share/svi/data/helpdesk.sql"|' \
     -e "/^\[node\]\$/a $unconfigured" \
     samples/svi.toml | awk '/^# Agents\./ { exit } { print }' > "$root/etc/svi/svi.toml"
 cat >> "$root/etc/svi/svi.toml" <<'EOF'
