@@ -104,6 +104,8 @@ pub mod runtime;
 pub mod secrets;
 pub mod security;
 pub mod storage;
+#[cfg(any(test, feature = "test-servers"))]
+pub mod test_http;
 pub mod trunk;
 pub mod uas;
 

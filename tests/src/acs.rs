@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 pub const API_KEY: &str = "acs-test-key-7f3a";
@@ -334,41 +334,10 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 async fn read_request<S: AsyncRead + Unpin>(socket: &mut S) -> std::io::Result<Option<Request>> {
-    let mut buf = Vec::new();
-    let head_end = loop {
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p;
-        }
-        let mut chunk = [0u8; 4096];
-        let n = socket.read(&mut chunk).await?;
-        if n == 0 || buf.len() > 64 * 1024 {
-            return Ok(None);
-        }
-        buf.extend_from_slice(&chunk[..n]);
+    let Some(raw) = engine::test_http::read_request(socket).await? else {
+        return Ok(None);
     };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut start = lines.next().unwrap_or_default().split(' ');
-    let method = start.next().unwrap_or_default().to_string();
-    let target = start.next().unwrap_or_default().to_string();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let length: usize = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < length {
-        let mut chunk = [0u8; 4096];
-        let n = socket.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
+    let target = raw.target;
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p.to_string(), q),
         None => (target.clone(), ""),
@@ -379,11 +348,11 @@ async fn read_request<S: AsyncRead + Unpin>(socket: &mut S) -> std::io::Result<O
         .map(|(k, v)| (decode(k), decode(v)))
         .collect();
     Ok(Some(Request {
-        method,
+        method: raw.method,
         path: decode(&path),
         query,
-        headers,
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        headers: raw.headers,
+        body: serde_json::from_slice(&raw.body).unwrap_or(Value::Null),
     }))
 }
 
