@@ -53,6 +53,11 @@ pub enum EngineError {
         file: String,
         source: crate::alarm::AlarmError,
     },
+    #[error("{file}: alarm_callout.webhook_secret {source}")]
+    AlarmWebhook {
+        file: String,
+        source: crate::secrets::SecretError,
+    },
 }
 
 /// A running engine. Dropping it without `shutdown` leaves tasks to die with the runtime.
@@ -198,6 +203,26 @@ impl Engine {
             source,
         })?;
 
+        // Pushed alarms wake the call-out task (`callout::webhook`); no secret, no webhook.
+        let (alarm_wake, alarm_pushes) = mpsc::unbounded_channel();
+        let alarm_webhook = match config
+            .alarm_callout
+            .as_ref()
+            .and_then(|c| c.webhook_secret.as_deref())
+        {
+            None => None,
+            Some(text) => {
+                let secret = crate::callout::webhook::resolve_secret(text, &config.data_dir)
+                    .map_err(|source| EngineError::AlarmWebhook {
+                        file: config.file.display().to_string(),
+                        source,
+                    })?;
+                Some(crate::callout::webhook::AlarmWebhook::new(
+                    secret, alarm_wake,
+                ))
+            }
+        };
+
         let acd = crate::acd::driver::start(
             config.acd.clone(),
             replication.writer.clone(),
@@ -327,6 +352,7 @@ impl Engine {
                 media: media.clone(),
                 connectors: connectors.clone(),
                 dispatcher: to_dispatcher.clone(),
+                alarm_webhook,
             },
             replication.ha.clone(),
         );
@@ -374,7 +400,13 @@ impl Engine {
                     engine: handle.clone(),
                     audit,
                     serving: replication.serving(),
+                    handled: crate::callout::store::HandledAlarms::new(
+                        storage.clone(),
+                        replication.writer.clone(),
+                        &config.node_name,
+                    ),
                 },
+                alarm_pushes,
             )));
         }
         Ok(Engine {

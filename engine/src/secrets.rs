@@ -41,6 +41,8 @@ pub enum SecretError {
     Malformed,
     #[error("cannot be decrypted with {0} (another key, or the text was changed)")]
     Undecryptable(PathBuf),
+    #[error("the environment variable `{0}` is not set")]
+    NoVariable(String),
 }
 
 /// A secret value: redacted in `Debug` and `Display`.

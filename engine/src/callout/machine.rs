@@ -19,11 +19,24 @@
 //! person too many is better than none). Each alarm is handled once; one that nobody
 //! acknowledged after every round is given up, and later alarms wait until it is closed on
 //! the access-control system (the poll returns the oldest open alarm).
+//!
+//! Handled alarms are remembered durably: the machine asks for [`Action::Remember`], and
+//! the driver tells it with [`Callout::handle_known`] of an alarm the store knows (handled
+//! before a restart, or by the other node of the pair), so it is not called out again.
+//! A push from the access-control system ([`Callout::handle_push`]) makes the next poll
+//! come at once instead of after `poll_every`; what is called out is still what the poll
+//! finds (the push only wakes the machine).
 
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 use crate::audit::Outcome;
+
+/// Pushes bring a poll no closer than this after the previous one: a flood of pushes
+/// costs the access-control system one request a second.
+pub const PUSH_GAP: Duration = Duration::from_secs(1);
 
 /// What the machine needs of `[alarm_callout]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +77,18 @@ pub enum Action {
     Call { alarm: String, number: usize },
     /// Append to the audit log.
     Audit(Audit),
+    /// Store durably that `alarm` is handled (never called out again, even after a restart
+    /// or by the other node).
+    Remember { alarm: String, how: Handled },
+}
+
+/// Why an alarm is never called out again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Handled {
+    Acknowledged,
+    /// Nobody acknowledged it after every round.
+    GivenUp,
 }
 
 /// An audit entry to write: `alarm.<what>` on `alarm:<id>`.
@@ -99,6 +124,11 @@ pub struct Callout {
     state: State,
     /// Alarms acknowledged or given up: never called out again.
     handled: BTreeSet<String>,
+    /// A push came while busy: poll as soon as the machine is idle again.
+    pushed: bool,
+    /// When the last poll was asked for (pushes bring the next one no closer than
+    /// [`PUSH_GAP`] after it).
+    last_poll: Option<Instant>,
     out: VecDeque<Action>,
 }
 
@@ -109,6 +139,8 @@ impl Callout {
             plan,
             state: State::Idle { next_poll: now },
             handled: BTreeSet::new(),
+            pushed: false,
+            last_poll: None,
             out: VecDeque::new(),
         }
     }
@@ -128,7 +160,10 @@ impl Callout {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         match std::mem::replace(&mut self.state, State::Polling) {
-            State::Idle { next_poll } if next_poll <= now => self.out.push_back(Action::Poll),
+            State::Idle { next_poll } if next_poll <= now => {
+                self.last_poll = Some(now);
+                self.out.push_back(Action::Poll)
+            }
             State::Pausing { campaign, until } if until <= now => self.call(campaign),
             other => self.state = other,
         }
@@ -152,6 +187,27 @@ impl Callout {
                 self.checked(now, campaign, Err("this node is not active".into()))
             }
             other => self.state = other,
+        }
+    }
+
+    /// The store says `alarm` was handled already (before a restart, or by the other node).
+    pub fn handle_known(&mut self, alarm: &str) {
+        self.handled.insert(alarm.to_string());
+    }
+
+    /// Whether `alarm` is known handled (the driver asks the store only about the others).
+    pub fn knows(&self, alarm: &str) -> bool {
+        self.handled.contains(alarm)
+    }
+
+    /// The access-control system pushed an alarm: poll now (at most one poll per
+    /// [`PUSH_GAP`] however many pushes come), or as soon as the alarm being called out is
+    /// done with.
+    pub fn handle_push(&mut self, now: Instant) {
+        let soonest = self.last_poll.map_or(now, |t| now.max(t + PUSH_GAP));
+        match &mut self.state {
+            State::Idle { next_poll } => *next_poll = soonest.min(*next_poll),
+            _ => self.pushed = true,
         }
     }
 
@@ -201,9 +257,11 @@ impl Callout {
         match found {
             Ok(Some(open)) if open.id == id => {}
             Ok(_) => {
+                // Stored first: the audit entry (and its log line) says it is done.
+                self.remember(id.clone(), Handled::Acknowledged);
                 self.audit("acknowledged", &id, Outcome::Done, None);
-                self.handled.insert(id);
                 // Another alarm may be open already: poll at once.
+                self.pushed = false;
                 return self.state = State::Idle { next_poll: now };
             }
             Err(why) => {
@@ -217,8 +275,8 @@ impl Callout {
         }
         if next.round >= self.plan.rounds {
             let detail = Some(format!("nobody acknowledged after {} round(s)", next.round));
+            self.remember(id.clone(), Handled::GivenUp);
             self.audit("unacknowledged", &id, Outcome::Failed, detail);
-            self.handled.insert(id);
             return self.idle(now);
         }
         next.round += 1;
@@ -238,9 +296,17 @@ impl Callout {
     }
 
     fn idle(&mut self, now: Instant) {
-        self.state = State::Idle {
-            next_poll: now + self.plan.poll_every,
+        let next_poll = if std::mem::take(&mut self.pushed) {
+            now
+        } else {
+            now + self.plan.poll_every
         };
+        self.state = State::Idle { next_poll };
+    }
+
+    fn remember(&mut self, alarm: String, how: Handled) {
+        self.handled.insert(alarm.clone());
+        self.out.push_back(Action::Remember { alarm, how });
     }
 
     fn audit(&mut self, what: &'static str, alarm: &str, outcome: Outcome, detail: Option<String>) {
@@ -399,6 +465,90 @@ mod tests {
         standby.handle_poll(t0 + POLL, Err("timeout".into()));
         assert!(actions(&mut standby).is_empty());
         assert_eq!(standby.poll_timeout(), Some(t0 + POLL + POLL));
+    }
+
+    fn remembered(a: &[Action]) -> Vec<Handled> {
+        a.iter()
+            .filter_map(|a| match a {
+                Action::Remember { alarm, how } if alarm == "a-7" => Some(*how),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn handled_alarms_are_remembered_and_one_the_store_knows_is_not_called() {
+        let (mut m, t0) = machine(1, 1);
+        m.handle_timeout(t0);
+        actions(&mut m);
+        m.handle_poll(t0, Ok(alarm("a-7")));
+        actions(&mut m);
+        m.handle_call(t0, CallOutcome::Answered);
+        actions(&mut m);
+        m.handle_poll(t0, Ok(None));
+        assert_eq!(remembered(&actions(&mut m)), vec![Handled::Acknowledged]);
+
+        let (mut m, t0) = machine(1, 1);
+        m.handle_timeout(t0);
+        actions(&mut m);
+        m.handle_poll(t0, Ok(alarm("a-7")));
+        actions(&mut m);
+        m.handle_call(t0, CallOutcome::NotAnswered("not answered".into()));
+        actions(&mut m);
+        m.handle_poll(t0, Ok(alarm("a-7")));
+        assert_eq!(remembered(&actions(&mut m)), vec![Handled::GivenUp]);
+
+        // After a restart (or on the other node) the store tells the machine.
+        let (mut m, t0) = machine(2, 1);
+        assert!(!m.knows("a-7"));
+        m.handle_known("a-7");
+        assert!(m.knows("a-7"));
+        m.handle_timeout(t0);
+        actions(&mut m);
+        m.handle_poll(t0, Ok(alarm("a-7")));
+        assert!(actions(&mut m).is_empty(), "not called out again");
+        assert_eq!(m.poll_timeout(), Some(t0 + POLL));
+    }
+
+    #[test]
+    fn a_push_brings_the_next_poll_forward_now_or_after_the_alarm_in_hand() {
+        let (mut m, t0) = machine(1, 1);
+        m.handle_timeout(t0);
+        actions(&mut m);
+        m.handle_poll(t0, Ok(None));
+        assert_eq!(m.poll_timeout(), Some(t0 + POLL));
+        let t1 = t0 + Duration::from_secs(2);
+        m.handle_push(t1);
+        assert_eq!(m.poll_timeout(), Some(t1), "polled at once");
+        m.handle_timeout(t1);
+        assert_eq!(actions(&mut m), vec![Action::Poll]);
+        m.handle_poll(t1, Ok(None));
+        // A flood of pushes: one poll a second.
+        let flood = t1 + Duration::from_millis(100);
+        m.handle_push(flood);
+        m.handle_push(flood);
+        assert_eq!(m.poll_timeout(), Some(t1 + PUSH_GAP));
+        let t1 = t1 + PUSH_GAP;
+        m.handle_timeout(t1);
+        assert_eq!(actions(&mut m), vec![Action::Poll]);
+        m.handle_poll(t1, Ok(alarm("a-7")));
+        actions(&mut m);
+        // A push while calling: the machine polls as soon as the alarm is given up.
+        m.handle_push(t1);
+        assert_eq!(m.poll_timeout(), None, "still calling");
+        m.handle_call(t1, CallOutcome::NotAnswered("not answered".into()));
+        actions(&mut m);
+        m.handle_poll(t1, Ok(alarm("a-7")));
+        actions(&mut m);
+        assert_eq!(m.poll_timeout(), Some(t1));
+        m.handle_timeout(t1);
+        actions(&mut m);
+        m.handle_poll(t1, Ok(None));
+        assert_eq!(
+            m.poll_timeout(),
+            Some(t1 + POLL),
+            "one push, one early poll"
+        );
     }
 
     #[test]

@@ -8,15 +8,19 @@
 //!
 //! [`machine`] decides (sans-IO); [`run`] is its thin driver: it polls the configured data
 //! source (the access-control `recent_alarms` operation, oldest open alarm first), places
-//! calls through [`EngineHandle::originate`], and writes the audit entries. Only the active
-//! node polls: a standby leaves alarms to the node that takes calls.
+//! calls through [`EngineHandle::originate`], writes the audit entries, and stores handled
+//! alarms in the replicated [`store`]. Only the active node polls: a standby leaves alarms
+//! to the node that takes calls. A push from the access-control system (the webhook,
+//! [`EngineHandle::alarm_pushed`]) makes it poll at once.
 
 pub mod machine;
+pub mod store;
+pub mod webhook;
 
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::audit::{AuditEntry, AuditLog};
 use crate::call::{CallEnded, Originate};
@@ -26,6 +30,7 @@ use crate::handle::EngineHandle;
 use crate::replication::Serving;
 use crate::storage::EndReason;
 use machine::{Action, Alarm, CallOutcome, Callout, Plan};
+use store::HandledAlarms;
 
 /// How long the poll of the alarm source may take.
 const POLL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -40,10 +45,12 @@ pub struct CalloutContext {
     pub engine: EngineHandle,
     pub audit: AuditLog,
     pub serving: Serving,
+    pub handled: HandledAlarms,
 }
 
-/// Runs the call-out until the engine stops.
-pub async fn run(cx: CalloutContext) {
+/// Runs the call-out until the engine stops; each message on `pushes` is an alarm the
+/// access-control system pushed (already authenticated).
+pub async fn run(cx: CalloutContext, mut pushes: mpsc::UnboundedReceiver<()>) {
     let plan = Plan {
         numbers: cx.config.numbers.len(),
         rounds: cx.config.rounds,
@@ -58,6 +65,11 @@ pub async fn run(cx: CalloutContext) {
                 Action::Poll if !cx.serving.now() => machine.handle_standby(Instant::now()),
                 Action::Poll => {
                     let found = poll(&cx).await;
+                    if let Ok(Some(alarm)) = &found {
+                        if !machine.knows(&alarm.id) && handled_already(&cx, &alarm.id).await {
+                            machine.handle_known(&alarm.id);
+                        }
+                    }
                     machine.handle_poll(Instant::now(), found);
                 }
                 Action::Call { alarm, number } => {
@@ -65,14 +77,41 @@ pub async fn run(cx: CalloutContext) {
                     machine.handle_call(Instant::now(), outcome);
                 }
                 Action::Audit(a) => audit(&cx, a).await,
+                Action::Remember { alarm, how } => {
+                    if let Err(e) = cx.handled.remember(&alarm, how).await {
+                        tracing::error!(error = %e, %alarm, "alarm call-out: handled alarm not stored; a restart may call it out again");
+                    }
+                }
             }
         }
-        match machine.poll_timeout() {
-            Some(at) => tokio::time::sleep_until(at.into()).await,
+        let Some(at) = machine.poll_timeout() else {
             // Every input comes from an action above: nothing to wait for.
-            None => return,
+            return;
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(at.into()) => {}
+            Some(()) = pushes.recv() => {
+                tracing::info!("alarm call-out: alarm pushed, polling now");
+                machine.handle_push(Instant::now());
+            }
         }
         machine.handle_timeout(Instant::now());
+    }
+}
+
+/// Whether the store has `alarm` handled (by this node before a restart, or by the other
+/// node). A store that cannot be read does not stop a call-out.
+async fn handled_already(cx: &CalloutContext, alarm: &str) -> bool {
+    match cx.handled.get(alarm).await {
+        Ok(Some(h)) => {
+            tracing::info!(%alarm, how = ?h.how, node = %h.node, "alarm call-out: alarm handled already, not called out");
+            true
+        }
+        Ok(None) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, %alarm, "alarm call-out: cannot tell whether the alarm was handled; calling it out");
+            false
+        }
     }
 }
 

@@ -19,6 +19,7 @@ pub(super) struct RawAlarmCallout {
     poll_every: Option<String>,
     rounds: Option<u32>,
     retry_after: Option<String>,
+    webhook_secret: Option<String>,
 }
 
 /// The alarm call-out (see `crate::callout`).
@@ -38,6 +39,9 @@ pub struct AlarmCalloutConfig {
     pub rounds: u32,
     /// The pause between two rounds.
     pub retry_after: Duration,
+    /// The secret shared with the access-control system for pushed alarms, as written
+    /// (`enc:v1:...` or `${VARIABLE}`; resolved at start). None: no webhook (fail closed).
+    pub webhook_secret: Option<String>,
 }
 
 /// Never prints the numbers (personal data).
@@ -52,6 +56,7 @@ impl std::fmt::Debug for AlarmCalloutConfig {
             .field("poll_every", &self.poll_every)
             .field("rounds", &self.rounds)
             .field("retry_after", &self.retry_after)
+            .field("webhook", &self.webhook_secret.is_some())
             .finish()
     }
 }
@@ -91,6 +96,15 @@ pub(super) fn parse(
             format!("`{caller_id}`: letters, digits and `+-._` only"),
         ));
     }
+    if let Some(text) = &raw.webhook_secret {
+        let env = text.starts_with("${") && text.ends_with('}') && text.len() > 3;
+        if !env && !crate::secrets::is_encrypted(text) {
+            return Err(cx.err(
+                &key("webhook_secret"),
+                "is a secret: write it encrypted (`svi secret encrypt`, an `enc:v1:` value) or as `${VARIABLE}`, not in clear",
+            ));
+        }
+    }
     let rounds = raw.rounds.unwrap_or(1);
     if rounds == 0 {
         return Err(cx.err(&key("rounds"), "at least 1"));
@@ -104,5 +118,6 @@ pub(super) fn parse(
         poll_every: duration("poll_every", raw.poll_every, Duration::from_secs(10))?,
         rounds,
         retry_after: duration("retry_after", raw.retry_after, Duration::from_secs(60))?,
+        webhook_secret: raw.webhook_secret,
     }))
 }

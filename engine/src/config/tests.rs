@@ -471,4 +471,18 @@ fn the_alarm_callout_is_off_unless_configured_and_checked_when_it_is() {
     .expect_err("no number")
     .to_string();
     assert!(e.contains("alarm_callout.numbers"), "{e}");
+    // The webhook's secret is never in clear; without it there is no webhook.
+    assert_eq!(a.webhook_secret, None);
+    let e = err("source = \"current_alarm\"\nwebhook_secret = \"hunter2\"\n");
+    assert!(e.contains("alarm_callout.webhook_secret"), "{e}");
+    assert!(!e.contains("hunter2"), "{e}");
+    for ok in ["${SVI_ALARM_HOOK}", "enc:v1:AAAA"] {
+        let c = parse(&format!(
+            "{source}[alarm_callout]\nsource = \"current_alarm\"\nflow = \"f\"\nnumbers = [\"2001\"]\nwebhook_secret = \"{ok}\"\n"
+        ))
+        .expect("valid");
+        let a = c.alarm_callout.expect("on");
+        assert_eq!(a.webhook_secret.as_deref(), Some(ok));
+        assert!(!format!("{a:?}").contains(ok), "not in the dump");
+    }
 }

@@ -13,7 +13,7 @@
 //! | streams | [`events`](EngineHandle::events) (call and ACD events), [`watch_acd`](EngineHandle::watch_acd) (queues and agents) |
 //! | health | [`alive`](EngineHandle::alive) (the service watchdog), [`alarms`](EngineHandle::alarms) active and counted |
 //! | HA | [`ha_status`](EngineHandle::ha_status), [`ha_promote`](EngineHandle::ha_promote), through the `ha` crate's `HaControl` |
-//! | placed calls | [`originate`](EngineHandle::originate): the engine calls a number and runs a flow when it answers |
+//! | placed calls | [`originate`](EngineHandle::originate): the engine calls a number and runs a flow when it answers; [`alarm_pushed`](EngineHandle::alarm_pushed): the access-control system's webhook |
 //! | flows | [`flow_names`](EngineHandle::flow_names), [`flow_list`](EngineHandle::flow_list) (versions, the active one), [`flow_install`](EngineHandle::flow_install), [`flow_activate`](EngineHandle::flow_activate), [`flow_rollback`](EngineHandle::flow_rollback) ([`flows`] module) |
 //!
 //! A witness has no telephony: its handle ([`EngineHandle::witness`]) answers the HA
@@ -103,6 +103,8 @@ pub(crate) struct Running {
     pub connectors: crate::connectors::Connectors,
     /// Calls the engine places start at the dispatcher (counted, refused on a standby).
     pub dispatcher: tokio::sync::mpsc::UnboundedSender<crate::dispatch::DispatcherInput>,
+    /// Alarms pushed by the access-control system (None: no webhook configured).
+    pub alarm_webhook: Option<crate::callout::webhook::AlarmWebhook>,
 }
 
 impl EngineHandle {

@@ -1,10 +1,12 @@
 //! Calls the engine places: an order goes to the dispatcher, which counts the call like any
 //! other (refused on a standby, while draining, at `sip.max_calls`) and starts its driver.
+//! And the alarm webhook, which wakes the alarm call-out that places such calls.
 
 use tokio::sync::oneshot;
 
 use super::{EngineHandle, HandleError, Part};
 use crate::call::{Originate, OriginateError, Originated};
+use crate::callout::webhook::PushError;
 use crate::dispatch::DispatcherInput;
 
 impl EngineHandle {
@@ -22,6 +24,21 @@ impl EngineHandle {
             .await
             .map_err(|_| stopped())?
             .map_err(HandleError::from)
+    }
+}
+
+impl EngineHandle {
+    /// An alarm pushed by the access-control system to the webhook route: checks the
+    /// signature and wakes the alarm call-out (see `callout::webhook`); the alarm's id.
+    /// Its own error, not a [`HandleError`]: the caller is a system holding a shared
+    /// secret, not an operator (401 for a bad signature, 404 when no webhook is set).
+    pub fn alarm_pushed(&self, body: &[u8], signature: Option<&str>) -> Result<String, PushError> {
+        let running = self.engine().map_err(|_| PushError::NotConfigured)?;
+        running
+            .alarm_webhook
+            .as_ref()
+            .ok_or(PushError::NotConfigured)?
+            .push(body, signature)
     }
 }
 
