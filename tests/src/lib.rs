@@ -15,7 +15,8 @@
 //! - `probe`: raw SIP over UDP (OPTIONS pings, sending torture messages, reading answers);
 //! - `smtp`: a mail server with STARTTLS and authentication that keeps what it receives;
 //! - `acs`: a reference access-control server (REST, tokens, TLS with its own CA, faults);
-//! - `postgres`: a private PostgreSQL server (helpdesk fixtures in `tests/fixtures`).
+//! - `postgres`: a private PostgreSQL server (helpdesk fixtures in `tests/fixtures`);
+//! - `site`: `svi run` with the sample plug-in connectors pointed at the reference servers.
 
 pub mod acs;
 pub mod admin;
@@ -32,6 +33,7 @@ pub mod postgres;
 pub mod probe;
 pub mod proc;
 pub mod sipp;
+pub mod site;
 pub mod smtp;
 
 use std::path::PathBuf;
