@@ -45,7 +45,8 @@ fn value(text: &str, name: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_count_calls_refusals_rtp_and_auth_failures() {
     let dir = tempfile::tempdir().expect("tmp");
-    let config = write(dir.path(), &[("demo", &sample_flow("demo"))], "");
+    let agent = "[[agents]]\nid = \"1001\"\nname = \"A\"\npassword = \"pw-1001-secret\"\n";
+    let config = write(dir.path(), &[("demo", &sample_flow("demo"))], agent);
     // One new call a second at most, so that a burst is refused.
     let text = std::fs::read_to_string(&config).expect("config");
     std::fs::write(
@@ -135,6 +136,43 @@ async fn metrics_count_calls_refusals_rtp_and_auth_failures() {
         value(&after_auth, "svi_api_auth_failures_total{kind=\"api_key\"}"),
         2.0
     );
+
+    // SIP: the calls' INVITEs and answers by code, an agent phone's REGISTER challenged
+    // (401); the edge's digest and ban counters are rendered (their counting is the SIP
+    // edge's own test).
+    let port = svi_tests::ports::free_sip_port();
+    let _ = Sipp::new(svi_tests::sipp::agent_register_xml(
+        "1001",
+        "not-the-password",
+        port,
+    ))
+    .calls(1)
+    .run(dir.path(), Some(engine.sip));
+    let challenged = "svi_sip_responses_total{direction=\"sent\",code=\"401\"}";
+    let after_sip = scrape_until(&api, &key, Duration::from_secs(10), |t| {
+        sample(t, challenged) >= Some(1.0)
+    })
+    .await;
+    assert!(value(&after_sip, "svi_sip_requests_total{method=\"INVITE\"}") >= 5.0);
+    assert!(value(&after_sip, "svi_sip_requests_total{method=\"REGISTER\"}") >= 1.0);
+    for code in ["100", "200", "503"] {
+        let name = format!("svi_sip_responses_total{{direction=\"sent\",code=\"{code}\"}}");
+        assert!(value(&after_sip, &name) >= 1.0, "{name}:\n{after_sip}");
+    }
+    assert_eq!(
+        value(
+            &after_sip,
+            "svi_sip_responses_total{direction=\"sent\",code=\"503\"}"
+        ),
+        value(&after_sip, refused)
+    );
+    for family in [
+        "svi_sip_auth_failures_total",
+        "svi_sip_edge_refused_total",
+        "svi_sip_banned",
+    ] {
+        assert!(after_sip.contains(&format!("# TYPE {family} ")), "{family}");
+    }
 }
 
 /// Scrapes until `svi_calls_active` is `want` (the gauge is read at scrape time), within

@@ -28,6 +28,7 @@ pub async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
         rtp(&mut e, &totals);
     }
     auth(&mut e, &state);
+    sip(&mut e, engine).await;
     // Queues and agents, from the ACD's snapshot (absent on a witness).
     if let Ok(snapshot) = engine.acd().await {
         acd(&mut e, &snapshot);
@@ -181,6 +182,90 @@ fn rtp(e: &mut Exposition, t: &engine::media::tally::RtpTotals) {
         "The largest interarrival jitter among the streams open now (RFC 3550; includes up to 20 ms of polling).",
         t.jitter_max.as_secs_f64(),
     );
+}
+
+/// SIP: requests by method and responses by status code (both ways), datagrams and
+/// connections the edge refused, and the agents' digest authentication (failures, bans).
+async fn sip(e: &mut Exposition, engine: &engine::EngineHandle) {
+    if let Ok(s) = engine.sip_stats().await {
+        let ep = &s.endpoint;
+        let requests: Vec<Sample<'_>> = ep
+            .requests_received
+            .iter()
+            .map(|(m, n)| (vec![("method", m.to_string())], n as f64))
+            .collect();
+        e.family(
+            "svi_sip_requests_total",
+            Kind::Counter,
+            "SIP requests received (retransmissions included), by method.",
+            &requests,
+        );
+        let mut responses: Vec<Sample<'_>> = Vec::new();
+        for (direction, counts) in [
+            ("sent", &ep.responses_sent),
+            ("received", &ep.responses_received),
+        ] {
+            for (code, n) in counts.iter() {
+                responses.push((
+                    vec![
+                        ("direction", direction.to_string()),
+                        ("code", code.to_string()),
+                    ],
+                    n as f64,
+                ));
+            }
+        }
+        e.family(
+            "svi_sip_responses_total",
+            Kind::Counter,
+            "SIP responses sent and received, by status code.",
+            &responses,
+        );
+        e.single(
+            "svi_sip_edge_refused_total",
+            Kind::Counter,
+            "SIP datagrams and connections refused by sip.allowed_networks.",
+            s.edge_refused as f64,
+        );
+    }
+    if let Ok(g) = engine.auth_stats() {
+        e.single(
+            "svi_sip_auth_failures_total",
+            Kind::Counter,
+            "Failed SIP digest authentications of agents' phones.",
+            g.failures as f64,
+        );
+        e.family(
+            "svi_sip_auth_bans_total",
+            Kind::Counter,
+            "Bans started after repeated SIP digest failures, by what was banned.",
+            &[
+                (vec![("kind", "source".to_string())], g.source_bans as f64),
+                (vec![("kind", "user".to_string())], g.user_bans as f64),
+            ],
+        );
+        e.single(
+            "svi_sip_refused_while_banned_total",
+            Kind::Counter,
+            "SIP requests refused because their source or user was banned.",
+            g.refused_while_banned as f64,
+        );
+        e.family(
+            "svi_sip_banned",
+            Kind::Gauge,
+            "Sources and users banned now.",
+            &[
+                (
+                    vec![("kind", "source".to_string())],
+                    g.banned_sources_now as f64,
+                ),
+                (
+                    vec![("kind", "user".to_string())],
+                    g.banned_users_now as f64,
+                ),
+            ],
+        );
+    }
 }
 
 /// Failed authentications: the API's logins and keys, the cluster link's connections.
