@@ -12,7 +12,8 @@
 //! - `metrics`: the Prometheus text exposition; `error`: the one `ApiError`;
 //! - `local`: `svi user`/`svi apikey` through `DATA_DIR/admin.sock` (or offline);
 //! - `tls`, `serve`: the certificate (self-signed at first start, reloaded on SIGHUP) and
-//!   the HTTPS listener with its optional plain-HTTP redirect.
+//!   the HTTPS listener with its optional plain-HTTP redirect;
+//! - `web`: the console's server-rendered pages over the same views and guard.
 
 pub mod accounts;
 pub mod auth;
@@ -27,6 +28,7 @@ pub mod session;
 pub mod state;
 pub mod throttle;
 pub mod tls;
+pub mod web;
 
 pub use error::ApiError;
 pub use routes::router;

@@ -185,14 +185,22 @@ pub const ROUTES: &[RouteRule] = &[
     audited("GET", "/api/v1/audit", Access::Roles(&[A, U])),
 ];
 
-/// The rule of a matched route (`None`: not in the table, refused).
+/// The rule of a matched route, API or page (`None`: in neither table, refused).
 pub fn rule_for(method: &str, path: &str) -> Option<&'static RouteRule> {
-    ROUTES.iter().find(|r| r.method == method && r.path == path)
+    ROUTES
+        .iter()
+        .chain(crate::web::PAGES)
+        .find(|r| r.method == method && r.path == path)
 }
 
 /// The table as `docs/admin.md` prints it: one line per route, `yes`/`-` per role, then
 /// the column for a request without credentials.
 pub fn matrix_markdown() -> String {
+    table_markdown(ROUTES)
+}
+
+/// A table of routes as `docs/admin.md` prints it.
+pub fn table_markdown(rules: &[RouteRule]) -> String {
     let mut out = String::from("| method | path |");
     for r in Role::ALL {
         out.push_str(&format!(" {r} |"));
@@ -202,7 +210,7 @@ pub fn matrix_markdown() -> String {
         out.push_str("---|");
     }
     out.push('\n');
-    for rule in ROUTES {
+    for rule in rules {
         out.push_str(&format!("| {} | `{}` |", rule.method, rule.path));
         for role in Role::ALL {
             out.push_str(if rule.access.allows(role) {

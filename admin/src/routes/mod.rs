@@ -69,12 +69,14 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/apikeys", get(keys::list).post(keys::create))
         .route("/api/v1/apikeys/{id}", delete(keys::revoke))
         .route("/api/v1/audit", get(audit::list))
+        .merge(crate::web::pages())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::guard,
         ))
         .fallback(not_found)
         .layer(middleware::map_response(security_headers))
+        .layer(middleware::from_fn(crate::web::page_layer))
         .with_state(state)
 }
 

@@ -1,0 +1,145 @@
+// svi console: the few scripts of the server-rendered pages (no inline script: the CSP
+// allows this file only). Login through the API's session route; live pages fetch their
+// <main> again when the API's event feed says something changed; the agents' buttons send
+// the API's writes with the session's CSRF token; the language switch sets a cookie.
+"use strict";
+
+function csrf() {
+  const m = document.querySelector('meta[name="csrf-token"]');
+  return m ? m.content : "";
+}
+
+function say(text) {
+  const s = document.getElementById("status");
+  if (s) s.textContent = text;
+}
+
+function setupLogin() {
+  const form = document.getElementById("login");
+  if (!form) return;
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const error = document.getElementById("login-error");
+    error.textContent = "";
+    const body = JSON.stringify({ user: form.user.value, password: form.password.value });
+    try {
+      const r = await fetch("/api/v1/session", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body,
+        credentials: "same-origin",
+      });
+      if (r.ok) {
+        window.location.assign("/ui/");
+        return;
+      }
+      error.textContent = r.status === 429 ? form.dataset.throttled
+        : r.status === 401 ? form.dataset.failed : form.dataset.error;
+    } catch (e) {
+      error.textContent = form.dataset.error;
+    }
+  });
+}
+
+function setupChrome() {
+  document.querySelectorAll("button[data-lang]").forEach((b) => {
+    b.addEventListener("click", () => {
+      document.cookie = "svi_lang=" + b.dataset.lang +
+        "; Path=/; Max-Age=31536000; SameSite=Strict; Secure";
+      window.location.reload();
+    });
+  });
+  const out = document.getElementById("logout");
+  if (out) {
+    out.addEventListener("click", async () => {
+      await fetch("/api/v1/session", {
+        method: "DELETE",
+        headers: { "X-CSRF-Token": csrf() },
+        credentials: "same-origin",
+      });
+      window.location.assign("/ui/login");
+    });
+  }
+}
+
+// Live pages: one fetch at a time; an event arriving meanwhile asks for one more.
+function setupLive() {
+  const main = document.getElementById("main");
+  if (!main || !main.dataset.live) return;
+  const status = document.getElementById("status");
+  let busy = false;
+  let again = false;
+  async function refresh() {
+    if (busy) { again = true; return; }
+    busy = true;
+    try {
+      do {
+        again = false;
+        const r = await fetch(main.dataset.live, { credentials: "same-origin" });
+        if (r.status === 401) { window.location.assign("/ui/login"); return; }
+        if (r.ok) {
+          main.innerHTML = await r.text();
+          const now = new Date();
+          document.body.dataset.renderedAt = String(now.getTime());
+          const time = now.toLocaleTimeString(document.documentElement.lang,
+            { timeZone: status.dataset.zone, hour12: false });
+          say(status.dataset.updated + " " + time);
+          bindFullscreen();
+        }
+      } while (again);
+    } finally {
+      busy = false;
+    }
+  }
+  const feed = new EventSource("/api/v1/events");
+  for (const name of ["ready", "acd", "call", "lagged"]) {
+    feed.addEventListener(name, refresh);
+  }
+  feed.onerror = () => say(status.dataset.offline);
+  // The clocks (time in state, longest wait) move on their own: a fresh view every 5 s.
+  setInterval(refresh, 5000);
+}
+
+async function agentAction(button) {
+  const id = button.dataset.agent;
+  const action = button.dataset.action;
+  const body = { action };
+  if (action === "pause") {
+    const select = document.querySelector('select[data-reason-for="' + CSS.escape(id) + '"]');
+    body.reason = select ? select.value : "break";
+  }
+  const r = await fetch("/api/v1/agents/" + encodeURIComponent(id) + "/state", {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+    body: JSON.stringify(body),
+    credentials: "same-origin",
+  });
+  if (!r.ok) {
+    let message = String(r.status);
+    try { message = (await r.json()).message || message; } catch (e) { /* not JSON */ }
+    say(document.getElementById("status").dataset.failed + " " + message);
+  }
+}
+
+function setupActions() {
+  document.addEventListener("click", (ev) => {
+    const b = ev.target.closest("button[data-agent][data-action]");
+    if (b) agentAction(b);
+  });
+}
+
+function bindFullscreen() {
+  const b = document.getElementById("fullscreen");
+  if (b && !b.dataset.bound) {
+    b.dataset.bound = "1";
+    b.addEventListener("click", () => document.documentElement.requestFullscreen());
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  setupLogin();
+  setupChrome();
+  setupLive();
+  setupActions();
+  bindFullscreen();
+});
