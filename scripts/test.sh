@@ -9,7 +9,8 @@
 # needs root for its throwaway container; kamailio, the IPBX registrar of the HA
 # registration test, with kamcmd to read its bindings; promtool from prometheus, for the
 # admin API's /metrics test; PostgreSQL's server for the helpdesk tests, which start a
-# private one on a free port).
+# private one on a free port; chromium and chromedriver from chromium-driver, for the admin
+# web's browser test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +32,8 @@ command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v dpkg-deb >/dev/null 2>&1 || missing+=(dpkg)
 command -v kamailio >/dev/null 2>&1 || missing+=(kamailio)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
   install_debian "${missing[@]}"
