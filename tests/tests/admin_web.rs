@@ -45,7 +45,10 @@ async fn a_supervisor_watches_the_wallboard_and_pauses_an_agent_in_a_real_browse
     add_user(&data, None, "sofia", "supervisor", PASSWORD);
     add_user(&data, None, "marc", "agent", PASSWORD);
     let key = create_key(&data, None, "supervisor", "feed");
+    // The embedded default with MD5 challenges: sipp's digest knows no SHA-256.
+    let config = svi_tests::config::sample(dir.path(), svi_tests::config::md5_only);
     let engine = EngineProc::start(EngineOptions {
+        config: Some(config),
         data_dir: Some(data),
         ..EngineOptions::default()
     });
