@@ -72,12 +72,14 @@ pub fn hold_engine(dir: &Path, extra: &str) -> String {
 
 /// The sample configuration (`samples/svi.toml`, the embedded default) written to
 /// `DIR/svi.toml` with `edit` applied to its text; its prompts and flows are the
-/// repository's, its connector database is made in `DIR/data`.
+/// repository's, its connector databases are made in `DIR/data`.
 pub fn sample(dir: &Path, edit: impl Fn(&str) -> String) -> PathBuf {
     let samples = crate::repo_root().join("samples");
     std::fs::create_dir_all(dir.join("data")).expect("data dir");
-    std::fs::copy(samples.join("data/sample.sql"), dir.join("data/sample.sql"))
-        .expect("sample.sql");
+    for sql in ["sample.sql", "helpdesk.sql"] {
+        std::fs::copy(samples.join("data").join(sql), dir.join("data").join(sql))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
     let text = std::fs::read_to_string(samples.join("svi.toml")).expect("samples/svi.toml");
     let text = text
         .replace(
