@@ -46,7 +46,7 @@ const fn page(path: &'static str, access: Access) -> RouteRule {
 
 /// Every page the console serves, with who may open it (docs/admin.md prints this table;
 /// a unit test compares the two).
-pub const PAGES: &[RouteRule] = &[
+pub static PAGES: &[RouteRule] = &[
     page("/", Access::Open),
     page("/ui/login", Access::Open),
     page("/ui/assets/{file}", Access::Open),
