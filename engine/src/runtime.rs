@@ -204,24 +204,13 @@ impl Engine {
         })?;
 
         // Pushed alarms wake the call-out task (`callout::webhook`); no secret, no webhook.
-        let (alarm_wake, alarm_pushes) = mpsc::unbounded_channel();
-        let alarm_webhook = match config
-            .alarm_callout
-            .as_ref()
-            .and_then(|c| c.webhook_secret.as_deref())
-        {
-            None => None,
-            Some(text) => {
-                let secret = crate::callout::webhook::resolve_secret(text, &config.data_dir)
-                    .map_err(|source| EngineError::AlarmWebhook {
-                        file: config.file.display().to_string(),
-                        source,
-                    })?;
-                Some(crate::callout::webhook::AlarmWebhook::new(
-                    secret, alarm_wake,
-                ))
-            }
-        };
+        let (alarm_webhook, alarm_pushes) =
+            crate::callout::webhook::for_config(&config).map_err(|source| {
+                EngineError::AlarmWebhook {
+                    file: config.file.display().to_string(),
+                    source,
+                }
+            })?;
 
         let acd = crate::acd::driver::start(
             config.acd.clone(),

@@ -60,6 +60,26 @@ impl AlarmWebhook {
     }
 }
 
+/// The webhook of `config`'s `[alarm_callout]` (None without a `webhook_secret`) and the
+/// receiver of its wake-ups, for the call-out task.
+pub fn for_config(
+    config: &crate::config::EngineConfig,
+) -> Result<(Option<AlarmWebhook>, mpsc::UnboundedReceiver<()>), SecretError> {
+    let (wake, pushes) = mpsc::unbounded_channel();
+    let secret = config
+        .alarm_callout
+        .as_ref()
+        .and_then(|c| c.webhook_secret.as_deref());
+    let webhook = match secret {
+        None => None,
+        Some(text) => Some(AlarmWebhook::new(
+            resolve_secret(text, &config.data_dir)?,
+            wake,
+        )),
+    };
+    Ok((webhook, pushes))
+}
+
 /// The secret setting `text` (`enc:v1:...` under the data directory's key, or
 /// `${VARIABLE}` from the environment), as `[alarm_callout]` parsing let it through.
 pub fn resolve_secret(text: &str, data_dir: &Path) -> Result<Secret, SecretError> {
