@@ -12,6 +12,8 @@ use std::fmt::Write as _;
 pub enum Kind {
     Gauge,
     Counter,
+    /// Written by [`Exposition::summary`]: `_sum` and `_count`, no quantiles.
+    Summary,
 }
 
 /// One scrape's text.
@@ -23,14 +25,32 @@ pub struct Exposition {
 /// A sample: its labels (name, value) and its value.
 pub type Sample<'a> = (Vec<(&'a str, String)>, f64);
 
+/// A summary's series: its labels, the sum of the observations and their count.
+pub type SummarySeries<'a> = (Vec<(&'a str, String)>, f64, u64);
+
 impl Exposition {
     pub fn family(&mut self, name: &str, kind: Kind, help: &str, samples: &[Sample<'_>]) {
         let kind = match kind {
             Kind::Gauge => "gauge",
             Kind::Counter => "counter",
+            Kind::Summary => "summary",
         };
         let _ = writeln!(self.out, "# HELP {name} {}", escape_help(help));
         let _ = writeln!(self.out, "# TYPE {name} {kind}");
+        self.samples(name, samples);
+    }
+
+    /// A summary without quantiles: per label set, the sum of the observations and their
+    /// count (`NAME_sum`, `NAME_count`; a mean is `rate(NAME_sum) / rate(NAME_count)`).
+    pub fn summary(&mut self, name: &str, help: &str, series: &[SummarySeries<'_>]) {
+        self.family(name, Kind::Summary, help, &[]);
+        for (labels, sum, count) in series {
+            self.samples(&format!("{name}_sum"), &[(labels.clone(), *sum)]);
+            self.samples(&format!("{name}_count"), &[(labels.clone(), *count as f64)]);
+        }
+    }
+
+    fn samples(&mut self, name: &str, samples: &[Sample<'_>]) {
         for (labels, value) in samples {
             self.out.push_str(name);
             if !labels.is_empty() {
@@ -94,12 +114,19 @@ mod tests {
             &[(vec![("queue", "sup\"port\\x".to_string())], 2.0)],
         );
         e.single("svi_x_seconds", Kind::Gauge, "h", 0.25);
+        e.summary(
+            "svi_y_seconds",
+            "l",
+            &[(vec![("connector", "acs".to_string())], 1.5, 3)],
+        );
         assert_eq!(
             e.finish(),
             "# HELP svi_calls_active Calls in progress.\n# TYPE svi_calls_active gauge\nsvi_calls_active 3\n\
              # HELP svi_queue_calls_waiting Calls waiting.\\nper queue\n# TYPE svi_queue_calls_waiting gauge\n\
              svi_queue_calls_waiting{queue=\"sup\\\"port\\\\x\"} 2\n\
-             # HELP svi_x_seconds h\n# TYPE svi_x_seconds gauge\nsvi_x_seconds 0.25\n"
+             # HELP svi_x_seconds h\n# TYPE svi_x_seconds gauge\nsvi_x_seconds 0.25\n\
+             # HELP svi_y_seconds l\n# TYPE svi_y_seconds summary\n\
+             svi_y_seconds_sum{connector=\"acs\"} 1.5\nsvi_y_seconds_count{connector=\"acs\"} 3\n"
         );
     }
 }

@@ -1,7 +1,8 @@
 //! Issue 16, acceptance 2 and 3: live calls through `svi run` (sipp callers) against the
 //! reference servers: the access-control API over HTTPS (`svi_tests::acs`) and the helpdesk
 //! database (the SQLite fixture `samples/data/helpdesk.sql`), set up by `svi_tests::site`.
-//! Acceptance 4 (the alarm call-out) is in `alarm_callout.rs`.
+//! Acceptance 4 (the alarm call-out) is in `alarm_callout.rs`. The open circuit is also
+//! read on `/metrics` (through Debian's `promtool check metrics`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use engine::audit::{self, Outcome};
 use engine::storage::Storage;
 use svi_tests::acs::Fault;
+use svi_tests::admin::{create_key, promtool, sample, Api, Auth};
 use svi_tests::sipp::{Caller, Codec, Dtmf, Sipp};
 use svi_tests::site::{fr_prompt, Site};
 
@@ -263,6 +265,43 @@ async fn with_access_control_hanging_visitors_reach_the_reception_queue_and_the_
         opened.contains("connector=\"visitor_appointment\"") && opened.contains("failures=3"),
         "{opened}"
     );
+    // The open circuit on /metrics, with its three timeouts.
+    let api = Api::new(&site.engine);
+    let key = create_key(&site.data, None, "metrics", "prometheus");
+    let labels = "{connector=\"visitor_appointment\",kind=\"access_control\"}";
+    let open = format!("svi_connector_circuit_open{labels}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut every = tokio::time::interval(Duration::from_millis(100));
+    let text = loop {
+        every.tick().await;
+        let a = api.get("/metrics", Auth::Key(&key)).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        if sample(&a.text, &open) == Some(1.0) {
+            break a.text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{open} never 1:\n{}",
+            a.text
+        );
+    };
+    promtool(&text);
+    for (family, want) in [
+        ("svi_connector_circuit_opened_total", 1.0),
+        ("svi_connector_timeouts_total", 3.0),
+        ("svi_connector_refused_open_total", 0.0),
+    ] {
+        assert_eq!(
+            sample(&text, &format!("{family}{labels}")),
+            Some(want),
+            "{family}:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("svi_connector_latency_seconds_count{connector=\"visitor_appointment\""),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE svi_alarm_active gauge"), "{text}");
     // A fourth visitor: refused at once by the open circuit, queued without waiting.
     let requests = site.acs.requests();
     let run = call(&site, "1001", visitor(), "3200");
@@ -280,5 +319,12 @@ async fn with_access_control_hanging_visitors_reach_the_reception_queue_and_the_
         site.acs.requests(),
         requests,
         "no request while the circuit is open"
+    );
+    let after = api.get("/metrics", Auth::Key(&key)).await.text;
+    promtool(&after);
+    assert_eq!(
+        sample(&after, &format!("svi_connector_refused_open_total{labels}")),
+        Some(1.0),
+        "{after}"
     );
 }

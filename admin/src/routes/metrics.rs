@@ -1,6 +1,6 @@
 //! `GET /metrics` (an API key with the `metrics` role, or an admin): the engine's figures
 //! in Prometheus' text format, read at scrape time from the engine handle's counters and
-//! snapshots (calls, refusals, RTP, queues, agents, raft, disk) and the API's own
+//! snapshots (calls, refusals, RTP, queues, agents, connectors, alarms, raft, disk) and the API's own
 //! authentication failures. The families and their labels: docs/admin.md, "Metrics".
 
 use axum::extract::State;
@@ -8,6 +8,8 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use engine::acd::{AcdSnapshot, AgentState};
+use engine::alarm::AlarmSnapshot;
+use engine::connectors::{CircuitState, ConnectorHealth};
 
 use crate::metrics::{Exposition, Kind, Sample};
 use crate::state::AdminState;
@@ -32,6 +34,10 @@ pub async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     // Queues and agents, from the ACD's snapshot (absent on a witness).
     if let Ok(snapshot) = engine.acd().await {
         acd(&mut e, &snapshot);
+    }
+    connectors(&mut e, &engine.connector_health());
+    if let Ok(board) = engine.alarms() {
+        alarms(&mut e, &board.snapshot());
     }
 
     // Raft: term, how far the applied state trails the commit, the role.
@@ -339,4 +345,145 @@ fn acd(e: &mut Exposition, snapshot: &AcdSnapshot) {
         .map(|(s, n)| (vec![("state", s.to_string())], f64::from(n)))
         .collect();
     e.family("svi_agents", Kind::Gauge, "Agents per state.", &samples);
+}
+
+/// The plug-ins' connectors (data sources and actions): circuit breaker, calls, failures
+/// and the backend's latency, labelled by connector name and kind.
+fn connectors(e: &mut Exposition, health: &[ConnectorHealth]) {
+    let labels =
+        |h: &ConnectorHealth| vec![("connector", h.name.clone()), ("kind", h.kind.to_string())];
+    let per = |f: &dyn Fn(&ConnectorHealth) -> f64| -> Vec<Sample<'static>> {
+        health.iter().map(|h| (labels(h), f(h))).collect()
+    };
+    e.family(
+        "svi_connector_circuit_open",
+        Kind::Gauge,
+        "1 while the connector's circuit breaker is open (calls refused without reaching the backend).",
+        &per(&|h| f64::from(u8::from(h.circuit == CircuitState::Open))),
+    );
+    for (name, help, value) in [
+        (
+            "svi_connector_calls_total",
+            "Calls made by flows to the connector (cache hits and refusals included).",
+            (|h: &ConnectorHealth| h.calls) as fn(&ConnectorHealth) -> u64,
+        ),
+        (
+            "svi_connector_errors_total",
+            "Calls that ended in an error (timeouts and refusals by the open circuit included).",
+            |h| h.errors,
+        ),
+        (
+            "svi_connector_timeouts_total",
+            "Errors that were timeouts (the step's or the connector's deadline).",
+            |h| h.timeouts,
+        ),
+        (
+            "svi_connector_refused_open_total",
+            "Calls refused at once because the circuit was open.",
+            |h| h.refused_open,
+        ),
+        (
+            "svi_connector_circuit_opened_total",
+            "Times the connector's circuit opened.",
+            |h| h.circuit_opened,
+        ),
+    ] {
+        e.family(name, Kind::Counter, help, &per(&|h| value(h) as f64));
+    }
+    let latency: Vec<_> = health
+        .iter()
+        .map(|h| (labels(h), h.latency_seconds_sum, h.latency_count))
+        .collect();
+    e.summary(
+        "svi_connector_latency_seconds",
+        "Durations of the calls that reached the backend.",
+        &latency,
+    );
+}
+
+/// The active alarms: one sample per alarm raised now (absent once it clears).
+fn alarms(e: &mut Exposition, snapshot: &AlarmSnapshot) {
+    let active: Vec<Sample<'_>> = snapshot
+        .active
+        .iter()
+        .map(|a| {
+            (
+                vec![
+                    ("kind", a.kind.as_str().to_string()),
+                    ("subject", a.subject.clone()),
+                    ("severity", a.severity.as_str().to_string()),
+                ],
+                1.0,
+            )
+        })
+        .collect();
+    e.family(
+        "svi_alarm_active",
+        Kind::Gauge,
+        "1 per alarm raised now; subject is what the alarm is about (a node, a trunk, a connector, a file).",
+        &active,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::alarm::{Alarm, AlarmKind, Severity};
+    use engine::connectors::Role;
+
+    #[test]
+    fn connectors_and_active_alarms_are_labelled_families() {
+        let mut e = Exposition::default();
+        let health = ConnectorHealth {
+            name: "visitor_appointment".into(),
+            kind: "access_control",
+            role: Role::DataSource,
+            circuit: CircuitState::Open,
+            failures_in_a_row: 3,
+            calls: 4,
+            found: 0,
+            not_found: 0,
+            errors: 4,
+            timeouts: 3,
+            refused_open: 1,
+            circuit_opened: 1,
+            retries: 0,
+            cache_hits: 0,
+            latency_seconds_sum: 6.0,
+            latency_count: 3,
+            last_latency_ms: 2000,
+        };
+        connectors(&mut e, &[health]);
+        let alarm = Alarm {
+            kind: AlarmKind::CircuitOpen,
+            subject: "visitor_appointment".into(),
+            severity: Severity::Major,
+            message: "m".into(),
+            raised_at: chrono::Utc::now(),
+            source: "connectors".into(),
+        };
+        alarms(
+            &mut e,
+            &AlarmSnapshot {
+                active: vec![alarm],
+                ..AlarmSnapshot::default()
+            },
+        );
+        let text = e.finish();
+        let l = "{connector=\"visitor_appointment\",kind=\"access_control\"}";
+        for line in [
+            format!("svi_connector_circuit_open{l} 1"),
+            format!("svi_connector_calls_total{l} 4"),
+            format!("svi_connector_errors_total{l} 4"),
+            format!("svi_connector_timeouts_total{l} 3"),
+            format!("svi_connector_refused_open_total{l} 1"),
+            format!("svi_connector_circuit_opened_total{l} 1"),
+            "# TYPE svi_connector_latency_seconds summary".into(),
+            format!("svi_connector_latency_seconds_sum{l} 6"),
+            format!("svi_connector_latency_seconds_count{l} 3"),
+            "svi_alarm_active{kind=\"circuit_open\",subject=\"visitor_appointment\",severity=\"major\"} 1".into(),
+        ] {
+            assert!(text.lines().any(|t| t == line), "{line}:\n{text}");
+        }
+    }
 }
