@@ -1,8 +1,7 @@
-//! Starting and stopping the engine, in order.
-//!
-//! Start: storage, prompts, flows (any invalid flow refuses the start), media workers, SIP
-//! transport, dispatcher, trunk registrations, flow hot reload. Stop (the reverse): refuse
-//! new calls and end those in progress (BYE), unregister trunks, stop SIP, media, storage.
+//! Starting and stopping the engine, in order. Start: storage, prompts, flows (any invalid flow
+//! refuses the start), media workers, SIP transport, dispatcher, trunk registrations, flow hot
+//! reload. Stop (the reverse): refuse new calls and end those in progress (BYE), unregister trunks,
+//! stop SIP, media, storage.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
