@@ -65,7 +65,7 @@ sed -e 's|^data_dir = .*|data_dir = "/var/lib/svi"|' \
     -e 's|^database = "data/helpdesk.db"|database = "/var/lib/svi/helpdesk.db"|' \
     -e 's|^init_sql = "data/helpdesk.sql"|init_sql = "/usr/share/svi/data/helpdesk.sql"|' \
     -e "/^\[node\]\$/a $unconfigured" \
-    samples/svi.toml | awk '/^# Agents\./ { exit } { print }' > "$root/etc/svi/svi.toml"
+    samples/svi.toml | awk '/^# Agents\./ { stop = 1 } !stop { print }' > "$root/etc/svi/svi.toml"
 cat >> "$root/etc/svi/svi.toml" <<'EOF'
 # Agents: one section each, with a password of its own (a phone registering as the agent's
 # id with it makes the agent ready), e.g.
@@ -80,7 +80,9 @@ sed -e 's|^data_dir = .*|data_dir = "/var/lib/svi"|' \
     -e "/^\[node\]\$/a $unconfigured" \
     samples/ha/witness.toml > "$root/etc/svi/witness.toml"
 for f in svi.toml witness.toml; do
-  if grep -v '^[[:space:]]*#' "$root/etc/svi/$f" | grep -q 'demo-\|change-me'; then
+  # Both greps read all their input (no -q): under pipefail an early exit would make the
+  # first one fail with SIGPIPE, and the pipeline with it.
+  if grep -v '^[[:space:]]*#' "$root/etc/svi/$f" | grep 'demo-\|change-me' >/dev/null; then
     echo "package.sh: $f still holds a sample credential" >&2
     exit 1
   fi
