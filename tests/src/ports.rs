@@ -3,18 +3,31 @@
 use std::net::{TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicU16, Ordering};
 
-/// A port free for both UDP and TCP on 127.0.0.1 at the time of the call.
+/// Where `free_sip_port` looks: below the kernel's ephemeral range (32768 and up on Linux)
+/// and below the RTP ranges of `rtp_range`, so that no socket bound to port 0 (a test's
+/// phone, sipp, a client connection) can take a port between its pick and the engine's bind.
+const SIP_LOW: u32 = 20_000;
+const SIP_PORTS: u32 = 10_000;
+
+static NEXT_SIP: AtomicU16 = AtomicU16::new(0);
+
+/// A port free for both UDP and TCP on 127.0.0.1 at the time of the call, outside the
+/// ephemeral range. Each test process starts at its own offset (by process id) and walks
+/// on, so parallel test binaries rarely try the same port.
 pub fn free_sip_port() -> u16 {
-    for _ in 0..200 {
-        let Ok(udp) = UdpSocket::bind("127.0.0.1:0") else {
-            continue;
-        };
-        let Ok(addr) = udp.local_addr() else { continue };
-        if TcpListener::bind(addr).is_ok() {
-            return addr.port();
+    let start = (std::process::id() * 211) % SIP_PORTS;
+    for _ in 0..SIP_PORTS {
+        let step = NEXT_SIP.fetch_add(1, Ordering::Relaxed) as u32;
+        let port = (SIP_LOW + (start + step) % SIP_PORTS) as u16;
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        if UdpSocket::bind(addr).is_ok() && TcpListener::bind(addr).is_ok() {
+            return port;
         }
     }
-    panic!("no free loopback port found");
+    panic!(
+        "no free loopback port in {SIP_LOW}..{}",
+        SIP_LOW + SIP_PORTS
+    );
 }
 
 static NEXT_RANGE: AtomicU16 = AtomicU16::new(0);
