@@ -7,9 +7,9 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-use super::html::{escape, Layout};
+use super::html::{escape, list_head};
 use super::i18n::{duration, Lang};
-use super::{respond, PageQuery, Reader};
+use super::{respond_live, PageQuery, Reader};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::routes::queues::AgentView;
@@ -33,9 +33,13 @@ pub async fn page(
     let reader = Reader::new(&state, who, &headers);
     let axum::Json(agents) = crate::routes::queues::agents(State(state.clone())).await?;
     let main = render(reader.lang, &agents);
-    let layout = Layout::new(&reader, "/ui/agents", reader.lang.t("agents.title"))
-        .live("/ui/agents?part=main".to_string());
-    Ok(respond(layout, main, &q))
+    Ok(respond_live(
+        &reader,
+        "/ui/agents",
+        "agents.title",
+        main,
+        &q,
+    ))
 }
 
 /// The label of a state code of the API.
@@ -102,19 +106,18 @@ fn render(l: Lang, agents: &[AgentView]) -> String {
         out.push_str(&format!("<p>{}</p>", escape(l.t("agents.none"))));
         return out;
     }
-    out.push_str("<table class=\"list\"><thead><tr>");
-    for key in [
-        "agents.agent",
-        "agents.state",
-        "agents.time",
-        "agents.reason",
-        "agents.call",
-        "agents.queues",
-        "agents.actions",
-    ] {
-        out.push_str(&format!("<th scope=\"col\">{}</th>", escape(l.t(key))));
-    }
-    out.push_str("</tr></thead><tbody>");
+    out.push_str(&list_head(
+        l,
+        &[
+            "agents.agent",
+            "agents.state",
+            "agents.time",
+            "agents.reason",
+            "agents.call",
+            "agents.queues",
+            "agents.actions",
+        ],
+    ));
     for a in agents {
         let mut state = escape(state_label(l, &a.state));
         if let Some(p) = &a.pending {

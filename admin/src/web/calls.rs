@@ -6,9 +6,9 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-use super::html::{escape, Layout};
+use super::html::{escape, list_head};
 use super::i18n::{duration, Lang};
-use super::{respond, PageQuery, Reader};
+use super::{respond_live, PageQuery, Reader};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::routes::calls::CallView;
@@ -23,9 +23,7 @@ pub async fn page(
     let reader = Reader::new(&state, who, &headers);
     let axum::Json(calls) = crate::routes::calls::list(State(state.clone())).await?;
     let main = render(reader.lang, &calls);
-    let layout = Layout::new(&reader, "/ui/calls", reader.lang.t("calls.title"))
-        .live("/ui/calls?part=main".to_string());
-    Ok(respond(layout, main, &q))
+    Ok(respond_live(&reader, "/ui/calls", "calls.title", main, &q))
 }
 
 fn phase_label(l: Lang, phase: &str) -> &'static str {
@@ -46,22 +44,21 @@ fn render(l: Lang, calls: &[CallView]) -> String {
         out.push_str(&format!("<p>{}</p>", escape(l.t("calls.none"))));
         return out;
     }
-    out.push_str("<table class=\"list\"><thead><tr>");
-    for key in [
-        "calls.call",
-        "calls.caller",
-        "calls.called",
-        "calls.phase",
-        "calls.flow",
-        "calls.queue",
-        "calls.position",
-        "calls.agent",
-        "calls.started",
-        "calls.duration",
-    ] {
-        out.push_str(&format!("<th scope=\"col\">{}</th>", escape(l.t(key))));
-    }
-    out.push_str("</tr></thead><tbody>");
+    out.push_str(&list_head(
+        l,
+        &[
+            "calls.call",
+            "calls.caller",
+            "calls.called",
+            "calls.phase",
+            "calls.flow",
+            "calls.queue",
+            "calls.position",
+            "calls.agent",
+            "calls.started",
+            "calls.duration",
+        ],
+    ));
     for c in calls {
         let flow = match (&c.flow, &c.flow_version, &c.step) {
             (Some(f), v, s) => {

@@ -5,6 +5,16 @@ use super::i18n::Lang;
 use super::Reader;
 use crate::roles::Role;
 
+/// The opening of a list table: its column heads, from catalogue keys, up to `<tbody>`.
+pub fn list_head(l: Lang, keys: &[&'static str]) -> String {
+    let mut out = String::from("<table class=\"list\"><thead><tr>");
+    for key in keys {
+        out.push_str(&format!("<th scope=\"col\">{}</th>", escape(l.t(key))));
+    }
+    out.push_str("</tr></thead><tbody>");
+    out
+}
+
 /// Text safe in HTML content and in double-quoted attributes.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

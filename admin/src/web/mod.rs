@@ -145,6 +145,18 @@ impl Reader {
 }
 
 /// The page, or only its main part.
+/// A page whose content reloads on every event: `path` and its `?part=main`.
+pub fn respond_live(
+    reader: &Reader,
+    path: &'static str,
+    title: &'static str,
+    main: String,
+    q: &PageQuery,
+) -> Response {
+    let layout = Layout::new(reader, path, reader.lang.t(title)).live(format!("{path}?part=main"));
+    respond(layout, main, q)
+}
+
 pub fn respond(layout: Layout<'_>, main: String, q: &PageQuery) -> Response {
     if q.only_main() {
         return Html(main).into_response();
