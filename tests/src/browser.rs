@@ -218,15 +218,27 @@ impl Browser {
               if (seen()) { obs.disconnect(); clearTimeout(timer); done(Date.now()); }\
             });\
             obs.observe(document, {subtree: true, childList: true, attributes: true});";
-        let ms = u64::try_from(within.as_millis()).unwrap_or(u64::MAX);
-        let v = self
-            .ok(
-                "POST",
-                "execute/async",
-                json!({"script": script, "args": [css, ms]}),
-            )
-            .await;
-        v.as_i64()
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+            let v = self
+                .call(
+                    "POST",
+                    "execute/async",
+                    json!({"script": script, "args": [css, ms]}),
+                )
+                .await;
+            match v.get("error").and_then(Value::as_str) {
+                None => return v.as_i64(),
+                // The script's own timer answers null at the deadline, long before the
+                // session's 30 s script timeout: this error means a navigation (a form
+                // posted, a redirect) replaced the document the script watched. Watch the
+                // new one for the time left.
+                Some("script timeout") if !left.is_zero() => continue,
+                Some(e) => panic!("WebDriver POST execute/async: {e} {}", v["message"]),
+            }
+        }
     }
 
     /// Waits for a page whose `<body data-page>` is `page` (after a navigation).
