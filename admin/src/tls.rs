@@ -5,7 +5,6 @@
 //! the old identity and says why.
 
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -50,7 +49,11 @@ impl CertFiles {
         })?;
         let made = rcgen::generate_simple_self_signed(names.to_vec())
             .map_err(|e| TlsError::Generate(e.to_string()))?;
-        write_private(&files.key, made.signing_key.serialize_pem().as_bytes())?;
+        engine::files::write_private(&files.key, made.signing_key.serialize_pem().as_bytes())
+            .map_err(|e| TlsError::File {
+                path: files.key.clone(),
+                problem: e.to_string(),
+            })?;
         fs::write(&files.cert, made.cert.pem()).map_err(|e| TlsError::File {
             path: files.cert.clone(),
             problem: e.to_string(),
@@ -80,21 +83,6 @@ impl CertFiles {
             .map_err(|e| err(&self.key, format!("does not match the certificate: {e}")))?;
         Ok(certified)
     }
-}
-
-/// Creates `path` with mode 0600 from the start (never readable by others, not even briefly).
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
-    let err = |e: std::io::Error| TlsError::File {
-        path: path.to_path_buf(),
-        problem: e.to_string(),
-    };
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(err)?;
-    file.write_all(bytes).map_err(err)?;
-    file.sync_all().map_err(err)
 }
 
 /// The certificate in use, swapped whole on reload. A lock, not a channel: the TLS

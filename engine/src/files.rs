@@ -103,6 +103,9 @@ pub fn restrict_umask() -> u32 {
     0
 }
 
+/// A private key file: mode 0600 from its creation, synced.
+pub use sip::transport::tls::write_private;
+
 /// Creates `dir` (and its parents) with mode 0700, and takes group and other permissions
 /// away from it when it already exists.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {

@@ -185,7 +185,12 @@ pub fn self_signed(dir: &Path, names: &[String]) -> Result<(PathBuf, PathBuf), T
     }
     let generated = rcgen::generate_simple_self_signed(names.to_vec())
         .map_err(|e| TlsError::Generate(e.to_string()))?;
-    write_private(&key_path, generated.signing_key.serialize_pem().as_bytes())?;
+    write_private(&key_path, generated.signing_key.serialize_pem().as_bytes()).map_err(
+        |source| TlsError::Write {
+            path: key_path.clone(),
+            source,
+        },
+    )?;
     fs::write(&cert_path, generated.cert.pem()).map_err(|source| TlsError::Write {
         path: cert_path.clone(),
         source,
@@ -193,19 +198,17 @@ pub fn self_signed(dir: &Path, names: &[String]) -> Result<(PathBuf, PathBuf), T
     Ok((cert_path, key_path))
 }
 
-/// Creates `path` with mode 0600 from the start (never readable by others, not even briefly).
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
-    let err = |source| TlsError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
+/// Creates `path` with mode 0600 from the start (never readable by others, not even
+/// briefly), writes `bytes` and syncs them: private keys. The engine's other key writers
+/// use it too (`engine::files::write_private`).
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(err)?;
-    file.write_all(bytes).map_err(err)?;
-    file.sync_all().map_err(err)
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 #[cfg(test)]
