@@ -359,6 +359,13 @@ mod tests {
         std::iter::from_fn(|| m.poll_action()).collect()
     }
 
+    /// The poll falls due at `t` and answers `found`; what the poll itself asked is dropped.
+    fn poll_at(m: &mut Callout, t: Instant, found: Result<Option<Alarm>, String>) {
+        m.handle_timeout(t);
+        actions(m);
+        m.handle_poll(t, found);
+    }
+
     fn call(number: usize) -> Action {
         Action::Call {
             alarm: "a-7".into(),
@@ -407,9 +414,7 @@ mod tests {
     #[test]
     fn no_answer_calls_the_next_number_then_the_next_round_after_the_pause() {
         let (mut m, t0) = machine(2, 2);
-        m.handle_timeout(t0);
-        actions(&mut m);
-        m.handle_poll(t0, Ok(alarm("a-7")));
+        poll_at(&mut m, t0, Ok(alarm("a-7")));
         assert_eq!(actions(&mut m).last(), Some(&call(0)));
         m.handle_call(t0, CallOutcome::NotAnswered("not answered".into()));
         let a = actions(&mut m);
@@ -444,9 +449,7 @@ mod tests {
     #[test]
     fn a_failed_poll_while_calling_calls_on_and_a_standby_places_nothing() {
         let (mut m, t0) = machine(2, 1);
-        m.handle_timeout(t0);
-        actions(&mut m);
-        m.handle_poll(t0, Ok(alarm("a-7")));
+        poll_at(&mut m, t0, Ok(alarm("a-7")));
         actions(&mut m);
         m.handle_call(t0, CallOutcome::Answered);
         actions(&mut m);
@@ -479,9 +482,7 @@ mod tests {
     #[test]
     fn handled_alarms_are_remembered_and_one_the_store_knows_is_not_called() {
         let (mut m, t0) = machine(1, 1);
-        m.handle_timeout(t0);
-        actions(&mut m);
-        m.handle_poll(t0, Ok(alarm("a-7")));
+        poll_at(&mut m, t0, Ok(alarm("a-7")));
         actions(&mut m);
         m.handle_call(t0, CallOutcome::Answered);
         actions(&mut m);
@@ -489,9 +490,7 @@ mod tests {
         assert_eq!(remembered(&actions(&mut m)), vec![Handled::Acknowledged]);
 
         let (mut m, t0) = machine(1, 1);
-        m.handle_timeout(t0);
-        actions(&mut m);
-        m.handle_poll(t0, Ok(alarm("a-7")));
+        poll_at(&mut m, t0, Ok(alarm("a-7")));
         actions(&mut m);
         m.handle_call(t0, CallOutcome::NotAnswered("not answered".into()));
         actions(&mut m);
@@ -503,9 +502,7 @@ mod tests {
         assert!(!m.knows("a-7"));
         m.handle_known("a-7");
         assert!(m.knows("a-7"));
-        m.handle_timeout(t0);
-        actions(&mut m);
-        m.handle_poll(t0, Ok(alarm("a-7")));
+        poll_at(&mut m, t0, Ok(alarm("a-7")));
         assert!(actions(&mut m).is_empty(), "not called out again");
         assert_eq!(m.poll_timeout(), Some(t0 + POLL));
     }
@@ -513,9 +510,7 @@ mod tests {
     #[test]
     fn a_push_brings_the_next_poll_forward_now_or_after_the_alarm_in_hand() {
         let (mut m, t0) = machine(1, 1);
-        m.handle_timeout(t0);
-        actions(&mut m);
-        m.handle_poll(t0, Ok(None));
+        poll_at(&mut m, t0, Ok(None));
         assert_eq!(m.poll_timeout(), Some(t0 + POLL));
         let t1 = t0 + Duration::from_secs(2);
         m.handle_push(t1);
