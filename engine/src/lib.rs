@@ -106,6 +106,8 @@ pub mod security;
 pub mod storage;
 #[cfg(any(test, feature = "test-servers"))]
 pub mod test_http;
+#[cfg(any(test, feature = "test-servers"))]
+pub mod test_log;
 pub mod trunk;
 pub mod uas;
 

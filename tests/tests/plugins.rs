@@ -7,9 +7,8 @@
 //! an error (its error branch) and one log line naming the connector and the reason,
 //! without a secret or the caller's PIN.
 
-use std::fmt;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use engine::audit::{self, Outcome};
@@ -19,7 +18,6 @@ use engine::replication::LocalWriter;
 use engine::storage::Storage;
 use serde_json::{json, Map, Value};
 use svi_tests::acs::{self, AcsServer, Fault};
-use tracing::field::Field;
 use tracing::instrument::WithSubscriber;
 
 const LONG: Duration = Duration::from_secs(10);
@@ -256,38 +254,6 @@ async fn the_token_is_renewed_before_expiry_and_after_a_revocation_mid_call() {
     assert!(!e.contains("wrong-password"));
 }
 
-/// Collects the engine's log lines (connector events) as text.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<String>>>);
-
-impl Capture {
-    fn lines(&self) -> Vec<String> {
-        self.0.lock().map(|l| l.clone()).unwrap_or_default()
-    }
-}
-
-impl tracing::Subscriber for Capture {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut line = format!("{} ", event.metadata().level());
-        event.record(&mut |f: &Field, v: &dyn fmt::Debug| {
-            line.push_str(&format!("{}={v:?} ", f.name()))
-        });
-        if let Ok(mut l) = self.0.lock() {
-            l.push(line);
-        }
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
 #[tokio::test]
 async fn each_backend_fault_is_an_error_with_one_clear_log_line_and_no_secret() {
     let server = AcsServer::start(true, Duration::from_secs(300)).await;
@@ -321,7 +287,7 @@ async fn each_backend_fault_is_an_error_with_one_clear_log_line_and_no_secret() 
         ),
     ] {
         server.set_fault(fault);
-        let capture = Capture::default();
+        let capture = engine::test_log::LogCapture::of("");
         let result = c
             .lookup(connector, p, LONG)
             .with_subscriber(capture.clone())

@@ -8,13 +8,11 @@ mod resilience;
 mod server;
 mod sql;
 
-use std::fmt;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
-use tracing::field::Field;
 use tracing::instrument::WithSubscriber;
 
 use super::error::human;
@@ -160,33 +158,6 @@ fn timeouts_read_as_flows_write_them() {
     assert_eq!(human(Duration::ZERO), "0ms");
 }
 
-/// Collects the fields of this module's events. A mutex because the subscriber is shared
-/// with the runtime's worker threads; contention is irrelevant in a test.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<String>>>);
-
-impl tracing::Subscriber for Capture {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        if event.metadata().target().starts_with("engine::connectors") {
-            let mut line = String::new();
-            event.record(&mut |f: &Field, v: &dyn fmt::Debug| {
-                line.push_str(&format!("{}={v:?} ", f.name()))
-            });
-            self.0.lock().expect("capture lock").push(line);
-        }
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
 #[tokio::test]
 async fn call_logs_carry_no_personal_data() {
     let dir = sql::sample_dir();
@@ -197,7 +168,7 @@ async fn call_logs_carry_no_personal_data() {
         srv.addr
     );
     let c = build(&toml, dir.path(), &[]).await.expect("build");
-    let capture = Capture::default();
+    let capture = crate::test_log::LogCapture::of("engine::connectors");
     let number = params(json!({ "number": "+33100000001" }));
     let calls = async {
         assert!(matches!(
@@ -215,7 +186,7 @@ async fn call_logs_carry_no_personal_data() {
             .is_err());
     };
     calls.with_subscriber(capture.clone()).await;
-    let lines = capture.0.lock().expect("capture lock").clone();
+    let lines = capture.lines();
     assert_eq!(
         lines
             .iter()
