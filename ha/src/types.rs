@@ -48,6 +48,10 @@ pub enum Command {
     },
     /// Removes a document written with `Put`.
     Delete { collection: String, key: String },
+    /// Several writes in one log entry, applied in order in one transaction: the writer's
+    /// group commit (`writer::group`). Proposed only when more than one write waits, so a
+    /// lone write keeps its own kind.
+    Batch(Vec<Command>),
 }
 
 impl fmt::Debug for Command {
@@ -59,6 +63,7 @@ impl fmt::Debug for Command {
                 collection, key, ..
             } => write!(f, "Put({collection}/{key})"),
             Command::Delete { collection, key } => write!(f, "Delete({collection}/{key})"),
+            Command::Batch(commands) => write!(f, "Batch({} writes)", commands.len()),
         }
     }
 }
