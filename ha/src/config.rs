@@ -256,6 +256,8 @@ impl HaConfig {
             max_in_snapshot_log_to_keep: self.retention.keep_after_snapshot,
             // Purges happen once per snapshot anyway; no need to batch them.
             purge_batch_size: 1,
+            // Entries may be batches of writes (group commit): fewer per request.
+            max_payload_entries: crate::writer::MAX_PAYLOAD_ENTRIES,
             // The witness does not campaign on its own (see `witness.rs`).
             enable_elect: !self.is_witness(),
             ..Default::default()

@@ -13,8 +13,14 @@
 
 use crate::types::Command;
 
-/// The most writes in one batch (a call record is a few KiB of JSON: about 1 MiB at most).
+/// The most writes in one batch. A call record is a few KiB of JSON; with at most
+/// `MAX_PAYLOAD_ENTRIES` entries per AppendEntries (`HaConfig::raft_config`), one request to
+/// a follower stays far below the cluster link's 32 MiB frame limit.
 pub(crate) const MAX_BATCH: usize = 256;
+
+/// Log entries per AppendEntries request (openraft's default is 300, sized for single
+/// writes; a batch entry holds up to `MAX_BATCH`).
+pub(crate) const MAX_PAYLOAD_ENTRIES: u64 = 8;
 
 /// One log entry's command for these writes: a lone write as it is, several as a batch.
 pub(crate) fn combine(mut commands: Vec<Command>) -> Command {

@@ -38,6 +38,7 @@ use crate::error::HaError;
 use crate::node::HaNode;
 use crate::types::{Command, Role};
 
+pub(crate) use group::MAX_PAYLOAD_ENTRIES;
 use group::{Group, MAX_BATCH};
 use spool::Spool;
 pub use spool::SpoolError;
