@@ -25,7 +25,10 @@
 
 mod group;
 mod spool;
+#[cfg(test)]
+mod tests;
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -84,8 +87,12 @@ impl ReplicatedWriter {
             spool: Arc::new(Mutex::new(spool)),
             wake: Arc::new(Notify::new()),
         });
+        let node = writer.node.clone();
         tokio::spawn(commit_groups(
-            writer.node.clone(),
+            move |command| {
+                let node = node.clone();
+                async move { node.propose(command).await.map(|_| ()) }
+            },
             writer.group.clone(),
             writer.proposed.clone(),
         ));
@@ -164,9 +171,15 @@ impl RecordWriter for ReplicatedWriter {
     }
 }
 
-/// Proposes the waiting writes, one batch in flight at a time (see `group`), and tells each
-/// write its batch's outcome.
-async fn commit_groups(node: Arc<HaNode>, group: Arc<Mutex<Group<Ticket>>>, wake: Arc<Notify>) {
+/// Proposes the waiting writes with `propose` (`HaNode::propose`: `Ok` once committed), one
+/// batch in flight at a time (see `group`), and tells each write its batch's outcome: a
+/// write is acknowledged only once the batch that holds it is committed, and a batch that
+/// fails fails every write in it (each is then spooled by `write`).
+async fn commit_groups<P, F>(propose: P, group: Arc<Mutex<Group<Ticket>>>, wake: Arc<Notify>)
+where
+    P: Fn(Command) -> F,
+    F: Future<Output = Result<(), HaError>>,
+{
     loop {
         let next = match group.lock() {
             Ok(mut g) => g.next_batch(),
@@ -176,7 +189,7 @@ async fn commit_groups(node: Arc<HaNode>, group: Arc<Mutex<Group<Ticket>>>, wake
             wake.notified().await;
             continue;
         };
-        let outcome = node.propose(command).await.map(|_| ()).map_err(Arc::new);
+        let outcome = propose(command).await.map_err(Arc::new);
         for ticket in tickets {
             let _ = ticket.send(outcome.clone());
         }
