@@ -6,9 +6,9 @@
 //! advertises the newest format it reads in its `Hello` answer (`PeerInfo::log_format`); a
 //! release before group commit sends no such field, which reads as 0.
 //!
-//! The active node writes a batch entry only when every other member it knows (the current
-//! membership's voters and learners, and the configured members: the witness applies the log
-//! too) has answered with a format that reads it. Until then a batch's writes are proposed one
+//! The active node writes a batch entry only when every other member of the current
+//! membership (voters and learners: whoever receives the log, the witness included) has
+//! answered with a format that reads it. Until then a batch's writes are proposed one
 //! entry each, in order (`shared::propose_with`), and a batch forwarded to the leader is sent
 //! one write at a time (`HaNode::commit`). So during a rolling upgrade (standby, switch-over,
 //! other node, witness) the new active node writes single entries, and starts writing batches
@@ -16,7 +16,9 @@
 //!
 //! A member keeps the format it last answered with while it does not answer (a standby stopped
 //! for maintenance does not slow the active node down); a member not heard since this node
-//! started counts as 0. `probe` asks every member once per `election_timeout_max`.
+//! started counts as 0 (so an active node restarted while its standby is down writes one entry
+//! per write until the standby answers). `probe` asks every member once per
+//! `election_timeout_max`.
 //!
 //! Sans-IO: `LogFormats` only records answers and decides; `probe` does the asking.
 
@@ -65,25 +67,20 @@ impl LogFormats {
 }
 
 impl Shared {
-    /// Every member this node knows of: the current membership (voters and learners) and
-    /// the configured members, with their cluster addresses.
-    pub(crate) fn known_members(&self, raft: &Raft) -> BTreeMap<NodeId, String> {
+    /// The members that receive the log (the current membership's voters and learners),
+    /// with their cluster addresses. A configured member left out of it (after a forced
+    /// promotion) reads nothing until it is added back, as a learner first.
+    pub(crate) fn log_readers(&self, raft: &Raft) -> BTreeMap<NodeId, String> {
         let m = raft.metrics().borrow().membership_config.clone();
-        let mut all: BTreeMap<NodeId, String> = self
-            .cfg
-            .members
-            .iter()
+        m.membership()
+            .nodes()
             .map(|(id, n)| (*id, n.cluster_addr.clone()))
-            .collect();
-        for (id, n) in m.membership().nodes() {
-            all.insert(*id, n.cluster_addr.clone());
-        }
-        all
+            .collect()
     }
 
     /// Whether every member reads batch entries (see the module documentation).
     pub(crate) fn batches_readable(&self, raft: &Raft) -> bool {
-        let members: BTreeSet<NodeId> = self.known_members(raft).into_keys().collect();
+        let members: BTreeSet<NodeId> = self.log_readers(raft).into_keys().collect();
         self.formats
             .lock()
             .map(|f| f.read_by_all(BATCH, self.me(), members))
@@ -98,7 +95,7 @@ impl Shared {
         clients: &mut BTreeMap<NodeId, (String, PeerClient)>,
     ) {
         let ttl = self.cfg.timings.election_timeout_min;
-        for (id, addr) in self.known_members(raft) {
+        for (id, addr) in self.log_readers(raft) {
             if id == self.me() {
                 continue;
             }
