@@ -185,9 +185,8 @@ impl Engine {
             let dir = config.recording.settings(&config.data_dir).dir;
             tokio::spawn(sweep_recordings(dir, retention));
         }
-
         let audit = crate::audit::AuditLog::new(replication.writer.clone(), &config.node_name);
-        let connectors = crate::connectors::Connectors::build_with(
+        let mut connectors = crate::connectors::Connectors::build_with(
             &config,
             crate::connectors::BuildOptions {
                 kinds,
@@ -201,6 +200,7 @@ impl Engine {
             file: config.file.display().to_string(),
             source,
         })?;
+        connectors.report_alarms_to(&alarms);
 
         // Pushed alarms wake the call-out task (`callout::webhook`); no secret, no webhook.
         let (alarm_webhook, alarm_pushes) =

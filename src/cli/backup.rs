@@ -33,7 +33,7 @@ pub struct RestoreArgs {
     backup: PathBuf,
     #[command(flatten)]
     at: Where,
-    /// Leave out the history: call records and ACD events.
+    /// Leave out the history: call records, ACD events and the audit log.
     #[arg(long)]
     without_history: bool,
     /// Make this node a new single-voter cluster on the backup's data, even if its

@@ -62,11 +62,17 @@ impl Site {
     /// connectors pointed at the reference servers, routes 3100 (service desk), 3200
     /// (reception), 3400 (door), the alarm-callout flow, and `more` configuration.
     pub async fn start(acs_fault: Fault, more: &str) -> Site {
+        Site::start_editing(acs_fault, more, &[]).await
+    }
+
+    /// [`Site::start`] with each `(from, to)` of `edits` replaced in the sample connectors
+    /// (`("breaker_open_for = \"30s\"", "breaker_open_for = \"1s\"")`).
+    pub async fn start_editing(acs_fault: Fault, more: &str, edits: &[(&str, &str)]) -> Site {
         let acs = AcsServer::start(true, Duration::from_secs(300)).await;
         acs.set_fault(acs_fault);
         let dir = tempfile::tempdir().expect("tmp");
         let data = dir.path().join("data");
-        let config = write_config(dir.path(), &data, &acs, more);
+        let config = write_config(dir.path(), &data, &acs, more, edits);
         let engine = start_engine(&config, &data);
         Site {
             engine,
@@ -107,7 +113,13 @@ fn start_engine(config: &Path, data: &Path) -> EngineProc {
     })
 }
 
-fn write_config(dir: &Path, data: &Path, acs: &AcsServer, more: &str) -> PathBuf {
+fn write_config(
+    dir: &Path,
+    data: &Path,
+    acs: &AcsServer,
+    more: &str,
+    edits: &[(&str, &str)],
+) -> PathBuf {
     std::fs::create_dir_all(dir.join("db")).expect("db dir");
     std::fs::copy(
         crate::repo_root().join("samples/data/helpdesk.sql"),
@@ -118,13 +130,20 @@ fn write_config(dir: &Path, data: &Path, acs: &AcsServer, more: &str) -> PathBuf
         std::fs::read_to_string(crate::repo_root().join("samples/svi.toml")).expect("sample");
     let connectors = &sample[sample.find("[[connections]]").expect("connections")
         ..sample.find("# Agents.").expect("agents")];
-    let connectors = connectors
+    let mut connectors = connectors
         .replace("\"data/helpdesk.db\"", "\"db/helpdesk.db\"")
         .replace("\"data/helpdesk.sql\"", "\"db/helpdesk.sql\"")
         .replace(
             "url = \"http://127.0.0.1:8090/api/v1\"",
             &acs_settings(acs, data),
         );
+    for (from, to) in edits {
+        assert!(
+            connectors.contains(from),
+            "`{from}` is not in the sample connectors"
+        );
+        connectors = connectors.replace(from, to);
+    }
     let service_desk = crate::config::sample_flow("service-desk")
         .replace("start: opening_hours", "start: welcome");
     let extra = format!(

@@ -1,13 +1,16 @@
 //! Backup and restore end to end: a backup of a running engine with a call in progress
 //! (hot), the data directory wiped, the backup restored, the engine started again: the
-//! call records, the recording and the agents' states are back; `--without-history`
-//! leaves out the call records and the ACD events. A damaged backup changes nothing.
+//! call records (`svi calls`), the recording, the agents' states and the admin API's
+//! accounts (a user logs in with their password, an API key reads the records) are back;
+//! `--without-history` leaves out the call records, the ACD events and the audit log, and
+//! keeps the accounts. A damaged backup changes nothing.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
+use svi_tests::admin::{add_user, create_key, Api, Auth};
 use svi_tests::contact::{
     agent_phone, queued_caller, svi, svi_at, svi_ok, wait_agent, AUTO_ANSWER,
 };
@@ -19,6 +22,51 @@ fn start_on(data_dir: &Path) -> EngineProc {
         data_dir: Some(data_dir.to_path_buf()),
         ..EngineOptions::default()
     })
+}
+
+/// The password of `ops`, the admin account made before the backup.
+const OPS_PASSWORD: &str = "restored-with-the-node-0123";
+
+/// The accounts made before the backup work on `engine`: `ops` logs in with its password
+/// (and not with another), the API key reads the call records (`records`: the ones it must
+/// list, none of `absent`). Returns the audit log's actions, as `ops` reads them.
+async fn accounts_work(
+    engine: &EngineProc,
+    key: &str,
+    records: &[String],
+    absent: &[String],
+) -> Vec<String> {
+    let api = Api::new(engine);
+    assert!(api.login("ops", "not-the-password-0123").await.is_none());
+    let (cookie, csrf) = api
+        .login("ops", OPS_PASSWORD)
+        .await
+        .unwrap_or_else(|| panic!("ops cannot log in:\n{}", engine.log_text()));
+    let listed = api.get("/api/v1/records", Auth::Key(key)).await;
+    assert_eq!(listed.status, 200, "the API key: {}", listed.text);
+    for id in records {
+        assert!(listed.text.contains(id.as_str()), "{id}: {}", listed.text);
+    }
+    for id in absent {
+        assert!(!listed.text.contains(id.as_str()), "{id}: {}", listed.text);
+    }
+    let audit = api
+        .get(
+            "/api/v1/audit",
+            Auth::Session {
+                cookie: &cookie,
+                csrf: &csrf,
+            },
+        )
+        .await;
+    assert_eq!(audit.status, 200, "{}", audit.text);
+    audit
+        .json
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["action"].as_str().map(str::to_string))
+        .collect()
 }
 
 fn json(text: &str) -> Value {
@@ -48,6 +96,9 @@ async fn a_hot_backup_restored_on_a_wiped_node_brings_back_calls_recordings_and_
     svi_ok(&engine, &["agent", "login", "1002"]);
     svi_ok(&engine, &["agent", "pause", "1002", "--reason", "lunch"]);
     wait_agent(&engine, "1002", |s| s["reason"] == "lunch");
+    // Accounts of the admin API: a user with a password, an API key.
+    add_user(&data, None, "ops", "admin", OPS_PASSWORD);
+    let key = create_key(&data, None, "supervisor", "crm");
 
     // A call in progress while the backup runs.
     let in_progress = queued_caller(&engine, "bob", 2).await;
@@ -120,6 +171,11 @@ async fn a_hot_backup_restored_on_a_wiped_node_brings_back_calls_recordings_and_
     wait_agent(&engine, "1002", |s| {
         s["state"] == "not_ready" && s["reason"] == "lunch"
     });
+    let audit = accounts_work(&engine, &key, &before, &[]).await;
+    assert!(
+        audit.iter().any(|a| a == "user.add") && audit.iter().any(|a| a == "apikey.create"),
+        "the audit log is back: {audit:?}"
+    );
     // The restored node is a working node: it takes calls and records them.
     assert!(calls(engine.sip, work.path(), 1), "{}", engine.log_text());
     engine.wait_calls(5, Duration::from_secs(10));
@@ -152,6 +208,14 @@ async fn a_hot_backup_restored_on_a_wiped_node_brings_back_calls_recordings_and_
     assert_eq!(recordings(&lean).len(), 1);
     let state = wait_agent(&engine, "1002", |s| s["state"] == "logged_out");
     assert!(state["reason"].is_null(), "{state}");
+    // The accounts stay; the audit log is history.
+    let audit = accounts_work(&engine, &key, &[], &before).await;
+    assert!(
+        !audit
+            .iter()
+            .any(|a| a == "user.add" || a == "apikey.create"),
+        "no audit entry from before the backup: {audit:?}"
+    );
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! reference servers: the access-control API over HTTPS (`svi_tests::acs`) and the helpdesk
 //! database (the SQLite fixture `samples/data/helpdesk.sql`), set up by `svi_tests::site`.
 //! Acceptance 4 (the alarm call-out) is in `alarm_callout.rs`. The open circuit is also
-//! read on `/metrics` (through Debian's `promtool check metrics`).
+//! read on `/metrics` (through Debian's `promtool check metrics`), and is an alarm (issue
+//! 19): listed by `svi alarms`, posted to the webhook, cleared once the backend answers.
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,6 +12,8 @@ use engine::audit::{self, Outcome};
 use engine::storage::Storage;
 use svi_tests::acs::Fault;
 use svi_tests::admin::{create_key, promtool, sample, Api, Auth};
+use svi_tests::contact::svi;
+use svi_tests::ha::AlarmSink;
 use svi_tests::sipp::{Caller, Codec, Dtmf, Sipp};
 use svi_tests::site::{fr_prompt, Site};
 
@@ -200,6 +203,14 @@ async fn a_pin_authenticated_door_opening_reaches_the_server_and_the_audit_log()
     );
 }
 
+/// A visitor at the reception (3200): 1 (expected), host 4321, hangs up after `hangup_after`.
+fn visitor(hangup_after: Duration) -> Caller {
+    let mut c = digits(Caller::new(Codec::Pcma), Duration::from_millis(1000), "1");
+    c = digits(c, Duration::from_millis(800), "4321#");
+    c.hangup_after = Some(hangup_after);
+    c
+}
+
 /// The tracing timestamp at the start of a log line (RFC 3339).
 fn stamp(line: &str) -> chrono::DateTime<chrono::FixedOffset> {
     let first = line.split_whitespace().next().unwrap_or_default();
@@ -216,12 +227,7 @@ fn stamp(line: &str) -> chrono::DateTime<chrono::FixedOffset> {
 async fn with_access_control_hanging_visitors_reach_the_reception_queue_and_the_circuit_opens() {
     let site = site(Fault::Slow(Duration::from_secs(60))).await;
     let timeout = Duration::from_secs(2); // visitor_appointment's `timeout` in samples/svi.toml
-    let visitor = || {
-        let mut c = digits(Caller::new(Codec::Pcma), Duration::from_millis(1000), "1");
-        c = digits(c, Duration::from_millis(800), "4321#");
-        c.hangup_after = Some(Duration::from_secs(9));
-        c
-    };
+    let visitor = || visitor(Duration::from_secs(9));
     for n in 1..=3 {
         let run = call(&site, "1001", visitor(), "3200");
         assert!(
@@ -327,4 +333,125 @@ async fn with_access_control_hanging_visitors_reach_the_reception_queue_and_the_
         Some(1.0),
         "{after}"
     );
+}
+
+/// The active `circuit_open` alarm of `connector` in `svi alarms --json`, if any.
+fn circuit_alarm(site: &Site, connector: &str) -> Option<serde_json::Value> {
+    let (code, text) = svi(&site.engine, &["alarms", "--json"]);
+    assert_eq!(code, 0, "svi alarms: {text}");
+    let v: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    v["active"].as_array().and_then(|a| {
+        a.iter()
+            .find(|x| x["kind"] == "circuit_open" && x["subject"] == connector)
+            .cloned()
+    })
+}
+
+/// Polls `svi alarms` until the `circuit_open` alarm of `visitor_appointment` is `raised`.
+async fn wait_circuit_alarm(site: &Site, raised: bool) -> Option<serde_json::Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut every = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        every.tick().await;
+        let now = circuit_alarm(site, "visitor_appointment");
+        if now.is_some() == raised {
+            return now;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "circuit_open never {}\n{}",
+            if raised { "raised" } else { "cleared" },
+            site.engine.log_text()
+        );
+    }
+}
+
+fn webhook_change(hook: &AlarmSink, state: &str) -> serde_json::Value {
+    hook.wait(Duration::from_secs(10), |v| {
+        v["alarms"].as_array().is_some_and(|a| {
+            a.iter().any(|c| {
+                c["kind"] == "circuit_open"
+                    && c["subject"] == "visitor_appointment"
+                    && c["state"] == state
+            })
+        })
+    })
+    .unwrap_or_else(|| panic!("no webhook post of the {state} circuit_open alarm"))
+}
+
+/// A plain test with its own runtime: the webhook sink runs its own, which cannot be
+/// started or dropped inside another.
+#[test]
+fn an_open_circuit_is_an_alarm_until_the_backend_answers_a_trial() {
+    let hook = AlarmSink::start();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let more = format!(
+        "[alarms]\nwebhook = \"{}\"\nmin_interval_secs = 1\n",
+        hook.url
+    );
+    // One timeout opens the circuit; the next visitor's lookup (seconds later) is its trial.
+    let site = Site::start_editing(
+        Fault::Slow(Duration::from_secs(60)),
+        &more,
+        &[
+            ("breaker_failures = 3", "breaker_failures = 1"),
+            ("breaker_open_for = \"30s\"", "breaker_open_for = \"1s\""),
+        ],
+    );
+    let site = rt.block_on(site);
+    let visitor = || visitor(Duration::from_secs(6));
+    assert!(circuit_alarm(&site, "visitor_appointment").is_none());
+    let run = call(&site, "1001", visitor(), "3200");
+    assert!(
+        run.success(),
+        "{}\n{}",
+        run.report(),
+        site.engine.log_text()
+    );
+    let alarm = rt
+        .block_on(wait_circuit_alarm(&site, true))
+        .expect("raised");
+    assert_eq!(alarm["severity"], "major", "{alarm:#}");
+    let message = alarm["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("connector `visitor_appointment` (access_control data source): 1 backend failures in a row"),
+        "{alarm:#}"
+    );
+    // The same alarm on /metrics and at the webhook.
+    let api = Api::new(&site.engine);
+    let key = create_key(&site.data, None, "metrics", "prometheus");
+    let text = rt.block_on(api.get("/metrics", Auth::Key(&key))).text;
+    promtool(&text);
+    let active = "svi_alarm_active{kind=\"circuit_open\",subject=\"visitor_appointment\",severity=\"major\"}";
+    assert_eq!(sample(&text, active), Some(1.0), "{text}");
+    webhook_change(&hook, "raised");
+    assert!(site
+        .engine
+        .log_text()
+        .lines()
+        .any(|l| l.contains("alarm raised") && l.contains("circuit_open")));
+
+    // The backend answers again: the next visitor's lookup is the trial, which closes it.
+    site.acs.set_fault(Fault::None);
+    let requests = site.acs.requests();
+    let run = call(&site, "1001", visitor(), "3200");
+    assert!(
+        run.success(),
+        "{}\n{}",
+        run.report(),
+        site.engine.log_text()
+    );
+    rt.block_on(wait_circuit_alarm(&site, false));
+    assert!(
+        site.acs.requests() > requests,
+        "the trial reached the server"
+    );
+    assert!(site
+        .engine
+        .wait_log("connector circuit closed", Duration::from_secs(5))
+        .is_some());
+    webhook_change(&hook, "cleared");
+    let text = rt.block_on(api.get("/metrics", Auth::Key(&key))).text;
+    assert_eq!(sample(&text, active), None, "{text}");
 }

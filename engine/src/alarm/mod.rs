@@ -187,9 +187,6 @@ impl Task {
 
     fn apply(&mut self, source: &str, conditions: Vec<Condition>) {
         let changes = self.board.report(chrono::Utc::now(), source, conditions);
-        if changes.is_empty() {
-            return;
-        }
         for c in &changes {
             log(c);
             if let Some((_, n)) = &mut self.mail {
@@ -202,11 +199,19 @@ impl Task {
         self.publish();
     }
 
+    /// Publishes the board when it changed, a message update included (a raised alarm's
+    /// message follows its source's reports without a new notification).
     fn publish(&self) {
         let mut s = self.board.snapshot();
         s.notifications_sent = self.sent;
         s.notifications_failed = self.failed;
-        self.snapshot.send_replace(s);
+        self.snapshot.send_if_modified(|old| {
+            let changed = *old != s;
+            if changed {
+                *old = s;
+            }
+            changed
+        });
     }
 
     fn send_due(&mut self) {

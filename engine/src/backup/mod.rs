@@ -31,7 +31,10 @@ pub const FORMAT: &str = "svi-backup 1";
 /// The collections of replicated documents that are history (left out by
 /// `svi restore --without-history`, like the call records). A collection of events or of
 /// audit entries belongs here.
-pub const HISTORY_COLLECTIONS: &[&str] = &[crate::acd::driver::EVENTS_COLLECTION];
+pub const HISTORY_COLLECTIONS: &[&str] = &[
+    crate::acd::driver::EVENTS_COLLECTION,
+    crate::audit::COLLECTION,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {

@@ -6,7 +6,10 @@
 //! request when it has one (a background task), else by letting one real call through (the
 //! trial). A successful probe or trial closes the circuit; a failed one opens it again for
 //! another `open_for`. Only failures that say the backend is unwell count (timeouts,
-//! transport errors, 5xx, garbage answers); a bad parameter does not.
+//! transport errors, 5xx, garbage answers); a bad parameter does not. A call that never
+//! put the backend to the test (refused on the caller's input, cut short by the flow's own
+//! deadline, or dropped with its caller) is inconclusive: it neither counts nor resets,
+//! and a trial that ends so hands the decision to the next call.
 
 use std::time::{Duration, Instant};
 
@@ -138,6 +141,18 @@ impl Breaker {
         (!was_closed).then_some(Transition::Closed)
     }
 
+    /// The call said nothing of the backend's health. Closed or open, nothing changes; a
+    /// trial or probe that ends so leaves the circuit open and due, so the next call (or
+    /// probe) is the trial: never closed on no evidence, never refusing forever.
+    pub fn on_inconclusive(&mut self, now: Instant) {
+        if let State::Probing { in_a_row } = self.state {
+            self.state = State::Open {
+                until: now,
+                in_a_row,
+            };
+        }
+    }
+
     /// The backend failed (timeout, transport, 5xx, garbage).
     pub fn on_failure(&mut self, now: Instant) -> Option<Transition> {
         if self.config.failures == 0 {
@@ -223,6 +238,31 @@ mod tests {
             b.admit(due + Duration::from_secs(5)),
             Admit::Refuse { failures: 4 }
         );
+    }
+
+    #[test]
+    fn an_inconclusive_trial_leaves_the_decision_to_the_next_call() {
+        let (mut b, t0) = breaker();
+        b.on_failure(t0);
+        b.on_failure(t0);
+        b.on_inconclusive(t0);
+        assert_eq!(
+            b.failures_in_a_row(),
+            2,
+            "closed: neither counted nor reset"
+        );
+        b.on_failure(t0);
+        let due = t0 + Duration::from_secs(10);
+        assert_eq!(b.admit(due), Admit::Trial);
+        b.on_inconclusive(due);
+        assert_eq!(b.state(), CircuitState::Open, "not closed on no evidence");
+        assert_eq!(b.failures_in_a_row(), 3);
+        assert_eq!(b.probe_at(), Some(due), "due at once");
+        assert_eq!(b.admit(due), Admit::Trial, "the next call is the trial");
+        assert_eq!(b.on_failure(due), Some(Transition::Reopened));
+        // Open and not due: an inconclusive late call changes nothing.
+        b.on_inconclusive(due);
+        assert_eq!(b.probe_at(), Some(due + Duration::from_secs(10)));
     }
 
     #[test]

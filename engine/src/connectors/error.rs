@@ -119,6 +119,20 @@ impl CallError {
         }
     }
 
+    /// Whether the call failed before reaching the backend, on the caller's input or the
+    /// connector's own policy: it says nothing of the backend's health (neither a failure
+    /// nor a success for the breaker).
+    pub fn is_before_backend(&self) -> bool {
+        matches!(
+            self,
+            CallError::NotConfigured { .. }
+                | CallError::CircuitOpen { .. }
+                | CallError::MissingParam(_)
+                | CallError::BadParam { .. }
+                | CallError::Refused(_)
+        )
+    }
+
     /// A short name of the reason for metrics and logs (`timeout`, `http_status`...).
     pub fn reason(&self) -> &'static str {
         match self {

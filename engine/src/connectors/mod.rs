@@ -16,7 +16,8 @@
 //!   outcome's shape;
 //! - a backend that keeps failing opens the connector's circuit breaker: calls then fail at
 //!   once instead of waiting for the timeout, until a probe finds the backend back
-//!   (`resilience`, `breaker`); [`Connectors::health`] is the snapshot metrics read;
+//!   (`resilience`, `breaker`); [`Connectors::health`] is the snapshot metrics read, and
+//!   an open circuit raises the `circuit_open` alarm ([`Connectors::report_alarms_to`]);
 //! - everything that can be checked before the first call is checked at start-up, by
 //!   [`Connectors::build`]: settings, templates, SQL statements, secrets. A configuration
 //!   mistake stops the engine with `file: key: problem`; it does not wait for a caller.
@@ -70,10 +71,11 @@ pub use connections::Connections;
 pub use error::{CallError, ConnectorError, Role};
 pub use ivr_scripts::ConnectorResult;
 pub use kinds::{BuildContext, BuildFuture, ConnectorKind, Kinds, Secrets};
-pub use resilience::{ConnectorHealth, Policy};
+pub use resilience::{circuit_conditions, ConnectorHealth, Policy};
 use serde_json::{Map, Value};
 pub use settings::{parse_duration, Settings};
 
+use crate::alarm::AlarmHandle;
 use crate::audit::AuditLog;
 use crate::config::{ConnectorConfig, EngineConfig};
 use resilience::Guarded;
@@ -120,6 +122,8 @@ const POLICY_SETTINGS: &[&str] = &[
 pub struct Connectors {
     data_sources: Arc<BTreeMap<String, Arc<Guarded>>>,
     actions: Arc<BTreeMap<String, Arc<Guarded>>>,
+    /// Where circuit alarms go, for connectors inserted from now on too.
+    alarms: Option<AlarmHandle>,
 }
 
 /// What [`Connectors::build_with`] needs besides the configuration.
@@ -216,11 +220,21 @@ impl Connectors {
                 name: c.name().to_string(),
             });
         }
-        map.insert(
-            c.name().to_string(),
-            Arc::new(Guarded::new(c, role, policy)),
-        );
+        let guarded = Guarded::new(c, role, policy);
+        if let Some(alarms) = &self.alarms {
+            guarded.report_alarms_to(alarms.clone());
+        }
+        map.insert(guarded.inner.name().to_string(), Arc::new(guarded));
         Ok(())
+    }
+
+    /// Raises each connector's `circuit_open` alarm on `alarms` while its circuit is not
+    /// closed, and clears it when the circuit closes.
+    pub fn report_alarms_to(&mut self, alarms: &AlarmHandle) {
+        for g in self.data_sources.values().chain(self.actions.values()) {
+            g.report_alarms_to(alarms.clone());
+        }
+        self.alarms = Some(alarms.clone());
     }
 
     /// Names of the data sources, for checking flows against this engine.

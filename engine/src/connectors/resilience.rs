@@ -8,7 +8,9 @@
 //! while the deadline allows; an action is never retried (it may have happened). Lookups
 //! may be cached for `cache_ttl`: records and "not found" are kept, errors never. The
 //! breaker ([`super::breaker`]) refuses calls at once while the backend is known dead, and
-//! a background probe closes it again when the backend answers.
+//! a background probe closes it again when the backend answers. While a circuit is not
+//! closed, the connector's `circuit_open` alarm is raised (see [`circuit_conditions`]);
+//! it clears when the circuit closes.
 //!
 //! The counters sit behind a `std::sync::Mutex`: they are shared by every call running on
 //! the connector, updated in a few instructions, and never held across an `.await`.
@@ -22,6 +24,7 @@ use tokio::time::Instant;
 
 use super::breaker::{Admit, Breaker, BreakerConfig, CircuitState, Transition};
 use super::{CallError, CallResult, Connector, Record, Role};
+use crate::alarm::{AlarmHandle, AlarmKind, Condition, Severity};
 
 /// Lookups kept at most per connector; the oldest goes first.
 const CACHE_CAPACITY: usize = 4096;
@@ -90,6 +93,75 @@ struct Shared {
     breaker: Breaker,
     cache: HashMap<String, (Instant, Option<Record>)>,
     health: ConnectorHealth,
+    /// Where the circuit's alarm goes (none in tools and most tests).
+    alarms: Option<AlarmHandle>,
+}
+
+/// What the breaker learns from one call's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// The backend answered (a record, nothing found, a 4xx, a field of the wrong type).
+    Answered,
+    /// The backend is unwell (see [`CallError::is_backend_failure`]).
+    Failed,
+    /// The call never put the backend to the test: refused before it on the caller's
+    /// input, or cut short by a step deadline shorter than the connector's own `timeout`
+    /// (the flow's budget, not the backend's fault).
+    Inconclusive,
+}
+
+fn verdict(result: &CallResult, cut_by_the_step: bool) -> Verdict {
+    match result {
+        Ok(_) => Verdict::Answered,
+        Err(CallError::Timeout(_)) if cut_by_the_step => Verdict::Inconclusive,
+        Err(e) if e.is_before_backend() => Verdict::Inconclusive,
+        Err(e) if e.is_backend_failure() => Verdict::Failed,
+        Err(_) => Verdict::Answered,
+    }
+}
+
+/// The `circuit_open` alarm of a connector whose circuit is in `state`: raised (major,
+/// subject the connector's name) unless the circuit is closed. Reported under the source
+/// `connector ROLE NAME`, so each connector clears only its own.
+pub fn circuit_conditions(
+    health: &ConnectorHealth,
+    state: CircuitState,
+    open_for: Duration,
+) -> Vec<Condition> {
+    if state == CircuitState::Closed {
+        return Vec::new();
+    }
+    vec![Condition {
+        kind: AlarmKind::CircuitOpen,
+        subject: health.name.clone(),
+        severity: Severity::Major,
+        message: format!(
+            "connector `{}` ({} {}): {} backend failures in a row; flows take their error branch at once, the backend is tried again every {}",
+            health.name,
+            health.kind,
+            health.role,
+            health.failures_in_a_row,
+            super::error::human(open_for)
+        ),
+    }]
+}
+
+/// Puts a trial back in the breaker's hands if its call is dropped before a verdict (the
+/// caller hung up, the call's task ended): without it the circuit would stay `Probing`,
+/// refusing every call with no trial left to decide.
+struct TrialGuard<'a> {
+    guarded: &'a Guarded,
+    armed: bool,
+}
+
+impl Drop for TrialGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut s = lock(&self.guarded.state);
+            s.breaker.on_inconclusive(Instant::now().into_std());
+            self.guarded.report_circuit(&s);
+        }
+    }
 }
 
 impl Guarded {
@@ -118,6 +190,7 @@ impl Guarded {
                 breaker: Breaker::new(policy.breaker),
                 cache: HashMap::new(),
                 health,
+                alarms: None,
             })),
             inner,
             role,
@@ -126,11 +199,20 @@ impl Guarded {
     }
 
     pub(super) fn health(&self) -> ConnectorHealth {
-        let s = lock(&self.state);
-        let mut h = s.health.clone();
-        h.circuit = s.breaker.state();
-        h.failures_in_a_row = s.breaker.failures_in_a_row();
-        h
+        health_of(&lock(&self.state))
+    }
+
+    /// Reports the circuit's alarm to `alarms` from now on (and its state now).
+    pub(super) fn report_alarms_to(&self, alarms: AlarmHandle) {
+        let mut s = lock(&self.state);
+        s.alarms = Some(alarms);
+        self.report_circuit(&s);
+    }
+
+    /// The circuit's alarm as the breaker stands (called under the lock, so reports are
+    /// sent in the order of the transitions).
+    fn report_circuit(&self, s: &Shared) {
+        report_circuit(s, self.role, self.policy.breaker.open_for);
     }
 
     /// One call of the connector for a flow step, bounded by `step_timeout`.
@@ -140,6 +222,7 @@ impl Guarded {
             Some(t) if t < step_timeout => (t, started + t),
             _ => (step_timeout, started + step_timeout),
         };
+        let cut_by_the_step = self.policy.timeout.is_some_and(|t| step_timeout < t);
         let cache_key = (self.role == Role::DataSource && !self.policy.cache_ttl.is_zero())
             .then(|| serde_json::to_string(params).unwrap_or_default());
         let trial = {
@@ -170,6 +253,10 @@ impl Guarded {
                     return e;
                 }
             }
+        };
+        let mut trial_guard = TrialGuard {
+            guarded: self,
+            armed: trial,
         };
         let attempts = match self.role {
             Role::DataSource if !trial => 1 + self.policy.retries,
@@ -202,10 +289,16 @@ impl Guarded {
             s.health.latency_seconds_sum += elapsed.as_secs_f64();
             s.health.last_latency_ms = elapsed.as_millis() as u64;
             count_outcome(&mut s.health, &result);
-            let transition = match &result {
-                Err(e) if e.is_backend_failure() => s.breaker.on_failure(Instant::now().into_std()),
-                _ => s.breaker.on_success(),
+            let now = Instant::now().into_std();
+            let transition = match verdict(&result, cut_by_the_step) {
+                Verdict::Failed => s.breaker.on_failure(now),
+                Verdict::Answered => s.breaker.on_success(),
+                Verdict::Inconclusive => {
+                    s.breaker.on_inconclusive(now);
+                    None
+                }
             };
+            trial_guard.armed = false;
             if let (Some(key), Ok(v)) = (cache_key, &result) {
                 if s.cache.len() >= CACHE_CAPACITY {
                     let ttl = self.policy.cache_ttl;
@@ -226,6 +319,9 @@ impl Guarded {
             }
             if let Some(Transition::Opened { .. }) = transition {
                 s.health.circuit_opened += 1;
+            }
+            if transition.is_some() || trial {
+                self.report_circuit(&s);
             }
             transition
         };
@@ -265,6 +361,7 @@ impl Guarded {
         let inner = self.inner.clone();
         let state = self.state.clone();
         let role = self.role;
+        let open_for = self.policy.breaker.open_for;
         let limit = self
             .policy
             .timeout
@@ -285,6 +382,7 @@ impl Guarded {
                 let mut s = lock(&state);
                 if ok {
                     s.breaker.on_success();
+                    report_circuit(&s, role, open_for);
                     drop(s);
                     tracing::info!(
                         connector = inner.name(),
@@ -295,12 +393,31 @@ impl Guarded {
                     return;
                 }
                 s.breaker.on_failure(Instant::now().into_std());
+                report_circuit(&s, role, open_for);
+                drop(s);
                 tracing::debug!(
                     connector = inner.name(),
                     "connector probe failed; circuit stays open"
                 );
             }
         });
+    }
+}
+
+fn health_of(s: &Shared) -> ConnectorHealth {
+    let mut h = s.health.clone();
+    h.circuit = s.breaker.state();
+    h.failures_in_a_row = s.breaker.failures_in_a_row();
+    h
+}
+
+fn report_circuit(s: &Shared, role: Role, open_for: Duration) {
+    if let Some(alarms) = &s.alarms {
+        let h = health_of(s);
+        alarms.report(
+            format!("connector {role} {}", h.name),
+            circuit_conditions(&h, h.circuit, open_for),
+        );
     }
 }
 
