@@ -58,10 +58,15 @@ pub struct Layout<'a> {
     wall: bool,
 }
 
-const NAV: [(&str, &str); 3] = [
+const NAV: &[(&str, &str)] = &[
     ("/ui/wallboard", "nav.wallboard"),
     ("/ui/agents", "nav.agents"),
     ("/ui/calls", "nav.calls"),
+    ("/ui/reports", "rep.nav"),
+    ("/ui/ha", "ha.nav"),
+    ("/ui/users", "users.nav"),
+    ("/ui/audit", "users.audit_nav"),
+    ("/ui/desk", "desk.nav"),
 ];
 
 impl<'a> Layout<'a> {
@@ -97,7 +102,7 @@ impl<'a> Layout<'a> {
             ));
         }
         let mut nav = String::new();
-        for (path, key) in NAV {
+        for &(path, key) in NAV {
             if !self.reader.may_open(path) {
                 continue;
             }
@@ -163,7 +168,7 @@ impl<'a> Layout<'a> {
     }
 }
 
-fn role_label(l: Lang, role: Role) -> &'static str {
+pub fn role_label(l: Lang, role: Role) -> &'static str {
     match role {
         Role::Admin => l.t("role.admin"),
         Role::Supervisor => l.t("role.supervisor"),
