@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 
 use super::agents::{state_label, REASONS};
-use super::html::{escape, Layout};
+use super::html::{escape, term_list, Layout};
 use super::i18n::{duration, Lang};
 use super::{respond, PageQuery, Reader};
 use crate::auth::Principal;
@@ -147,17 +147,7 @@ fn caller(l: Lang, call: Option<&CallView>) -> String {
         ("desk.flow", c.flow.clone().unwrap_or_default()),
         ("desk.started", l.time(c.started_at)),
     ];
-    out.push_str(&format!(
-        "<dl class=\"desk-call\" data-call=\"{}\">",
-        escape(&c.id)
-    ));
-    for (key, value) in items {
-        out.push_str(&format!(
-            "<div><dt>{}</dt><dd>{}</dd></div>",
-            escape(l.t(key)),
-            escape(&value)
-        ));
-    }
-    out.push_str("</dl>");
+    let open = format!("<dl class=\"desk-call\" data-call=\"{}\">", escape(&c.id));
+    out.push_str(&term_list(l, &open, &items));
     out
 }

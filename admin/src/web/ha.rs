@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-use super::html::{escape, list_head, Layout};
+use super::html::{escape, list_head, term_list, Layout};
 use super::i18n::Lang;
 use super::{respond, PageQuery, Reader};
 use crate::auth::Principal;
@@ -96,20 +96,12 @@ fn summary(l: Lang, v: &HaView) -> String {
         ("ha.role_changes", v.role_changes.to_string()),
         ("ha.since", l.time(v.role_since)),
     ];
-    let mut out = format!(
+    let open = format!(
         "<dl class=\"ha-summary\" data-role=\"{}\" data-term=\"{}\">",
         escape(&v.role),
         v.term
     );
-    for (key, value) in items {
-        out.push_str(&format!(
-            "<div><dt>{}</dt><dd>{}</dd></div>",
-            escape(l.t(key)),
-            escape(&value)
-        ));
-    }
-    out.push_str("</dl>");
-    out
+    term_list(l, &open, &items)
 }
 
 fn members(l: Lang, v: &HaView) -> String {

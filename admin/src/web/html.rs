@@ -15,6 +15,21 @@ pub fn list_head(l: Lang, keys: &[&'static str]) -> String {
     out
 }
 
+/// A description list of figures: `open` is the `<dl ...>` tag (already HTML), each item a
+/// catalogue key and its value (text, escaped here).
+pub fn term_list(l: Lang, open: &str, items: &[(&'static str, String)]) -> String {
+    let mut out = String::from(open);
+    for (key, value) in items {
+        out.push_str(&format!(
+            "<div><dt>{}</dt><dd>{}</dd></div>",
+            escape(l.t(key)),
+            escape(value)
+        ));
+    }
+    out.push_str("</dl>");
+    out
+}
+
 /// Text safe in HTML content and in double-quoted attributes.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
