@@ -6,7 +6,7 @@
 //! is refused a weak password, adds a user, revokes a key (refused by the API from then on)
 //! and makes one (shown once, accepted by the API), finds the supervisor's refusal in the
 //! audit log, is told the node is already active when promoting it, and reads the pages in
-//! French. Every page is photographed in both languages (`target/web-screenshots/`). Waits
+//! French, a choice kept with the account. Every page is photographed in both languages (`target/web-screenshots/`). Waits
 //! are DOM observations in the page with deadlines.
 
 use std::time::Duration;
@@ -337,6 +337,43 @@ async fn admins_supervisors_and_agents_use_their_pages_in_a_real_browser() {
     assert!(b.wait_page("audit", 10 * SECOND).await);
     assert_eq!(b.text("main h1").await, "Journal d'audit");
     b.screenshot(&fr, "audit").await;
+
+    // The choice is the account's: without the cookie, in a browser that asks for English,
+    // signing in again brings French back.
+    b.click("#logout").await;
+    assert!(b.wait_page("login", 10 * SECOND).await);
+    b.eval(
+        "document.cookie = 'svi_lang=; Path=/; Max-Age=0; SameSite=Strict; Secure'",
+        serde_json::json!([]),
+    )
+    .await;
+    b.goto(&format!("{base}/ui/login")).await;
+    assert!(b.wait_for("html[lang=\"en\"]", 10 * SECOND).await.is_some());
+    b.sign_in(&base, "ada", PASSWORD, "wallboard").await;
+    assert!(b.wait_for("html[lang=\"fr\"]", SECOND).await.is_some());
+    let bad = serde_json::json!({"language": "de"});
+    let refused = api
+        .send(
+            "PUT",
+            "/api/v1/me/language",
+            Auth::Key(&new_key),
+            Some(&bad),
+        )
+        .await;
+    assert_eq!(
+        (refused.status, refused.json["field"].as_str()),
+        (400, Some("language"))
+    );
+    let keyed = serde_json::json!({"language": "fr"});
+    let keyed = api
+        .send(
+            "PUT",
+            "/api/v1/me/language",
+            Auth::Key(&new_key),
+            Some(&keyed),
+        )
+        .await;
+    assert_eq!(keyed.status, 404, "{}", keyed.text);
     b.quit().await;
 
     let phone = phone.join().expect("phone");

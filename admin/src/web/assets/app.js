@@ -43,9 +43,18 @@ function setupLogin() {
 
 function setupChrome() {
   document.querySelectorAll("button[data-lang]").forEach((b) => {
-    b.addEventListener("click", () => {
+    b.addEventListener("click", async () => {
       document.cookie = "svi_lang=" + b.dataset.lang +
         "; Path=/; Max-Age=31536000; SameSite=Strict; Secure";
+      // Signed in: the choice is stored with the account too (the login sets it again).
+      if (csrf()) {
+        await fetch("/api/v1/me/language", {
+          method: "PUT",
+          headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+          body: JSON.stringify({ language: b.dataset.lang }),
+          credentials: "same-origin",
+        }).catch(() => {});
+      }
       window.location.reload();
     });
   });
