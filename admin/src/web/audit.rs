@@ -85,6 +85,7 @@ pub async fn page(
     let entries = engine::audit::read_between(state.storage(), from, Some(to), MAX_READ)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let truncated = entries.len() >= MAX_READ;
     let mut kept: Vec<AuditView> = entries
         .into_iter()
         .map(AuditView::from)
@@ -108,6 +109,13 @@ pub async fn page(
         csv = escape(&csv),
         export = escape(l.t("users.audit_csv")),
     ));
+    if truncated {
+        // The day holds more than one read: what is shown is its beginning only.
+        main.push_str(&format!(
+            "<p id=\"audit-truncated\" class=\"error\">{}</p>",
+            escape(l.t("users.audit_truncated"))
+        ));
+    }
     main.push_str(&list(l, &kept));
     let layout = Layout::new(&reader, "/ui/audit", l.t("users.audit_title"));
     Ok(respond(layout, main, &PageQuery::default()))

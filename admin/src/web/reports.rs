@@ -80,8 +80,14 @@ impl Interval {
             .unwrap_or(now - Duration::days(back + 1))
     }
 
-    /// How an interval's start is labelled on the chart and in the table.
+    /// How an interval's start is labelled on the chart and in the table. Days and weeks
+    /// are fixed lengths from a local midnight, so after a clock change their starts fall an
+    /// hour either side of midnight: the label is the date two hours later.
     fn label(self, l: Lang, at: DateTime<Utc>) -> String {
+        let at = match self {
+            Interval::Hour => at,
+            Interval::Day | Interval::Week => at + Duration::hours(2),
+        };
         let local = at.with_timezone(&ZONE);
         match (self, l) {
             (Interval::Hour, Lang::Fr) => local.format("%Hh").to_string(),
@@ -426,5 +432,16 @@ mod tests {
         assert_eq!(Interval::Hour.label(Lang::Fr, hour), "00h");
         assert_eq!(Interval::Day.label(Lang::En, day), "12-01");
         assert!(Interval::parse(Some("month")).is_err());
+        // Days counted from midnight on 24 October 2026 (UTC+2): after the clocks went back
+        // on the 25th, the third day starts at 23:00 local on the 25th and is the 26th.
+        let before = DateTime::from_timestamp(1_792_792_800, 0).expect("t");
+        assert_eq!(before.format("%m-%d %H:%M").to_string(), "10-23 22:00");
+        let third = before + Duration::days(2);
+        assert_eq!(
+            third.with_timezone(&ZONE).format("%d %H").to_string(),
+            "25 23"
+        );
+        assert_eq!(Interval::Day.label(Lang::En, third), "10-26");
+        assert_eq!(Interval::Day.label(Lang::Fr, third), "26/10");
     }
 }
