@@ -32,8 +32,14 @@ pub async fn page(
         "<div id=\"desk\" data-refresh=\"/ui/desk?part=main\"><h1>{}</h1>",
         escape(l.t("desk.title"))
     );
+    // An account bound to no configured agent has no desk; an engine that cannot answer
+    // is an error, not an empty desk.
     let agent = match own {
-        Some(id) => crate::routes::queues::agent_view(&state, id).await.ok(),
+        Some(id) => match crate::routes::queues::agent_view(&state, id).await {
+            Ok(view) => Some(view),
+            Err(ApiError::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        },
         None => None,
     };
     match agent {
