@@ -1,13 +1,14 @@
 //! The web console's reports, HA, users and keys, audit log and agent desk in a real
 //! browser (issue 15): Debian's headless Chromium over WebDriver against a real `svi run`
 //! with agent 1001's phone (sipp) and a sipp caller. An agent's account sees only its desk,
-//! pauses and becomes ready from it, and sees its caller's number while on the call; a
-//! supervisor gets 403 on the users page; an admin sees today's call in the reports' chart,
-//! is refused a weak password, adds a user, revokes a key (refused by the API from then on)
-//! and makes one (shown once, accepted by the API), finds the supervisor's refusal in the
-//! audit log, is told the node is already active when promoting it, and reads the pages in
-//! French, a choice kept with the account. Every page is photographed in both languages (`target/web-screenshots/`). Waits
-//! are DOM observations in the page with deadlines.
+//! pauses and becomes ready from it, sees its caller's number while on the call, and sees a
+//! pause asked then wait for the call's end; a supervisor gets 403 on the users page; an
+//! admin sees today's call in the reports' chart, is refused a weak password, adds a user,
+//! revokes a key (refused by the API from then on) and makes one (shown once, accepted by
+//! the API), finds the supervisor's refusal in the audit log, is told the node is already
+//! active when promoting it, and reads the pages in French, a choice kept with the account.
+//! Every page is photographed in both languages (`target/web-screenshots/`). Waits are DOM
+//! observations in the page with deadlines.
 
 use std::time::Duration;
 
@@ -125,6 +126,12 @@ async fn admins_supervisors_and_agents_use_their_pages_in_a_real_browser() {
         )
         .await;
     let call_id = call_id.as_str().expect("call id").to_string();
+    // A pause asked on the call waits for the call's end, and the desk says so.
+    b.click("#desk-reason option[value=\"break\"]").await;
+    b.click("button[data-desk-action=\"pause\"]").await;
+    let pending = "dl.desk-state[data-state=\"talking\"] small.pending";
+    assert!(b.wait_for(pending, 10 * SECOND).await.is_some());
+    assert_eq!(b.text(pending).await, "(then Paused)");
     b.screenshot(&en, "desk").await;
     b.click("button[data-lang=\"fr\"]").await;
     assert!(b.wait_for("html[lang=\"fr\"]", 10 * SECOND).await.is_some());

@@ -86,10 +86,24 @@ fn status(l: Lang, a: &AgentView) -> String {
             )
         })
         .unwrap_or_default();
+    // A pause or logout asked during a call applies when the call's work ends.
+    let pending = match a.pending.as_deref() {
+        Some("pause") => format!(
+            " <small class=\"pending\">({} {})</small>",
+            escape(l.t("agents.pending")),
+            escape(l.t("state.not_ready"))
+        ),
+        Some(_) => format!(
+            " <small class=\"pending\">({} {})</small>",
+            escape(l.t("agents.pending")),
+            escape(l.t("state.logged_out"))
+        ),
+        None => String::new(),
+    };
     format!(
         "<dl class=\"desk-state\" data-agent=\"{id}\" data-state=\"{code}\">\
          <div><dt>{agent}</dt><dd>{name} <small>{id}</small></dd></div>\
-         <div><dt>{state_l}</dt><dd><span class=\"badge state-{code}\">{state}</span></dd></div>\
+         <div><dt>{state_l}</dt><dd><span class=\"badge state-{code}\">{state}</span>{pending}</dd></div>\
          <div><dt>{time_l}</dt><dd class=\"num\">{time}</dd></div>{reason}</dl>",
         id = escape(&a.id),
         code = escape(&a.state),
