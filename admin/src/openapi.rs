@@ -23,6 +23,7 @@ use crate::routes;
         routes::queues::set_state,
         routes::me::show,
         routes::me::set_state,
+        routes::me::language,
         routes::calls::list,
         routes::calls::one,
         routes::calls::supervise,

@@ -136,6 +136,7 @@ pub const ROUTES: &[RouteRule] = &[
     rule("POST", "/api/v1/agents/{id}/state", Access::Roles(&[A, S])),
     rule("GET", "/api/v1/me/agent", Access::Roles(&[G])),
     rule("POST", "/api/v1/me/agent/state", Access::Roles(&[G])),
+    rule("PUT", "/api/v1/me/language", Access::Signed),
     rule("GET", "/api/v1/calls", Access::Roles(&[A, S])),
     rule("GET", "/api/v1/calls/{id}", Access::Roles(&[A, S])),
     rule(

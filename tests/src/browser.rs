@@ -43,6 +43,11 @@ pub fn installed(program: &str) -> bool {
         .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
 }
 
+/// Where the console's browser tests put their screenshots: `target/web-screenshots/LANG`.
+pub fn screenshots(lang: &str) -> PathBuf {
+    crate::repo_root().join("target/web-screenshots").join(lang)
+}
+
 impl Browser {
     /// Starts chromedriver on a free loopback port and a headless Chromium session that
     /// accepts the engine's self-signed certificate.
@@ -239,6 +244,26 @@ impl Browser {
                 Some(e) => panic!("WebDriver POST execute/async: {e} {}", v["message"]),
             }
         }
+    }
+
+    /// Signs in from the console's login page at `base` and waits for the page the account
+    /// lands on (`<body data-page>`).
+    pub async fn sign_in(&self, base: &str, user: &str, password: &str, lands_on: &str) {
+        let within = Duration::from_secs(10);
+        self.goto(&format!("{base}/ui/login")).await;
+        assert!(
+            self.wait_page("login", within).await,
+            "{}",
+            self.url().await
+        );
+        self.type_into("#user", user).await;
+        self.type_into("#password", password).await;
+        self.click("button[type=submit]").await;
+        assert!(
+            self.wait_page(lands_on, within).await,
+            "{user} did not land on {lands_on}: {}",
+            self.url().await
+        );
     }
 
     /// Waits for a page whose `<body data-page>` is `page` (after a navigation).

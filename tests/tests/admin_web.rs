@@ -4,25 +4,20 @@
 //! the caller appear on the wallboard and in the calls in progress within 1 s of the
 //! engine's own timestamp for the queue join, makes the agent ready and sees the call move
 //! to the agent within 1 s of the answer; then the pages in French; an agent's account is
-//! refused the supervisor's pages. Every page is photographed in both languages
-//! (`target/web-screenshots/`). Waits are DOM observations in the page with deadlines.
+//! refused the supervisor's pages (`admin_web_admin.rs` tests the agent desk). Every page
+//! is photographed in both languages (`target/web-screenshots/`). Waits are DOM
+//! observations in the page with deadlines.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use svi_tests::admin::{add_user, create_key, Api, Auth, SseEvent};
-use svi_tests::browser::{installed, Browser};
+use svi_tests::admin::{add_user, console_engine, create_key, Api, Auth, SseEvent};
+use svi_tests::browser::{installed, screenshots, Browser};
 use svi_tests::config::prompt_len;
 use svi_tests::contact::register_phone;
-use svi_tests::proc::{EngineOptions, EngineProc};
 use svi_tests::sipp::{Caller, Codec, Dtmf, Sipp};
 
 const PASSWORD: &str = "wall screens for everyone";
 const SECOND: Duration = Duration::from_secs(1);
-
-fn shots() -> PathBuf {
-    svi_tests::repo_root().join("target/web-screenshots")
-}
 
 fn acd<'a>(kind: &'a str) -> impl Fn(&SseEvent) -> bool + 'a {
     move |e| e.name == "acd" && e.data["event"] == kind
@@ -41,16 +36,11 @@ async fn a_supervisor_watches_the_wallboard_and_pauses_an_agent_in_a_real_browse
         "Debian's chromium and chromium-driver are needed (scripts/test.sh installs them)"
     );
     let dir = tempfile::tempdir().expect("tmp");
-    let data = dir.path().join("data");
-    add_user(&data, None, "sofia", "supervisor", PASSWORD);
-    add_user(&data, None, "marc", "agent", PASSWORD);
-    let key = create_key(&data, None, "supervisor", "feed");
-    // The embedded default with MD5 challenges: sipp's digest knows no SHA-256.
-    let config = svi_tests::config::sample(dir.path(), svi_tests::config::md5_only);
-    let engine = EngineProc::start(EngineOptions {
-        config: Some(config),
-        data_dir: Some(data),
-        ..EngineOptions::default()
+    let mut key = String::new();
+    let engine = console_engine(dir.path(), |data| {
+        add_user(data, None, "sofia", "supervisor", PASSWORD);
+        add_user(data, None, "marc", "agent", PASSWORD);
+        key = create_key(data, None, "supervisor", "feed");
     });
     let api = Api::new(&engine);
     let phone = register_phone(&engine, "1001", "demo-1001", Duration::from_secs(120));
@@ -81,8 +71,7 @@ async fn a_supervisor_watches_the_wallboard_and_pauses_an_agent_in_a_real_browse
 
     let b = Browser::start().await;
     let base = api.base.clone();
-    let en = shots().join("en");
-    let fr = shots().join("fr");
+    let (en, fr) = (screenshots("en"), screenshots("fr"));
     b.goto(&format!("{base}/ui/wallboard")).await;
     assert!(b.wait_page("login", 10 * SECOND).await, "{}", b.url().await);
     b.screenshot(&en, "login").await;
@@ -262,12 +251,10 @@ async fn a_supervisor_watches_the_wallboard_and_pauses_an_agent_in_a_real_browse
     assert_eq!(b.text("main h1").await, "Connexion");
     b.screenshot(&fr, "login").await;
 
-    // An agent's account: none of the supervisor's pages.
-    b.type_into("#user", "marc").await;
-    b.type_into("#password", PASSWORD).await;
-    b.click("button[type=submit]").await;
-    assert!(b.wait_page("home", 10 * SECOND).await, "{}", b.url().await);
-    assert!(b.text("main").await.contains("Aucune page"));
+    // An agent's account: the agent desk (bound to no configured agent here), none of the
+    // supervisor's pages.
+    b.sign_in(&base, "marc", PASSWORD, "desk").await;
+    assert!(b.text("#desk-none").await.contains("aucun agent"));
     b.goto(&format!("{base}/ui/wallboard")).await;
     assert!(b.wait_for("main h1", 10 * SECOND).await.is_some());
     assert_eq!(b.text("main h1").await, "403");

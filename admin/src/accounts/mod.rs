@@ -34,6 +34,9 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     pub created_by: String,
     pub password_changed_at: DateTime<Utc>,
+    /// The console's language this person chose (`fr`, `en`); none: the browser's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
 }
 
 impl std::fmt::Debug for User {
@@ -298,6 +301,7 @@ impl Accounts {
             created_at: now,
             created_by: by.to_string(),
             password_changed_at: now,
+            lang: None,
         };
         self.put_user(&user).await?;
         Ok(UserView::from(&user))
@@ -314,6 +318,17 @@ impl Accounts {
             .await?
             .ok_or_else(|| AccountError::NoUser(name.to_string()))?;
         user.disabled = disabled;
+        self.put_user(&user).await?;
+        Ok(UserView::from(&user))
+    }
+
+    /// Stores the console language `name` chose (a code the caller checked).
+    pub async fn set_lang(&self, name: &str, lang: &str) -> Result<UserView, AccountError> {
+        let mut user = self
+            .user(name)
+            .await?
+            .ok_or_else(|| AccountError::NoUser(name.to_string()))?;
+        user.lang = Some(lang.to_string());
         self.put_user(&user).await?;
         Ok(UserView::from(&user))
     }

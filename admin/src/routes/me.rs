@@ -2,13 +2,14 @@
 //! when the user was made): `GET /api/v1/me/agent` shows it, `POST /api/v1/me/agent/state`
 //! logs in, makes ready, pauses with a reason, or logs out. There is no agent id in these
 //! paths: an account reaches its own agent and no other (other agents' routes are for
-//! supervisors).
+//! supervisors). `PUT /api/v1/me/language` stores the console language a person chose
+//! (any signed-in user); the login sets it as the pages' language cookie.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::Json;
 
-use crate::auth::Principal;
+use crate::auth::{Principal, Via};
 use crate::error::{ApiError, ErrorBody};
 use crate::routes::queues::{agent_view, apply, AgentAction, AgentView};
 use crate::state::AdminState;
@@ -46,4 +47,37 @@ pub async fn set_state(
     let Json(action) = body?;
     let id = own_agent(&who)?;
     apply(&state, id, action).await.map(Json)
+}
+
+#[derive(Debug, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Language {
+    /// `fr` or `en`.
+    pub language: String,
+}
+
+#[utoipa::path(put, path = "/api/v1/me/language", tag = "session", request_body = Language,
+    responses((status = 200, body = Language), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "An API key is no person's account", body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn language(
+    State(state): State<AdminState>,
+    who: Principal,
+    body: Result<Json<Language>, JsonRejection>,
+) -> Result<Json<Language>, ApiError> {
+    let Json(l) = body?;
+    let Some(lang) = crate::web::i18n::Lang::parse(&l.language) else {
+        return Err(ApiError::bad("language", "fr or en"));
+    };
+    if who.via == Via::Key {
+        return Err(ApiError::NotFound {
+            what: "account of this key",
+            id: who.actor,
+        });
+    }
+    match state.accounts().set_lang(&who.name, lang.code()).await {
+        Ok(_) => Ok(Json(l)),
+        Err(e) => Err(state.account_error(e).await),
+    }
 }

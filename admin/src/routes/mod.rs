@@ -42,6 +42,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/agents/{id}/state", post(queues::set_state))
         .route("/api/v1/me/agent", get(me::show))
         .route("/api/v1/me/agent/state", post(me::set_state))
+        .route("/api/v1/me/language", put(me::language))
         .route("/api/v1/calls", get(calls::list))
         .route("/api/v1/calls/{id}", get(calls::one))
         .route("/api/v1/calls/{id}/supervise", post(calls::supervise))

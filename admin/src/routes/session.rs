@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use engine::audit::Outcome;
@@ -110,6 +110,8 @@ pub async fn login(
         None,
     )
     .await;
+    // The language this person chose, for every browser they sign in from.
+    let lang = user.lang.as_deref().and_then(crate::web::i18n::Lang::parse);
     let info = SessionInfo {
         user: user.name,
         role: user.role,
@@ -118,12 +120,16 @@ pub async fn login(
         idle_timeout_secs: timeouts.idle.as_secs(),
         absolute_timeout_secs: timeouts.absolute.as_secs(),
     };
-    Ok((
+    let mut response = (
         StatusCode::OK,
         [(header::SET_COOKIE, set_cookie(&opened.token, timeouts))],
         Json(info),
     )
-        .into_response())
+        .into_response();
+    if let Some(cookie) = lang.and_then(|l| HeaderValue::from_str(&l.cookie()).ok()) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
 }
 
 #[utoipa::path(get, path = "/api/v1/session", tag = "session",

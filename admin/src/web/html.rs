@@ -15,6 +15,21 @@ pub fn list_head(l: Lang, keys: &[&'static str]) -> String {
     out
 }
 
+/// A description list of figures: `open` is the `<dl ...>` tag (already HTML), each item a
+/// catalogue key and its value (text, escaped here).
+pub fn term_list(l: Lang, open: &str, items: &[(&'static str, String)]) -> String {
+    let mut out = String::from(open);
+    for (key, value) in items {
+        out.push_str(&format!(
+            "<div><dt>{}</dt><dd>{}</dd></div>",
+            escape(l.t(key)),
+            escape(value)
+        ));
+    }
+    out.push_str("</dl>");
+    out
+}
+
 /// Text safe in HTML content and in double-quoted attributes.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -58,10 +73,15 @@ pub struct Layout<'a> {
     wall: bool,
 }
 
-const NAV: [(&str, &str); 3] = [
+const NAV: &[(&str, &str)] = &[
     ("/ui/wallboard", "nav.wallboard"),
     ("/ui/agents", "nav.agents"),
     ("/ui/calls", "nav.calls"),
+    ("/ui/reports", "rep.nav"),
+    ("/ui/ha", "ha.nav"),
+    ("/ui/users", "users.nav"),
+    ("/ui/audit", "users.audit_nav"),
+    ("/ui/desk", "desk.nav"),
 ];
 
 impl<'a> Layout<'a> {
@@ -97,7 +117,7 @@ impl<'a> Layout<'a> {
             ));
         }
         let mut nav = String::new();
-        for (path, key) in NAV {
+        for &(path, key) in NAV {
             if !self.reader.may_open(path) {
                 continue;
             }
@@ -163,7 +183,7 @@ impl<'a> Layout<'a> {
     }
 }
 
-fn role_label(l: Lang, role: Role) -> &'static str {
+pub fn role_label(l: Lang, role: Role) -> &'static str {
     match role {
         Role::Admin => l.t("role.admin"),
         Role::Supervisor => l.t("role.supervisor"),

@@ -50,6 +50,19 @@ impl Lang {
         }
     }
 
+    /// A language code as stored and as the cookie holds it: `fr` or `en`, exactly.
+    pub fn parse(code: &str) -> Option<Lang> {
+        [Lang::Fr, Lang::En].into_iter().find(|l| l.code() == code)
+    }
+
+    /// The `Set-Cookie` value that makes `self` the language of this browser's pages.
+    pub fn cookie(self) -> String {
+        format!(
+            "{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Strict; Secure",
+            self.code()
+        )
+    }
+
     fn from_tag(tag: &str) -> Option<Lang> {
         let primary = tag.trim().split(['-', '_']).next()?.to_ascii_lowercase();
         match primary.as_str() {

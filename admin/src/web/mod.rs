@@ -8,13 +8,20 @@
 //!
 //! - `i18n`: catalogues, language choice, numbers and times per language;
 //! - `html`: escaping and the layout shared by every page;
-//! - `wallboard`, `agents`, `calls`: one file per page.
+//! - `wallboard`, `agents`, `calls`: one file per page;
+//! - `reports`, `ha`, `users`, `audit`, `desk`: one file per page.
 
 pub mod agents;
 pub mod calls;
 pub mod html;
 pub mod i18n;
 pub mod wallboard;
+
+pub mod audit;
+pub mod desk;
+pub mod ha;
+pub mod reports;
+pub mod users;
 
 use std::time::Instant;
 
@@ -34,6 +41,8 @@ use i18n::Lang;
 
 const A: Role = Role::Admin;
 const S: Role = Role::Supervisor;
+const G: Role = Role::Agent;
+const U: Role = Role::Auditor;
 
 const fn page(path: &'static str, access: Access) -> RouteRule {
     RouteRule {
@@ -41,6 +50,17 @@ const fn page(path: &'static str, access: Access) -> RouteRule {
         path,
         access,
         audit_reads: false,
+    }
+}
+
+/// A page whose every successful opening is written to the audit log, like the API route
+/// it shows (users and keys, the audit log itself).
+const fn audited_page(path: &'static str, access: Access) -> RouteRule {
+    RouteRule {
+        method: "GET",
+        path,
+        access,
+        audit_reads: true,
     }
 }
 
@@ -54,6 +74,11 @@ pub const PAGES: &[RouteRule] = &[
     page("/ui/wallboard", Access::Roles(&[A, S])),
     page("/ui/agents", Access::Roles(&[A, S])),
     page("/ui/calls", Access::Roles(&[A, S])),
+    page("/ui/reports", Access::Roles(&[A, S])),
+    page("/ui/ha", Access::Roles(&[A, S])),
+    audited_page("/ui/users", Access::Roles(&[A])),
+    audited_page("/ui/audit", Access::Roles(&[A, U])),
+    page("/ui/desk", Access::Roles(&[G])),
 ];
 
 /// The CSP of every answer: this origin's scripts, styles, images and connections only; no
@@ -72,6 +97,11 @@ pub fn pages() -> Router<AdminState> {
         .route("/ui/wallboard", get(wallboard::page))
         .route("/ui/agents", get(agents::page))
         .route("/ui/calls", get(calls::page))
+        .route("/ui/reports", get(reports::page))
+        .route("/ui/ha", get(ha::page))
+        .route("/ui/users", get(users::page))
+        .route("/ui/audit", get(audit::page))
+        .route("/ui/desk", get(desk::page))
 }
 
 /// Around the whole router: the CSP on every answer; a page asked without a session goes
@@ -166,7 +196,13 @@ pub fn respond(layout: Layout<'_>, main: String, q: &PageQuery) -> Response {
 
 async fn home(State(state): State<AdminState>, who: Principal, headers: HeaderMap) -> Response {
     let reader = Reader::new(&state, who, &headers);
-    for first in ["/ui/wallboard", "/ui/agents", "/ui/calls"] {
+    for first in [
+        "/ui/wallboard",
+        "/ui/agents",
+        "/ui/calls",
+        "/ui/desk",
+        "/ui/audit",
+    ] {
         if reader.may_open(first) {
             return Redirect::to(first).into_response();
         }
@@ -253,6 +289,11 @@ mod tests {
             include_str!("agents.rs"),
             include_str!("calls.rs"),
             include_str!("mod.rs"),
+            include_str!("reports.rs"),
+            include_str!("ha.rs"),
+            include_str!("users.rs"),
+            include_str!("audit.rs"),
+            include_str!("desk.rs"),
         ] {
             for banned in ["<script>", "style=\\\"", " onclick", "javascript:"] {
                 let hit = source

@@ -43,9 +43,18 @@ function setupLogin() {
 
 function setupChrome() {
   document.querySelectorAll("button[data-lang]").forEach((b) => {
-    b.addEventListener("click", () => {
+    b.addEventListener("click", async () => {
       document.cookie = "svi_lang=" + b.dataset.lang +
         "; Path=/; Max-Age=31536000; SameSite=Strict; Secure";
+      // Signed in: the choice is stored with the account too (the login sets it again).
+      if (csrf()) {
+        await fetch("/api/v1/me/language", {
+          method: "PUT",
+          headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+          body: JSON.stringify({ language: b.dataset.lang }),
+          credentials: "same-origin",
+        }).catch(() => {});
+      }
       window.location.reload();
     });
   });
@@ -143,3 +152,89 @@ document.addEventListener("DOMContentLoaded", () => {
   setupActions();
   bindFullscreen();
 });
+
+// Reports, HA, users and keys, agent desk: the admin's and the agent's writes through the
+// API with the session's CSRF token; the answer's message shown in the page on refusal.
+async function apiWrite(method, url, body) {
+  const r = await fetch(url, {
+    method,
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "same-origin",
+  });
+  let data = null;
+  try { data = await r.json(); } catch (e) { /* not JSON */ }
+  return { ok: r.ok, status: r.status, data };
+}
+
+function refusal(answer) {
+  return (answer.data && answer.data.message) || String(answer.status);
+}
+
+// Fetches the page's content again (`data-part` or `data-refresh` on its first element).
+async function reloadMain() {
+  const main = document.getElementById("main");
+  const holder = main && main.querySelector("[data-part], [data-refresh]");
+  if (!holder) return;
+  const url = holder.dataset.part || holder.dataset.refresh;
+  const r = await fetch(url, { credentials: "same-origin" });
+  if (r.status === 401) { window.location.assign("/ui/login"); return; }
+  if (r.ok) {
+    main.innerHTML = await r.text();
+    document.body.dataset.renderedAt = String(Date.now());
+  }
+}
+
+function setupAdminForms() {
+  document.addEventListener("submit", async (ev) => {
+    const form = ev.target;
+    if (form.id === "user-add") {
+      ev.preventDefault();
+      const body = { name: form.name.value, role: form.role.value, password: form.password.value };
+      if (form.agent.value) body.agent = form.agent.value;
+      const a = await apiWrite("POST", "/api/v1/users", body);
+      if (a.ok) { await reloadMain(); return; }
+      document.getElementById("user-error").textContent = refusal(a);
+    } else if (form.id === "key-add") {
+      ev.preventDefault();
+      const a = await apiWrite("POST", "/api/v1/apikeys", { name: form.name.value, role: form.role.value });
+      if (!a.ok) { document.getElementById("key-error").textContent = refusal(a); return; }
+      await reloadMain();
+      document.getElementById("new-key-value").textContent = a.data.key;
+      document.getElementById("new-key").hidden = false;
+    } else if (form.id === "promote") {
+      ev.preventDefault();
+      const a = await apiWrite("POST", "/api/v1/ha/promote", { force: false });
+      if (a.ok) { window.location.reload(); return; }
+      document.getElementById("promote-result").textContent = refusal(a);
+    }
+  });
+  document.addEventListener("change", (ev) => {
+    if (ev.target.id === "promote-confirm") {
+      document.getElementById("promote-button").disabled = !ev.target.checked;
+    }
+  });
+  document.addEventListener("click", async (ev) => {
+    const disable = ev.target.closest("button[data-user-disable]");
+    const revoke = ev.target.closest("button[data-key-revoke]");
+    const desk = ev.target.closest("button[data-desk-action]");
+    let a = null;
+    if (disable) {
+      a = await apiWrite("POST", "/api/v1/users/" + encodeURIComponent(disable.dataset.userDisable) + "/disable");
+    } else if (revoke) {
+      a = await apiWrite("DELETE", "/api/v1/apikeys/" + encodeURIComponent(revoke.dataset.keyRevoke));
+    } else if (desk) {
+      const body = { action: desk.dataset.deskAction };
+      if (body.action === "pause") body.reason = document.getElementById("desk-reason").value;
+      a = await apiWrite("POST", "/api/v1/me/agent/state", body);
+    }
+    if (!a) return;
+    if (a.ok) { await reloadMain(); return; }
+    const error = document.getElementById(desk ? "desk-error" : "user-error");
+    if (error) error.textContent = refusal(a);
+  });
+  // The agent role has no event feed: the desk is fetched again every 2 s.
+  if (document.querySelector("#main [data-refresh]")) setInterval(reloadMain, 2000);
+}
+
+document.addEventListener("DOMContentLoaded", setupAdminForms);
