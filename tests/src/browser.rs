@@ -27,6 +27,8 @@ const FLAGS: &[&str] = &[
     "--disable-sync",
     "--disable-dev-shm-usage",
     "--window-size=1440,900",
+    // Media elements may start from a script (the recordings test plays one).
+    "--autoplay-policy=no-user-gesture-required",
 ];
 
 pub struct Browser {
@@ -35,6 +37,11 @@ pub struct Browser {
     session: String,
     base: String,
     _profile: tempfile::TempDir,
+}
+
+/// Where the browser tests put their screenshots (`target/web-screenshots/`), by language.
+pub fn screenshots(lang: &str) -> PathBuf {
+    crate::repo_root().join("target/web-screenshots").join(lang)
 }
 
 /// `which`-like: is `program` on the PATH?
@@ -239,6 +246,51 @@ impl Browser {
                 Some(e) => panic!("WebDriver POST execute/async: {e} {}", v["message"]),
             }
         }
+    }
+
+    /// Waits until the expression `js` (over `arguments[0]`, given as `arg`) is truthy in the
+    /// page, testing it on every animation frame (state with no DOM change, such as a media
+    /// element's clock), and answers its value; `None` after `within`.
+    pub async fn wait_true(&self, js: &str, arg: Value, within: Duration) -> Option<Value> {
+        let script = format!(
+            "const [arg, ms, done] = arguments;\
+             const test = (arg) => {{ return ({js}); }};\
+             const end = Date.now() + ms;\
+             const tick = () => {{\
+               let v = null; try {{ v = test(arg); }} catch (e) {{ v = null; }}\
+               if (v) {{ done(v); return; }}\
+               if (Date.now() > end) {{ done(null); return; }}\
+               requestAnimationFrame(tick);\
+             }};\
+             tick();"
+        );
+        let ms = u64::try_from(within.as_millis()).unwrap_or(u64::MAX);
+        let v = self
+            .ok(
+                "POST",
+                "execute/async",
+                json!({"script": script, "args": [arg, ms]}),
+            )
+            .await;
+        (!v.is_null()).then_some(v)
+    }
+
+    /// Opens the console's login page at `base` and signs in; true once the first page the
+    /// account may open is there.
+    pub async fn sign_in(&self, base: &str, user: &str, password: &str) -> bool {
+        self.goto(&format!("{base}/ui/login")).await;
+        if !self.wait_page("login", Duration::from_secs(10)).await {
+            return false;
+        }
+        self.type_into("#user", user).await;
+        self.type_into("#password", password).await;
+        self.click("button[type=submit]").await;
+        self.wait_for(
+            "body[data-page]:not([data-page=\"login\"])",
+            Duration::from_secs(10),
+        )
+        .await
+        .is_some()
     }
 
     /// Waits for a page whose `<body data-page>` is `page` (after a navigation).

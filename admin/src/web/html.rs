@@ -58,10 +58,12 @@ pub struct Layout<'a> {
     wall: bool,
 }
 
-const NAV: [(&str, &str); 3] = [
+const NAV: [(&str, &str); 5] = [
     ("/ui/wallboard", "nav.wallboard"),
     ("/ui/agents", "nav.agents"),
     ("/ui/calls", "nav.calls"),
+    ("/ui/flows", "flows.nav"),
+    ("/ui/recordings", "rec.nav"),
 ];
 
 impl<'a> Layout<'a> {

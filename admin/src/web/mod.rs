@@ -8,12 +8,16 @@
 //!
 //! - `i18n`: catalogues, language choice, numbers and times per language;
 //! - `html`: escaping and the layout shared by every page;
-//! - `wallboard`, `agents`, `calls`: one file per page.
+//! - `wallboard`, `agents`, `calls`: one file per page;
+//! - `flows` (with `drawing`, a flow's graph as SVG) and `recordings`: one file per page.
 
 pub mod agents;
 pub mod calls;
+pub mod drawing;
+pub mod flows;
 pub mod html;
 pub mod i18n;
+pub mod recordings;
 pub mod wallboard;
 
 use std::time::Instant;
@@ -44,6 +48,16 @@ const fn page(path: &'static str, access: Access) -> RouteRule {
     }
 }
 
+/// A page whose successful reads are audited too (it shows callers' personal data).
+const fn audited_page(path: &'static str, access: Access) -> RouteRule {
+    RouteRule {
+        method: "GET",
+        path,
+        access,
+        audit_reads: true,
+    }
+}
+
 /// Every page the console serves, with who may open it (docs/admin.md prints this table;
 /// a unit test compares the two).
 pub const PAGES: &[RouteRule] = &[
@@ -54,6 +68,9 @@ pub const PAGES: &[RouteRule] = &[
     page("/ui/wallboard", Access::Roles(&[A, S])),
     page("/ui/agents", Access::Roles(&[A, S])),
     page("/ui/calls", Access::Roles(&[A, S])),
+    page("/ui/flows", Access::Roles(&[A, S])),
+    page("/ui/flows/{name}", Access::Roles(&[A, S])),
+    audited_page("/ui/recordings", Access::Roles(&[A, S])),
 ];
 
 /// The CSP of every answer: this origin's scripts, styles, images and connections only; no
@@ -72,6 +89,9 @@ pub fn pages() -> Router<AdminState> {
         .route("/ui/wallboard", get(wallboard::page))
         .route("/ui/agents", get(agents::page))
         .route("/ui/calls", get(calls::page))
+        .route("/ui/flows", get(flows::list_page))
+        .route("/ui/flows/{name}", get(flows::flow_page))
+        .route("/ui/recordings", get(recordings::page))
 }
 
 /// Around the whole router: the CSP on every answer; a page asked without a session goes
@@ -252,6 +272,9 @@ mod tests {
             include_str!("wallboard.rs"),
             include_str!("agents.rs"),
             include_str!("calls.rs"),
+            include_str!("flows.rs"),
+            include_str!("drawing.rs"),
+            include_str!("recordings.rs"),
             include_str!("mod.rs"),
         ] {
             for banned in ["<script>", "style=\\\"", " onclick", "javascript:"] {
