@@ -4,7 +4,8 @@
 //! uploads a broken version and sees the checker's error at its line and column in the
 //! editor, uploads a valid one that becomes live (a sipp call keying 1 takes its new path),
 //! rolls back (the next call takes the old path again); then a caller reaches the agent
-//! (sipp phone), the admin pauses and resumes the recording from the calls page, and after
+//! (sipp phone), the admin pauses and resumes the recording from the calls page, has the
+//! engine call the supervisor's phone to listen, whisper and stop, and after
 //! the call plays the recording in the recordings page (the media element reports a
 //! duration and its clock advances) and finds the reads in the audit log. The pages are
 //! photographed in both languages (`target/web-screenshots/`).
@@ -17,6 +18,7 @@ use svi_tests::browser::{installed, screenshots, Browser};
 use svi_tests::config::{prompt_len, two_demo_versions};
 use svi_tests::contact::{call_option_1, register_phone};
 use svi_tests::path_of;
+use svi_tests::phone::{deadline, Ended, Phone, PhoneConfig};
 use svi_tests::proc::{EngineOptions, EngineProc};
 use svi_tests::sipp::{Caller, Codec, Dtmf, Sipp};
 
@@ -232,6 +234,39 @@ async fn an_admin_changes_a_flow_and_plays_a_recording_in_a_real_browser() {
         .is_some());
     b.click(&button("data-supervise=\"listen\"")).await;
     assert!(b.wait_for("body[data-refused]", 5 * SECOND).await.is_some());
+    // With the supervisor's own phone given: the engine calls it; whisper; stop hangs it up.
+    let mut boss = Phone::start(PhoneConfig::new("boss"))
+        .await
+        .expect("supervisor phone");
+    b.type_into("#supervisor-phone", &boss.uri()).await;
+    b.click(&button("data-supervise=\"listen\"")).await;
+    assert!(b
+        .wait_for("body[data-call-outcome=\"supervisor_called\"]", 5 * SECOND)
+        .await
+        .is_some());
+    boss.wait_answered(deadline(5))
+        .await
+        .expect("the engine calls the supervisor's phone");
+    b.click(&button("data-supervise=\"whisper\"")).await;
+    assert!(b
+        .wait_for(
+            "body[data-call-outcome=\"supervision_changed\"]",
+            5 * SECOND
+        )
+        .await
+        .is_some());
+    b.click(&button("data-supervise=\"stop\"")).await;
+    assert!(b
+        .wait_for(
+            "body[data-call-outcome=\"supervision_stopped\"]",
+            5 * SECOND
+        )
+        .await
+        .is_some());
+    assert_eq!(
+        boss.wait_ended(deadline(5)).await.expect("BYE"),
+        Ended::RemoteBye
+    );
     b.screenshot(&en, "calls-supervision").await;
     let run = talk.join().expect("caller");
     assert!(run.success(), "{}\n{}", run.report(), engine.log_text());

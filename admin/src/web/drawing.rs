@@ -127,7 +127,8 @@ pub fn svg(graph: &FlowGraph, label: &str) -> String {
         "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"flow-drawing\" role=\"img\" \
          aria-label=\"{label}\" width=\"{width}\" height=\"{height}\" \
          viewBox=\"0 0 {width} {height}\"><defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" \
-         refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\">\
+         refX=\"10\" refY=\"5\" markerUnits=\"userSpaceOnUse\" markerWidth=\"10\" \
+         markerHeight=\"10\" orient=\"auto-start-reverse\">\
          <path class=\"arrowhead\" d=\"M0,0 L10,5 L0,10 z\"/></marker></defs>",
         label = escape(label),
     );
