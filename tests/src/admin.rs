@@ -404,3 +404,19 @@ pub fn engine_with(
     });
     (dir, engine)
 }
+
+/// An engine on the embedded sample configuration with MD5 challenges (sipp's digest knows
+/// no SHA-256, and the tests register sipp phones), accounts made offline in the data
+/// directory (given to `accounts`) before it starts.
+pub fn sample_engine(accounts: impl FnOnce(&Path)) -> (tempfile::TempDir, EngineProc) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    accounts(&data);
+    let config = crate::config::sample(dir.path(), crate::config::md5_only);
+    let engine = EngineProc::start(crate::proc::EngineOptions {
+        config: Some(config),
+        data_dir: Some(data),
+        ..crate::proc::EngineOptions::default()
+    });
+    (dir, engine)
+}

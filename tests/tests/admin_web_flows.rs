@@ -13,13 +13,12 @@
 use std::time::Duration;
 
 use serde_json::json;
-use svi_tests::admin::{add_user, create_key, Api, Auth};
+use svi_tests::admin::{add_user, create_key, sample_engine, Api, Auth};
 use svi_tests::browser::{installed, screenshots, Browser};
 use svi_tests::config::{prompt_len, two_demo_versions};
 use svi_tests::contact::{call_option_1, register_phone};
 use svi_tests::path_of;
 use svi_tests::phone::{deadline, Ended, Phone, PhoneConfig};
-use svi_tests::proc::{EngineOptions, EngineProc};
 use svi_tests::sipp::{Caller, Codec, Dtmf, Sipp};
 
 const PASSWORD: &str = "flows drawn for everyone";
@@ -50,17 +49,11 @@ async fn an_admin_changes_a_flow_and_plays_a_recording_in_a_real_browser() {
         installed("chromedriver") && installed("chromium"),
         "Debian's chromium and chromium-driver are needed (scripts/test.sh installs them)"
     );
-    let dir = tempfile::tempdir().expect("tmp");
-    let data = dir.path().join("data");
-    add_user(&data, None, "ada", "admin", PASSWORD);
-    let auditor = create_key(&data, None, "auditor", "audit");
-    let supervisor = create_key(&data, None, "supervisor", "poll");
-    // The embedded default with MD5 challenges: sipp's digest knows no SHA-256.
-    let config = svi_tests::config::sample(dir.path(), svi_tests::config::md5_only);
-    let engine = EngineProc::start(EngineOptions {
-        config: Some(config),
-        data_dir: Some(data),
-        ..EngineOptions::default()
+    let (mut auditor, mut supervisor) = (String::new(), String::new());
+    let (dir, engine) = sample_engine(|data| {
+        add_user(data, None, "ada", "admin", PASSWORD);
+        auditor = create_key(data, None, "auditor", "audit");
+        supervisor = create_key(data, None, "supervisor", "poll");
     });
     let api = Api::new(&engine);
     let phone = register_phone(&engine, "1001", "demo-1001", Duration::from_secs(240));
