@@ -338,6 +338,42 @@ pub fn add_user(data_dir: &Path, config: Option<&Path>, name: &str, role: &str, 
     assert_eq!(code, 0, "svi user add {name}: {out}{err}");
 }
 
+/// `svi user add NAME --role agent --agent AGENT --password-stdin`: an agent's account bound
+/// to the ACD agent `agent`; must succeed.
+pub fn add_agent_user(data_dir: &Path, name: &str, agent: &str, password: &str) {
+    let (code, out, err) = svi_cli(
+        data_dir,
+        None,
+        &[
+            "user",
+            "add",
+            name,
+            "--role",
+            "agent",
+            "--agent",
+            agent,
+            "--password-stdin",
+        ],
+        &format!("{password}\n"),
+    );
+    assert_eq!(code, 0, "svi user add {name}: {out}{err}");
+}
+
+/// The engine the web console's browser tests drive: `svi run` on the embedded sample with
+/// MD5 challenges (sipp's digest knows no SHA-256) and the data directory `DIR/data`, in
+/// which `accounts` first makes the accounts and keys it needs (offline, with `svi user` /
+/// `svi apikey`).
+pub fn console_engine(dir: &Path, accounts: impl FnOnce(&Path)) -> EngineProc {
+    let data = dir.join("data");
+    accounts(&data);
+    let config = crate::config::sample(dir, crate::config::md5_only);
+    EngineProc::start(crate::proc::EngineOptions {
+        config: Some(config),
+        data_dir: Some(data),
+        ..crate::proc::EngineOptions::default()
+    })
+}
+
 /// `svi apikey create --role ROLE --name NAME`: the key it prints.
 pub fn create_key(data_dir: &Path, config: Option<&Path>, role: &str, name: &str) -> String {
     let (code, out, err) = svi_cli(
@@ -397,22 +433,6 @@ pub fn engine_with(
     );
     let data = dir.path().join("data");
     accounts(&data, &config);
-    let engine = EngineProc::start(crate::proc::EngineOptions {
-        config: Some(config),
-        data_dir: Some(data),
-        ..crate::proc::EngineOptions::default()
-    });
-    (dir, engine)
-}
-
-/// An engine on the embedded sample configuration with MD5 challenges (sipp's digest knows
-/// no SHA-256, and the tests register sipp phones), accounts made offline in the data
-/// directory (given to `accounts`) before it starts.
-pub fn sample_engine(accounts: impl FnOnce(&Path)) -> (tempfile::TempDir, EngineProc) {
-    let dir = tempfile::tempdir().expect("tmp");
-    let data = dir.path().join("data");
-    accounts(&data);
-    let config = crate::config::sample(dir.path(), crate::config::md5_only);
     let engine = EngineProc::start(crate::proc::EngineOptions {
         config: Some(config),
         data_dir: Some(data),

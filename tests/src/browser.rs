@@ -39,15 +39,15 @@ pub struct Browser {
     _profile: tempfile::TempDir,
 }
 
-/// Where the browser tests put their screenshots (`target/web-screenshots/`), by language.
-pub fn screenshots(lang: &str) -> PathBuf {
-    crate::repo_root().join("target/web-screenshots").join(lang)
-}
-
 /// `which`-like: is `program` on the PATH?
 pub fn installed(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+}
+
+/// Where the console's browser tests put their screenshots: `target/web-screenshots/LANG`.
+pub fn screenshots(lang: &str) -> PathBuf {
+    crate::repo_root().join("target/web-screenshots").join(lang)
 }
 
 impl Browser {
@@ -214,6 +214,34 @@ impl Browser {
         .await
     }
 
+    /// Waits until the expression `js` (over `arg`) is truthy in the page, testing it on
+    /// every animation frame (state with no DOM change, such as a media element's clock),
+    /// and answers its value; `None` after `within` (under the session's 30 s script
+    /// timeout).
+    pub async fn wait_true(&self, js: &str, arg: Value, within: Duration) -> Option<Value> {
+        let script = format!(
+            "const [arg, ms, done] = arguments;\
+             const test = (arg) => {{ return ({js}); }};\
+             const end = Date.now() + ms;\
+             const tick = () => {{\
+               let v = null; try {{ v = test(arg); }} catch (e) {{ v = null; }}\
+               if (v) {{ done(v); return; }}\
+               if (Date.now() > end) {{ done(null); return; }}\
+               requestAnimationFrame(tick);\
+             }};\
+             tick();"
+        );
+        let ms = u64::try_from(within.as_millis()).unwrap_or(u64::MAX);
+        let v = self
+            .ok(
+                "POST",
+                "execute/async",
+                json!({"script": script, "args": [arg, ms]}),
+            )
+            .await;
+        (!v.is_null()).then_some(v)
+    }
+
     /// Waits in the page until an element matches `css`, watching the DOM's changes, and
     /// answers the page's clock (Unix ms) at that moment; `None` after `within`.
     pub async fn wait_for(&self, css: &str, within: Duration) -> Option<i64> {
@@ -248,49 +276,24 @@ impl Browser {
         }
     }
 
-    /// Waits until the expression `js` (over `arguments[0]`, given as `arg`) is truthy in the
-    /// page, testing it on every animation frame (state with no DOM change, such as a media
-    /// element's clock), and answers its value; `None` after `within`.
-    pub async fn wait_true(&self, js: &str, arg: Value, within: Duration) -> Option<Value> {
-        let script = format!(
-            "const [arg, ms, done] = arguments;\
-             const test = (arg) => {{ return ({js}); }};\
-             const end = Date.now() + ms;\
-             const tick = () => {{\
-               let v = null; try {{ v = test(arg); }} catch (e) {{ v = null; }}\
-               if (v) {{ done(v); return; }}\
-               if (Date.now() > end) {{ done(null); return; }}\
-               requestAnimationFrame(tick);\
-             }};\
-             tick();"
-        );
-        let ms = u64::try_from(within.as_millis()).unwrap_or(u64::MAX);
-        let v = self
-            .ok(
-                "POST",
-                "execute/async",
-                json!({"script": script, "args": [arg, ms]}),
-            )
-            .await;
-        (!v.is_null()).then_some(v)
-    }
-
-    /// Opens the console's login page at `base` and signs in; true once the first page the
-    /// account may open is there.
-    pub async fn sign_in(&self, base: &str, user: &str, password: &str) -> bool {
+    /// Signs in from the console's login page at `base` and waits for the page the account
+    /// lands on (`<body data-page>`).
+    pub async fn sign_in(&self, base: &str, user: &str, password: &str, lands_on: &str) {
+        let within = Duration::from_secs(10);
         self.goto(&format!("{base}/ui/login")).await;
-        if !self.wait_page("login", Duration::from_secs(10)).await {
-            return false;
-        }
+        assert!(
+            self.wait_page("login", within).await,
+            "{}",
+            self.url().await
+        );
         self.type_into("#user", user).await;
         self.type_into("#password", password).await;
         self.click("button[type=submit]").await;
-        self.wait_for(
-            "body[data-page]:not([data-page=\"login\"])",
-            Duration::from_secs(10),
-        )
-        .await
-        .is_some()
+        assert!(
+            self.wait_page(lands_on, within).await,
+            "{user} did not land on {lands_on}: {}",
+            self.url().await
+        );
     }
 
     /// Waits for a page whose `<body data-page>` is `page` (after a navigation).

@@ -9,7 +9,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use svi_tests::admin::{create_key, sample_engine, Api, Auth, SseEvent};
+use svi_tests::admin::{console_engine, create_key, Api, Auth, SseEvent};
 use svi_tests::config::prompt_len;
 use svi_tests::contact::register_phone;
 use svi_tests::sipp::{Caller, Codec, Dtmf, Sipp};
@@ -35,7 +35,8 @@ fn acd_event<'a>(kind: &'a str, call: Option<&'a str>) -> impl Fn(&SseEvent) -> 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_queued_call_is_seen_waiting_and_its_join_and_answer_reach_the_feed_within_1_s() {
     let (mut key, mut agent_key, mut auditor) = (String::new(), String::new(), String::new());
-    let (_dir, engine) = sample_engine(|data| {
+    let dir = tempfile::tempdir().expect("tmp");
+    let engine = console_engine(dir.path(), |data| {
         key = create_key(data, None, "supervisor", "wallboard");
         agent_key = create_key(data, None, "agent", "softphone");
         auditor = create_key(data, None, "auditor", "audit");

@@ -7,10 +7,11 @@
 //! refused the supervisor's pages. Every page is photographed in both languages
 //! (`target/web-screenshots/`). Waits are DOM observations in the page with deadlines.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use svi_tests::admin::{add_user, create_key, Api, Auth, SseEvent};
-use svi_tests::browser::{installed, screenshots, Browser};
+use svi_tests::browser::{installed, Browser};
 use svi_tests::config::prompt_len;
 use svi_tests::contact::register_phone;
 use svi_tests::proc::{EngineOptions, EngineProc};
@@ -18,6 +19,10 @@ use svi_tests::sipp::{Caller, Codec, Dtmf, Sipp};
 
 const PASSWORD: &str = "wall screens for everyone";
 const SECOND: Duration = Duration::from_secs(1);
+
+fn shots() -> PathBuf {
+    svi_tests::repo_root().join("target/web-screenshots")
+}
 
 fn acd<'a>(kind: &'a str) -> impl Fn(&SseEvent) -> bool + 'a {
     move |e| e.name == "acd" && e.data["event"] == kind
@@ -76,8 +81,8 @@ async fn a_supervisor_watches_the_wallboard_and_pauses_an_agent_in_a_real_browse
 
     let b = Browser::start().await;
     let base = api.base.clone();
-    let en = screenshots("en");
-    let fr = screenshots("fr");
+    let en = shots().join("en");
+    let fr = shots().join("fr");
     b.goto(&format!("{base}/ui/wallboard")).await;
     assert!(b.wait_page("login", 10 * SECOND).await, "{}", b.url().await);
     b.screenshot(&en, "login").await;

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use svi_tests::admin::{add_user, create_key, sample_engine, Api, Auth};
+use svi_tests::admin::{add_user, console_engine, create_key, Api, Auth};
 use svi_tests::browser::{installed, screenshots, Browser};
 use svi_tests::config::{prompt_len, two_demo_versions};
 use svi_tests::contact::{call_option_1, register_phone};
@@ -50,7 +50,8 @@ async fn an_admin_changes_a_flow_and_plays_a_recording_in_a_real_browser() {
         "Debian's chromium and chromium-driver are needed (scripts/test.sh installs them)"
     );
     let (mut auditor, mut supervisor) = (String::new(), String::new());
-    let (dir, engine) = sample_engine(|data| {
+    let dir = tempfile::tempdir().expect("tmp");
+    let engine = console_engine(dir.path(), |data| {
         add_user(data, None, "ada", "admin", PASSWORD);
         auditor = create_key(data, None, "auditor", "audit");
         supervisor = create_key(data, None, "supervisor", "poll");
@@ -68,7 +69,7 @@ async fn an_admin_changes_a_flow_and_plays_a_recording_in_a_real_browser() {
         json!([]),
     )
     .await;
-    assert!(b.sign_in(&base, "ada", PASSWORD).await, "{}", b.url().await);
+    b.sign_in(&base, "ada", PASSWORD, "wallboard").await;
 
     // The list: demo is there with its active version.
     b.goto(&format!("{base}/ui/flows")).await;
