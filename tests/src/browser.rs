@@ -27,6 +27,8 @@ const FLAGS: &[&str] = &[
     "--disable-sync",
     "--disable-dev-shm-usage",
     "--window-size=1440,900",
+    // Media elements may start from a script (the recordings test plays one).
+    "--autoplay-policy=no-user-gesture-required",
 ];
 
 pub struct Browser {
@@ -210,6 +212,34 @@ impl Browser {
             json!({"script": script, "args": args}),
         )
         .await
+    }
+
+    /// Waits until the expression `js` (over `arg`) is truthy in the page, testing it on
+    /// every animation frame (state with no DOM change, such as a media element's clock),
+    /// and answers its value; `None` after `within` (under the session's 30 s script
+    /// timeout).
+    pub async fn wait_true(&self, js: &str, arg: Value, within: Duration) -> Option<Value> {
+        let script = format!(
+            "const [arg, ms, done] = arguments;\
+             const test = (arg) => {{ return ({js}); }};\
+             const end = Date.now() + ms;\
+             const tick = () => {{\
+               let v = null; try {{ v = test(arg); }} catch (e) {{ v = null; }}\
+               if (v) {{ done(v); return; }}\
+               if (Date.now() > end) {{ done(null); return; }}\
+               requestAnimationFrame(tick);\
+             }};\
+             tick();"
+        );
+        let ms = u64::try_from(within.as_millis()).unwrap_or(u64::MAX);
+        let v = self
+            .ok(
+                "POST",
+                "execute/async",
+                json!({"script": script, "args": [arg, ms]}),
+            )
+            .await;
+        (!v.is_null()).then_some(v)
     }
 
     /// Waits in the page until an element matches `css`, watching the DOM's changes, and

@@ -130,3 +130,14 @@ steps:
 "
     )
 }
+
+/// The demo flow, and a second version whose option-1 step has another name, so that a
+/// call's path tells the versions apart.
+pub fn two_demo_versions() -> (String, String) {
+    let v1 = sample_flow("demo");
+    let v2 = v1
+        .replace("\"1\": option1", "\"1\": option_one")
+        .replace("  option1:\n", "  option_one:\n");
+    assert_ne!(v1, v2);
+    (v1, v2)
+}

@@ -219,3 +219,20 @@ pub fn register_phone(
     );
     phone
 }
+
+/// One call that keys 1 in the demo menu, from sipp in `dir`; returns its record (path,
+/// flow version), the `nth` of the engine's records.
+pub fn call_option_1(engine: &EngineProc, dir: &std::path::Path, nth: usize) -> serde_json::Value {
+    let in_menu = prompt_len("welcome") + Duration::from_secs(1);
+    let run = Sipp::new(
+        crate::sipp::Caller::new(crate::sipp::Codec::Pcma)
+            .dtmf(in_menu, crate::sipp::Dtmf::Info('1'))
+            .xml(),
+    )
+    .calls(1)
+    .run(dir, Some(engine.sip));
+    assert!(run.success(), "{}\n{}", run.report(), engine.log_text());
+    let calls = engine.wait_calls(nth, Duration::from_secs(10));
+    assert_eq!(calls.as_array().map(Vec::len), Some(nth), "{calls:#}");
+    calls[0].clone()
+}

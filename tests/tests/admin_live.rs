@@ -9,10 +9,9 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use svi_tests::admin::{create_key, Api, Auth, SseEvent};
+use svi_tests::admin::{console_engine, create_key, Api, Auth, SseEvent};
 use svi_tests::config::prompt_len;
 use svi_tests::contact::register_phone;
-use svi_tests::proc::{EngineOptions, EngineProc};
 use svi_tests::sipp::{Caller, Codec, Dtmf, Sipp};
 
 /// How late after the engine's timestamp an event reached this client, in milliseconds.
@@ -35,17 +34,12 @@ fn acd_event<'a>(kind: &'a str, call: Option<&'a str>) -> impl Fn(&SseEvent) -> 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_queued_call_is_seen_waiting_and_its_join_and_answer_reach_the_feed_within_1_s() {
+    let (mut key, mut agent_key, mut auditor) = (String::new(), String::new(), String::new());
     let dir = tempfile::tempdir().expect("tmp");
-    let data = dir.path().join("data");
-    let key = create_key(&data, None, "supervisor", "wallboard");
-    let agent_key = create_key(&data, None, "agent", "softphone");
-    let auditor = create_key(&data, None, "auditor", "audit");
-    // The embedded default with MD5 challenges: sipp's digest knows no SHA-256.
-    let config = svi_tests::config::sample(dir.path(), svi_tests::config::md5_only);
-    let engine = EngineProc::start(EngineOptions {
-        config: Some(config),
-        data_dir: Some(data),
-        ..EngineOptions::default()
+    let engine = console_engine(dir.path(), |data| {
+        key = create_key(data, None, "supervisor", "wallboard");
+        agent_key = create_key(data, None, "agent", "softphone");
+        auditor = create_key(data, None, "auditor", "audit");
     });
     let api = Api::new(&engine);
     let phone = register_phone(&engine, "1001", "demo-1001", Duration::from_secs(40));

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use engine::flows::Installed;
 use engine::handle::FlowListing;
-use svi_tests::config::{prompt_len, sample_flow};
+use svi_tests::config::two_demo_versions as two_versions;
+use svi_tests::contact::call_option_1;
 use svi_tests::ha::{status, wait_role, HaSpec};
 use svi_tests::path_of;
 use svi_tests::proc::{svi_bin, EngineOptions, EngineProc};
-use svi_tests::sipp::{Caller, Codec, Dtmf, Sipp};
 
 /// `svi ARGS --data-dir DATA`: exit code, stdout, stderr.
 fn svi(data: &Path, args: &[&str]) -> (i32, String, String) {
@@ -69,17 +69,6 @@ fn demo(flows: &[FlowListing]) -> &FlowListing {
         .unwrap_or_else(|| panic!("no demo: {flows:#?}"))
 }
 
-/// The demo flow, and a second version whose option-1 step has another name, so that a
-/// call's path tells the versions apart.
-fn two_versions() -> (String, String) {
-    let v1 = sample_flow("demo");
-    let v2 = v1
-        .replace("\"1\": option1", "\"1\": option_one")
-        .replace("  option1:\n", "  option_one:\n");
-    assert_ne!(v1, v2);
-    (v1, v2)
-}
-
 fn install(data: &Path, file: &Path, activate: bool) -> Installed {
     let file = file.to_string_lossy();
     let mut args = vec!["flow", "install", &file, "--json"];
@@ -88,22 +77,6 @@ fn install(data: &Path, file: &Path, activate: bool) -> Installed {
     }
     let out = svi_ok(data, &args);
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
-
-/// One call that keys 1 in the demo menu; returns its record (path, flow version).
-fn call_option_1(engine: &EngineProc, dir: &Path, nth: usize) -> serde_json::Value {
-    let in_menu = prompt_len("welcome") + Duration::from_secs(1);
-    let run = Sipp::new(
-        Caller::new(Codec::Pcma)
-            .dtmf(in_menu, Dtmf::Info('1'))
-            .xml(),
-    )
-    .calls(1)
-    .run(dir, Some(engine.sip));
-    assert!(run.success(), "{}\n{}", run.report(), engine.log_text());
-    let calls = engine.wait_calls(nth, Duration::from_secs(10));
-    assert_eq!(calls.as_array().map(Vec::len), Some(nth), "{calls:#}");
-    calls[0].clone()
 }
 
 #[test]

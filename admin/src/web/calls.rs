@@ -1,6 +1,9 @@
 //! Calls in progress: where each call is (setting up, in its flow at a step, waiting in a
 //! queue at a position, ringing an agent, with an agent), its numbers, start and duration.
-//! Live like the wallboard.
+//! Live like the wallboard. On a call with an agent, the supervisor's buttons: listen,
+//! whisper, barge and stop (`POST /api/v1/calls/{id}/supervise`: the engine calls the
+//! supervisor's own phone, given once in the page and kept by the browser), recording
+//! pause and resume (`.../recording`), sent by `assets/app.js` with the CSRF token.
 
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -22,7 +25,9 @@ pub async fn page(
 ) -> Result<Response, ApiError> {
     let reader = Reader::new(&state, who, &headers);
     let axum::Json(calls) = crate::routes::calls::list(State(state.clone())).await?;
-    let main = render(reader.lang, &calls);
+    let act = crate::roles::rule_for("POST", "/api/v1/calls/{id}/supervise")
+        .is_some_and(|r| r.access.allows(reader.who.role));
+    let main = render(reader.lang, &calls, act);
     Ok(respond_live(&reader, "/ui/calls", "calls.title", main, &q))
 }
 
@@ -38,8 +43,51 @@ fn phase_label(l: Lang, phase: &str) -> &'static str {
     }
 }
 
-fn render(l: Lang, calls: &[CallView]) -> String {
+/// The supervisor's phone (kept across the page's live refreshes by `app.js`).
+fn phone_field(l: Lang) -> String {
+    format!(
+        "<p class=\"inline-form\" id=\"supervision\" data-done=\"{done}\">\
+         <label for=\"supervisor-phone\">{label}</label>\
+         <input id=\"supervisor-phone\" data-keep=\"svi_supervisor_phone\" size=\"24\" \
+         placeholder=\"1002\" aria-describedby=\"supervisor-phone-help\">\
+         <span id=\"supervisor-phone-help\" class=\"help\">{help}</span></p>",
+        label = escape(l.t("calls.my_phone")),
+        help = escape(l.t("calls.my_phone_help")),
+        done = escape(l.t("calls.done")),
+    )
+}
+
+/// The buttons of a call with an agent.
+fn actions(l: Lang, id: &str) -> String {
+    let mut out = String::from("<div class=\"actions\">");
+    for (mode, key) in [
+        ("listen", "calls.listen"),
+        ("whisper", "calls.whisper"),
+        ("barge", "calls.barge"),
+        ("stop", "calls.stop"),
+    ] {
+        out.push_str(&format!(
+            "<button type=\"button\" data-call=\"{id}\" data-supervise=\"{mode}\">{}</button>",
+            escape(l.t(key)),
+            id = escape(id),
+        ));
+    }
+    for (what, key) in [("pause", "calls.rec_pause"), ("resume", "calls.rec_resume")] {
+        out.push_str(&format!(
+            "<button type=\"button\" data-call=\"{id}\" data-recording=\"{what}\">{}</button>",
+            escape(l.t(key)),
+            id = escape(id),
+        ));
+    }
+    out.push_str("</div>");
+    out
+}
+
+fn render(l: Lang, calls: &[CallView], act: bool) -> String {
     let mut out = format!("<h1>{}</h1>", escape(l.t("calls.title")));
+    if act {
+        out.push_str(&phone_field(l));
+    }
     if calls.is_empty() {
         out.push_str(&format!("<p>{}</p>", escape(l.t("calls.none"))));
         return out;
@@ -57,6 +105,7 @@ fn render(l: Lang, calls: &[CallView]) -> String {
             "calls.agent",
             "calls.started",
             "calls.duration",
+            "calls.actions",
         ],
     ));
     for c in calls {
@@ -78,7 +127,8 @@ fn render(l: Lang, calls: &[CallView]) -> String {
              <th scope=\"row\"><code>{short}</code></th><td>{caller}</td><td>{called}</td>\
              <td><span class=\"badge phase-{phase}\">{label}</span></td><td>{flow}</td>\
              <td>{queue}</td><td class=\"num\">{position}</td><td>{agent}</td>\
-             <td class=\"num\">{started}</td><td class=\"num\">{duration}</td></tr>",
+             <td class=\"num\">{started}</td><td class=\"num\">{duration}</td>\
+             <td>{actions}</td></tr>",
             id = escape(&c.id),
             short = escape(&c.id.chars().take(12).collect::<String>()),
             phase = escape(&c.phase),
@@ -90,6 +140,11 @@ fn render(l: Lang, calls: &[CallView]) -> String {
             agent = escape(c.agent.as_deref().unwrap_or("")),
             started = l.time(c.started_at),
             duration = duration(c.duration_ms),
+            actions = if act && c.phase == "bridged" {
+                actions(l, &c.id)
+            } else {
+                String::new()
+            },
         ));
     }
     out.push_str("</tbody></table>");

@@ -77,6 +77,8 @@ const NAV: &[(&str, &str)] = &[
     ("/ui/wallboard", "nav.wallboard"),
     ("/ui/agents", "nav.agents"),
     ("/ui/calls", "nav.calls"),
+    ("/ui/flows", "flows.nav"),
+    ("/ui/recordings", "rec.nav"),
     ("/ui/reports", "rep.nav"),
     ("/ui/ha", "ha.nav"),
     ("/ui/users", "users.nav"),

@@ -125,6 +125,15 @@ impl Lang {
     pub fn time(self, at: DateTime<Utc>) -> String {
         at.with_timezone(&ZONE).format("%H:%M:%S").to_string()
     }
+
+    /// A date and time of day in the engine's zone: `07/12/2026 13:00`, `2026-12-07 13:00`.
+    pub fn date_time(self, at: DateTime<Utc>) -> String {
+        let format = match self {
+            Lang::Fr => "%d/%m/%Y %H:%M",
+            Lang::En => "%Y-%m-%d %H:%M",
+        };
+        at.with_timezone(&ZONE).format(format).to_string()
+    }
 }
 
 /// A duration as `m:ss`, or `h:mm:ss` from an hour on (the same in both languages).
@@ -219,6 +228,8 @@ mod tests {
         let summer = DateTime::from_timestamp(1_783_425_600, 0).expect("t");
         assert_eq!(summer.format("%m-%d %H:%M").to_string(), "07-07 12:00");
         assert_eq!(Lang::En.time(summer), "14:00:00");
+        assert_eq!(Lang::Fr.date_time(winter), "07/12/2026 13:00");
+        assert_eq!(Lang::En.date_time(summer), "2026-07-07 14:00");
         assert_eq!(Lang::Fr.t("nav.calls"), "Appels en cours");
         assert_eq!(Lang::En.t("nav.calls"), "Calls in progress");
     }

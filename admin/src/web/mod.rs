@@ -9,12 +9,16 @@
 //! - `i18n`: catalogues, language choice, numbers and times per language;
 //! - `html`: escaping and the layout shared by every page;
 //! - `wallboard`, `agents`, `calls`: one file per page;
+//! - `flows` (with `drawing`, a flow's graph as SVG) and `recordings`: one file per page;
 //! - `reports`, `ha`, `users`, `audit`, `desk`: one file per page.
 
 pub mod agents;
 pub mod calls;
+pub mod drawing;
+pub mod flows;
 pub mod html;
 pub mod i18n;
+pub mod recordings;
 pub mod wallboard;
 
 pub mod audit;
@@ -54,7 +58,8 @@ const fn page(path: &'static str, access: Access) -> RouteRule {
 }
 
 /// A page whose every successful opening is written to the audit log, like the API route
-/// it shows (users and keys, the audit log itself).
+/// it shows (users and keys, the audit log itself, the recordings' search: callers'
+/// personal data).
 const fn audited_page(path: &'static str, access: Access) -> RouteRule {
     RouteRule {
         method: "GET",
@@ -74,6 +79,9 @@ pub const PAGES: &[RouteRule] = &[
     page("/ui/wallboard", Access::Roles(&[A, S])),
     page("/ui/agents", Access::Roles(&[A, S])),
     page("/ui/calls", Access::Roles(&[A, S])),
+    page("/ui/flows", Access::Roles(&[A, S])),
+    page("/ui/flows/{name}", Access::Roles(&[A, S])),
+    audited_page("/ui/recordings", Access::Roles(&[A, S])),
     page("/ui/reports", Access::Roles(&[A, S])),
     page("/ui/ha", Access::Roles(&[A, S])),
     audited_page("/ui/users", Access::Roles(&[A])),
@@ -97,6 +105,9 @@ pub fn pages() -> Router<AdminState> {
         .route("/ui/wallboard", get(wallboard::page))
         .route("/ui/agents", get(agents::page))
         .route("/ui/calls", get(calls::page))
+        .route("/ui/flows", get(flows::list_page))
+        .route("/ui/flows/{name}", get(flows::flow_page))
+        .route("/ui/recordings", get(recordings::page))
         .route("/ui/reports", get(reports::page))
         .route("/ui/ha", get(ha::page))
         .route("/ui/users", get(users::page))
@@ -288,6 +299,9 @@ mod tests {
             include_str!("wallboard.rs"),
             include_str!("agents.rs"),
             include_str!("calls.rs"),
+            include_str!("flows.rs"),
+            include_str!("drawing.rs"),
+            include_str!("recordings.rs"),
             include_str!("mod.rs"),
             include_str!("reports.rs"),
             include_str!("ha.rs"),
