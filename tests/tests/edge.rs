@@ -368,8 +368,8 @@ fn mode(path: &std::path::Path) -> u32 {
         & 0o777
 }
 
-/// Data, databases, the control socket's directory and the TLS key are the engine user's
-/// only, whatever the umask it was started with.
+/// Data, databases, the directory of the control and admin sockets and the TLS key are the
+/// engine user's only, whatever the umask it was started with.
 #[test]
 fn data_files_are_private() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -380,8 +380,8 @@ fn data_files_are_private() {
     let data = engine.data_dir();
     // The control socket comes up with the engine's other tasks, just after SIP.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !data.join("run/control.sock").exists() {
-        assert!(Instant::now() < deadline, "no control socket");
+    while !data.join("run/control.sock").exists() || !data.join("run/admin.sock").exists() {
+        assert!(Instant::now() < deadline, "no control or admin socket");
         std::thread::yield_now();
     }
     for (path, expected) in [
@@ -394,6 +394,7 @@ fn data_files_are_private() {
     ] {
         assert_eq!(mode(&path), expected, "{}", path.display());
     }
+    assert!(!data.join("admin.sock").exists(), "no socket outside run/");
 }
 
 /// The open-file limit: raised at start to what `sip.max_calls` needs, or the start is
