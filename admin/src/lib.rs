@@ -10,7 +10,7 @@
 //! - `session`, `throttle`: browser sessions with timeouts; login throttling (sans-IO);
 //! - `routes`: one file per resource; `openapi`: the generated OpenAPI 3.1 document;
 //! - `metrics`: the Prometheus text exposition; `error`: the one `ApiError`;
-//! - `local`: `svi user`/`svi apikey` through `DATA_DIR/admin.sock` (or offline);
+//! - `local`: `svi user`/`svi apikey` through `DATA_DIR/run/admin.sock` (or offline);
 //! - `tls`, `serve`: the certificate (self-signed at first start, reloaded on SIGHUP) and
 //!   the HTTPS listener with its optional plain-HTTP redirect;
 //! - `web`: the console's server-rendered pages over the same views and guard.

@@ -1,6 +1,7 @@
 //! Account commands from the engine's own host: `svi user ...` and `svi apikey ...` send one
-//! JSON request over `DATA_DIR/admin.sock` (Unix, mode 0600: only the engine's own OS user
-//! can open it, as for the control socket) to the running engine, which writes through the
+//! JSON request over `DATA_DIR/run/admin.sock` (Unix, bound inside the 0700 `run/`
+//! directory like the control socket: only the engine's own OS user can reach it, at any
+//! moment) to the running engine, which writes through the
 //! raft log like the REST API. With no engine running, the CLI runs the same [`execute`]
 //! against the data directory itself (a single node only: a pair's accounts must go
 //! through the active node, or the standby would never see them).
@@ -71,8 +72,11 @@ pub enum Reply {
     Error(String),
 }
 
+/// `DATA_DIR/run/admin.sock`: its directory is the owner's only (0700) before the socket is
+/// bound, so there is no moment when another local user could connect (a chmod after
+/// `bind` would leave one).
 pub fn socket_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("admin.sock")
+    data_dir.join("run").join("admin.sock")
 }
 
 /// Runs one request against `accounts`, audited as `actor` (the CLI's OS user).
@@ -131,8 +135,13 @@ pub async fn execute(accounts: &Accounts, audit: &AuditLog, actor: &str, req: Re
 /// Serves the socket until the task is aborted.
 #[cfg(unix)]
 pub async fn serve(data_dir: PathBuf, accounts: Accounts, audit: AuditLog) {
-    use std::os::unix::fs::PermissionsExt;
     let path = socket_path(&data_dir);
+    if let Some(dir) = path.parent() {
+        if let Err(e) = engine::files::create_private_dir(dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "no admin socket: cannot make its private directory");
+            return;
+        }
+    }
     let _ = std::fs::remove_file(&path);
     let listener = match tokio::net::UnixListener::bind(&path) {
         Ok(l) => l,
@@ -141,10 +150,6 @@ pub async fn serve(data_dir: PathBuf, accounts: Accounts, audit: AuditLog) {
             return;
         }
     };
-    if let Err(e) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)) {
-        tracing::warn!(path = %path.display(), error = %e, "admin socket left closed: mode 0600 not set");
-        return;
-    }
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;

@@ -51,6 +51,7 @@ use crate::routes;
         routes::keys::create,
         routes::keys::revoke,
         routes::audit::list,
+        routes::hooks::alarms,
     ),
     modifiers(&Security),
     security(("bearer" = []), ("session" = [])),

@@ -1,5 +1,5 @@
 //! `svi user ...` and `svi apikey ...`: accounts of the admin API. Each command goes to the
-//! running engine through `DATA_DIR/admin.sock` (written through the raft log, so a pair's
+//! running engine through `DATA_DIR/run/admin.sock` (written through the raft log, so a pair's
 //! standby gets it); with no engine running, to the data directory itself, on a single node
 //! only (docs/admin.md, "Accounts").
 

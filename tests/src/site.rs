@@ -55,6 +55,7 @@ pub struct Site {
     /// The engine's data directory (kept across [`Site::restart`]).
     pub data: PathBuf,
     config: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 impl Site {
@@ -62,24 +63,43 @@ impl Site {
     /// connectors pointed at the reference servers, routes 3100 (service desk), 3200
     /// (reception), 3400 (door), the alarm-callout flow, and `more` configuration.
     pub async fn start(acs_fault: Fault, more: &str) -> Site {
-        Site::start_editing(acs_fault, more, &[]).await
+        Site::start_with(acs_fault, more, &[], &[]).await
     }
 
     /// [`Site::start`] with each `(from, to)` of `edits` replaced in the sample connectors
     /// (`("breaker_open_for = \"30s\"", "breaker_open_for = \"1s\"")`).
     pub async fn start_editing(acs_fault: Fault, more: &str, edits: &[(&str, &str)]) -> Site {
+        Site::start_with(acs_fault, more, edits, &[]).await
+    }
+
+    /// [`Site::start`] with environment variables for the engine (`${VAR}` settings).
+    pub async fn start_with_env(acs_fault: Fault, more: &str, env: &[(&str, &str)]) -> Site {
+        Site::start_with(acs_fault, more, &[], env).await
+    }
+
+    async fn start_with(
+        acs_fault: Fault,
+        more: &str,
+        edits: &[(&str, &str)],
+        env: &[(&str, &str)],
+    ) -> Site {
         let acs = AcsServer::start(true, Duration::from_secs(300)).await;
         acs.set_fault(acs_fault);
         let dir = tempfile::tempdir().expect("tmp");
         let data = dir.path().join("data");
         let config = write_config(dir.path(), &data, &acs, more, edits);
-        let engine = start_engine(&config, &data);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let engine = start_engine(&config, &data, &env);
         Site {
             engine,
             acs,
             dir,
             data,
             config,
+            env,
         }
     }
 
@@ -91,24 +111,27 @@ impl Site {
             dir,
             data,
             config,
+            env,
         } = self;
         let (status, log) = engine.terminate(Duration::from_secs(20));
         assert!(status.success(), "{status:?}\n{log}");
-        let engine = start_engine(&config, &data);
+        let engine = start_engine(&config, &data, &env);
         Site {
             engine,
             acs,
             dir,
             data,
             config,
+            env,
         }
     }
 }
 
-fn start_engine(config: &Path, data: &Path) -> EngineProc {
+fn start_engine(config: &Path, data: &Path, env: &[(String, String)]) -> EngineProc {
     EngineProc::start(EngineOptions {
         config: Some(config.to_path_buf()),
         data_dir: Some(data.to_path_buf()),
+        env: env.to_vec(),
         ..EngineOptions::default()
     })
 }

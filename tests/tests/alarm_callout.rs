@@ -265,3 +265,81 @@ async fn a_given_up_alarm_is_not_called_out_again_by_the_other_node_after_a_fail
         b.log_text()
     );
 }
+
+/// Alarms pushed by the access-control system: with polling every hour, a push signed with
+/// the shared secret to the engine's webhook route (`POST /api/v1/hooks/alarms`, HTTPS)
+/// makes the engine call the on-duty phone at once; an unsigned or wrongly signed push is
+/// refused with 401, is audited when it carried a signature, and calls no one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_push_calls_out_at_once_and_a_forged_one_is_refused() {
+    const SECRET: &str = "acs-hook-secret-3b7e";
+    let more = format!(
+        "{DUTY_AGENTS}{}",
+        callout(
+            "\"2001\"",
+            "poll_every = \"1h\"\nwebhook_secret = \"${SVI_TEST_ALARM_HOOK}\"\n"
+        )
+    );
+    let site = Site::start_with_env(Fault::None, &more, &[("SVI_TEST_ALARM_HOOK", SECRET)]).await;
+    let phone = PhoneConfig::new("2001")
+        .password("duty-2001")
+        .answer(AnswerMode::Manual);
+    let mut phone = Phone::start(phone).await.expect("phone 2001");
+    phone
+        .register(site.engine.sip, deadline(5))
+        .await
+        .expect("2001 registers");
+    site.engine
+        .wait_log("admin API ready", Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no admin API:\n{}", site.engine.log_text()));
+    let url = format!(
+        "https://localhost:{}/api/v1/hooks/alarms",
+        site.engine.http.port()
+    );
+    let trust = site.data.join("admin-tls.crt");
+    let alarm = site.acs.raise_alarm("5", "forced");
+
+    // Forged and unsigned pushes: refused, nobody rings.
+    let forged = site
+        .acs
+        .push_alarm(&alarm, &url, &trust, Some("not-the-secret"))
+        .await;
+    assert_eq!(forged.status, 401, "{}", forged.body);
+    let unsigned = site.acs.push_alarm(&alarm, &url, &trust, None).await;
+    assert_eq!(unsigned.status, 401, "{}", unsigned.body);
+    assert!(
+        !site.engine.log_text().contains("alarm pushed"),
+        "a refused push wakes nothing"
+    );
+
+    let pushed = site
+        .acs
+        .push_alarm(&alarm, &url, &trust, Some(SECRET))
+        .await;
+    assert_eq!(pushed.status, 202, "{}", pushed.body);
+    assert!(pushed.body.contains(&alarm), "{}", pushed.body);
+    let from = phone
+        .wait_incoming(deadline(10))
+        .await
+        .unwrap_or_else(|e| panic!("2001 never rang: {e}\n{}", site.engine.log_text()));
+    assert!(from.contains("svi-alarm"), "{from}");
+
+    let storage = Storage::open_read_only(&site.data)
+        .await
+        .expect("engine database");
+    let since = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let pushes: Vec<(String, Outcome)> = audit::read(&storage, since, 50)
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter(|e| e.action == "alarm.pushed")
+        .map(|e| (e.target, e.outcome))
+        .collect();
+    assert_eq!(
+        pushes,
+        [
+            ("alarm:unknown".to_string(), Outcome::Denied),
+            (format!("alarm:{alarm}"), Outcome::Done),
+        ]
+    );
+}

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use sip::auth::{parse_challenges, ChallengeKind, DigestClient, DigestRequest};
 use sip::message::{parse_datagram, HeaderName, SipMessage};
+use svi_tests::admin::{create_key, promtool, sample, Api, Auth};
 use svi_tests::proc::{EngineOptions, EngineProc};
 use svi_tests::sipp::{Caller, Codec, Sipp};
 
@@ -134,9 +135,18 @@ fn svcrack(engine: &EngineProc, words: &std::path::Path, limit: Duration) -> Str
     )
 }
 
+/// `/metrics` of `engine` read with `key`, checked by `promtool check metrics`.
+fn scrape(rt: &tokio::runtime::Runtime, api: &Api, key: &str) -> String {
+    let a = rt.block_on(api.get("/metrics", Auth::Key(key)));
+    assert_eq!(a.status, 200, "{}", a.text);
+    promtool(&a.text);
+    a.text
+}
+
 /// Acceptance 1. The control run, with bans off, shows svcrack does find the password at
 /// position 191 (so the tool works against this engine); with the default bans it does not,
-/// and the log shows the failures and the ban of its source.
+/// the log shows the failures and the ban of its source, and so does `/metrics`: the ban
+/// counter rose, the failures counter counts every wrong password tried.
 #[test]
 fn svcrack_does_not_find_a_password_at_position_191() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -154,6 +164,13 @@ fn svcrack_does_not_find_a_password_at_position_191() {
 
     // Well within the first ban (60 s): every request after the fifth failure is refused.
     let guarded = engine(&dir.path().join("guarded"), md5);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let api = Api::new(&guarded);
+    let key = create_key(&guarded.data_dir(), None, "metrics", "prometheus");
+    let before = scrape(&rt, &api, &key);
+    let source_bans = "svi_sip_auth_bans_total{kind=\"source\"}";
+    assert_eq!(sample(&before, source_bans), Some(0.0), "{before}");
+    assert_eq!(sample(&before, "svi_sip_auth_failures_total"), Some(0.0));
     let out = svcrack(&guarded, &words, Duration::from_secs(20));
     assert!(!out.contains("correct-horse-191"), "{out}");
     let ban = guarded
@@ -173,6 +190,28 @@ fn svcrack_does_not_find_a_password_at_position_191() {
     assert_eq!(failures, 4, "four failures, the fifth bans");
     assert!(!log.contains("guess-0"), "no password in the log");
     assert!(!log.contains("agent phone registered"), "{log}");
+
+    let after = scrape(&rt, &api, &key);
+    assert_eq!(sample(&after, source_bans), Some(1.0), "{after}");
+    assert_eq!(
+        sample(&after, "svi_sip_banned{kind=\"source\"}"),
+        Some(1.0),
+        "{after}"
+    );
+    // Every wrong password tried: the four counted, and the fifth that banned.
+    let bans = log
+        .matches("auth ban: src=127.0.0.1 method=REGISTER")
+        .count();
+    assert_eq!(
+        sample(&after, "svi_sip_auth_failures_total"),
+        Some((failures + bans) as f64),
+        "{after}"
+    );
+    // svcrack went on trying: refused unread while banned.
+    assert!(
+        sample(&after, "svi_sip_refused_while_banned_total") >= Some(1.0),
+        "{after}"
+    );
 }
 
 /// A REGISTER for `user` from `socket`: unauthenticated, or answering `challenge` with
@@ -329,8 +368,8 @@ fn mode(path: &std::path::Path) -> u32 {
         & 0o777
 }
 
-/// Data, databases, the control socket's directory and the TLS key are the engine user's
-/// only, whatever the umask it was started with.
+/// Data, databases, the directory of the control and admin sockets and the TLS key are the
+/// engine user's only, whatever the umask it was started with.
 #[test]
 fn data_files_are_private() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -341,8 +380,8 @@ fn data_files_are_private() {
     let data = engine.data_dir();
     // The control socket comes up with the engine's other tasks, just after SIP.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !data.join("run/control.sock").exists() {
-        assert!(Instant::now() < deadline, "no control socket");
+    while !data.join("run/control.sock").exists() || !data.join("run/admin.sock").exists() {
+        assert!(Instant::now() < deadline, "no control or admin socket");
         std::thread::yield_now();
     }
     for (path, expected) in [
@@ -355,6 +394,7 @@ fn data_files_are_private() {
     ] {
         assert_eq!(mode(&path), expected, "{}", path.display());
     }
+    assert!(!data.join("admin.sock").exists(), "no socket outside run/");
 }
 
 /// The open-file limit: raised at start to what `sip.max_calls` needs, or the start is

@@ -7,6 +7,7 @@ pub mod events;
 pub mod flows;
 pub mod ha;
 pub mod health;
+pub mod hooks;
 pub mod keys;
 pub mod me;
 pub mod metrics;
@@ -70,6 +71,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/apikeys", get(keys::list).post(keys::create))
         .route("/api/v1/apikeys/{id}", delete(keys::revoke))
         .route("/api/v1/audit", get(audit::list))
+        .route("/api/v1/hooks/alarms", post(hooks::alarms))
         .merge(crate::web::pages())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -139,19 +139,8 @@ fn generate(dir: &Path) -> Result<(), TlsError> {
     let ck = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_string()])
         .map_err(|e| TlsError::Generate(e.to_string()))?;
     let key_path = dir.join(KEY);
-    {
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&key_path)
-            .map_err(io(&key_path))?;
-        f.write_all(ck.signing_key.serialize_pem().as_bytes())
-            .and_then(|()| f.sync_all())
-            .map_err(io(&key_path))?;
-    }
+    engine::files::write_private(&key_path, ck.signing_key.serialize_pem().as_bytes())
+        .map_err(io(&key_path))?;
     let cert_path = dir.join(CERT);
     std::fs::write(&cert_path, ck.cert.pem()).map_err(io(&cert_path))?;
     tracing::warn!(
