@@ -283,6 +283,23 @@ async fn an_admin_changes_a_flow_and_plays_a_recording_in_a_real_browser() {
             list.text
         );
     }
+    // Of the three calls, only the one with the agent was recorded.
+    let ids = |a: &svi_tests::admin::Answer| -> Vec<String> {
+        a.json["records"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|r| r["id"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let all = api.get("/api/v1/records", Auth::Key(&supervisor)).await;
+    assert_eq!(ids(&all).len(), 3, "{}", all.text);
+    let recorded = api
+        .get("/api/v1/records?recorded=true", Auth::Key(&supervisor))
+        .await;
+    assert_eq!(ids(&recorded), [id.as_str()], "{}", recorded.text);
     b.goto(&format!("{base}/ui/recordings?queue=support")).await;
     assert!(b.wait_for(&row, 10 * SECOND).await.is_some());
     assert!(b.text(&row).await.contains("support"));

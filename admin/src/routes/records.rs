@@ -1,6 +1,6 @@
 //! `GET /api/v1/records` (admin, supervisor; every search audited: records hold callers'
-//! numbers): call records searched by date, number, queue, agent and outcome, newest
-//! first, paged.
+//! numbers): call records searched by date, number, queue, agent, outcome and whether the
+//! call was recorded, newest first, paged.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -31,6 +31,8 @@ pub struct RecordsQuery {
     pub outcome: Option<String>,
     /// Why the call ended: `caller_hangup`, `engine_hangup`, `agent_hangup`...
     pub end_reason: Option<String>,
+    /// `true`: only the calls that were recorded.
+    pub recorded: Option<bool>,
     /// 1-500 (default 50).
     pub per_page: Option<u32>,
     /// From 1 (default 1).
@@ -162,6 +164,7 @@ pub async fn search(
         agent: text("agent", q.agent)?,
         queue_outcome,
         end_reason,
+        recorded: q.recorded.unwrap_or(false),
         // One more than asked tells whether another page exists.
         limit: per_page + 1,
         offset,

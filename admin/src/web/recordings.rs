@@ -1,16 +1,15 @@
 //! The recordings page: calls with a recording, searched by day, queue, agent and number
-//! (the call records' search, `GET /api/v1/records`, kept to the calls the recording index
-//! holds), each with a player and a download link on the API's recording route, which
+//! (the call records' search, `GET /api/v1/records?recorded=true`, kept to the calls whose
+//! recording the replicated index still lists), each with a player and a download link on the API's recording route, which
 //! answers byte ranges (so the browser's seek bar works) and audits every read. The page
 //! itself shows callers' numbers: its reads are audited too (`PAGES`).
-
-use std::collections::HashMap;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use engine::recording::index::{IndexEntry, COLLECTION};
 use serde::Deserialize;
 
 use super::html::{escape, list_head, Layout};
@@ -21,10 +20,8 @@ use crate::error::ApiError;
 use crate::routes::records::{RecordView, RecordsQuery};
 use crate::state::AdminState;
 
-/// Call records read per search; the page lists those of them that were recorded.
-const SEARCHED: u32 = 500;
-/// Recording index entries read per search (newest first).
-const INDEXED: u32 = 1000;
+/// Recorded calls listed per search, newest first.
+const SHOWN: u32 = 200;
 
 /// The search form's fields; an empty field is no filter.
 #[derive(Debug, Default, Deserialize)]
@@ -80,25 +77,24 @@ pub async fn page(
         agent: given(&search.agent),
         outcome: None,
         end_reason: None,
-        per_page: Some(SEARCHED),
+        recorded: Some(true),
+        per_page: Some(SHOWN),
         page: Some(1),
     };
     let axum::Json(found) =
         crate::routes::records::search(State(state.clone()), Ok(Query(query))).await?;
-    let index: HashMap<String, (u64, Option<u64>)> = state
-        .engine()
-        .recordings(INDEXED)
-        .await?
-        .into_iter()
-        .map(|e| (e.call, (e.bytes, e.duration_ms)))
-        .collect();
+    // The index says which recordings still exist (retention removes them) and how long.
+    let mut recorded: Vec<(&RecordView, Option<u64>)> = Vec::new();
+    for r in &found.records {
+        if let Some(text) = state.storage().get_doc(COLLECTION, &r.id).await? {
+            let length = serde_json::from_str::<IndexEntry>(&text)
+                .ok()
+                .and_then(|e| e.duration_ms);
+            recorded.push((r, length.or(r.recording_ms)));
+        }
+    }
     let axum::Json(queues) = crate::routes::queues::queues(State(state.clone())).await?;
     let queues: Vec<(String, String)> = queues.into_iter().map(|q| (q.id, q.name)).collect();
-    let recorded: Vec<(&RecordView, Option<u64>)> = found
-        .records
-        .iter()
-        .filter_map(|r| index.get(&r.id).map(|(_, ms)| (r, ms.or(r.recording_ms))))
-        .collect();
     let mut main = format!("<h1>{}</h1>", escape(l.t("rec.title")));
     main.push_str(&form(l, &search, &queues));
     main.push_str(&table(l, &recorded));

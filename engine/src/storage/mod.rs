@@ -162,6 +162,7 @@ impl Storage {
                AND (?3 IS NULL OR caller = ?3 OR called = ?3)
                AND (?4 IS NULL OR queue = ?4) AND (?5 IS NULL OR agent = ?5)
                AND (?6 IS NULL OR queue_outcome = ?6) AND (?7 IS NULL OR end_reason = ?7)
+               AND (?10 = 0 OR recording_ms IS NOT NULL)
              ORDER BY started_at DESC, id DESC LIMIT ?8 OFFSET ?9",
         )
         // RFC 3339 text as stored: compares in time order (see `records::CallQuery`).
@@ -174,6 +175,7 @@ impl Storage {
         .bind(q.end_reason.map(|r| r.as_str()))
         .bind(i64::from(q.limit))
         .bind(i64::from(q.offset))
+        .bind(q.recorded)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(records::from_row).collect()

@@ -126,6 +126,8 @@ pub struct CallQuery {
     pub agent: Option<String>,
     pub queue_outcome: Option<QueueOutcome>,
     pub end_reason: Option<EndReason>,
+    /// Only the calls that were recorded (their record holds the recording's length).
+    pub recorded: bool,
     pub limit: u32,
     pub offset: u32,
 }
@@ -297,6 +299,9 @@ mod tests {
                 r.agent = Some("1001".into());
                 r.queue_outcome = Some(QueueOutcome::Answered);
             }
+            if i == 1 || i == 3 {
+                r.recording_ms = Some(4_000);
+            }
             storage.insert_call(&r).await.expect("insert");
         }
         let ids = |v: Vec<CallRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
@@ -322,6 +327,14 @@ mod tests {
         assert_eq!(
             ids(storage.search_calls(&q).await.expect("filters")),
             ["c3"]
+        );
+        let q = CallQuery {
+            recorded: true,
+            ..all.clone()
+        };
+        assert_eq!(
+            ids(storage.search_calls(&q).await.expect("recorded")),
+            ["c3", "c1"]
         );
         let page = CallQuery {
             limit: 2,
