@@ -74,6 +74,7 @@ pub async fn start(
             absolute: cfg.session_max,
         },
         admin::throttle::Limits::default(),
+        cfg.timezone,
     );
     let server = Arc::new(
         admin::serve::Server::start(

@@ -1,9 +1,10 @@
 //! What every handler reaches: the engine's handle, the HA node, accounts, sessions, the
-//! login throttle and the audit log.
+//! login throttle, the audit log and the zone the pages show times in.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use chrono_tz::Tz;
 use engine::audit::AuditLog;
 use engine::storage::Storage;
 use engine::EngineHandle;
@@ -30,6 +31,7 @@ struct Inner {
     sessions: Mutex<Sessions>,
     throttle: Mutex<Throttle>,
     failures: AuthFailures,
+    zone: Tz,
 }
 
 /// Failed authentications of the API since the start, for metrics.
@@ -60,6 +62,7 @@ impl AdminState {
         audit: AuditLog,
         timeouts: Timeouts,
         limits: Limits,
+        zone: Tz,
     ) -> AdminState {
         let storage = node.storage();
         let accounts = Accounts::new(
@@ -76,12 +79,18 @@ impl AdminState {
                 sessions: Mutex::new(Sessions::new(timeouts)),
                 throttle: Mutex::new(Throttle::new(limits)),
                 failures: AuthFailures::default(),
+                zone,
             }),
         }
     }
 
     pub fn engine(&self) -> &EngineHandle {
         &self.inner.engine
+    }
+
+    /// The zone the pages show times in and start their days at (`[admin] timezone`).
+    pub fn zone(&self) -> Tz {
+        self.inner.zone
     }
 
     pub fn node(&self) -> &Arc<ha::HaNode> {

@@ -6,11 +6,12 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono_tz::Tz;
 use serde::Deserialize;
 
 use super::html::{escape, list_head, Layout};
-use super::i18n::{Lang, ZONE};
+use super::i18n::{day_of, day_start, Lang};
 use super::{respond, PageQuery, Reader};
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -48,14 +49,12 @@ impl AuditFilter {
     }
 }
 
-/// Midnight to midnight of `day` in the engine's zone.
-pub fn day_bounds(day: NaiveDate) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-    let start = |d: NaiveDate| {
-        d.and_hms_opt(0, 0, 0)
-            .and_then(|m| ZONE.from_local_datetime(&m).earliest())
-            .map(|m| m.with_timezone(&Utc))
-    };
-    Some((start(day)?, start(day + Duration::days(1))?))
+/// Midnight to midnight of `day` in `zone`.
+pub fn day_bounds(zone: Tz, day: NaiveDate) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    Some((
+        day_start(zone, day)?,
+        day_start(zone, day + Duration::days(1))?,
+    ))
 }
 
 pub async fn page(
@@ -67,7 +66,7 @@ pub async fn page(
     let Query(f) = q?;
     let reader = Reader::new(&state, who, &headers);
     let l = reader.lang;
-    let today = Utc::now().with_timezone(&ZONE).date_naive();
+    let today = day_of(reader.zone, Utc::now());
     let day = match AuditFilter::text(&f.day) {
         None => today,
         Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d")
@@ -81,7 +80,8 @@ pub async fn page(
             ));
         }
     }
-    let (from, to) = day_bounds(day).ok_or_else(|| ApiError::bad("day", "a date as YYYY-MM-DD"))?;
+    let (from, to) =
+        day_bounds(reader.zone, day).ok_or_else(|| ApiError::bad("day", "a date as YYYY-MM-DD"))?;
     let entries = engine::audit::read_between(state.storage(), from, Some(to), MAX_READ)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -116,7 +116,7 @@ pub async fn page(
             escape(l.t("users.audit_truncated"))
         ));
     }
-    main.push_str(&list(l, &kept));
+    main.push_str(&list(l, reader.zone, &kept));
     let layout = Layout::new(&reader, "/ui/audit", l.t("users.audit_title"));
     Ok(respond(layout, main, &PageQuery::default()))
 }
@@ -170,7 +170,7 @@ fn form(l: Lang, f: &AuditFilter, day: NaiveDate) -> String {
     )
 }
 
-fn list(l: Lang, entries: &[AuditView]) -> String {
+fn list(l: Lang, zone: Tz, entries: &[AuditView]) -> String {
     if entries.is_empty() {
         return format!("<p>{}</p>", escape(l.t("users.audit_none")));
     }
@@ -192,7 +192,7 @@ fn list(l: Lang, entries: &[AuditView]) -> String {
              <td><code>{action}</code></td><td>{target}</td><td>{origin}</td>\
              <td>{label}</td><td>{detail}</td></tr>",
             outcome = escape(&e.outcome),
-            at = l.time(e.at),
+            at = l.time(zone, e.at),
             actor = escape(&e.actor),
             action = escape(&e.action),
             target = escape(&e.target),
@@ -238,10 +238,14 @@ mod tests {
     }
 
     #[test]
-    fn a_day_is_midnight_to_midnight_in_paris_even_across_a_clock_change() {
+    fn a_day_is_midnight_to_midnight_in_the_zone_even_across_a_clock_change() {
         let day = NaiveDate::from_ymd_opt(2026, 10, 25).expect("date");
-        let (from, to) = day_bounds(day).expect("bounds");
+        let (from, to) = day_bounds(chrono_tz::Europe::Paris, day).expect("bounds");
         assert_eq!(from.format("%m-%d %H:%M").to_string(), "10-24 22:00");
         assert_eq!((to - from).num_hours(), 25);
+        // New York changes its clocks a week later: the same day is 24 hours, from 04:00 UTC.
+        let (from, to) = day_bounds(chrono_tz::America::New_York, day).expect("bounds");
+        assert_eq!(from.format("%m-%d %H:%M").to_string(), "10-25 04:00");
+        assert_eq!((to - from).num_hours(), 24);
     }
 }

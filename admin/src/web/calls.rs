@@ -8,6 +8,7 @@
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use chrono_tz::Tz;
 
 use super::html::{escape, list_head};
 use super::i18n::{duration, Lang};
@@ -27,7 +28,7 @@ pub async fn page(
     let axum::Json(calls) = crate::routes::calls::list(State(state.clone())).await?;
     let act = crate::roles::rule_for("POST", "/api/v1/calls/{id}/supervise")
         .is_some_and(|r| r.access.allows(reader.who.role));
-    let main = render(reader.lang, &calls, act);
+    let main = render(reader.lang, reader.zone, &calls, act);
     Ok(respond_live(&reader, "/ui/calls", "calls.title", main, &q))
 }
 
@@ -83,7 +84,7 @@ fn actions(l: Lang, id: &str) -> String {
     out
 }
 
-fn render(l: Lang, calls: &[CallView], act: bool) -> String {
+fn render(l: Lang, zone: Tz, calls: &[CallView], act: bool) -> String {
     let mut out = format!("<h1>{}</h1>", escape(l.t("calls.title")));
     if act {
         out.push_str(&phone_field(l));
@@ -138,7 +139,7 @@ fn render(l: Lang, calls: &[CallView], act: bool) -> String {
             queue = escape(c.queue.as_deref().unwrap_or("")),
             position = c.position.map(|p| p.to_string()).unwrap_or_default(),
             agent = escape(c.agent.as_deref().unwrap_or("")),
-            started = l.time(c.started_at),
+            started = l.time(zone, c.started_at),
             duration = duration(c.duration_ms),
             actions = if act && c.phase == "bridged" {
                 actions(l, &c.id)

@@ -8,6 +8,7 @@
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use chrono_tz::Tz;
 
 use super::agents::{state_label, REASONS};
 use super::html::{escape, term_list, Layout};
@@ -61,7 +62,7 @@ pub async fn page(
             };
             main.push_str(&status(l, &a));
             main.push_str(&buttons(l, &a));
-            main.push_str(&caller(l, call.as_ref()));
+            main.push_str(&caller(l, reader.zone, call.as_ref()));
         }
     }
     main.push_str("</div>");
@@ -151,7 +152,7 @@ fn buttons(l: Lang, a: &AgentView) -> String {
     out
 }
 
-fn caller(l: Lang, call: Option<&CallView>) -> String {
+fn caller(l: Lang, zone: Tz, call: Option<&CallView>) -> String {
     let mut out = format!("<h2>{}</h2>", escape(l.t("desk.caller")));
     let Some(c) = call else {
         out.push_str(&format!(
@@ -165,7 +166,7 @@ fn caller(l: Lang, call: Option<&CallView>) -> String {
         ("desk.called", c.called.clone()),
         ("desk.queue", c.queue.clone().unwrap_or_default()),
         ("desk.flow", c.flow.clone().unwrap_or_default()),
-        ("desk.started", l.time(c.started_at)),
+        ("desk.started", l.time(zone, c.started_at)),
     ];
     let open = format!("<dl class=\"desk-call\" data-call=\"{}\">", escape(&c.id));
     out.push_str(&term_list(l, &open, &items));

@@ -13,6 +13,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use chrono_tz::Tz;
 use engine::handle::FlowListing;
 use ivr_scripts::cli::FlowGraph;
 use serde::Deserialize;
@@ -72,7 +73,7 @@ pub async fn list_page(
                  <td class=\"num\">{n}</td></tr>",
                 name = escape(&f.name),
                 active = escape(f.active.as_deref().unwrap_or("-")),
-                at = f.activated_at.map(|t| l.date_time(t)).unwrap_or_default(),
+                at = f.activated_at.map(|t| l.date_time(reader.zone, t)).unwrap_or_default(),
                 n = f.versions.len(),
             ));
         }
@@ -127,7 +128,7 @@ pub async fn flow_page(
         title = escape(l.t("flows.flow")),
         name = escape(&name),
     );
-    main.push_str(&versions(l, &flow, shown.as_deref(), change));
+    main.push_str(&versions(l, reader.zone, &flow, shown.as_deref(), change));
     if let (Some(version), Some(source)) = (&shown, &source) {
         main.push_str(&format!(
             "<h2 id=\"drawing-title\">{} <code>{}</code></h2>",
@@ -167,7 +168,7 @@ pub async fn flow_page(
 }
 
 /// The versions table, oldest first; the active one marked, the shown one highlighted.
-fn versions(l: Lang, flow: &FlowListing, shown: Option<&str>, change: bool) -> String {
+fn versions(l: Lang, zone: Tz, flow: &FlowListing, shown: Option<&str>, change: bool) -> String {
     let name = escape(&flow.name);
     let mut out = format!("<h2>{}</h2>", escape(l.t("flows.versions")));
     if change {
@@ -225,7 +226,7 @@ fn versions(l: Lang, flow: &FlowListing, shown: Option<&str>, change: bool) -> S
              <td class=\"num\">{at}</td><td><code>{file}</code></td>\
              <td><div class=\"actions\">{actions}</div></td></tr>",
             active = v.active,
-            at = l.date_time(v.installed_at),
+            at = l.date_time(zone, v.installed_at),
             file = escape(&v.file),
         ));
     }

@@ -7,6 +7,7 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
+use chrono_tz::Tz;
 
 use super::html::{escape, list_head, term_list, Layout};
 use super::i18n::Lang;
@@ -31,7 +32,7 @@ pub async fn page(
         .unwrap_or_default();
     let l = reader.lang;
     let mut main = format!("<h1>{}</h1>", escape(l.t("ha.title")));
-    main.push_str(&summary(l, &view));
+    main.push_str(&summary(l, reader.zone, &view));
     main.push_str(&members(l, &view));
     main.push_str(&format!("<h2>{}</h2>", escape(l.t("ha.alarms"))));
     if alarms.is_empty() {
@@ -58,7 +59,7 @@ pub async fn page(
                 kind = escape(a.kind.as_str()),
                 subject = escape(&a.subject),
                 message = escape(&a.message),
-                at = l.time(a.raised_at),
+                at = l.time(reader.zone, a.raised_at),
             ));
         }
         main.push_str("</tbody></table>");
@@ -85,7 +86,7 @@ fn opt(v: Option<u64>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
 }
 
-fn summary(l: Lang, v: &HaView) -> String {
+fn summary(l: Lang, zone: Tz, v: &HaView) -> String {
     let items = [
         ("ha.node", v.node.to_string()),
         ("ha.role", role_label(l, &v.role).to_string()),
@@ -94,7 +95,7 @@ fn summary(l: Lang, v: &HaView) -> String {
         ("ha.commit", opt(v.commit_index)),
         ("ha.applied", opt(v.applied_index)),
         ("ha.role_changes", v.role_changes.to_string()),
-        ("ha.since", l.time(v.role_since)),
+        ("ha.since", l.time(zone, v.role_since)),
     ];
     let open = format!(
         "<dl class=\"ha-summary\" data-role=\"{}\" data-term=\"{}\">",

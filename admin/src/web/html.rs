@@ -171,7 +171,7 @@ impl<'a> Layout<'a> {
             offline = escape(l.t("live.offline")),
             failed = escape(l.t("live.action_failed")),
             updated = escape(l.t("live.updated")),
-            zone = super::i18n::ZONE.name(),
+            zone = self.reader.zone.name(),
         );
         let page = self.path.trim_start_matches("/ui/");
         let page = if self.wall {

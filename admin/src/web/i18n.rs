@@ -1,19 +1,17 @@
 //! The pages' languages: one catalogue per language (`i18n/en.txt`, `i18n/fr.txt`, `key =
 //! text` lines, embedded in the binary), the language from the `svi_lang` cookie (the
 //! switch in every page) or else the browser's `Accept-Language`, and numbers, durations
-//! and times written the way each language writes them, in the engine's zone.
+//! and times written the way each language writes them, in the zone `[admin] timezone`
+//! names (the reader's `Reader::zone`; Europe/Paris by default).
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
 /// The cookie the language switch sets (`fr` or `en`).
 pub const LANG_COOKIE: &str = "svi_lang";
-
-/// The zone the pages show times in (the samples' and the flows' zone).
-pub const ZONE: Tz = chrono_tz::Europe::Paris;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
@@ -121,19 +119,39 @@ impl Lang {
         }
     }
 
-    /// A time of day in the engine's zone, 24-hour in both languages.
-    pub fn time(self, at: DateTime<Utc>) -> String {
-        at.with_timezone(&ZONE).format("%H:%M:%S").to_string()
+    /// A time of day in `zone`, 24-hour in both languages.
+    pub fn time(self, zone: Tz, at: DateTime<Utc>) -> String {
+        at.with_timezone(&zone).format("%H:%M:%S").to_string()
     }
 
-    /// A date and time of day in the engine's zone: `07/12/2026 13:00`, `2026-12-07 13:00`.
-    pub fn date_time(self, at: DateTime<Utc>) -> String {
+    /// A date and time of day in `zone`: `07/12/2026 13:00`, `2026-12-07 13:00`.
+    pub fn date_time(self, zone: Tz, at: DateTime<Utc>) -> String {
         let format = match self {
             Lang::Fr => "%d/%m/%Y %H:%M",
             Lang::En => "%Y-%m-%d %H:%M",
         };
-        at.with_timezone(&ZONE).format(format).to_string()
+        at.with_timezone(&zone).format(format).to_string()
     }
+}
+
+/// The day `at` falls on in `zone`.
+pub fn day_of(zone: Tz, at: DateTime<Utc>) -> NaiveDate {
+    at.with_timezone(&zone).date_naive()
+}
+
+/// The instant `day` starts in `zone`: its midnight, or the first instant after it where a
+/// clock change skips midnight; `None` only for a date out of chrono's range.
+pub fn day_start(zone: Tz, day: NaiveDate) -> Option<DateTime<Utc>> {
+    (0..=2)
+        .filter_map(|h| day.and_hms_opt(h, 0, 0))
+        .find_map(|t| zone.from_local_datetime(&t).earliest())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Where "today" starts for the pages: midnight in `zone` of the day `now` falls on (24
+/// hours back should the date be out of range).
+pub fn today_start(zone: Tz, now: DateTime<Utc>) -> DateTime<Utc> {
+    day_start(zone, day_of(zone, now)).unwrap_or(now - Duration::hours(24))
 }
 
 /// A duration as `m:ss`, or `h:mm:ss` from an hour on (the same in both languages).
@@ -216,7 +234,7 @@ mod tests {
     }
 
     #[test]
-    fn numbers_durations_and_times_are_written_per_language_in_paris_time() {
+    fn numbers_durations_and_times_are_written_per_language_in_the_configured_zone() {
         assert_eq!(Lang::En.percent(0.925), "92.5%");
         assert_eq!(Lang::Fr.percent(0.925), "92,5\u{a0}%");
         assert_eq!(duration(65_400), "1:05");
@@ -224,13 +242,53 @@ mod tests {
         // 7 December: Paris is UTC+1; 7 July: UTC+2.
         let winter = DateTime::from_timestamp(1_796_644_800, 0).expect("t");
         assert_eq!(winter.format("%m-%d %H:%M").to_string(), "12-07 12:00");
-        assert_eq!(Lang::Fr.time(winter), "13:00:00");
+        let paris = chrono_tz::Europe::Paris;
+        assert_eq!(Lang::Fr.time(paris, winter), "13:00:00");
         let summer = DateTime::from_timestamp(1_783_425_600, 0).expect("t");
         assert_eq!(summer.format("%m-%d %H:%M").to_string(), "07-07 12:00");
-        assert_eq!(Lang::En.time(summer), "14:00:00");
-        assert_eq!(Lang::Fr.date_time(winter), "07/12/2026 13:00");
-        assert_eq!(Lang::En.date_time(summer), "2026-07-07 14:00");
+        assert_eq!(Lang::En.time(paris, summer), "14:00:00");
+        assert_eq!(Lang::Fr.date_time(paris, winter), "07/12/2026 13:00");
+        assert_eq!(Lang::En.date_time(paris, summer), "2026-07-07 14:00");
+        // New York is UTC-5 in December, UTC-4 in July.
+        let new_york = chrono_tz::America::New_York;
+        assert_eq!(Lang::Fr.time(new_york, winter), "07:00:00");
+        assert_eq!(Lang::En.time(new_york, summer), "08:00:00");
+        assert_eq!(Lang::Fr.date_time(new_york, winter), "07/12/2026 07:00");
         assert_eq!(Lang::Fr.t("nav.calls"), "Appels en cours");
         assert_eq!(Lang::En.t("nav.calls"), "Calls in progress");
+    }
+
+    #[test]
+    fn today_starts_at_midnight_in_the_configured_zone() {
+        let at = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .expect("rfc 3339")
+                .with_timezone(&Utc)
+        };
+        let (paris, new_york) = (chrono_tz::Europe::Paris, chrono_tz::America::New_York);
+        // 7 December 2026, 03:30 UTC: already the 7th in Paris, still the 6th in New York.
+        let now = at("2026-12-07T03:30:00Z");
+        assert_eq!(today_start(paris, now), at("2026-12-06T23:00:00Z"));
+        assert_eq!(today_start(new_york, now), at("2026-12-06T05:00:00Z"));
+        assert_eq!(day_of(new_york, now).to_string(), "2026-12-06");
+        // At 06:00 UTC New York has moved on to the 7th.
+        let later = at("2026-12-07T06:00:00Z");
+        assert_eq!(today_start(new_york, later), at("2026-12-07T05:00:00Z"));
+        // The day the clocks go back is 25 hours long in both zones.
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date");
+        let hours = |z: Tz, a: &str, b: &str| {
+            (day_start(z, d(b)).expect("b") - day_start(z, d(a)).expect("a")).num_hours()
+        };
+        assert_eq!(hours(paris, "2026-10-25", "2026-10-26"), 25);
+        assert_eq!(hours(new_york, "2026-11-01", "2026-11-02"), 25);
+        assert_eq!(hours(new_york, "2026-10-25", "2026-10-26"), 24);
+        // A zone whose clocks skip midnight: Santiago moved from 00:00 to 01:00 on
+        // 6 September 2026, so that day starts at 01:00 local.
+        let santiago = chrono_tz::America::Santiago;
+        let start = day_start(santiago, d("2026-09-06")).expect("start");
+        assert_eq!(
+            start.with_timezone(&santiago).format("%H:%M").to_string(),
+            "01:00"
+        );
     }
 }

@@ -35,6 +35,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
+use chrono_tz::Tz;
 use serde::Deserialize;
 
 use crate::auth::{Principal, Via};
@@ -159,6 +160,8 @@ impl PageQuery {
 pub struct Reader {
     pub who: Principal,
     pub lang: Lang,
+    /// The zone times are shown and days cut in (`[admin] timezone`).
+    pub zone: Tz,
     /// The session's CSRF token, for the scripts' writes (none with an API key).
     pub csrf: Option<String>,
 }
@@ -175,6 +178,7 @@ impl Reader {
         Reader {
             who,
             lang: Lang::of(headers),
+            zone: state.zone(),
             csrf,
         }
     }

@@ -8,12 +8,13 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::NaiveDate;
+use chrono_tz::Tz;
 use engine::recording::index::{IndexEntry, COLLECTION};
 use serde::Deserialize;
 
 use super::html::{escape, list_head, Layout};
-use super::i18n::{duration, Lang, ZONE};
+use super::i18n::{day_start, duration, Lang};
 use super::{respond, PageQuery, Reader};
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -44,16 +45,13 @@ fn given(v: &Option<String>) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Midnight in the engine's zone starting `day`, plus `days` days, as RFC 3339.
-fn midnight(field: &str, day: &str, days: i64) -> Result<String, ApiError> {
+/// Midnight in `zone` starting `day`, plus `days` days, as RFC 3339.
+fn midnight(zone: Tz, field: &str, day: &str, days: i64) -> Result<String, ApiError> {
     let date = NaiveDate::parse_from_str(day, "%Y-%m-%d")
         .map_err(|_| ApiError::bad(field, "a day as YYYY-MM-DD"))?
         + chrono::Duration::days(days);
-    let local = date
-        .and_hms_opt(0, 0, 0)
-        .and_then(|t| ZONE.from_local_datetime(&t).earliest())
-        .ok_or_else(|| ApiError::bad(field, "a day as YYYY-MM-DD"))?;
-    Ok(local.with_timezone(&Utc).to_rfc3339())
+    let start = day_start(zone, date).ok_or_else(|| ApiError::bad(field, "a day as YYYY-MM-DD"))?;
+    Ok(start.to_rfc3339())
 }
 
 pub async fn page(
@@ -67,10 +65,10 @@ pub async fn page(
     let l = reader.lang;
     let query = RecordsQuery {
         from: given(&search.from)
-            .map(|d| midnight("from", &d, 0))
+            .map(|d| midnight(reader.zone, "from", &d, 0))
             .transpose()?,
         to: given(&search.to)
-            .map(|d| midnight("to", &d, 1))
+            .map(|d| midnight(reader.zone, "to", &d, 1))
             .transpose()?,
         number: given(&search.number),
         queue: given(&search.queue),
@@ -97,7 +95,7 @@ pub async fn page(
     let queues: Vec<(String, String)> = queues.into_iter().map(|q| (q.id, q.name)).collect();
     let mut main = format!("<h1>{}</h1>", escape(l.t("rec.title")));
     main.push_str(&form(l, &search, &queues));
-    main.push_str(&table(l, &recorded));
+    main.push_str(&table(l, reader.zone, &recorded));
     let layout = Layout::new(&reader, "/ui/recordings", l.t("rec.title"));
     Ok(respond(layout, main, &PageQuery::default()))
 }
@@ -147,11 +145,7 @@ fn form(l: Lang, s: &Search, queues: &[(String, String)]) -> String {
     )
 }
 
-fn when(l: Lang, at: DateTime<Utc>) -> String {
-    l.date_time(at)
-}
-
-fn table(l: Lang, rows: &[(&RecordView, Option<u64>)]) -> String {
+fn table(l: Lang, zone: Tz, rows: &[(&RecordView, Option<u64>)]) -> String {
     if rows.is_empty() {
         return format!("<p>{}</p>", escape(l.t("rec.none")));
     }
@@ -177,7 +171,7 @@ fn table(l: Lang, rows: &[(&RecordView, Option<u64>)]) -> String {
              <audio controls preload=\"none\" src=\"{audio}\" aria-label=\"{play} {started}\">\
              </audio><a class=\"button\" href=\"{audio}\" download=\"{id}.wav\">{download}</a>\
              </div></td></tr>",
-            started = when(l, r.started_at),
+            started = l.date_time(zone, r.started_at),
             caller = escape(&r.caller),
             called = escape(&r.called),
             queue = escape(r.queue.as_deref().unwrap_or("")),
@@ -196,16 +190,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_day_runs_from_midnight_to_midnight_in_paris() {
+    fn a_day_runs_from_midnight_to_midnight_in_the_zone() {
+        let paris = chrono_tz::Europe::Paris;
         assert_eq!(
-            midnight("from", "2026-12-07", 0).expect("day"),
+            midnight(paris, "from", "2026-12-07", 0).expect("day"),
             "2026-12-06T23:00:00+00:00"
         );
         assert_eq!(
-            midnight("to", "2026-07-07", 1).expect("day"),
+            midnight(paris, "to", "2026-07-07", 1).expect("day"),
             "2026-07-07T22:00:00+00:00"
         );
-        assert!(midnight("from", "07/12/2026", 0).is_err());
-        assert!(midnight("from", "2026-02-30", 0).is_err());
+        assert_eq!(
+            midnight(chrono_tz::America::New_York, "from", "2026-12-07", 0).expect("day"),
+            "2026-12-07T05:00:00+00:00"
+        );
+        assert!(midnight(paris, "from", "07/12/2026", 0).is_err());
+        assert!(midnight(paris, "from", "2026-02-30", 0).is_err());
     }
 }

@@ -9,12 +9,13 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
 use engine::acd::report::ReportQuery;
 use serde::Deserialize;
 
 use super::html::{escape, list_head, Layout};
-use super::i18n::{duration, Lang, ZONE};
+use super::i18n::{day_of, day_start, duration, Lang};
 use super::{respond, PageQuery, Reader};
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -65,30 +66,27 @@ impl Interval {
         }
     }
 
-    /// The start of the period: midnight in the engine's zone, today, 6 days ago, or 11
-    /// weeks ago (the current interval is the last one).
-    pub fn since(self, now: DateTime<Utc>) -> DateTime<Utc> {
+    /// The start of the period: midnight in `zone`, today, 6 days ago, or 11 weeks ago
+    /// (the current interval is the last one).
+    pub fn since(self, zone: Tz, now: DateTime<Utc>) -> DateTime<Utc> {
         let back = match self {
             Interval::Hour => 0,
             Interval::Day => 6,
             Interval::Week => 7 * 11,
         };
-        let day = now.with_timezone(&ZONE).date_naive() - Duration::days(back);
-        day.and_hms_opt(0, 0, 0)
-            .and_then(|m| ZONE.from_local_datetime(&m).earliest())
-            .map(|m| m.with_timezone(&Utc))
+        day_start(zone, day_of(zone, now) - Duration::days(back))
             .unwrap_or(now - Duration::days(back + 1))
     }
 
     /// How an interval's start is labelled on the chart and in the table. Days and weeks
     /// are fixed lengths from a local midnight, so after a clock change their starts fall an
     /// hour either side of midnight: the label is the date two hours later.
-    fn label(self, l: Lang, at: DateTime<Utc>) -> String {
+    fn label(self, l: Lang, zone: Tz, at: DateTime<Utc>) -> String {
         let at = match self {
             Interval::Hour => at,
             Interval::Day | Interval::Week => at + Duration::hours(2),
         };
-        let local = at.with_timezone(&ZONE);
+        let local = at.with_timezone(&zone);
         match (self, l) {
             (Interval::Hour, Lang::Fr) => local.format("%Hh").to_string(),
             (Interval::Hour, Lang::En) => local.format("%H:00").to_string(),
@@ -221,7 +219,7 @@ pub async fn page(
         Some(_) => return Err(ApiError::bad("queue", "not a configured queue")),
     };
     let now = Utc::now();
-    let since = interval.since(now);
+    let since = interval.since(reader.zone, now);
     let minutes = interval.minutes();
     let report = ReportQuery {
         queue: queue.clone(),
@@ -241,7 +239,10 @@ pub async fn page(
         .map(|i| since + Duration::minutes(minutes * i64::try_from(i).unwrap_or(0)))
         .collect();
     let l = reader.lang;
-    let labels: Vec<String> = starts.iter().map(|s| interval.label(l, *s)).collect();
+    let labels: Vec<String> = starts
+        .iter()
+        .map(|s| interval.label(l, reader.zone, *s))
+        .collect();
     let sums = buckets(&rows, since, minutes, count);
 
     let mut csv = format!(
@@ -265,7 +266,7 @@ pub async fn page(
         csv = escape(&csv),
         export = escape(l.t("rep.csv")),
     ));
-    main.push_str(&table(l, interval, &rows));
+    main.push_str(&table(l, reader.zone, interval, &rows));
     let layout = Layout::new(&reader, "/ui/reports", l.t("rep.title"));
     Ok(respond(layout, main, &PageQuery::default()))
 }
@@ -317,7 +318,7 @@ fn filters(
     )
 }
 
-fn table(l: Lang, interval: Interval, rows: &[StatsRow]) -> String {
+fn table(l: Lang, zone: Tz, interval: Interval, rows: &[StatsRow]) -> String {
     if rows.is_empty() {
         return format!("<p>{}</p>", escape(l.t("rep.none")));
     }
@@ -342,7 +343,7 @@ fn table(l: Lang, interval: Interval, rows: &[StatsRow]) -> String {
              <td class=\"num\">{abandoned}</td><td class=\"num\">{sl}</td>\
              <td class=\"num\">{asa}</td><td class=\"num\">{aht}</td></tr>",
             queue = escape(&r.queue),
-            from = escape(&interval.label(l, r.from)),
+            from = escape(&interval.label(l, zone, r.from)),
             offered = r.offered,
             answered = r.answered,
             abandoned = r.abandoned,
@@ -422,15 +423,24 @@ mod tests {
     }
 
     #[test]
-    fn periods_start_at_midnight_in_paris() {
+    fn periods_start_at_midnight_in_the_zone() {
+        let paris = chrono_tz::Europe::Paris;
         // 7 December 2026 12:00 UTC: midnight in Paris was 23:00 UTC the day before.
         let now = DateTime::from_timestamp(1_796_644_800, 0).expect("t");
-        let hour = Interval::Hour.since(now);
+        let hour = Interval::Hour.since(paris, now);
         assert_eq!(hour.format("%m-%d %H:%M").to_string(), "12-06 23:00");
-        let day = Interval::Day.since(now);
+        let day = Interval::Day.since(paris, now);
         assert_eq!(day.format("%m-%d %H:%M").to_string(), "11-30 23:00");
-        assert_eq!(Interval::Hour.label(Lang::Fr, hour), "00h");
-        assert_eq!(Interval::Day.label(Lang::En, day), "12-01");
+        assert_eq!(Interval::Hour.label(Lang::Fr, paris, hour), "00h");
+        assert_eq!(Interval::Day.label(Lang::En, paris, day), "12-01");
+        // In New York (UTC-5) the same instant's day started at 05:00 UTC, and the first
+        // hour is labelled in New York time.
+        let new_york = chrono_tz::America::New_York;
+        let hour = Interval::Hour.since(new_york, now);
+        assert_eq!(hour.format("%m-%d %H:%M").to_string(), "12-07 05:00");
+        assert_eq!(Interval::Hour.label(Lang::En, new_york, hour), "00:00");
+        let week = Interval::Week.since(new_york, now);
+        assert_eq!(week.format("%m-%d %H:%M").to_string(), "09-21 04:00");
         assert!(Interval::parse(Some("month")).is_err());
         // Days counted from midnight on 24 October 2026 (UTC+2): after the clocks went back
         // on the 25th, the third day starts at 23:00 local on the 25th and is the 26th.
@@ -438,10 +448,10 @@ mod tests {
         assert_eq!(before.format("%m-%d %H:%M").to_string(), "10-23 22:00");
         let third = before + Duration::days(2);
         assert_eq!(
-            third.with_timezone(&ZONE).format("%d %H").to_string(),
+            third.with_timezone(&paris).format("%d %H").to_string(),
             "25 23"
         );
-        assert_eq!(Interval::Day.label(Lang::En, third), "10-26");
-        assert_eq!(Interval::Day.label(Lang::Fr, third), "26/10");
+        assert_eq!(Interval::Day.label(Lang::En, paris, third), "10-26");
+        assert_eq!(Interval::Day.label(Lang::Fr, paris, third), "26/10");
     }
 }

@@ -7,25 +7,16 @@
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 
 use super::html::{escape, list_head, Layout};
-use super::i18n::{Lang, ZONE};
+use super::i18n::Lang;
 use super::{respond, PageQuery, Reader};
 use crate::accounts::{ApiKeyView, UserView};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::roles::Role;
 use crate::state::AdminState;
-
-/// A date and a time in the engine's zone, the way each language writes them.
-pub fn date_time(l: Lang, at: DateTime<Utc>) -> String {
-    let local = at.with_timezone(&ZONE);
-    match l {
-        Lang::Fr => local.format("%d/%m/%Y %H:%M").to_string(),
-        Lang::En => local.format("%Y-%m-%d %H:%M").to_string(),
-    }
-}
 
 pub async fn page(
     State(state): State<AdminState>,
@@ -41,7 +32,7 @@ pub async fn page(
         "<div id=\"users-page\" data-part=\"/ui/users?part=main\"><h1>{}</h1>",
         escape(l.t("users.title"))
     );
-    main.push_str(&user_list(l, &users));
+    main.push_str(&user_list(l, reader.zone, &users));
     main.push_str(&user_form(l));
     main.push_str(&format!("<h2>{}</h2>", escape(l.t("users.keys"))));
     main.push_str(&format!(
@@ -49,7 +40,7 @@ pub async fn page(
          <p><code id=\"new-key-value\"></code></p></div>",
         escape(l.t("users.key_once"))
     ));
-    main.push_str(&key_list(l, &keys));
+    main.push_str(&key_list(l, reader.zone, &keys));
     main.push_str(&key_form(l));
     main.push_str("</div>");
     let layout = Layout::new(&reader, "/ui/users", l.t("users.title"));
@@ -71,7 +62,7 @@ fn role_options(l: Lang, users: bool) -> String {
         .collect()
 }
 
-fn user_list(l: Lang, users: &[UserView]) -> String {
+fn user_list(l: Lang, zone: Tz, users: &[UserView]) -> String {
     let mut out = list_head(
         l,
         &[
@@ -109,7 +100,7 @@ fn user_list(l: Lang, users: &[UserView]) -> String {
             role = escape(super::html::role_label(l, u.role)),
             agent = escape(u.agent.as_deref().unwrap_or("")),
             state = escape(state),
-            created = date_time(l, u.created_at),
+            created = l.date_time(zone, u.created_at),
             by = escape(&u.created_by),
         ));
     }
@@ -143,7 +134,7 @@ fn user_form(l: Lang) -> String {
     )
 }
 
-fn key_list(l: Lang, keys: &[ApiKeyView]) -> String {
+fn key_list(l: Lang, zone: Tz, keys: &[ApiKeyView]) -> String {
     let mut out = list_head(
         l,
         &[
@@ -159,7 +150,7 @@ fn key_list(l: Lang, keys: &[ApiKeyView]) -> String {
     for k in keys {
         let (state, action) = match k.revoked_at {
             Some(at) => (
-                format!("{} {}", l.t("users.revoked"), date_time(l, at)),
+                format!("{} {}", l.t("users.revoked"), l.date_time(zone, at)),
                 String::new(),
             ),
             None => (
@@ -182,7 +173,7 @@ fn key_list(l: Lang, keys: &[ApiKeyView]) -> String {
             prefix = escape(&k.prefix),
             name = escape(&k.name),
             role = escape(super::html::role_label(l, k.role)),
-            created = date_time(l, k.created_at),
+            created = l.date_time(zone, k.created_at),
             by = escape(&k.created_by),
             state = escape(&state),
         ));

@@ -1,16 +1,16 @@
 //! The wallboard: per queue, the calls waiting and the longest wait, the calls ringing and
 //! talking, the queue's agents by state, and today's offered calls, service level and
-//! abandon rate (from midnight in the engine's zone). Live: the page's script fetches
+//! abandon rate (from midnight in `[admin] timezone`). Live: the page's script fetches
 //! `?part=main` again on every event of the feed. `?mode=wall` is the wall display.
 
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
 use engine::acd::report::ReportQuery;
 
 use super::html::{escape, Layout};
-use super::i18n::{duration, Lang, ZONE};
+use super::i18n::{duration, today_start, Lang};
 use super::{respond, PageQuery, Reader};
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -28,16 +28,9 @@ struct Today {
 
 async fn today(state: &AdminState) -> Result<Vec<StatsRow>, ApiError> {
     let now = Utc::now();
-    let midnight = now
-        .with_timezone(&ZONE)
-        .date_naive()
-        .and_hms_opt(0, 0, 0)
-        .and_then(|m| ZONE.from_local_datetime(&m).earliest())
-        .map(|m| m.with_timezone(&Utc))
-        .unwrap_or(now - chrono::Duration::hours(24));
     let query = ReportQuery {
         queue: None,
-        since: midnight,
+        since: today_start(state.zone(), now),
         until: now,
         interval: None,
         threshold: None,

@@ -1,10 +1,12 @@
 //! `[admin]`: the admin REST API's listener, certificate and session timeouts. HTTPS is on
 //! by default on loopback; plain HTTP exists only as a redirect, and only when configured.
+//! `timezone` is the zone the admin pages show times in and cut days ("today") in.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chrono_tz::Tz;
 use serde::Deserialize;
 
 use super::{ConfigError, Ctx};
@@ -22,6 +24,8 @@ pub(super) struct RawAdmin {
     http_redirect: Option<String>,
     session_idle_minutes: Option<u64>,
     session_max_hours: Option<u64>,
+    /// An IANA zone name (`Europe/Paris`), as a flow's `timezone`.
+    timezone: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,9 +37,14 @@ pub struct AdminConfig {
     pub http_redirect: Option<SocketAddr>,
     pub session_idle: Duration,
     pub session_max: Duration,
+    /// The zone the admin pages show times in and start their days ("today") at.
+    pub timezone: Tz,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+
+/// The admin pages' zone when `[admin] timezone` is not set.
+pub const DEFAULT_TIMEZONE: Tz = chrono_tz::Europe::Paris;
 
 impl Default for AdminConfig {
     fn default() -> Self {
@@ -46,6 +55,7 @@ impl Default for AdminConfig {
             http_redirect: None,
             session_idle: Duration::from_secs(30 * 60),
             session_max: Duration::from_secs(12 * 3600),
+            timezone: DEFAULT_TIMEZONE,
         }
     }
 }
@@ -92,6 +102,15 @@ pub(super) fn parse(cx: &Ctx<'_>, raw: RawAdmin) -> Result<AdminConfig, ConfigEr
             format!("{max} is outside 1..=168"),
         ));
     }
+    let timezone = match raw.timezone.as_deref() {
+        Some(name) => name.parse::<Tz>().map_err(|_| {
+            cx.err(
+                "admin.timezone",
+                format!("`{name}` is not an IANA time zone name (e.g. \"Europe/Paris\")"),
+            )
+        })?,
+        None => DEFAULT_TIMEZONE,
+    };
     Ok(AdminConfig {
         enabled: raw.enabled.unwrap_or(true),
         listen,
@@ -99,5 +118,6 @@ pub(super) fn parse(cx: &Ctx<'_>, raw: RawAdmin) -> Result<AdminConfig, ConfigEr
         http_redirect,
         session_idle: Duration::from_secs(idle * 60),
         session_max: Duration::from_secs(max * 3600),
+        timezone,
     })
 }

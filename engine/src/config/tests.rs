@@ -152,6 +152,25 @@ fn admin_is_https_on_loopback_by_default_and_checked() {
 }
 
 #[test]
+fn admin_timezone_defaults_to_paris_and_bad_names_are_refused() {
+    let c = parse("").expect("defaults");
+    assert_eq!(c.admin.timezone, chrono_tz::Europe::Paris);
+    let c = parse("[admin]\ntimezone = \"America/New_York\"\n").expect("valid");
+    assert_eq!(c.admin.timezone, chrono_tz::America::New_York);
+    for bad in ["Europe/Pariss", "CET+1", ""] {
+        let e = parse(&format!("[admin]\ntimezone = \"{bad}\"\n"))
+            .expect_err(bad)
+            .to_string();
+        assert!(
+            e.starts_with(&format!(
+                "t.toml: admin.timezone: `{bad}` is not an IANA time zone"
+            )),
+            "{e}"
+        );
+    }
+}
+
+#[test]
 fn allowed_networks_must_be_given() {
     let raw = |text: &str| EngineConfig::parse(text, Path::new("t.toml"), Path::new("/base"));
     let needed = |e: String| {
