@@ -31,7 +31,7 @@ use super::wire::{self, Channel, WireError};
 use super::{Link, NetState, PeerInfo, Reply, Request};
 use crate::config::Secret;
 use crate::recordings::Chunk;
-use crate::types::{MemberKind, NodeId, Raft};
+use crate::types::{LogId, MemberKind, NodeId, Raft};
 
 const MAX_HANDSHAKES: usize = 16;
 const MAX_HANDSHAKES_PER_SOURCE: usize = 4;
@@ -40,8 +40,15 @@ const MAX_SESSIONS: usize = 64;
 /// What the server asks of the node for svi's own messages.
 pub(crate) trait NodeHooks: Send + Sync + 'static {
     fn hello(&self) -> impl Future<Output = PeerInfo> + Send;
-    /// `Some(answer)` refuses a vote request with that answer.
+    /// `Some(answer)` refuses a vote request with that answer: this node is active, or the
+    /// leader it follows may still hold its lease (`leader_link`).
     fn refuse_vote(&self) -> Option<VoteResponse<NodeId>>;
+    /// Whether this node would vote now for a candidate with `last_log_id`, and its own
+    /// last log id. Changes nothing (no term, no vote).
+    fn pre_vote(
+        &self,
+        last_log_id: Option<LogId>,
+    ) -> impl Future<Output = (bool, Option<LogId>)> + Send;
     fn yield_leadership(
         &self,
         to: NodeId,
@@ -156,12 +163,24 @@ impl<H: NodeHooks> Server<H> {
             tracing::warn!(%peer, "too many cluster sessions; closing");
             return;
         };
+        // Whether this connection carries a leader's heartbeats: its end then counts towards
+        // "the leader closed every connection" (`leader_link`).
+        let mut leader_link = LinkGuard {
+            state: &self.state,
+            leader: None,
+        };
         while let Ok((json, bin)) = ch.recv().await {
             if self.state.isolated() {
                 return;
             }
             let (reply, attachment) = match serde_json::from_slice::<Request>(&json) {
-                Ok(req) => self.handle(req, bin, from).await,
+                Ok(req) => {
+                    if leader_link.leader.is_none() && is_leader_message(&req) {
+                        leader_link.leader = Some(from);
+                        self.state.leader_link_opened(from);
+                    }
+                    self.handle(req, bin, from).await
+                }
                 Err(e) => (Reply::Refused(format!("bad request: {e}")), Vec::new()),
             };
             if self.state.isolated() || send(&mut ch, &reply, &attachment).await.is_err() {
@@ -183,19 +202,29 @@ impl<H: NodeHooks> Server<H> {
             Request::Hello => Reply::Hello(self.hooks.hello().await),
             Request::AppendEntries(rpc) => {
                 if rpc.vote.is_committed() {
-                    self.state.leader_contact();
+                    self.state.leader_contact(from);
                 }
                 Reply::AppendEntries(self.raft.append_entries(rpc).await)
             }
             Request::Vote(rpc) => match self.hooks.refuse_vote() {
                 Some(answer) => {
-                    tracing::info!(candidate = from, "vote refused: this node is active");
+                    tracing::info!(
+                        candidate = from,
+                        "vote refused: this node is active or follows a leader"
+                    );
                     Reply::Vote(Ok(answer))
                 }
                 None => Reply::Vote(self.raft.vote(rpc).await),
             },
+            Request::PreVote { last_log_id } => {
+                let (granted, mine) = self.hooks.pre_vote(last_log_id).await;
+                Reply::PreVote {
+                    granted,
+                    last_log_id: mine,
+                }
+            }
             Request::InstallSnapshot(mut rpc) => {
-                self.state.leader_contact();
+                self.state.leader_contact(from);
                 rpc.data = attachment;
                 Reply::InstallSnapshot(self.raft.install_snapshot(rpc).await)
             }
@@ -219,6 +248,25 @@ impl<H: NodeHooks> Server<H> {
             Request::Propose(cmd) => Reply::Proposed(self.hooks.propose(from, cmd).await),
         };
         (reply, Vec::new())
+    }
+}
+
+/// A message only a leader sends: its heartbeats and entries (with a committed vote).
+fn is_leader_message(req: &Request) -> bool {
+    matches!(req, Request::AppendEntries(rpc) if rpc.vote.is_committed())
+}
+
+/// Reports the end of a connection that carried a leader's heartbeats, however it ends.
+struct LinkGuard<'a> {
+    state: &'a NetState,
+    leader: Option<NodeId>,
+}
+
+impl Drop for LinkGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(leader) = self.leader {
+            self.state.leader_link_closed(leader);
+        }
     }
 }
 
