@@ -4,9 +4,10 @@
 //! decides when a full node that is standby campaigns, from what the cluster link tells
 //! (`network::leader_link`):
 //!
-//! - the leader closed every connection to this node (its process died: the kernel closed
-//!   its sockets): campaign once it has been silent for `lease` plus two heartbeats, the
-//!   voters' own wait (`lease + heartbeat`) plus a heartbeat of margin;
+//! - the leader's process is gone (it closed every connection to this node and its port
+//!   then refused one: the kernel closed its sockets): campaign once it has been silent for
+//!   `lease` plus two heartbeats, the voters' own wait (`lease + heartbeat`) plus a
+//!   heartbeat of margin;
 //! - the leader is silent, its connections open (it may be merely slow: a loaded host stalls
 //!   a process for a few hundred milliseconds): campaign only after `election_timeout_max`
 //!   plus two heartbeats, so that a stall shorter than that moves nothing.
@@ -58,7 +59,7 @@ enum Step {
 struct Pace {
     /// Silence of a leader whose connections are still open (it may be merely slow).
     silent: Duration,
-    /// Silence of a leader that closed every connection to this node.
+    /// Silence of a leader whose process is gone (`leader_link`).
     gone: Duration,
 }
 
@@ -70,7 +71,7 @@ impl Pace {
         }
     }
 
-    /// `heard`: the leader's last message; `gone`: its connections all closed since;
+    /// `heard`: the leader's last message; `gone`: its process found gone since;
     /// `next_try`: the earliest next attempt after the last one; `longer_log`: the last
     /// answer showing a longer log than this node's.
     fn step(
@@ -141,7 +142,7 @@ pub(crate) async fn run(shared: Arc<Shared>, raft: Raft, mut stop: watch::Receiv
                         logged = Some(heard);
                         tracing::warn!(
                             silent_ms = heard.elapsed().as_millis() as u64,
-                            connections_closed = gone,
+                            leader_gone = gone,
                             "the leader is silent: campaigning"
                         );
                     }

@@ -4,12 +4,13 @@
 //! ## Why the timing rule `lease + heartbeat <= election_timeout_min`
 //! Fencing must happen before any other node can be elected. A follower that heard the
 //! leader at time `t` refuses to vote for anyone else until `t + election_timeout_max`, or
-//! `t + lease + heartbeat` once every connection of that leader to it closed
-//! (`network::leader_link`), and the active node refuses votes while it is active. So a new
-//! leader needs `t + lease + heartbeat` at the earliest, while the old one drops `Active` at
-//! `t + lease` (plus a few ms of scheduling): a heartbeat of margin. A leader that is merely
-//! silent (stalled, its connections open) is replaced only after `election_timeout_max`,
-//! which the rule keeps above `lease + heartbeat`. See `docs/ha.md` for the full argument.
+//! `t + lease + heartbeat` once that leader's process is found gone (its connections
+//! closed, its port refusing: `network::leader_link`), and the active node refuses votes
+//! while it is active. So a new leader needs `t + lease + heartbeat` at the earliest, while
+//! the old one drops `Active` at `t + lease` (plus a few ms of scheduling): a heartbeat of
+//! margin. A leader that is merely silent (stalled, its connections open) is replaced only
+//! after `election_timeout_max`, which the rule keeps above `lease + heartbeat`. See
+//! `docs/ha.md` for the full argument.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -249,7 +250,7 @@ impl HaConfig {
             heartbeat_interval: ms(t.heartbeat),
             // openraft's follower-side lease is its `election_timeout_max`: set to the floor,
             // `lease + heartbeat`. svi holds the longer one itself, `election_timeout_max`
-            // unless the leader's connections all closed (`network::leader_link`).
+            // unless the leader's process is found gone (`network::leader_link`).
             election_timeout_min: ms(t.lease),
             election_timeout_max: ms(t.lease + t.heartbeat),
             // One snapshot chunk (1 MiB) per RPC; the last one also installs the database.

@@ -419,6 +419,13 @@ async fn incarnate(shared: &Arc<Shared>) -> Result<Incarnation, HaError> {
             me: cfg.node_id,
             secret: cfg.secret.clone(),
             members: cfg.members.iter().map(|(id, m)| (*id, m.kind)).collect(),
+            addrs: cfg
+                .members
+                .iter()
+                .map(|(id, m)| (*id, m.cluster_addr.clone()))
+                .collect(),
+            bind: shared.network.bind,
+            probe_timeout: cfg.timings.lease,
             tls: shared.network.tls.clone(),
             raft: raft.clone(),
             state: shared.net.clone(),

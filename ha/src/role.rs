@@ -16,8 +16,9 @@
 //! - the old active node itself refuses every vote while it is active (`server.rs`), so if
 //!   it votes, it already is not active;
 //! - a follower in `Q` received that heartbeat after `t` and refuses votes (and campaigns
-//!   no sooner) until at least `t + lease + heartbeat` when every connection of the leader to
-//!   it closed since, else `t + election_timeout_max` (`network::leader_link`, `campaign`).
+//!   no sooner) until at least `t + lease + heartbeat` when the leader's process is found gone
+//!   (its connections closed, its port refusing), else `t + election_timeout_max`
+//!   (`network::leader_link`, `campaign`).
 //!
 //! So nobody can be elected before `t + lease + heartbeat`, while the old active node is
 //! fenced at `t + lease`; a merely silent one is given `election_timeout_max`, which

@@ -172,6 +172,15 @@ impl PeerClient {
     }
 }
 
+/// Whether a TCP connection to `addr` is refused within `within` (nothing listens there).
+/// A connection that opens is closed at once; a timeout is not a refusal.
+pub(crate) async fn refuses(addr: &str, bind: Option<IpAddr>, within: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(within, connect(addr, bind)).await,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused
+    )
+}
+
 /// Connects to `addr` (`host:port`), from `bind` when given and of the same family.
 async fn connect(addr: &str, bind: Option<IpAddr>) -> std::io::Result<TcpStream> {
     let Some(ip) = bind else {
@@ -313,5 +322,17 @@ mod tests {
             .expect("the peer closes the connection");
         assert!(matches!(err, CallError::Unreachable(2, _)), "{err}");
         accepter.abort();
+    }
+
+    #[tokio::test]
+    async fn a_port_refuses_only_once_nothing_listens() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let within = Duration::from_secs(5);
+        assert!(!refuses(&addr, None, within).await, "it listens");
+        drop(listener);
+        assert!(refuses(&addr, None, within).await, "nothing listens");
     }
 }

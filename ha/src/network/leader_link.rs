@@ -10,12 +10,14 @@
 //!   slow (a loaded host stalls a process for a few hundred milliseconds). The member waits
 //!   the whole `election_timeout_max` before it votes for anyone else, and a standby waits
 //!   that long before it campaigns: a stall shorter than that moves nothing.
-//! - **Every connection of the leader closed** (TCP FIN or reset from its host: the process
-//!   died, `kill -9`, a crash that left the kernel running): a much stronger signal. The member
-//!   then waits only `lease + heartbeat` after the leader's last message: the time by which
-//!   that leader, if still alive and cut off, has fenced itself. A leader that is alive and
-//!   merely dropped a connection reconnects at its next heartbeat, and that contact cancels
-//!   the signal.
+//! - **The leader's process is gone**: every connection of the leader to this member closed
+//!   (TCP FIN or reset from its host) *and* a connection to its cluster port was then refused
+//!   (nothing listens there: the process died, `kill -9`, a crash that left the kernel
+//!   running). A much stronger signal than a missed heartbeat. The member then waits only
+//!   `lease + heartbeat` after the leader's last message: the time by which that leader, if
+//!   still alive and cut off, has fenced itself. A leader that is alive and merely dropped a
+//!   connection (an RPC that timed out on a loaded host) still listens, so the check finds
+//!   it there, and it reconnects at its next heartbeat, which cancels the signal.
 //!
 //! Safety does not depend on which case applies: in both, a member grants its vote only once
 //! the old leader's lease has run out (measured from the member's own last contact, which is
@@ -36,6 +38,8 @@ pub(crate) struct LeaderLink {
     open: BTreeMap<NodeId, usize>,
     /// When the last of a leader's connections closed.
     lost: Option<(NodeId, Instant)>,
+    /// When a connection to a leader's cluster port was refused.
+    refused: Option<(NodeId, Instant)>,
 }
 
 impl LeaderLink {
@@ -49,14 +53,22 @@ impl LeaderLink {
         *self.open.entry(leader).or_default() += 1;
     }
 
-    /// A connection that carried `leader`'s heartbeats closed.
-    pub(crate) fn closed(&mut self, leader: NodeId, now: Instant) {
+    /// A connection that carried `leader`'s heartbeats closed; true when it was the last one
+    /// (then check whether `leader` still listens: `refused`).
+    pub(crate) fn closed(&mut self, leader: NodeId, now: Instant) -> bool {
         let n = self.open.entry(leader).or_default();
         *n = n.saturating_sub(1);
-        if *n == 0 {
-            self.open.remove(&leader);
-            self.lost = Some((leader, now));
+        if *n > 0 {
+            return false;
         }
+        self.open.remove(&leader);
+        self.lost = Some((leader, now));
+        true
+    }
+
+    /// A connection to `leader`'s cluster port was refused.
+    pub(crate) fn refused(&mut self, leader: NodeId, now: Instant) {
+        self.refused = Some((leader, now));
     }
 
     /// When a leader last reached this member.
@@ -64,10 +76,13 @@ impl LeaderLink {
         self.contact.map(|(_, at)| at)
     }
 
-    /// The leader heard last has closed every connection to this member since.
+    /// The leader heard last has closed every connection to this member since, and then
+    /// refused a connection: its process is gone.
     pub(crate) fn lost(&self) -> bool {
-        match (self.contact, self.lost) {
-            (Some((leader, heard)), Some((from, at))) => leader == from && at >= heard,
+        match (self.contact, self.lost, self.refused) {
+            (Some((leader, heard)), Some((closed_by, closed)), Some((refused_by, refused))) => {
+                leader == closed_by && leader == refused_by && closed >= heard && refused >= closed
+            }
             _ => false,
         }
     }
@@ -128,9 +143,11 @@ mod tests {
         l.opened(1);
         l.opened(1);
         l.contact(1, t0);
-        l.closed(1, t0 + MS * 5);
-        assert!(!l.lost(), "one connection still open");
-        l.closed(1, t0 + MS * 6);
+        assert!(!l.closed(1, t0 + MS * 5), "one connection still open");
+        assert!(l.closed(1, t0 + MS * 6));
+        assert!(!l.lost(), "closed, but is it still listening?");
+        assert!(!l.may_vote(t0 + MS * 300, &t));
+        l.refused(1, t0 + MS * 7);
         assert!(l.lost());
         assert!(!l.may_vote(t0 + MS * 299, &t), "its lease may still run");
         assert!(
@@ -140,13 +157,25 @@ mod tests {
     }
 
     #[test]
-    fn a_leader_that_reconnects_is_slow_not_gone() {
+    fn a_leader_that_still_listens_or_reconnects_is_slow_not_gone() {
         let t = timings();
         let mut l = LeaderLink::default();
         let t0 = Instant::now();
         l.opened(1);
         l.contact(1, t0);
-        l.closed(1, t0 + MS * 10);
+        // An RPC timed out on the leader's side: it dropped the connection, but its port
+        // still answers (no refusal).
+        assert!(l.closed(1, t0 + MS * 10));
+        assert!(
+            !l.may_vote(t0 + MS * 400, &t),
+            "a stall after a dropped connection"
+        );
+        // A refusal from before the close says nothing about this close.
+        l.refused(1, t0 + MS * 5);
+        assert!(!l.lost());
+        // The next heartbeat on a new connection cancels a refusal seen meanwhile.
+        l.refused(1, t0 + MS * 20);
+        assert!(l.lost());
         l.opened(1);
         l.contact(1, t0 + MS * 50);
         assert!(!l.lost());
@@ -164,6 +193,7 @@ mod tests {
         l.opened(2);
         l.contact(2, t0 + MS * 100);
         l.closed(1, t0 + MS * 200);
+        l.refused(1, t0 + MS * 201);
         assert!(!l.lost());
         assert!(!l.may_vote(t0 + MS * 500, &t));
     }

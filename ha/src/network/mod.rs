@@ -196,11 +196,18 @@ impl NetState {
         }
     }
 
-    /// A connection that carried `from`'s heartbeats closed.
-    pub(crate) fn leader_link_closed(&self, from: NodeId) {
+    /// A connection that carried `from`'s heartbeats closed; true when it was the last one.
+    pub(crate) fn leader_link_closed(&self, from: NodeId) -> bool {
+        self.leader
+            .lock()
+            .is_ok_and(|mut l| l.closed(from, Instant::now()))
+    }
+
+    /// A connection to `from`'s cluster port was refused (after its links closed).
+    pub(crate) fn leader_refused(&self, from: NodeId) {
         let lost = match self.leader.lock() {
             Ok(mut l) => {
-                l.closed(from, Instant::now());
+                l.refused(from, Instant::now());
                 l.lost()
             }
             Err(_) => false,
@@ -210,7 +217,7 @@ impl NetState {
         }
     }
 
-    /// Resolves when the leader's last connection to this node closes.
+    /// Resolves when the leader's process is found gone (`leader_link`).
     pub(crate) async fn leader_link_lost(&self) {
         self.leader_lost.notified().await
     }
@@ -220,7 +227,8 @@ impl NetState {
         self.leader.lock().ok().and_then(|l| l.heard())
     }
 
-    /// The leader heard last has closed every connection to this node since.
+    /// The leader heard last has closed every connection to this node since, and its port
+    /// then refused a connection.
     pub(crate) fn leader_gone(&self) -> bool {
         self.leader.lock().is_ok_and(|l| l.lost())
     }

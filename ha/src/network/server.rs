@@ -79,6 +79,13 @@ pub(crate) struct Server<H> {
     pub(crate) me: NodeId,
     pub(crate) secret: Secret,
     pub(crate) members: BTreeMap<NodeId, MemberKind>,
+    /// The members' cluster addresses (to check whether a leader that closed its
+    /// connections still listens).
+    pub(crate) addrs: BTreeMap<NodeId, String>,
+    /// Source address of that check (see `client::Network::bind`).
+    pub(crate) bind: Option<IpAddr>,
+    /// How long that check may take.
+    pub(crate) probe_timeout: Duration,
     /// Pinned member certificates (None: the shared-secret channel alone).
     pub(crate) tls: Option<Arc<ClusterTls>>,
     pub(crate) raft: Raft,
@@ -166,7 +173,7 @@ impl<H: NodeHooks> Server<H> {
         // Whether this connection carries a leader's heartbeats: its end then counts towards
         // "the leader closed every connection" (`leader_link`).
         let mut leader_link = LinkGuard {
-            state: &self.state,
+            server: self,
             leader: None,
         };
         while let Ok((json, bin)) = ch.recv().await {
@@ -256,17 +263,48 @@ fn is_leader_message(req: &Request) -> bool {
     matches!(req, Request::AppendEntries(rpc) if rpc.vote.is_committed())
 }
 
-/// Reports the end of a connection that carried a leader's heartbeats, however it ends.
-struct LinkGuard<'a> {
-    state: &'a NetState,
+/// Reports the end of a connection that carried a leader's heartbeats, however it ends;
+/// when it was the leader's last one, checks whether the leader still listens.
+struct LinkGuard<'a, H> {
+    server: &'a Server<H>,
     leader: Option<NodeId>,
 }
 
-impl Drop for LinkGuard<'_> {
+impl<H> Drop for LinkGuard<'_, H> {
     fn drop(&mut self) {
-        if let Some(leader) = self.leader {
-            self.state.leader_link_closed(leader);
+        let Some(leader) = self.leader else { return };
+        let server = self.server;
+        if !server.state.leader_link_closed(leader) {
+            return;
         }
+        let (Some(addr), Ok(rt)) = (
+            server.addrs.get(&leader).cloned(),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            return;
+        };
+        let (state, bind, within) = (server.state.clone(), server.bind, server.probe_timeout);
+        let heard = state.last_leader_contact();
+        rt.spawn(async move {
+            // Twice: a dying process may close its connections a moment before its port.
+            for again in [true, false] {
+                if super::client::refuses(&addr, bind, within).await {
+                    tracing::info!(
+                        leader,
+                        "the leader closed its connections and its port refuses: it is gone"
+                    );
+                    state.leader_refused(leader);
+                    return;
+                }
+                if !again {
+                    return;
+                }
+                tokio::time::sleep(within / 5).await;
+                if state.last_leader_contact() != heard {
+                    return;
+                }
+            }
+        });
     }
 }
 
