@@ -164,6 +164,11 @@ pub(crate) async fn run(shared: Arc<Shared>, raft: Raft, mut stop: watch::Receiv
     }
 }
 
+/// The refusal of a member that cannot read a `PreVote` (serde's unknown-variant error).
+fn predates_pre_vote(why: &str) -> bool {
+    why.contains("unknown variant") && why.contains("PreVote")
+}
+
 fn only_voter(raft: &Raft, me: NodeId) -> bool {
     let m = raft.metrics();
     let m = m.borrow();
@@ -212,20 +217,25 @@ async fn pre_vote(shared: &Shared, raft: &Raft, peers: &mut BTreeMap<NodeId, Pee
             continue;
         };
         peers.insert(id, client);
-        if let Ok((
-            Reply::PreVote {
-                granted: yes,
-                last_log_id,
-            },
-            _,
-        )) = answer
-        {
-            if last_log_id > mine {
-                shared.net.longer_log_reported();
+        match answer {
+            Ok((
+                Reply::PreVote {
+                    granted: yes,
+                    last_log_id,
+                },
+                _,
+            )) => {
+                if last_log_id > mine {
+                    shared.net.longer_log_reported();
+                }
+                if yes {
+                    granted += 1;
+                }
             }
-            if yes {
-                granted += 1;
-            }
+            // A member of an older version (a rolling upgrade) does not know the pre-vote:
+            // count it willing, its real vote decides as before.
+            Ok((Reply::Refused(why), _)) if predates_pre_vote(&why) => granted += 1,
+            _ => {}
         }
     }
     let won = granted * 2 > voters.len();
@@ -332,6 +342,19 @@ mod tests {
             ),
             Step::Campaign
         );
+    }
+
+    #[test]
+    fn a_member_of_an_older_version_is_told_by_its_refusal() {
+        // What an older member's server answers to a `PreVote` it cannot read.
+        #[derive(serde::Deserialize, Debug)]
+        enum Older {
+            Hello,
+        }
+        let json = serde_json::to_vec(&Request::PreVote { last_log_id: None }).expect("json");
+        let err = serde_json::from_slice::<Older>(&json).expect_err("unknown to it");
+        assert!(predates_pre_vote(&format!("bad request: {err}")), "{err}");
+        assert!(!predates_pre_vote("not allowed for the witness"));
     }
 
     #[test]
