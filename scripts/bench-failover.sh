@@ -42,20 +42,31 @@ now_ms() { date +%s%3N; }
 
 times=(); phases=(); campaign=(); elected=(); answer=()
 med() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{ if (NR==0) print "?"; else if (NR%2) print a[(NR+1)/2]; else print int((a[NR/2]+a[NR/2+1])/2) }'; }
-for run in $(seq 1 "$RUNS"); do
+logs() { for m in w a b; do echo "--- $m.log (last lines)"; tail -n 40 "$work/$m.log"; done; }
+stop_all() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+clashes=0
+run=0
+while [ "$run" -lt "$RUNS" ]; do
+  run=$((run + 1))
   rm -rf "${work:?}"/*; pids=()
   "$BIN" witness --config "$cfg/witness.toml" --data-dir "$work/w" >"$work/w.log" 2>&1 & pids+=($!)
   "$BIN" run --config "$cfg/node-a.toml" --data-dir "$work/a" >"$work/a.log" 2>&1 & a=$!; pids+=($a)
   "$BIN" run --config "$cfg/node-b.toml" --data-dir "$work/b" >"$work/b.log" 2>&1 & pids+=($!)
-  wait_role "$work/a" active 30 || { echo "run $run: no active node"; exit 1; }
-  wait_role "$work/b" standby 30 || { echo "run $run: no standby"; exit 1; }
+  if ! wait_role "$work/a" active 30 || ! wait_role "$work/b" standby 30; then
+    # Another program on this host took one of the samples' fixed ports: not a run.
+    if grep -q 'Address already in use' "$work"/*.log && [ "$clashes" -lt 5 ]; then
+      clashes=$((clashes + 1)); echo "run $run: a sample's port was taken; again"
+      stop_all; run=$((run - 1)); continue
+    fi
+    echo "run $run: the pair did not form"; logs; exit 1
+  fi
   start=$(now_ms)
   kill -9 "$a"
   # An INVITE every attempt until one is answered 200 (sipp's built-in uac, a short call).
   attempts=0
   while :; do
     tried=$(now_ms); attempts=$((attempts + 1))
-    sipp 127.0.0.1:5062 -sn uac -m 1 -i 127.0.0.1 -nostdin -timeout 1s -timeout_error \
+    sipp 127.0.0.1:5062 -sn uac -m 1 -i 127.0.0.1 -p 5098 -nostdin -timeout 1s -timeout_error \
       -d 10 >/dev/null 2>&1 && break
     [ $(( $(now_ms) - start )) -gt 30000 ] && { echo "run $run: no takeover in 30 s"; exit 1; }
   done
@@ -79,8 +90,7 @@ for run in $(seq 1 "$RUNS"); do
     phases+=("| $run | ? | ? | ? | $((tried - start)) | $attempts | $ms |")
     echo "run $run: $ms ms (phases not found in node-b's log)"
   fi
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  stop_all
 done
 sorted=$(printf '%s\n' "${times[@]}" | sort -n)
 median=$(printf '%s\n' "$sorted" | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else print int((a[NR/2]+a[NR/2+1])/2) }')
