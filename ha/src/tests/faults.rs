@@ -215,8 +215,8 @@ impl Drop for Freezable {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn frozen_active_node_resumes_with_its_lease_expired() {
+/// The cluster with node 1 on a thread that can be frozen: node 1 active, node 2 standby.
+async fn frozen_pair() -> (Cluster, Freezable, watch::Receiver<Role>) {
     let mut c = Cluster::configure(SPEC, LogRetention::default());
     c.restart(2).await;
     c.restart(3).await;
@@ -226,6 +226,12 @@ async fn frozen_active_node_resumes_with_its_lease_expired() {
     assert!(matches!(became, Ok(Ok(_))), "node 1 active");
     drop(became);
     c.wait_role(2, Role::Standby, FORM).await;
+    (c, n1, r1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_active_node_resumes_with_its_lease_expired() {
+    let (mut c, n1, mut r1) = frozen_pair().await;
     assert!(n1.write(0..5).await, "writes on node 1");
 
     let (published, lease_valid) = n1
@@ -289,15 +295,7 @@ async fn term_of(c: &Cluster, id: u64) -> u64 {
 /// campaigns nor raises its term, and node 1 is active again after the freeze.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn active_node_stalled_for_half_a_second_keeps_the_role() {
-    let mut c = Cluster::configure(SPEC, LogRetention::default());
-    c.restart(2).await;
-    c.restart(3).await;
-    let n1 = Freezable::start(c.cfgs[&1].clone());
-    let mut r1 = n1.role.clone();
-    let became = tokio::time::timeout(FORM, r1.wait_for(|r| *r == Role::Active)).await;
-    assert!(matches!(became, Ok(Ok(_))), "node 1 active");
-    drop(became);
-    c.wait_role(2, Role::Standby, FORM).await;
+    let (mut c, n1, mut r1) = frozen_pair().await;
     assert!(n1.write(0..3).await, "writes on node 1");
     let (term2, term3) = (term_of(&c, 2).await, term_of(&c, 3).await);
     let (mut r2, mut r3) = (c.node(2).role(), c.node(3).role());
