@@ -118,6 +118,9 @@ pub(crate) async fn run(shared: Arc<Shared>, raft: Raft, mut stop: watch::Receiv
     let mut logged: Option<Instant> = None;
     let mut behind_logged: Option<Instant> = None;
     let mut own_timer = false;
+    // Since when this node is standby: a node that just became one (formed the cluster and
+    // awaits its own election, restarted, stepped down) gives a leader the same patience.
+    let mut standby_since: Option<Instant> = None;
     loop {
         let mut wake = Instant::now() + t.heartbeat;
         let only_voter = only_voter(&raft, shared.me());
@@ -125,8 +128,16 @@ pub(crate) async fn run(shared: Arc<Shared>, raft: Raft, mut stop: watch::Receiv
             own_timer = only_voter;
             raft.runtime_config().elect(only_voter);
         }
-        if shared.role() == Role::Standby && !only_voter {
-            let heard = shared.net.last_leader_contact().unwrap_or(shared.started);
+        let standby = shared.role() == Role::Standby;
+        if !standby {
+            standby_since = None;
+        }
+        if standby && !only_voter {
+            let since = *standby_since.get_or_insert_with(Instant::now);
+            let heard = shared
+                .net
+                .last_leader_contact()
+                .map_or(since, |c| c.max(since));
             let gone = shared.net.leader_gone();
             let longer_log = shared.net.last_longer_log_report();
             match pace.step(Instant::now(), heard, gone, next_try, longer_log) {
