@@ -16,11 +16,18 @@
 # calls answered and refused, and the longest time no call was answered; exits 1 if that is
 # longer than TAKEOVER_MS (default 2500: two election timeouts and a lease of the samples'
 # timings, 2 x 1000 + 250 ms, rounded up), or if the two nodes end with different records.
+#
+# Once B is active on the new build, a burst of BURST short calls (default 200, at BURST_RATE
+# per second, default 20) is sent to B while A and the witness still run the previous one: B's writes then arrive
+# together, and A must apply every entry B writes (a release before group commit cannot read
+# a batch entry, so B writes one entry per write until every member reads batches).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FROM="${1:-HEAD~1}"
 PROFILE="${PROFILE:-release}"
 TAKEOVER_MS="${TAKEOVER_MS:-2500}"
+BURST="${BURST:-200}"
+BURST_RATE="${BURST_RATE:-20}"
 command -v sipp >/dev/null || { echo "sipp is needed (apt-get install sip-tester)"; exit 1; }
 work=$(mktemp -d)
 pids=()
@@ -127,6 +134,13 @@ sleep 5
 wait_role "$work/b" active 30
 log "B promoted: active on $cur_rev"
 sleep 5
+# 2b. A burst of short calls on B while A and the witness still run the previous build.
+sipp 127.0.0.1:5062 -sn uac -r "$BURST_RATE" -m "$BURST" -d 200 -i 127.0.0.1 -p 39500 -mp 48000 \
+  -nostdin -timeout 60s -trace_stat -stf "$work/burst.csv" >/dev/null 2>&1 || true
+# SuccessfulCall(C), the 16th field of sipp's statistics, on its last line.
+burst_ok=$(tail -1 "$work/burst.csv" | awk -F';' '{ print $16 }')
+wait_caught_up "$work/a" "$work/b" 60
+log "burst of $BURST calls to B at $BURST_RATE/s ($burst_ok answered): A ($prev_rev) applied every entry B wrote"
 # 3. Upgrade the other node (A), which rejoins as standby.
 stop a
 log "A stopped ($prev_rev)"
@@ -179,6 +193,12 @@ report="bench/results/rolling-upgrade-$stamp.md"
   echo "| $total | $answered | $to_a | $to_b | $longest ms | $TAKEOVER_MS ms |"
   echo
   echo "Call records: $records on B; A and B hold the same records: $same."
+  echo
+  echo "The log formats B heard from the other members (batch entries once all read them):"
+  echo
+  echo '```'
+  grep -h "raft log format" "$work/b.log" | sed 's/^[^ ]*Z //' || true
+  echo '```'
 } > "$report"
 cat "$report"
 [ "$same" = yes ] || { echo "FAIL: the nodes hold different records"; exit 1; }

@@ -260,6 +260,8 @@ impl HaConfig {
             max_in_snapshot_log_to_keep: self.retention.keep_after_snapshot,
             // Purges happen once per snapshot anyway; no need to batch them.
             purge_batch_size: 1,
+            // Entries may be batches of writes (group commit): fewer per request.
+            max_payload_entries: crate::writer::MAX_PAYLOAD_ENTRIES,
             // openraft's own election timer runs only on a single voter. In a cluster the
             // standby campaigns from `campaign.rs` (after a pre-vote) and the witness only when
             // no leader was heard for long (`upkeep.rs`); a node left the only voter

@@ -4,6 +4,7 @@
 //!
 //! Map, read top-down:
 //! - `types`: node ids and infos, `Command`/`Response`, `Role`, openraft's type config;
+//!   `log_format`: which entries every member reads (a batch only once all do);
 //! - `config`: `HaConfig` (members, secret, timings) and why the timings must satisfy
 //!   `lease + heartbeat <= election_timeout_min`;
 //! - `log_store`: the raft log in SQLite (`raft-log.db`, fsync per commit), checked by
@@ -36,6 +37,7 @@ mod campaign;
 pub mod config;
 mod error;
 pub mod health;
+mod log_format;
 pub mod log_store;
 mod network;
 pub mod node;

@@ -8,7 +8,7 @@
 //! again, while the engine keeps the same role receiver.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::HaConfig;
 pub use crate::error::HaError;
+use crate::log_format::{self, LogFormats};
 use crate::log_store::LogStore;
 use crate::network::client::{Network, PeerClient};
 use crate::network::server::{NodeHooks, Server};
@@ -109,6 +110,8 @@ impl HaNode {
             yield_gen: AtomicU64::new(0),
             promoting: AtomicBool::new(false),
             started: Instant::now(),
+            formats: std::sync::Mutex::new(LogFormats::default()),
+            advertised: AtomicU32::new(log_format::CURRENT),
         });
         let inc = incarnate(&shared).await?;
         Ok(HaNode {
@@ -236,11 +239,25 @@ impl HaNode {
         if self.shared.role() == Role::Active {
             return propose_with(&self.shared, &raft, cmd).await.map(|_| ());
         }
-        match self.call_leader(&raft, &Request::Propose(cmd)).await? {
-            Reply::Proposed(r) => r.map_err(HaError::Forwarded),
-            Reply::Refused(e) => Err(HaError::Forwarded(e)),
-            _ => Err(HaError::Forwarded("unexpected reply".into())),
+        self.forward(&raft, cmd).await
+    }
+
+    /// Forwards `cmd` to the leader: a batch as one request if every member reads batches
+    /// (`log_format`), else one write at a time, in order.
+    async fn forward(&self, raft: &Raft, cmd: Command) -> Result<(), HaError> {
+        let writes = if matches!(cmd, Command::Batch(_)) && !self.shared.batches_readable(raft) {
+            cmd.into_writes()
+        } else {
+            vec![cmd]
+        };
+        for w in writes {
+            match self.call_leader(raft, &Request::Propose(w)).await? {
+                Reply::Proposed(r) => r.map_err(HaError::Forwarded)?,
+                Reply::Refused(e) => return Err(HaError::Forwarded(e)),
+                _ => return Err(HaError::Forwarded("unexpected reply".into())),
+            }
         }
+        Ok(())
     }
 
     /// One request to the current leader (another node) over the cluster link.
@@ -372,6 +389,22 @@ impl HaNode {
         self.shared.log.set_full(on);
     }
 
+    /// Test hook: the log format this node advertises (0 plays the previous release).
+    #[cfg(test)]
+    pub(crate) fn advertise_log_format(&self, format: u32) {
+        self.shared.advertised.store(format, Ordering::Relaxed);
+    }
+
+    /// Asks the other members for their log format once (the prober does it periodically).
+    #[cfg(test)]
+    pub(crate) async fn probe_log_formats(&self) {
+        if let Ok(raft) = self.raft().await {
+            self.shared
+                .probe_log_formats(&raft, &mut Default::default())
+                .await;
+        }
+    }
+
     /// Test hook: drop all cluster traffic to and from this node.
     #[cfg(test)]
     pub(crate) fn set_isolated(&self, on: bool) {
@@ -456,6 +489,13 @@ async fn incarnate(shared: &Arc<Shared>) -> Result<Incarnation, HaError> {
         raft.clone(),
         stop_rx.clone(),
     )));
+    if !cfg.is_witness() {
+        tasks.push(tokio::spawn(log_format::probe(
+            shared.clone(),
+            raft.clone(),
+            stop_rx.clone(),
+        )));
+    }
     tasks.push(tokio::spawn(campaign::run(
         shared.clone(),
         raft.clone(),
@@ -482,6 +522,7 @@ impl NodeHooks for Hooks {
                 .recordings
                 .as_ref()
                 .map(|r| r.node_name.clone()),
+            log_format: self.shared.advertised.load(Ordering::Relaxed),
         }
     }
 

@@ -3,8 +3,8 @@
 //! write (`propose_with`). The node, the planned switch, bootstrap and the recording copier
 //! all work on it; it depends on none of them.
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use engine::storage::Storage;
@@ -13,11 +13,12 @@ use tokio::sync::watch;
 
 use crate::config::HaConfig;
 use crate::error::HaError;
+use crate::log_format::LogFormats;
 use crate::log_store::LogStore;
 use crate::network::client::Network;
 use crate::network::NetState;
 use crate::role::Publisher;
-use crate::types::{Command, NodeId, Raft, Response, Role};
+use crate::types::{Command, NodeId, NodeInfo, Raft, Response, Role};
 
 /// What outlives an incarnation.
 pub(crate) struct Shared {
@@ -31,6 +32,12 @@ pub(crate) struct Shared {
     pub yield_gen: AtomicU64,
     pub promoting: AtomicBool,
     pub started: Instant,
+    /// The log format each member last advertised (`log_format`). A std mutex around a
+    /// map: held for one read or update, never across an await.
+    pub formats: Mutex<LogFormats>,
+    /// The log format this node advertises: `log_format::CURRENT` (tests lower it to play
+    /// a node of the previous release).
+    pub advertised: AtomicU32,
 }
 
 impl Shared {
@@ -44,6 +51,8 @@ impl Shared {
 }
 
 /// Replicates a command through `raft` if this node is active (see `HaNode::propose`).
+/// A batch is written as one entry only if every member reads batches (`log_format`);
+/// otherwise its writes go one entry each, in order, and the answer is the last one's.
 pub(crate) async fn propose_with(
     shared: &Shared,
     raft: &Raft,
@@ -55,15 +64,53 @@ pub(crate) async fn propose_with(
         return Err(HaError::NotActive { role, leader });
     }
     let ttl = shared.cfg.propose_timeout();
+    if matches!(cmd, Command::Batch(_)) && !shared.batches_readable(raft) {
+        return match tokio::time::timeout(ttl, propose_each(shared, raft, cmd.into_writes())).await
+        {
+            Err(_) => Err(HaError::Timeout(ttl)),
+            Ok(r) => r,
+        };
+    }
     match tokio::time::timeout(ttl, raft.client_write(cmd)).await {
         Err(_) => Err(HaError::Timeout(ttl)),
         Ok(Ok(r)) => Ok(r.data),
-        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-            Err(HaError::NotActive {
-                role: shared.role(),
-                leader: f.leader_id,
-            })
-        }
+        Ok(Err(RaftError::APIError(e))) => Err(write_error(shared, e)),
         Ok(Err(e)) => Err(HaError::Raft(e.to_string())),
+    }
+}
+
+/// Proposes each write as its own entry, pipelined: all are handed to raft in order before
+/// the first commit is awaited. `Ok` once every one is committed.
+async fn propose_each(
+    shared: &Shared,
+    raft: &Raft,
+    writes: Vec<Command>,
+) -> Result<Response, HaError> {
+    let mut pending = Vec::with_capacity(writes.len());
+    for w in writes {
+        let rx = raft
+            .client_write_ff(w)
+            .await
+            .map_err(|e| HaError::Raft(e.to_string()))?;
+        pending.push(rx);
+    }
+    let mut last = None;
+    for rx in pending {
+        match rx.await {
+            Ok(Ok(r)) => last = Some(r.data),
+            Ok(Err(e)) => return Err(write_error(shared, e)),
+            Err(_) => return Err(HaError::Raft("raft dropped a proposal".into())),
+        }
+    }
+    last.ok_or_else(|| HaError::Raft("an empty batch".into()))
+}
+
+fn write_error(shared: &Shared, e: ClientWriteError<NodeId, NodeInfo>) -> HaError {
+    match e {
+        ClientWriteError::ForwardToLeader(f) => HaError::NotActive {
+            role: shared.role(),
+            leader: f.leader_id,
+        },
+        e => HaError::Raft(e.to_string()),
     }
 }

@@ -63,6 +63,31 @@ pub(crate) fn decode_applied(
     Ok((applied, membership.unwrap_or_default()))
 }
 
+/// The single writes of a command, in order: itself, or a batch's (flattened).
+fn single_writes(command: &Command) -> Vec<&Command> {
+    match command {
+        Command::Batch(commands) => commands.iter().flat_map(single_writes).collect(),
+        single => vec![single],
+    }
+}
+
+/// The database operation of a single write (`text`: a `Put`'s value as JSON text).
+fn op<'a>(command: &'a Command, text: Option<&'a str>) -> Option<RaftOp<'a>> {
+    match command {
+        Command::InsertCall(r) => Some(RaftOp::InsertCall(r.as_ref())),
+        Command::Put {
+            collection, key, ..
+        } => Some(RaftOp::PutDoc {
+            collection,
+            key,
+            value: text.unwrap_or("null"),
+        }),
+        Command::Delete { collection, key } => Some(RaftOp::DeleteDoc { collection, key }),
+        // Flattened by `single_writes`.
+        Command::Batch(_) => None,
+    }
+}
+
 pub struct StateMachine {
     storage: Storage,
     snapshots: Arc<SnapshotDir>,
@@ -106,45 +131,55 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: Send,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
-        // Put values as JSON text, kept alive while the batch borrows them.
-        let texts: Vec<Option<String>> = entries
+        // Per entry, its single writes in order (a batch's flattened); none for blank and
+        // membership entries. Put values as JSON text, kept alive while the items borrow them.
+        let writes: Vec<Vec<&Command>> = entries
             .iter()
             .map(|e| match &e.payload {
-                EntryPayload::Normal(Command::Put { value, .. }) => Some(value.to_string()),
-                _ => None,
+                EntryPayload::Normal(c) => single_writes(c),
+                _ => Vec::new(),
+            })
+            .collect();
+        let texts: Vec<Vec<Option<String>>> = writes
+            .iter()
+            .map(|ws| {
+                ws.iter()
+                    .map(|c| match c {
+                        Command::Put { value, .. } => Some(value.to_string()),
+                        _ => None,
+                    })
+                    .collect()
             })
             .collect();
         let mut items = Vec::with_capacity(entries.len());
-        for (e, text) in entries.iter().zip(&texts) {
+        // The items of each entry (a batch entry has one per write, all with its log id).
+        let mut spans = Vec::with_capacity(entries.len());
+        for ((e, ws), ts) in entries.iter().zip(&writes).zip(&texts) {
             let log_id = serde_json::to_vec(&e.log_id).map_err(sm_write)?;
-            let (op, membership) = match &e.payload {
-                EntryPayload::Blank => (None, None),
-                EntryPayload::Normal(Command::InsertCall(r)) => {
-                    (Some(RaftOp::InsertCall(r.as_ref())), None)
-                }
-                EntryPayload::Normal(Command::Put {
-                    collection, key, ..
-                }) => (
-                    Some(RaftOp::PutDoc {
-                        collection,
-                        key,
-                        value: text.as_deref().unwrap_or("null"),
-                    }),
-                    None,
-                ),
-                EntryPayload::Normal(Command::Delete { collection, key }) => {
-                    (Some(RaftOp::DeleteDoc { collection, key }), None)
-                }
+            let membership = match &e.payload {
                 EntryPayload::Membership(m) => {
                     let stored = StoredMembership::new(Some(e.log_id), m.clone());
-                    (None, Some(serde_json::to_vec(&stored).map_err(sm_write)?))
+                    Some(serde_json::to_vec(&stored).map_err(sm_write)?)
                 }
+                _ => None,
             };
-            items.push(ApplyItem {
-                log_id,
-                membership,
-                op,
-            });
+            let start = items.len();
+            if ws.is_empty() {
+                items.push(ApplyItem {
+                    log_id,
+                    membership,
+                    op: None,
+                });
+            } else {
+                for (c, text) in ws.iter().zip(ts) {
+                    items.push(ApplyItem {
+                        log_id: log_id.clone(),
+                        membership: None,
+                        op: op(c, text.as_deref()),
+                    });
+                }
+            }
+            spans.push(start..items.len());
         }
         let changed = self.storage.apply_batch(&items).await.map_err(|err| {
             let at = entries.last().map(|e| e.log_id).unwrap_or_default();
@@ -152,13 +187,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         })?;
         Ok(entries
             .iter()
-            .zip(changed)
-            .map(|(e, n)| Response {
+            .zip(spans)
+            .map(|(e, span)| Response {
                 index: e.log_id.index,
                 outcome: match &e.payload {
-                    EntryPayload::Normal(Command::Delete { .. }) => {
-                        Outcome::Deleted { existed: n > 0 }
-                    }
+                    EntryPayload::Normal(Command::Delete { .. }) => Outcome::Deleted {
+                        existed: changed.get(span).is_some_and(|n| n.iter().any(|n| *n > 0)),
+                    },
                     EntryPayload::Normal(_) => Outcome::Applied,
                     _ => Outcome::Internal,
                 },

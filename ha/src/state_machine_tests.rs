@@ -10,7 +10,7 @@ use openraft::{CommittedLeaderId, EntryPayload, RaftSnapshotBuilder};
 
 use super::StateMachine;
 use crate::tests::call;
-use crate::types::{Command, Entry, LogId};
+use crate::types::{Command, Entry, LogId, Outcome};
 
 fn entry(index: u64, payload: EntryPayload<crate::types::TypeConfig>) -> Entry {
     Entry {
@@ -58,6 +58,58 @@ async fn apply_moves_last_applied_with_the_data_and_survives_reopen() {
     assert_eq!(sm.storage.latest_calls(10).await.expect("calls").len(), 1);
     let doc = sm.storage.get_doc("agents", "a1").await.expect("doc");
     assert_eq!(doc.as_deref(), Some(r#"{"state":"ready"}"#));
+}
+
+/// A batch entry (the writer's group commit) applies each of its writes, in order, with the
+/// entry's one response; a delete in it sees the put before it.
+#[tokio::test]
+async fn a_batch_entry_applies_every_write_it_holds_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut sm = open(dir.path()).await;
+    let put = |v: &str| Command::Put {
+        collection: "agents".into(),
+        key: "a1".into(),
+        value: serde_json::json!({ "state": v }),
+    };
+    let batch = Command::Batch(vec![
+        Command::InsertCall(Box::new(call(1))),
+        put("ready"),
+        Command::InsertCall(Box::new(call(2))),
+        Command::Batch(vec![put("busy"), Command::InsertCall(Box::new(call(3)))]),
+    ]);
+    let replies = sm
+        .apply(vec![
+            entry(1, EntryPayload::Normal(batch)),
+            entry(
+                2,
+                EntryPayload::Normal(Command::Batch(vec![
+                    Command::Delete {
+                        collection: "agents".into(),
+                        key: "a1".into(),
+                    },
+                    put("away"),
+                ])),
+            ),
+            entry(3, EntryPayload::Blank),
+        ])
+        .await
+        .expect("apply");
+    assert_eq!(
+        replies
+            .iter()
+            .map(|r| (r.index, r.outcome))
+            .collect::<Vec<_>>(),
+        vec![
+            (1, Outcome::Applied),
+            (2, Outcome::Applied),
+            (3, Outcome::Internal)
+        ]
+    );
+    let (applied, _) = sm.applied_state().await.expect("applied");
+    assert_eq!(applied.map(|l| l.index), Some(3));
+    assert_eq!(sm.storage.latest_calls(10).await.expect("calls").len(), 3);
+    let doc = sm.storage.get_doc("agents", "a1").await.expect("doc");
+    assert_eq!(doc.as_deref(), Some(r#"{"state":"away"}"#));
 }
 
 #[tokio::test]

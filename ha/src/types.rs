@@ -5,7 +5,8 @@
 //! that gains an optional field (`#[serde(default)]`) still reads entries written by an older
 //! version, which a positional binary format would not. An older node that meets a command
 //! kind it does not know fails loudly instead of skipping it (skipping would make its
-//! database silently diverge): upgrade every node before proposing a new kind.
+//! database silently diverge), so a new kind is written only once every member reads it:
+//! `log_format` (each member advertises the newest log format it reads).
 
 use std::fmt;
 
@@ -48,6 +49,24 @@ pub enum Command {
     },
     /// Removes a document written with `Put`.
     Delete { collection: String, key: String },
+    /// Several writes in one log entry, applied in order in one transaction: the writer's
+    /// group commit (`writer::group`). Proposed only when more than one write waits, so a
+    /// lone write keeps its own kind, and only once every member reads it
+    /// (`log_format::BATCH`); before that, its writes are proposed one entry each.
+    Batch(Vec<Command>),
+}
+
+impl Command {
+    /// The single writes of this command, in order: itself, or a batch's (flattened).
+    pub(crate) fn into_writes(self) -> Vec<Command> {
+        match self {
+            Command::Batch(commands) => commands
+                .into_iter()
+                .flat_map(Command::into_writes)
+                .collect(),
+            single => vec![single],
+        }
+    }
 }
 
 impl fmt::Debug for Command {
@@ -59,6 +78,7 @@ impl fmt::Debug for Command {
                 collection, key, ..
             } => write!(f, "Put({collection}/{key})"),
             Command::Delete { collection, key } => write!(f, "Delete({collection}/{key})"),
+            Command::Batch(commands) => write!(f, "Batch({} writes)", commands.len()),
         }
     }
 }

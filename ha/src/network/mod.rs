@@ -137,6 +137,10 @@ pub(crate) struct PeerInfo {
     /// `[node] name`, as the recording index names nodes (absent on the witness).
     #[serde(default)]
     pub name: Option<String>,
+    /// The newest raft log format the member reads (`log_format`; absent, so 0, on a
+    /// release before group commit).
+    #[serde(default)]
+    pub log_format: u32,
 }
 
 /// State shared by the client side, the server and the node: counters, the leader's last

@@ -10,6 +10,7 @@ mod pair;
 mod recordings;
 mod restore;
 mod tls;
+mod writer;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -6,12 +6,14 @@
 //! see `spool`). Nothing acknowledged lives only in memory, so a `kill -9` or a power cut
 //! at any moment loses no acknowledged write.
 //!
-//! - On the active node with an empty spool, a write is proposed at once and acknowledged at
-//!   commit (raft batches concurrent proposals into one append).
+//! - On the active node with an empty spool, a write is proposed and acknowledged at commit.
+//!   One proposal is in flight at a time; the writes that arrive meanwhile go out together
+//!   in the next one (group commit, `group`): openraft appends and fsyncs one proposal at a
+//!   time, so a proposal per write would cap the write rate at the disk's fsync rate.
 //! - Otherwise (standby or fenced node finishing its calls, no quorum, a leader change, a
 //!   proposal that timed out, or older writes still spooled, which keeps their order) the
 //!   write is spooled and acknowledged.
-//! - A drain task commits the spooled writes in order: here when this node is active, else
+//! - A drain task commits the spooled writes in order, in batches: here when this node is active, else
 //!   forwarded to the leader over the cluster link (`HaNode::commit`). It retries with a
 //!   growing delay (0.1 s doubling to 5 s, at once on a role change) for as long as it takes;
 //!   a write leaves the spool only once committed. At start, the spool left by the previous
@@ -21,19 +23,26 @@
 //! write that timed out but was committed anyway, then spooled and committed again, changes
 //! nothing.
 
+mod group;
 mod spool;
+#[cfg(test)]
+mod tests;
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use engine::replication::{BoxFuture, RecordWriter, WriteError};
 use engine::storage::CallRecord;
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, Notify};
 
+use crate::error::HaError;
 use crate::node::HaNode;
 use crate::types::{Command, Role};
 
+pub(crate) use group::MAX_PAYLOAD_ENTRIES;
+use group::{Group, MAX_BATCH};
 use spool::Spool;
 pub use spool::SpoolError;
 
@@ -43,9 +52,16 @@ pub const SPOOL_FILE: &str = "write-spool.log";
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const MAX_RETRY: Duration = Duration::from_secs(5);
 
+/// How a write proposed in a batch learns the batch's outcome.
+type Ticket = oneshot::Sender<Result<(), Arc<HaError>>>;
+
 /// The engine's `RecordWriter` on an HA node (a one-voter cluster included).
 pub struct ReplicatedWriter {
     node: Arc<HaNode>,
+    /// Writes waiting for the committer's next proposal (a std mutex: never held across an
+    /// await).
+    group: Arc<Mutex<Group<Ticket>>>,
+    proposed: Arc<Notify>,
     // A std mutex: the spool does blocking file I/O (fsync) inside `spawn_blocking`, one
     // append at a time; never held across an await.
     spool: Arc<Mutex<Spool>>,
@@ -66,9 +82,20 @@ impl ReplicatedWriter {
         }
         let writer = Arc::new(ReplicatedWriter {
             node,
+            group: Arc::new(Mutex::new(Group::new(MAX_BATCH))),
+            proposed: Arc::new(Notify::new()),
             spool: Arc::new(Mutex::new(spool)),
             wake: Arc::new(Notify::new()),
         });
+        let node = writer.node.clone();
+        tokio::spawn(commit_groups(
+            move |command| {
+                let node = node.clone();
+                async move { node.propose(command).await.map(|_| ()) }
+            },
+            writer.group.clone(),
+            writer.proposed.clone(),
+        ));
         tokio::spawn(drain(
             writer.node.clone(),
             writer.spool.clone(),
@@ -87,8 +114,8 @@ impl ReplicatedWriter {
         let direct = *self.node.role().borrow() == Role::Active
             && self.spool.lock().map(|s| s.is_empty()).unwrap_or(false);
         if direct {
-            match self.node.propose(command.clone()).await {
-                Ok(_) => return Ok(()),
+            match self.propose(command.clone()).await {
+                Ok(()) => return Ok(()),
                 Err(e) => {
                     tracing::info!(what = ?command, error = %e, "write not committed at once: spooled")
                 }
@@ -111,6 +138,20 @@ impl ReplicatedWriter {
     }
 }
 
+impl ReplicatedWriter {
+    /// Proposes `command` with the writes waiting beside it; `Ok` once committed.
+    async fn propose(&self, command: Command) -> Result<(), Arc<HaError>> {
+        let (tx, rx) = oneshot::channel();
+        self.group
+            .lock()
+            .map_err(|_| Arc::new(HaError::Raft("write queue lock poisoned".into())))?
+            .push(command, tx);
+        self.proposed.notify_one();
+        rx.await
+            .map_err(|_| Arc::new(HaError::Raft("the committer stopped".into())))?
+    }
+}
+
 impl RecordWriter for ReplicatedWriter {
     fn write_call(&self, record: CallRecord) -> BoxFuture<'_, Result<(), WriteError>> {
         Box::pin(self.write(Command::InsertCall(Box::new(record))))
@@ -130,7 +171,32 @@ impl RecordWriter for ReplicatedWriter {
     }
 }
 
-/// Commits the spooled writes in order, for as long as it takes.
+/// Proposes the waiting writes with `propose` (`HaNode::propose`: `Ok` once committed), one
+/// batch in flight at a time (see `group`), and tells each write its batch's outcome: a
+/// write is acknowledged only once the batch that holds it is committed, and a batch that
+/// fails fails every write in it (each is then spooled by `write`).
+async fn commit_groups<P, F>(propose: P, group: Arc<Mutex<Group<Ticket>>>, wake: Arc<Notify>)
+where
+    P: Fn(Command) -> F,
+    F: Future<Output = Result<(), HaError>>,
+{
+    loop {
+        let next = match group.lock() {
+            Ok(mut g) => g.next_batch(),
+            Err(_) => return,
+        };
+        let Some((command, tickets)) = next else {
+            wake.notified().await;
+            continue;
+        };
+        let outcome = propose(command).await.map_err(Arc::new);
+        for ticket in tickets {
+            let _ = ticket.send(outcome.clone());
+        }
+    }
+}
+
+/// Commits the spooled writes in order, in batches, for as long as it takes.
 async fn drain(node: Arc<HaNode>, spool: Arc<Mutex<Spool>>, wake: Arc<Notify>) {
     let mut roles = node.role();
     let mut delay = FIRST_RETRY;
@@ -142,19 +208,22 @@ async fn drain(node: Arc<HaNode>, spool: Arc<Mutex<Spool>>, wake: Arc<Notify>) {
             continue;
         }
         let mut stuck = None;
-        for (seq, command) in pending {
+        for chunk in pending.chunks(MAX_BATCH) {
+            let (seqs, commands): (Vec<u64>, Vec<Command>) = chunk.iter().cloned().unzip();
+            let command = group::combine(commands);
             let what = format!("{command:?}");
             match node.commit(command).await {
                 Ok(_) => {
                     let spool = spool.clone();
                     let done = tokio::task::spawn_blocking(move || {
-                        spool.lock().map(|mut s| s.done(seq)).ok()
+                        let mut s = spool.lock().ok()?;
+                        Some(seqs.into_iter().try_for_each(|seq| s.done(seq)))
                     })
                     .await;
                     if let Ok(Some(Err(e))) = done {
                         tracing::warn!(error = %e, "write committed, spool not updated (it will be committed again, harmlessly)");
                     }
-                    tracing::debug!(%what, "spooled write committed");
+                    tracing::debug!(%what, "spooled writes committed");
                 }
                 Err(e) => {
                     stuck = Some((what, e));
