@@ -3,13 +3,14 @@
 //!
 //! ## Why the timing rule `lease + heartbeat <= election_timeout_min`
 //! Fencing must happen before any other node can be elected. A follower that heard the
-//! leader at time `t` refuses to vote for anyone else until `t + election_timeout_max`
-//! (openraft's follower-side leader lease), and the active node refuses votes while it is
-//! active. So a new leader needs `t + election_timeout_max` at the earliest, while the old
-//! one drops `Active` at `t + lease` (plus a few ms of scheduling). The rule keeps at least a
-//! heartbeat of margin even against `election_timeout_min`; with the defaults (lease 500 ms,
-//! timeouts 1-2 s) the engine has 1.5 s to stop taking calls and unregister before another
-//! node can even be elected. See `docs/ha.md` for the full argument.
+//! leader at time `t` refuses to vote for anyone else until `t + election_timeout_max`, or
+//! `t + lease + heartbeat` once that leader's process is found gone (its connections
+//! closed, its port refusing: `network::leader_link`), and the active node refuses votes
+//! while it is active. So a new leader needs `t + lease + heartbeat` at the earliest, while
+//! the old one drops `Active` at `t + lease` (plus a few ms of scheduling): a heartbeat of
+//! margin. A leader that is merely silent (stalled, its connections open) is replaced only
+//! after `election_timeout_max`, which the rule keeps above `lease + heartbeat`. See
+//! `docs/ha.md` for the full argument.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -247,8 +248,11 @@ impl HaConfig {
         let cfg = openraft::Config {
             cluster_name: "svi".into(),
             heartbeat_interval: ms(t.heartbeat),
-            election_timeout_min: ms(t.election_timeout_min),
-            election_timeout_max: ms(t.election_timeout_max),
+            // openraft's follower-side lease is its `election_timeout_max`: set to the floor,
+            // `lease + heartbeat`. svi holds the longer one itself, `election_timeout_max`
+            // unless the leader's process is found gone (`network::leader_link`).
+            election_timeout_min: ms(t.lease),
+            election_timeout_max: ms(t.lease + t.heartbeat),
             // One snapshot chunk (1 MiB) per RPC; the last one also installs the database.
             install_snapshot_timeout: ms(t.election_timeout_max).max(10_000),
             snapshot_max_chunk_size: 1024 * 1024,
@@ -258,8 +262,11 @@ impl HaConfig {
             purge_batch_size: 1,
             // Entries may be batches of writes (group commit): fewer per request.
             max_payload_entries: crate::writer::MAX_PAYLOAD_ENTRIES,
-            // The witness does not campaign on its own (see `witness.rs`).
-            enable_elect: !self.is_witness(),
+            // openraft's own election timer runs only on a single voter. In a cluster the
+            // standby campaigns from `campaign.rs` (after a pre-vote) and the witness only when
+            // no leader was heard for long (`upkeep.rs`); a node left the only voter
+            // (`promote --force`) turns it back on (`campaign.rs`).
+            enable_elect: self.members.len() == 1,
             ..Default::default()
         };
         cfg.validate()

@@ -15,7 +15,8 @@
 //!   TLS with each member's certificate pinned by fingerprint; what the witness may ask;
 //! - `role`: from raft's metrics and a lease clock to `Active`/`Standby`/`Fenced`/...;
 //! - `upkeep`: first-start bootstrap, witness duty, re-adding members; `campaign`: a
-//!   standby campaigns as soon as the voters may elect it (the faster takeover);
+//!   standby campaigns (after a pre-vote) as soon as the voters may elect it: sooner when
+//!   the leader's process is found gone than when it is merely silent (`network::leader_link`);
 //! - `promote`: planned switch (`promote`) and forced single-voter recovery (`--force`);
 //! - `recordings`: each full node copies the other's call recordings in the background
 //!   (chunked over the cluster link, resumable, SHA-256 checked) and updates the index;

@@ -30,7 +30,7 @@ use crate::recordings::Chunk;
 use crate::role::{self, Lease, Publisher};
 use crate::shared::{propose_with, Shared};
 use crate::state_machine::StateMachine;
-use crate::types::{Command, MemberKind, NodeId, NodeInfo, Raft, Response, Role, RoleEvent};
+use crate::types::{Command, LogId, MemberKind, NodeId, NodeInfo, Raft, Response, Role, RoleEvent};
 use crate::{campaign, promote, upkeep};
 
 pub use engine::replication::{HaStatus, MemberStatus};
@@ -88,9 +88,9 @@ impl HaNode {
             me: cfg.node_id,
             secret: cfg.secret.clone(),
             state: net.clone(),
-            // openraft logs every failed retry; half an election timeout keeps a dead peer quiet
-            // enough and a returning one is contacted within that.
-            retry: cfg.timings.election_timeout_min / 2,
+            // A peer that cannot be reached is retried after a heartbeat, then doubling up to
+            // a second: a dead peer stays quiet, a returning one is contacted within a second.
+            retry: cfg.timings.heartbeat,
             bind: cfg.listen.map(|a| a.ip()).filter(|ip| !ip.is_unspecified()),
             tls,
         };
@@ -452,6 +452,13 @@ async fn incarnate(shared: &Arc<Shared>) -> Result<Incarnation, HaError> {
             me: cfg.node_id,
             secret: cfg.secret.clone(),
             members: cfg.members.iter().map(|(id, m)| (*id, m.kind)).collect(),
+            addrs: cfg
+                .members
+                .iter()
+                .map(|(id, m)| (*id, m.cluster_addr.clone()))
+                .collect(),
+            bind: shared.network.bind,
+            probe_timeout: cfg.timings.lease,
             tls: shared.network.tls.clone(),
             raft: raft.clone(),
             state: shared.net.clone(),
@@ -520,8 +527,17 @@ impl NodeHooks for Hooks {
     }
 
     fn refuse_vote(&self) -> Option<VoteResponse<NodeId>> {
-        (self.shared.role() == Role::Active)
+        let follows = !self.shared.net.may_vote(&self.shared.cfg.timings);
+        (self.shared.role() == Role::Active || follows)
             .then(|| VoteResponse::new(self.raft.metrics().borrow().vote, None, false))
+    }
+
+    async fn pre_vote(&self, last_log_id: Option<LogId>) -> (bool, Option<LogId>) {
+        let mine = campaign::last_log_id(&self.shared).await;
+        let granted = self.shared.role() != Role::Active
+            && self.shared.net.may_vote(&self.shared.cfg.timings)
+            && mine.is_some_and(|mine| last_log_id >= mine);
+        (granted, mine.flatten())
     }
 
     async fn yield_leadership(&self, to: NodeId) -> Result<Option<u64>, String> {

@@ -15,14 +15,16 @@
 //! quorum, which shares a member with `Q`:
 //! - the old active node itself refuses every vote while it is active (`server.rs`), so if
 //!   it votes, it already is not active;
-//! - a follower in `Q` received that heartbeat after `t` and refuses votes until at least
-//!   `t + election_timeout_max` (openraft's follower-side lease).
+//! - a follower in `Q` received that heartbeat after `t` and refuses votes (and campaigns
+//!   no sooner) until at least `t + lease + heartbeat` when the leader's process is found gone
+//!   (its connections closed, its port refusing), else `t + election_timeout_max`
+//!   (`network::leader_link`, `campaign`).
 //!
-//! So nobody can be elected before `t + election_timeout_max`, and `HaConfig::validate`
-//! requires `lease + heartbeat <= election_timeout_min`: with the defaults the old active node
-//! is fenced at `t + 0.5 s`, at least 1.5 s before any election can succeed. (Monotonic clocks
-//! of two hosts drift by well under 0.1% over these seconds.) A newly elected leader becomes
-//! active only once it has applied an entry of its own term, i.e. after a quorum accepted it.
+//! So nobody can be elected before `t + lease + heartbeat`, while the old active node is
+//! fenced at `t + lease`; a merely silent one is given `election_timeout_max`, which
+//! `HaConfig::validate` keeps above `lease + heartbeat`. (Monotonic clocks of two hosts drift
+//! by well under 0.1% over these seconds.) A newly elected leader becomes active only once it
+//! has applied an entry of its own term, i.e. after a quorum accepted it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -41,13 +41,22 @@ pub enum CallError {
     Unexpected(NodeId),
 }
 
+/// The longest pause between two attempts to reach an unreachable node.
+const MAX_RETRY: Duration = Duration::from_secs(1);
+
+/// Pauses between attempts to reach an unreachable node: `first`, doubling up to `MAX_RETRY`.
+fn backoff(first: Duration) -> impl Iterator<Item = Duration> + Send + 'static {
+    let first = first.clamp(Duration::from_millis(1), MAX_RETRY);
+    std::iter::successors(Some(first), |d| Some((*d * 2).min(MAX_RETRY)))
+}
+
 /// Builds clients; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Network {
     pub(crate) me: NodeId,
     pub(crate) secret: Secret,
     pub(crate) state: Arc<NetState>,
-    /// Pause before retrying an unreachable node.
+    /// First pause before retrying an unreachable node (doubling up to `MAX_RETRY`).
     pub(crate) retry: Duration,
     /// Source address of outgoing connections: the cluster port's address when it is a
     /// specific one, so that the members' traffic leaves from the cluster network (and a
@@ -89,18 +98,22 @@ impl PeerClient {
                 "isolated (test hook)".into(),
             ));
         }
+        let fresh = self.conn.is_none();
         let res = tokio::time::timeout(ttl, self.call_inner(req, attachment)).await;
-        match res {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => {
-                self.conn = None;
-                Err(e)
-            }
-            Err(_) => {
-                self.conn = None;
-                Err(CallError::Timeout(self.target, ttl))
-            }
-        }
+        let err = match res {
+            Ok(Ok(r)) => return Ok(r),
+            Ok(Err(e)) => e,
+            Err(_) => CallError::Timeout(self.target, ttl),
+        };
+        self.conn = None;
+        // A connection made for this call that fails at once (refused, closed before or right
+        // after the handshake: "early eof") means the peer cannot be reached now, not a
+        // broken exchange worth retrying at once: openraft then backs off (`backoff`) instead
+        // of reconnecting every few milliseconds.
+        Err(match err {
+            CallError::Failed(target, why) if fresh => CallError::Unreachable(target, why),
+            e => e,
+        })
     }
 
     async fn call_inner(
@@ -157,6 +170,15 @@ impl PeerClient {
             _ => RPCError::Network(NetworkError::new(&e)),
         }
     }
+}
+
+/// Whether a TCP connection to `addr` is refused within `within` (nothing listens there).
+/// A connection that opens is closed at once; a timeout is not a refusal.
+pub(crate) async fn refuses(addr: &str, bind: Option<IpAddr>, within: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(within, connect(addr, bind)).await,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused
+    )
 }
 
 /// Connects to `addr` (`host:port`), from `bind` when given and of the same family.
@@ -254,6 +276,63 @@ impl RaftNetwork<TypeConfig> for PeerClient {
     }
 
     fn backoff(&self) -> Backoff {
-        Backoff::new(std::iter::repeat(self.net.retry))
+        Backoff::new(backoff(self.net.retry))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_of_an_unreachable_node_double_up_to_a_second() {
+        let ms: Vec<u128> = backoff(Duration::from_millis(50))
+            .take(8)
+            .map(|d| d.as_millis())
+            .collect();
+        assert_eq!(ms, [50, 100, 200, 400, 800, 1000, 1000, 1000]);
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_closes_a_fresh_connection_is_unreachable_not_a_broken_exchange() {
+        // A listener that accepts and closes at once (a member whose port answers but which
+        // drops every connection: "early eof" in the handshake).
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let accepter = tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                drop(s);
+            }
+        });
+        let net = Network {
+            me: 1,
+            secret: Secret::new("a-secret-of-16-characters"),
+            state: Arc::new(NetState::new()),
+            retry: Duration::from_millis(50),
+            bind: None,
+            tls: None,
+        };
+        let mut c = net.client(2, &addr.to_string());
+        let err = c
+            .call(&Request::Hello, &[], Duration::from_secs(5))
+            .await
+            .err()
+            .expect("the peer closes the connection");
+        assert!(matches!(err, CallError::Unreachable(2, _)), "{err}");
+        accepter.abort();
+    }
+
+    #[tokio::test]
+    async fn a_port_refuses_only_once_nothing_listens() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let within = Duration::from_secs(5);
+        assert!(!refuses(&addr, None, within).await, "it listens");
+        drop(listener);
+        assert!(refuses(&addr, None, within).await, "nothing listens");
     }
 }

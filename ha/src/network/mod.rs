@@ -14,6 +14,7 @@
 //! ride as a raw attachment.
 
 pub(crate) mod client;
+pub(crate) mod leader_link;
 pub(crate) mod server;
 pub(crate) mod tls;
 pub(crate) mod wire;
@@ -21,6 +22,8 @@ pub(crate) mod wire;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
+
+use leader_link::LeaderLink;
 
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
@@ -67,6 +70,11 @@ pub(crate) enum Request {
     /// Sent to the leader by a full node that is not active: commit this write (the records
     /// of the calls it finishes, its spooled writes; see `writer`).
     Propose(crate::types::Command),
+    /// Would you vote for a candidate with this last log id now? Asked by a standby before
+    /// it raises its term (`campaign`): the answer changes nothing on the voter.
+    PreVote {
+        last_log_id: Option<crate::types::LogId>,
+    },
 }
 
 impl Request {
@@ -78,6 +86,7 @@ impl Request {
             | Request::AppendEntries(_)
             | Request::Vote(_)
             | Request::InstallSnapshot(_)
+            | Request::PreVote { .. }
             | Request::TakeOver => true,
             Request::Yield
             | Request::FetchRecording { .. }
@@ -109,6 +118,11 @@ pub(crate) enum Reply {
     Present(Result<(), String>),
     /// The forwarded write is committed (or why not).
     Proposed(Result<(), String>),
+    /// The answer to a pre-vote, with the voter's last log id.
+    PreVote {
+        granted: bool,
+        last_log_id: Option<crate::types::LogId>,
+    },
     /// The request could not be handled (e.g. raft is shutting down).
     Refused(String),
 }
@@ -129,14 +143,16 @@ pub(crate) struct PeerInfo {
     pub log_format: u32,
 }
 
-/// State shared by the client side, the server and the node: counters, the time of the last
-/// message from a leader, and the partition hook used by tests.
+/// State shared by the client side, the server and the node: counters, the leader's last
+/// message and connections (`LeaderLink`), and the partition hook used by tests.
 #[derive(Debug)]
 pub(crate) struct NetState {
     isolated: AtomicBool,
     auth_failures: tokio::sync::watch::Sender<u64>,
-    // A std mutex around a plain value: held for one read or write, never across an await.
-    last_leader_contact: Mutex<Option<Instant>>,
+    // Std mutexes around plain values: held for one read or write, never across an await.
+    leader: Mutex<LeaderLink>,
+    /// Woken when the leader's last connection closes (the standby may campaign sooner).
+    leader_lost: tokio::sync::Notify,
     longer_log_reported: Mutex<Option<Instant>>,
 }
 
@@ -145,7 +161,8 @@ impl NetState {
         NetState {
             isolated: AtomicBool::new(false),
             auth_failures: tokio::sync::watch::channel(0).0,
-            last_leader_contact: Mutex::new(None),
+            leader: Mutex::new(LeaderLink::default()),
+            leader_lost: tokio::sync::Notify::new(),
             longer_log_reported: Mutex::new(None),
         }
     }
@@ -169,15 +186,62 @@ impl NetState {
         self.auth_failures.subscribe()
     }
 
-    pub(crate) fn leader_contact(&self) {
-        if let Ok(mut t) = self.last_leader_contact.lock() {
-            *t = Some(Instant::now());
+    /// A leader (`from`) sent entries, a heartbeat or a snapshot chunk to this node.
+    pub(crate) fn leader_contact(&self, from: NodeId) {
+        if let Ok(mut l) = self.leader.lock() {
+            l.contact(from, Instant::now());
         }
+    }
+
+    /// A connection started carrying `from`'s heartbeats.
+    pub(crate) fn leader_link_opened(&self, from: NodeId) {
+        if let Ok(mut l) = self.leader.lock() {
+            l.opened(from);
+        }
+    }
+
+    /// A connection that carried `from`'s heartbeats closed; true when it was the last one.
+    pub(crate) fn leader_link_closed(&self, from: NodeId) -> bool {
+        self.leader
+            .lock()
+            .is_ok_and(|mut l| l.closed(from, Instant::now()))
+    }
+
+    /// A connection to `from`'s cluster port was refused (after its links closed).
+    pub(crate) fn leader_refused(&self, from: NodeId) {
+        let lost = match self.leader.lock() {
+            Ok(mut l) => {
+                l.refused(from, Instant::now());
+                l.lost()
+            }
+            Err(_) => false,
+        };
+        if lost {
+            self.leader_lost.notify_waiters();
+        }
+    }
+
+    /// Resolves when the leader's process is found gone (`leader_link`).
+    pub(crate) async fn leader_link_lost(&self) {
+        self.leader_lost.notified().await
     }
 
     /// When a leader last sent entries, a heartbeat or a snapshot chunk to this node.
     pub(crate) fn last_leader_contact(&self) -> Option<Instant> {
-        self.last_leader_contact.lock().ok().and_then(|t| *t)
+        self.leader.lock().ok().and_then(|l| l.heard())
+    }
+
+    /// The leader heard last has closed every connection to this node since, and its port
+    /// then refused a connection.
+    pub(crate) fn leader_gone(&self) -> bool {
+        self.leader.lock().is_ok_and(|l| l.lost())
+    }
+
+    /// Whether this node may vote for a new leader now (see `leader_link`).
+    pub(crate) fn may_vote(&self, t: &crate::config::Timings) -> bool {
+        self.leader
+            .lock()
+            .is_ok_and(|l| l.may_vote(Instant::now(), t))
     }
 
     pub(crate) fn longer_log_reported(&self) {

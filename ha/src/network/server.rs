@@ -31,7 +31,7 @@ use super::wire::{self, Channel, WireError};
 use super::{Link, NetState, PeerInfo, Reply, Request};
 use crate::config::Secret;
 use crate::recordings::Chunk;
-use crate::types::{MemberKind, NodeId, Raft};
+use crate::types::{LogId, MemberKind, NodeId, Raft};
 
 const MAX_HANDSHAKES: usize = 16;
 const MAX_HANDSHAKES_PER_SOURCE: usize = 4;
@@ -40,8 +40,15 @@ const MAX_SESSIONS: usize = 64;
 /// What the server asks of the node for svi's own messages.
 pub(crate) trait NodeHooks: Send + Sync + 'static {
     fn hello(&self) -> impl Future<Output = PeerInfo> + Send;
-    /// `Some(answer)` refuses a vote request with that answer.
+    /// `Some(answer)` refuses a vote request with that answer: this node is active, or the
+    /// leader it follows may still hold its lease (`leader_link`).
     fn refuse_vote(&self) -> Option<VoteResponse<NodeId>>;
+    /// Whether this node would vote now for a candidate with `last_log_id`, and its own
+    /// last log id. Changes nothing (no term, no vote).
+    fn pre_vote(
+        &self,
+        last_log_id: Option<LogId>,
+    ) -> impl Future<Output = (bool, Option<LogId>)> + Send;
     fn yield_leadership(
         &self,
         to: NodeId,
@@ -72,6 +79,13 @@ pub(crate) struct Server<H> {
     pub(crate) me: NodeId,
     pub(crate) secret: Secret,
     pub(crate) members: BTreeMap<NodeId, MemberKind>,
+    /// The members' cluster addresses (to check whether a leader that closed its
+    /// connections still listens).
+    pub(crate) addrs: BTreeMap<NodeId, String>,
+    /// Source address of that check (see `client::Network::bind`).
+    pub(crate) bind: Option<IpAddr>,
+    /// How long that check may take.
+    pub(crate) probe_timeout: Duration,
     /// Pinned member certificates (None: the shared-secret channel alone).
     pub(crate) tls: Option<Arc<ClusterTls>>,
     pub(crate) raft: Raft,
@@ -156,12 +170,24 @@ impl<H: NodeHooks> Server<H> {
             tracing::warn!(%peer, "too many cluster sessions; closing");
             return;
         };
+        // Whether this connection carries a leader's heartbeats: its end then counts towards
+        // "the leader closed every connection" (`leader_link`).
+        let mut leader_link = LinkGuard {
+            server: self,
+            leader: None,
+        };
         while let Ok((json, bin)) = ch.recv().await {
             if self.state.isolated() {
                 return;
             }
             let (reply, attachment) = match serde_json::from_slice::<Request>(&json) {
-                Ok(req) => self.handle(req, bin, from).await,
+                Ok(req) => {
+                    if leader_link.leader.is_none() && is_leader_message(&req) {
+                        leader_link.leader = Some(from);
+                        self.state.leader_link_opened(from);
+                    }
+                    self.handle(req, bin, from).await
+                }
                 Err(e) => (Reply::Refused(format!("bad request: {e}")), Vec::new()),
             };
             if self.state.isolated() || send(&mut ch, &reply, &attachment).await.is_err() {
@@ -183,19 +209,29 @@ impl<H: NodeHooks> Server<H> {
             Request::Hello => Reply::Hello(self.hooks.hello().await),
             Request::AppendEntries(rpc) => {
                 if rpc.vote.is_committed() {
-                    self.state.leader_contact();
+                    self.state.leader_contact(from);
                 }
                 Reply::AppendEntries(self.raft.append_entries(rpc).await)
             }
             Request::Vote(rpc) => match self.hooks.refuse_vote() {
                 Some(answer) => {
-                    tracing::info!(candidate = from, "vote refused: this node is active");
+                    tracing::info!(
+                        candidate = from,
+                        "vote refused: this node is active or follows a leader"
+                    );
                     Reply::Vote(Ok(answer))
                 }
                 None => Reply::Vote(self.raft.vote(rpc).await),
             },
+            Request::PreVote { last_log_id } => {
+                let (granted, mine) = self.hooks.pre_vote(last_log_id).await;
+                Reply::PreVote {
+                    granted,
+                    last_log_id: mine,
+                }
+            }
             Request::InstallSnapshot(mut rpc) => {
-                self.state.leader_contact();
+                self.state.leader_contact(from);
                 rpc.data = attachment;
                 Reply::InstallSnapshot(self.raft.install_snapshot(rpc).await)
             }
@@ -219,6 +255,56 @@ impl<H: NodeHooks> Server<H> {
             Request::Propose(cmd) => Reply::Proposed(self.hooks.propose(from, cmd).await),
         };
         (reply, Vec::new())
+    }
+}
+
+/// A message only a leader sends: its heartbeats and entries (with a committed vote).
+fn is_leader_message(req: &Request) -> bool {
+    matches!(req, Request::AppendEntries(rpc) if rpc.vote.is_committed())
+}
+
+/// Reports the end of a connection that carried a leader's heartbeats, however it ends;
+/// when it was the leader's last one, checks whether the leader still listens.
+struct LinkGuard<'a, H> {
+    server: &'a Server<H>,
+    leader: Option<NodeId>,
+}
+
+impl<H> Drop for LinkGuard<'_, H> {
+    fn drop(&mut self) {
+        let Some(leader) = self.leader else { return };
+        let server = self.server;
+        if !server.state.leader_link_closed(leader) {
+            return;
+        }
+        let (Some(addr), Ok(rt)) = (
+            server.addrs.get(&leader).cloned(),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            return;
+        };
+        let (state, bind, within) = (server.state.clone(), server.bind, server.probe_timeout);
+        let heard = state.last_leader_contact();
+        rt.spawn(async move {
+            // Twice: a dying process may close its connections a moment before its port.
+            for again in [true, false] {
+                if super::client::refuses(&addr, bind, within).await {
+                    tracing::info!(
+                        leader,
+                        "the leader closed its connections and its port refuses: it is gone"
+                    );
+                    state.leader_refused(leader);
+                    return;
+                }
+                if !again {
+                    return;
+                }
+                tokio::time::sleep(within / 5).await;
+                if state.last_leader_contact() != heard {
+                    return;
+                }
+            }
+        });
     }
 }
 

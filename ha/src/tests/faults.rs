@@ -215,8 +215,8 @@ impl Drop for Freezable {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn frozen_active_node_resumes_with_its_lease_expired() {
+/// The cluster with node 1 on a thread that can be frozen: node 1 active, node 2 standby.
+async fn frozen_pair() -> (Cluster, Freezable, watch::Receiver<Role>) {
     let mut c = Cluster::configure(SPEC, LogRetention::default());
     c.restart(2).await;
     c.restart(3).await;
@@ -226,6 +226,12 @@ async fn frozen_active_node_resumes_with_its_lease_expired() {
     assert!(matches!(became, Ok(Ok(_))), "node 1 active");
     drop(became);
     c.wait_role(2, Role::Standby, FORM).await;
+    (c, n1, r1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_active_node_resumes_with_its_lease_expired() {
+    let (mut c, n1, mut r1) = frozen_pair().await;
     assert!(n1.write(0..5).await, "writes on node 1");
 
     let (published, lease_valid) = n1
@@ -274,6 +280,87 @@ async fn the_only_voter_stays_active_through_a_freeze_past_the_lease() {
     assert!(
         !r1.has_changed().unwrap_or(true),
         "the role never left active: now {}",
+        *r1.borrow()
+    );
+}
+
+async fn term_of(c: &Cluster, id: u64) -> u64 {
+    let raft = c.node(id).raft().await.expect("raft");
+    let term = raft.metrics().borrow().current_term;
+    term
+}
+
+/// A loaded host stalls a process for a few hundred milliseconds: the active node frozen
+/// for 500 ms (its sockets open, as under SIGSTOP) is not replaced. The standby neither
+/// campaigns nor raises its term, and node 1 is active again after the freeze.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_node_stalled_for_half_a_second_keeps_the_role() {
+    let (mut c, n1, mut r1) = frozen_pair().await;
+    assert!(n1.write(0..3).await, "writes on node 1");
+    let (term2, term3) = (term_of(&c, 2).await, term_of(&c, 3).await);
+    let (mut r2, mut r3) = (c.node(2).role(), c.node(3).role());
+    r2.borrow_and_update();
+    r3.borrow_and_update();
+
+    n1.freeze(async { std::thread::sleep(Duration::from_millis(500)) })
+        .await;
+    // Node 1 still leads: it commits writes after the stall. (It may first fence itself for
+    // a moment, its lease having run out while it was frozen.)
+    let mut written = false;
+    for _ in 0..3 {
+        if n1.write(3..5).await {
+            written = true;
+            break;
+        }
+        let _ = tokio::time::timeout(FORM, r1.changed()).await;
+    }
+    assert!(written, "writes on node 1 after the stall");
+    assert!(
+        !r2.has_changed().unwrap_or(true),
+        "node 2 stayed standby: now {}",
+        *r2.borrow()
+    );
+    assert!(
+        !r3.has_changed().unwrap_or(true),
+        "the witness stayed witness"
+    );
+    assert_eq!(
+        (term_of(&c, 2).await, term_of(&c, 3).await),
+        (term2, term3),
+        "no election: the terms did not move"
+    );
+    drop(n1);
+    c.kill(2).await;
+}
+
+/// A standby cut off from the others for three election timeouts does not raise its term
+/// (its pre-votes find no majority), and when the link heals the active node keeps its role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_standby_does_not_depose_the_active_node_when_it_returns() {
+    let c = formed().await;
+    write(&c, 1, 0..3).await;
+    let t = super::timings();
+    let (term1, term2) = (term_of(&c, 1).await, term_of(&c, 2).await);
+    let mut r1 = c.node(1).role();
+    r1.borrow_and_update();
+
+    c.node(2).set_isolated(true);
+    // The fault lasts three election timeouts: long past the standby's patience.
+    tokio::time::sleep(t.election_timeout_max * 3).await;
+    assert_eq!(
+        term_of(&c, 2).await,
+        term2,
+        "the cut-off standby did not raise its term"
+    );
+    c.node(2).set_isolated(false);
+
+    let last = write(&c, 1, 3..6).await;
+    wait_applied(c.node(2), last, Duration::from_secs(5)).await;
+    assert_eq!(calls_in(&c, 2).await, ids(0..6));
+    assert_eq!(term_of(&c, 1).await, term1, "no election");
+    assert!(
+        !r1.has_changed().unwrap_or(true),
+        "node 1 stayed active: now {}",
         *r1.borrow()
     );
 }
