@@ -12,15 +12,22 @@ const SIP_PORTS: u32 = 10_000;
 static NEXT_SIP: AtomicU16 = AtomicU16::new(0);
 
 /// A port free for both UDP and TCP on 127.0.0.1 at the time of the call, outside the
-/// ephemeral range. Each test process starts at its own offset (by process id) and walks
-/// on, so parallel test binaries rarely try the same port.
+/// ephemeral range, and always even, with the odd port above it free too: a SIP stack that
+/// listens for TLS on the next port (baresip does) never meets the next pick. Each test
+/// process starts at its own offset (by process id) and walks on, so parallel test binaries
+/// rarely try the same port.
 pub fn free_sip_port() -> u16 {
-    let start = (std::process::id() * 211) % SIP_PORTS;
-    for _ in 0..SIP_PORTS {
+    let pairs = SIP_PORTS / 2;
+    let start = (std::process::id() * 211) % pairs;
+    for _ in 0..pairs {
         let step = NEXT_SIP.fetch_add(1, Ordering::Relaxed) as u32;
-        let port = (SIP_LOW + (start + step) % SIP_PORTS) as u16;
+        let port = (SIP_LOW + 2 * ((start + step) % pairs)) as u16;
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        if UdpSocket::bind(addr).is_ok() && TcpListener::bind(addr).is_ok() {
+        let next = std::net::SocketAddr::from(([127, 0, 0, 1], port + 1));
+        if UdpSocket::bind(addr).is_ok()
+            && TcpListener::bind(addr).is_ok()
+            && TcpListener::bind(next).is_ok()
+        {
             return port;
         }
     }
