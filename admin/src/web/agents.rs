@@ -4,13 +4,11 @@
 //! page is live like the wallboard.
 
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 
 use super::html::{escape, list_head};
 use super::i18n::{duration, Lang};
 use super::{respond_live, PageQuery, Reader};
-use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::routes::queues::AgentView;
 use crate::state::AdminState;
@@ -26,11 +24,9 @@ pub const REASONS: [(&str, &str); 5] = [
 
 pub async fn page(
     State(state): State<AdminState>,
-    who: Principal,
-    headers: HeaderMap,
+    reader: Reader,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let reader = Reader::new(&state, who, &headers);
     let axum::Json(agents) = crate::routes::queues::agents(State(state.clone())).await?;
     let main = render(reader.lang, &agents);
     Ok(respond_live(

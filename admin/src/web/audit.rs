@@ -4,7 +4,6 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -13,7 +12,6 @@ use serde::Deserialize;
 use super::html::{escape, list_head, Layout};
 use super::i18n::{day_of, day_start, Lang};
 use super::{respond, PageQuery, Reader};
-use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::routes::audit::AuditView;
 use crate::state::AdminState;
@@ -59,12 +57,10 @@ pub fn day_bounds(zone: Tz, day: NaiveDate) -> Option<(DateTime<Utc>, DateTime<U
 
 pub async fn page(
     State(state): State<AdminState>,
-    who: Principal,
-    headers: HeaderMap,
+    reader: Reader,
     q: Result<Query<AuditFilter>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(f) = q?;
-    let reader = Reader::new(&state, who, &headers);
     let l = reader.lang;
     let today = day_of(reader.zone, Utc::now());
     let day = match AuditFilter::text(&f.day) {

@@ -6,25 +6,21 @@
 //! pause and resume (`.../recording`), sent by `assets/app.js` with the CSRF token.
 
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono_tz::Tz;
 
 use super::html::{escape, list_head};
 use super::i18n::{duration, Lang};
 use super::{respond_live, PageQuery, Reader};
-use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::routes::calls::CallView;
 use crate::state::AdminState;
 
 pub async fn page(
     State(state): State<AdminState>,
-    who: Principal,
-    headers: HeaderMap,
+    reader: Reader,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let reader = Reader::new(&state, who, &headers);
     let axum::Json(calls) = crate::routes::calls::list(State(state.clone())).await?;
     let act = crate::roles::rule_for("POST", "/api/v1/calls/{id}/supervise")
         .is_some_and(|r| r.access.allows(reader.who.role));

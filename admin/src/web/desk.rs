@@ -6,7 +6,6 @@
 //! role has no event feed, so the page fetches `?part=main` again every 2 s.
 
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono_tz::Tz;
 
@@ -14,7 +13,6 @@ use super::agents::{state_label, REASONS};
 use super::html::{escape, term_list, Layout};
 use super::i18n::{duration, Lang};
 use super::{respond, PageQuery, Reader};
-use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::routes::calls::CallView;
 use crate::routes::queues::AgentView;
@@ -22,12 +20,10 @@ use crate::state::AdminState;
 
 pub async fn page(
     State(state): State<AdminState>,
-    who: Principal,
-    headers: HeaderMap,
+    reader: Reader,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let own = who.agent.clone();
-    let reader = Reader::new(&state, who, &headers);
+    let own = reader.who.agent.clone();
     let l = reader.lang;
     let mut main = format!(
         "<div id=\"desk\" data-refresh=\"/ui/desk?part=main\"><h1>{}</h1>",

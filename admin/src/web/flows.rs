@@ -11,7 +11,6 @@ use std::path::Path as FilePath;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono_tz::Tz;
 use engine::handle::FlowListing;
@@ -21,7 +20,6 @@ use serde::Deserialize;
 use super::html::{escape, list_head, Layout};
 use super::i18n::Lang;
 use super::{respond, PageQuery, Reader};
-use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::roles::rule_for;
 use crate::routes::flows::check_word;
@@ -47,10 +45,8 @@ async fn listing(state: &AdminState) -> Result<Vec<FlowListing>, ApiError> {
 
 pub async fn list_page(
     State(state): State<AdminState>,
-    who: Principal,
-    headers: HeaderMap,
+    reader: Reader,
 ) -> Result<Response, ApiError> {
-    let reader = Reader::new(&state, who, &headers);
     let l = reader.lang;
     let flows = listing(&state).await?;
     let mut main = format!("<h1>{}</h1>", escape(l.t("flows.title")));
@@ -89,8 +85,7 @@ pub async fn list_page(
 
 pub async fn flow_page(
     State(state): State<AdminState>,
-    who: Principal,
-    headers: HeaderMap,
+    reader: Reader,
     name: Result<Path<String>, PathRejection>,
     Query(q): Query<FlowQuery>,
 ) -> Result<Response, ApiError> {
@@ -99,7 +94,6 @@ pub async fn flow_page(
     if let Some(v) = &q.version {
         check_word("version", v)?;
     }
-    let reader = Reader::new(&state, who, &headers);
     let l = reader.lang;
     let flow = listing(&state)
         .await?

@@ -5,25 +5,18 @@
 //! without a quorum) is shown in the page.
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono_tz::Tz;
 
 use super::html::{escape, list_head, term_list, Layout};
 use super::i18n::Lang;
 use super::{respond, PageQuery, Reader};
-use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::roles::Role;
 use crate::routes::ha::HaView;
 use crate::state::AdminState;
 
-pub async fn page(
-    State(state): State<AdminState>,
-    who: Principal,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let reader = Reader::new(&state, who, &headers);
+pub async fn page(State(state): State<AdminState>, reader: Reader) -> Result<Response, ApiError> {
     let axum::Json(view) = crate::routes::ha::status(State(state.clone())).await?;
     let alarms = state
         .engine()

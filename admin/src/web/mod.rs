@@ -166,6 +166,20 @@ pub struct Reader {
     pub csrf: Option<String>,
 }
 
+/// Every page's reader, taken from the request: the guard's principal, the language of its
+/// headers, the configured zone and the session's CSRF token.
+impl axum::extract::FromRequestParts<AdminState> for Reader {
+    type Rejection = crate::error::ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AdminState,
+    ) -> Result<Self, Self::Rejection> {
+        let who = Principal::from_request_parts(parts, state).await?;
+        Ok(Reader::new(state, who, &parts.headers))
+    }
+}
+
 impl Reader {
     pub fn new(state: &AdminState, who: Principal, headers: &HeaderMap) -> Reader {
         let csrf = match &who.via {

@@ -6,7 +6,6 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -16,7 +15,6 @@ use serde::Deserialize;
 use super::html::{escape, list_head, Layout};
 use super::i18n::{day_start, duration, Lang};
 use super::{respond, PageQuery, Reader};
-use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::routes::records::{RecordView, RecordsQuery};
 use crate::state::AdminState;
@@ -56,12 +54,10 @@ fn midnight(zone: Tz, field: &str, day: &str, days: i64) -> Result<String, ApiEr
 
 pub async fn page(
     State(state): State<AdminState>,
-    who: Principal,
-    headers: HeaderMap,
+    reader: Reader,
     q: Result<Query<Search>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(search) = q?;
-    let reader = Reader::new(&state, who, &headers);
     let l = reader.lang;
     let query = RecordsQuery {
         from: given(&search.from)

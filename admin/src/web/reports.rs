@@ -7,7 +7,6 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
@@ -17,7 +16,6 @@ use serde::Deserialize;
 use super::html::{escape, list_head, Layout};
 use super::i18n::{day_of, day_start, duration, Lang};
 use super::{respond, PageQuery, Reader};
-use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::routes::stats::StatsRow;
 use crate::state::AdminState;
@@ -205,12 +203,10 @@ fn instant(at: DateTime<Utc>) -> String {
 
 pub async fn page(
     State(state): State<AdminState>,
-    who: Principal,
-    headers: HeaderMap,
+    reader: Reader,
     q: Result<Query<ReportsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = q?;
-    let reader = Reader::new(&state, who, &headers);
     let interval = Interval::parse(q.interval.as_deref())?;
     let axum::Json(queues) = crate::routes::queues::queues(State(state.clone())).await?;
     let queue = match q.queue.as_deref().filter(|s| !s.is_empty()) {

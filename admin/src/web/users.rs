@@ -5,7 +5,6 @@
 //! which then fetches `?part=main` again.
 
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono_tz::Tz;
 
@@ -13,18 +12,15 @@ use super::html::{escape, list_head, Layout};
 use super::i18n::Lang;
 use super::{respond, PageQuery, Reader};
 use crate::accounts::{ApiKeyView, UserView};
-use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::roles::Role;
 use crate::state::AdminState;
 
 pub async fn page(
     State(state): State<AdminState>,
-    who: Principal,
-    headers: HeaderMap,
+    reader: Reader,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let reader = Reader::new(&state, who, &headers);
     let axum::Json(users) = crate::routes::users::list(State(state.clone())).await?;
     let axum::Json(keys) = crate::routes::keys::list(State(state.clone())).await?;
     let l = reader.lang;

@@ -4,7 +4,6 @@
 //! `?part=main` again on every event of the feed. `?mode=wall` is the wall display.
 
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono::Utc;
 use engine::acd::report::ReportQuery;
@@ -12,7 +11,6 @@ use engine::acd::report::ReportQuery;
 use super::html::{escape, Layout};
 use super::i18n::{duration, today_start, Lang};
 use super::{respond, PageQuery, Reader};
-use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::routes::queues::QueueView;
 use crate::routes::stats::StatsRow;
@@ -43,11 +41,9 @@ async fn today(state: &AdminState) -> Result<Vec<StatsRow>, ApiError> {
 
 pub async fn page(
     State(state): State<AdminState>,
-    who: Principal,
-    headers: HeaderMap,
+    reader: Reader,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let reader = Reader::new(&state, who, &headers);
     let axum::Json(queues) = crate::routes::queues::queues(State(state.clone())).await?;
     let rows = today(&state).await?;
     let wall = q.mode.as_deref() == Some("wall");
