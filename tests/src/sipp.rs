@@ -76,6 +76,13 @@ impl Caller {
         self
     }
 
+    /// One call of this caller with media to `target`, on its own thread, so that a test can
+    /// watch the engine (a feed, a page) while the call goes on; join for its result.
+    pub fn spawn_call(&self, dir: &Path, target: SocketAddr) -> std::thread::JoinHandle<SippRun> {
+        let (xml, dir) = (self.xml(), dir.to_path_buf());
+        std::thread::spawn(move || Sipp::new(xml).calls(1).with_media().run(&dir, Some(target)))
+    }
+
     pub fn xml(&self) -> String {
         let pt = self.codec.pt();
         let name = self.codec.name();

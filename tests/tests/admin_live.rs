@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use svi_tests::admin::{console_engine, create_key, Api, Auth, SseEvent};
 use svi_tests::config::prompt_len;
 use svi_tests::contact::register_phone;
-use svi_tests::sipp::{Caller, Codec, Dtmf, Sipp};
+use svi_tests::sipp::{Caller, Codec, Dtmf};
 
 /// How late after the engine's timestamp an event reached this client, in milliseconds.
 fn delay_ms(e: &SseEvent) -> i64 {
@@ -107,13 +107,7 @@ async fn a_queued_call_is_seen_waiting_and_its_join_and_answer_reach_the_feed_wi
         Dtmf::Info('2'),
     );
     caller.hangup_after = Some(Duration::from_secs(12));
-    let (work, sip) = (engine.dir.path().to_path_buf(), engine.sip);
-    let call = std::thread::spawn(move || {
-        Sipp::new(caller.xml())
-            .calls(1)
-            .with_media()
-            .run(&work, Some(sip))
-    });
+    let call = caller.spawn_call(engine.dir.path(), engine.sip);
 
     let queued = feed
         .find(Duration::from_secs(20), acd_event("call_queued", None))

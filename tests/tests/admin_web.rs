@@ -14,7 +14,7 @@ use svi_tests::admin::{add_user, console_engine, create_key, Api, Auth, SseEvent
 use svi_tests::browser::{installed, screenshots, Browser};
 use svi_tests::config::prompt_len;
 use svi_tests::contact::register_phone;
-use svi_tests::sipp::{Caller, Codec, Dtmf, Sipp};
+use svi_tests::sipp::{Caller, Codec, Dtmf};
 
 const PASSWORD: &str = "wall screens for everyone";
 const SECOND: Duration = Duration::from_secs(1);
@@ -138,13 +138,7 @@ async fn a_supervisor_watches_the_wallboard_and_pauses_an_agent_in_a_real_browse
     let mut caller = Caller::new(Codec::Pcma).dtmf(prompt_len("welcome") + SECOND, Dtmf::Info('2'));
     // The caller stays until the supervisor hangs it up from the API at the end.
     caller.bye_timeout = Duration::from_secs(90);
-    let (work, sip) = (engine.dir.path().to_path_buf(), engine.sip);
-    let call = std::thread::spawn(move || {
-        Sipp::new(caller.xml())
-            .calls(1)
-            .with_media()
-            .run(&work, Some(sip))
-    });
+    let call = caller.spawn_call(engine.dir.path(), engine.sip);
     let queued = feed
         .find(20 * SECOND, acd("call_queued"))
         .await

@@ -16,7 +16,7 @@ use svi_tests::admin::{add_agent_user, add_user, console_engine, create_key, Api
 use svi_tests::browser::{installed, screenshots, Browser};
 use svi_tests::config::prompt_len;
 use svi_tests::contact::register_phone;
-use svi_tests::sipp::{Caller, Codec, Dtmf, Sipp};
+use svi_tests::sipp::{Caller, Codec, Dtmf};
 
 const PASSWORD: &str = "reports and keys for admins";
 const SECOND: Duration = Duration::from_secs(1);
@@ -104,13 +104,7 @@ async fn admins_supervisors_and_agents_use_their_pages_in_a_real_browser() {
     let mut caller = Caller::new(Codec::Pcma).dtmf(prompt_len("welcome") + SECOND, Dtmf::Info('2'));
     // The caller stays until the supervisor's key hangs it up below.
     caller.bye_timeout = Duration::from_secs(90);
-    let (work, sip) = (engine.dir.path().to_path_buf(), engine.sip);
-    let call = std::thread::spawn(move || {
-        Sipp::new(caller.xml())
-            .calls(1)
-            .with_media()
-            .run(&work, Some(sip))
-    });
+    let call = caller.spawn_call(engine.dir.path(), engine.sip);
     let on_call = "dl.desk-call[data-call]";
     assert!(
         b.wait_for(on_call, 30 * SECOND).await.is_some(),

@@ -19,7 +19,7 @@ use svi_tests::config::{prompt_len, two_demo_versions};
 use svi_tests::contact::{call_option_1, register_phone};
 use svi_tests::path_of;
 use svi_tests::phone::{deadline, Ended, Phone, PhoneConfig};
-use svi_tests::sipp::{Caller, Codec, Dtmf, Sipp};
+use svi_tests::sipp::{Caller, Codec, Dtmf};
 
 const PASSWORD: &str = "flows drawn for everyone";
 const SECOND: Duration = Duration::from_secs(1);
@@ -192,13 +192,7 @@ async fn an_admin_changes_a_flow_and_plays_a_recording_in_a_real_browser() {
     // supervision without the supervisor's phone is refused with the API's reason.
     let mut caller = Caller::new(Codec::Pcma).dtmf(prompt_len("welcome") + SECOND, Dtmf::Info('2'));
     caller.hangup_after = Some(Duration::from_secs(20));
-    let (work, sip) = (engine.dir.path().to_path_buf(), engine.sip);
-    let talk = std::thread::spawn(move || {
-        Sipp::new(caller.xml())
-            .calls(1)
-            .with_media()
-            .run(&work, Some(sip))
-    });
+    let talk = caller.spawn_call(engine.dir.path(), engine.sip);
     b.goto(&format!("{base}/ui/calls")).await;
     let bridged = "tr[data-phase=\"bridged\"][data-agent=\"1001\"]";
     assert!(
