@@ -186,7 +186,11 @@ impl Task {
     }
 
     fn apply(&mut self, source: &str, conditions: Vec<Condition>) {
+        let before = self.board.revision();
         let changes = self.board.report(chrono::Utc::now(), source, conditions);
+        if self.board.revision() == before {
+            return;
+        }
         for c in &changes {
             log(c);
             if let Some((_, n)) = &mut self.mail {
@@ -199,19 +203,11 @@ impl Task {
         self.publish();
     }
 
-    /// Publishes the board when it changed, a message update included (a raised alarm's
-    /// message follows its source's reports without a new notification).
     fn publish(&self) {
         let mut s = self.board.snapshot();
         s.notifications_sent = self.sent;
         s.notifications_failed = self.failed;
-        self.snapshot.send_if_modified(|old| {
-            let changed = *old != s;
-            if changed {
-                *old = s;
-            }
-            changed
-        });
+        self.snapshot.send_replace(s);
     }
 
     fn send_due(&mut self) {

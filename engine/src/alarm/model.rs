@@ -163,9 +163,17 @@ pub struct Board {
     active: BTreeMap<(AlarmKind, String), Alarm>,
     raised: BTreeMap<AlarmKind, u64>,
     cleared: BTreeMap<AlarmKind, u64>,
+    /// Moves on each change of what a snapshot shows, a message update included.
+    revision: u64,
 }
 
 impl Board {
+    /// Changes whenever a report changed the board (an alarm raised, cleared, or its message
+    /// updated): the caller publishes only then.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
     /// Replaces the conditions of `source` by `now_seen`: raises the new ones, clears the
     /// ones it no longer sees, updates the message of the others (without a notification,
     /// unless their severity changed: then they are raised again at the new severity).
@@ -200,7 +208,12 @@ impl Board {
             match self.active.get_mut(&key) {
                 // Another source's alarm of the same key: leave it to that source.
                 Some(a) if a.source != source => {}
-                Some(a) if a.severity == c.severity => a.message = c.message,
+                Some(a) if a.severity == c.severity => {
+                    if a.message != c.message {
+                        a.message = c.message;
+                        self.revision += 1;
+                    }
+                }
                 existing => {
                     let alarm = Alarm {
                         kind: c.kind,
@@ -224,6 +237,9 @@ impl Board {
                     });
                 }
             }
+        }
+        if !changes.is_empty() {
+            self.revision += 1;
         }
         changes
     }
