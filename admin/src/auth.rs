@@ -263,17 +263,7 @@ pub async fn record(
     outcome: Outcome,
     detail: Option<String>,
 ) {
-    let entry = AuditEntry {
-        at: chrono::Utc::now(),
-        actor: actor.to_string(),
-        action: format!("{} {}", rule.method, rule.path),
-        target: target.to_string(),
-        origin: origin(peer),
-        outcome,
-        detail,
-        node: String::new(),
-    };
-    if let Err(e) = state.audit().append(entry).await {
-        tracing::error!(error = %e, "admin: audit entry not written");
-    }
+    let action = format!("{} {}", rule.method, rule.path);
+    let entry = AuditEntry::now(actor, action, target, origin(peer), outcome, detail);
+    state.audit().record(entry).await;
 }

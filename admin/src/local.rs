@@ -116,19 +116,8 @@ pub async fn execute(accounts: &Accounts, audit: &AuditLog, actor: &str, req: Re
         Err(AccountError::Store(e)) => (Outcome::Failed, Some(e.clone())),
         Err(e) => (Outcome::Denied, Some(e.to_string())),
     };
-    let entry = AuditEntry {
-        at: chrono::Utc::now(),
-        actor: actor.to_string(),
-        action: action.to_string(),
-        target,
-        origin: "local".into(),
-        outcome,
-        detail,
-        node: String::new(),
-    };
-    if let Err(e) = audit.append(entry).await {
-        tracing::error!(error = %e, "admin: audit entry not written");
-    }
+    let entry = AuditEntry::now(actor, action, target, "local", outcome, detail);
+    audit.record(entry).await;
     result.unwrap_or_else(|e| Reply::Error(e.to_string()))
 }
 

@@ -57,6 +57,29 @@ pub struct AuditEntry {
     pub node: String,
 }
 
+impl AuditEntry {
+    /// An entry made now (its `node` is set when it is appended).
+    pub fn now(
+        actor: impl Into<String>,
+        action: impl Into<String>,
+        target: impl Into<String>,
+        origin: impl Into<String>,
+        outcome: Outcome,
+        detail: Option<String>,
+    ) -> AuditEntry {
+        AuditEntry {
+            at: Utc::now(),
+            actor: actor.into(),
+            action: action.into(),
+            target: target.into(),
+            origin: origin.into(),
+            outcome,
+            detail,
+            node: String::new(),
+        }
+    }
+}
+
 impl fmt::Debug for AuditEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuditEntry")
@@ -99,6 +122,15 @@ impl AuditLog {
             writer,
             node: node.to_string(),
             seq: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Appends `entry` for what has already happened: a failure to write it is logged, not
+    /// returned.
+    pub async fn record(&self, entry: AuditEntry) {
+        let action = entry.action.clone();
+        if let Err(e) = self.append(entry).await {
+            tracing::error!(error = %e, action = %action, "audit entry not written");
         }
     }
 

@@ -74,17 +74,7 @@ async fn audit(
     outcome: Outcome,
     detail: Option<String>,
 ) {
-    let entry = AuditEntry {
-        at: chrono::Utc::now(),
-        actor: ACTOR.into(),
-        action: "alarm.pushed".into(),
-        target: format!("alarm:{alarm}"),
-        origin: from.to_string(),
-        outcome,
-        detail,
-        node: String::new(),
-    };
-    if let Err(e) = state.audit().append(entry).await {
-        tracing::error!(error = %e, "alarm webhook: audit entry not written");
-    }
+    let target = format!("alarm:{alarm}");
+    let entry = AuditEntry::now(ACTOR, "alarm.pushed", target, from, outcome, detail);
+    state.audit().record(entry).await;
 }

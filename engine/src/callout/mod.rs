@@ -19,7 +19,6 @@ pub mod webhook;
 
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::audit::{AuditEntry, AuditLog};
@@ -178,18 +177,14 @@ fn outcome(ended: Result<CallEnded, oneshot::error::RecvError>) -> CallOutcome {
 
 /// Appends the entry, then says so in the log (a line a test or an operator can wait for).
 async fn audit(cx: &CalloutContext, a: machine::Audit) {
-    let entry = AuditEntry {
-        at: Utc::now(),
-        actor: ACTOR.into(),
-        action: format!("alarm.{}", a.what),
-        target: format!("alarm:{}", a.alarm),
-        origin: format!("alarm call-out ({})", cx.config.source),
-        outcome: a.outcome,
-        detail: a.detail,
-        node: String::new(),
-    };
-    if let Err(e) = cx.audit.append(entry).await {
-        tracing::error!(error = %e, alarm = %a.alarm, "alarm call-out: audit entry not written");
-    }
+    let entry = AuditEntry::now(
+        ACTOR,
+        format!("alarm.{}", a.what),
+        format!("alarm:{}", a.alarm),
+        format!("alarm call-out ({})", cx.config.source),
+        a.outcome,
+        a.detail,
+    );
+    cx.audit.record(entry).await;
     tracing::info!(alarm = %a.alarm, outcome = ?a.outcome, "alarm call-out: {}", a.what);
 }
