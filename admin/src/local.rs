@@ -125,14 +125,7 @@ pub async fn execute(accounts: &Accounts, audit: &AuditLog, actor: &str, req: Re
 #[cfg(unix)]
 pub async fn serve(data_dir: PathBuf, accounts: Accounts, audit: AuditLog) {
     let path = socket_path(&data_dir);
-    if let Some(dir) = path.parent() {
-        if let Err(e) = engine::files::create_private_dir(dir) {
-            tracing::warn!(dir = %dir.display(), error = %e, "no admin socket: cannot make its private directory");
-            return;
-        }
-    }
-    let _ = std::fs::remove_file(&path);
-    let listener = match tokio::net::UnixListener::bind(&path) {
+    let listener = match engine::files::bind_private_socket(&path) {
         Ok(l) => l,
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "no admin socket: svi user/apikey will not reach this engine");

@@ -145,14 +145,7 @@ const MAX_REQUEST: u64 = 2 * MAX_FLOW_SOURCE as u64 + 64 * 1024;
 #[cfg(unix)]
 pub async fn serve(data_dir: PathBuf, handle: EngineHandle) {
     let path = socket_path(&data_dir);
-    if let Some(dir) = path.parent() {
-        if let Err(e) = crate::files::create_private_dir(dir) {
-            tracing::warn!(dir = %dir.display(), error = %e, "no control socket: cannot make its private directory");
-            return;
-        }
-    }
-    let _ = std::fs::remove_file(&path);
-    let listener = match tokio::net::UnixListener::bind(&path) {
+    let listener = match crate::files::bind_private_socket(&path) {
         Ok(l) => l,
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "no control socket: svi agent/queue commands will not reach this engine");

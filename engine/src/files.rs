@@ -126,6 +126,17 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)
 }
 
+/// Binds a Unix socket at `path`, its directory made private first (so the socket is never
+/// reachable by other local users, with no chmod afterwards), a stale socket replaced.
+#[cfg(unix)]
+pub fn bind_private_socket(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
+    if let Some(dir) = path.parent() {
+        create_private_dir(dir)?;
+    }
+    let _ = std::fs::remove_file(path);
+    tokio::net::UnixListener::bind(path)
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
