@@ -208,8 +208,13 @@ async fn drain(node: Arc<HaNode>, spool: Arc<Mutex<Spool>>, wake: Arc<Notify>) {
             continue;
         }
         let mut stuck = None;
-        for chunk in pending.chunks(MAX_BATCH) {
-            let (seqs, commands): (Vec<u64>, Vec<Command>) = chunk.iter().cloned().unzip();
+        let mut pending = pending.into_iter();
+        loop {
+            let (seqs, commands): (Vec<u64>, Vec<Command>) =
+                pending.by_ref().take(MAX_BATCH).unzip();
+            if seqs.is_empty() {
+                break;
+            }
             let command = group::combine(commands);
             let what = format!("{command:?}");
             match node.commit(command).await {
@@ -217,7 +222,7 @@ async fn drain(node: Arc<HaNode>, spool: Arc<Mutex<Spool>>, wake: Arc<Notify>) {
                     let spool = spool.clone();
                     let done = tokio::task::spawn_blocking(move || {
                         let mut s = spool.lock().ok()?;
-                        Some(seqs.into_iter().try_for_each(|seq| s.done(seq)))
+                        Some(s.done_all(seqs))
                     })
                     .await;
                     if let Ok(Some(Err(e))) = done {

@@ -192,11 +192,21 @@ impl Spool {
     }
 
     /// The write `seq` is committed: forget it.
+    #[cfg(test)]
     pub(crate) fn done(&mut self, seq: u64) -> Result<(), SpoolError> {
-        if self.pending.remove(&seq).is_none() {
-            return Ok(());
+        self.done_all([seq])
+    }
+
+    /// The writes `seqs` are committed (one batch): forget them, compacting once.
+    pub(crate) fn done_all(
+        &mut self,
+        seqs: impl IntoIterator<Item = u64>,
+    ) -> Result<(), SpoolError> {
+        for seq in seqs {
+            if self.pending.remove(&seq).is_some() {
+                self.append(&Entry::Done { seq }, false)?;
+            }
         }
-        self.append(&Entry::Done { seq }, false)?;
         self.compact()
     }
 
