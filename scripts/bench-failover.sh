@@ -93,7 +93,7 @@ while [ "$run" -lt "$RUNS" ]; do
   stop_all
 done
 sorted=$(printf '%s\n' "${times[@]}" | sort -n)
-median=$(printf '%s\n' "$sorted" | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else print int((a[NR/2]+a[NR/2+1])/2) }')
+median=$(med "${times[@]}")
 worst=$(printf '%s\n' "$sorted" | tail -1)
 best=$(printf '%s\n' "$sorted" | head -1)
 stamp=$(date -u +%Y-%m-%dT%H-%M-%SZ)
