@@ -191,17 +191,12 @@ fn only_voter(raft: &Raft, me: NodeId) -> bool {
 /// (this node counts for itself). Records an answer showing a longer log.
 async fn pre_vote(shared: &Shared, raft: &Raft, peers: &mut BTreeMap<NodeId, PeerClient>) -> bool {
     let me = shared.me();
-    let (voters, addrs): (Vec<NodeId>, BTreeMap<NodeId, String>) = {
+    let voters: Vec<NodeId> = {
         let m = raft.metrics();
         let m = m.borrow();
-        let membership = m.membership_config.membership();
-        let voters: Vec<NodeId> = membership.voter_ids().collect();
-        let addrs = membership
-            .nodes()
-            .map(|(id, n)| (*id, n.cluster_addr.clone()))
-            .collect();
-        (voters, addrs)
+        m.membership_config.membership().voter_ids().collect()
     };
+    let addrs = shared.log_readers(raft);
     if !voters.contains(&me) {
         return false;
     }

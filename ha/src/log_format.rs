@@ -80,7 +80,15 @@ impl Shared {
 
     /// Whether every member reads batch entries (see the module documentation).
     pub(crate) fn batches_readable(&self, raft: &Raft) -> bool {
-        let members: BTreeSet<NodeId> = self.log_readers(raft).into_keys().collect();
+        let members: BTreeSet<NodeId> = {
+            let m = raft.metrics();
+            let m = m.borrow();
+            m.membership_config
+                .membership()
+                .nodes()
+                .map(|(id, _)| *id)
+                .collect()
+        };
         self.formats
             .lock()
             .map(|f| f.read_by_all(BATCH, self.me(), members))
