@@ -28,6 +28,7 @@
 //! - `compile`: the passes from YAML to [`Flow`], including the graph checks.
 //! - [`interp`]: the interpreter, its inputs, effects and serialisable [`CallState`].
 //! - [`cli`]: `check`, `simulate`, `test-flow` and `graph` for the `svi` flow commands.
+//! - [`graph`]: a compiled flow's graph as data, for `svi graph` and the admin web's drawing.
 
 pub mod cli;
 mod compile;
@@ -36,6 +37,7 @@ mod decode;
 pub mod diagnostic;
 mod expr;
 mod flow;
+pub mod graph;
 pub mod hours;
 pub mod interp;
 pub mod say;

@@ -1,5 +1,5 @@
 //! A flow drawn as SVG, server-side, from the graph `svi graph` prints
-//! ([`ivr_scripts::cli::FlowGraph`]): no layout tool at run time, a simple layered
+//! ([`ivr_scripts::graph::FlowGraph`]): no layout tool at run time, a simple layered
 //! drawing instead. Each scope (the main flow, then each subflow in a dashed frame) is laid
 //! out top-down: a step's layer is its distance from the scope's start (breadth first, so
 //! loops back to a menu do not push it down), steps of a layer side by side in the order
@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 
-use ivr_scripts::cli::{FlowGraph, GraphScope};
+use ivr_scripts::graph::{FlowGraph, GraphScope};
 
 use super::html::escape;
 

@@ -14,7 +14,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use chrono_tz::Tz;
 use engine::handle::FlowListing;
-use ivr_scripts::cli::FlowGraph;
+use ivr_scripts::graph::FlowGraph;
 use serde::Deserialize;
 
 use super::html::{escape, list_head, Layout};

@@ -3,105 +3,19 @@
 //! One node per step (labelled with its id and kind), one edge per reference (labelled with
 //! the menu key or the branch it is taken on: `ok`, `not found`, `error`...); subflows are
 //! drawn as clusters. The graph comes from the compiled flow, so it is the graph that runs.
-//! [`FlowGraph`] is that graph as data: the DOT and Mermaid writers here and the admin web's
-//! drawing read the same one.
+//! The graph is [`crate::graph::FlowGraph`], which the admin web's drawing reads too.
 
 use std::io::Write;
 use std::path::Path;
 
 use super::{finish, load, CliError, EXIT_FAILED, EXIT_OK};
 use crate::context::CheckContext;
-use crate::flow::{Flow, StepKind};
+use crate::graph::FlowGraph;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GraphFormat {
     Dot,
     Mermaid,
-}
-
-/// A compiled flow's graph: its scopes (the main flow first, then each subflow) and the
-/// calls from a `subflow` step to the subflow's first step.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FlowGraph {
-    pub name: String,
-    pub scopes: Vec<GraphScope>,
-    /// `(scope, step)` of the calling step, then of the subflow's start.
-    pub calls: Vec<((usize, usize), (usize, usize))>,
-}
-
-/// The steps of one scope and the jumps between them (indices into `steps`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GraphScope {
-    /// `None` for the main flow.
-    pub name: Option<String>,
-    pub start: usize,
-    pub steps: Vec<GraphStep>,
-    pub edges: Vec<GraphEdge>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GraphStep {
-    pub id: String,
-    /// `play`, `menu`, `queue`...
-    pub kind: &'static str,
-    /// Where the step is written in the file.
-    pub line: u32,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GraphEdge {
-    pub from: usize,
-    pub to: usize,
-    /// The menu key or branch (`""` for the plain next step, `error` for the error path).
-    pub label: String,
-}
-
-impl FlowGraph {
-    /// The graph of a compiled flow.
-    pub fn of(flow: &Flow) -> FlowGraph {
-        let mut calls = Vec::new();
-        let scopes = flow
-            .scopes
-            .iter()
-            .enumerate()
-            .map(|(s, scope)| {
-                let mut edges = Vec::new();
-                for (i, step) in scope.steps.iter().enumerate() {
-                    for (label, target) in step.edges() {
-                        edges.push(GraphEdge {
-                            from: i,
-                            to: target.get(),
-                            label,
-                        });
-                    }
-                    if let StepKind::Subflow { scope: callee, .. } = step.kind {
-                        if let Some(sub) = flow.scopes.get(callee) {
-                            calls.push(((s, i), (callee, sub.start.get())));
-                        }
-                    }
-                }
-                GraphScope {
-                    name: scope.name.clone(),
-                    start: scope.start.get(),
-                    steps: scope
-                        .steps
-                        .iter()
-                        .map(|step| GraphStep {
-                            id: step.id.clone(),
-                            kind: step.kind.name(),
-                            line: step.pos.line,
-                        })
-                        .collect(),
-                    edges,
-                }
-            })
-            .collect();
-        FlowGraph {
-            name: flow.name.clone(),
-            scopes,
-            calls,
-        }
-    }
 }
 
 /// Prints the graph of `file` (checked permissively: drawing needs no engine configuration).

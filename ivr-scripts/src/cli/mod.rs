@@ -26,7 +26,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 pub use check::{check, check_with};
-pub use graph::{graph, FlowGraph, GraphEdge, GraphFormat, GraphScope, GraphStep};
+pub use graph::{graph, GraphFormat};
 pub use sim::{
     parse_inputs, run as run_simulation, Ending, Event as SimulatedEvent, Transcript, MAX_EFFECTS,
 };
