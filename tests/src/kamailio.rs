@@ -35,7 +35,7 @@ pub struct Kamailio {
     log: PathBuf,
 }
 
-fn modules_dir() -> PathBuf {
+pub(crate) fn modules_dir() -> PathBuf {
     [
         "/usr/lib/x86_64-linux-gnu/kamailio/modules",
         "/usr/lib/kamailio/modules",

@@ -1,0 +1,264 @@
+//! Two HA pairs behind Kamailio's dispatcher on the sample configuration
+//! (`samples/kamailio/`): the dispatcher's OPTIONS probes see each pair's active node (200)
+//! and not its standby (503), so 200 calls through Kamailio split evenly between the two
+//! active nodes, with Kamailio in the Record-Route; agents register through Kamailio with the
+//! pair that serves their queues (the sample's mapping). After a `kill -9` of one pair's active
+//! node every new call is still answered: first by the other pair while the pair fails over,
+//! then by the pair's former standby as well; with the whole pair down, by the other pair.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use svi_tests::dispatcher::{Dispatcher, CALL_SET};
+use svi_tests::ha::{record_ids, status, wait_role, wait_role_in, HaSpec, Witness};
+use svi_tests::proc::EngineProc;
+use svi_tests::sipp::{agent_register_xml, Caller, Codec, Sipp, SippRun};
+
+/// Follower lease + election timeout + first commit, with room for a loaded machine.
+const FAILOVER: Duration = Duration::from_secs(15);
+/// The dispatcher's probe interval (seconds): the sample's.
+const PROBE_INTERVAL_S: u32 = 1;
+
+/// One pair: its spec (configurations, directories), witness and two nodes; `active` is the
+/// index of the node that is active.
+struct Pair {
+    /// The configurations' directory (kept until the end).
+    _spec: HaSpec,
+    _witness: Witness,
+    nodes: [Option<EngineProc>; 2],
+    active: usize,
+}
+
+impl Pair {
+    /// A pair whose agents are `agents` (`[[agents]]` tables); MD5 digests only (sipp's).
+    fn start(dir: &Path, agents: &str) -> Pair {
+        let engine = svi_tests::config::hold_engine(dir, agents).replacen(
+            "[sip]\n",
+            "[sip]\ndigest_algorithms = [\"MD5\"]\n",
+            1,
+        );
+        let spec = HaSpec::with_engine(&engine, "");
+        let witness = spec.witness();
+        let nodes = [Some(spec.node(0, None)), Some(spec.node(1, None))];
+        Pair {
+            _spec: spec,
+            _witness: witness,
+            nodes,
+            active: 0,
+        }
+    }
+
+    fn node(&self, i: usize) -> &EngineProc {
+        self.nodes[i].as_ref().expect("node running")
+    }
+
+    /// Waits until one node is active and the other standby; remembers which.
+    fn formed(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let roles: Vec<String> = (0..2)
+                .map(|i| {
+                    wait_role_in(
+                        &self.node(i).data_dir(),
+                        &["active", "standby"],
+                        Duration::from_millis(200),
+                    )
+                    .unwrap_or_default()
+                })
+                .collect();
+            if let Some(a) = roles.iter().position(|r| r == "active") {
+                if roles[1 - a] == "standby" {
+                    self.active = a;
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the pair forms: {roles:?}\n{}",
+                self.node(0).log_text()
+            );
+        }
+    }
+
+    fn sip(&self, i: usize) -> SocketAddr {
+        self.node(i).sip
+    }
+
+    fn addrs(&self) -> [SocketAddr; 2] {
+        [self.sip(0), self.sip(1)]
+    }
+
+    /// The call records of the pair (on its active node: every record is replicated).
+    fn records(&self) -> usize {
+        record_ids(&self.node(self.active).data_dir()).len()
+    }
+}
+
+/// `n` calls through Kamailio at `rate` a second (the hold flow; the caller hangs up after
+/// 200 ms).
+fn calls(k: &Dispatcher, dir: &Path, n: u32, rate: u32) -> SippRun {
+    let mut caller = Caller::new(Codec::Pcma);
+    caller.hangup_after = Some(Duration::from_millis(200));
+    Sipp::new(caller.xml())
+        .calls(n)
+        .arg("-r")
+        .arg(rate.to_string())
+        .run(dir, Some(k.addr))
+}
+
+/// An agent with a password (`pw-ID-secret`).
+fn agent(id: &str) -> String {
+    format!("[[agents]]\nid = \"{id}\"\nname = \"Agent {id}\"\npassword = \"pw-{id}-secret\"\n")
+}
+
+/// An agent's phone registering through Kamailio (its Contact on a free port).
+fn register(k: &Dispatcher, dir: &Path, user: &str, password: &str) -> SippRun {
+    let contact = svi_tests::ports::free_sip_port();
+    Sipp::new(agent_register_xml(user, password, contact))
+        .calls(1)
+        .run(dir, Some(k.addr))
+}
+
+/// Waits until the pairs' records add up to at least `total`; returns each pair's count.
+fn wait_counts(pairs: &[&Pair], total: usize) -> Vec<usize> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let counts: Vec<usize> = pairs.iter().map(|p| p.records()).collect();
+        if counts.iter().sum::<usize>() >= total || Instant::now() > deadline {
+            return counts;
+        }
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn two_pairs_behind_kamailio_share_calls_and_survive_a_pair_going_down() {
+    let work = tempfile::tempdir().expect("tmp");
+    let mut one = Pair::start(work.path(), &agent("1001"));
+    let mut two = Pair::start(work.path(), &agent("2001"));
+    one.formed();
+    two.formed();
+    let k = Dispatcher::start(
+        &work.path().join("kamailio"),
+        &[one.addrs(), two.addrs()],
+        &[("1001", 1), ("2001", 2)],
+        PROBE_INTERVAL_S,
+    );
+    let actives = [one.sip(one.active), two.sip(two.active)];
+    assert!(
+        k.wait_active(CALL_SET, &actives, Duration::from_secs(10)),
+        "the dispatcher sends to the active nodes {actives:?} only: {:?}\n{}",
+        k.destinations(CALL_SET),
+        k.log_text()
+    );
+
+    // 200 calls through Kamailio: an even split between the pairs, within 10 %.
+    let run = calls(&k, work.path(), 200, 20);
+    assert!(
+        run.success(),
+        "200 calls through Kamailio:\n{}",
+        run.report()
+    );
+    let record_route = format!("Record-Route: <sip:{}", k.addr);
+    assert!(
+        run.messages().contains(&record_route),
+        "Kamailio stays in the dialog's path ({record_route})"
+    );
+    let counts = wait_counts(&[&one, &two], 200);
+    assert_eq!(counts.iter().sum::<usize>(), 200, "records: {counts:?}");
+    for c in &counts {
+        assert!(
+            (90..=110).contains(c),
+            "each pair takes 100 calls within 10 %: {counts:?}"
+        );
+    }
+    eprintln!("split of 200 calls between the pairs: {counts:?}");
+
+    // Agents register through Kamailio with the pair that serves their queues (each pair
+    // knows only its own agents: a REGISTER sent to the other pair would fail its digest);
+    // an agent missing from the mapping is refused by Kamailio.
+    for (user, pair) in [("1001", &one), ("2001", &two)] {
+        let reg = register(&k, work.path(), user, &format!("pw-{user}-secret"));
+        assert!(reg.success(), "agent {user} registers:\n{}", reg.report());
+        let node = pair.node(pair.active);
+        assert!(
+            node.wait_log("agent phone registered", Duration::from_secs(5))
+                .is_some(),
+            "agent {user} is registered on its pair's active node:\n{}",
+            node.log_text()
+        );
+    }
+    let unmapped = register(&k, work.path(), "3001", "pw-3001-secret");
+    assert!(
+        !unmapped.success() && unmapped.messages().contains("SIP/2.0 403"),
+        "an unmapped agent is refused:\n{}",
+        unmapped.messages()
+    );
+
+    // kill -9 of pair one's active node while calls keep coming.
+    let (before_one, before_two) = (counts[0], counts[1]);
+    let dead = one.active;
+    let killed_at = Instant::now();
+    one.nodes[dead].as_mut().expect("active node").kill9();
+    let run = calls(&k, work.path(), 30, 10);
+    assert!(
+        run.success(),
+        "calls during pair one's failover are answered:\n{}",
+        run.report()
+    );
+    let survivor = 1 - dead;
+    assert!(
+        wait_role(&one.node(survivor).data_dir(), "active", FAILOVER),
+        "pair one's standby takes over: {:?}",
+        status(&one.node(survivor).data_dir())
+    );
+    one.active = survivor;
+    let actives = [one.sip(survivor), two.sip(two.active)];
+    assert!(
+        k.wait_active(CALL_SET, &actives, FAILOVER),
+        "the dispatcher sends to pair one's new active node: {:?}",
+        k.destinations(CALL_SET)
+    );
+    eprintln!(
+        "pair one's new active node in the dispatcher {:?} after the kill",
+        killed_at.elapsed()
+    );
+    let counts = wait_counts(&[&one, &two], before_one + before_two + 30);
+    assert_eq!(
+        counts.iter().sum::<usize>(),
+        before_one + before_two + 30,
+        "every call during the failover has its record: {counts:?}"
+    );
+
+    // Pair one's former standby now takes its share.
+    let (before_one, before_two) = (counts[0], counts[1]);
+    let run = calls(&k, work.path(), 40, 20);
+    assert!(run.success(), "40 calls:\n{}", run.report());
+    let counts = wait_counts(&[&one, &two], before_one + before_two + 40);
+    let (got_one, got_two) = (counts[0] - before_one, counts[1] - before_two);
+    assert_eq!(got_one + got_two, 40, "records: {counts:?}");
+    assert!(
+        got_one >= 10 && got_two >= 10,
+        "both pairs take calls again: pair one {got_one}, pair two {got_two}"
+    );
+
+    // The whole of pair one down: pair two answers every call.
+    let before_two = counts[1];
+    one.nodes[survivor].as_mut().expect("node").kill9();
+    let run = calls(&k, work.path(), 20, 10);
+    assert!(
+        run.success(),
+        "with pair one down, calls are answered:\n{}",
+        run.report()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while two.records() < before_two + 20 && Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    assert_eq!(
+        two.records(),
+        before_two + 20,
+        "pair two answered the 20 calls"
+    );
+}
