@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use crate::ports::free_sip_port;
@@ -73,30 +73,19 @@ impl Dispatcher {
         std::fs::write(&list_file, list(pairs)).expect("write the dispatcher list");
         std::fs::write(dir.join("svi-agents.cfg"), agents(agents_map)).expect("agents");
         let ctl = dir.join("ctl.sock");
-        let log = dir.join("kamailio.log");
-        let out = std::fs::File::create(&log).expect("kamailio log");
-        let child = Command::new("kamailio")
-            .arg("-f")
-            .arg(&cfg)
-            .arg("-L")
-            .arg(crate::kamailio::modules_dir())
-            .arg("-A")
-            .arg(format!("LISTEN=udp:{addr}"))
-            .arg("-A")
-            .arg(format!("DISPATCHER_LIST=\"{}\"", list_file.display()))
-            .arg("-A")
-            .arg(format!("CTL_SOCKET=\"unix:{}\"", ctl.display()))
-            .arg("-A")
-            .arg(format!("PROBE_INTERVAL={probe_interval_s}"))
-            .args(["-DD", "-E", "-Y"])
-            .arg(dir)
-            .arg("-P")
-            .arg(dir.join("kamailio.pid"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(out)
-            .spawn()
-            .expect("kamailio (is it installed? scripts/test.sh installs it)");
+        let args = [
+            "-L".to_string(),
+            crate::kamailio::modules_dir().display().to_string(),
+            "-A".into(),
+            format!("LISTEN=udp:{addr}"),
+            "-A".into(),
+            format!("DISPATCHER_LIST=\"{}\"", list_file.display()),
+            "-A".into(),
+            format!("CTL_SOCKET=\"unix:{}\"", ctl.display()),
+            "-A".into(),
+            format!("PROBE_INTERVAL={probe_interval_s}"),
+        ];
+        let (child, log) = crate::kamailio::spawn(dir, &args);
         let d = Dispatcher {
             child,
             addr,

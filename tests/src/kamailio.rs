@@ -87,22 +87,8 @@ request_route {{
             modules = modules_dir().display(),
             ctl = ctl.display(),
         );
-        let file = dir.join("kamailio.cfg");
-        std::fs::write(&file, cfg).expect("write kamailio.cfg");
-        let log = dir.join("kamailio.log");
-        let out = std::fs::File::create(&log).expect("kamailio log");
-        let child = Command::new("kamailio")
-            .arg("-f")
-            .arg(&file)
-            .args(["-DD", "-E", "-Y"])
-            .arg(dir)
-            .arg("-P")
-            .arg(dir.join("kamailio.pid"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(out)
-            .spawn()
-            .expect("kamailio (is it installed? scripts/test.sh installs it)");
+        std::fs::write(dir.join("kamailio.cfg"), cfg).expect("write kamailio.cfg");
+        let (child, log) = spawn(dir, &[]);
         let k = Kamailio {
             child,
             addr,
@@ -133,6 +119,27 @@ request_route {{
     pub fn log_text(&self) -> String {
         crate::proc::read_to_string(&self.log)
     }
+}
+
+/// Starts `kamailio` on `DIR/kamailio.cfg` with `args`, in the foreground (its children
+/// forked), its runtime files in `dir` and its log in `DIR/kamailio.log` (returned).
+pub(crate) fn spawn(dir: &Path, args: &[String]) -> (Child, PathBuf) {
+    let log = dir.join("kamailio.log");
+    let out = std::fs::File::create(&log).expect("kamailio log");
+    let child = Command::new("kamailio")
+        .arg("-f")
+        .arg(dir.join("kamailio.cfg"))
+        .args(args)
+        .args(["-DD", "-E", "-Y"])
+        .arg(dir)
+        .arg("-P")
+        .arg(dir.join("kamailio.pid"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(out)
+        .spawn()
+        .expect("kamailio (is it installed? scripts/test.sh installs it)");
+    (child, log)
 }
 
 /// `kamcmd ul.dump` on the control socket `ctl`.
