@@ -104,49 +104,44 @@ impl Dispatcher {
         d
     }
 
-    /// `kamcmd CMD` on the control socket.
-    fn rpc(&self, cmd: &str) -> Option<String> {
-        let out = Command::new("kamcmd")
-            .arg("-s")
-            .arg(format!("unix:{}", self.ctl.display()))
-            .arg(cmd)
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
     /// The destinations of `set` as the dispatcher sees them now: (URI, flags such as `AP`
     /// for active and probed, `IP` for inactive).
     pub fn destinations(&self, set: u32) -> Vec<(String, String)> {
-        let Some(text) = self.rpc("dispatcher.list") else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        let mut in_set = false;
-        let mut uri = None;
-        for line in text.lines().map(str::trim) {
-            if let Some(id) = line.strip_prefix("ID:") {
-                in_set = id.trim().parse::<u32>().ok() == Some(set);
-            } else if let Some(u) = line.strip_prefix("URI:") {
-                uri = in_set.then(|| u.trim().to_string());
-            } else if let Some(f) = line.strip_prefix("FLAGS:") {
-                if let Some(u) = uri.take() {
-                    out.push((u, f.trim().to_string()));
-                }
-            }
-        }
-        out
+        destinations(&self.ctl, set)
+    }
+
+    fn rpc(&self, cmd: &str) -> Option<String> {
+        rpc(&self.ctl, cmd)
     }
 
     /// The nodes of `set` the dispatcher sends to now (active: flags starting with `A`).
     pub fn active(&self, set: u32) -> Vec<SocketAddr> {
-        self.destinations(set)
-            .into_iter()
-            .filter(|(_, flags)| flags.starts_with('A'))
-            .filter_map(|(uri, _)| uri.strip_prefix("sip:")?.parse().ok())
-            .collect()
+        active(&self.ctl, set)
+    }
+
+    /// Polls the active nodes of `set` every `period` on its own thread until finished;
+    /// keeps every change with its instant.
+    pub fn watch(&self, set: u32, period: Duration) -> ActiveWatch {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let ctl = self.ctl.clone();
+        let thread = std::thread::spawn(move || {
+            let mut changes: Changes = Vec::new();
+            loop {
+                let mut now = active(&ctl, set);
+                now.sort();
+                if changes.last().map(|c| &c.1) != Some(&now) {
+                    changes.push((Instant::now(), now));
+                }
+                // The poll period itself (a sampling clock, not a wait for an event).
+                if stopped.recv_timeout(period).is_ok() {
+                    return changes;
+                }
+            }
+        });
+        ActiveWatch {
+            stop,
+            thread: Some(thread),
+        }
     }
 
     /// Waits until the active nodes of `set` are exactly `want` (any order); true if so.
@@ -170,6 +165,69 @@ impl Dispatcher {
 
     pub fn log_text(&self) -> String {
         crate::proc::read_to_string(&self.log)
+    }
+}
+
+/// `kamcmd CMD` on the control socket `ctl`.
+fn rpc(ctl: &Path, cmd: &str) -> Option<String> {
+    let out = Command::new("kamcmd")
+        .arg("-s")
+        .arg(format!("unix:{}", ctl.display()))
+        .arg(cmd)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn destinations(ctl: &Path, set: u32) -> Vec<(String, String)> {
+    let Some(text) = rpc(ctl, "dispatcher.list") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut in_set = false;
+    let mut uri = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(id) = line.strip_prefix("ID:") {
+            in_set = id.trim().parse::<u32>().ok() == Some(set);
+        } else if let Some(u) = line.strip_prefix("URI:") {
+            uri = in_set.then(|| u.trim().to_string());
+        } else if let Some(f) = line.strip_prefix("FLAGS:") {
+            if let Some(u) = uri.take() {
+                out.push((u, f.trim().to_string()));
+            }
+        }
+    }
+    out
+}
+
+fn active(ctl: &Path, set: u32) -> Vec<SocketAddr> {
+    destinations(ctl, set)
+        .into_iter()
+        .filter(|(_, flags)| flags.starts_with('A'))
+        .filter_map(|(uri, _)| uri.strip_prefix("sip:")?.parse().ok())
+        .collect()
+}
+
+/// Each change of a set's active nodes (sorted) with its instant.
+pub type Changes = Vec<(Instant, Vec<SocketAddr>)>;
+
+/// The changes of a set's active nodes seen by `Dispatcher::watch`.
+pub struct ActiveWatch {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<Changes>>,
+}
+
+impl ActiveWatch {
+    /// Stops polling; returns every change (instant, active nodes sorted), the first being
+    /// the state when the watch started.
+    pub fn finish(mut self) -> Changes {
+        let _ = self.stop.send(());
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default()
     }
 }
 

@@ -5,13 +5,15 @@
 //! pair that serves their queues (the sample's mapping). After a `kill -9` of one pair's active
 //! node every new call is still answered: first by the other pair while the pair fails over,
 //! then by the pair's former standby as well; with the whole pair down, by the other pair.
+//! When every node Kamailio tries fails (a dead node, a standby that cannot take over),
+//! the caller gets the sample's `503 No Active Node`, whichever failed last.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use svi_tests::dispatcher::{Dispatcher, CALL_SET};
-use svi_tests::ha::{record_ids, status, wait_role, wait_role_in, HaSpec, Witness};
+use svi_tests::ha::{record_ids, role_changes, status, wait_role, wait_role_in, HaSpec, Witness};
 use svi_tests::proc::EngineProc;
 use svi_tests::sipp::{agent_register_xml, Caller, Codec, Sipp, SippRun};
 
@@ -25,7 +27,7 @@ const PROBE_INTERVAL_S: u32 = 1;
 struct Pair {
     /// The configurations' directory (kept until the end).
     _spec: HaSpec,
-    _witness: Witness,
+    witness: Witness,
     nodes: [Option<EngineProc>; 2],
     active: usize,
 }
@@ -43,7 +45,7 @@ impl Pair {
         let nodes = [Some(spec.node(0, None)), Some(spec.node(1, None))];
         Pair {
             _spec: spec,
-            _witness: witness,
+            witness,
             nodes,
             active: 0,
         }
@@ -118,6 +120,35 @@ fn register(k: &Dispatcher, dir: &Path, user: &str, password: &str) -> SippRun {
     Sipp::new(agent_register_xml(user, password, contact))
         .calls(1)
         .run(dir, Some(k.addr))
+}
+
+/// Prints how long after the kill the dispatcher stopped sending to the dead node, the
+/// survivor took over (its own log) and the dispatcher sent to it (measured, not asserted).
+fn report_switch(
+    changes: &[(Instant, Vec<SocketAddr>)],
+    killed: (Instant, chrono::DateTime<chrono::Utc>),
+    dead: SocketAddr,
+    survivor: SocketAddr,
+    survivor_log: &str,
+) {
+    let after = |pred: &dyn Fn(&Vec<SocketAddr>) -> bool| {
+        changes
+            .iter()
+            .find(|(_, set)| pred(set))
+            .map(|(at, _)| at.saturating_duration_since(killed.0))
+    };
+    let takeover = role_changes(survivor_log)
+        .iter()
+        .rev()
+        .find(|c| c.to == "active")
+        .and_then(|c| (c.at - killed.1).to_std().ok());
+    eprintln!(
+        "after the kill: dead node inactive in the dispatcher {:?}, survivor active {:?} \
+         (its log), survivor active in the dispatcher {:?}",
+        after(&|s| !s.contains(&dead)),
+        takeover,
+        after(&|s| s.contains(&survivor)),
+    );
 }
 
 /// Waits until the pairs' records add up to at least `total`; returns each pair's count.
@@ -199,7 +230,8 @@ fn two_pairs_behind_kamailio_share_calls_and_survive_a_pair_going_down() {
     // kill -9 of pair one's active node while calls keep coming.
     let (before_one, before_two) = (counts[0], counts[1]);
     let dead = one.active;
-    let killed_at = Instant::now();
+    let watch = k.watch(CALL_SET, Duration::from_millis(20));
+    let killed_at = (Instant::now(), chrono::Utc::now());
     one.nodes[dead].as_mut().expect("active node").kill9();
     let run = calls(&k, work.path(), 30, 10);
     assert!(
@@ -220,9 +252,12 @@ fn two_pairs_behind_kamailio_share_calls_and_survive_a_pair_going_down() {
         "the dispatcher sends to pair one's new active node: {:?}",
         k.destinations(CALL_SET)
     );
-    eprintln!(
-        "pair one's new active node in the dispatcher {:?} after the kill",
-        killed_at.elapsed()
+    report_switch(
+        &watch.finish(),
+        killed_at,
+        one.sip(dead),
+        one.sip(survivor),
+        &one.node(survivor).log_text(),
     );
     let counts = wait_counts(&[&one, &two], before_one + before_two + 30);
     assert_eq!(
@@ -260,5 +295,55 @@ fn two_pairs_behind_kamailio_share_calls_and_survive_a_pair_going_down() {
         two.records(),
         before_two + 20,
         "pair two answered the 20 calls"
+    );
+}
+
+#[test]
+fn a_pair_without_an_active_node_gets_one_503_whichever_node_failed_last() {
+    let work = tempfile::tempdir().expect("tmp");
+    let mut pair = Pair::start(work.path(), "");
+    pair.formed();
+    // No quorum left: the witness and the active node die; the standby stays standby.
+    pair.witness.kill9();
+    let dead = pair.active;
+    pair.nodes[dead].as_mut().expect("active node").kill9();
+    // A probe interval longer than the test: the dispatcher still takes both nodes for
+    // active (the list's initial state), as it does between two probes during a failover.
+    let k = Dispatcher::start(&work.path().join("kamailio"), &[pair.addrs()], &[], 60);
+    assert!(
+        k.wait_active(CALL_SET, &pair.addrs(), Duration::from_secs(5)),
+        "both nodes active in the dispatcher before the call: {:?}",
+        k.destinations(CALL_SET)
+    );
+    let run = calls(&k, work.path(), 1, 1);
+    let messages = run.messages();
+    assert!(
+        !run.success() && messages.contains("SIP/2.0 503 No Active Node"),
+        "the caller gets the proxy's 503:\n{messages}"
+    );
+    // Not the 408 of the dead node's timeout, nor tm's 500 for the standby's 503, nor a
+    // Retry-After.
+    assert!(
+        !messages.contains("SIP/2.0 408")
+            && !messages.contains("SIP/2.0 500")
+            && !messages.contains("Retry-After"),
+        "one answer for the service:\n{messages}"
+    );
+    // Both nodes were tried (the dead one timed out, the standby answered 503): each is
+    // marked inactive, with no probe in between.
+    assert!(
+        k.wait_active(CALL_SET, &[], Duration::from_secs(1)),
+        "both nodes marked inactive: {:?}",
+        k.destinations(CALL_SET)
+    );
+    assert_eq!(
+        wait_role_in(
+            &pair.node(1 - dead).data_dir(),
+            &["standby"],
+            Duration::from_secs(1)
+        )
+        .as_deref(),
+        Some("standby"),
+        "the survivor cannot take over without a quorum"
     );
 }
