@@ -111,7 +111,7 @@ impl Dispatcher {
     }
 
     fn rpc(&self, cmd: &str) -> Option<String> {
-        rpc(&self.ctl, cmd)
+        crate::kamailio::kamcmd(&self.ctl, cmd)
     }
 
     /// The nodes of `set` the dispatcher sends to now (active: flags starting with `A`).
@@ -168,21 +168,8 @@ impl Dispatcher {
     }
 }
 
-/// `kamcmd CMD` on the control socket `ctl`.
-fn rpc(ctl: &Path, cmd: &str) -> Option<String> {
-    let out = Command::new("kamcmd")
-        .arg("-s")
-        .arg(format!("unix:{}", ctl.display()))
-        .arg(cmd)
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 fn destinations(ctl: &Path, set: u32) -> Vec<(String, String)> {
-    let Some(text) = rpc(ctl, "dispatcher.list") else {
+    let Some(text) = crate::kamailio::kamcmd(ctl, "dispatcher.list") else {
         return Vec::new();
     };
     let mut out = Vec::new();

@@ -142,17 +142,22 @@ pub(crate) fn spawn(dir: &Path, args: &[String]) -> (Child, PathBuf) {
     (child, log)
 }
 
-/// `kamcmd ul.dump` on the control socket `ctl`.
-fn dump(ctl: &Path) -> Option<String> {
+/// `kamcmd CMD` on the control socket `ctl`: its output, if it succeeded.
+pub(crate) fn kamcmd(ctl: &Path, cmd: &str) -> Option<String> {
     let out = Command::new("kamcmd")
         .arg("-s")
         .arg(format!("unix:{}", ctl.display()))
-        .arg("ul.dump")
+        .arg(cmd)
         .output()
         .ok()?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `kamcmd ul.dump` on the control socket `ctl`.
+fn dump(ctl: &Path) -> Option<String> {
+    kamcmd(ctl, "ul.dump")
 }
 
 fn bindings(ctl: &Path, user: &str) -> Vec<String> {
