@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use svi_tests::dispatcher::{Dispatcher, CALL_SET};
 use svi_tests::ha::{record_ids, role_changes, status, wait_role, wait_role_in, HaSpec, Witness};
+use svi_tests::probe::{status_of, Probe};
 use svi_tests::proc::EngineProc;
 use svi_tests::sipp::{agent_register_xml, Caller, Codec, Sipp, SippRun};
 
@@ -335,6 +336,30 @@ fn a_pair_without_an_active_node_gets_one_503_whichever_node_failed_last() {
         k.wait_active(CALL_SET, &[], Duration::from_secs(1)),
         "both nodes marked inactive: {:?}",
         k.destinations(CALL_SET)
+    );
+    // With no node active, the next call is refused by the proxy itself, at once.
+    let run = calls(&k, work.path(), 1, 1);
+    assert!(
+        !run.success() && run.messages().contains("SIP/2.0 503 No Active Node"),
+        "no node active: the proxy's 503:\n{}",
+        run.messages()
+    );
+    // Fail closed: a request the sample does not dispatch (MESSAGE) gets 405.
+    let probe = Probe::new(k.addr);
+    let local = probe.local_addr();
+    probe.send_raw(
+        format!(
+            "MESSAGE sip:service@{t} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKmsg1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:probe@{local}>;tag=m1\r\nTo: <sip:service@{t}>\r\nCall-ID: message-{n}@test\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n",
+            t = k.addr,
+            n = std::process::id()
+        )
+        .as_bytes(),
+    );
+    let answer = probe.recv_until(Instant::now() + Duration::from_secs(5));
+    assert_eq!(
+        answer.as_deref().and_then(status_of),
+        Some(405),
+        "MESSAGE through the proxy: {answer:?}"
     );
     assert_eq!(
         wait_role_in(
