@@ -1,7 +1,8 @@
 //! Two HA pairs behind Kamailio's dispatcher on the sample configuration
 //! (`samples/kamailio/`): the dispatcher's OPTIONS probes see each pair's active node (200)
 //! and not its standby (503), so 200 calls through Kamailio split evenly between the two
-//! active nodes, with Kamailio in the Record-Route; agents register through Kamailio with the
+//! active nodes, with Kamailio in the Record-Route (the engine's own BYE comes back through
+//! it); agents register through Kamailio with the
 //! pair that serves their queues (the sample's mapping). After a `kill -9` of one pair's active
 //! node every new call is still answered: first by the other pair while the pair fails over,
 //! then by the pair's former standby as well; with the whole pair down, by the other pair.
@@ -23,6 +24,18 @@ const FAILOVER: Duration = Duration::from_secs(15);
 /// The dispatcher's probe interval (seconds): the sample's.
 const PROBE_INTERVAL_S: u32 = 1;
 
+/// The welcome prompt, then the engine hangs up.
+const BYE_FLOW: &str = "flow: bye
+language: en
+start: hello
+steps:
+  hello:
+    play: welcome
+    next: end
+  end:
+    hangup:
+";
+
 /// One pair: its spec (configurations, directories), witness and two nodes; `active` is the
 /// index of the node that is active.
 struct Pair {
@@ -35,8 +48,13 @@ struct Pair {
 
 impl Pair {
     /// A pair whose agents are `agents` (`[[agents]]` tables); MD5 digests only (sipp's).
+    /// Calls to `bye` play the welcome prompt and get the engine's BYE; others hold.
     fn start(dir: &Path, agents: &str) -> Pair {
-        let engine = svi_tests::config::hold_engine(dir, agents).replacen(
+        let flows = dir.join("flows");
+        std::fs::create_dir_all(&flows).expect("flows dir");
+        std::fs::write(flows.join("bye.yaml"), BYE_FLOW).expect("write flow");
+        let routes = "[[routes]]\nnumber = \"bye\"\nflow = \"bye\"\n";
+        let engine = svi_tests::config::hold_engine(dir, &format!("{routes}{agents}")).replacen(
             "[sip]\n",
             "[sip]\ndigest_algorithms = [\"MD5\"]\n",
             1,
@@ -206,6 +224,26 @@ fn two_pairs_behind_kamailio_share_calls_and_survive_a_pair_going_down() {
         );
     }
     eprintln!("split of 200 calls between the pairs: {counts:?}");
+
+    // The engine's own BYE comes back through Kamailio too (the node follows the route set).
+    let run = Sipp::new(Caller::new(Codec::Pcma).xml())
+        .calls(1)
+        .arg("-s")
+        .arg("bye")
+        .run(work.path(), Some(k.addr));
+    assert!(run.success(), "a call the engine ends:\n{}", run.report());
+    let messages = run.messages();
+    let bye = messages
+        .find("BYE sip:")
+        .map(|at| &messages[at..])
+        .and_then(|m| m.split("-----").next())
+        .unwrap_or_default();
+    assert!(
+        bye.contains(&format!("Via: SIP/2.0/UDP {}", k.addr)),
+        "the engine's BYE passed through Kamailio:\n{messages}"
+    );
+    let counts = wait_counts(&[&one, &two], 201);
+    assert_eq!(counts.iter().sum::<usize>(), 201, "records: {counts:?}");
 
     // Agents register through Kamailio with the pair that serves their queues (each pair
     // knows only its own agents: a REGISTER sent to the other pair would fail its digest);
