@@ -110,6 +110,17 @@ fn queues_in(events: &[AcdEvent]) -> BTreeSet<String> {
         .collect()
 }
 
+/// The period of `query` on the events' timeline; an error if it is empty.
+fn period(query: &ReportQuery) -> Result<(Timestamp, Timestamp), ReportError> {
+    if query.until <= query.since {
+        return Err(ReportError::EmptyPeriod {
+            since: query.since,
+            until: query.until,
+        });
+    }
+    Ok((timestamp(query.since), timestamp(query.until)))
+}
+
 /// The report: one row per queue and interval, queues in id order. `thresholds` are the
 /// configured service-level thresholds per queue id.
 pub async fn queue_report(
@@ -117,13 +128,7 @@ pub async fn queue_report(
     query: &ReportQuery,
     thresholds: &HashMap<String, Duration>,
 ) -> Result<Vec<QueueStats>, ReportError> {
-    if query.until <= query.since {
-        return Err(ReportError::EmptyPeriod {
-            since: query.since,
-            until: query.until,
-        });
-    }
-    let (from, to) = (timestamp(query.since), timestamp(query.until));
+    let (from, to) = period(query)?;
     let events = load_events(storage, from, to).await?;
     Ok(rows_of(&events, query, thresholds))
 }
@@ -135,13 +140,7 @@ pub async fn central_queue_report(
     query: &ReportQuery,
     thresholds: &HashMap<String, Duration>,
 ) -> Result<Vec<QueueStats>, ReportError> {
-    if query.until <= query.since {
-        return Err(ReportError::EmptyPeriod {
-            since: query.since,
-            until: query.until,
-        });
-    }
-    let (from, to) = (timestamp(query.since), timestamp(query.until));
+    let (from, to) = period(query)?;
     let (start, end) = key_range(from, to);
     let mut events = Vec::new();
     for value in central.acd_events(&start, &end).await? {

@@ -39,18 +39,7 @@ impl Sim {
             done.push(a);
             match a {
                 Action::LoadCursor => self.core.handle_cursor(self.now, self.saved),
-                Action::Read { after, limit } => {
-                    self.page = self
-                        .feed
-                        .iter()
-                        .copied()
-                        .filter(|s| *s > after)
-                        .take(limit as usize)
-                        .collect();
-                    let last = self.page.last().copied();
-                    self.core
-                        .handle_read(self.now, self.page.len() as u32, last);
-                }
+                Action::Read { after, limit } => self.read(after, limit),
                 Action::Send if self.central_up => {
                     for s in self.page.drain(..) {
                         *self.central.entry(s).or_default() += 1;
@@ -67,6 +56,20 @@ impl Sim {
             }
         }
         done
+    }
+
+    /// Reads the page of the feed after `after` and hands it to the core.
+    fn read(&mut self, after: u64, limit: u32) {
+        self.page = self
+            .feed
+            .iter()
+            .copied()
+            .filter(|s| *s > after)
+            .take(limit as usize)
+            .collect();
+        let last = self.page.last().copied();
+        self.core
+            .handle_read(self.now, self.page.len() as u32, last);
     }
 
     /// Jumps to the core's next deadline and runs what is due.
@@ -166,17 +169,7 @@ fn a_new_active_node_continues_from_the_replicated_cursor() {
     for _ in 0..3 {
         let a = old.core.poll_action(old.now).expect("action");
         match a {
-            Action::Read { after, limit } => {
-                old.page = old
-                    .feed
-                    .iter()
-                    .copied()
-                    .filter(|s| *s > after)
-                    .take(limit as usize)
-                    .collect();
-                old.core
-                    .handle_read(old.now, old.page.len() as u32, old.page.last().copied());
-            }
+            Action::Read { after, limit } => old.read(after, limit),
             Action::Send => {
                 for s in old.page.drain(..) {
                     *old.central.entry(s).or_default() += 1;
