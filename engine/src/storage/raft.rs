@@ -400,12 +400,15 @@ pub(super) async fn put_doc_on(
     key: &str,
     value: &str,
 ) -> Result<u64, StorageError> {
+    let seq = super::export::next_seq(db).await?;
     let done = sqlx::query(
-        "INSERT OR REPLACE INTO replicated_docs (collection, key, value) VALUES (?,?,?)",
+        "INSERT OR REPLACE INTO replicated_docs (collection, key, value, export_seq)
+         VALUES (?,?,?,?)",
     )
     .bind(collection)
     .bind(key)
     .bind(value)
+    .bind(seq)
     .execute(&mut *db)
     .await?;
     Ok(done.rows_affected())
@@ -418,12 +421,13 @@ pub(super) async fn insert_call_on(
     r: &CallRecord,
 ) -> Result<u64, StorageError> {
     let path = serde_json::to_string(&r.path).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    let seq = super::export::next_seq(db).await?;
     let done = sqlx::query(
         "INSERT OR REPLACE INTO calls (id, sip_call_id, started_at, answered_at, ended_at, caller, called,
          flow, flow_version, path, end_reason, codec, node, rtp_sent, rtp_received,
          queue, agent, queued_at, agent_answered_at, queue_outcome, recording, recording_sha256,
-         recording_ms, dial_refused)
-         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+         recording_ms, dial_refused, export_seq)
+         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     )
     .bind(&r.id)
     .bind(&r.sip_call_id)
@@ -449,6 +453,7 @@ pub(super) async fn insert_call_on(
     .bind(&r.recording_sha256)
     .bind(r.recording_ms.map(|ms| ms as i64))
     .bind(&r.dial_refused)
+    .bind(seq)
     .execute(&mut *db)
     .await?;
     Ok(done.rows_affected())
