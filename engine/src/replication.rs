@@ -34,6 +34,8 @@ pub trait RecordWriter: Send + Sync + 'static {
         key: String,
         value: serde_json::Value,
     ) -> BoxFuture<'_, Result<(), WriteError>>;
+    /// Removes a document written with `put_doc` (a live call's replica once it ended).
+    fn delete_doc(&self, collection: String, key: String) -> BoxFuture<'_, Result<(), WriteError>>;
 }
 
 /// The HA commands of the control surface (`svi ha status|promote`, the admin API),
@@ -167,6 +169,14 @@ pub struct Serving {
 }
 
 impl Serving {
+    /// Serving as `active` says, without a lease (a node on its own, tests).
+    pub fn new(active: watch::Receiver<bool>) -> Serving {
+        Serving {
+            active,
+            lease: None,
+        }
+    }
+
     pub fn now(&self) -> bool {
         *self.active.borrow() && self.lease.as_ref().is_none_or(|l| l.valid_now())
     }
@@ -194,6 +204,15 @@ impl RecordWriter for LocalWriter {
         Box::pin(async move {
             self.0
                 .put_doc(&collection, &key, &value.to_string())
+                .await
+                .map_err(|e| WriteError::Failed(e.to_string()))
+        })
+    }
+
+    fn delete_doc(&self, collection: String, key: String) -> BoxFuture<'_, Result<(), WriteError>> {
+        Box::pin(async move {
+            self.0
+                .delete_doc(&collection, &key)
                 .await
                 .map_err(|e| WriteError::Failed(e.to_string()))
         })
