@@ -149,6 +149,9 @@ pub struct Replication {
     pub lease: Option<Arc<dyn ServingLease>>,
     /// With HA: `svi ha status|promote` (the witness serves these alone).
     pub ha: Option<Arc<dyn HaControl>>,
+    /// `[ha] call_survival`: calls in progress are replicated, and a node that becomes
+    /// active adopts them (`call::survival`).
+    pub call_survival: bool,
 }
 
 impl Replication {
@@ -230,6 +233,7 @@ impl Replication {
             active,
             lease: None,
             ha: None,
+            call_survival: false,
         }
     }
 }

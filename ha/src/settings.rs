@@ -44,6 +44,10 @@ struct RawHa {
     lease_ms: Option<u64>,
     /// URL to POST a JSON event to on every role change (alarms).
     alarm_webhook: Option<String>,
+    /// Replicate calls in progress so that the node taking over adopts them
+    /// (`engine::call::survival`); off by default.
+    #[serde(default)]
+    call_survival: bool,
     #[serde(default)]
     members: Vec<RawMember>,
 }
@@ -108,6 +112,15 @@ pub fn alarm_webhook(config: &EngineConfig) -> Result<Option<Webhook>, SettingsE
             file: file_of(config),
             source,
         })
+}
+
+/// `ha.call_survival`: whether calls in progress are replicated and adopted by the node
+/// that takes over (false without `[ha]`).
+pub fn call_survival(config: &EngineConfig) -> Result<bool, SettingsError> {
+    match &config.ha {
+        Some(table) => Ok(raw_ha(config, table)?.call_survival),
+        None => Ok(false),
+    }
 }
 
 /// The cluster configuration: `[ha]` when present, else a one-voter cluster (same path).

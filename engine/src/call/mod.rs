@@ -63,6 +63,8 @@ pub struct CallContext {
     pub local_sip: signalling::LocalSip,
     /// The calls in progress: each call publishes its view there and takes commands.
     pub live: live::LiveCalls,
+    /// With `[ha] call_survival`: each call's replica.
+    pub survival: Option<survival::Survival>,
 }
 
 #[derive(Debug)]

@@ -22,22 +22,26 @@
 //!   there, and this node must not act on it again.
 
 mod backlog;
+mod guard;
 mod pacer;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 pub use backlog::{Backlog, Update};
 pub use pacer::{Pace, Pacer};
 
 use super::core::{CallCore, CallSnapshot};
+use super::live::LiveCalls;
 use crate::replication::{RecordWriter, Serving};
+use crate::storage::Storage;
 
 /// The replicated documents' collection.
 pub const COLLECTION: &str = "live_calls";
@@ -71,33 +75,47 @@ fn unix_ms(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// The node's publisher of call replicas; cheap to clone (one per call driver).
+/// The node's publisher of call replicas and its guard; cheap to clone (one per call
+/// driver).
 #[derive(Clone)]
 pub struct Survival {
     node: String,
     refresh: Duration,
     tx: mpsc::UnboundedSender<(String, Update)>,
+    /// The calls this node runs that another node adopted (`guard`).
+    moved: watch::Receiver<BTreeSet<String>>,
 }
 
 impl Survival {
-    /// Starts the publisher: it writes through `writer` while `serving` says this node is
-    /// the active one.
+    /// Starts the publisher, which writes through `writer` while `serving` says this node is
+    /// the active one, and the guard, which reads `storage` while it is not.
     pub fn start(
         writer: Arc<dyn RecordWriter>,
+        storage: Storage,
         serving: Serving,
+        live: LiveCalls,
         node: String,
         refresh: Duration,
     ) -> Survival {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(publish(writer, serving, rx));
-        Survival { node, refresh, tx }
+        tokio::spawn(publish(writer, serving.clone(), rx));
+        let (moved_tx, moved) = watch::channel(BTreeSet::new());
+        tokio::spawn(guard::run(storage, serving, live, node.clone(), moved_tx));
+        Survival {
+            node,
+            refresh,
+            tx,
+            moved,
+        }
     }
 
-    /// The replica of one call, for its driver (`failover`: the call was adopted).
-    pub fn replica(&self, failover: Option<Failover>) -> Replica {
+    /// The replica of call `call`, for its driver (`failover`: the call was adopted).
+    pub fn replica(&self, call: &str, failover: Option<Failover>) -> Replica {
         Replica {
             survival: self.clone(),
+            call: call.to_string(),
             pacer: Pacer::new(self.refresh),
+            written: false,
             failover,
         }
     }
@@ -106,7 +124,10 @@ impl Survival {
 /// One call's replica: its driver tells it after each input, and when its deadline passed.
 pub struct Replica {
     survival: Survival,
+    call: String,
     pacer: Pacer,
+    /// A snapshot was handed to the publisher.
+    written: bool,
     failover: Option<Failover>,
 }
 
@@ -126,11 +147,26 @@ impl Replica {
         self.apply(now, pace, core);
     }
 
+    /// Resolves once another node adopted this call (it was replicated, and this node,
+    /// not active, finds its replica naming another node or gone): the driver lets the
+    /// call go without signalling. Never resolves for a call that was never replicated.
+    pub async fn moved(&mut self) {
+        loop {
+            if self.written && self.survival.moved.borrow_and_update().contains(&self.call) {
+                return;
+            }
+            if self.survival.moved.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
     fn apply(&mut self, now: Instant, pace: Pace, core: &CallCore) {
         let update = match pace {
             Pace::Wait => return,
             Pace::Remove => Update::Remove,
             Pace::Write => {
+                self.written = true;
                 let doc = ReplicaDoc {
                     node: self.survival.node.clone(),
                     failover: self.failover.clone(),
@@ -146,7 +182,7 @@ impl Replica {
             }
         };
         // The publisher lives as long as the engine; a call outliving it writes nothing.
-        let _ = self.survival.tx.send((core.id().to_string(), update));
+        let _ = self.survival.tx.send((self.call.clone(), update));
     }
 }
 

@@ -140,7 +140,14 @@ async fn the_publisher_writes_each_call_once_per_round_and_nothing_when_not_acti
         writes,
     });
     let (active_tx, active) = watch::channel(true);
-    let survival = Survival::start(writer, Serving::new(active), "a".into(), REFRESH);
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(publish(writer, Serving::new(active), rx));
+    let survival = Survival {
+        node: "a".into(),
+        refresh: REFRESH,
+        tx,
+        moved: watch::channel(Default::default()).1,
+    };
     // Sent before the publisher runs: one round, merged by call.
     for (call, update) in [
         ("c1", Update::Put(json!(1))),
