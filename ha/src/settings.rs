@@ -213,3 +213,32 @@ pub fn ha_config(config: &EngineConfig) -> Result<HaConfig, SettingsError> {
     })?;
     Ok(cfg)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn config(ha: &str) -> EngineConfig {
+        let text = format!(
+            "[node]\nname = \"a\"\ndata_dir = \"/tmp/svi-settings-test\"\n\
+             [sip]\nlisten = \"127.0.0.1:5060\"\nallowed_networks = [\"127.0.0.0/8\"]\n{ha}"
+        );
+        EngineConfig::parse(&text, Path::new("svi.toml"), Path::new("/tmp"))
+            .unwrap_or_else(|e| panic!("{e}\n{text}"))
+    }
+
+    const PAIR: &str = "[ha]\nnode_id = 1\nsecret = \"s\"\n";
+
+    #[test]
+    fn call_survival_is_off_unless_the_ha_section_turns_it_on() {
+        assert!(!call_survival(&config("")).expect("no [ha]"));
+        assert!(!call_survival(&config(PAIR)).expect("not given"));
+        let on = config(&format!("{PAIR}call_survival = true\n"));
+        assert!(call_survival(&on).expect("given"));
+        let wrong = config(&format!("{PAIR}call_survival = \"yes\"\n"));
+        let e = call_survival(&wrong).expect_err("not a boolean");
+        assert!(e.to_string().contains("expected a boolean"), "{e}");
+    }
+}

@@ -29,7 +29,7 @@ mod tests;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
@@ -40,6 +40,7 @@ pub use pacer::{Pace, Pacer};
 
 use super::core::{CallCore, CallSnapshot};
 use super::live::LiveCalls;
+use crate::acd::Timestamp;
 use crate::replication::{RecordWriter, Serving};
 use crate::storage::Storage;
 
@@ -65,14 +66,8 @@ pub struct ReplicaDoc {
 pub struct Failover {
     pub from: String,
     pub to: String,
-    /// When the call was adopted (Unix milliseconds).
-    pub at_ms: u64,
-}
-
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    /// When the call was adopted.
+    pub at: Timestamp,
 }
 
 /// The node's publisher of call replicas and its guard; cheap to clone (one per call
@@ -241,7 +236,7 @@ pub fn adoptable(
     me: &str,
     wall: SystemTime,
 ) -> Vec<Adoption> {
-    let at_ms = unix_ms(wall);
+    let at = Timestamp::from_system_time(wall);
     docs.into_iter()
         .filter(|(call, _)| !running(call))
         .filter_map(|(call, text)| match serde_json::from_str::<ReplicaDoc>(&text) {
@@ -255,7 +250,7 @@ pub fn adoptable(
             doc.failover = Some(Failover {
                 from: std::mem::replace(&mut doc.node, me.to_string()),
                 to: me.to_string(),
-                at_ms,
+                at,
             });
             Adoption { doc }
         })

@@ -47,7 +47,7 @@ fn a_call_adopted_from_its_replica_resumes_in_its_menu_with_the_failover_named()
     assert_eq!(claimed.node, "b");
     let failover = claimed.failover.clone().expect("the failover is named");
     assert_eq!((failover.from.as_str(), failover.to.as_str()), ("a", "b"));
-    assert_eq!(failover.at_ms, 1_700_000_000_000);
+    assert_eq!(failover.at.as_unix_ms(), 1_700_000_000_000);
 
     // The old node, reading the claimed document, knows the call moved; the new one does
     // not yield it; a call without a replica stays where it runs.
