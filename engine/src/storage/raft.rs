@@ -166,6 +166,17 @@ impl Storage {
         Ok(())
     }
 
+    /// Removes one document directly (an engine without replication).
+    pub async fn delete_doc(&self, collection: &str, key: &str) -> Result<(), StorageError> {
+        sqlx::query("DELETE FROM replicated_docs WHERE collection = ? AND key = ?")
+            .bind(collection)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        self.docs.touched(collection);
+        Ok(())
+    }
+
     /// The documents of `collection` whose keys are in `[from, to)`, in key order. An
     /// empty list when nothing was ever written there.
     pub async fn docs_in_range(
