@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use svi_tests::admin::{create_key, Api, Auth};
 use svi_tests::ha::{self, HaSpec};
 use svi_tests::postgres::{PgServer, PASSWORD};
 use svi_tests::proc::{svi_bin, EngineOptions, EngineProc};
@@ -55,9 +56,10 @@ fn central_section(pg: &PgServer, pair: &str) -> String {
     )
 }
 
-fn engine(config: &Path) -> EngineProc {
+fn engine(config: &Path, data_dir: Option<PathBuf>) -> EngineProc {
     EngineProc::start(EngineOptions {
         config: Some(config.to_path_buf()),
+        data_dir,
         env: vec![(PW_VAR.into(), PASSWORD.into())],
         ..EngineOptions::default()
     })
@@ -158,7 +160,10 @@ fn every_call_is_exported_once_across_a_postgres_outage_and_stats_add_up() {
         )
     };
     let (config1, config2) = (site("site-1"), site("site-2"));
-    let one = engine(&config1);
+    // A supervisor's API key on the first engine, for the admin API's reports.
+    let data1 = work.path().join("site-1/data");
+    let key = create_key(&data1, Some(&config1), "supervisor", "reports");
+    let one = engine(&config1, Some(data1));
     let count1 = "SELECT count(*) FROM central_calls WHERE pair = 'site-1'";
 
     assert!(calls(one.sip, work.path(), 6), "{}", one.log_text());
@@ -196,7 +201,7 @@ fn every_call_is_exported_once_across_a_postgres_outage_and_stats_add_up() {
     assert_eq!(central.lines().collect::<Vec<_>>(), local_sorted);
 
     // A second engine (another pair) exports to the same database.
-    let two = engine(&config2);
+    let two = engine(&config2, None);
     assert!(calls(two.sip, work.path(), 3), "{}", two.log_text());
     wait_number(
         &pg,
@@ -236,6 +241,32 @@ fn every_call_is_exported_once_across_a_postgres_outage_and_stats_add_up() {
         "central {central:?}, local {local1:?} + {local2:?}"
     );
     assert_eq!(sum[0].1, 15, "every call offered to the queue: {sum:?}");
+
+    // The admin API's statistics, `source=central`: the same rows as the CLI's.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let api = Api::new(&one);
+    let from = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let path = |source: &str| {
+        format!(
+            "/api/v1/statistics?source={source}&from={}",
+            from.replace('+', "%2B")
+        )
+    };
+    let answer = rt.block_on(api.get(&path("central"), Auth::Key(&key)));
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    // The API's rows name the same counts as the CLI's.
+    let api_counts = counts(&answer.json);
+    assert_eq!(api_counts, sum);
+    let local = rt.block_on(api.get(&path("local"), Auth::Key(&key)));
+    assert_eq!(
+        local.json.as_array().map(|a| a.len()),
+        Some(1),
+        "{}",
+        local.text
+    );
+    assert_eq!(local.json[0]["offered"], 12, "{}", local.text);
+    let bad = rt.block_on(api.get(&path("everywhere"), Auth::Key(&key)));
+    assert_eq!(bad.status, 400, "{}", bad.text);
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! `GET /api/v1/statistics`: per queue and interval, calls offered, answered (within the
 //! service level), abandoned, overflowed, the service level, ASA, AHT and the longest wait,
-//! computed by the engine handle from the persisted ACD events; as JSON, or CSV with
-//! `format=csv`.
+//! computed by the engine handle from the persisted ACD events (this pair's, or with
+//! `source=central` every pair's from the central reporting database); as JSON, or CSV
+//! with `format=csv`.
 
 use std::time::Duration;
 
@@ -41,6 +42,9 @@ pub struct StatsQuery {
     pub threshold_secs: Option<u32>,
     /// `json` (default) or `csv`.
     pub format: Option<String>,
+    /// `local` (default): this pair's events; `central`: every pair's, from the central
+    /// reporting database (`[central]`).
+    pub source: Option<String>,
 }
 
 /// One queue over one interval.
@@ -182,7 +186,12 @@ pub async fn statistics(
     let Query(q) = q?;
     let as_csv = wants_csv(q.format.as_deref())?;
     let report = query(&q)?;
-    let rows: Vec<StatsRow> = match state.engine().statistics(&report).await {
+    let rows = match q.source.as_deref() {
+        None | Some("local") => state.engine().statistics(&report).await,
+        Some("central") => state.engine().central_statistics(&report).await,
+        Some(_) => return Err(ApiError::bad("source", "give local or central")),
+    };
+    let rows: Vec<StatsRow> = match rows {
         Ok(rows) => rows.into_iter().map(StatsRow::from).collect(),
         Err(e) => return Err(state.handle_error(e).await),
     };

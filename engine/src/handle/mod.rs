@@ -325,12 +325,34 @@ impl EngineHandle {
             .collect();
         queue_report(&engine.storage, query, &thresholds)
             .await
-            .map_err(|e| match e {
-                crate::acd::report::ReportError::EmptyPeriod { .. } => HandleError::BadRequest {
-                    reason: e.to_string(),
-                },
-                other => HandleError::unavailable(Part::Storage, other),
-            })
+            .map_err(report_error)
+    }
+
+    /// The same statistics across every pair, from the central reporting database
+    /// (`[central]`; refused when it is not configured).
+    pub async fn central_statistics(
+        &self,
+        query: &ReportQuery,
+    ) -> Result<Vec<QueueStats>, HandleError> {
+        let engine = self.engine()?;
+        let Some(central) = &engine.config.central else {
+            return Err(HandleError::BadRequest {
+                reason: "central reporting is not configured ([central])".into(),
+            });
+        };
+        let thresholds: HashMap<String, Duration> = engine
+            .config
+            .acd
+            .queues
+            .iter()
+            .map(|q| (q.id.as_str().to_string(), q.service_level))
+            .collect();
+        let db = crate::central::reader(central, &engine.config.data_dir)
+            .await
+            .map_err(|e| HandleError::unavailable(Part::Storage, e))?;
+        let rows = crate::acd::report::central_queue_report(&db, query, &thresholds).await;
+        db.close().await;
+        rows.map_err(report_error)
     }
 
     // --- streams ------------------------------------------------------------------------
@@ -379,5 +401,14 @@ impl EngineHandle {
     /// without a witness whose other node is gone.
     pub async fn ha_promote(&self, force: bool) -> Result<(), HandleError> {
         Ok(self.ha()?.promote(force).await?)
+    }
+}
+
+fn report_error(e: crate::acd::report::ReportError) -> HandleError {
+    match e {
+        crate::acd::report::ReportError::EmptyPeriod { .. } => HandleError::BadRequest {
+            reason: e.to_string(),
+        },
+        other => HandleError::unavailable(Part::Storage, other),
     }
 }
