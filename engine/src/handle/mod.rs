@@ -316,13 +316,7 @@ impl EngineHandle {
     /// service-level threshold unless the query gives one.
     pub async fn statistics(&self, query: &ReportQuery) -> Result<Vec<QueueStats>, HandleError> {
         let engine = self.engine()?;
-        let thresholds: HashMap<String, Duration> = engine
-            .config
-            .acd
-            .queues
-            .iter()
-            .map(|q| (q.id.as_str().to_string(), q.service_level))
-            .collect();
+        let thresholds = thresholds(&engine.config);
         queue_report(&engine.storage, query, &thresholds)
             .await
             .map_err(report_error)
@@ -340,13 +334,7 @@ impl EngineHandle {
                 reason: "central reporting is not configured ([central])".into(),
             });
         };
-        let thresholds: HashMap<String, Duration> = engine
-            .config
-            .acd
-            .queues
-            .iter()
-            .map(|q| (q.id.as_str().to_string(), q.service_level))
-            .collect();
+        let thresholds = thresholds(&engine.config);
         let db = crate::central::reader(central, &engine.config.data_dir)
             .await
             .map_err(|e| HandleError::unavailable(Part::Storage, e))?;
@@ -411,4 +399,14 @@ fn report_error(e: crate::acd::report::ReportError) -> HandleError {
         },
         other => HandleError::unavailable(Part::Storage, other),
     }
+}
+
+/// Each configured queue's service-level threshold.
+fn thresholds(config: &crate::config::EngineConfig) -> HashMap<String, Duration> {
+    config
+        .acd
+        .queues
+        .iter()
+        .map(|q| (q.id.as_str().to_string(), q.service_level))
+        .collect()
 }
