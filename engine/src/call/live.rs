@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
+use ivr_scripts::DeskField;
 use pii::Pii;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, oneshot, watch};
@@ -52,6 +53,10 @@ pub struct CallView {
     pub answered_at: Option<DateTime<Utc>>,
     /// When an agent answered the call.
     pub bridged_at: Option<DateTime<Utc>>,
+    /// What the flow lets the agent see of the caller (the queue step's `desk` values),
+    /// once the call was queued.
+    #[serde(default)]
+    pub desk: Pii<Vec<DeskField>>,
 }
 
 /// A call's phase, coarse enough for a wallboard.
@@ -297,6 +302,7 @@ mod tests {
                 .with_timezone(&Utc),
             answered_at: None,
             bridged_at: None,
+            desk: Pii::default(),
         }
     }
 
