@@ -55,8 +55,12 @@ pub struct CallView {
     pub bridged_at: Option<DateTime<Utc>>,
     /// What the flow lets the agent see of the caller (the queue step's `desk` values),
     /// once the call was queued.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "no_desk")]
     pub desk: Pii<Vec<DeskField>>,
+}
+
+fn no_desk(desk: &Pii<Vec<DeskField>>) -> bool {
+    desk.reveal().is_empty()
 }
 
 /// A call's phase, coarse enough for a wallboard.
