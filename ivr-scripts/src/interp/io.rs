@@ -63,6 +63,10 @@ pub struct DeskField {
     pub value: Value,
 }
 
+fn no_desk(desk: &Pii<Vec<DeskField>>) -> bool {
+    desk.reveal().is_empty()
+}
+
 /// What happened to a queued call.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -207,8 +211,8 @@ pub enum EffectKind {
         #[serde(with = "opt_millis")]
         max_wait: Option<Duration>,
         /// The values named by the step's `desk` field, for the agent who takes the call:
-        /// personal data.
-        #[serde(default)]
+        /// personal data. Left out of the JSON when empty, as in flows without `desk`.
+        #[serde(default, skip_serializing_if = "no_desk")]
         desk: Pii<Vec<DeskField>>,
     },
     Transfer {
