@@ -5,10 +5,13 @@
 # every agent's `contact` is its port) and one queue, `support`, that every call joins
 # (a flow written by the script); logs the agents in and makes them ready; then svi-load
 # places WALL_CALLS calls (300): 50 are bridged to agents, the others wait in the queue.
-# While the calls are up it measures two windows of WALL_SECONDS each on the same engine:
+# While the calls are up, sipp adds WALL_CHURN new calls per second (5) that join the queue
+# and hang up after 3 s (abandoned): the changes a wallboard must follow (each is ACD and call
+# events on the feed). It measures two windows of WALL_SECONDS each on the same engine:
 #   1. idle: no wallboard open;
 #   2. clients: WALL_CLIENTS wallboards (bench/wallboard_clients.py: the event feed plus a
-#      page fetch per event, one at a time, as the page's script does) and, when Debian's
+#      page fetch per event, one at a time, and one every 5 s, as the page's script does)
+#      and, when Debian's
 #      chromium and chromium-driver are installed, one real headless Chromium on the page.
 # Reports the engine's CPU time per second in each window (from /proc: user + system, so
 # it means something on a busy machine) and their ratio, and the page's fetch and update
@@ -16,7 +19,7 @@
 # received). Writes bench/results/wallboard-<UTC stamp>.md and .json (WALL_OUT).
 #
 # Knobs (environment): WALL_CALLS (300), WALL_AGENTS (50), WALL_CLIENTS (20), WALL_SECONDS
-# (30), WALL_PROFILE (release | debug: debug skips the release build, for a try on a busy
+# (30), WALL_CHURN (5), WALL_PROFILE (release | debug: debug skips the release build, for a try on a busy
 # machine), WALL_CHROMIUM (auto | none), WALL_OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +28,7 @@ ROOT=$PWD
 CALLS="${WALL_CALLS:-300}"
 AGENTS="${WALL_AGENTS:-50}"
 CLIENTS="${WALL_CLIENTS:-20}"
+CHURN="${WALL_CHURN:-5}"
 SECONDS_EACH="${WALL_SECONDS:-30}"
 PROFILE="${WALL_PROFILE:-release}"
 CHROMIUM="${WALL_CHROMIUM:-auto}"
@@ -37,7 +41,13 @@ log() { printf '[wallboard %4ds] %s\n' "$SECONDS" "$*" >&2; }
 if [ "${1:-}" = "measure" ]; then
   cpu() { awk '{ print $14 + $15 }' "/proc/$ENGINE_PID/stat"; }
   tck=$(getconf CLK_TCK)
-  log "calls up: idle window (${SECONDS_EACH}s, no wallboard)"
+  # sipp's own short calls: no media, 3 s each, from a port of its own.
+  sipp -sn uac -r "$CHURN" -d 3000 -i 127.0.0.1 -p "$CHURN_PORT" -s 100 \
+    -trace_err -error_file "$WORK/churn-errors.log" "127.0.0.1:$SIP_PORT" \
+    > "$WORK/churn.log" 2>&1 < /dev/null &
+  churn=$!
+  sleep 5
+  log "calls up, $CHURN new calls/s: idle window (${SECONDS_EACH}s, no wallboard)"
   c0=$(cpu); t0=$(date +%s.%N)
   sleep "$SECONDS_EACH"
   c1=$(cpu); t1=$(date +%s.%N)
@@ -49,6 +59,8 @@ if [ "${1:-}" = "measure" ]; then
   c2=$(cpu); t2=$(date +%s.%N)
   python3 "$ROOT/bench/wallboard_clients.py" "${args[@]}" > "$WORK/clients.json"
   c3=$(cpu); t3=$(date +%s.%N)
+  kill "$churn" 2>/dev/null || true
+  wait "$churn" 2>/dev/null || true
   curl -sk -H "Authorization: Bearer $KEY" "$ADMIN/api/v1/queues" > "$WORK/queues.json" || true
   python3 - "$tck" "$c0" "$c1" "$t0" "$t1" "$c2" "$c3" "$t2" "$t3" > "$WORK/cpu.json" <<'PY'
 import json, sys
@@ -152,7 +164,7 @@ EOF
   done
 } > "$WORK/svi.toml"
 
-PASSWORD="wallboard bench $(date +%s)"
+PASSWORD="screens for the supervisors $(date +%s)"
 "$SVI" user add wallboard --role supervisor --password-stdin --config "$WORK/svi.toml" \
   --data-dir "$DATA" <<< "$PASSWORD" >/dev/null
 KEY=$("$SVI" apikey create --role supervisor --name bench --config "$WORK/svi.toml" --data-dir "$DATA")
@@ -179,8 +191,9 @@ if [ "$CHROMIUM" != "none" ] && command -v chromedriver >/dev/null && command -v
   for _ in $(seq 1 50); do curl -s -o /dev/null "$DRIVER_URL/status" && break; sleep 0.2; done
 fi
 
-export ENGINE_PID ADMIN KEY PASSWORD DRIVER_URL WORK SECONDS_EACH CLIENTS
-HOLD=$((2 * SECONDS_EACH + 30))
+CHURN_PORT=$(free_port)
+export ENGINE_PID ADMIN KEY PASSWORD DRIVER_URL WORK SECONDS_EACH CLIENTS CHURN CHURN_PORT SIP_PORT
+HOLD=$((2 * SECONDS_EACH + 40))
 log "placing $CALLS calls, held ${HOLD}s"
 "$LOAD" calls --target "127.0.0.1:$SIP_PORT" --pid "$ENGINE_PID" --calls "$CALLS" \
   --hold "${HOLD}s" --no-dtmf --answer-on "127.0.0.1:$ANSWER_PORT" \
@@ -208,8 +221,8 @@ json.dump(result, open(out + ".json", "w"), indent=2)
 c, u = clients or {}, (cpu or {})
 lines = [
     f"# Wallboard benchmark ({commit}, {profile} build)", "",
-    f"{calls} calls placed, {agents} agents; at the end: {q.get('talking')} talking, "
-    f"{q.get('waiting')} waiting in `support`.", "",
+    f"{calls} calls held, {agents} agents, and short calls joining and leaving the queue; "
+    f"at the end: {q.get('talking')} talking, {q.get('waiting')} waiting in `support`.", "",
     "| window | engine CPU (s per s) |", "|---|---|",
     f"| idle (no wallboard) | {u.get('idle_cpu_s_per_s')} |",
     f"| {c.get('clients')} wallboards{' + Chromium' if c.get('chromium_updates') else ''} | {u.get('clients_cpu_s_per_s')} |",
