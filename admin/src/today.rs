@@ -209,6 +209,48 @@ mod tests {
         }
     }
 
+    fn empty_day(to: DateTime<Utc>) -> RunningStats {
+        RunningStats::new(
+            Timestamp::from_unix_ms(0),
+            Timestamp::from_unix_ms(to.timestamp_millis() as u64),
+            HashMap::new(),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn live_events_are_published_until_the_day_ends_by_the_clock_or_by_an_event() {
+        let to = Utc::now() + chrono::Duration::hours(1);
+        let (events_tx, mut events) = tokio::sync::broadcast::channel(16);
+        let (tx, rows) = watch::channel(None);
+        let mut stats = empty_day(to);
+        let now_ms = Utc::now().timestamp_millis() as u64;
+        events_tx.send(queued(now_ms, "a")).expect("sent");
+        // The next day's first event ends the day and is given back.
+        let next_day = queued(to.timestamp_millis() as u64, "b");
+        events_tx.send(next_day.clone()).expect("sent");
+        match follow(&mut events, &mut stats, &tx, to).await {
+            Followed::NextDay(Some(e)) => assert_eq!(e, next_day),
+            _ => panic!("the day should end with its event"),
+        }
+        let shown = rows.borrow().clone().expect("published");
+        assert_eq!(shown[0].offered, 1);
+        // Without events, the clock ends the day (virtual time: an hour passes at once).
+        let mut stats = empty_day(to);
+        assert!(matches!(
+            follow(&mut events, &mut stats, &tx, to).await,
+            Followed::NextDay(None)
+        ));
+        // Missed events: everything is read again.
+        let (events_tx, mut events) = tokio::sync::broadcast::channel(1);
+        events_tx.send(queued(now_ms, "c")).expect("sent");
+        events_tx.send(queued(now_ms, "d")).expect("sent");
+        let mut stats = empty_day(Utc::now() + chrono::Duration::hours(1));
+        assert!(matches!(
+            follow(&mut events, &mut stats, &tx, to).await,
+            Followed::Lost
+        ));
+    }
+
     #[test]
     fn an_event_both_read_and_received_counts_once() {
         let read = vec![queued(1_000, "a"), queued(2_000, "b"), queued(3_000, "c")];
