@@ -10,6 +10,7 @@
 //! - `session`, `throttle`: browser sessions with timeouts; login throttling (sans-IO);
 //! - `routes`: one file per resource; `openapi`: the generated OpenAPI 3.1 document;
 //! - `metrics`: the Prometheus text exposition; `error`: the one `ApiError`;
+//! - `today`: today's figures per queue, kept from the ACD's events for the wallboard;
 //! - `local`: `svi user`/`svi apikey` through `DATA_DIR/run/admin.sock` (or offline);
 //! - `tls`, `serve`: the certificate (self-signed at first start, reloaded on SIGHUP) and
 //!   the HTTPS listener with its optional plain-HTTP redirect;
@@ -28,6 +29,7 @@ pub mod session;
 pub mod state;
 pub mod throttle;
 pub mod tls;
+pub mod today;
 pub mod web;
 
 pub use error::ApiError;

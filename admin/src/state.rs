@@ -14,6 +14,7 @@ use crate::auth::{Principal, Via};
 use crate::error::ApiError;
 use crate::session::{Sessions, Timeouts};
 use crate::throttle::{Limits, Throttle};
+use crate::today::Today;
 
 #[derive(Clone)]
 pub struct AdminState {
@@ -32,6 +33,7 @@ struct Inner {
     throttle: Mutex<Throttle>,
     failures: AuthFailures,
     zone: Tz,
+    today: Today,
 }
 
 /// Failed authentications of the API since the start, for metrics.
@@ -65,6 +67,12 @@ impl AdminState {
         zone: Tz,
     ) -> AdminState {
         let storage = node.storage();
+        // The task runs in the server's runtime; without one (a test building the state
+        // alone) the wallboard reads the stored events.
+        let today = match tokio::runtime::Handle::try_current() {
+            Ok(_) => Today::start(engine.clone(), zone),
+            Err(_) => Today::none(),
+        };
         let accounts = Accounts::new(
             storage.clone(),
             crate::accounts::Writes::Replicated(node.clone()),
@@ -80,6 +88,7 @@ impl AdminState {
                 throttle: Mutex::new(Throttle::new(limits)),
                 failures: AuthFailures::default(),
                 zone,
+                today,
             }),
         }
     }
@@ -91,6 +100,11 @@ impl AdminState {
     /// The zone the pages show times in and start their days at (`[admin] timezone`).
     pub fn zone(&self) -> Tz {
         self.inner.zone
+    }
+
+    /// Today's figures per queue, kept from the ACD's events (`today`).
+    pub fn today(&self) -> &Today {
+        &self.inner.today
     }
 
     pub fn node(&self) -> &Arc<ha::HaNode> {

@@ -158,6 +158,8 @@ pub(crate) enum StepKind {
         queue: String,
         priority: Priority,
         max_wait: Option<Duration>,
+        /// What the agent's desk shows of the call: name and expression, in the file's order.
+        desk: Vec<(String, Expr)>,
         overflow: StepIdx,
     },
     Transfer {

@@ -53,7 +53,8 @@ pub use expr::{
 };
 pub use flow::{Flow, Priority, TransferMode};
 pub use interp::{
-    CallInfo, CallState, ConnectorResult, Effect, EffectKind, EndReason, FlowError, HangupReason,
-    Input, InterpError, Interpreter, Position, PromptRef, QueueOutcome, TransferOutcome,
+    CallInfo, CallState, ConnectorResult, DeskField, Effect, EffectKind, EndReason, FlowError,
+    HangupReason, Input, InterpError, Interpreter, Position, PromptRef, QueueOutcome,
+    TransferOutcome,
 };
 pub use say::SayAs;

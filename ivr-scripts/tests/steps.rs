@@ -489,6 +489,56 @@ fn lookup_not_found_and_errors() {
 }
 
 #[test]
+fn a_queue_step_carries_only_its_desk_values_and_one_that_fails_is_left_out() {
+    let f = flow(
+        r##"flow: d
+start: ask
+vars:
+  contact: '#{name: "Ada", vip: true, secret: "s"}'
+  pin: '"1234"'
+  nobody: '()'
+steps:
+  ask: { collect: main_menu, into: ticket, exhausted: bye, next: q }
+  q:
+    queue: support
+    desk: { name: contact.name, vip: contact.vip, ticket: ticket, missing: nobody.name }
+    overflow: bye
+  bye: { hangup: }
+"##,
+    );
+    let (mut it, _) = start(&f, "+33612345678");
+    let e = it.resume(at(T), digits("4242"));
+    let EffectKind::Queue { desk, .. } = &e.kind else {
+        panic!("queued: {e:?}")
+    };
+    let shown: Vec<(String, Value)> = desk
+        .reveal()
+        .iter()
+        .map(|d| (d.name.clone(), d.value.clone()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("name".to_string(), json!("Ada")),
+            ("vip".to_string(), json!(true)),
+            ("ticket".to_string(), json!("4242")),
+        ]
+    );
+    // The variables not named (the PIN, the contact's other fields) are not carried; the
+    // failed value is reported and the call is queued all the same.
+    let carried = serde_json::to_string(&e.kind).expect("json");
+    assert!(
+        !carried.contains("1234") && !carried.contains("secret"),
+        "{carried}"
+    );
+    let errors = it.take_errors();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].step, "q");
+    // The effect's debug form (what a log line would show) hides the values.
+    assert!(!format!("{e:?}").contains("Ada"));
+}
+
+#[test]
 fn queue_outcomes() {
     let f = flow(
         "flow: q\nstart: q\nsteps:\n  q: { queue: support, priority: high, max_wait: 2m, overflow: full, error: broken }\n  full: { play: full, next: bye }\n  broken: { play: broken, next: bye }\n  bye: { hangup: }\n",
@@ -499,7 +549,8 @@ fn queue_outcomes() {
         EffectKind::Queue {
             queue: "support".into(),
             priority: Priority::High,
-            max_wait: Some(Duration::from_secs(120))
+            max_wait: Some(Duration::from_secs(120)),
+            desk: Default::default(),
         }
     );
     let done = it.resume(at(T), Input::QueueResult(QueueOutcome::Answered));

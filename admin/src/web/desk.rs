@@ -1,13 +1,17 @@
 //! The agent desk (agent role): the agent's own state, time in state and pause reason, with
 //! the buttons ready, pause (with a reason), log out and log in, which send the API's
 //! `POST /api/v1/me/agent/state` (`assets/app.js`); and the call the agent is offered or on,
-//! with the caller's number and where the call came from. Caller data is personal data: the
-//! page shows the call the ACD gave this account's own agent, and nobody else's. The agent
+//! with the caller's number and where the call came from, and the values the flow's queue
+//! step lets the agent see (its `desk` field: e.g. the name and VIP flag from a lookup, the
+//! ticket number collected). Caller data is personal data: the page shows the call the ACD
+//! gave this account's own agent, and nobody else's. The agent
 //! role has no event feed, so the page fetches `?part=main` again every 2 s.
 
 use axum::extract::{Query, State};
 use axum::response::Response;
 use chrono_tz::Tz;
+use ivr_scripts::DeskField;
+use serde_json::Value;
 
 use super::agents::{state_label, REASONS};
 use super::html::{escape, term_list, Layout};
@@ -51,14 +55,20 @@ pub async fn page(
                     .calls()
                     .await?
                     .into_iter()
-                    .map(CallView::from)
                     // Only a call the ACD put on this very agent.
-                    .find(|c| &c.id == id && c.agent.as_deref() == Some(a.id.as_str())),
+                    .find(|c| &c.call.id == id && c.call.agent.as_deref() == Some(a.id.as_str()))
+                    .map(|c| {
+                        let desk = c.call.desk.clone().into_inner();
+                        (CallView::from(c), desk)
+                    }),
                 None => None,
             };
             main.push_str(&status(l, &a));
             main.push_str(&buttons(l, &a));
-            main.push_str(&caller(l, reader.zone, call.as_ref()));
+            main.push_str(&caller(l, reader.zone, call.as_ref().map(|(c, _)| c)));
+            if let Some((_, desk)) = &call {
+                main.push_str(&flow_data(l, desk));
+            }
         }
     }
     main.push_str("</div>");
@@ -167,4 +177,80 @@ fn caller(l: Lang, zone: Tz, call: Option<&CallView>) -> String {
     let open = format!("<dl class=\"desk-call\" data-call=\"{}\">", escape(&c.id));
     out.push_str(&term_list(l, &open, &items));
     out
+}
+
+/// Labels of the desk values the pages know by name; any other shows under its own name.
+const FIELDS: &[(&str, &str)] = &[
+    ("name", "desk.field.name"),
+    ("vip", "desk.field.vip"),
+    ("ticket", "desk.field.ticket"),
+];
+
+/// The values the flow lets the agent see, in the flow's order.
+fn flow_data(l: Lang, desk: &[DeskField]) -> String {
+    if desk.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "<h2>{}</h2><dl class=\"desk-data\">",
+        escape(l.t("desk.flow_data"))
+    );
+    for f in desk {
+        let label = FIELDS
+            .iter()
+            .find(|(name, _)| *name == f.name)
+            .map_or(f.name.as_str(), |(_, key)| l.t(key));
+        let value = match &f.value {
+            Value::Bool(true) => l.t("desk.yes").to_string(),
+            Value::Bool(false) => l.t("desk.no").to_string(),
+            Value::Null => "\u{2013}".to_string(),
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        out.push_str(&format!(
+            "<div data-field=\"{name}\"><dt>{label}</dt><dd>{value}</dd></div>",
+            name = escape(&f.name),
+            label = escape(label),
+            value = escape(&value),
+        ));
+    }
+    out.push_str("</dl>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(name: &str, value: Value) -> DeskField {
+        DeskField {
+            name: name.into(),
+            value,
+        }
+    }
+
+    #[test]
+    fn the_flows_values_show_with_their_labels_in_the_flows_order_and_escaped() {
+        let desk = [
+            field("name", Value::from("Ada <Lovelace>")),
+            field("vip", Value::from(true)),
+            field("ticket", Value::from("4242")),
+            field("site", Value::from(12)),
+        ];
+        let fr = flow_data(Lang::Fr, &desk);
+        assert!(
+            fr.contains("<dt>Nom</dt><dd>Ada &lt;Lovelace&gt;</dd>"),
+            "{fr}"
+        );
+        assert!(fr.contains("<dt>VIP</dt><dd>Oui</dd>"), "{fr}");
+        assert!(
+            fr.contains("<dt>Numéro de ticket</dt><dd>4242</dd>"),
+            "{fr}"
+        );
+        assert!(fr.contains("<dt>site</dt><dd>12</dd>"), "{fr}");
+        assert!(fr.find("Nom").expect("name") < fr.find("VIP").expect("vip"));
+        let en = flow_data(Lang::En, &desk[1..2]);
+        assert!(en.contains("<dt>VIP</dt><dd>Yes</dd>"), "{en}");
+        assert_eq!(flow_data(Lang::En, &[]), "");
+    }
 }

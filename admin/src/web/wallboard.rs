@@ -1,6 +1,7 @@
 //! The wallboard: per queue, the calls waiting and the longest wait, the calls ringing and
 //! talking, the queue's agents by state, and today's offered calls, service level and
-//! abandon rate (from midnight in `[admin] timezone`). Live: the page's script fetches
+//! abandon rate (from midnight in `[admin] timezone`, kept by the engine from its events:
+//! `crate::today`, so a refresh scans no stored events). Live: the page's script fetches
 //! `?part=main` again on every event of the feed. `?mode=wall` is the wall display.
 
 use axum::extract::{Query, State};
@@ -20,11 +21,28 @@ use crate::state::AdminState;
 #[derive(Debug, Default, Clone, Copy)]
 struct Today {
     offered: u32,
+    answered: u32,
+    answered_within_sl: u32,
     abandoned: u32,
+    overflowed: u32,
     service_level: Option<f64>,
 }
 
-async fn today(state: &AdminState) -> Result<Vec<StatsRow>, ApiError> {
+/// Where today's figures came from (shown as the page's `data-today-source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// Kept by the engine from its events (`crate::today`).
+    Live,
+    /// Read from today's stored events, until the engine has read the day.
+    Stored,
+}
+
+/// Today's figures: those the engine keeps from its events, or the stored events of today.
+async fn today(state: &AdminState) -> Result<(Vec<StatsRow>, Source), ApiError> {
+    if let Some(rows) = state.today().rows() {
+        let rows = rows.iter().cloned().map(StatsRow::from).collect();
+        return Ok((rows, Source::Live));
+    }
     let now = Utc::now();
     let query = ReportQuery {
         queue: None,
@@ -34,7 +52,10 @@ async fn today(state: &AdminState) -> Result<Vec<StatsRow>, ApiError> {
         threshold: None,
     };
     match state.engine().statistics(&query).await {
-        Ok(rows) => Ok(rows.into_iter().map(StatsRow::from).collect()),
+        Ok(rows) => Ok((
+            rows.into_iter().map(StatsRow::from).collect(),
+            Source::Stored,
+        )),
         Err(e) => Err(state.handle_error(e).await),
     }
 }
@@ -45,9 +66,9 @@ pub async fn page(
     Query(q): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
     let axum::Json(queues) = crate::routes::queues::queues(State(state.clone())).await?;
-    let rows = today(&state).await?;
+    let (rows, source) = today(&state).await?;
     let wall = q.mode.as_deref() == Some("wall");
-    let main = render(reader.lang, &queues, &rows, wall);
+    let main = render(reader.lang, &queues, (&rows, source), wall);
     let part = if wall {
         "/ui/wallboard?part=main&mode=wall"
     } else {
@@ -67,7 +88,8 @@ fn figure(class: &str, field: &str, value: &str, label: &str) -> String {
     )
 }
 
-fn render(l: Lang, queues: &[QueueView], rows: &[StatsRow], wall: bool) -> String {
+fn render(l: Lang, queues: &[QueueView], today: (&[StatsRow], Source), wall: bool) -> String {
+    let (rows, source) = today;
     let mut out = String::new();
     let switch = if wall {
         format!(
@@ -90,14 +112,20 @@ fn render(l: Lang, queues: &[QueueView], rows: &[StatsRow], wall: bool) -> Strin
         out.push_str(&format!("<p>{}</p>", escape(l.t("wall.no_queues"))));
         return out;
     }
-    out.push_str("<div class=\"queues\">");
+    out.push_str(match source {
+        Source::Live => "<div class=\"queues\" data-today-source=\"live\">",
+        Source::Stored => "<div class=\"queues\" data-today-source=\"stored\">",
+    });
     for q in queues {
         let t = rows
             .iter()
             .find(|r| r.queue == q.id)
             .map(|r| Today {
                 offered: r.offered,
+                answered: r.answered,
+                answered_within_sl: r.answered_within_sl,
                 abandoned: r.abandoned,
+                overflowed: r.overflowed,
                 service_level: r.service_level,
             })
             .unwrap_or_default();
@@ -119,14 +147,21 @@ fn render(l: Lang, queues: &[QueueView], rows: &[StatsRow], wall: bool) -> Strin
         } else {
             "–".into()
         };
+        // Today's counts as data too, for tools that read the page (the wallboard bench).
         out.push_str(&format!(
             "<section class=\"queue{alert}\" data-queue=\"{id}\" data-waiting=\"{w}\" \
-             data-talking=\"{talking}\" aria-labelledby=\"q-{id}\"><h2 id=\"q-{id}\">{name}</h2>\
+             data-talking=\"{talking}\" data-today=\"{o} {a} {sl} {ab} {ov}\" \
+             aria-labelledby=\"q-{id}\"><h2 id=\"q-{id}\">{name}</h2>\
              <dl class=\"figures\">",
             id = escape(&q.id),
             name = escape(&q.name),
             w = q.waiting,
             talking = q.talking,
+            o = t.offered,
+            a = t.answered,
+            sl = t.answered_within_sl,
+            ab = t.abandoned,
+            ov = t.overflowed,
         ));
         out.push_str(&figure(
             "big",

@@ -16,6 +16,7 @@
 //! - `machine`: the [`Acd`] and its entry points; `routing`: who takes which call;
 //! - `calls`, `agents`: the caller's and the agent's side; `reconfig`: live config changes;
 //! - `check`: the invariants; `snapshot`: supervision views; `stats`: queue statistics;
+//!   `running`: one period's statistics kept event by event (today's, for wallboards);
 //! - `driver`: the one tokio task that owns the core in the running engine; `report`: queue
 //!   reports from the persisted events (these two are the module's only I/O).
 //!
@@ -35,6 +36,7 @@ mod model;
 mod reconfig;
 pub mod report;
 mod routing;
+mod running;
 mod snapshot;
 mod stats;
 mod timers;
@@ -51,6 +53,7 @@ pub use io::{Action, CallbackResult, Input, OverflowReason, RingFailure};
 pub use ivr_scripts::Priority;
 pub use machine::{Acd, AcdState, Counters};
 pub use model::{AgentState, CallState, Pending};
+pub use running::RunningStats;
 pub use snapshot::{AcdSnapshot, AgentCounts, AgentSnapshot, QueueSnapshot, QueuedCallSnapshot};
 pub use stats::{queue_stats, queue_stats_by_interval, QueueStats, MAX_INTERVALS};
 pub(crate) use types::ms;

@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::driver::EVENTS_COLLECTION;
-use super::{queue_stats_by_interval, AcdEvent, EventKind, QueueId, QueueStats, Timestamp};
+use super::{
+    queue_stats_by_interval, AcdEvent, EventKind, QueueId, QueueStats, RunningStats, Timestamp,
+};
 use crate::storage::central::CentralDb;
 use crate::storage::{Storage, StorageError};
 
@@ -119,6 +121,30 @@ fn period(query: &ReportQuery) -> Result<(Timestamp, Timestamp), ReportError> {
         });
     }
     Ok((timestamp(query.since), timestamp(query.until)))
+}
+
+/// The figures of `[since, until)` from the events stored so far, to be kept up to date
+/// with the live ones (`RunningStats::apply`), and the events read (an event received live
+/// may be among them: the caller does not count it twice).
+pub async fn running_since(
+    storage: &Storage,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    thresholds: HashMap<String, Duration>,
+) -> Result<(RunningStats, Vec<AcdEvent>), ReportError> {
+    let (from, to) = period(&ReportQuery {
+        queue: None,
+        since,
+        until,
+        interval: None,
+        threshold: None,
+    })?;
+    let events = load_events(storage, from, to).await?;
+    let mut stats = RunningStats::new(from, to, thresholds);
+    for e in &events {
+        stats.apply(e);
+    }
+    Ok((stats, events))
 }
 
 /// The report: one row per queue and interval, queues in id order. `thresholds` are the

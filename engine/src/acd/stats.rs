@@ -128,11 +128,12 @@ fn empty(queue: &QueueId, from: Timestamp, to: Timestamp) -> QueueStats {
     Acc::default().finish(queue, from, to)
 }
 
-#[derive(Default)]
-struct Acc {
+/// One queue's running sums over one interval (also kept by `running`, event by event).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Acc {
     s: QueueStats,
     answer_wait: Duration,
-    handle: Duration,
+    pub(super) handle: Duration,
     longest: Option<Duration>,
 }
 
@@ -141,7 +142,7 @@ impl Acc {
         self.longest = Some(self.longest.map_or(wait, |l| l.max(wait)));
     }
 
-    fn add(
+    pub(super) fn add(
         &mut self,
         kind: &EventKind,
         queue: &QueueId,
@@ -199,7 +200,7 @@ impl Acc {
         }
     }
 
-    fn finish(self, queue: &QueueId, from: Timestamp, to: Timestamp) -> QueueStats {
+    pub(super) fn finish(self, queue: &QueueId, from: Timestamp, to: Timestamp) -> QueueStats {
         let mut s = self.s;
         s.queue = queue.clone();
         s.from = from;

@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
+use ivr_scripts::DeskField;
 use pii::Pii;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, oneshot, watch};
@@ -52,6 +53,14 @@ pub struct CallView {
     pub answered_at: Option<DateTime<Utc>>,
     /// When an agent answered the call.
     pub bridged_at: Option<DateTime<Utc>>,
+    /// What the flow lets the agent see of the caller (the queue step's `desk` values),
+    /// once the call was queued.
+    #[serde(default, skip_serializing_if = "no_desk")]
+    pub desk: Pii<Vec<DeskField>>,
+}
+
+fn no_desk(desk: &Pii<Vec<DeskField>>) -> bool {
+    desk.reveal().is_empty()
 }
 
 /// A call's phase, coarse enough for a wallboard.
@@ -297,6 +306,7 @@ mod tests {
                 .with_timezone(&Utc),
             answered_at: None,
             bridged_at: None,
+            desk: Pii::default(),
         }
     }
 

@@ -30,12 +30,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
-use crate::acd::report::{queue_report, ReportQuery};
+use crate::acd::report::{queue_report, running_since, ReportQuery};
 use crate::acd::{
-    AcdHandle, AcdSnapshot, AgentId, AgentSnapshot, Input, QueueSnapshot, QueueStats,
+    AcdEvent, AcdHandle, AcdSnapshot, AgentId, AgentSnapshot, Input, QueueSnapshot, QueueStats,
+    RunningStats,
 };
 use crate::alarm::AlarmHandle;
 use crate::call::live::{CallCommand, CommandOutcome, LiveCalls};
@@ -312,6 +314,20 @@ impl EngineHandle {
             .collect()
     }
 
+    /// The figures of `[since, until)` (e.g. today) from the stored ACD events, to keep up
+    /// to date with `acd_events`, and the events read (see `acd::report::running_since`).
+    pub async fn running_statistics(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<(RunningStats, Vec<AcdEvent>), HandleError> {
+        let engine = self.engine()?;
+        let thresholds = thresholds(&engine.config);
+        running_since(&engine.storage, since, until, thresholds)
+            .await
+            .map_err(|e| HandleError::unavailable(Part::Storage, e))
+    }
+
     /// Queue statistics per interval (`svi stats`, the admin reports); each queue's own
     /// service-level threshold unless the query gives one.
     pub async fn statistics(&self, query: &ReportQuery) -> Result<Vec<QueueStats>, HandleError> {
@@ -352,6 +368,11 @@ impl EngineHandle {
             engine.live.subscribe(),
             engine.acd.events(),
         ))
+    }
+
+    /// The ACD's events alone, as they come (what today's running figures follow).
+    pub fn acd_events(&self) -> Result<broadcast::Receiver<AcdEvent>, HandleError> {
+        Ok(self.engine()?.acd.events())
     }
 
     /// Queues, agents and queued calls, republished after each change.

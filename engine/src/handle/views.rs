@@ -69,6 +69,7 @@ mod tests {
             started_at: started,
             answered_at: Some(started),
             bridged_at: None,
+            desk: Pii::default(),
         }
     }
 

@@ -55,6 +55,18 @@ impl fmt::Display for PromptRef {
     }
 }
 
+/// One value of the call the flow lets the agent see on the desk (the queue step's `desk`
+/// field): its name there and its value when the call was queued.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeskField {
+    pub name: String,
+    pub value: Value,
+}
+
+fn no_desk(desk: &Pii<Vec<DeskField>>) -> bool {
+    desk.reveal().is_empty()
+}
+
 /// What happened to a queued call.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -198,6 +210,10 @@ pub enum EffectKind {
         priority: Priority,
         #[serde(with = "opt_millis")]
         max_wait: Option<Duration>,
+        /// The values named by the step's `desk` field, for the agent who takes the call:
+        /// personal data. Left out of the JSON when empty, as in flows without `desk`.
+        #[serde(default, skip_serializing_if = "no_desk")]
+        desk: Pii<Vec<DeskField>>,
     },
     Transfer {
         target: String,

@@ -27,8 +27,8 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 
 pub use io::{
-    ConnectorResult, Effect, EffectKind, EndReason, HangupReason, Input, PromptRef, QueueOutcome,
-    TransferOutcome,
+    ConnectorResult, DeskField, Effect, EffectKind, EndReason, HangupReason, Input, PromptRef,
+    QueueOutcome, TransferOutcome,
 };
 pub use state::{CallInfo, CallState, Position, MAX_PATH};
 

@@ -11,11 +11,11 @@ use pii::Pii;
 use serde_json::Value;
 
 use super::eval::Failure;
-use super::io::{Effect, EffectKind, EndReason, HangupReason, Input, PromptRef};
+use super::io::{DeskField, Effect, EffectKind, EndReason, HangupReason, Input, PromptRef};
 use super::state::{CallState, Frame, Position, ScopeState};
 use super::{Interpreter, MAX_STEPS_WITHOUT_INPUT, MAX_SUBFLOW_DEPTH};
 use crate::diagnostic::Pos;
-use crate::expr::display_value;
+use crate::expr::{display_value, Expr};
 use crate::flow::{Flow, Scope, StepIdx, StepKind};
 use crate::hours::HoursStatus;
 use crate::say;
@@ -233,11 +233,13 @@ impl Interpreter {
                 queue,
                 priority,
                 max_wait,
+                desk,
                 ..
             } => Next::Wait(EffectKind::Queue {
                 queue: queue.clone(),
                 priority: *priority,
                 max_wait: *max_wait,
+                desk: Pii::new(self.desk(idx, desk, now)),
             }),
             StepKind::Transfer {
                 target,
@@ -424,6 +426,30 @@ impl Interpreter {
             step: self.state.path.last().cloned().unwrap_or_default(),
             kind,
         }
+    }
+}
+
+impl Interpreter {
+    /// The desk values of a queue step. A value that fails to evaluate (e.g. `contact.name`
+    /// when the lookup found nobody) is left out and reported: the caller still reaches the
+    /// queue, since what the desk shows never decides the routing.
+    fn desk(
+        &mut self,
+        idx: StepIdx,
+        items: &[(String, Expr)],
+        now: DateTime<Utc>,
+    ) -> Vec<DeskField> {
+        let mut out = Vec::with_capacity(items.len());
+        for (name, expr) in items {
+            match self.eval(expr, now, None) {
+                Ok(value) => out.push(DeskField {
+                    name: name.clone(),
+                    value,
+                }),
+                Err(f) => self.report(idx, f.pos, f.message),
+            }
+        }
+        out
     }
 }
 

@@ -111,7 +111,9 @@ impl CallCore {
                 queue,
                 priority,
                 max_wait,
+                desk,
             } => {
+                self.desk = desk;
                 self.enter_queue(now, queue, priority, max_wait);
                 None
             }

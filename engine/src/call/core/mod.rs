@@ -47,7 +47,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
-use ivr_scripts::{CallInfo, ConnectorResult, Input, Interpreter};
+use ivr_scripts::{CallInfo, ConnectorResult, DeskField, Input, Interpreter};
 use sip::endpoint::Peer;
 use sip::message::Request;
 
@@ -113,6 +113,9 @@ pub struct CallCore {
     answered_at: Option<Timestamp>,
     codec: Option<Codec>,
     queue: QueueRecord,
+    /// What the flow's queue step lets the agent see of the call (personal data; not in
+    /// the call record).
+    desk: Pii<Vec<DeskField>>,
     recorded: Option<RecordedFile>,
     /// The legs the call placed, by stream (see `routing`).
     legs: BTreeMap<StreamId, leg::Leg>,
@@ -201,6 +204,7 @@ impl CallCore {
             answered_at: None,
             codec: None,
             queue: QueueRecord::default(),
+            desk: Pii::default(),
             recorded: None,
             legs: BTreeMap::new(),
             dial_refused: None,

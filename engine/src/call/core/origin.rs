@@ -133,6 +133,7 @@ impl CallCore {
             answered_at: None,
             codec: None,
             queue: QueueRecord::default(),
+            desk: Pii::default(),
             recorded: None,
             legs: Default::default(),
             io: Outbox::new(),

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use ivr_scripts::Interpreter;
+use ivr_scripts::{DeskField, Interpreter};
 use serde::{Deserialize, Serialize};
 
 use super::leg::{Leg, SavedLeg};
@@ -44,6 +44,9 @@ pub struct CallSnapshot {
     pub interpreter: ivr_scripts::CallState,
     pub codec: Option<Codec>,
     pub(crate) queue: QueueRecord,
+    /// The values the flow lets the agent see (absent in snapshots of older versions).
+    #[serde(default)]
+    pub desk: Pii<Vec<DeskField>>,
     pub recorded: Option<RecordedFile>,
     /// A number the dial plan refused (for the call record).
     #[serde(default)]
@@ -149,6 +152,7 @@ impl CallCore {
             interpreter: self.flow.interp.state().clone(),
             codec: self.codec,
             queue: self.queue.clone(),
+            desk: self.desk.clone(),
             recorded: self.recorded.clone(),
             dial_refused: self.dial_refused.clone(),
             caller_side: self.caller.clone(),
@@ -204,6 +208,7 @@ impl CallCore {
             answered_at: snapshot.answered_at,
             codec: snapshot.codec,
             queue: snapshot.queue,
+            desk: snapshot.desk,
             recorded: snapshot.recorded,
             dial_refused: snapshot.dial_refused,
             legs,

@@ -47,6 +47,7 @@ impl CallCore {
             started_at: date(self.facts.started_at),
             answered_at: self.answered_at.map(date),
             bridged_at: self.queue.agent_answered_at.map(date),
+            desk: self.desk.clone(),
         }
     }
 

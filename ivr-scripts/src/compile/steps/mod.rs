@@ -111,6 +111,7 @@ fn fields_for(kind: &str) -> &'static [&'static str] {
             "queue",
             "priority",
             "max_wait",
+            "desk",
             "overflow",
             "error",
             "description",

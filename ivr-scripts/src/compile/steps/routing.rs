@@ -113,11 +113,17 @@ impl<'a> Reader<'_, 'a> {
             .f
             .get("max_wait")
             .and_then(|n| duration(n, "`max_wait`", 5 * SEC, 24 * 3600 * SEC, &mut self.c.sink));
+        // The values an agent may see: only those named here reach the desk.
+        let desk = match self.f.get("desk") {
+            Some(n) => self.expr_map(n, "`desk`"),
+            None => Vec::new(),
+        };
         let overflow = self.target("overflow");
         Some(StepKind::Queue {
             queue: queue.value,
             priority,
             max_wait,
+            desk: desk.into_iter().map(|(k, e)| (k.value, e)).collect(),
             overflow,
         })
     }

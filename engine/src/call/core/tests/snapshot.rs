@@ -165,3 +165,25 @@ fn a_snapshot_of_another_flow_version_is_refused() {
     assert!(matches!(refused, Err(RestoreError::FlowVersion { .. })));
     sim.drain();
 }
+
+#[test]
+fn a_queued_calls_desk_values_are_in_its_view_and_survive_a_round_trip() {
+    let flow = "flow: desk\nstart: q\nvars: { ticket: '\"4242\"', pin: '\"9876\"' }\nsteps:\n  \
+                q: { queue: support, desk: { ticket: ticket }, overflow: bye }\n  bye: { hangup: }\n";
+    let mut sim = Sim::new(flow, SUPPORT_QUEUE, Some(offer("sendrecv")));
+    let desk = |sim: &Sim| -> Vec<(String, Value)> {
+        sim.core
+            .view()
+            .desk
+            .reveal()
+            .iter()
+            .map(|d| (d.name.clone(), d.value.clone()))
+            .collect()
+    };
+    assert_eq!(desk(&sim), [("ticket".to_string(), Value::from("4242"))]);
+    // Only the named values: the flow's other variables stay out of the view.
+    let view = serde_json::to_string(&sim.core.view()).expect("json");
+    assert!(!view.contains("9876"), "{view}");
+    sim.round_trip();
+    assert_eq!(desk(&sim), [("ticket".to_string(), Value::from("4242"))]);
+}
