@@ -86,11 +86,31 @@ impl Codec {
 
     /// Decodes appending to `out`, to reuse a buffer on the receive path.
     pub fn decode_into(self, payload: &[u8], out: &mut Vec<i16>) {
-        let decode = match self {
-            Codec::Pcmu => g711::ulaw_to_linear,
-            Codec::Pcma => g711::alaw_to_linear,
-        };
-        out.extend(payload.iter().map(|&code| decode(code)));
+        // One loop per law, so that the table lookup is inlined rather than called per
+        // sample through a function pointer.
+        match self {
+            Codec::Pcmu => out.extend(payload.iter().map(|&code| g711::ulaw_to_linear(code))),
+            Codec::Pcma => out.extend(payload.iter().map(|&code| g711::alaw_to_linear(code))),
+        }
+    }
+
+    /// Encodes one 20 ms frame, padding with silence when `pcm` is shorter (the send path:
+    /// no allocation).
+    pub fn encode_frame(self, pcm: &[i16]) -> Frame {
+        let mut frame = self.silence_frame();
+        match self {
+            Codec::Pcmu => {
+                for (byte, &sample) in frame.iter_mut().zip(pcm) {
+                    *byte = g711::linear_to_ulaw(sample);
+                }
+            }
+            Codec::Pcma => {
+                for (byte, &sample) in frame.iter_mut().zip(pcm) {
+                    *byte = g711::linear_to_alaw(sample);
+                }
+            }
+        }
+        frame
     }
 
     /// Encodes PCM into 20 ms frames, padding the last one with silence.
@@ -140,6 +160,14 @@ mod tests {
         let frames = Codec::Pcmu.encode_frames(&pcm[..160]);
         assert_eq!(frames.len(), 1);
         assert!(Codec::Pcmu.encode_frames(&[]).is_empty());
+        // One frame at a time: the same codes, the same padding.
+        assert_eq!(Codec::Pcma.encode_frame(&pcm[160..]), frames_a_last(&pcm));
+        assert_eq!(Codec::Pcmu.encode_frame(&pcm[..160]), frames[0]);
+        assert_eq!(Codec::Pcmu.encode_frame(&[]), Codec::Pcmu.silence_frame());
+    }
+
+    fn frames_a_last(pcm: &[i16]) -> Frame {
+        Codec::Pcma.encode_frames(pcm)[1]
     }
 
     #[test]

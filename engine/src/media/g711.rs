@@ -5,9 +5,11 @@
 //! formulas below are the classic Sun Microsystems reference (`g711.c`, public domain), which
 //! is bit-exact with the tables in G.711 itself; the tests check every one of the 256 codes.
 //!
-//! Decoding goes through 256-entry tables built at compile time; encoding uses the formula
-//! (a segment search over 8 entries), which is cheap and needs no 64 KiB table. Both are used
-//! once per sample at 8 kHz, and prompts are encoded once at load, so neither is hot.
+//! Both directions go through tables built at compile time from those formulas: 256 entries
+//! to decode, and to encode one entry per value of the law's 13-bit (A-law, 8 KiB) or 14-bit
+//! (µ-law, 16 KiB) input, since the low bits a law drops never change its code. A bridged
+//! call encodes every relayed frame again, so encoding is on the relay's per-packet path
+//! (see docs/performance.md).
 
 /// A-law code of linear silence (the positive zero step).
 pub const ALAW_SILENCE: u8 = 0xD5;
@@ -27,21 +29,24 @@ const ALAW_DECODE: [i16; 256] = build_alaw_table();
 const ULAW_DECODE: [i16; 256] = build_ulaw_table();
 
 /// Index of the first segment whose end is at least `value`, or 8 when it overflows.
-fn segment(value: i32, ends: &[i32; 8]) -> i32 {
-    ends.iter()
-        .position(|&end| value <= end)
-        .map_or(8, |index| index as i32)
+const fn segment(value: i32, ends: &[i32; 8]) -> i32 {
+    let mut index = 0;
+    while index < 8 {
+        if value <= ends[index] {
+            return index as i32;
+        }
+        index += 1;
+    }
+    8
 }
 
-/// Encodes one 16-bit linear sample to A-law.
-pub fn linear_to_alaw(sample: i16) -> u8 {
-    // A-law works on 13 bits; the even bits (0x55) are inverted on the line.
-    let mut value = i32::from(sample) >> 3;
-    let mask: u8 = if value >= 0 {
-        0xD5
+/// A-law code of a 13-bit linear value (the sample shifted right by 3).
+const fn alaw_encode_formula(value: i32) -> u8 {
+    // The even bits (0x55) are inverted on the line.
+    let (value, mask) = if value >= 0 {
+        (value, 0xD5u8)
     } else {
-        value = -value - 1;
-        0x55
+        (-value - 1, 0x55u8)
     };
     let seg = segment(value, &ALAW_SEGMENT_END);
     if seg >= 8 {
@@ -51,17 +56,16 @@ pub fn linear_to_alaw(sample: i16) -> u8 {
     (((seg << 4) | (step & 0x0F)) as u8) ^ mask
 }
 
-/// Encodes one 16-bit linear sample to µ-law.
-pub fn linear_to_ulaw(sample: i16) -> u8 {
-    // µ-law works on 14 bits; all bits are inverted on the line.
-    let mut value = i32::from(sample) >> 2;
-    let mask: u8 = if value < 0 {
-        value = -value;
-        0x7F
+/// µ-law code of a 14-bit linear value (the sample shifted right by 2).
+const fn ulaw_encode_formula(value: i32) -> u8 {
+    // All bits are inverted on the line.
+    let (value, mask) = if value < 0 {
+        (-value, 0x7Fu8)
     } else {
-        0xFF
+        (value, 0xFFu8)
     };
-    value = value.min(ULAW_CLIP) + (ULAW_BIAS >> 2);
+    let clipped = if value > ULAW_CLIP { ULAW_CLIP } else { value };
+    let value = clipped + (ULAW_BIAS >> 2);
     let seg = segment(value, &ULAW_SEGMENT_END);
     if seg >= 8 {
         return 0x7F ^ mask;
@@ -69,12 +73,33 @@ pub fn linear_to_ulaw(sample: i16) -> u8 {
     (((seg << 4) | ((value >> (seg + 1)) & 0x0F)) as u8) ^ mask
 }
 
+/// A-law codes of every 13-bit value, offset by 4096 (8 KiB).
+const ALAW_ENCODE: [u8; 8192] = build_alaw_encode_table();
+/// µ-law codes of every 14-bit value, offset by 8192 (16 KiB).
+const ULAW_ENCODE: [u8; 16384] = build_ulaw_encode_table();
+
+/// Encodes one 16-bit linear sample to A-law.
+#[inline]
+pub fn linear_to_alaw(sample: i16) -> u8 {
+    // A-law works on 13 bits: -4096..=4095 after the shift, so the index is in 0..8192.
+    ALAW_ENCODE[((i32::from(sample) >> 3) + 4096) as usize]
+}
+
+/// Encodes one 16-bit linear sample to µ-law.
+#[inline]
+pub fn linear_to_ulaw(sample: i16) -> u8 {
+    // µ-law works on 14 bits: -8192..=8191 after the shift, so the index is in 0..16384.
+    ULAW_ENCODE[((i32::from(sample) >> 2) + 8192) as usize]
+}
+
 /// Decodes one A-law code to a 16-bit linear sample.
+#[inline]
 pub fn alaw_to_linear(code: u8) -> i16 {
     ALAW_DECODE[usize::from(code)]
 }
 
 /// Decodes one µ-law code to a 16-bit linear sample.
+#[inline]
 pub fn ulaw_to_linear(code: u8) -> i16 {
     ULAW_DECODE[usize::from(code)]
 }
@@ -126,9 +151,46 @@ const fn build_ulaw_table() -> [i16; 256] {
     table
 }
 
+const fn build_alaw_encode_table() -> [u8; 8192] {
+    let mut table = [0u8; 8192];
+    let mut index = 0;
+    while index < 8192 {
+        table[index] = alaw_encode_formula(index as i32 - 4096);
+        index += 1;
+    }
+    table
+}
+
+const fn build_ulaw_encode_table() -> [u8; 16384] {
+    let mut table = [0u8; 16384];
+    let mut index = 0;
+    while index < 16384 {
+        table[index] = ulaw_encode_formula(index as i32 - 8192);
+        index += 1;
+    }
+    table
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_encoding_tables_match_the_formulas_for_every_sample() {
+        for sample in i16::MIN..=i16::MAX {
+            let s = i32::from(sample);
+            assert_eq!(
+                linear_to_alaw(sample),
+                alaw_encode_formula(s >> 3),
+                "A-law {sample}"
+            );
+            assert_eq!(
+                linear_to_ulaw(sample),
+                ulaw_encode_formula(s >> 2),
+                "µ-law {sample}"
+            );
+        }
+    }
 
     #[test]
     fn silence_encodes_to_the_idle_codes() {

@@ -302,8 +302,11 @@ struct Slot {
 
 impl Slot {
     fn new(now: Instant, new: NewStream, allowed: Arc<Acl>) -> Self {
+        let mut stream = MediaStream::new(now, new.params, allowed);
+        // No tap yet: decoded audio would only be dropped (see `change_links`).
+        stream.set_audio_wanted(false);
         Slot {
-            stream: MediaStream::new(now, new.params, allowed),
+            stream,
             allocation: new.allocation,
             commands: new.commands,
             events: new.events,
@@ -341,6 +344,7 @@ impl Slot {
             // Tapping starts now: older buffered audio is not part of it.
             while self.stream.poll_inbound_audio().is_some() {}
         }
+        self.stream.set_audio_wanted(!self.taps.is_empty());
     }
 
     /// Moves the other legs' frames into the stream's mix before it sends.

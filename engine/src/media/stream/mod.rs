@@ -255,6 +255,9 @@ pub struct MediaStream {
     rfc4733: Rfc4733Receiver,
     inband: Option<InBandDetector>,
     inbound: InboundAudio,
+    /// Whether decoded inbound audio has a consumer (the driver's taps). Without one, and
+    /// once in-band detection is off, audio packets are accounted for but not decoded.
+    audio_wanted: bool,
     next_frame_at: Instant,
     last_packet_at: Instant,
     timed_out: bool,
@@ -302,6 +305,7 @@ impl MediaStream {
             rfc4733: Rfc4733Receiver::new(),
             inband: Some(InBandDetector::new()),
             inbound: InboundAudio::default(),
+            audio_wanted: true,
             next_frame_at: now,
             last_packet_at: now,
             timed_out: false,
@@ -335,6 +339,13 @@ impl MediaStream {
     /// Forgets the feed `link` and the audio it still had pending.
     pub fn remove_feed(&mut self, link: Link) {
         self.live.remove(link);
+    }
+
+    /// Tells the stream whether its decoded inbound audio has a consumer (true at
+    /// creation). While it has none and in-band DTMF detection is off (the remote sent an
+    /// RFC 4733 event), audio packets are not decoded: nothing would read the samples.
+    pub fn set_audio_wanted(&mut self, wanted: bool) {
+        self.audio_wanted = wanted;
     }
 
     /// The current parameters.
@@ -473,6 +484,9 @@ impl MediaStream {
                 });
             }
         } else if let Some(codec) = audio_codec {
+            if !self.audio_wanted && self.inband.is_none() {
+                return;
+            }
             let pcm = self.inbound.push(extended_seq, packet.timestamp());
             codec.decode_into(packet.payload(), pcm);
             if let Some(detector) = self.inband.as_mut() {

@@ -51,10 +51,7 @@ impl MediaStream {
                 if *sent >= *total {
                     self.finish_digit();
                 }
-                codec
-                    .encode_frames(&pcm)
-                    .pop()
-                    .unwrap_or(codec.silence_frame())
+                codec.encode_frame(&pcm)
             }
             None => {
                 self.gap_frames = self.gap_frames.saturating_sub(1);
@@ -65,10 +62,7 @@ impl MediaStream {
                     .next_frame(codec, |id| {
                         events.push_back(MediaEvent::PlaybackFinished { id })
                     })
-                    .or_else(|| {
-                        live.next_frame()
-                            .and_then(|pcm| codec.encode_frames(&pcm).pop())
-                    })
+                    .or_else(|| live.next_frame().map(|pcm| codec.encode_frame(&pcm)))
                     .unwrap_or(codec.silence_frame())
             }
         };

@@ -281,6 +281,38 @@ fn inband_digit_in_pcma_is_detected_until_rfc4733_is_seen() {
 }
 
 #[test]
+fn audio_is_decoded_only_for_a_consumer_or_the_inband_detector() {
+    let mut h = Harness::pcma();
+    let from = addr(4000);
+    h.stream.set_audio_wanted(false);
+    // In-band detection needs the samples: decoded though nobody taps the stream.
+    h.receive_audio(from, &[1000; 160]);
+    assert_eq!(h.stream.recent_inbound_audio().count(), 1);
+    // An RFC 4733 event turns in-band detection off: audio is no longer decoded...
+    let event = EventPayload {
+        event: 1,
+        end: true,
+        volume: 10,
+        duration: 800,
+    }
+    .to_bytes();
+    h.receive(from, 101, true, 99_999, &event);
+    h.receive_audio(from, &[1000; 160]);
+    h.receive_audio(from, &[1000; 160]);
+    assert_eq!(h.stream.recent_inbound_audio().count(), 1);
+    assert_eq!(h.stream.stats().packets_received, 4, "still accounted for");
+    // ...until a consumer wants it.
+    h.stream.set_audio_wanted(true);
+    h.receive_audio(from, &[1000; 160]);
+    let frames: Vec<_> = h.stream.recent_inbound_audio().collect();
+    assert_eq!(frames.len(), 2);
+    assert_eq!(
+        frames[1].pcm,
+        Codec::Pcma.decode(&Codec::Pcma.encode(&[1000; 160]))
+    );
+}
+
+#[test]
 fn media_is_sent_to_the_latched_source_and_foreign_packets_are_ignored() {
     let mut h = Harness::pcma();
     assert_eq!(h.tick()[0].to, addr(4000), "SDP address before any media");
