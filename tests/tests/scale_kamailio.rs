@@ -2,12 +2,12 @@
 //! (`samples/kamailio/`): the dispatcher's OPTIONS probes see each pair's active node (200)
 //! and not its standby (503), so 200 calls through Kamailio split evenly between the two
 //! active nodes, with Kamailio in the Record-Route (the engine's own BYE comes back through
-//! it); agents register through Kamailio with the
-//! pair that serves their queues (the sample's mapping). After a `kill -9` of one pair's active
-//! node every new call is still answered: first by the other pair while the pair fails over,
-//! then by the pair's former standby as well; with the whole pair down, by the other pair.
-//! When every node Kamailio tries fails (a dead node, a standby that cannot take over),
-//! the caller gets the sample's `503 No Active Node`, whichever failed last.
+//! it); agents register through Kamailio with the pair that serves their queues (the
+//! sample's mapping). After a `kill -9` of one pair's active node every new call is still
+//! answered: first by the other pair while the pair fails over, then by the pair's former
+//! standby as well; with the whole pair down, by the other pair. When every node Kamailio
+//! tries fails (a dead node, a standby that cannot take over), the caller gets the sample's
+//! `503 No Active Node`, whichever failed last, and a request it does not dispatch a `405`.
 
 use std::net::SocketAddr;
 use std::path::Path;
