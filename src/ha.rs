@@ -3,4 +3,4 @@
 
 pub use ha::member_fingerprint;
 pub use ha::replication::{start, witness};
-pub use ha::settings::{alarm_webhook, ha_config};
+pub use ha::settings::{alarm_webhook, call_survival, ha_config};

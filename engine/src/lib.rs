@@ -18,6 +18,7 @@
 //! - `admission`: new calls admitted and refused by reason (metrics);
 //! - `call`: one sans-IO core per call (typed phases: the flow interpreter, the SIP dialog,
 //!   the queue, the second legs, the bridge) and the thin driver task that feeds it;
+//!   `call::survival`, calls replicated so that the node taking over adopts them;
 //!   `call::live`, the registry of calls in progress (each call's view, operators'
 //!   commands); `collect`: digit collection as a sans-IO machine;
 //! - `flows`: call flows as replicated, versioned data compiled into the live set;
@@ -32,7 +33,8 @@
 //!   `secrets`: their settings encrypted at rest;
 //! - `recording`: call recordings (stereo WAV that survives a crash) and their replicated
 //!   index;
-//! - `agent_bindings`: those registrations replicated, taken over by a newly active node;
+//! - `agent_bindings`: those registrations replicated, taken over by a newly active node
+//!   (`takeover`: what a node does each time it becomes active);
 //! - `trunk`: registration of the engine's SIP user with an IPBX;
 //! - `callout`: access-control alarms call the on-duty numbers (calls the engine places,
 //!   `EngineHandle::originate`).
@@ -46,6 +48,8 @@
 //! - `alarm`: one alarm model (raised, cleared, severity) delivered to the log, a metrics
 //!   snapshot, the webhook and by mail, rate limited;
 //! - `backup`: backups (hot copy, checksums, tar or directory), restore, the schedule;
+//! - `central`: the active node's export of what the pair committed to a shared PostgreSQL
+//!   (central reporting across pairs);
 //! - `audit`: the replicated, append-only audit log (admin API requests, plug-ins: a door
 //!   opened, a badge blocked, an alarm called out).
 //!
@@ -88,6 +92,7 @@ pub mod audit;
 pub mod backup;
 pub mod call;
 pub mod callout;
+pub mod central;
 pub mod collect;
 pub mod config;
 pub mod connectors;
@@ -104,6 +109,7 @@ pub mod runtime;
 pub mod secrets;
 pub mod security;
 pub mod storage;
+mod takeover;
 #[cfg(any(test, feature = "test-servers"))]
 pub mod test_http;
 #[cfg(any(test, feature = "test-servers"))]

@@ -34,6 +34,8 @@ pub trait RecordWriter: Send + Sync + 'static {
         key: String,
         value: serde_json::Value,
     ) -> BoxFuture<'_, Result<(), WriteError>>;
+    /// Removes a document written with `put_doc` (a live call's replica once it ended).
+    fn delete_doc(&self, collection: String, key: String) -> BoxFuture<'_, Result<(), WriteError>>;
 }
 
 /// The HA commands of the control surface (`svi ha status|promote`, the admin API),
@@ -147,6 +149,9 @@ pub struct Replication {
     pub lease: Option<Arc<dyn ServingLease>>,
     /// With HA: `svi ha status|promote` (the witness serves these alone).
     pub ha: Option<Arc<dyn HaControl>>,
+    /// `[ha] call_survival`: calls in progress are replicated, and a node that becomes
+    /// active adopts them (`call::survival`).
+    pub call_survival: bool,
 }
 
 impl Replication {
@@ -167,6 +172,14 @@ pub struct Serving {
 }
 
 impl Serving {
+    /// Serving as `active` says, without a lease (a node on its own, tests).
+    pub fn new(active: watch::Receiver<bool>) -> Serving {
+        Serving {
+            active,
+            lease: None,
+        }
+    }
+
     pub fn now(&self) -> bool {
         *self.active.borrow() && self.lease.as_ref().is_none_or(|l| l.valid_now())
     }
@@ -198,6 +211,15 @@ impl RecordWriter for LocalWriter {
                 .map_err(|e| WriteError::Failed(e.to_string()))
         })
     }
+
+    fn delete_doc(&self, collection: String, key: String) -> BoxFuture<'_, Result<(), WriteError>> {
+        Box::pin(async move {
+            self.0
+                .delete_doc(&collection, &key)
+                .await
+                .map_err(|e| WriteError::Failed(e.to_string()))
+        })
+    }
 }
 
 impl Replication {
@@ -211,6 +233,7 @@ impl Replication {
             active,
             lease: None,
             ha: None,
+            call_survival: false,
         }
     }
 }

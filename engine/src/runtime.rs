@@ -266,37 +266,27 @@ impl Engine {
         );
         let (to_dispatcher, dispatcher_rx) = mpsc::unbounded_channel();
         let auth_stats = agents.auth_stats();
-        // Each time this node becomes active (at start for a single node), the agents take
-        // back their last replicated states and phone bindings.
-        {
-            let acd = acd.clone();
-            let storage = storage.clone();
-            let to_dispatcher = to_dispatcher.clone();
-            let mut active = replication.active.clone();
-            tokio::spawn(async move {
-                let mut was = false;
-                loop {
-                    let now = *active.borrow_and_update();
-                    if now && !was {
-                        let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
-                        let since = now_ms.saturating_sub(24 * 3600 * 1000);
-                        crate::acd::driver::restore_agents(&acd, &storage, since).await;
-                        let bindings =
-                            crate::agent_bindings::load(&storage, std::time::Instant::now()).await;
-                        if !bindings.is_empty() {
-                            let _ = to_dispatcher.send(DispatcherInput::AgentBindings(bindings));
-                        }
-                    }
-                    was = now;
-                    if active.changed().await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
+        // Each time this node becomes active, it takes over (`takeover`).
+        crate::takeover::spawn(
+            acd.clone(),
+            storage.clone(),
+            to_dispatcher.clone(),
+            replication.active.clone(),
+        );
         let live = crate::call::live::LiveCalls::default();
         let (routes, routes_rx) = crate::call::Routes::new();
+        let survival = replication.call_survival.then(|| {
+            crate::call::survival::Survival::start(
+                replication.writer.clone(),
+                storage.clone(),
+                replication.serving(),
+                live.clone(),
+                config.node_name.clone(),
+                crate::call::survival::DEFAULT_REFRESH,
+            )
+        });
         let ctx = CallContext {
+            survival,
             acd: acd.clone(),
             agent_contacts,
             routes,
@@ -358,6 +348,13 @@ impl Engine {
             &config,
             storage.clone(),
             replication.active.clone(),
+            alarms.clone(),
+        ));
+        tasks.extend(crate::central::spawn(
+            &config,
+            storage.clone(),
+            replication.active.clone(),
+            replication.writer.clone(),
             alarms.clone(),
         ));
 

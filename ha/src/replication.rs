@@ -115,6 +115,8 @@ pub async fn start(
         active: serving(&node),
         lease: Some(Arc::new(LeaseCheck(node.lease()))),
         ha: Some(Arc::new(Control(node.clone()))),
+        // The binary sets it from `[ha] call_survival` (`settings::call_survival`).
+        call_survival: false,
     };
     Ok((node, replication))
 }

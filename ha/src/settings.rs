@@ -44,6 +44,10 @@ struct RawHa {
     lease_ms: Option<u64>,
     /// URL to POST a JSON event to on every role change (alarms).
     alarm_webhook: Option<String>,
+    /// Replicate calls in progress so that the node taking over adopts them
+    /// (`engine::call::survival`); off by default.
+    #[serde(default)]
+    call_survival: bool,
     #[serde(default)]
     members: Vec<RawMember>,
 }
@@ -108,6 +112,15 @@ pub fn alarm_webhook(config: &EngineConfig) -> Result<Option<Webhook>, SettingsE
             file: file_of(config),
             source,
         })
+}
+
+/// `ha.call_survival`: whether calls in progress are replicated and adopted by the node
+/// that takes over (false without `[ha]`).
+pub fn call_survival(config: &EngineConfig) -> Result<bool, SettingsError> {
+    match &config.ha {
+        Some(table) => Ok(raw_ha(config, table)?.call_survival),
+        None => Ok(false),
+    }
 }
 
 /// The cluster configuration: `[ha]` when present, else a one-voter cluster (same path).
@@ -199,4 +212,33 @@ pub fn ha_config(config: &EngineConfig) -> Result<HaConfig, SettingsError> {
         source,
     })?;
     Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn config(ha: &str) -> EngineConfig {
+        let text = format!(
+            "[node]\nname = \"a\"\ndata_dir = \"/tmp/svi-settings-test\"\n\
+             [sip]\nlisten = \"127.0.0.1:5060\"\nallowed_networks = [\"127.0.0.0/8\"]\n{ha}"
+        );
+        EngineConfig::parse(&text, Path::new("svi.toml"), Path::new("/tmp"))
+            .unwrap_or_else(|e| panic!("{e}\n{text}"))
+    }
+
+    const PAIR: &str = "[ha]\nnode_id = 1\nsecret = \"s\"\n";
+
+    #[test]
+    fn call_survival_is_off_unless_the_ha_section_turns_it_on() {
+        assert!(!call_survival(&config("")).expect("no [ha]"));
+        assert!(!call_survival(&config(PAIR)).expect("not given"));
+        let on = config(&format!("{PAIR}call_survival = true\n"));
+        assert!(call_survival(&on).expect("given"));
+        let wrong = config(&format!("{PAIR}call_survival = \"yes\"\n"));
+        let e = call_survival(&wrong).expect_err("not a boolean");
+        assert!(e.to_string().contains("expected a boolean"), "{e}");
+    }
 }

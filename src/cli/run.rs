@@ -99,6 +99,7 @@ async fn run_engine(config: EngineConfig) -> anyhow::Result<ExitCode> {
     let stop = StopSignal::install();
     let cluster = crate::ha::ha_config(&config)?;
     let alarms = crate::ha::alarm_webhook(&config)?;
+    let call_survival = crate::ha::call_survival(&config)?;
     if cluster.is_witness() {
         anyhow::bail!(
             "{}: this node is the witness: run it with `svi witness`",
@@ -114,7 +115,8 @@ async fn run_engine(config: EngineConfig) -> anyhow::Result<ExitCode> {
         lag_entries: config.alarms.replication_lag,
     };
     let storage = Storage::open(&config.data_dir).await?;
-    let (node, replication) = crate::ha::start(cluster, storage.clone(), alarms).await?;
+    let (node, mut replication) = crate::ha::start(cluster, storage.clone(), alarms).await?;
+    replication.call_survival = call_survival;
     let writer = replication.writer.clone();
     let admin_config = config.clone();
     let engine = engine::Engine::start_with(config, storage, replication).await?;

@@ -90,6 +90,15 @@ impl Timestamp {
         Duration::from_millis(self.0.saturating_sub(earlier.0))
     }
 
+    /// `wall` on the Unix epoch's scale (the epoch itself if earlier).
+    pub fn from_system_time(wall: SystemTime) -> Self {
+        Timestamp(
+            wall.duration_since(UNIX_EPOCH)
+                .map(millis)
+                .unwrap_or_default(),
+        )
+    }
+
     pub fn to_system_time(self) -> SystemTime {
         UNIX_EPOCH
             .checked_add(Duration::from_millis(self.0))
@@ -120,13 +129,9 @@ pub struct Timeline {
 impl Timeline {
     /// Anchors `now` (monotonic) to `wall` (the same moment on the wall clock).
     pub fn new(now: Instant, wall: SystemTime) -> Self {
-        let origin_ms = wall
-            .duration_since(UNIX_EPOCH)
-            .map(millis)
-            .unwrap_or_default();
         Timeline {
             origin: now,
-            origin_ms,
+            origin_ms: Timestamp::from_system_time(wall).0,
         }
     }
 

@@ -10,6 +10,8 @@
 //! - `media`: the streams a driver opens (the media workers, or a test's stand-in);
 //! - `route`: the dispatcher's routes to a call and its legs, as guards;
 //! - `message`: a message left in a `record` step, written as WAV;
+//! - `survival`: each call's snapshot replicated while it is up, and the calls a node
+//!   that becomes active adopts (`[ha] call_survival`);
 //! - `signalling`, `transfer`: SIP helpers (Via/Contact, sipfrag); DTMF in SIP INFO is
 //!   `sip::info`.
 
@@ -20,6 +22,7 @@ pub mod media;
 mod message;
 pub mod route;
 mod signalling;
+pub mod survival;
 mod transfer;
 
 use std::sync::Arc;
@@ -60,6 +63,8 @@ pub struct CallContext {
     pub local_sip: signalling::LocalSip,
     /// The calls in progress: each call publishes its view there and takes commands.
     pub live: live::LiveCalls,
+    /// With `[ha] call_survival`: each call's replica.
+    pub survival: Option<survival::Survival>,
 }
 
 #[derive(Debug)]

@@ -166,6 +166,17 @@ impl Storage {
         Ok(())
     }
 
+    /// Removes one document directly (an engine without replication).
+    pub async fn delete_doc(&self, collection: &str, key: &str) -> Result<(), StorageError> {
+        sqlx::query("DELETE FROM replicated_docs WHERE collection = ? AND key = ?")
+            .bind(collection)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        self.docs.touched(collection);
+        Ok(())
+    }
+
     /// The documents of `collection` whose keys are in `[from, to)`, in key order. An
     /// empty list when nothing was ever written there.
     pub async fn docs_in_range(
@@ -400,12 +411,15 @@ pub(super) async fn put_doc_on(
     key: &str,
     value: &str,
 ) -> Result<u64, StorageError> {
+    let seq = super::export::next_seq(db).await?;
     let done = sqlx::query(
-        "INSERT OR REPLACE INTO replicated_docs (collection, key, value) VALUES (?,?,?)",
+        "INSERT OR REPLACE INTO replicated_docs (collection, key, value, export_seq)
+         VALUES (?,?,?,?)",
     )
     .bind(collection)
     .bind(key)
     .bind(value)
+    .bind(seq)
     .execute(&mut *db)
     .await?;
     Ok(done.rows_affected())
@@ -418,12 +432,13 @@ pub(super) async fn insert_call_on(
     r: &CallRecord,
 ) -> Result<u64, StorageError> {
     let path = serde_json::to_string(&r.path).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    let seq = super::export::next_seq(db).await?;
     let done = sqlx::query(
         "INSERT OR REPLACE INTO calls (id, sip_call_id, started_at, answered_at, ended_at, caller, called,
          flow, flow_version, path, end_reason, codec, node, rtp_sent, rtp_received,
          queue, agent, queued_at, agent_answered_at, queue_outcome, recording, recording_sha256,
-         recording_ms, dial_refused)
-         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+         recording_ms, dial_refused, export_seq)
+         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     )
     .bind(&r.id)
     .bind(&r.sip_call_id)
@@ -449,6 +464,7 @@ pub(super) async fn insert_call_on(
     .bind(&r.recording_sha256)
     .bind(r.recording_ms.map(|ms| ms as i64))
     .bind(&r.dial_refused)
+    .bind(seq)
     .execute(&mut *db)
     .await?;
     Ok(done.rows_affected())

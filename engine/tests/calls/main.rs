@@ -11,4 +11,5 @@ mod queue;
 mod security;
 mod shutdown;
 mod supervision;
+mod survival;
 mod transfer;

@@ -169,6 +169,10 @@ impl RecordWriter for ReplicatedWriter {
             value,
         }))
     }
+
+    fn delete_doc(&self, collection: String, key: String) -> BoxFuture<'_, Result<(), WriteError>> {
+        Box::pin(self.write(Command::Delete { collection, key }))
+    }
 }
 
 /// Proposes the waiting writes with `propose` (`HaNode::propose`: `Ok` once committed), one

@@ -13,7 +13,7 @@ use sip::endpoint::ServerTxId;
 use sip::message::{HeaderName, Method, Request};
 
 use super::answer::Setup;
-use super::io::{MediaOut, MessageOut, Output, SipOut};
+use super::io::{AcdOut, MediaOut, MessageOut, Output, SipOut};
 use super::phase::{Ending, Message, Phase, RecordState, Step, Wait};
 use super::{date, CallCore, Facts, QueueRecord, BYE_WAIT};
 use crate::acd::Timestamp;
@@ -21,6 +21,21 @@ use crate::flows::LoadedFlow;
 use crate::storage::{CallRecord, EndReason};
 
 impl CallCore {
+    /// Another node adopted the call (`call::survival`): this node lets it go without a
+    /// word to anyone and writes no record: the dialogs, the media and the record are the
+    /// other node's now. Only this node's ACD forgets the call.
+    pub fn handle_moved(&mut self, _now: Instant) {
+        if matches!(self.phase, Phase::Ending(_) | Phase::Ended) {
+            return;
+        }
+        tracing::info!(call = %self.facts.id, "call adopted by another node: let go here");
+        if matches!(self.phase, Phase::Queued(_)) {
+            self.push(Output::Acd(AcdOut::Leave));
+        }
+        self.legs.clear();
+        self.phase = Phase::Ended;
+    }
+
     /// Ends the call for `reason` (once: later calls do nothing).
     pub(super) fn end(&mut self, now: Instant, reason: EndReason) {
         let phase = std::mem::replace(&mut self.phase, Phase::Ended);

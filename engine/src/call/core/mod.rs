@@ -65,7 +65,7 @@ pub use io::{
 };
 pub use origin::{Originate, OriginateError};
 use phase::{Caller, Phase, Step};
-pub use snapshot::{CallSnapshot, RestoreError};
+pub use snapshot::{CallSnapshot, PhaseMark, RestoreError};
 
 /// The caller's stream is always the first one.
 pub const CALLER_STREAM: StreamId = StreamId(0);

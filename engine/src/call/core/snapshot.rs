@@ -19,7 +19,7 @@ use ivr_scripts::Interpreter;
 use serde::{Deserialize, Serialize};
 
 use super::leg::{Leg, SavedLeg};
-use super::phase::{Caller, Phase};
+use super::phase::{CallRecording, Caller, Phase, Step, Supervision, Wait};
 use super::{
     CallCore, CallEnv, Facts, FlowRun, Outbox, QueueRecord, RecordedFile, StreamId, Timeline,
     Timestamp,
@@ -55,6 +55,17 @@ pub struct CallSnapshot {
     pub(crate) next: (u32, u64, u64),
 }
 
+/// Where a call is, coarsely: its phase, what that phase waits for, and the flow's step.
+/// A change of mark is a change of phase, which `call::survival` replicates at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhaseMark {
+    pub phase: &'static str,
+    pub waits: &'static str,
+    pub step: Option<String>,
+    /// Legs placed (an agent's phone ringing, a transfer target, a supervisor).
+    pub legs: usize,
+}
+
 /// Why a snapshot cannot become a call here.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RestoreError {
@@ -71,6 +82,57 @@ pub enum RestoreError {
 }
 
 impl CallCore {
+    /// The call's [`PhaseMark`]; `None` while it cannot be adopted by another node: not
+    /// answered yet (no dialog to re-INVITE), or ending.
+    pub fn phase_mark(&self) -> Option<PhaseMark> {
+        self.answered_at?;
+        let (phase, waits) = match &self.phase {
+            Phase::Dialing(_) | Phase::Ending(_) | Phase::Ended => return None,
+            Phase::Flow(step) => (
+                "flow",
+                match step {
+                    Step::Running => "running",
+                    Step::Playing { .. } => "playing",
+                    Step::Collecting { .. } => "collecting",
+                    Step::Message(_) => "message",
+                    Step::Connector { .. } => "connector",
+                    Step::Referring { .. } => "referring",
+                    Step::Farewell { .. } => "farewell",
+                    Step::Ringing { .. } => "ringing",
+                },
+            ),
+            Phase::Queued(q) => (
+                "queued",
+                match q.wait {
+                    Wait::Listening { .. } => "listening",
+                    Wait::Confirming { .. } => "confirming",
+                    Wait::Away { .. } => "away",
+                    Wait::Dialing { .. } => "dialing",
+                    Wait::Reconnected => "reconnected",
+                },
+            ),
+            Phase::Bridged(b) => (
+                "bridged",
+                match (&b.recording, &b.supervision) {
+                    (CallRecording::On { .. }, Supervision::Off) => "recorded",
+                    (_, Supervision::Off) => "talking",
+                    (CallRecording::On { .. }, _) => "recorded, supervised",
+                    (_, _) => "supervised",
+                },
+            ),
+        };
+        let step = match self.flow.interp.state().position() {
+            ivr_scripts::Position::Step { step } => Some(step.clone()),
+            _ => None,
+        };
+        Some(PhaseMark {
+            phase,
+            waits,
+            step,
+            legs: self.legs.len(),
+        })
+    }
+
     /// The call as data, at `now` (after the driver drained the outputs, as it does before
     /// waiting: outputs not polled yet are not part of it).
     pub fn snapshot(&self, now: Instant) -> CallSnapshot {

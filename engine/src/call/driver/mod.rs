@@ -30,6 +30,7 @@ use super::live::LiveCall;
 use super::media::{opening_params, StreamPort};
 use super::message::Message;
 use super::route::RouteGuard;
+use super::survival::Replica;
 use super::{CallContext, CallInput};
 use crate::acd::{self, CallId};
 use crate::media::{Link, MediaEvent};
@@ -86,6 +87,8 @@ struct Driver {
     capture: Option<Capture>,
     /// Told how the call ended, for whoever placed it.
     ended: Option<tokio::sync::oneshot::Sender<super::CallEnded>>,
+    /// The call's replica (`[ha] call_survival`).
+    replica: Option<Replica>,
 }
 
 fn now() -> std::time::Instant {
@@ -156,7 +159,9 @@ impl Driver {
         let live = ctx.live.register(core.view(), move |r| {
             deliver.send(CallInput::Command(r)).is_ok()
         });
+        let replica = ctx.survival.as_ref().map(|s| s.replica(core.id(), None));
         Driver {
+            replica,
             live,
             ctx,
             core,
@@ -176,6 +181,7 @@ impl Driver {
 
     async fn drive(&mut self, mut inputs: mpsc::UnboundedReceiver<CallInput>) {
         self.drain().await;
+        self.replicate(true);
         while !self.core.is_ended() {
             let deadline = self.core.poll_timeout().map(Instant::from_std);
             let timer = async {
@@ -203,8 +209,25 @@ impl Driver {
                 }
             };
             let media = next_media_event(&mut self.streams);
+            let refresh = self.replica.as_ref().and_then(Replica::poll_timeout);
+            let refresh = async {
+                match refresh {
+                    Some(d) => tokio::time::sleep_until(Instant::from_std(d)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let moved = async {
+                match self.replica.as_mut() {
+                    Some(r) => r.moved().await,
+                    None => std::future::pending().await,
+                }
+            };
+            // Whether the core had an input (not only the replica's deadline).
+            let mut fed = true;
             tokio::select! {
                 input = inputs.recv() => self.input(input),
+                () = refresh => fed = false,
+                () = moved => self.core.handle_moved(now()),
                 (stream, event) = media => match event {
                     Some(event) => self.core.handle_media(now(), stream, event),
                     None => {
@@ -228,8 +251,20 @@ impl Driver {
                 () = timer => self.core.handle_timeout(now()),
             }
             self.drain().await;
+            self.replicate(fed);
         }
         self.refuse_late_requests(&mut inputs);
+    }
+
+    /// Hands the call's snapshot to its replica when due: after an input (`fed`), or at
+    /// the replica's own deadline.
+    fn replicate(&mut self, fed: bool) {
+        if let Some(r) = self.replica.as_mut() {
+            match fed {
+                true => r.handle_input(now(), &self.core),
+                false => r.handle_timeout(now(), &self.core),
+            }
+        }
     }
 
     /// Requests that reached the call's queue after its end (a caller's INFO crossing the

@@ -128,7 +128,10 @@ pub struct Harness {
     pub log: Log,
     _log: tracing::subscriber::DefaultGuard,
     written: watch::Receiver<records::Written>,
-    _active: watch::Sender<bool>,
+    active: watch::Sender<bool>,
+    /// The engine's database (replicated documents the engine reads, as a state machine
+    /// would have applied them).
+    pub storage: Storage,
     next_ua: u16,
     /// The configuration, data and flows (removed with the harness).
     _dir: tempfile::TempDir,
@@ -179,11 +182,20 @@ impl Harness {
         let storage = Storage::open(&config.data_dir).await.expect("storage");
         let (writer, written) = records::MemoryWriter::new();
         let (active_tx, active) = watch::channel(true);
+        // `[ha] call_survival = true` in `extra` turns it on (the binary reads it with the
+        // rest of `[ha]`).
+        let call_survival = config
+            .ha
+            .as_ref()
+            .and_then(|t| t.get("call_survival"))
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
         let replication = Replication {
             writer: Arc::new(writer),
             active,
             lease: None,
             ha: None,
+            call_survival,
         };
         let net = Net::default();
         let engine_addr: SocketAddr = ENGINE.parse().expect("addr");
@@ -206,7 +218,7 @@ impl Harness {
             flow_scan: Some(Duration::from_secs(24 * 3600)),
             prompts: Some(sample_prompts()),
         };
-        let engine = Engine::start_with_io(config, storage, replication, io)
+        let engine = Engine::start_with_io(config, storage.clone(), replication, io)
             .await
             .expect("the engine starts");
         tokio::time::pause();
@@ -218,7 +230,8 @@ impl Harness {
             log,
             _log: log_guard,
             written,
-            _active: active_tx,
+            active: active_tx,
+            storage,
             next_ua: 0,
             _dir: dir,
         }
@@ -318,6 +331,16 @@ impl Harness {
     /// The first `n` call records, once written (within `within` of virtual time).
     pub async fn records(&mut self, n: usize, within: Duration) -> Vec<CallRecord> {
         records::calls(&mut self.written, n, within).await
+    }
+
+    /// This node stops (`false`) or starts again being the active one.
+    pub fn set_active(&self, active: bool) {
+        self.active.send_replace(active);
+    }
+
+    /// What the engine wrote so far.
+    pub fn written(&self) -> records::Written {
+        self.written.borrow().clone()
     }
 
     /// The ACD events persisted so far.

@@ -14,6 +14,8 @@ use tokio::sync::watch;
 pub struct Written {
     pub calls: Vec<CallRecord>,
     pub docs: Vec<(String, String, serde_json::Value)>,
+    /// Documents removed (collection, key), in order.
+    pub deleted: Vec<(String, String)>,
 }
 
 pub struct MemoryWriter {
@@ -41,6 +43,11 @@ impl RecordWriter for MemoryWriter {
     ) -> BoxFuture<'_, Result<(), WriteError>> {
         self.tx
             .send_modify(|w| w.docs.push((collection, key, value)));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn delete_doc(&self, collection: String, key: String) -> BoxFuture<'_, Result<(), WriteError>> {
+        self.tx.send_modify(|w| w.deleted.push((collection, key)));
         Box::pin(async { Ok(()) })
     }
 }

@@ -9,6 +9,7 @@ mod flow;
 mod origin;
 mod queue;
 mod snapshot;
+mod survival;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -193,12 +194,17 @@ impl Sim {
         let saved = self.core.snapshot(self.now);
         let json = serde_json::to_value(&saved).expect("a snapshot serialises");
         let back: CallSnapshot = serde_json::from_value(json.clone()).expect("and reads back");
+        self.restore(back);
+        json
+    }
+
+    /// The call rebuilt from `saved`, as another node would.
+    pub fn restore(&mut self, saved: CallSnapshot) {
         // The wall clock at `now`, as the node restoring the call reads it.
         let wall_now = wall() + (self.now - self.t0);
         let env = self.env.clone();
-        self.core = CallCore::restore(self.now, wall_now, env, &self.flows, back)
+        self.core = CallCore::restore(self.now, wall_now, env, &self.flows, saved)
             .expect("the call is rebuilt");
-        json
     }
 
     pub fn drain(&mut self) {
