@@ -4,6 +4,7 @@
 //! - `admin`: the admin API over HTTPS (client, accounts made with the CLI);
 //! - `baresip`: Debian's baresip as a headless softphone (commands in, log lines out);
 //! - `browser`: Debian's chromium, headless, over WebDriver (chromedriver);
+//! - `central`: central reporting of several pairs in a private PostgreSQL (counts, stats);
 //! - `config`: configuration files on the sample prompts with the test's own flows;
 //! - `contact`: contact-center scenarios with test phones (queued caller, agent phone, `svi` commands);
 //! - `phone`: a scriptable test softphone (tones, digits, what it hears);
@@ -24,6 +25,7 @@ pub mod acs;
 pub mod admin;
 pub mod baresip;
 pub mod browser;
+pub mod central;
 pub mod config;
 pub mod contact;
 pub mod dispatcher;

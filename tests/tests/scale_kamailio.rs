@@ -2,21 +2,22 @@
 //! (`samples/kamailio/`): the dispatcher's OPTIONS probes see each pair's active node (200)
 //! and not its standby (503), so 200 calls through Kamailio split evenly between the two
 //! active nodes, with Kamailio in the Record-Route (the engine's own BYE comes back through
-//! it); agents register through Kamailio with the
-//! pair that serves their queues (the sample's mapping). After a `kill -9` of one pair's active
-//! node every new call is still answered: first by the other pair while the pair fails over,
-//! then by the pair's former standby as well; with the whole pair down, by the other pair.
-//! When every node Kamailio tries fails (a dead node, a standby that cannot take over),
-//! the caller gets the sample's `503 No Active Node`, whichever failed last.
+//! it); agents register through Kamailio with the pair that serves their queues (the
+//! sample's mapping). After a `kill -9` of one pair's active node every new call is still
+//! answered: first by the other pair while the pair fails over, then by the pair's former
+//! standby as well; with the whole pair down, by the other pair. When every node Kamailio
+//! tries fails (a dead node, a standby that cannot take over), the caller gets the sample's
+//! `503 No Active Node`, whichever failed last, and a request it does not dispatch a `405`.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use svi_tests::central::{self, stats, Central, BATCH};
 use svi_tests::dispatcher::{Dispatcher, CALL_SET};
 use svi_tests::ha::{record_ids, role_changes, status, wait_role, wait_role_in, HaSpec, Witness};
 use svi_tests::probe::{status_of, Probe};
-use svi_tests::proc::EngineProc;
+use svi_tests::proc::{EngineOptions, EngineProc};
 use svi_tests::sipp::{agent_register_xml, Caller, Codec, Sipp, SippRun};
 
 /// Follower lease + election timeout + first commit, with room for a loaded machine.
@@ -36,34 +37,55 @@ steps:
     hangup:
 ";
 
+/// Every call waits in queue `support`, where no agent is logged in: it goes to the
+/// overflow, a held prompt, until the caller hangs up (ACD events for every call).
+const QUEUED_FLOW: &str = "flow: queued
+language: en
+start: wait
+steps:
+  wait:
+    queue: support
+    overflow: talk
+  talk:
+    play: welcome
+    next: talk
+";
+
 /// One pair: its spec (configurations, directories), witness and two nodes; `active` is the
 /// index of the node that is active.
 struct Pair {
-    /// The configurations' directory (kept until the end).
-    _spec: HaSpec,
+    /// The configurations (kept until the end).
+    spec: HaSpec,
     witness: Witness,
     nodes: [Option<EngineProc>; 2],
     active: usize,
 }
 
 impl Pair {
-    /// A pair whose agents are `agents` (`[[agents]]` tables); MD5 digests only (sipp's).
-    /// Calls to `bye` play the welcome prompt and get the engine's BYE; others hold.
-    fn start(dir: &Path, agents: &str) -> Pair {
+    /// A pair whose agents are `agents` (`[[agents]]` tables), exporting to `central` (a
+    /// `[central]` section, or nothing); MD5 digests only (sipp's). Calls to `bye` play the
+    /// welcome prompt and get the engine's BYE, calls to `queued` wait in queue `support`
+    /// (no agent: its overflow, held), others hold.
+    fn start(dir: &Path, agents: &str, central: &str) -> Pair {
         let flows = dir.join("flows");
         std::fs::create_dir_all(&flows).expect("flows dir");
         std::fs::write(flows.join("bye.yaml"), BYE_FLOW).expect("write flow");
-        let routes = "[[routes]]\nnumber = \"bye\"\nflow = \"bye\"\n";
-        let engine = svi_tests::config::hold_engine(dir, &format!("{routes}{agents}")).replacen(
-            "[sip]\n",
-            "[sip]\ndigest_algorithms = [\"MD5\"]\n",
-            1,
-        );
+        std::fs::write(flows.join("queued.yaml"), QUEUED_FLOW).expect("write flow");
+        let routes = "[[routes]]\nnumber = \"bye\"\nflow = \"bye\"\n\n[[routes]]\nnumber = \"queued\"\nflow = \"queued\"\n\n[[queues]]\nid = \"support\"\n\n";
+        let engine = svi_tests::config::hold_engine(dir, &format!("{routes}{agents}{central}"))
+            .replacen("[sip]\n", "[sip]\ndigest_algorithms = [\"MD5\"]\n", 1);
         let spec = HaSpec::with_engine(&engine, "");
         let witness = spec.witness();
-        let nodes = [Some(spec.node(0, None)), Some(spec.node(1, None))];
+        let node = |i: usize| {
+            EngineProc::start(EngineOptions {
+                config: Some(spec.configs[i].clone()),
+                env: Central::env(),
+                ..EngineOptions::default()
+            })
+        };
+        let nodes = [Some(node(0)), Some(node(1))];
         Pair {
-            _spec: spec,
+            spec,
             witness,
             nodes,
             active: 0,
@@ -119,13 +141,37 @@ impl Pair {
 /// `n` calls through Kamailio at `rate` a second (the hold flow; the caller hangs up after
 /// 200 ms).
 fn calls(k: &Dispatcher, dir: &Path, n: u32, rate: u32) -> SippRun {
+    calls_to(k, dir, "service", n, rate)
+}
+
+/// As `calls`, to the number `service`.
+fn calls_to(k: &Dispatcher, dir: &Path, service: &str, n: u32, rate: u32) -> SippRun {
     let mut caller = Caller::new(Codec::Pcma);
     caller.hangup_after = Some(Duration::from_millis(200));
     Sipp::new(caller.xml())
         .calls(n)
         .arg("-r")
         .arg(rate.to_string())
+        .arg("-s")
+        .arg(service)
         .run(dir, Some(k.addr))
+}
+
+/// Waits until the central database holds every record of `pair` (named `name` there),
+/// and exactly those; returns how many.
+fn exported(central: &Central, name: &str, pair: &Pair, data_dir: &Path) -> usize {
+    let mut local = record_ids(data_dir);
+    local.sort();
+    let sql = format!("SELECT count(*) FROM central_calls WHERE pair = '{name}'");
+    let got = central.wait_number(&sql, local.len() as i64, Duration::from_secs(30));
+    assert_eq!(
+        got,
+        Some(local.len() as i64),
+        "{name} exported every record:\n{}",
+        pair.node(pair.active).log_text()
+    );
+    assert_eq!(central.call_ids(name), local, "{name}: the same call ids");
+    local.len()
 }
 
 /// An agent with a password (`pw-ID-secret`).
@@ -185,8 +231,20 @@ fn wait_counts(pairs: &[&Pair], total: usize) -> Vec<usize> {
 #[test]
 fn two_pairs_behind_kamailio_share_calls_and_survive_a_pair_going_down() {
     let work = tempfile::tempdir().expect("tmp");
-    let mut one = Pair::start(work.path(), &agent("1001"));
-    let mut two = Pair::start(work.path(), &agent("2001"));
+    // Both pairs export to one PostgreSQL (central reporting), where it can be started.
+    let central = Central::start()
+        .map_err(|why| eprintln!("NOTICE: central reporting not checked: {why}"))
+        .ok();
+    let section = |name: &str| {
+        central
+            .as_ref()
+            .map(|c| c.section(name))
+            .unwrap_or_default()
+    };
+    let mut one = Pair::start(work.path(), &agent("1001"), &section("pair-1"));
+    let mut two = Pair::start(work.path(), &agent("2001"), &section("pair-2"));
+    // Calls the load generator saw answered.
+    let mut answered = 0;
     one.formed();
     two.formed();
     let k = Dispatcher::start(
@@ -205,6 +263,7 @@ fn two_pairs_behind_kamailio_share_calls_and_survive_a_pair_going_down() {
 
     // 200 calls through Kamailio: an even split between the pairs, within 10 %.
     let run = calls(&k, work.path(), 200, 20);
+    answered += 200;
     assert!(
         run.success(),
         "200 calls through Kamailio:\n{}",
@@ -242,8 +301,40 @@ fn two_pairs_behind_kamailio_share_calls_and_survive_a_pair_going_down() {
         bye.contains(&format!("Via: SIP/2.0/UDP {}", k.addr)),
         "the engine's BYE passed through Kamailio:\n{messages}"
     );
-    let counts = wait_counts(&[&one, &two], 201);
-    assert_eq!(counts.iter().sum::<usize>(), 201, "records: {counts:?}");
+    answered += 1;
+
+    // Calls through a queue (ACD events in both pairs), then central reporting: each pair's
+    // records exported exactly once, and `svi stats --source central` the sum of both
+    // pairs' local statistics.
+    let run = calls_to(&k, work.path(), "queued", 20, 10);
+    assert!(run.success(), "20 queued calls:\n{}", run.report());
+    answered += 20;
+    let counts = wait_counts(&[&one, &two], 221);
+    assert_eq!(counts.iter().sum::<usize>(), 221, "records: {counts:?}");
+    if let Some(c) = &central {
+        let one_dir = one.node(one.active).data_dir();
+        let two_dir = two.node(two.active).data_dir();
+        exported(c, "pair-1", &one, &one_dir);
+        exported(c, "pair-2", &two, &two_dir);
+        let queued =
+            "SELECT count(*) FROM central_acd_events WHERE event->>'event' = 'call_queued'";
+        assert_eq!(
+            c.wait_number(queued, 20, Duration::from_secs(30)),
+            Some(20),
+            "every queued call's event exported"
+        );
+        let local1 = central::counts(&stats(&one.spec.configs[0], Some(&one_dir)));
+        let local2 = central::counts(&stats(&two.spec.configs[0], Some(&two_dir)));
+        let all = central::counts(&stats(&one.spec.configs[0], None));
+        let sum: Vec<_> = local1
+            .iter()
+            .zip(&local2)
+            .map(|(a, b)| (a.0.clone(), a.1 + b.1, a.2 + b.2, a.3 + b.3, a.4 + b.4))
+            .collect();
+        assert_eq!(local1.len(), 1, "one queue: {local1:?}");
+        assert_eq!(sum[0].1, 20, "the 20 queued calls offered: {sum:?}");
+        assert_eq!(all, sum, "central {all:?}, local {local1:?} + {local2:?}");
+    }
 
     // Agents register through Kamailio with the pair that serves their queues (each pair
     // knows only its own agents: a REGISTER sent to the other pair would fail its digest);
@@ -278,6 +369,7 @@ fn two_pairs_behind_kamailio_share_calls_and_survive_a_pair_going_down() {
         "calls during pair one's failover are answered:\n{}",
         run.report()
     );
+    answered += 30;
     let survivor = 1 - dead;
     assert!(
         wait_role(&one.node(survivor).data_dir(), "active", FAILOVER),
@@ -309,6 +401,7 @@ fn two_pairs_behind_kamailio_share_calls_and_survive_a_pair_going_down() {
     let (before_one, before_two) = (counts[0], counts[1]);
     let run = calls(&k, work.path(), 40, 20);
     assert!(run.success(), "40 calls:\n{}", run.report());
+    answered += 40;
     let counts = wait_counts(&[&one, &two], before_one + before_two + 40);
     let (got_one, got_two) = (counts[0] - before_one, counts[1] - before_two);
     assert_eq!(got_one + got_two, 40, "records: {counts:?}");
@@ -317,7 +410,11 @@ fn two_pairs_behind_kamailio_share_calls_and_survive_a_pair_going_down() {
         "both pairs take calls again: pair one {got_one}, pair two {got_two}"
     );
 
-    // The whole of pair one down: pair two answers every call.
+    // The whole of pair one down: pair two answers every call. Pair one's survivor has
+    // exported what it holds first (else nothing of that pair could export it later).
+    if let Some(c) = &central {
+        exported(c, "pair-1", &one, &one.node(survivor).data_dir());
+    }
     let before_two = counts[1];
     one.nodes[survivor].as_mut().expect("node").kill9();
     let run = calls(&k, work.path(), 20, 10);
@@ -326,6 +423,7 @@ fn two_pairs_behind_kamailio_share_calls_and_survive_a_pair_going_down() {
         "with pair one down, calls are answered:\n{}",
         run.report()
     );
+    answered += 20;
     let deadline = Instant::now() + Duration::from_secs(20);
     while two.records() < before_two + 20 && Instant::now() < deadline {
         std::thread::yield_now();
@@ -335,12 +433,39 @@ fn two_pairs_behind_kamailio_share_calls_and_survive_a_pair_going_down() {
         before_two + 20,
         "pair two answered the 20 calls"
     );
+
+    // After the failover: the central count equals the calls the load generator saw
+    // answered, each call once (a page whose cursor died with the node is upserted again,
+    // never a second row).
+    if let Some(c) = &central {
+        let one_dir = one.node(survivor).data_dir();
+        let two_dir = two.node(two.active).data_dir();
+        let n = exported(c, "pair-1", &one, &one_dir) + exported(c, "pair-2", &two, &two_dir);
+        assert_eq!(
+            n, answered,
+            "records of both pairs, against the calls answered"
+        );
+        let total = c.number("SELECT count(*) FROM central_calls");
+        let distinct = c.number("SELECT count(DISTINCT (pair, id)) FROM central_calls");
+        assert_eq!(
+            total,
+            Some(answered as i64),
+            "central calls, against the answered"
+        );
+        assert_eq!(distinct, total, "no call twice");
+        let resent = c.number("SELECT count(*) FROM central_calls WHERE sends > 1");
+        eprintln!("{resent:?} call records sent again after the failover (upserted)");
+        assert!(
+            resent.is_some_and(|r| r <= BATCH),
+            "at most the page whose cursor was lost: {resent:?}"
+        );
+    }
 }
 
 #[test]
 fn a_pair_without_an_active_node_gets_one_503_whichever_node_failed_last() {
     let work = tempfile::tempdir().expect("tmp");
-    let mut pair = Pair::start(work.path(), "");
+    let mut pair = Pair::start(work.path(), "", "");
     pair.formed();
     // No quorum left: the witness and the active node die; the standby stays standby.
     pair.witness.kill9();
