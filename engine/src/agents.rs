@@ -22,8 +22,8 @@ use sip::registrar::{
 use tokio::sync::watch;
 
 use crate::acd::AcdHandle;
-use crate::acl::Acl;
 use crate::acd::{AgentId, Input};
+use crate::acl::Acl;
 
 /// Where each registered agent can be reached now.
 pub type Contacts = HashMap<String, Vec<Uri>>;
@@ -205,13 +205,7 @@ impl AgentPhones {
                 tracing::warn!(target: crate::security::TARGET, agent = %user, source = %client, "REGISTER refused: the agent is on a call from another device");
             }
         }
-        let response = self.judge(
-            now,
-            req,
-            client,
-            &registration.auth,
-            registration.response,
-        );
+        let response = self.judge(now, req, client, &registration.auth, registration.response);
         let change = registration.change;
         match &change {
             BindingChange::Registered { user } if self.registered.insert(user.clone()) => {

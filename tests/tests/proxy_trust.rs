@@ -40,7 +40,8 @@ fn engine(dir: &Path, trusted: Option<&str>) -> EngineProc {
             )
         })
         .collect();
-    let mut sip = format!("[sip]\ndigest_algorithms = [\"MD5\"]\nauth_max_failures = {MAX_FAILURES}\n");
+    let mut sip =
+        format!("[sip]\ndigest_algorithms = [\"MD5\"]\nauth_max_failures = {MAX_FAILURES}\n");
     if let Some(t) = trusted {
         sip.push_str(&format!("trusted_proxies = {t}\n"));
     }
@@ -134,11 +135,29 @@ fn behind_a_trusted_kamailio_one_phone_is_banned_and_the_others_register() {
         "the phone's address is banned, never Kamailio's:\n{log}"
     );
     // Another phone through the same Kamailio, at once.
-    let run = register(work.path(), k.addr, "127.0.0.3", "1002", &password("1002"), None);
-    assert!(run.success(), "1002 registers through Kamailio:\n{}", run.report());
+    let run = register(
+        work.path(),
+        k.addr,
+        "127.0.0.3",
+        "1002",
+        &password("1002"),
+        None,
+    );
+    assert!(
+        run.success(),
+        "1002 registers through Kamailio:\n{}",
+        run.report()
+    );
     assert_eq!(statuses(&run), vec![401, 200]);
     // The banned address stays refused before its credentials are read, whoever it claims.
-    let run = register(work.path(), k.addr, "127.0.0.2", "1002", &password("1002"), None);
+    let run = register(
+        work.path(),
+        k.addr,
+        "127.0.0.2",
+        "1002",
+        &password("1002"),
+        None,
+    );
     assert_eq!(statuses(&run), vec![403], "the banned phone, as 1002");
 }
 
@@ -153,8 +172,19 @@ fn behind_an_untrusted_kamailio_one_phone_bans_every_phone() {
         log.contains("auth ban: src=127.0.0.1 "),
         "Kamailio's address is banned:\n{log}"
     );
-    let run = register(work.path(), k.addr, "127.0.0.3", "1002", &password("1002"), None);
-    assert_eq!(statuses(&run), vec![403], "every phone behind the banned proxy");
+    let run = register(
+        work.path(),
+        k.addr,
+        "127.0.0.3",
+        "1002",
+        &password("1002"),
+        None,
+    );
+    assert_eq!(
+        statuses(&run),
+        vec![403],
+        "every phone behind the banned proxy"
+    );
 }
 
 #[test]
@@ -171,8 +201,26 @@ fn a_forged_via_from_an_untrusted_host_bans_its_real_source() {
         log.contains("auth ban: src=127.0.0.4 ") && !log.contains("src=127.0.0.9 "),
         "the real source is banned, not the named one:\n{log}"
     );
-    let run = register(work.path(), svi.sip, "127.0.0.4", "1002", &password("1002"), None);
+    let run = register(
+        work.path(),
+        svi.sip,
+        "127.0.0.4",
+        "1002",
+        &password("1002"),
+        None,
+    );
     assert_eq!(statuses(&run), vec![403], "the real source stays banned");
-    let run = register(work.path(), svi.sip, "127.0.0.9", "1002", &password("1002"), None);
-    assert_eq!(statuses(&run), vec![401, 200], "the named address is not banned");
+    let run = register(
+        work.path(),
+        svi.sip,
+        "127.0.0.9",
+        "1002",
+        &password("1002"),
+        None,
+    );
+    assert_eq!(
+        statuses(&run),
+        vec![401, 200],
+        "the named address is not banned"
+    );
 }

@@ -223,7 +223,15 @@ fn behind_one_proxy_the_client_address_tells_devices_apart() {
         client: client.parse().expect("ip"),
     };
     let phone = "<sip:1001@198.51.100.7:5070>";
-    authorise_from(&mut reg, t0, phone, Some(300), 1, from("198.51.100.7"), false);
+    authorise_from(
+        &mut reg,
+        t0,
+        phone,
+        Some(300),
+        1,
+        from("198.51.100.7"),
+        false,
+    );
     // Another device through the same proxy, while the agent is on a call: refused.
     let (r, change) = authorise_from(
         &mut reg,
@@ -236,7 +244,15 @@ fn behind_one_proxy_the_client_address_tells_devices_apart() {
     );
     assert_eq!((r.status, change), (403, BindingChange::None));
     // The agent's own phone, through the proxy, refreshes during the call.
-    let (r, _) = authorise_from(&mut reg, t0, phone, Some(300), 20, from("198.51.100.7"), true);
+    let (r, _) = authorise_from(
+        &mut reg,
+        t0,
+        phone,
+        Some(300),
+        20,
+        from("198.51.100.7"),
+        true,
+    );
     assert_eq!(r.status, 200);
 }
 
