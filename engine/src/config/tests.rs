@@ -217,8 +217,9 @@ fn edge_settings() {
     assert_eq!(c.sip.agent_auth.bans.max_failures, 3);
     assert_eq!(c.sip.stream_limits.max_per_source, 8);
     assert!(c.sip.agent_auth.trusted_proxies.is_empty());
-    let c = parse("[sip]\ntrusted_proxies = [\"192.0.2.10\", \"10.1.0.0/16\"]\n").expect("proxies");
-    let trusted = &c.sip.agent_auth.trusted_proxies;
+    let proxies =
+        parse("[sip]\ntrusted_proxies = [\"192.0.2.10\", \"10.1.0.0/16\"]\n").expect("proxies");
+    let trusted = &proxies.sip.agent_auth.trusted_proxies;
     assert!(trusted.allows("192.0.2.10".parse().expect("ip")));
     assert!(trusted.allows("10.1.2.3".parse().expect("ip")));
     assert!(!trusted.allows("192.0.2.11".parse().expect("ip")));
