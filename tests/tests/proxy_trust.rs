@@ -87,6 +87,11 @@ fn register(
     sipp.run(dir, Some(target))
 }
 
+/// `user`'s phone on `client` registering with its right password.
+fn right_password(dir: &Path, target: SocketAddr, client: &str, user: &str) -> SippRun {
+    register(dir, target, client, user, &password(user), None)
+}
+
 /// The statuses the phone received, in order, one per request (a response to a
 /// retransmission, received again, is counted once).
 fn statuses(run: &SippRun) -> Vec<u16> {
@@ -135,14 +140,7 @@ fn behind_a_trusted_kamailio_one_phone_is_banned_and_the_others_register() {
         "the phone's address is banned, never Kamailio's:\n{log}"
     );
     // Another phone through the same Kamailio, at once.
-    let run = register(
-        work.path(),
-        k.addr,
-        "127.0.0.3",
-        "1002",
-        &password("1002"),
-        None,
-    );
+    let run = right_password(work.path(), k.addr, "127.0.0.3", "1002");
     assert!(
         run.success(),
         "1002 registers through Kamailio:\n{}",
@@ -150,14 +148,7 @@ fn behind_a_trusted_kamailio_one_phone_is_banned_and_the_others_register() {
     );
     assert_eq!(statuses(&run), vec![401, 200]);
     // The banned address stays refused before its credentials are read, whoever it claims.
-    let run = register(
-        work.path(),
-        k.addr,
-        "127.0.0.2",
-        "1002",
-        &password("1002"),
-        None,
-    );
+    let run = right_password(work.path(), k.addr, "127.0.0.2", "1002");
     assert_eq!(statuses(&run), vec![403], "the banned phone, as 1002");
 }
 
@@ -172,14 +163,7 @@ fn behind_an_untrusted_kamailio_one_phone_bans_every_phone() {
         log.contains("auth ban: src=127.0.0.1 "),
         "Kamailio's address is banned:\n{log}"
     );
-    let run = register(
-        work.path(),
-        k.addr,
-        "127.0.0.3",
-        "1002",
-        &password("1002"),
-        None,
-    );
+    let run = right_password(work.path(), k.addr, "127.0.0.3", "1002");
     assert_eq!(
         statuses(&run),
         vec![403],
@@ -201,23 +185,9 @@ fn a_forged_via_from_an_untrusted_host_bans_its_real_source() {
         log.contains("auth ban: src=127.0.0.4 ") && !log.contains("src=127.0.0.9 "),
         "the real source is banned, not the named one:\n{log}"
     );
-    let run = register(
-        work.path(),
-        svi.sip,
-        "127.0.0.4",
-        "1002",
-        &password("1002"),
-        None,
-    );
+    let run = right_password(work.path(), svi.sip, "127.0.0.4", "1002");
     assert_eq!(statuses(&run), vec![403], "the real source stays banned");
-    let run = register(
-        work.path(),
-        svi.sip,
-        "127.0.0.9",
-        "1002",
-        &password("1002"),
-        None,
-    );
+    let run = right_password(work.path(), svi.sip, "127.0.0.9", "1002");
     assert_eq!(
         statuses(&run),
         vec![401, 200],
