@@ -16,11 +16,14 @@ use sip::auth::guard::Verdict;
 use sip::auth::{parse_credentials, Algorithm, AuthGuard, BanPolicy, DigestServer, GuardStats};
 use sip::endpoint::Peer;
 use sip::message::{HeaderName, Request, Response, Uri};
-use sip::registrar::{unknown_user_secret, verify_digest, AuthOutcome, BindingChange, Registrar};
+use sip::registrar::{
+    unknown_user_secret, verify_digest, AuthOutcome, BindingChange, Origin, Registrar,
+};
 use tokio::sync::watch;
 
 use crate::acd::AcdHandle;
 use crate::acd::{AgentId, Input};
+use crate::acl::Acl;
 
 /// Where each registered agent can be reached now.
 pub type Contacts = HashMap<String, Vec<Uri>>;
@@ -31,6 +34,9 @@ pub struct AgentAuth {
     /// Offered in this order (`sip.digest_algorithms`).
     pub algorithms: Vec<Algorithm>,
     pub bans: BanPolicy,
+    /// Proxies whose record of the client's address (the Via below theirs) is believed, for
+    /// the guard and the "another device" check (`sip.trusted_proxies`; empty: nobody).
+    pub trusted_proxies: Acl,
 }
 
 impl Default for AgentAuth {
@@ -38,6 +44,7 @@ impl Default for AgentAuth {
         AgentAuth {
             algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
             bans: BanPolicy::default(),
+            trusted_proxies: Acl::default(),
         }
     }
 }
@@ -48,6 +55,7 @@ pub struct AgentPhones {
     codes_auth: DigestServer,
     unknown_user_secret: String,
     guard: AuthGuard,
+    trusted_proxies: Acl,
     auth_stats: watch::Sender<GuardStats>,
     passwords: BTreeMap<String, String>,
     registered: BTreeSet<String>,
@@ -74,6 +82,7 @@ impl AgentPhones {
                 codes_auth: DigestServer::new(realm, key.to_vec()).with_algorithms(auth.algorithms),
                 unknown_user_secret: unknown_user_secret(),
                 guard: AuthGuard::new(auth.bans),
+                trusted_proxies: auth.trusted_proxies,
                 auth_stats: watch::Sender::new(GuardStats::default()),
                 passwords,
                 registered: BTreeSet::new(),
@@ -167,8 +176,14 @@ impl AgentPhones {
         response
     }
 
+    /// The address `req` stands for: the client behind a trusted proxy, else its source.
+    fn client(&self, req: &Request, from: Peer) -> IpAddr {
+        sip::proxy::client_address(req, from.addr.ip(), &self.trusted_proxies)
+    }
+
     pub fn handle(&mut self, now: Instant, req: &Request, from: Peer) -> Response {
-        if let Some(r) = self.refused_while_banned(now, req, from.addr.ip()) {
+        let client = self.client(req, from);
+        if let Some(r) = self.refused_while_banned(now, req, client) {
             return r;
         }
         let unix = SystemTime::now()
@@ -181,22 +196,16 @@ impl AgentPhones {
             now,
             unix,
             req,
-            from,
+            Origin { peer: from, client },
             |u| passwords.get(u).cloned(),
             |u| acd.on_call(u),
         );
         if registration.response.status == 403 {
             if let AuthOutcome::Passed { user } = &registration.auth {
-                tracing::warn!(target: crate::security::TARGET, agent = %user, source = %from.addr.ip(), "REGISTER refused: the agent is on a call from another device");
+                tracing::warn!(target: crate::security::TARGET, agent = %user, source = %client, "REGISTER refused: the agent is on a call from another device");
             }
         }
-        let response = self.judge(
-            now,
-            req,
-            from.addr.ip(),
-            &registration.auth,
-            registration.response,
-        );
+        let response = self.judge(now, req, client, &registration.auth, registration.response);
         let change = registration.change;
         match &change {
             BindingChange::Registered { user } if self.registered.insert(user.clone()) => {
@@ -227,7 +236,8 @@ impl AgentPhones {
     /// agent's password), then the agent's state changes and the phone gets a final answer
     /// whose reason phrase says what happened (`480 Agent 1001 ready`): no media needed.
     pub fn feature_code(&mut self, now: Instant, req: &Request, from: Peer) -> Response {
-        if let Some(r) = self.refused_while_banned(now, req, from.addr.ip()) {
+        let client = self.client(req, from);
+        if let Some(r) = self.refused_while_banned(now, req, client) {
             return r;
         }
         let unix = SystemTime::now()
@@ -244,14 +254,14 @@ impl AgentPhones {
         ) {
             Ok(user) => user,
             Err((response, outcome)) => {
-                let r = self.judge(now, req, from.addr.ip(), &outcome, response);
+                let r = self.judge(now, req, client, &outcome, response);
                 return r.with_to_tag(&sip::endpoint::new_tag());
             }
         };
         self.judge(
             now,
             req,
-            from.addr.ip(),
+            client,
             &AuthOutcome::Passed { user: user.clone() },
             Response::new(200),
         );

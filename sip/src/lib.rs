@@ -24,6 +24,7 @@ pub mod endpoint;
 pub mod fuzzing;
 pub mod info;
 pub mod message;
+pub mod proxy;
 pub mod register;
 pub mod registrar;
 pub mod sdp;

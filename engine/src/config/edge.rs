@@ -195,5 +195,6 @@ pub(super) fn parse_agent_auth(cx: &Ctx<'_>, raw: RawAgentAuth) -> Result<AgentA
             first_ban,
             max_ban,
         },
+        trusted_proxies: d.trusted_proxies,
     })
 }

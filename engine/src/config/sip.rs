@@ -35,6 +35,7 @@ pub(super) struct RawSip {
     auth_window_secs: Option<u64>,
     auth_ban_secs: Option<u64>,
     auth_max_ban_secs: Option<u64>,
+    trusted_proxies: Option<Vec<String>>,
     dial_prefixes: Option<Vec<String>>,
     dial_max_digits: Option<usize>,
 }
@@ -183,7 +184,7 @@ pub(super) fn parse_sip(cx: &Ctx<'_>, raw: RawSip) -> Result<SipConfig, ConfigEr
             idle_timeout_secs: raw.tcp_idle_timeout_secs,
         },
     )?;
-    let agent_auth = edge::parse_agent_auth(
+    let mut agent_auth = edge::parse_agent_auth(
         cx,
         edge::RawAgentAuth {
             digest_algorithms: raw.digest_algorithms,
@@ -193,6 +194,18 @@ pub(super) fn parse_sip(cx: &Ctx<'_>, raw: RawSip) -> Result<SipConfig, ConfigEr
             max_ban_secs: raw.auth_max_ban_secs,
         },
     )?;
+    // Whose Via record of the client's address is believed (docs/adr/0009-trusted-proxies.md);
+    // none by default.
+    let mut proxies = Vec::new();
+    for (i, n) in raw.trusted_proxies.iter().flatten().enumerate() {
+        proxies.push(Network::parse(n).ok_or_else(|| {
+            cx.err(
+                &format!("sip.trusted_proxies[{i}]"),
+                format!("`{n}` is not an address or ADDRESS/PREFIX"),
+            )
+        })?);
+    }
+    agent_auth.trusted_proxies = Acl::new(proxies);
     let dial = super::trunks::parse_dial(
         cx,
         &|k: &str| format!("sip.{k}"),

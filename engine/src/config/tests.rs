@@ -216,6 +216,13 @@ fn edge_settings() {
     );
     assert_eq!(c.sip.agent_auth.bans.max_failures, 3);
     assert_eq!(c.sip.stream_limits.max_per_source, 8);
+    assert!(c.sip.agent_auth.trusted_proxies.is_empty());
+    let proxies =
+        parse("[sip]\ntrusted_proxies = [\"192.0.2.10\", \"10.1.0.0/16\"]\n").expect("proxies");
+    let trusted = &proxies.sip.agent_auth.trusted_proxies;
+    assert!(trusted.allows("192.0.2.10".parse().expect("ip")));
+    assert!(trusted.allows("10.1.2.3".parse().expect("ip")));
+    assert!(!trusted.allows("192.0.2.11".parse().expect("ip")));
     let tls = c.sip.tls.expect("tls");
     assert_eq!(
         tls.listen,
@@ -231,6 +238,14 @@ fn edge_settings() {
             "sip.digest_algorithms[0]",
         ),
         ("[sip]\ntcp_max_per_source = 0\n", "sip.tcp_max_per_source"),
+        (
+            "[sip]\ntrusted_proxies = [\"127.0.0.1\", \"kamailio\"]\n",
+            "sip.trusted_proxies[1]",
+        ),
+        (
+            "[sip]\ntrusted_proxies = [\"10.0.0.0/33\"]\n",
+            "sip.trusted_proxies[0]",
+        ),
         ("[sip]\n[sip.tls]\n", "sip.tls"),
         (
             "[sip]\ntransports = [\"tls\"]\n[sip.tls]\nkey = \"k.pem\"\n",
@@ -284,6 +299,7 @@ fn no_panic_on_any_value_of_any_key() {
         "sip.auth_window_secs",
         "sip.auth_ban_secs",
         "sip.auth_max_ban_secs",
+        "sip.trusted_proxies",
         "sip.tcp_max_connections",
         "sip.tcp_max_per_source",
         "sip.tcp_head_timeout_secs",

@@ -34,10 +34,28 @@ pub struct Binding {
     /// the port in its Contact is often not listening, and over TLS a phone rarely holds a
     /// certificate to accept a connection with.
     reach: Option<Uri>,
-    /// The address the REGISTER came from.
+    /// The client address the REGISTER came from (`Origin::client`).
     source: std::net::IpAddr,
     call_id: String,
     cseq: u32,
+}
+
+/// Where a REGISTER came from: the peer it arrived from (where the phone is reached back),
+/// and the client's address for the "another device" check (the phone behind a trusted
+/// proxy, `crate::proxy::client_address`; else the peer's own address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub peer: Peer,
+    pub client: std::net::IpAddr,
+}
+
+impl From<Peer> for Origin {
+    fn from(peer: Peer) -> Origin {
+        Origin {
+            peer,
+            client: peer.addr.ip(),
+        }
+    }
 }
 
 /// What a REGISTER changed, for the engine (agents become reachable or not).
@@ -167,7 +185,7 @@ impl Registrar {
         now: Instant,
         unix_now: u64,
         req: &Request,
-        source: Peer,
+        source: impl Into<Origin>,
         secret: F,
         on_call: B,
     ) -> Registration
@@ -200,6 +218,7 @@ impl Registrar {
             return refused(respond(req, 403), AuthOutcome::Failed { user });
         }
         let busy = on_call(&user);
+        let source = source.into();
         let (response, change) = self.bind(now, req, source, user.clone(), busy);
         Registration {
             response,
@@ -213,10 +232,11 @@ impl Registrar {
         &mut self,
         now: Instant,
         req: &Request,
-        source: Peer,
+        origin: Origin,
         user: String,
         on_call: bool,
     ) -> (Response, BindingChange) {
+        let source = origin.peer;
         let reach = source.transport.uri_param().and_then(|t| {
             let host = match source.addr.ip() {
                 std::net::IpAddr::V6(v6) => format!("[{v6}]"),
@@ -251,7 +271,7 @@ impl Registrar {
             && had
             && !self.bindings.get(&user).is_some_and(|l| {
                 l.iter()
-                    .any(|b| b.expires_at > now && b.source == source.addr.ip())
+                    .any(|b| b.expires_at > now && b.source == origin.client)
             })
         {
             let mut r = respond(req, 403);
@@ -297,7 +317,7 @@ impl Registrar {
                     list.push(Binding {
                         contact: c.uri,
                         reach: reach.clone(),
-                        source: source.addr.ip(),
+                        source: origin.client,
                         expires_at: now + Duration::from_secs(asked.into()),
                         call_id: call_id.clone(),
                         cseq: cseq.seq,

@@ -68,7 +68,7 @@ fn authorise_from(
     contact: &str,
     expires: Option<u32>,
     cseq: u32,
-    source: Peer,
+    source: impl Into<Origin> + Copy,
     on_call: bool,
 ) -> (Response, BindingChange) {
     let first = reg.handle(
@@ -208,6 +208,52 @@ fn unknown_users_and_wrong_passwords_get_the_same_answer() {
     };
     assert_eq!(names(&wrong), names(&unknown));
     assert_eq!(guess(&mut reg, "1001", "pw1001").response.status, 200);
+}
+
+#[test]
+fn behind_one_proxy_the_client_address_tells_devices_apart() {
+    let mut reg = registrar();
+    let t0 = Instant::now();
+    let proxy = Peer {
+        transport: Transport::Udp,
+        addr: "192.0.2.10:5060".parse().expect("addr"),
+    };
+    let from = |client: &str| Origin {
+        peer: proxy,
+        client: client.parse().expect("ip"),
+    };
+    let phone = "<sip:1001@198.51.100.7:5070>";
+    authorise_from(
+        &mut reg,
+        t0,
+        phone,
+        Some(300),
+        1,
+        from("198.51.100.7"),
+        false,
+    );
+    // Another device through the same proxy, while the agent is on a call: refused.
+    let (r, change) = authorise_from(
+        &mut reg,
+        t0,
+        "<sip:1001@198.51.100.8:5070>",
+        Some(300),
+        10,
+        from("198.51.100.8"),
+        true,
+    );
+    assert_eq!((r.status, change), (403, BindingChange::None));
+    // The agent's own phone, through the proxy, refreshes during the call.
+    let (r, _) = authorise_from(
+        &mut reg,
+        t0,
+        phone,
+        Some(300),
+        20,
+        from("198.51.100.7"),
+        true,
+    );
+    assert_eq!(r.status, 200);
 }
 
 #[test]
