@@ -112,6 +112,10 @@ pub static ENGINE_DB: Schema = Schema {
             name: "number the dial plan refused for a call",
             sql: "ALTER TABLE calls ADD COLUMN dial_refused TEXT;",
         },
+        Step {
+            name: "failover of a call (JSON)",
+            sql: "ALTER TABLE calls ADD COLUMN failover TEXT;",
+        },
     ],
 };
 
