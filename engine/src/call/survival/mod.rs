@@ -192,10 +192,13 @@ async fn publish(
         for (call, update) in round {
             let writer = writer.clone();
             writes.spawn(async move {
-                let done = match update {
-                    Update::Put(doc) => writer.put_doc(COLLECTION.into(), call.clone(), doc).await,
-                    Update::Remove => writer.delete_doc(COLLECTION.into(), call.clone()).await,
+                let value = match update {
+                    Update::Put(doc) => Some(doc),
+                    Update::Remove => None,
                 };
+                let done = writer
+                    .write_live(COLLECTION.into(), call.clone(), value)
+                    .await;
                 if let Err(e) = done {
                     tracing::warn!(call = %call, error = %e, "call replica not written");
                 }
