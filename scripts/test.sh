@@ -7,7 +7,8 @@
 # softphone of the SRTP, TLS and agent tests; openssl for the test mail server's
 # certificate; systemd-analyze from systemd and dpkg-deb, for the package test, which also
 # needs root for its throwaway container; kamailio, the IPBX registrar of the HA
-# registration test, with kamcmd to read its bindings; promtool from prometheus, for the
+# registration test and the dispatcher in front of two pairs (samples/kamailio), with
+# kamcmd to read its bindings and the dispatcher's view; promtool from prometheus, for the
 # admin API's /metrics test; PostgreSQL's server for the helpdesk tests, which start a
 # private one on a free port; chromium and chromedriver from chromium-driver, for the admin
 # web's browser test).

@@ -1,6 +1,7 @@
 //! `svi health`: a check for Nagios/Centreon/Shinken-style monitors. It sends a SIP OPTIONS
 //! to the engine and prints one status line; the exit code is the plugin convention:
-//! 0 OK, 1 WARNING (slow answer), 2 CRITICAL (no or bad answer), 3 UNKNOWN (cannot check).
+//! 0 OK (an answer in time, or the standby's 503), 1 WARNING (slow answer, or 503 from a node
+//! shutting down), 2 CRITICAL (no or bad answer), 3 UNKNOWN (cannot check).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -80,6 +81,12 @@ pub async fn check(target: SocketAddr, warn: Duration, timeout: Duration) -> (u8
                 format!("SVI WARNING - SIP answered in {ms} ms {perf}"),
             ),
             200 => (OK, format!("SVI OK - SIP answered in {ms} ms {perf}")),
+            // The standby of an HA pair refuses new work as it should (its OPTIONS gets the
+            // answer an INVITE would): up, not a warning.
+            503 if standby(&r) => (
+                OK,
+                format!("SVI OK - standby node, SIP answered 503 in {ms} ms {perf}"),
+            ),
             503 => (
                 WARNING,
                 format!("SVI WARNING - {target} answered 503 (standby or shutting down) {perf}"),
@@ -90,6 +97,13 @@ pub async fn check(target: SocketAddr, warn: Duration, timeout: Duration) -> (u8
             ),
         };
     }
+}
+
+/// A 503 with the engine's `Warning: 399 svi "standby node"`.
+fn standby(r: &sip::message::Response) -> bool {
+    r.headers
+        .get(&sip::message::HeaderName::Warning)
+        .is_some_and(|w| w.contains("svi \"standby node\""))
 }
 
 fn rand_id() -> u64 {

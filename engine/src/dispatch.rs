@@ -260,12 +260,15 @@ impl Dispatcher {
         from: sip::endpoint::Peer,
     ) {
         // The lease is read now, not only the published role: see `replication::Serving`.
-        if matches!(request.method, Method::Invite | Method::Register)
-            && !in_dialog_request(&request)
+        if matches!(
+            request.method,
+            Method::Invite | Method::Register | Method::Options
+        ) && !in_dialog_request(&request)
             && !self.serving.now()
         {
-            // A standby keeps the PBX on the active node ("dissuasion"); OPTIONS still
-            // answer, so the PBX sees the standby alive.
+            // A standby keeps the PBX on the active node ("dissuasion"). OPTIONS gets the
+            // answer an INVITE would (RFC 3261 §11): a dispatcher probing with OPTIONS sees
+            // the standby unavailable, and the answer itself shows it alive.
             self.count_refusal(&request, Refusal::Standby);
             let mut r = Response::for_request(&request, 503);
             r.headers.push(HeaderName::RetryAfter, "30");

@@ -48,6 +48,8 @@
 //! - `alarm`: one alarm model (raised, cleared, severity) delivered to the log, a metrics
 //!   snapshot, the webhook and by mail, rate limited;
 //! - `backup`: backups (hot copy, checksums, tar or directory), restore, the schedule;
+//! - `central`: the active node's export of what the pair committed to a shared PostgreSQL
+//!   (central reporting across pairs);
 //! - `audit`: the replicated, append-only audit log (admin API requests, plug-ins: a door
 //!   opened, a badge blocked, an alarm called out).
 //!
@@ -90,6 +92,7 @@ pub mod audit;
 pub mod backup;
 pub mod call;
 pub mod callout;
+pub mod central;
 pub mod collect;
 pub mod config;
 pub mod connectors;

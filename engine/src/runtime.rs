@@ -350,6 +350,13 @@ impl Engine {
             replication.active.clone(),
             alarms.clone(),
         ));
+        tasks.extend(crate::central::spawn(
+            &config,
+            storage.clone(),
+            replication.active.clone(),
+            replication.writer.clone(),
+            alarms.clone(),
+        ));
 
         let mut trunks = Vec::new();
         for t in config.trunks.iter().filter(|t| t.register) {

@@ -1,5 +1,6 @@
 //! `svi stats`: queue statistics per interval from the persisted ACD events, read from the
-//! data directory's database (the report itself is the engine's `acd::report`).
+//! data directory's database, or with `--source central` from the central reporting
+//! database across every pair (the report itself is the engine's `acd::report`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use chrono::{DateTime, Utc};
-use engine::acd::report::{queue_report, ReportQuery};
+use engine::acd::report::{central_queue_report, queue_report, ReportQuery};
 use engine::acd::QueueStats;
 use engine::config::EngineConfig;
 use engine::storage::Storage;
@@ -36,6 +37,16 @@ pub struct StatsArgs {
     threshold: Option<String>,
     #[arg(long)]
     json: bool,
+    /// Where the events come from: this node's database, or the central database of
+    /// `[central]` (every pair's events).
+    #[arg(long, value_enum, default_value = "local")]
+    source: Source,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    Local,
+    Central,
 }
 
 pub fn run(args: StatsArgs) -> anyhow::Result<ExitCode> {
@@ -59,8 +70,13 @@ pub fn run(args: StatsArgs) -> anyhow::Result<ExitCode> {
         threshold: span("--threshold", args.threshold)?,
     };
     let thresholds = thresholds(&args.at);
-    let data_dir = data_dir_of(&args.at)?;
-    let rows = runtime()?.block_on(report(&data_dir, &query, &thresholds))?;
+    let rows = match args.source {
+        Source::Local => {
+            let data_dir = data_dir_of(&args.at)?;
+            runtime()?.block_on(report(&data_dir, &query, &thresholds))?
+        }
+        Source::Central => runtime()?.block_on(central_report(&args.at, &query, &thresholds))?,
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
@@ -90,6 +106,25 @@ async fn report(
     let storage = Storage::open_read_only(data_dir).await?;
     let rows = queue_report(&storage, query, thresholds).await;
     storage.close().await;
+    Ok(rows?)
+}
+
+/// The report from the central database named by the configuration's `[central]`.
+async fn central_report(
+    at: &Where,
+    query: &ReportQuery,
+    thresholds: &HashMap<String, Duration>,
+) -> anyhow::Result<Vec<QueueStats>> {
+    let config = super::load_config(at)?;
+    let Some(central) = &config.central else {
+        bail!(
+            "{}: no [central] section: central reporting is not configured",
+            config.file.display()
+        );
+    };
+    let db = engine::central::reader(central, &config.data_dir).await?;
+    let rows = central_queue_report(&db, query, thresholds).await;
+    db.close().await;
     Ok(rows?)
 }
 

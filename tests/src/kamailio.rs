@@ -35,7 +35,7 @@ pub struct Kamailio {
     log: PathBuf,
 }
 
-fn modules_dir() -> PathBuf {
+pub(crate) fn modules_dir() -> PathBuf {
     [
         "/usr/lib/x86_64-linux-gnu/kamailio/modules",
         "/usr/lib/kamailio/modules",
@@ -87,22 +87,8 @@ request_route {{
             modules = modules_dir().display(),
             ctl = ctl.display(),
         );
-        let file = dir.join("kamailio.cfg");
-        std::fs::write(&file, cfg).expect("write kamailio.cfg");
-        let log = dir.join("kamailio.log");
-        let out = std::fs::File::create(&log).expect("kamailio log");
-        let child = Command::new("kamailio")
-            .arg("-f")
-            .arg(&file)
-            .args(["-DD", "-E", "-Y"])
-            .arg(dir)
-            .arg("-P")
-            .arg(dir.join("kamailio.pid"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(out)
-            .spawn()
-            .expect("kamailio (is it installed? scripts/test.sh installs it)");
+        std::fs::write(dir.join("kamailio.cfg"), cfg).expect("write kamailio.cfg");
+        let (child, log) = spawn(dir, &[]);
         let k = Kamailio {
             child,
             addr,
@@ -135,17 +121,43 @@ request_route {{
     }
 }
 
-/// `kamcmd ul.dump` on the control socket `ctl`.
-fn dump(ctl: &Path) -> Option<String> {
+/// Starts `kamailio` on `DIR/kamailio.cfg` with `args`, in the foreground (its children
+/// forked), its runtime files in `dir` and its log in `DIR/kamailio.log` (returned).
+pub(crate) fn spawn(dir: &Path, args: &[String]) -> (Child, PathBuf) {
+    let log = dir.join("kamailio.log");
+    let out = std::fs::File::create(&log).expect("kamailio log");
+    let child = Command::new("kamailio")
+        .arg("-f")
+        .arg(dir.join("kamailio.cfg"))
+        .args(args)
+        .args(["-DD", "-E", "-Y"])
+        .arg(dir)
+        .arg("-P")
+        .arg(dir.join("kamailio.pid"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(out)
+        .spawn()
+        .expect("kamailio (is it installed? scripts/test.sh installs it)");
+    (child, log)
+}
+
+/// `kamcmd CMD` on the control socket `ctl`: its output, if it succeeded.
+pub(crate) fn kamcmd(ctl: &Path, cmd: &str) -> Option<String> {
     let out = Command::new("kamcmd")
         .arg("-s")
         .arg(format!("unix:{}", ctl.display()))
-        .arg("ul.dump")
+        .arg(cmd)
         .output()
         .ok()?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `kamcmd ul.dump` on the control socket `ctl`.
+fn dump(ctl: &Path) -> Option<String> {
+    kamcmd(ctl, "ul.dump")
 }
 
 fn bindings(ctl: &Path, user: &str) -> Vec<String> {

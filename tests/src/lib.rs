@@ -10,6 +10,7 @@
 //! - `intruder`: an RTP sprayer from outside the allow-list (media hijack attempts);
 //! - `ha`: HA pairs of real processes (samples or generated), status, role history;
 //! - `kamailio`: Kamailio as the IPBX's registrar, and a watch on its bindings;
+//! - `dispatcher`: Kamailio on the sample configuration (`samples/kamailio/`) in front of pairs;
 //! - `proc`: start, probe, stop and inspect an engine process in a temporary data directory;
 //! - `sipp`: build sipp scenarios (caller, registrar) and run sipp against the engine;
 //! - `pcap`: write pcap files of RTP streams (e.g. in-band DTMF tones) for sipp to play;
@@ -25,6 +26,7 @@ pub mod baresip;
 pub mod browser;
 pub mod config;
 pub mod contact;
+pub mod dispatcher;
 pub mod ha;
 pub mod intruder;
 pub mod kamailio;

@@ -18,6 +18,9 @@ pub struct PgServer {
     bin: PathBuf,
     data: PathBuf,
     run_as: Option<&'static str>,
+    /// `pg_ctl -o` options and log file of the running server (for `restart`).
+    options: String,
+    log: String,
     _dir: tempfile::TempDir,
 }
 
@@ -75,6 +78,8 @@ impl PgServer {
             bin,
             data,
             run_as,
+            options: String::new(),
+            log: String::new(),
             _dir: dir,
         };
         let data = server.data.to_string_lossy().into_owned();
@@ -104,16 +109,45 @@ impl PgServer {
             .join("server.log")
             .to_string_lossy()
             .into_owned();
-        server
-            .run(
-                "pg_ctl",
-                &[
-                    "-D", &data, "-o", &options, "-l", &log, "-w", "-t", "60", "start",
-                ],
-            )
-            .map_err(|e| format!("{e}\n{}", std::fs::read_to_string(&log).unwrap_or_default()))?;
+        server.options = options;
+        server.log = log;
+        server.start_again()?;
         server.port = port;
         Ok(server)
+    }
+
+    /// Starts the server again on the same data and port (after `stop`).
+    pub fn start_again(&self) -> Result<(), String> {
+        let data = self.data.to_string_lossy().into_owned();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &data,
+                "-o",
+                &self.options,
+                "-l",
+                &self.log,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        )
+        .map(drop)
+        .map_err(|e| {
+            format!(
+                "{e}\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            )
+        })
+    }
+
+    /// Stops the server at once (clients see their connections cut), keeping its data.
+    pub fn stop(&self) -> Result<(), String> {
+        let data = self.data.to_string_lossy().into_owned();
+        self.run("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"])
+            .map(drop)
     }
 
     fn command(&self, program: &str) -> Command {

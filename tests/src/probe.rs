@@ -71,17 +71,25 @@ impl Probe {
 
     /// Pings with OPTIONS until a 200 arrives or `timeout` passes.
     pub fn wait_ready(&mut self, timeout: Duration) -> bool {
+        self.wait_answer(timeout) == Some(200)
+    }
+
+    /// Pings with OPTIONS until a final answer arrives or `timeout` passes; returns its
+    /// status, or `None`. A node of an HA pair that is not active answers 503 (the answer
+    /// an INVITE would get), and is up all the same.
+    pub fn wait_answer(&mut self, timeout: Duration) -> Option<u16> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             let call_id = self.send_options();
             let step = Instant::now() + Duration::from_millis(100);
             while let Some(m) = self.recv_until(step.min(deadline)) {
-                if m.starts_with("SIP/2.0 200") && m.contains(&call_id) {
-                    return true;
+                match status_of(&m) {
+                    Some(s) if s >= 200 && m.contains(&call_id) => return Some(s),
+                    _ => {}
                 }
             }
         }
-        false
+        None
     }
 }
 

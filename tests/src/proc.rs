@@ -53,7 +53,7 @@ pub struct EngineOptions {
 }
 
 impl EngineProc {
-    /// Starts `svi run` and waits until it answers OPTIONS.
+    /// Starts `svi run` and waits until it answers OPTIONS (any final status).
     pub fn start(opts: EngineOptions) -> EngineProc {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = opts.sip_port.unwrap_or_else(free_sip_port);
@@ -115,8 +115,9 @@ impl EngineProc {
             log,
             log_signal,
         };
+        // Up once it answers OPTIONS at all: a node of an HA pair answers 503 until active.
         let mut probe = Probe::new(sip);
-        if !probe.wait_ready(Duration::from_secs(20)) {
+        if probe.wait_answer(Duration::from_secs(20)).is_none() {
             let status = engine.child.try_wait().ok().flatten();
             panic!(
                 "engine did not answer OPTIONS within 20 s (exit: {status:?}); log:\n{}",

@@ -56,9 +56,31 @@ fn pair_with_witness_forms_fails_over_and_fails_back() {
         Duration::from_secs(10)
     ));
 
-    // The standby keeps the PBX away (503) but answers OPTIONS.
+    // The standby keeps the PBX away (503), OPTIONS included (the answer an INVITE gets):
+    // a dispatcher probing with OPTIONS sees it unavailable; the active node answers 200.
     let mut probe = Probe::new(b.sip);
-    assert!(probe.wait_ready(Duration::from_secs(5)));
+    assert_eq!(probe.wait_answer(Duration::from_secs(5)), Some(503));
+    assert_eq!(
+        Probe::new(a.sip).wait_answer(Duration::from_secs(5)),
+        Some(200)
+    );
+    // The monitoring check takes the standby's 503 for a standby, not a warning.
+    let health = Command::new(svi_bin())
+        .args([
+            "health",
+            "--sip",
+            &b.sip.to_string(),
+            "--timeout-ms",
+            "1500",
+        ])
+        .output()
+        .expect("svi health");
+    let line = String::from_utf8_lossy(&health.stdout);
+    assert!(
+        health.status.code() == Some(0) && line.starts_with("SVI OK - standby node"),
+        "svi health on the standby: {:?} {line}",
+        health.status.code()
+    );
     let caller = Caller::new(Codec::Pcma);
     let refused = Sipp::new(caller.xml())
         .calls(1)

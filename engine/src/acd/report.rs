@@ -2,7 +2,8 @@
 //! driver persisted (the `acd_events` documents of the replicated database) with the
 //! definitions of `acd::stats` (see docs/acd.md). `svi stats` reads them from a data
 //! directory; the `EngineHandle` (and so the admin reports) from the running engine's
-//! database. Like the driver, this is the ACD's edge with I/O: the core never reads storage.
+//! database; `svi stats --source central` from the central database (every pair's
+//! events). Like the driver, this is the ACD's edge with I/O: the core never reads storage.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::driver::EVENTS_COLLECTION;
 use super::{queue_stats_by_interval, AcdEvent, EventKind, QueueId, QueueStats, Timestamp};
+use crate::storage::central::CentralDb;
 use crate::storage::{Storage, StorageError};
 
 /// Events of calls answered in the period may end (talk, wrap-up) after it: read this much
@@ -65,18 +67,24 @@ fn key(t: Timestamp) -> String {
     format!("{:013}", t.as_unix_ms())
 }
 
-/// The events of `[from - LOOK_BEHIND, to + LOOK_AHEAD)`.
+/// The batch keys to read for `[from, to)`: `[from - LOOK_BEHIND, to + LOOK_AHEAD)`.
+fn key_range(from: Timestamp, to: Timestamp) -> (String, String) {
+    let start = Timestamp::from_unix_ms(
+        from.as_unix_ms()
+            .saturating_sub(LOOK_BEHIND.as_millis() as u64),
+    );
+    (key(start), key(to + LOOK_AHEAD))
+}
+
+/// The events of the batches of `key_range(from, to)`.
 async fn load_events(
     storage: &Storage,
     from: Timestamp,
     to: Timestamp,
 ) -> Result<Vec<AcdEvent>, ReportError> {
-    let start = Timestamp::from_unix_ms(
-        from.as_unix_ms()
-            .saturating_sub(LOOK_BEHIND.as_millis() as u64),
-    );
+    let (start, end) = key_range(from, to);
     let docs = storage
-        .docs_in_range(EVENTS_COLLECTION, &key(start), &key(to + LOOK_AHEAD))
+        .docs_in_range(EVENTS_COLLECTION, &start, &end)
         .await?;
     let mut events = Vec::new();
     for (key, text) in docs {
@@ -102,6 +110,17 @@ fn queues_in(events: &[AcdEvent]) -> BTreeSet<String> {
         .collect()
 }
 
+/// The period of `query` on the events' timeline; an error if it is empty.
+fn period(query: &ReportQuery) -> Result<(Timestamp, Timestamp), ReportError> {
+    if query.until <= query.since {
+        return Err(ReportError::EmptyPeriod {
+            since: query.since,
+            until: query.until,
+        });
+    }
+    Ok((timestamp(query.since), timestamp(query.until)))
+}
+
 /// The report: one row per queue and interval, queues in id order. `thresholds` are the
 /// configured service-level thresholds per queue id.
 pub async fn queue_report(
@@ -109,17 +128,42 @@ pub async fn queue_report(
     query: &ReportQuery,
     thresholds: &HashMap<String, Duration>,
 ) -> Result<Vec<QueueStats>, ReportError> {
-    if query.until <= query.since {
-        return Err(ReportError::EmptyPeriod {
-            since: query.since,
-            until: query.until,
-        });
-    }
-    let (from, to) = (timestamp(query.since), timestamp(query.until));
+    let (from, to) = period(query)?;
     let events = load_events(storage, from, to).await?;
+    Ok(rows_of(&events, query, thresholds))
+}
+
+/// The same report across every pair, from the events exported to the central database
+/// (`svi stats --source central`).
+pub async fn central_queue_report(
+    central: &CentralDb,
+    query: &ReportQuery,
+    thresholds: &HashMap<String, Duration>,
+) -> Result<Vec<QueueStats>, ReportError> {
+    let (from, to) = period(query)?;
+    let (start, end) = key_range(from, to);
+    let mut events = Vec::new();
+    for value in central.acd_events(&start, &end).await? {
+        let event: AcdEvent =
+            serde_json::from_value(value).map_err(|source| ReportError::Unreadable {
+                key: "central_acd_events".into(),
+                source,
+            })?;
+        events.push(event);
+    }
+    Ok(rows_of(&events, query, thresholds))
+}
+
+/// One row per queue and interval of the period of `query`, from `events`.
+fn rows_of(
+    events: &[AcdEvent],
+    query: &ReportQuery,
+    thresholds: &HashMap<String, Duration>,
+) -> Vec<QueueStats> {
+    let (from, to) = (timestamp(query.since), timestamp(query.until));
     let queues: Vec<String> = match &query.queue {
         Some(name) => vec![name.clone()],
-        None => queues_in(&events).into_iter().collect(),
+        None => queues_in(events).into_iter().collect(),
     };
     let step = query.interval.unwrap_or_else(|| to.since(from));
     let mut rows = Vec::new();
@@ -130,10 +174,10 @@ pub async fn queue_report(
             .unwrap_or(DEFAULT_THRESHOLD);
         let queue = QueueId::from(name.as_str());
         rows.extend(queue_stats_by_interval(
-            &events, &queue, from, to, step, threshold,
+            events, &queue, from, to, step, threshold,
         ));
     }
-    Ok(rows)
+    rows
 }
 
 #[cfg(test)]

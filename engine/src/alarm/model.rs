@@ -34,6 +34,8 @@ pub enum AlarmKind {
     CertificateExpiry,
     /// A scheduled backup failed.
     BackupFailed,
+    /// The export to the central reporting database keeps failing (it retries).
+    CentralExport,
 }
 
 impl AlarmKind {
@@ -48,6 +50,7 @@ impl AlarmKind {
             AlarmKind::RecordingFailure => "recording_failure",
             AlarmKind::CertificateExpiry => "certificate_expiry",
             AlarmKind::BackupFailed => "backup_failed",
+            AlarmKind::CentralExport => "central_export",
         }
     }
 
@@ -63,10 +66,11 @@ impl AlarmKind {
             AlarmKind::RecordingFailure => "recording failures",
             AlarmKind::CertificateExpiry => "certificate expiry",
             AlarmKind::BackupFailed => "backup failed",
+            AlarmKind::CentralExport => "central reporting export failing",
         }
     }
 
-    pub const ALL: [AlarmKind; 9] = [
+    pub const ALL: [AlarmKind; 10] = [
         AlarmKind::NoQuorum,
         AlarmKind::PeerDown,
         AlarmKind::ReplicationLag,
@@ -76,6 +80,7 @@ impl AlarmKind {
         AlarmKind::RecordingFailure,
         AlarmKind::CertificateExpiry,
         AlarmKind::BackupFailed,
+        AlarmKind::CentralExport,
     ];
 }
 

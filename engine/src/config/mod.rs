@@ -8,7 +8,7 @@
 //! `sip` (`[sip]`, `[rtp]`, with the edge's TLS, limits and authentication in `edge`), `flows` (`[prompts]`, `[flows]`, `[[routes]]`), `trunks`,
 //! `acd` (`[[queues]]`, `[[agents]]`), `recording`, `connectors` (`[[data_sources]]`,
 //! `[[actions]]`, `[[connections]]`), `backup`, `alarms` (`[alarms]`, `[alarms.mail]`),
-//! `admin`, `callout` (`[alarm_callout]`). This file holds the whole file's shape and puts
+//! `admin`, `callout` (`[alarm_callout]`), `central`. This file holds the whole file's shape and puts
 //! the sections together.
 //! `[ha]` is kept as written: the binary checks it with the `ha` crate.
 
@@ -17,6 +17,7 @@ mod admin;
 mod alarms;
 mod backup;
 mod callout;
+mod central;
 mod connectors;
 mod edge;
 mod flows;
@@ -35,6 +36,7 @@ pub use acd::REGISTERED;
 pub use admin::AdminConfig;
 pub use backup::BackupConfig;
 pub use callout::AlarmCalloutConfig;
+pub use central::CentralConfig;
 pub use connectors::ConnectorConfig;
 pub use flows::Route;
 pub use recording::{RecordPolicy, RecordingConfig};
@@ -96,6 +98,7 @@ struct RawConfig {
     #[serde(default)]
     admin: admin::RawAdmin,
     alarm_callout: Option<callout::RawAlarmCallout>,
+    central: Option<central::RawCentral>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -143,6 +146,8 @@ pub struct EngineConfig {
     pub admin: AdminConfig,
     /// Calls to the on-duty numbers for access-control alarms (None: never).
     pub alarm_callout: Option<AlarmCalloutConfig>,
+    /// The export to the shared PostgreSQL of central reporting (None: off).
+    pub central: Option<CentralConfig>,
 }
 
 /// What every section's parser needs: the file (for errors) and the base of relative paths.
@@ -231,6 +236,7 @@ impl EngineConfig {
             alarms: alarms::parse(&cx, raw.alarms)?,
             admin: admin::parse(&cx, raw.admin)?,
             alarm_callout,
+            central: central::parse(&cx, raw.central)?,
         })
     }
 

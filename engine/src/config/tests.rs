@@ -505,3 +505,29 @@ fn the_alarm_callout_is_off_unless_configured_and_checked_when_it_is() {
         assert!(!format!("{a:?}").contains(ok), "not in the dump");
     }
 }
+
+#[test]
+fn central_reporting_is_off_unless_configured_and_never_takes_a_clear_password() {
+    assert_eq!(parse("").expect("empty").central, None, "off by default");
+    let url = "url = \"postgres://svi@db:5432/reporting\"\n";
+    let c = parse(&format!(
+        "[central]\n{url}pair = \"paris-1\"\npassword = \"${{SVI_PG}}\"\n"
+    ))
+    .expect("valid")
+    .central
+    .expect("on");
+    assert_eq!((c.pair.as_str(), c.batch), ("paris-1", 500));
+    assert_eq!(c.poll, std::time::Duration::from_secs(1));
+    let err = |body: &str| error(&format!("[central]\n{body}"));
+    let e = err("url = \"postgres://svi:hunter2@db/r\"\npair = \"p\"\n");
+    assert!(e.contains("central.url") && !e.contains("hunter2"), "{e}");
+    let e = err(&format!("{url}pair = \"p\"\npassword = \"hunter2\"\n"));
+    assert!(
+        e.contains("central.password") && !e.contains("hunter2"),
+        "{e}"
+    );
+    assert!(err(&format!("{url}pair = \"a b\"\n")).contains("central.pair"));
+    assert!(err(url).contains("central.pair"));
+    assert!(err("url = \"mysql://db/r\"\npair = \"p\"\n").contains("central.url"));
+    assert!(err(&format!("{url}pair = \"p\"\nbatch = 0\n")).contains("central.batch"));
+}

@@ -113,6 +113,10 @@ pub static ENGINE_DB: Schema = Schema {
             sql: "ALTER TABLE calls ADD COLUMN dial_refused TEXT;",
         },
         Step {
+            name: "export sequence of call records and documents",
+            sql: super::export::EXPORT_SCHEMA,
+        },
+        Step {
             name: "failover of a call (JSON)",
             sql: "ALTER TABLE calls ADD COLUMN failover TEXT;",
         },

@@ -4,9 +4,12 @@
 //! is versioned with `PRAGMA user_version` and brought up to date at open (`migrate`).
 //!
 //! - `records`: call records; `raft`: the replicated state machine side of `svi.db` and the
-//!   raft log file; `migrate`: the schemas and their forward-only steps.
+//!   raft log file; `migrate`: the schemas and their forward-only steps; `export`: the
+//!   numbered feed the central export reads; `central`: the shared PostgreSQL it writes.
 
 pub mod backup;
+pub mod central;
+mod export;
 mod lock;
 pub mod migrate;
 pub mod raft;
@@ -21,6 +24,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use export::{ExportItem, ExportRow};
 pub use lock::{DataDirLock, LockError, LOCK_FILE};
 pub use records::{CallQuery, CallRecord, EndReason, Failover, QueueOutcome};
 pub use watch::DocChanges;
@@ -53,6 +57,8 @@ pub enum StorageError {
         name: &'static str,
         source: sqlx::Error,
     },
+    #[error("central database {0}")]
+    Central(String),
     #[error("cannot copy the database to {path}: {source}")]
     Copy { path: PathBuf, source: sqlx::Error },
 }

@@ -411,12 +411,15 @@ pub(super) async fn put_doc_on(
     key: &str,
     value: &str,
 ) -> Result<u64, StorageError> {
+    let seq = super::export::next_seq(db).await?;
     let done = sqlx::query(
-        "INSERT OR REPLACE INTO replicated_docs (collection, key, value) VALUES (?,?,?)",
+        "INSERT OR REPLACE INTO replicated_docs (collection, key, value, export_seq)
+         VALUES (?,?,?,?)",
     )
     .bind(collection)
     .bind(key)
     .bind(value)
+    .bind(seq)
     .execute(&mut *db)
     .await?;
     Ok(done.rows_affected())
@@ -435,12 +438,13 @@ pub(super) async fn insert_call_on(
         .map(serde_json::to_string)
         .transpose()
         .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    let seq = super::export::next_seq(db).await?;
     let done = sqlx::query(
         "INSERT OR REPLACE INTO calls (id, sip_call_id, started_at, answered_at, ended_at, caller, called,
          flow, flow_version, path, end_reason, codec, node, rtp_sent, rtp_received,
          queue, agent, queued_at, agent_answered_at, queue_outcome, recording, recording_sha256,
-         recording_ms, dial_refused, failover)
-         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+         recording_ms, dial_refused, failover, export_seq)
+         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     )
     .bind(&r.id)
     .bind(&r.sip_call_id)
@@ -467,6 +471,7 @@ pub(super) async fn insert_call_on(
     .bind(r.recording_ms.map(|ms| ms as i64))
     .bind(&r.dial_refused)
     .bind(failover)
+    .bind(seq)
     .execute(&mut *db)
     .await?;
     Ok(done.rows_affected())
