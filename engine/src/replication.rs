@@ -34,8 +34,16 @@ pub trait RecordWriter: Send + Sync + 'static {
         key: String,
         value: serde_json::Value,
     ) -> BoxFuture<'_, Result<(), WriteError>>;
-    /// Removes a document written with `put_doc` (a live call's replica once it ended).
-    fn delete_doc(&self, collection: String, key: String) -> BoxFuture<'_, Result<(), WriteError>>;
+    /// Live state that a newer write replaces (a call's replica, `call::survival`):
+    /// upserts the document (`Some`) or removes it (`None`), **committed now or not at
+    /// all**. Never spooled: a write kept and committed later could land after a newer
+    /// one of another node (an adopted call's claim) and undo it.
+    fn write_live(
+        &self,
+        collection: String,
+        key: String,
+        value: Option<serde_json::Value>,
+    ) -> BoxFuture<'_, Result<(), WriteError>>;
 }
 
 /// The HA commands of the control surface (`svi ha status|promote`, the admin API),
@@ -212,12 +220,18 @@ impl RecordWriter for LocalWriter {
         })
     }
 
-    fn delete_doc(&self, collection: String, key: String) -> BoxFuture<'_, Result<(), WriteError>> {
+    fn write_live(
+        &self,
+        collection: String,
+        key: String,
+        value: Option<serde_json::Value>,
+    ) -> BoxFuture<'_, Result<(), WriteError>> {
         Box::pin(async move {
-            self.0
-                .delete_doc(&collection, &key)
-                .await
-                .map_err(|e| WriteError::Failed(e.to_string()))
+            let done = match value {
+                Some(v) => self.0.put_doc(&collection, &key, &v.to_string()).await,
+                None => self.0.delete_doc(&collection, &key).await,
+            };
+            done.map_err(|e| WriteError::Failed(e.to_string()))
         })
     }
 }

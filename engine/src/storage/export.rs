@@ -151,6 +151,7 @@ mod tests {
             recording_sha256: None,
             recording_ms: None,
             dial_refused: None,
+            failover: None,
         }
     }
 

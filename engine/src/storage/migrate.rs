@@ -116,6 +116,10 @@ pub static ENGINE_DB: Schema = Schema {
             name: "export sequence of call records and documents",
             sql: super::export::EXPORT_SCHEMA,
         },
+        Step {
+            name: "failover of a call (JSON)",
+            sql: "ALTER TABLE calls ADD COLUMN failover TEXT;",
+        },
     ],
 };
 

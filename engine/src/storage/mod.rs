@@ -26,7 +26,7 @@ use sqlx::sqlite::{
 
 pub use export::{ExportItem, ExportRow};
 pub use lock::{DataDirLock, LockError, LOCK_FILE};
-pub use records::{CallQuery, CallRecord, EndReason, QueueOutcome};
+pub use records::{CallQuery, CallRecord, EndReason, Failover, QueueOutcome};
 pub use watch::DocChanges;
 
 #[derive(Debug, thiserror::Error)]

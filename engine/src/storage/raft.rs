@@ -432,13 +432,19 @@ pub(super) async fn insert_call_on(
     r: &CallRecord,
 ) -> Result<u64, StorageError> {
     let path = serde_json::to_string(&r.path).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    let failover = r
+        .failover
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StorageError::Corrupt(e.to_string()))?;
     let seq = super::export::next_seq(db).await?;
     let done = sqlx::query(
         "INSERT OR REPLACE INTO calls (id, sip_call_id, started_at, answered_at, ended_at, caller, called,
          flow, flow_version, path, end_reason, codec, node, rtp_sent, rtp_received,
          queue, agent, queued_at, agent_answered_at, queue_outcome, recording, recording_sha256,
-         recording_ms, dial_refused, export_seq)
-         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+         recording_ms, dial_refused, failover, export_seq)
+         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     )
     .bind(&r.id)
     .bind(&r.sip_call_id)
@@ -464,6 +470,7 @@ pub(super) async fn insert_call_on(
     .bind(&r.recording_sha256)
     .bind(r.recording_ms.map(|ms| ms as i64))
     .bind(&r.dial_refused)
+    .bind(failover)
     .bind(seq)
     .execute(&mut *db)
     .await?;
@@ -497,6 +504,9 @@ mod tests {
                         serde_json::json!(1234)
                     } else if k == "queue_outcome" {
                         serde_json::json!("answered")
+                    } else if k == "failover" {
+                        serde_json::json!({"from": "a", "to": "b",
+                            "at": "2026-11-21T10:00:30Z", "media_gap_ms": 800})
                     } else {
                         serde_json::json!("x")
                     };

@@ -109,6 +109,24 @@ pub struct CallRecord {
     /// transfer), and why (`crate::dialplan`; the number masked).
     #[serde(default)]
     pub dial_refused: Option<String>,
+    /// The call outlived the node that answered it: adopted by another node
+    /// (`[ha] call_survival`).
+    #[serde(default)]
+    pub failover: Option<Failover>,
+}
+
+/// A call's move from the node that served it to the one that adopted it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failover {
+    /// Node names (`[node] name`): before and after.
+    pub from: String,
+    pub to: String,
+    /// When the new node adopted the call.
+    pub at: DateTime<Utc>,
+    /// How long the caller had no media: from the last replica of the old node to the
+    /// media re-anchored on the new one (unknown until it is).
+    #[serde(default)]
+    pub media_gap_ms: Option<u64>,
 }
 
 /// A search of call records (the admin API's `/api/v1/records`). Times are compared as the
@@ -217,6 +235,13 @@ pub(super) fn from_row(row: &SqliteRow) -> Result<CallRecord, StorageError> {
             Err(sqlx::Error::ColumnNotFound(_)) => None,
             other => other?,
         },
+        failover: match row.try_get::<Option<String>, _>("failover") {
+            Err(sqlx::Error::ColumnNotFound(_)) => None,
+            other => other?
+                .map(|text| serde_json::from_str(&text))
+                .transpose()
+                .map_err(|e| StorageError::Corrupt(format!("failover: {e}")))?,
+        },
     })
 }
 
@@ -257,6 +282,7 @@ mod tests {
             recording_sha256: None,
             recording_ms: None,
             dial_refused: None,
+            failover: None,
         }
     }
 

@@ -103,3 +103,47 @@ async fn batches_wait_until_every_member_reads_them() {
     let doc = c.node(2).storage().get_doc("counters", "k").await;
     assert_eq!(doc.expect("read").as_deref(), Some("80"));
 }
+
+/// Live state (a call's replica) is committed at once on the active node, and refused,
+/// not spooled, on the standby: a write kept and committed later could undo a newer one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_state_is_committed_on_the_active_node_and_never_spooled_elsewhere() {
+    let spec = [(1, MemberKind::Full), (2, MemberKind::Full)];
+    let mut c = Cluster::start(&spec, LogRetention::default()).await;
+    let form = Duration::from_secs(10);
+    c.wait_role(1, Role::Active, form).await;
+    c.wait_role(2, Role::Standby, form).await;
+    let dir = |id: u64| c.cfgs[&id].data_dir.clone();
+    let (dir1, dir2) = (dir(1), dir(2));
+    let active = Arc::new(c.nodes.remove(&1).expect("node 1"));
+    let standby = Arc::new(c.nodes.remove(&2).expect("node 2"));
+    let on_active = ReplicatedWriter::start(active.clone(), &dir1).expect("writer 1");
+    let on_standby = ReplicatedWriter::start(standby.clone(), &dir2).expect("writer 2");
+    let live = |w: &Arc<ReplicatedWriter>, v: Option<serde_json::Value>| {
+        let w = w.clone();
+        async move { w.write_live("live_calls".into(), "c1".into(), v).await }
+    };
+
+    live(&on_active, Some(serde_json::json!({"node": "a"})))
+        .await
+        .expect("committed");
+    let doc = active.storage().get_doc("live_calls", "c1").await;
+    assert_eq!(doc.expect("read").as_deref(), Some(r#"{"node":"a"}"#));
+
+    let refused = live(&on_standby, Some(serde_json::json!({"node": "b"}))).await;
+    assert!(refused.is_err(), "not active: refused");
+    assert_eq!(on_standby.spooled(), 0, "and not spooled");
+
+    live(&on_active, None).await.expect("removed");
+    let raft = active.raft().await.expect("raft");
+    let last = raft.metrics().borrow().last_log_index.unwrap_or(0);
+    wait_applied(&standby, last, form).await;
+    for node in [&active, &standby] {
+        let doc = node.storage().get_doc("live_calls", "c1").await;
+        assert_eq!(
+            doc.expect("read"),
+            None,
+            "removed on both, the standby's never written"
+        );
+    }
+}

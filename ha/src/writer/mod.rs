@@ -19,6 +19,10 @@
 //!   a write leaves the spool only once committed. At start, the spool left by the previous
 //!   run is replayed the same way.
 //!
+//! Live state (`RecordWriter::write_live`: a call's replica) is the exception: proposed
+//! only on the active node, acknowledged at commit, and on any failure dropped, never
+//! spooled (a newer write replaces it; a late one could undo another node's newer write).
+//!
 //! Commands are idempotent (a call record is keyed by its id, a document by its key), so a
 //! write that timed out but was committed anyway, then spooled and committed again, changes
 //! nothing.
@@ -170,8 +174,30 @@ impl RecordWriter for ReplicatedWriter {
         }))
     }
 
-    fn delete_doc(&self, collection: String, key: String) -> BoxFuture<'_, Result<(), WriteError>> {
-        Box::pin(self.write(Command::Delete { collection, key }))
+    fn write_live(
+        &self,
+        collection: String,
+        key: String,
+        value: Option<serde_json::Value>,
+    ) -> BoxFuture<'_, Result<(), WriteError>> {
+        let command = match value {
+            Some(value) => Command::Put {
+                collection,
+                key,
+                value,
+            },
+            None => Command::Delete { collection, key },
+        };
+        Box::pin(async move {
+            if *self.node.role().borrow() != Role::Active {
+                return Err(WriteError::Failed(
+                    "not active: live state not written".into(),
+                ));
+            }
+            self.propose(command)
+                .await
+                .map_err(|e| WriteError::Failed(format!("live state not committed: {e}")))
+        })
     }
 }
 

@@ -208,6 +208,7 @@ impl CallCore {
             r.recording_ms = Some(f.duration_ms);
         }
         r.dial_refused = self.dial_refused.clone();
+        r.failover = self.failover.clone();
         r
     }
 }
@@ -254,5 +255,6 @@ fn base_record(
         recording_sha256: None,
         recording_ms: None,
         dial_refused: None,
+        failover: None,
     }
 }

@@ -54,7 +54,7 @@ use sip::message::Request;
 use crate::acd::{self, Timeline, Timestamp};
 use crate::flows::{FlowSet, LoadedFlow};
 use crate::media::{Codec, MediaEvent};
-use crate::storage::{CallRecord, EndReason, QueueOutcome};
+use crate::storage::{CallRecord, EndReason, Failover, QueueOutcome};
 use pii::Pii;
 
 pub use env::{CallEnv, ContactBook, NoContacts};
@@ -121,6 +121,8 @@ pub struct CallCore {
     legs: BTreeMap<StreamId, leg::Leg>,
     /// A number the toll-fraud policy refused to dial (for the call record).
     dial_refused: Option<String>,
+    /// The node the call was adopted from (`call::survival`), for its record.
+    failover: Option<Failover>,
     io: Outbox,
 }
 
@@ -208,6 +210,7 @@ impl CallCore {
             recorded: None,
             legs: BTreeMap::new(),
             dial_refused: None,
+            failover: None,
             io: Outbox::new(),
         };
         core.start(now);

@@ -138,6 +138,7 @@ impl CallCore {
             legs: Default::default(),
             io: Outbox::new(),
             dial_refused: None,
+            failover: None,
         };
         let leg = core.place_leg(target, LegPurpose::Callee, caller_id);
         core.phase = Phase::Dialing(Dialing { leg, deadline });

@@ -51,6 +51,9 @@ pub struct CallSnapshot {
     /// A number the dial plan refused (for the call record).
     #[serde(default)]
     pub dial_refused: Option<String>,
+    /// Set by the node that adopted the call (`call::survival::adoptable`).
+    #[serde(default)]
+    pub failover: Option<crate::storage::Failover>,
     pub(crate) caller_side: Caller,
     pub(crate) phase: Phase,
     pub(crate) legs: Vec<SavedLeg>,
@@ -155,6 +158,7 @@ impl CallCore {
             desk: self.desk.clone(),
             recorded: self.recorded.clone(),
             dial_refused: self.dial_refused.clone(),
+            failover: self.failover.clone(),
             caller_side: self.caller.clone(),
             phase: self.phase.clone(),
             legs: self.legs.values().map(|l| l.save(now)).collect(),
@@ -211,6 +215,7 @@ impl CallCore {
             desk: snapshot.desk,
             recorded: snapshot.recorded,
             dial_refused: snapshot.dial_refused,
+            failover: snapshot.failover,
             legs,
             io,
         })

@@ -159,7 +159,7 @@ impl Driver {
         let live = ctx.live.register(core.view(), move |r| {
             deliver.send(CallInput::Command(r)).is_ok()
         });
-        let replica = ctx.survival.as_ref().map(|s| s.replica(core.id(), None));
+        let replica = ctx.survival.as_ref().map(|s| s.replica(core.id()));
         Driver {
             replica,
             live,

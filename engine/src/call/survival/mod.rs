@@ -40,9 +40,8 @@ pub use pacer::{Pace, Pacer};
 
 use super::core::{CallCore, CallSnapshot};
 use super::live::LiveCalls;
-use crate::acd::Timestamp;
 use crate::replication::{RecordWriter, Serving};
-use crate::storage::Storage;
+use crate::storage::{Failover, Storage};
 
 /// The replicated documents' collection.
 pub const COLLECTION: &str = "live_calls";
@@ -50,24 +49,13 @@ pub const COLLECTION: &str = "live_calls";
 /// How often a call that changed without changing phase is written again, at most.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(3);
 
-/// One call as replicated.
+/// One call as replicated: the node serving it and its snapshot (which names the
+/// failover that brought it there, if any: `CallSnapshot::failover`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReplicaDoc {
     /// The node serving the call (`[node] name`).
     pub node: String,
-    /// Set by the node that adopted the call.
-    #[serde(default)]
-    pub failover: Option<Failover>,
     pub snapshot: CallSnapshot,
-}
-
-/// A call's move from a node that stopped to the one that adopted it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Failover {
-    pub from: String,
-    pub to: String,
-    /// When the call was adopted.
-    pub at: Timestamp,
 }
 
 /// The node's publisher of call replicas and its guard; cheap to clone (one per call
@@ -104,14 +92,13 @@ impl Survival {
         }
     }
 
-    /// The replica of call `call`, for its driver (`failover`: the call was adopted).
-    pub fn replica(&self, call: &str, failover: Option<Failover>) -> Replica {
+    /// The replica of call `call`, for its driver.
+    pub fn replica(&self, call: &str) -> Replica {
         Replica {
             survival: self.clone(),
             call: call.to_string(),
             pacer: Pacer::new(self.refresh),
             written: false,
-            failover,
         }
     }
 }
@@ -123,7 +110,6 @@ pub struct Replica {
     pacer: Pacer,
     /// A snapshot was handed to the publisher.
     written: bool,
-    failover: Option<Failover>,
 }
 
 impl Replica {
@@ -164,7 +150,6 @@ impl Replica {
                 self.written = true;
                 let doc = ReplicaDoc {
                     node: self.survival.node.clone(),
-                    failover: self.failover.clone(),
                     snapshot: core.snapshot(now),
                 };
                 match serde_json::to_value(&doc) {
@@ -207,10 +192,13 @@ async fn publish(
         for (call, update) in round {
             let writer = writer.clone();
             writes.spawn(async move {
-                let done = match update {
-                    Update::Put(doc) => writer.put_doc(COLLECTION.into(), call.clone(), doc).await,
-                    Update::Remove => writer.delete_doc(COLLECTION.into(), call.clone()).await,
+                let value = match update {
+                    Update::Put(doc) => Some(doc),
+                    Update::Remove => None,
                 };
+                let done = writer
+                    .write_live(COLLECTION.into(), call.clone(), value)
+                    .await;
                 if let Err(e) = done {
                     tracing::warn!(call = %call, error = %e, "call replica not written");
                 }
@@ -236,7 +224,7 @@ pub fn adoptable(
     me: &str,
     wall: SystemTime,
 ) -> Vec<Adoption> {
-    let at = Timestamp::from_system_time(wall);
+    let at = chrono::DateTime::<chrono::Utc>::from(wall);
     docs.into_iter()
         .filter(|(call, _)| !running(call))
         .filter_map(|(call, text)| match serde_json::from_str::<ReplicaDoc>(&text) {
@@ -247,10 +235,11 @@ pub fn adoptable(
             }
         })
         .map(|mut doc| {
-            doc.failover = Some(Failover {
+            doc.snapshot.failover = Some(Failover {
                 from: std::mem::replace(&mut doc.node, me.to_string()),
                 to: me.to_string(),
                 at,
+                media_gap_ms: None,
             });
             Adoption { doc }
         })

@@ -117,17 +117,21 @@ impl RecordWriter for Recorder {
 
     fn put_doc(
         &self,
-        collection: String,
-        key: String,
-        value: serde_json::Value,
+        _: String,
+        _: String,
+        _: serde_json::Value,
     ) -> BoxFuture<'_, Result<(), WriteError>> {
-        assert_eq!(collection, COLLECTION);
-        self.note(key, Some(value))
+        Box::pin(async { Err(WriteError::Failed("replicas are live state".into())) })
     }
 
-    fn delete_doc(&self, collection: String, key: String) -> BoxFuture<'_, Result<(), WriteError>> {
+    fn write_live(
+        &self,
+        collection: String,
+        key: String,
+        value: Option<serde_json::Value>,
+    ) -> BoxFuture<'_, Result<(), WriteError>> {
         assert_eq!(collection, COLLECTION);
-        self.note(key, None)
+        self.note(key, value)
     }
 }
 

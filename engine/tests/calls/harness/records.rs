@@ -46,8 +46,16 @@ impl RecordWriter for MemoryWriter {
         Box::pin(async { Ok(()) })
     }
 
-    fn delete_doc(&self, collection: String, key: String) -> BoxFuture<'_, Result<(), WriteError>> {
-        self.tx.send_modify(|w| w.deleted.push((collection, key)));
+    fn write_live(
+        &self,
+        collection: String,
+        key: String,
+        value: Option<serde_json::Value>,
+    ) -> BoxFuture<'_, Result<(), WriteError>> {
+        self.tx.send_modify(|w| match value {
+            Some(v) => w.docs.push((collection, key, v)),
+            None => w.deleted.push((collection, key)),
+        });
         Box::pin(async { Ok(()) })
     }
 }

@@ -33,7 +33,6 @@ fn a_call_adopted_from_its_replica_resumes_in_its_menu_with_the_failover_named()
     let id = sim.core.id().to_string();
     let doc = ReplicaDoc {
         node: "a".into(),
-        failover: None,
         snapshot: sim.core.snapshot(sim.now),
     };
     let text = serde_json::to_string(&doc).expect("a replica serialises");
@@ -45,9 +44,13 @@ fn a_call_adopted_from_its_replica_resumes_in_its_menu_with_the_failover_named()
     assert_eq!(adopted.len(), 1);
     let claimed = adopted.remove(0).doc;
     assert_eq!(claimed.node, "b");
-    let failover = claimed.failover.clone().expect("the failover is named");
+    let failover = claimed
+        .snapshot
+        .failover
+        .clone()
+        .expect("the failover is named");
     assert_eq!((failover.from.as_str(), failover.to.as_str()), ("a", "b"));
-    assert_eq!(failover.at.as_unix_ms(), 1_700_000_000_000);
+    assert_eq!(failover.at.timestamp(), 1_700_000_000);
 
     // The old node, reading the claimed document, knows the call moved; the new one does
     // not yield it; a call without a replica stays where it runs.
@@ -64,4 +67,9 @@ fn a_call_adopted_from_its_replica_resumes_in_its_menu_with_the_failover_named()
     sim.caller_answers_bye();
     let r = sim.record();
     assert_eq!(r.path, ["welcome", "main_menu", "option1", "end"]);
+    assert_eq!(
+        r.failover,
+        Some(failover),
+        "the one record names the failover"
+    );
 }
