@@ -9,9 +9,10 @@
 # needs root for its throwaway container; kamailio, the IPBX registrar of the HA
 # registration test and the dispatcher in front of two pairs (samples/kamailio), with
 # kamcmd to read its bindings and the dispatcher's view; promtool from prometheus, for the
-# admin API's /metrics test; PostgreSQL's server for the helpdesk tests, which start a
-# private one on a free port; chromium and chromedriver from chromium-driver, for the admin
-# web's browser test).
+# admin API's /metrics test; PostgreSQL's server for the helpdesk, central reporting and
+# two-pair tests, which start a private one on a free port (the test command stops if it
+# cannot be installed, rather than skip them); chromium and chromedriver from
+# chromium-driver, for the admin web's browser test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,10 +42,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   echo "test.sh: installing postgresql"
-  install_debian postgresql || true
+  install_debian postgresql
 fi
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  echo "NOTICE: PostgreSQL is not installed: the PostgreSQL variant of the helpdesk tests is skipped"
+  # The helpdesk, central reporting and two-pair tests need a real PostgreSQL: without
+  # one they would skip, and the test command would pass without them.
+  echo "test.sh: PostgreSQL's server programs (initdb) are missing after the install" >&2
+  exit 1
 fi
 
 # The shared conformance corpus sits beside the repository; tests find it there.
